@@ -1,0 +1,372 @@
+//! The embedded metadata store (redb): what must be answered fast without
+//! reading the OCI layouts — tags, the repository list, the manifests of each
+//! repository, referrers, and which repositories hold each blob.
+//!
+//! Invariants:
+//! - The layouts on disk are the truth; this store is a cache of them. It is
+//!   written *after* the layout it describes, so a crash can only leave it
+//!   behind the disk, never ahead of it.
+//! - Each repository row carries the fingerprint (size, mtime, inode) of the
+//!   `index.json` it was built from; at start-up a repository whose
+//!   fingerprint differs from the file on disk is rebuilt from the layout.
+//! - Commits are not fsynced (`Durability::None`): redb keeps the file
+//!   consistent, and anything lost is found stale and rebuilt.
+
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use zot_oci::{Descriptor, Digest, RepoName};
+
+/// repo -> fingerprint of its index.json (JSON of [`Fingerprint`]).
+const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("repos");
+/// (repo, tag) -> manifest record.
+const TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tags");
+/// (repo, digest) -> manifest record.
+const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("manifests");
+/// (repo, subject digest, referrer digest) -> descriptor of the referrer.
+const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
+/// (blob digest, repo) -> ().
+const BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("blobs");
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("metadata store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("metadata store record: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(impl From<$t> for MetaError { fn from(e: $t) -> Self { MetaError::Db(e.into()) } })*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+pub type Result<T> = std::result::Result<T, MetaError>;
+
+/// What the registry needs to serve a manifest without opening it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Identity of an `index.json` as last synchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+/// One change to a repository's metadata, applied atomically with others.
+#[derive(Debug, Clone)]
+pub enum Change {
+    SetFingerprint(Fingerprint),
+    PutManifest(ManifestRecord),
+    RemoveManifest(Digest),
+    SetTag(String, ManifestRecord),
+    RemoveTag(String),
+    PutReferrer { subject: Digest, descriptor: Descriptor },
+    RemoveReferrer { subject: Digest, referrer: Digest },
+    AddBlob(Digest),
+    RemoveBlob(Digest),
+}
+
+pub struct MetaStore {
+    db: Database,
+}
+
+/// Sorts after every name, tag and digest: the greatest char, which none contains.
+const MAX: &str = "\u{10FFFF}";
+
+fn prefix_end(s: &str) -> String {
+    format!("{s}{MAX}")
+}
+
+impl MetaStore {
+    /// Opens (or creates) the store at `path`. A file that cannot be opened
+    /// (corrupt, or of another version) is removed and created anew: it is
+    /// rebuilt from the layouts.
+    pub fn open(path: &Path) -> Result<MetaStore> {
+        let db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(redb::DatabaseError::DatabaseAlreadyOpen.into());
+            }
+            Err(_) => {
+                let _ = std::fs::remove_file(path);
+                Database::create(path)?
+            }
+        };
+        let txn = db.begin_write()?;
+        {
+            txn.open_table(REPOS)?;
+            txn.open_table(TAGS)?;
+            txn.open_table(MANIFESTS)?;
+            txn.open_table(REFERRERS)?;
+            txn.open_table(BLOBS)?;
+        }
+        txn.commit()?;
+        Ok(MetaStore { db })
+    }
+
+    /// Applies `changes` to `repo` in one transaction, registering the
+    /// repository if it is new.
+    pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
+        let r = repo.as_str();
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut repos = txn.open_table(REPOS)?;
+            let mut tags = txn.open_table(TAGS)?;
+            let mut manifests = txn.open_table(MANIFESTS)?;
+            let mut referrers = txn.open_table(REFERRERS)?;
+            let mut blobs = txn.open_table(BLOBS)?;
+            if repos.get(r)?.is_none() {
+                let fp = serde_json::to_vec(&Fingerprint::default())?;
+                repos.insert(r, fp.as_slice())?;
+            }
+            for change in changes {
+                match change {
+                    Change::SetFingerprint(fp) => {
+                        repos.insert(r, serde_json::to_vec(fp)?.as_slice())?;
+                    }
+                    Change::PutManifest(rec) => {
+                        let d = rec.digest.to_string();
+                        manifests.insert((r, d.as_str()), serde_json::to_vec(rec)?.as_slice())?;
+                    }
+                    Change::RemoveManifest(d) => {
+                        manifests.remove((r, d.to_string().as_str()))?;
+                    }
+                    Change::SetTag(tag, rec) => {
+                        tags.insert((r, tag.as_str()), serde_json::to_vec(rec)?.as_slice())?;
+                    }
+                    Change::RemoveTag(tag) => {
+                        tags.remove((r, tag.as_str()))?;
+                    }
+                    Change::PutReferrer { subject, descriptor } => {
+                        let s = subject.to_string();
+                        let d = descriptor.digest.to_string();
+                        let v = serde_json::to_vec(descriptor)?;
+                        referrers.insert((r, s.as_str(), d.as_str()), v.as_slice())?;
+                    }
+                    Change::RemoveReferrer { subject, referrer } => {
+                        let s = subject.to_string();
+                        referrers.remove((r, s.as_str(), referrer.to_string().as_str()))?;
+                    }
+                    Change::AddBlob(d) => {
+                        blobs.insert((d.to_string().as_str(), r), ())?;
+                    }
+                    Change::RemoveBlob(d) => {
+                        blobs.remove((d.to_string().as_str(), r))?;
+                    }
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes every row of `repo` (before a rebuild, or when it is gone).
+    pub fn forget_repo(&self, repo: &str) -> Result<()> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        {
+            let mut repos = txn.open_table(REPOS)?;
+            repos.remove(repo)?;
+            let mut tags = txn.open_table(TAGS)?;
+            tags.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            let mut manifests = txn.open_table(MANIFESTS)?;
+            manifests.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            let mut referrers = txn.open_table(REFERRERS)?;
+            referrers.retain_in((repo, "", "")..(repo, MAX, ""), |_, _| false)?;
+            let mut blobs = txn.open_table(BLOBS)?;
+            blobs.retain(|(_, r), _| r != repo)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn fingerprint(&self, repo: &str) -> Result<Option<Fingerprint>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(REPOS)?;
+        Ok(match t.get(repo)? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        })
+    }
+
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(REPOS)?.get(repo.as_str())?.is_some())
+    }
+
+    /// Repositories in lexical order after `last`, at most `n` (and whether more follow).
+    pub fn repos(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(REPOS)?;
+        let iter = match last {
+            Some(l) => t.range::<&str>((std::ops::Bound::Excluded(l), std::ops::Bound::Unbounded))?,
+            None => t.range::<&str>(..)?,
+        };
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, _) = item?;
+            if out.len() == n {
+                return Ok((out, true));
+            }
+            out.push(k.value().to_owned());
+        }
+        Ok((out, false))
+    }
+
+    pub fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<ManifestRecord>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TAGS)?;
+        Ok(match t.get((repo.as_str(), tag))? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        })
+    }
+
+    pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(MANIFESTS)?;
+        Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
+            Some(v) => Some(serde_json::from_slice(v.value())?),
+            None => None,
+        })
+    }
+
+    /// Tags of `repo` pointing at `digest`.
+    pub fn tags_of(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TAGS)?;
+        let r = repo.as_str();
+        let mut out = Vec::new();
+        for item in t.range((r, "")..(r, MAX))? {
+            let (k, v) = item?;
+            let rec: ManifestRecord = serde_json::from_slice(v.value())?;
+            if rec.digest == *digest {
+                out.push(k.value().1.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tags of `repo` in lexical order after `last`, at most `n` (and whether more follow).
+    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TAGS)?;
+        let r = repo.as_str();
+        let start = match last {
+            Some(l) => std::ops::Bound::Excluded((r, l)),
+            None => std::ops::Bound::Included((r, "")),
+        };
+        let mut out = Vec::new();
+        for item in t.range::<(&str, &str)>((start, std::ops::Bound::Excluded((r, MAX))))? {
+            let (k, _) = item?;
+            if out.len() == n {
+                return Ok((out, true));
+            }
+            out.push(k.value().1.to_owned());
+        }
+        Ok((out, false))
+    }
+
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(REFERRERS)?;
+        let r = repo.as_str();
+        let s = subject.to_string();
+        let end = prefix_end(&s);
+        let mut out = Vec::new();
+        for item in t.range((r, s.as_str(), "")..(r, end.as_str(), ""))? {
+            let (_, v) = item?;
+            out.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Repositories known to hold blob `digest`.
+    pub fn blob_repos(&self, digest: &Digest) -> Result<Vec<String>> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(BLOBS)?;
+        let d = digest.to_string();
+        let end = prefix_end(&d);
+        let mut out = Vec::new();
+        for item in t.range((d.as_str(), "")..(end.as_str(), ""))? {
+            let (k, _) = item?;
+            out.push(k.value().1.to_owned());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(n: u8) -> ManifestRecord {
+        ManifestRecord {
+            digest: Digest::sha256_of(&[n]),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: n.into(),
+        }
+    }
+
+    #[test]
+    fn tags_repos_and_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let a: RepoName = "a".parse().unwrap();
+        let ab: RepoName = "a/b".parse().unwrap();
+        for t in ["v3", "v1", "v2"] {
+            m.apply(&a, &[Change::PutManifest(rec(1)), Change::SetTag(t.into(), rec(1))]).unwrap();
+        }
+        m.apply(&ab, &[Change::SetTag("x".into(), rec(2)), Change::AddBlob(rec(2).digest)]).unwrap();
+        assert_eq!(m.tags(&a, None, 10).unwrap(), (vec!["v1".into(), "v2".into(), "v3".into()], false));
+        assert_eq!(m.tags(&a, None, 2).unwrap(), (vec!["v1".into(), "v2".into()], true));
+        assert_eq!(m.tags(&a, Some("v1"), 5).unwrap(), (vec!["v2".into(), "v3".into()], false));
+        assert_eq!(m.tags(&ab, None, 5).unwrap().0, vec!["x".to_string()]);
+        assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string(), "a/b".to_string()]);
+        assert_eq!(m.repos(Some("a"), 10).unwrap().0, vec!["a/b".to_string()]);
+        assert_eq!(m.tag(&a, "v2").unwrap(), Some(rec(1)));
+        assert_eq!(m.tags_of(&a, &rec(1).digest).unwrap().len(), 3);
+        assert_eq!(m.blob_repos(&rec(2).digest).unwrap(), vec!["a/b".to_string()]);
+        m.forget_repo("a/b").unwrap();
+        assert!(m.blob_repos(&rec(2).digest).unwrap().is_empty());
+        assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string()]);
+        assert_eq!(m.tags(&a, None, 10).unwrap().0.len(), 3);
+    }
+
+    #[test]
+    fn referrers() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+        let a: RepoName = "a".parse().unwrap();
+        let subject = rec(9).digest;
+        let desc = Descriptor {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            digest: rec(1).digest,
+            size: 1,
+            artifact_type: Some("x/y".into()),
+            annotations: None,
+            platform: None,
+            urls: None,
+        };
+        m.apply(&a, &[Change::PutReferrer { subject: subject.clone(), descriptor: desc.clone() }]).unwrap();
+        assert_eq!(m.referrers(&a, &subject).unwrap(), vec![desc.clone()]);
+        assert!(m.referrers(&a, &rec(1).digest).unwrap().is_empty());
+        m.apply(&a, &[Change::RemoveReferrer { subject: subject.clone(), referrer: desc.digest }]).unwrap();
+        assert!(m.referrers(&a, &subject).unwrap().is_empty());
+    }
+}
