@@ -1,0 +1,189 @@
+//! The `http` section.
+//!
+//! Invariants of a parsed [`HttpConfig`]:
+//! - `address` is non-empty; `port` is 0..=65535 (0: the OS picks a free port),
+//!   written in the file as a string (`"8080"`, as zot does) or a number.
+//! - `compat` holds each mode at most once; only `docker2s2` exists.
+//! - `tls`, when present, has a non-empty `cert` and `key`. `tls.cacert`
+//!   (client certificates, mutual TLS) is not supported by this build, so
+//!   `cacert` is always `None` for now.
+//! - `auth`, `accessControl`, `ratelimit` and the other zot keys this build
+//!   does not implement are `not supported by this build` problems.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::fields;
+use crate::problem::Problem;
+use crate::value::{Section, kind};
+
+/// zot's default listening address.
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
+/// The default listening port.
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// Keys zot knows under `http` that this build does not implement.
+const UNSUPPORTED: &[&str] = &[
+    "auth",
+    "accessControl",
+    "ratelimit",
+    "externalUrl",
+    "allowOrigin",
+    "readTimeout",
+    "writeTimeout",
+];
+
+/// The HTTP listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Address to listen on (`http.address`, default `127.0.0.1`).
+    pub address: String,
+    /// Port to listen on (`http.port`, default 5000; 0 picks a free port).
+    pub port: u16,
+    /// Realm of `WWW-Authenticate` challenges (`http.realm`, default empty as in zot).
+    pub realm: String,
+    /// Compatibility modes (`http.compat`).
+    pub compat: Vec<Compat>,
+    /// Serve HTTPS (`http.tls`).
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            address: DEFAULT_ADDRESS.to_owned(),
+            port: DEFAULT_PORT,
+            realm: String::new(),
+            compat: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+/// A compatibility mode of `http.compat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compat {
+    /// Accept and serve Docker image manifest v2 schema 2 media types.
+    Docker2s2,
+}
+
+impl Compat {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compat::Docker2s2 => "docker2s2",
+        }
+    }
+}
+
+/// HTTPS settings (`http.tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain (`http.tls.cert`).
+    pub cert: PathBuf,
+    /// PEM private key (`http.tls.key`).
+    pub key: PathBuf,
+    /// CA of accepted client certificates (`http.tls.cacert`); not supported yet, always `None`.
+    pub cacert: Option<PathBuf>,
+}
+
+/// Reads `http` (absent: all defaults).
+pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpConfig {
+    let mut config = HttpConfig::default();
+    let Some(mut section) =
+        Section::new("http".to_owned(), value.unwrap_or(&Value::Null), problems)
+    else {
+        return config;
+    };
+    if let Some(address) = fields::string(&mut section, "address", problems) {
+        if address.trim().is_empty() {
+            problems.push(Problem::new(
+                section.child("address"),
+                "must not be empty (use 0.0.0.0 to listen on all interfaces)",
+            ));
+        } else {
+            config.address = address;
+        }
+    }
+    if let Some(value) = section.get("port") {
+        match port(value) {
+            Ok(port) => config.port = port,
+            Err(message) => problems.push(Problem::new(section.child("port"), message)),
+        }
+    }
+    if let Some(realm) = fields::string(&mut section, "realm", problems) {
+        config.realm = realm;
+    }
+    for (path, name) in fields::string_list(&mut section, "compat", problems).unwrap_or_default() {
+        if name.eq_ignore_ascii_case(Compat::Docker2s2.as_str()) {
+            if !config.compat.contains(&Compat::Docker2s2) {
+                config.compat.push(Compat::Docker2s2);
+            }
+        } else {
+            problems.push(Problem::new(
+                path,
+                format!("unknown compatibility mode {name:?} (expected \"docker2s2\")"),
+            ));
+        }
+    }
+    if let Some(value) = section.get("tls") {
+        config.tls = tls(section.child("tls"), value, problems);
+    }
+    section.unsupported(UNSUPPORTED, problems);
+    section.finish(problems);
+    config
+}
+
+/// A port as zot writes it: a string of digits, or a number.
+fn port(value: &Value) -> Result<u16, String> {
+    const RANGE: &str = "expected a port number from 0 to 65535";
+    let number = match value {
+        Value::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{RANGE}, found {s:?}"))?,
+        Value::Number(n) => n.as_u64().ok_or_else(|| format!("{RANGE}, found {n}"))?,
+        other => return Err(format!("{RANGE}, found {}", kind(other))),
+    };
+    u16::try_from(number).map_err(|_| format!("{RANGE}, found {number}"))
+}
+
+fn tls(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<TlsConfig> {
+    let mut section = Section::new(path, value, problems)?;
+    let cert = tls_file(&mut section, "cert", problems);
+    let key = tls_file(&mut section, "key", problems);
+    if section.get("cacert").is_some() {
+        problems.push(Problem::new(
+            section.child("cacert"),
+            "not supported by this build (client certificate authentication)",
+        ));
+    }
+    section.finish(problems);
+    Some(TlsConfig {
+        cert: cert?,
+        key: key?,
+        cacert: None,
+    })
+}
+
+/// A required, non-empty file path of `http.tls`.
+fn tls_file(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let present = section.has(name);
+    match fields::string(section, name, problems) {
+        Some(p) if !p.trim().is_empty() => Some(PathBuf::from(p)),
+        Some(_) => {
+            problems.push(Problem::new(section.child(name), "must not be empty"));
+            None
+        }
+        None => {
+            if !present {
+                problems.push(Problem::new(
+                    section.child(name),
+                    "required when http.tls is set",
+                ));
+            }
+            None
+        }
+    }
+}

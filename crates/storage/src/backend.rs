@@ -1,0 +1,48 @@
+//! The storage driver: the dozen operations on named objects that the
+//! registry semantics need. Keys are `/`-separated relative paths built only
+//! by [`crate::paths`]; a driver never interprets them beyond that.
+//!
+//! Contract every driver keeps:
+//! - `write_atomic` and `publish` are all-or-nothing: a reader sees the old
+//!   object or the complete new one, never a part.
+//! - With `commit` on, an operation that returns has made its result durable.
+
+use async_trait::async_trait;
+use std::io;
+use std::pin::Pin;
+use tokio::io::{AsyncRead, AsyncWrite};
+use zot_meta::Fingerprint;
+
+pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
+pub type BoxWriter = Pin<Box<dyn AsyncWrite + Send>>;
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Size of the object, or `None` when it does not exist.
+    async fn size(&self, key: &str) -> io::Result<Option<u64>>;
+    /// The whole object; only for small objects (index files, manifests).
+    async fn read(&self, key: &str) -> io::Result<Vec<u8>>;
+    /// A reader of `len` bytes from `start`.
+    async fn reader(&self, key: &str, start: u64, len: u64) -> io::Result<BoxReader>;
+    /// Replaces the object with `data`, atomically.
+    async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
+    /// A writer appending to the object, created if missing. Appended data is
+    /// not visible under any other key until [`Backend::publish`].
+    async fn appender(&self, key: &str) -> io::Result<BoxWriter>;
+    /// Moves the object at `from` to `to`, atomically, replacing `to`.
+    async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Makes `to` share the content of `from` (a hard link on disk), so that
+    /// identical content is stored once. Fails with `AlreadyExists` if `to` exists.
+    async fn link(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes the object; `Ok(false)` when it did not exist.
+    async fn delete(&self, key: &str) -> io::Result<bool>;
+    /// Removes everything under the prefix.
+    async fn delete_prefix(&self, prefix: &str) -> io::Result<()>;
+    /// Names of the direct children of a prefix (files and folders).
+    async fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// Identity of an object's current version, to detect changes made
+    /// behind the registry's back.
+    async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>>;
+    /// Seconds since the object was last modified.
+    async fn age_secs(&self, key: &str) -> io::Result<Option<u64>>;
+}

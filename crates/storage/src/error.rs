@@ -1,0 +1,37 @@
+//! Errors of the registry semantics. Each variant that a client may cause
+//! maps to one OCI error code in the API layer; `Io` and `Meta` are internal
+//! and are logged, not shown.
+
+use zot_oci::{Digest, ManifestError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("blob unknown to registry")]
+    BlobUnknown,
+    #[error("blob upload unknown to registry")]
+    UploadUnknown,
+    #[error("blob upload invalid: {0}")]
+    UploadInvalid(String),
+    /// A chunk that does not start where the upload ends; `size` is the
+    /// current size of the upload.
+    #[error("chunk out of order: the upload has {size} bytes")]
+    RangeInvalid { size: u64 },
+    #[error("provided digest did not match uploaded content: {0}")]
+    DigestInvalid(String),
+    #[error("manifest unknown to registry")]
+    ManifestUnknown,
+    #[error("{0}")]
+    ManifestInvalid(#[from] ManifestError),
+    #[error("manifest references {0}, which is unknown to this repository")]
+    ManifestBlobUnknown(Digest),
+    #[error("repository name not known to registry")]
+    NameUnknown,
+    #[error("upload body: {0}")]
+    Body(String),
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Meta(#[from] zot_meta::MetaError),
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;

@@ -1,0 +1,35 @@
+//! Registry storage: the semantics of blobs, uploads, manifests, tags and
+//! referrers, over a narrow [`Backend`] (local disk now) in which every
+//! repository is an OCI image layout (see [`paths`] for the layout), with
+//! the metadata store kept in step.
+
+mod backend;
+mod blobs;
+mod error;
+mod index;
+mod local;
+mod manifests;
+pub mod paths;
+mod registry;
+mod uploads;
+
+pub use backend::{Backend, BoxReader, BoxWriter};
+pub use error::{Result, StorageError};
+pub use index::{LayoutIndex, REF_NAME};
+pub use local::LocalBackend;
+pub use manifests::PushedManifest;
+pub use registry::{Options, Registry, SyncReport};
+pub use zot_meta::{ManifestRecord, MetaStore};
+
+use std::sync::Arc;
+
+/// Opens the registry on a local root folder: the metadata store under
+/// `<root>/_zot/`, synchronised with the layouts found on disk.
+pub async fn open_local(root: &std::path::Path, commit: bool, options: Options) -> Result<(Registry, SyncReport)> {
+    let backend = LocalBackend::new(root.to_path_buf(), commit)?;
+    std::fs::create_dir_all(root.join(paths::META_DIR))?;
+    let meta = MetaStore::open(&root.join(paths::META_DB))?;
+    let registry = Registry::new(Arc::new(backend), meta, options);
+    let report = registry.sync_from_disk().await?;
+    Ok((registry, report))
+}

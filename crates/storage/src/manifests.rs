@@ -1,0 +1,179 @@
+//! Manifests, tags and referrers. A manifest is stored as a blob of its
+//! repository, listed in `index.json` (with a tag annotation when pushed by
+//! tag), and recorded in the metadata store for fast lookups.
+
+use crate::error::{Result, StorageError};
+use crate::paths;
+use crate::registry::Registry;
+use zot_meta::{Change, ManifestRecord};
+use zot_oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName};
+
+/// The result of a manifest push.
+#[derive(Debug, Clone)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// The descriptor under which a referrer is listed for its subject.
+pub(crate) fn referrer_descriptor(desc: &Descriptor, parsed: &ParsedManifest) -> Descriptor {
+    Descriptor {
+        media_type: desc.media_type.clone(),
+        digest: desc.digest.clone(),
+        size: desc.size,
+        artifact_type: parsed.effective_artifact_type().map(str::to_owned),
+        annotations: parsed.annotations.clone(),
+        platform: None,
+        urls: None,
+    }
+}
+
+impl Registry {
+    /// Validates and stores a manifest pushed to `repo` under `reference`.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<PushedManifest> {
+        let parsed = ParsedManifest::parse(body, content_type, self.options.docker2s2)?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                let mut h = d.algorithm().hasher();
+                h.update(body);
+                let actual = h.finish();
+                if actual != *d {
+                    return Err(StorageError::DigestInvalid(format!("manifest has digest {actual}")));
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::sha256_of(body),
+        };
+        for blob in parsed.required_blobs() {
+            if self.blob_size(repo, &blob.digest).await?.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(blob.digest.clone()));
+            }
+        }
+        for m in parsed.required_manifests() {
+            if self.meta.manifest(repo, &m.digest)?.is_none() && self.blob_size(repo, &m.digest).await?.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(m.digest.clone()));
+            }
+        }
+        let desc = Descriptor {
+            media_type: parsed.kind.media_type().to_owned(),
+            digest: digest.clone(),
+            size: body.len() as u64,
+            artifact_type: None,
+            annotations: None,
+            platform: None,
+            urls: None,
+        };
+        let record = ManifestRecord { digest: digest.clone(), media_type: desc.media_type.clone(), size: desc.size };
+        self.ensure_layout(repo).await?;
+        let blob_key = paths::blob(repo, &digest);
+        if self.backend.size(&blob_key).await? != Some(desc.size) {
+            self.backend.write_atomic(&blob_key, body).await?;
+        }
+
+        let _guard = self.lock_repo(repo).await;
+        let mut index = self.read_index(repo).await?;
+        let mut changes = vec![Change::AddBlob(digest.clone()), Change::PutManifest(record.clone())];
+        match reference {
+            Reference::Tag(tag) => {
+                index.set_tag(tag.as_str(), &desc);
+                changes.push(Change::SetTag(tag.as_str().to_owned(), record));
+            }
+            Reference::Digest(_) => index.add_untagged(&desc),
+        }
+        if let Some(subject) = &parsed.subject {
+            changes.push(Change::PutReferrer {
+                subject: subject.digest.clone(),
+                descriptor: referrer_descriptor(&desc, &parsed),
+            });
+        }
+        changes.push(self.write_index(repo, &index).await?);
+        self.meta.apply(repo, &changes)?;
+        Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest) })
+    }
+
+    /// Looks a manifest up by tag or digest.
+    pub fn manifest_record(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestRecord> {
+        let rec = match reference {
+            Reference::Tag(t) => self.meta.tag(repo, t.as_str())?,
+            Reference::Digest(d) => self.meta.manifest(repo, d)?,
+        };
+        rec.ok_or(StorageError::ManifestUnknown)
+    }
+
+    /// The bytes of a manifest found by [`Registry::manifest_record`].
+    pub async fn manifest_bytes(&self, repo: &RepoName, record: &ManifestRecord) -> Result<Vec<u8>> {
+        match self.backend.read(&paths::blob(repo, &record.digest)).await {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::error!(%repo, digest = %record.digest, "manifest recorded but its blob is missing");
+                Err(StorageError::ManifestUnknown)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes by digest (the manifest and every tag pointing at it) or by
+    /// tag (only the tag).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        let _guard = self.lock_repo(repo).await;
+        let mut index = self.read_index(repo).await?;
+        let mut changes = Vec::new();
+        match reference {
+            Reference::Tag(tag) => {
+                if index.remove_tag(tag.as_str()).is_none() && self.meta.tag(repo, tag.as_str())?.is_none() {
+                    return Err(StorageError::ManifestUnknown);
+                }
+                changes.push(Change::RemoveTag(tag.as_str().to_owned()));
+            }
+            Reference::Digest(digest) => {
+                let Some(record) = self.meta.manifest(repo, digest)? else {
+                    return Err(StorageError::ManifestUnknown);
+                };
+                let mut tags = index.remove_digest(digest);
+                tags.extend(self.meta.tags_of(repo, digest)?);
+                tags.sort();
+                tags.dedup();
+                changes.extend(tags.into_iter().map(Change::RemoveTag));
+                if let Ok(bytes) = self.backend.read(&paths::blob(repo, digest)).await
+                    && let Ok(parsed) = ParsedManifest::parse(&bytes, Some(&record.media_type), true)
+                    && let Some(subject) = parsed.subject
+                {
+                    changes.push(Change::RemoveReferrer { subject: subject.digest, referrer: digest.clone() });
+                }
+                changes.push(Change::RemoveManifest(digest.clone()));
+                changes.push(Change::RemoveBlob(digest.clone()));
+            }
+        }
+        changes.push(self.write_index(repo, &index).await?);
+        if let Reference::Digest(digest) = reference {
+            self.backend.delete(&paths::blob(repo, digest)).await?;
+        }
+        self.meta.apply(repo, &changes)?;
+        Ok(())
+    }
+
+    /// Tags of `repo` in lexical order after `last`, at most `n`, and
+    /// whether more follow. `NameUnknown` when the repository does not exist.
+    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+        if !self.meta.repo_exists(repo)? {
+            return Err(StorageError::NameUnknown);
+        }
+        Ok(self.meta.tags(repo, last, n)?)
+    }
+
+    /// Manifests of `repo` whose subject is `subject`, optionally only
+    /// those of one artifact type.
+    pub fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+        let mut all = self.meta.referrers(repo, subject)?;
+        if let Some(t) = artifact_type {
+            all.retain(|d| d.artifact_type.as_deref() == Some(t));
+        }
+        Ok(all)
+    }
+}

@@ -1,0 +1,227 @@
+//! The registry's storage semantics over a [`Backend`] and the metadata
+//! store: repositories as OCI image layouts, and the start-up
+//! synchronisation of the metadata store with the layouts on disk.
+//!
+//! Invariants:
+//! - Content is written before anything points at it: a blob file before
+//!   the manifest that needs it, a manifest file before `index.json` lists
+//!   it, `index.json` before the metadata store.
+//! - `index.json` of a repository is only rewritten under that repository's
+//!   lock, so concurrent tag updates are serialized and none is lost.
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::index::LayoutIndex;
+use crate::paths;
+use crate::uploads::UploadSessions;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use zot_meta::{Change, ManifestRecord, MetaStore};
+use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
+
+/// Behaviour switches of the storage layer.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Share identical blobs across repositories (hard links).
+    pub dedupe: bool,
+    /// Accept Docker schema2 manifests and manifest lists.
+    pub docker2s2: bool,
+    /// Idle time after which an upload session and its data are removed.
+    pub upload_ttl: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { dedupe: true, docker2s2: true, upload_ttl: Duration::from_secs(3600) }
+    }
+}
+
+pub struct Registry {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) meta: MetaStore,
+    pub(crate) uploads: UploadSessions,
+    pub(crate) options: Options,
+    repo_locks: Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
+    initialised: Mutex<HashSet<RepoName>>,
+}
+
+/// What start-up synchronisation found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncReport {
+    pub repositories: usize,
+    pub rebuilt: usize,
+    pub removed: usize,
+}
+
+impl Registry {
+    pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
+        Registry {
+            backend,
+            meta,
+            uploads: UploadSessions::default(),
+            options,
+            repo_locks: Mutex::default(),
+            initialised: Mutex::default(),
+        }
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    pub(crate) async fn lock_repo(&self, repo: &RepoName) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry(repo.clone()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    /// Makes sure `repo` is an OCI image layout on disk.
+    pub(crate) async fn ensure_layout(&self, repo: &RepoName) -> Result<()> {
+        if self.initialised.lock().unwrap_or_else(|e| e.into_inner()).contains(repo) {
+            return Ok(());
+        }
+        let _guard = self.lock_repo(repo).await;
+        if self.backend.size(&paths::oci_layout(repo)).await?.is_none() {
+            self.backend.write_atomic(&paths::oci_layout(repo), paths::OCI_LAYOUT_CONTENT).await?;
+        }
+        if self.backend.size(&paths::index(repo)).await?.is_none() {
+            self.backend.write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes()).await?;
+        }
+        self.initialised.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.clone());
+        Ok(())
+    }
+
+    pub(crate) async fn read_index(&self, repo: &RepoName) -> Result<LayoutIndex> {
+        match self.backend.read(&paths::index(repo)).await {
+            Ok(bytes) => LayoutIndex::parse(&bytes).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{repo}/index.json: {e}")).into()
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LayoutIndex::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `index.json` and returns the change that records its new
+    /// fingerprint. Call with the repository lock held.
+    pub(crate) async fn write_index(&self, repo: &RepoName, index: &LayoutIndex) -> Result<Change> {
+        self.backend.write_atomic(&paths::index(repo), &index.to_bytes()).await?;
+        let fp = self.backend.fingerprint(&paths::index(repo)).await?.unwrap_or_default();
+        Ok(Change::SetFingerprint(fp))
+    }
+
+    /// Finds every layout under the root and brings the metadata store in
+    /// step with it: repositories whose `index.json` changed (or that the
+    /// store does not know) are rebuilt from their layout without rehashing
+    /// blobs; repositories that are gone are forgotten.
+    pub async fn sync_from_disk(&self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let mut found = HashSet::new();
+        let mut pending = vec![String::new()];
+        while let Some(dir) = pending.pop() {
+            for name in self.backend.list(&dir).await? {
+                if name.starts_with('.') || name.starts_with('_') || (dir.is_empty() && name == paths::META_DIR) {
+                    continue;
+                }
+                let path = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                if name == "blobs" || self.backend.size(&path).await?.is_some() {
+                    continue; // a file, or a layout's blob folder
+                }
+                if self.backend.size(&format!("{path}/oci-layout")).await?.is_some() {
+                    match path.parse::<RepoName>() {
+                        Ok(repo) => {
+                            found.insert(repo);
+                        }
+                        Err(e) => tracing::warn!(path, error = %e, "skipping a layout whose path is not a valid repository name"),
+                    }
+                }
+                pending.push(path);
+            }
+        }
+        let (known, _) = self.meta.repos(None, usize::MAX)?;
+        for repo in known {
+            if !found.iter().any(|r| r.as_str() == repo) {
+                self.meta.forget_repo(&repo)?;
+                report.removed += 1;
+            }
+        }
+        for repo in &found {
+            let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+            let stored = self.meta.fingerprint(repo.as_str())?;
+            if on_disk.is_none() || on_disk != stored {
+                self.rebuild(repo).await?;
+                report.rebuilt += 1;
+            }
+            self.initialised.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.clone());
+        }
+        report.repositories = found.len();
+        Ok(report)
+    }
+
+    /// Rebuilds the metadata of one repository from its layout.
+    async fn rebuild(&self, repo: &RepoName) -> Result<()> {
+        let _guard = self.lock_repo(repo).await;
+        if self.backend.size(&paths::index(repo)).await?.is_none() {
+            self.backend.write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes()).await?;
+        }
+        let fp = self.backend.fingerprint(&paths::index(repo)).await?.unwrap_or_default();
+        let index = self.read_index(repo).await?;
+        let mut changes = vec![Change::SetFingerprint(fp)];
+        for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
+            for hex in self.backend.list(&format!("{}/{alg}", paths::blobs_dir(repo))).await? {
+                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+                    changes.push(Change::AddBlob(d));
+                }
+            }
+        }
+        let mut seen = HashSet::new();
+        let mut queue: Vec<(Descriptor, Option<String>)> = index.descriptors();
+        while let Some((desc, tag)) = queue.pop() {
+            let rec = ManifestRecord {
+                digest: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                size: desc.size,
+            };
+            if let Some(tag) = tag {
+                changes.push(Change::SetTag(tag, rec.clone()));
+            }
+            if !seen.insert(desc.digest.clone()) {
+                continue;
+            }
+            let bytes = match self.backend.read(&paths::blob(repo, &desc.digest)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(%repo, digest = %desc.digest, error = %e, "manifest listed in index.json is missing");
+                    continue;
+                }
+            };
+            changes.push(Change::PutManifest(rec));
+            let Ok(parsed) = ParsedManifest::parse(&bytes, Some(&desc.media_type), true) else {
+                continue; // not a manifest we understand: served as is, not walked
+            };
+            if let Some(subject) = &parsed.subject {
+                changes.push(Change::PutReferrer {
+                    subject: subject.digest.clone(),
+                    descriptor: crate::manifests::referrer_descriptor(&desc, &parsed),
+                });
+            }
+            queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
+        }
+        self.meta.forget_repo(repo.as_str())?;
+        self.meta.apply(repo, &changes)?;
+        tracing::info!(%repo, manifests = seen.len(), "rebuilt metadata from the layout");
+        Ok(())
+    }
+
+    /// Repositories in lexical order after `last`, at most `n`, and whether more follow.
+    pub fn catalog(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+        Ok(self.meta.repos(last, n)?)
+    }
+
+    pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
+        Ok(self.meta.repo_exists(repo)?)
+    }
+}
