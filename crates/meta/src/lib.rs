@@ -74,8 +74,14 @@ pub enum Change {
     RemoveManifest(Digest),
     SetTag(String, ManifestRecord),
     RemoveTag(String),
-    PutReferrer { subject: Digest, descriptor: Descriptor },
-    RemoveReferrer { subject: Digest, referrer: Digest },
+    PutReferrer {
+        subject: Digest,
+        descriptor: Descriptor,
+    },
+    RemoveReferrer {
+        subject: Digest,
+        referrer: Digest,
+    },
     AddBlob(Digest),
     RemoveBlob(Digest),
 }
@@ -152,7 +158,10 @@ impl MetaStore {
                     Change::RemoveTag(tag) => {
                         tags.remove((r, tag.as_str()))?;
                     }
-                    Change::PutReferrer { subject, descriptor } => {
+                    Change::PutReferrer {
+                        subject,
+                        descriptor,
+                    } => {
                         let s = subject.to_string();
                         let d = descriptor.digest.to_string();
                         let v = serde_json::to_vec(descriptor)?;
@@ -214,7 +223,9 @@ impl MetaStore {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(REPOS)?;
         let iter = match last {
-            Some(l) => t.range::<&str>((std::ops::Bound::Excluded(l), std::ops::Bound::Unbounded))?,
+            Some(l) => {
+                t.range::<&str>((std::ops::Bound::Excluded(l), std::ops::Bound::Unbounded))?
+            }
             None => t.range::<&str>(..)?,
         };
         let mut out = Vec::new();
@@ -263,7 +274,12 @@ impl MetaStore {
     }
 
     /// Tags of `repo` in lexical order after `last`, at most `n` (and whether more follow).
-    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+    pub fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool)> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(TAGS)?;
         let r = repo.as_str();
@@ -330,18 +346,47 @@ mod tests {
         let a: RepoName = "a".parse().unwrap();
         let ab: RepoName = "a/b".parse().unwrap();
         for t in ["v3", "v1", "v2"] {
-            m.apply(&a, &[Change::PutManifest(rec(1)), Change::SetTag(t.into(), rec(1))]).unwrap();
+            m.apply(
+                &a,
+                &[
+                    Change::PutManifest(rec(1)),
+                    Change::SetTag(t.into(), rec(1)),
+                ],
+            )
+            .unwrap();
         }
-        m.apply(&ab, &[Change::SetTag("x".into(), rec(2)), Change::AddBlob(rec(2).digest)]).unwrap();
-        assert_eq!(m.tags(&a, None, 10).unwrap(), (vec!["v1".into(), "v2".into(), "v3".into()], false));
-        assert_eq!(m.tags(&a, None, 2).unwrap(), (vec!["v1".into(), "v2".into()], true));
-        assert_eq!(m.tags(&a, Some("v1"), 5).unwrap(), (vec!["v2".into(), "v3".into()], false));
+        m.apply(
+            &ab,
+            &[
+                Change::SetTag("x".into(), rec(2)),
+                Change::AddBlob(rec(2).digest),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            m.tags(&a, None, 10).unwrap(),
+            (vec!["v1".into(), "v2".into(), "v3".into()], false)
+        );
+        assert_eq!(
+            m.tags(&a, None, 2).unwrap(),
+            (vec!["v1".into(), "v2".into()], true)
+        );
+        assert_eq!(
+            m.tags(&a, Some("v1"), 5).unwrap(),
+            (vec!["v2".into(), "v3".into()], false)
+        );
         assert_eq!(m.tags(&ab, None, 5).unwrap().0, vec!["x".to_string()]);
-        assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string(), "a/b".to_string()]);
+        assert_eq!(
+            m.repos(None, 10).unwrap().0,
+            vec!["a".to_string(), "a/b".to_string()]
+        );
         assert_eq!(m.repos(Some("a"), 10).unwrap().0, vec!["a/b".to_string()]);
         assert_eq!(m.tag(&a, "v2").unwrap(), Some(rec(1)));
         assert_eq!(m.tags_of(&a, &rec(1).digest).unwrap().len(), 3);
-        assert_eq!(m.blob_repos(&rec(2).digest).unwrap(), vec!["a/b".to_string()]);
+        assert_eq!(
+            m.blob_repos(&rec(2).digest).unwrap(),
+            vec!["a/b".to_string()]
+        );
         m.forget_repo("a/b").unwrap();
         assert!(m.blob_repos(&rec(2).digest).unwrap().is_empty());
         assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string()]);
@@ -363,10 +408,24 @@ mod tests {
             platform: None,
             urls: None,
         };
-        m.apply(&a, &[Change::PutReferrer { subject: subject.clone(), descriptor: desc.clone() }]).unwrap();
+        m.apply(
+            &a,
+            &[Change::PutReferrer {
+                subject: subject.clone(),
+                descriptor: desc.clone(),
+            }],
+        )
+        .unwrap();
         assert_eq!(m.referrers(&a, &subject).unwrap(), vec![desc.clone()]);
         assert!(m.referrers(&a, &rec(1).digest).unwrap().is_empty());
-        m.apply(&a, &[Change::RemoveReferrer { subject: subject.clone(), referrer: desc.digest }]).unwrap();
+        m.apply(
+            &a,
+            &[Change::RemoveReferrer {
+                subject: subject.clone(),
+                referrer: desc.digest,
+            }],
+        )
+        .unwrap();
         assert!(m.referrers(&a, &subject).unwrap().is_empty());
     }
 }

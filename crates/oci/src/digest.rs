@@ -85,13 +85,20 @@ impl FromStr for Digest {
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other => return Err(DigestError::UnsupportedAlgorithm(other.chars().take(32).collect())),
+            other => {
+                return Err(DigestError::UnsupportedAlgorithm(
+                    other.chars().take(32).collect(),
+                ));
+            }
         };
         let expected = algorithm.hex_len();
         if hex.len() != expected || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(DigestError::BadHex { expected });
         }
-        Ok(Digest { algorithm, hex: hex.to_owned() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_owned(),
+        })
     }
 }
 
@@ -167,14 +174,24 @@ mod tests {
 
     #[test]
     fn rejects_bad_digests() {
-        assert_eq!("sha256".parse::<Digest>(), Err(DigestError::MissingSeparator));
-        assert!(matches!("md5:abc".parse::<Digest>(), Err(DigestError::UnsupportedAlgorithm(_))));
+        assert_eq!(
+            "sha256".parse::<Digest>(),
+            Err(DigestError::MissingSeparator)
+        );
+        assert!(matches!(
+            "md5:abc".parse::<Digest>(),
+            Err(DigestError::UnsupportedAlgorithm(_))
+        ));
         assert!("sha256:abc".parse::<Digest>().is_err());
         let upper = format!("sha256:{}", "A".repeat(64));
         assert!(upper.parse::<Digest>().is_err());
         let sha512 = format!("sha512:{}", "a".repeat(128));
         assert!(sha512.parse::<Digest>().is_ok());
-        assert!(format!("sha512:{}", "a".repeat(64)).parse::<Digest>().is_err());
+        assert!(
+            format!("sha512:{}", "a".repeat(64))
+                .parse::<Digest>()
+                .is_err()
+        );
     }
 
     #[test]

@@ -58,11 +58,17 @@ impl ManifestKind {
     }
 
     pub fn is_index(self) -> bool {
-        matches!(self, ManifestKind::OciIndex | ManifestKind::DockerManifestList)
+        matches!(
+            self,
+            ManifestKind::OciIndex | ManifestKind::DockerManifestList
+        )
     }
 
     pub fn is_docker(self) -> bool {
-        matches!(self, ManifestKind::DockerManifest | ManifestKind::DockerManifestList)
+        matches!(
+            self,
+            ManifestKind::DockerManifest | ManifestKind::DockerManifestList
+        )
     }
 }
 
@@ -74,7 +80,9 @@ pub enum ManifestError {
     Schema1,
     #[error("schemaVersion must be 2")]
     SchemaVersion,
-    #[error("Docker schema2 manifests are not accepted by this registry (enable http.compat: [\"docker2s2\"])")]
+    #[error(
+        "Docker schema2 manifests are not accepted by this registry (enable http.compat: [\"docker2s2\"])"
+    )]
     DockerNotAllowed,
     #[error("unsupported manifest media type {0:?}")]
     UnsupportedMediaType(String),
@@ -117,7 +125,10 @@ fn descriptor(field: &str, v: serde_json::Value) -> Result<Descriptor, ManifestE
     serde_json::from_value(v).map_err(|e| ManifestError::Invalid(format!("{field}: {e}")))
 }
 
-fn descriptors(field: &str, v: Option<serde_json::Value>) -> Result<Vec<Descriptor>, ManifestError> {
+fn descriptors(
+    field: &str,
+    v: Option<serde_json::Value>,
+) -> Result<Vec<Descriptor>, ManifestError> {
     match v {
         None | Some(serde_json::Value::Null) => Ok(Vec::new()),
         Some(serde_json::Value::Array(items)) => items
@@ -140,7 +151,8 @@ impl ParsedManifest {
         if matches!(header, Some(mt::DOCKER_SCHEMA1 | mt::DOCKER_SCHEMA1_SIGNED)) {
             return Err(ManifestError::Schema1);
         }
-        let raw: RawManifest = serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
+        let raw: RawManifest =
+            serde_json::from_slice(body).map_err(|e| ManifestError::Json(e.to_string()))?;
         let version = raw.schema_version.as_ref().and_then(|v| v.as_i64());
         if version == Some(1) || raw.fs_layers.is_some() {
             return Err(ManifestError::Schema1);
@@ -150,7 +162,10 @@ impl ParsedManifest {
         }
         let media_type = match (raw.media_type.as_deref(), header) {
             (Some(body_mt), Some(h)) if body_mt != h => {
-                return Err(ManifestError::MediaTypeMismatch { body: body_mt.to_owned(), header: h.to_owned() });
+                return Err(ManifestError::MediaTypeMismatch {
+                    body: body_mt.to_owned(),
+                    header: h.to_owned(),
+                });
             }
             (Some(m), _) | (None, Some(m)) => m.to_owned(),
             (None, None) if raw.manifests.is_some() => mt::OCI_INDEX.to_owned(),
@@ -160,17 +175,17 @@ impl ParsedManifest {
         if media_type == mt::DOCKER_SCHEMA1 || media_type == mt::DOCKER_SCHEMA1_SIGNED {
             return Err(ManifestError::Schema1);
         }
-        let kind = ManifestKind::from_media_type(&media_type)
-            .ok_or_else(|| ManifestError::UnsupportedMediaType(media_type.chars().take(128).collect()))?;
+        let kind = ManifestKind::from_media_type(&media_type).ok_or_else(|| {
+            ManifestError::UnsupportedMediaType(media_type.chars().take(128).collect())
+        })?;
         if kind.is_docker() && !allow_docker {
             return Err(ManifestError::DockerNotAllowed);
         }
         let annotations = match raw.annotations {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => Some(
-                serde_json::from_value(v)
-                    .map_err(|_| ManifestError::Invalid("annotations must map strings to strings".into()))?,
-            ),
+            Some(v) => Some(serde_json::from_value(v).map_err(|_| {
+                ManifestError::Invalid("annotations must map strings to strings".into())
+            })?),
         };
         let subject = match raw.subject {
             None | Some(serde_json::Value::Null) => None,
@@ -187,17 +202,25 @@ impl ParsedManifest {
         };
         if kind.is_index() {
             if raw.config.is_some() || raw.layers.is_some() {
-                return Err(ManifestError::Invalid("an index has no config or layers".into()));
+                return Err(ManifestError::Invalid(
+                    "an index has no config or layers".into(),
+                ));
             }
             if raw.manifests.is_none() {
-                return Err(ManifestError::Invalid("an index needs a manifests array".into()));
+                return Err(ManifestError::Invalid(
+                    "an index needs a manifests array".into(),
+                ));
             }
             parsed.manifests = descriptors("manifests", raw.manifests)?;
         } else {
             if raw.manifests.is_some() {
-                return Err(ManifestError::Invalid("an image manifest has no manifests array".into()));
+                return Err(ManifestError::Invalid(
+                    "an image manifest has no manifests array".into(),
+                ));
             }
-            let config = raw.config.ok_or_else(|| ManifestError::Invalid("config is required".into()))?;
+            let config = raw
+                .config
+                .ok_or_else(|| ManifestError::Invalid("config is required".into()))?;
             parsed.config = Some(descriptor("config", config)?);
             if raw.layers.is_none() && kind == ManifestKind::DockerManifest {
                 return Err(ManifestError::Invalid("layers is required".into()));
@@ -250,7 +273,10 @@ mod tests {
         let m = ParsedManifest::parse(image("").as_bytes(), Some(mt::OCI_MANIFEST), false).unwrap();
         assert_eq!(m.kind, ManifestKind::OciManifest);
         assert_eq!(m.required_blobs().count(), 2);
-        assert_eq!(m.effective_artifact_type(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.effective_artifact_type(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
@@ -270,9 +296,15 @@ mod tests {
         let ok = image("");
         assert_eq!(
             ParsedManifest::parse(ok.as_bytes(), Some(mt::OCI_INDEX), false).unwrap_err(),
-            ManifestError::MediaTypeMismatch { body: mt::OCI_MANIFEST.into(), header: mt::OCI_INDEX.into() }
+            ManifestError::MediaTypeMismatch {
+                body: mt::OCI_MANIFEST.into(),
+                header: mt::OCI_INDEX.into()
+            }
         );
-        assert!(matches!(ParsedManifest::parse(b"{", None, true), Err(ManifestError::Json(_))));
+        assert!(matches!(
+            ParsedManifest::parse(b"{", None, true),
+            Err(ManifestError::Json(_))
+        ));
         assert_eq!(
             ParsedManifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None, true).unwrap_err(),
             ManifestError::Schema1
@@ -282,7 +314,8 @@ mod tests {
             ManifestError::Schema1
         );
         assert_eq!(
-            ParsedManifest::parse(br#"{"schemaVersion":3,"manifests":[]}"#, None, true).unwrap_err(),
+            ParsedManifest::parse(br#"{"schemaVersion":3,"manifests":[]}"#, None, true)
+                .unwrap_err(),
             ManifestError::SchemaVersion
         );
         let docker = ok.replace(mt::OCI_MANIFEST, mt::DOCKER_MANIFEST);
@@ -297,7 +330,11 @@ mod tests {
             Err(ManifestError::Invalid(_))
         ));
         assert!(matches!(
-            ParsedManifest::parse(br#"{"schemaVersion":2,"mediaType":"text/plain"}"#, None, false),
+            ParsedManifest::parse(
+                br#"{"schemaVersion":2,"mediaType":"text/plain"}"#,
+                None,
+                false
+            ),
             Err(ManifestError::UnsupportedMediaType(_))
         ));
     }

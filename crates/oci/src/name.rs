@@ -221,7 +221,10 @@ mod tests {
 
     #[test]
     fn references() {
-        assert!(matches!("latest".parse::<Reference>(), Ok(Reference::Tag(_))));
+        assert!(matches!(
+            "latest".parse::<Reference>(),
+            Ok(Reference::Tag(_))
+        ));
         let d = format!("sha256:{}", "0".repeat(64));
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
         assert!("sha256:zz".parse::<Reference>().is_err());

@@ -29,8 +29,18 @@ impl Registry {
     }
 
     /// A reader of `len` bytes of the blob from `start`.
-    pub async fn blob_reader(&self, repo: &RepoName, digest: &Digest, start: u64, len: u64) -> Result<BoxReader> {
-        match self.backend.reader(&paths::blob(repo, digest), start, len).await {
+    pub async fn blob_reader(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        start: u64,
+        len: u64,
+    ) -> Result<BoxReader> {
+        match self
+            .backend
+            .reader(&paths::blob(repo, digest), start, len)
+            .await
+        {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::BlobUnknown),
             r => Ok(r?),
         }
@@ -42,14 +52,20 @@ impl Registry {
         if !self.backend.delete(&paths::blob(repo, digest)).await? {
             return Err(StorageError::BlobUnknown);
         }
-        self.meta.apply(repo, &[Change::RemoveBlob(digest.clone())])?;
+        self.meta
+            .apply(repo, &[Change::RemoveBlob(digest.clone())])?;
         Ok(())
     }
 
     /// Makes the blob available in `repo` without an upload: from `from`
     /// when given, else from any repository holding it. Returns whether the
     /// blob is now in `repo`.
-    pub async fn mount_blob(&self, repo: &RepoName, digest: &Digest, from: Option<&RepoName>) -> Result<bool> {
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        from: Option<&RepoName>,
+    ) -> Result<bool> {
         if self.blob_size(repo, digest).await?.is_some() {
             return Ok(true);
         }
@@ -58,7 +74,9 @@ impl Registry {
             None => self.meta.blob_repos(digest)?,
         };
         for source in candidates {
-            let Ok(source) = source.parse::<RepoName>() else { continue };
+            let Ok(source) = source.parse::<RepoName>() else {
+                continue;
+            };
             if source == *repo || self.blob_size(&source, digest).await?.is_none() {
                 continue;
             }
@@ -83,7 +101,11 @@ impl Registry {
     }
 
     async fn copy_blob(&self, from: &str, to: &str, repo: &RepoName) -> io::Result<()> {
-        let size = self.backend.size(from).await?.ok_or(io::ErrorKind::NotFound)?;
+        let size = self
+            .backend
+            .size(from)
+            .await?
+            .ok_or(io::ErrorKind::NotFound)?;
         let tmp = paths::upload(repo, &uuid::Uuid::new_v4());
         let result = async {
             let mut reader = self.backend.reader(from, 0, size).await?;
@@ -111,7 +133,11 @@ impl Registry {
     }
 
     /// The session `id` of `repo`, adopted from its data file after a restart.
-    async fn session(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<crate::uploads::SessionRef> {
+    async fn session(
+        &self,
+        repo: &RepoName,
+        id: &uuid::Uuid,
+    ) -> Result<crate::uploads::SessionRef> {
         if let Some(s) = self.uploads.get(repo, id) {
             return Ok(s);
         }
@@ -130,7 +156,13 @@ impl Registry {
 
     /// Appends a chunk to an upload. `start`, when given, must equal the
     /// current size. Returns the new size.
-    pub async fn append_upload<S, E>(&self, repo: &RepoName, id: &uuid::Uuid, start: ChunkStart, body: S) -> Result<u64>
+    pub async fn append_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &uuid::Uuid,
+        start: ChunkStart,
+        body: S,
+    ) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -148,7 +180,12 @@ impl Registry {
         result.map(|()| s.size)
     }
 
-    async fn stream_into<S, E>(&self, key: &str, s: &mut crate::uploads::Session, mut body: S) -> Result<()>
+    async fn stream_into<S, E>(
+        &self,
+        key: &str,
+        s: &mut crate::uploads::Session,
+        mut body: S,
+    ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
@@ -228,7 +265,9 @@ impl Registry {
         self.uploads.remove(id);
         if actual != *digest {
             self.backend.delete(&key).await?;
-            return Err(StorageError::DigestInvalid(format!("content has digest {actual}")));
+            return Err(StorageError::DigestInvalid(format!(
+                "content has digest {actual}"
+            )));
         }
         self.place_blob(repo, digest, &key).await?;
         Ok(size)
@@ -250,16 +289,27 @@ impl Registry {
 
     /// Stores a verified upload as blob `digest` of `repo`: linked to an
     /// existing copy when dedupe finds one, else renamed into place.
-    pub(crate) async fn place_blob(&self, repo: &RepoName, digest: &Digest, upload_key: &str) -> Result<()> {
+    pub(crate) async fn place_blob(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        upload_key: &str,
+    ) -> Result<()> {
         let target = paths::blob(repo, digest);
         let mut placed = self.backend.size(&target).await?.is_some();
         if !placed && self.options.dedupe {
             for other in self.meta.blob_repos(digest)? {
-                let Ok(other) = other.parse::<RepoName>() else { continue };
+                let Ok(other) = other.parse::<RepoName>() else {
+                    continue;
+                };
                 if other == *repo {
                     continue;
                 }
-                match self.backend.link(&paths::blob(&other, digest), &target).await {
+                match self
+                    .backend
+                    .link(&paths::blob(&other, digest), &target)
+                    .await
+                {
                     Ok(()) => {
                         placed = true;
                         break;
@@ -268,7 +318,9 @@ impl Registry {
                         placed = true;
                         break;
                     }
-                    Err(e) => tracing::debug!(%repo, %digest, source = %other, error = %e, "dedupe link failed"),
+                    Err(e) => {
+                        tracing::debug!(%repo, %digest, source = %other, error = %e, "dedupe link failed")
+                    }
                 }
             }
         }
@@ -301,14 +353,20 @@ impl Registry {
         }
         let (repos, _) = self.meta.repos(None, usize::MAX)?;
         for repo in repos {
-            let Ok(repo) = repo.parse::<RepoName>() else { continue };
+            let Ok(repo) = repo.parse::<RepoName>() else {
+                continue;
+            };
             let dir = paths::uploads_dir(&repo);
             for name in self.backend.list(&dir).await? {
                 let key = format!("{dir}/{name}");
                 let live = name
                     .parse::<uuid::Uuid>()
                     .is_ok_and(|id| self.uploads.get(&repo, &id).is_some());
-                let old = self.backend.age_secs(&key).await?.is_some_and(|age| age > ttl.as_secs());
+                let old = self
+                    .backend
+                    .age_secs(&key)
+                    .await?
+                    .is_some_and(|age| age > ttl.as_secs());
                 if !live && old {
                     self.backend.delete(&key).await?;
                     removed += 1;

@@ -19,7 +19,9 @@ fn entry_digest(e: &Value) -> Option<&str> {
 }
 
 fn entry_tag(e: &Value) -> Option<&str> {
-    e.get("annotations").and_then(|a| a.get(REF_NAME)).and_then(Value::as_str)
+    e.get("annotations")
+        .and_then(|a| a.get(REF_NAME))
+        .and_then(Value::as_str)
 }
 
 impl Default for LayoutIndex {
@@ -47,7 +49,11 @@ impl LayoutIndex {
     }
 
     fn entries(&self) -> &[Value] {
-        self.doc.get("manifests").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+        self.doc
+            .get("manifests")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     fn entries_mut(&mut self) -> &mut Vec<Value> {
@@ -73,7 +79,9 @@ impl LayoutIndex {
 
     pub fn contains(&self, digest: &Digest) -> bool {
         let d = digest.to_string();
-        self.entries().iter().any(|e| entry_digest(e) == Some(d.as_str()))
+        self.entries()
+            .iter()
+            .any(|e| entry_digest(e) == Some(d.as_str()))
     }
 
     fn plain(desc: &Descriptor) -> Value {
@@ -107,7 +115,11 @@ impl LayoutIndex {
         let pos = entries.iter().position(|e| entry_tag(e) == Some(tag))?;
         let removed = entries.remove(pos);
         let digest = entry_digest(&removed)?.to_owned();
-        if !self.entries().iter().any(|e| entry_digest(e) == Some(digest.as_str())) {
+        if !self
+            .entries()
+            .iter()
+            .any(|e| entry_digest(e) == Some(digest.as_str()))
+        {
             let mut entry = removed;
             if let Some(Value::Object(a)) = entry.get_mut("annotations") {
                 a.remove(REF_NAME);
@@ -170,7 +182,10 @@ mod tests {
         assert_eq!(i.descriptors(), vec![(desc(1), None)]);
         i.set_tag("c", &desc(2));
         assert_eq!(i.set_tag("c", &desc(3)), Some(desc(2).digest.to_string()));
-        assert!(i.contains(&desc(2).digest), "a moved tag leaves its manifest listed");
+        assert!(
+            i.contains(&desc(2).digest),
+            "a moved tag leaves its manifest listed"
+        );
         i.set_tag("c", &desc(2));
         assert_eq!(i.remove_digest(&desc(2).digest), vec!["c".to_string()]);
         assert!(!i.contains(&desc(2).digest));

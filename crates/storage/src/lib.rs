@@ -25,7 +25,11 @@ use std::sync::Arc;
 
 /// Opens the registry on a local root folder: the metadata store under
 /// `<root>/_zot/`, synchronised with the layouts found on disk.
-pub async fn open_local(root: &std::path::Path, commit: bool, options: Options) -> Result<(Registry, SyncReport)> {
+pub async fn open_local(
+    root: &std::path::Path,
+    commit: bool,
+    options: Options,
+) -> Result<(Registry, SyncReport)> {
     let backend = LocalBackend::new(root.to_path_buf(), commit)?;
     std::fs::create_dir_all(root.join(paths::META_DIR))?;
     let meta = MetaStore::open(&root.join(paths::META_DB))?;

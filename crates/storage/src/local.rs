@@ -35,7 +35,9 @@ impl LocalBackend {
     /// Creates the parent folder of `path`; with commit, makes the new
     /// folder entries durable.
     async fn ensure_parent(&self, path: &Path) -> io::Result<()> {
-        let Some(parent) = path.parent() else { return Ok(()) };
+        let Some(parent) = path.parent() else {
+            return Ok(());
+        };
         if tokio::fs::metadata(parent).await.is_ok() {
             return Ok(());
         }
@@ -122,7 +124,11 @@ impl Backend for LocalBackend {
     async fn appender(&self, key: &str) -> io::Result<BoxWriter> {
         let path = self.path(key);
         self.ensure_parent(&path).await?;
-        let f = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+        let f = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await?;
         Ok(Box::pin(f))
     }
 

@@ -44,7 +44,9 @@ impl Registry {
                 h.update(body);
                 let actual = h.finish();
                 if actual != *d {
-                    return Err(StorageError::DigestInvalid(format!("manifest has digest {actual}")));
+                    return Err(StorageError::DigestInvalid(format!(
+                        "manifest has digest {actual}"
+                    )));
                 }
                 actual
             }
@@ -56,7 +58,9 @@ impl Registry {
             }
         }
         for m in parsed.required_manifests() {
-            if self.meta.manifest(repo, &m.digest)?.is_none() && self.blob_size(repo, &m.digest).await?.is_none() {
+            if self.meta.manifest(repo, &m.digest)?.is_none()
+                && self.blob_size(repo, &m.digest).await?.is_none()
+            {
                 return Err(StorageError::ManifestBlobUnknown(m.digest.clone()));
             }
         }
@@ -69,7 +73,11 @@ impl Registry {
             platform: None,
             urls: None,
         };
-        let record = ManifestRecord { digest: digest.clone(), media_type: desc.media_type.clone(), size: desc.size };
+        let record = ManifestRecord {
+            digest: digest.clone(),
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+        };
         self.ensure_layout(repo).await?;
         let blob_key = paths::blob(repo, &digest);
         if self.backend.size(&blob_key).await? != Some(desc.size) {
@@ -78,7 +86,10 @@ impl Registry {
 
         let _guard = self.lock_repo(repo).await;
         let mut index = self.read_index(repo).await?;
-        let mut changes = vec![Change::AddBlob(digest.clone()), Change::PutManifest(record.clone())];
+        let mut changes = vec![
+            Change::AddBlob(digest.clone()),
+            Change::PutManifest(record.clone()),
+        ];
         match reference {
             Reference::Tag(tag) => {
                 index.set_tag(tag.as_str(), &desc);
@@ -94,11 +105,18 @@ impl Registry {
         }
         changes.push(self.write_index(repo, &index).await?);
         self.meta.apply(repo, &changes)?;
-        Ok(PushedManifest { digest, subject: parsed.subject.map(|s| s.digest) })
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject.map(|s| s.digest),
+        })
     }
 
     /// Looks a manifest up by tag or digest.
-    pub fn manifest_record(&self, repo: &RepoName, reference: &Reference) -> Result<ManifestRecord> {
+    pub fn manifest_record(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<ManifestRecord> {
         let rec = match reference {
             Reference::Tag(t) => self.meta.tag(repo, t.as_str())?,
             Reference::Digest(d) => self.meta.manifest(repo, d)?,
@@ -107,7 +125,11 @@ impl Registry {
     }
 
     /// The bytes of a manifest found by [`Registry::manifest_record`].
-    pub async fn manifest_bytes(&self, repo: &RepoName, record: &ManifestRecord) -> Result<Vec<u8>> {
+    pub async fn manifest_bytes(
+        &self,
+        repo: &RepoName,
+        record: &ManifestRecord,
+    ) -> Result<Vec<u8>> {
         match self.backend.read(&paths::blob(repo, &record.digest)).await {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -126,7 +148,9 @@ impl Registry {
         let mut changes = Vec::new();
         match reference {
             Reference::Tag(tag) => {
-                if index.remove_tag(tag.as_str()).is_none() && self.meta.tag(repo, tag.as_str())?.is_none() {
+                if index.remove_tag(tag.as_str()).is_none()
+                    && self.meta.tag(repo, tag.as_str())?.is_none()
+                {
                     return Err(StorageError::ManifestUnknown);
                 }
                 changes.push(Change::RemoveTag(tag.as_str().to_owned()));
@@ -141,10 +165,14 @@ impl Registry {
                 tags.dedup();
                 changes.extend(tags.into_iter().map(Change::RemoveTag));
                 if let Ok(bytes) = self.backend.read(&paths::blob(repo, digest)).await
-                    && let Ok(parsed) = ParsedManifest::parse(&bytes, Some(&record.media_type), true)
+                    && let Ok(parsed) =
+                        ParsedManifest::parse(&bytes, Some(&record.media_type), true)
                     && let Some(subject) = parsed.subject
                 {
-                    changes.push(Change::RemoveReferrer { subject: subject.digest, referrer: digest.clone() });
+                    changes.push(Change::RemoveReferrer {
+                        subject: subject.digest,
+                        referrer: digest.clone(),
+                    });
                 }
                 changes.push(Change::RemoveManifest(digest.clone()));
                 changes.push(Change::RemoveBlob(digest.clone()));
@@ -160,7 +188,12 @@ impl Registry {
 
     /// Tags of `repo` in lexical order after `last`, at most `n`, and
     /// whether more follow. `NameUnknown` when the repository does not exist.
-    pub fn tags(&self, repo: &RepoName, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
+    pub fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        n: usize,
+    ) -> Result<(Vec<String>, bool)> {
         if !self.meta.repo_exists(repo)? {
             return Err(StorageError::NameUnknown);
         }
@@ -169,7 +202,12 @@ impl Registry {
 
     /// Manifests of `repo` whose subject is `subject`, optionally only
     /// those of one artifact type.
-    pub fn referrers(&self, repo: &RepoName, subject: &Digest, artifact_type: Option<&str>) -> Result<Vec<Descriptor>> {
+    pub fn referrers(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>> {
         let mut all = self.meta.referrers(repo, subject)?;
         if let Some(t) = artifact_type {
             all.retain(|d| d.artifact_type.as_deref() == Some(t));

@@ -38,7 +38,11 @@ pub fn blobs_dir(repo: &RepoName) -> String {
 }
 
 pub fn blob(repo: &RepoName, digest: &Digest) -> String {
-    format!("{repo}/blobs/{}/{}", digest.algorithm().as_str(), digest.hex())
+    format!(
+        "{repo}/blobs/{}/{}",
+        digest.algorithm().as_str(),
+        digest.hex()
+    )
 }
 
 pub fn uploads_dir(repo: &RepoName) -> String {

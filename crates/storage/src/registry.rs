@@ -33,7 +33,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { dedupe: true, docker2s2: true, upload_ttl: Duration::from_secs(3600) }
+        Options {
+            dedupe: true,
+            docker2s2: true,
+            upload_ttl: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -81,24 +85,40 @@ impl Registry {
 
     /// Makes sure `repo` is an OCI image layout on disk.
     pub(crate) async fn ensure_layout(&self, repo: &RepoName) -> Result<()> {
-        if self.initialised.lock().unwrap_or_else(|e| e.into_inner()).contains(repo) {
+        if self
+            .initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(repo)
+        {
             return Ok(());
         }
         let _guard = self.lock_repo(repo).await;
         if self.backend.size(&paths::oci_layout(repo)).await?.is_none() {
-            self.backend.write_atomic(&paths::oci_layout(repo), paths::OCI_LAYOUT_CONTENT).await?;
+            self.backend
+                .write_atomic(&paths::oci_layout(repo), paths::OCI_LAYOUT_CONTENT)
+                .await?;
         }
         if self.backend.size(&paths::index(repo)).await?.is_none() {
-            self.backend.write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes()).await?;
+            self.backend
+                .write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes())
+                .await?;
         }
-        self.initialised.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.clone());
+        self.initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(repo.clone());
         Ok(())
     }
 
     pub(crate) async fn read_index(&self, repo: &RepoName) -> Result<LayoutIndex> {
         match self.backend.read(&paths::index(repo)).await {
             Ok(bytes) => LayoutIndex::parse(&bytes).map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{repo}/index.json: {e}")).into()
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{repo}/index.json: {e}"),
+                )
+                .into()
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LayoutIndex::default()),
             Err(e) => Err(e.into()),
@@ -108,8 +128,14 @@ impl Registry {
     /// Writes `index.json` and returns the change that records its new
     /// fingerprint. Call with the repository lock held.
     pub(crate) async fn write_index(&self, repo: &RepoName, index: &LayoutIndex) -> Result<Change> {
-        self.backend.write_atomic(&paths::index(repo), &index.to_bytes()).await?;
-        let fp = self.backend.fingerprint(&paths::index(repo)).await?.unwrap_or_default();
+        self.backend
+            .write_atomic(&paths::index(repo), &index.to_bytes())
+            .await?;
+        let fp = self
+            .backend
+            .fingerprint(&paths::index(repo))
+            .await?
+            .unwrap_or_default();
         Ok(Change::SetFingerprint(fp))
     }
 
@@ -123,19 +149,33 @@ impl Registry {
         let mut pending = vec![String::new()];
         while let Some(dir) = pending.pop() {
             for name in self.backend.list(&dir).await? {
-                if name.starts_with('.') || name.starts_with('_') || (dir.is_empty() && name == paths::META_DIR) {
+                if name.starts_with('.')
+                    || name.starts_with('_')
+                    || (dir.is_empty() && name == paths::META_DIR)
+                {
                     continue;
                 }
-                let path = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                let path = if dir.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{dir}/{name}")
+                };
                 if name == "blobs" || self.backend.size(&path).await?.is_some() {
                     continue; // a file, or a layout's blob folder
                 }
-                if self.backend.size(&format!("{path}/oci-layout")).await?.is_some() {
+                if self
+                    .backend
+                    .size(&format!("{path}/oci-layout"))
+                    .await?
+                    .is_some()
+                {
                     match path.parse::<RepoName>() {
                         Ok(repo) => {
                             found.insert(repo);
                         }
-                        Err(e) => tracing::warn!(path, error = %e, "skipping a layout whose path is not a valid repository name"),
+                        Err(e) => {
+                            tracing::warn!(path, error = %e, "skipping a layout whose path is not a valid repository name")
+                        }
                     }
                 }
                 pending.push(path);
@@ -155,7 +195,10 @@ impl Registry {
                 self.rebuild(repo).await?;
                 report.rebuilt += 1;
             }
-            self.initialised.lock().unwrap_or_else(|e| e.into_inner()).insert(repo.clone());
+            self.initialised
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(repo.clone());
         }
         report.repositories = found.len();
         Ok(report)
@@ -165,13 +208,23 @@ impl Registry {
     async fn rebuild(&self, repo: &RepoName) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
         if self.backend.size(&paths::index(repo)).await?.is_none() {
-            self.backend.write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes()).await?;
+            self.backend
+                .write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes())
+                .await?;
         }
-        let fp = self.backend.fingerprint(&paths::index(repo)).await?.unwrap_or_default();
+        let fp = self
+            .backend
+            .fingerprint(&paths::index(repo))
+            .await?
+            .unwrap_or_default();
         let index = self.read_index(repo).await?;
         let mut changes = vec![Change::SetFingerprint(fp)];
         for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
-            for hex in self.backend.list(&format!("{}/{alg}", paths::blobs_dir(repo))).await? {
+            for hex in self
+                .backend
+                .list(&format!("{}/{alg}", paths::blobs_dir(repo)))
+                .await?
+            {
                 if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
                     changes.push(Change::AddBlob(d));
                 }

@@ -39,7 +39,10 @@ impl UploadSessions {
     }
 
     pub fn get(&self, repo: &RepoName, id: &uuid::Uuid) -> Option<SessionRef> {
-        self.lock().get(id).filter(|(r, _)| r == repo).map(|(_, s)| s.clone())
+        self.lock()
+            .get(id)
+            .filter(|(r, _)| r == repo)
+            .map(|(_, s)| s.clone())
     }
 
     pub fn remove(&self, id: &uuid::Uuid) {
@@ -51,7 +54,10 @@ impl UploadSessions {
         let mut expired = Vec::new();
         self.lock().retain(|id, (repo, s)| {
             // A session busy with a request is not idle.
-            let idle = s.try_lock().map(|s| s.touched.elapsed() > ttl).unwrap_or(false);
+            let idle = s
+                .try_lock()
+                .map(|s| s.touched.elapsed() > ttl)
+                .unwrap_or(false);
             if idle {
                 expired.push((*id, repo.clone()));
             }

@@ -1,0 +1,196 @@
+//! Parsing of `/v2/...` request paths into an [`Endpoint`], once, by hand:
+//! repository names have any number of segments, so the resource is found
+//! from the end of the path. The name is never percent-decoded (a valid name
+//! needs no escaping, so `%2e%2e` is simply invalid); the last segment (a
+//! tag, digest or upload id) is, since some clients escape `:` in digests.
+
+use crate::errors::{ApiError, ErrorCode};
+use zot_oci::{Digest, Reference, RepoName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Base,
+    Catalog,
+    Discover,
+    Tags(RepoName),
+    Manifest(RepoName, Reference),
+    Blob(RepoName, Digest),
+    UploadStart(RepoName),
+    Upload(RepoName, uuid::Uuid),
+    Referrers(RepoName, Digest),
+}
+
+fn name(segments: &[&str]) -> Result<RepoName, ApiError> {
+    let joined = segments.join("/");
+    joined.parse().map_err(|e: zot_oci::NameError| {
+        ApiError::msg(
+            ErrorCode::NameInvalid,
+            format!("invalid repository name: {e}"),
+        )
+    })
+}
+
+fn decode(segment: &str) -> String {
+    percent_decode(segment)
+}
+
+pub(crate) fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hexval(b[i + 1]), hexval(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hexval(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+pub(crate) fn digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse().map_err(|e: zot_oci::DigestError| {
+        ApiError::msg(ErrorCode::DigestInvalid, format!("invalid digest: {e}"))
+    })
+}
+
+fn reference(s: &str) -> Result<Reference, ApiError> {
+    if s.contains(':') {
+        return digest(s).map(Reference::Digest);
+    }
+    s.parse().map(Reference::Tag).map_err(|_| {
+        ApiError::msg(
+            ErrorCode::ManifestInvalid,
+            "invalid tag: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+        )
+    })
+}
+
+impl Endpoint {
+    /// Parses a request path. `None` for paths outside the API.
+    pub fn parse(path: &str) -> Option<Result<Endpoint, ApiError>> {
+        let rest = path.strip_prefix("/v2")?;
+        if rest.is_empty() || rest == "/" {
+            return Some(Ok(Endpoint::Base));
+        }
+        let rest = rest.strip_prefix('/')?;
+        match rest {
+            "_catalog" => return Some(Ok(Endpoint::Catalog)),
+            "_oci/ext/discover" => return Some(Ok(Endpoint::Discover)),
+            _ => {}
+        }
+        let segs: Vec<&str> = rest.split('/').collect();
+        let n = segs.len();
+        let parsed = if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
+            name(&segs[..n - 2]).map(Endpoint::Tags)
+        } else if n >= 4
+            && segs[n - 3] == "blobs"
+            && segs[n - 2] == "uploads"
+            && segs[n - 1].is_empty()
+        {
+            name(&segs[..n - 3]).map(Endpoint::UploadStart)
+        } else if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads" {
+            name(&segs[..n - 2]).map(Endpoint::UploadStart)
+        } else if n >= 3 && segs[n - 2] == "blobs" {
+            name(&segs[..n - 2]).and_then(|r| Ok(Endpoint::Blob(r, digest(&decode(segs[n - 1]))?)))
+        } else if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
+            name(&segs[..n - 3]).and_then(|r| {
+                let id = decode(segs[n - 1]).parse::<uuid::Uuid>().map_err(|_| {
+                    ApiError::msg(ErrorCode::BlobUploadUnknown, "invalid upload id")
+                })?;
+                Ok(Endpoint::Upload(r, id))
+            })
+        } else if n >= 3 && segs[n - 2] == "manifests" {
+            name(&segs[..n - 2])
+                .and_then(|r| Ok(Endpoint::Manifest(r, reference(&decode(segs[n - 1]))?)))
+        } else if n >= 3 && segs[n - 2] == "referrers" {
+            name(&segs[..n - 2])
+                .and_then(|r| Ok(Endpoint::Referrers(r, digest(&decode(segs[n - 1]))?)))
+        } else {
+            return Some(Err(ApiError::new(ErrorCode::NotFound)));
+        };
+        Some(parsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn ok(p: &str) -> Endpoint {
+        Endpoint::parse(p).unwrap().unwrap()
+    }
+
+    fn code(p: &str) -> &'static str {
+        Endpoint::parse(p).unwrap().unwrap_err().code.spec().0
+    }
+
+    #[test]
+    fn routes() {
+        let r = |s: &str| s.parse::<RepoName>().unwrap();
+        assert_eq!(ok("/v2/"), Endpoint::Base);
+        assert_eq!(ok("/v2"), Endpoint::Base);
+        assert_eq!(ok("/v2/_catalog"), Endpoint::Catalog);
+        assert_eq!(ok("/v2/a/b/c/tags/list"), Endpoint::Tags(r("a/b/c")));
+        assert_eq!(ok("/v2/a/blobs/uploads/"), Endpoint::UploadStart(r("a")));
+        assert_eq!(ok("/v2/a/blobs/uploads"), Endpoint::UploadStart(r("a")));
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(
+            ok(&format!("/v2/a/b/blobs/uploads/{id}")),
+            Endpoint::Upload(r("a/b"), id)
+        );
+        assert_eq!(
+            ok(&format!("/v2/x/blobs/{D}")),
+            Endpoint::Blob(r("x"), D.parse().unwrap())
+        );
+        assert_eq!(
+            ok(&format!("/v2/x/blobs/{}", D.replace(':', "%3A"))),
+            Endpoint::Blob(r("x"), D.parse().unwrap())
+        );
+        // Resource words are valid name segments too.
+        assert_eq!(
+            ok(&format!("/v2/blobs/manifests/blobs/{D}")),
+            Endpoint::Blob(r("blobs/manifests"), D.parse().unwrap())
+        );
+        assert_eq!(
+            ok("/v2/tags/manifests/latest"),
+            Endpoint::Manifest(r("tags"), "latest".parse().unwrap())
+        );
+        assert_eq!(
+            ok(&format!("/v2/a/referrers/{D}")),
+            Endpoint::Referrers(r("a"), D.parse().unwrap())
+        );
+        assert!(Endpoint::parse("/v1/x").is_none());
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(code("/v2/../x/tags/list"), "NAME_INVALID");
+        assert_eq!(code("/v2/%2e%2e/x/tags/list"), "NAME_INVALID");
+        assert_eq!(code("/v2/Upper/tags/list"), "NAME_INVALID");
+        assert_eq!(
+            code(&format!("/v2/{}/tags/list", "a".repeat(256))),
+            "NAME_INVALID"
+        );
+        assert_eq!(code("/v2/tags/list"), "NOT_FOUND");
+        assert_eq!(code("/v2/a/blobs/sha256:123"), "DIGEST_INVALID");
+        assert_eq!(
+            code("/v2/a/blobs/uploads/not-a-uuid"),
+            "BLOB_UPLOAD_UNKNOWN"
+        );
+        assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_INVALID");
+        assert_eq!(code("/v2/a/whatever/x"), "NOT_FOUND");
+        assert_eq!(code("/v2//manifests/x"), "NAME_INVALID");
+    }
+}

@@ -1,0 +1,214 @@
+//! The one table of error codes a client can see, with their HTTP statuses,
+//! and the conversion of storage errors into them. Internal failures are
+//! logged with their cause and answered with a generic `UNKNOWN` 500: no
+//! path, I/O detail or stack ever reaches the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use zot_storage::StorageError;
+
+/// OCI Distribution error codes (and the few registry codes Docker clients know).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    RangeInvalid,
+    PaginationNumberInvalid,
+    ManifestTooLarge,
+    NotFound,
+    Unknown,
+}
+
+impl ErrorCode {
+    /// (code, HTTP status, default message)
+    pub const fn spec(self) -> (&'static str, StatusCode, &'static str) {
+        use ErrorCode::*;
+        match self {
+            BlobUnknown => (
+                "BLOB_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob unknown to registry",
+            ),
+            BlobUploadInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::BAD_REQUEST,
+                "blob upload invalid",
+            ),
+            BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "blob upload unknown to registry",
+            ),
+            DigestInvalid => (
+                "DIGEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided digest did not match uploaded content",
+            ),
+            ManifestBlobUnknown => (
+                "MANIFEST_BLOB_UNKNOWN",
+                StatusCode::BAD_REQUEST,
+                "manifest references a manifest or blob unknown to registry",
+            ),
+            ManifestInvalid => (
+                "MANIFEST_INVALID",
+                StatusCode::BAD_REQUEST,
+                "manifest invalid",
+            ),
+            ManifestUnknown => (
+                "MANIFEST_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "manifest unknown to registry",
+            ),
+            NameInvalid => (
+                "NAME_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid repository name",
+            ),
+            NameUnknown => (
+                "NAME_UNKNOWN",
+                StatusCode::NOT_FOUND,
+                "repository name not known to registry",
+            ),
+            SizeInvalid => (
+                "SIZE_INVALID",
+                StatusCode::BAD_REQUEST,
+                "provided length did not match content length",
+            ),
+            Unauthorized => (
+                "UNAUTHORIZED",
+                StatusCode::UNAUTHORIZED,
+                "authentication required",
+            ),
+            Denied => (
+                "DENIED",
+                StatusCode::FORBIDDEN,
+                "requested access to the resource is denied",
+            ),
+            Unsupported => (
+                "UNSUPPORTED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the operation is unsupported",
+            ),
+            TooManyRequests => (
+                "TOOMANYREQUESTS",
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+            ),
+            RangeInvalid => (
+                "BLOB_UPLOAD_INVALID",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid content range",
+            ),
+            PaginationNumberInvalid => (
+                "PAGINATION_NUMBER_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid number of results requested",
+            ),
+            ManifestTooLarge => (
+                "SIZE_INVALID",
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "manifest is larger than the 4 MiB limit",
+            ),
+            NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND, "no such endpoint"),
+            Unknown => (
+                "UNKNOWN",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error",
+            ),
+        }
+    }
+}
+
+/// An error answered to the client as `{"errors":[{code,message,detail}]}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub detail: serde_json::Value,
+    /// Extra headers (e.g. `Range` on a 416 for an upload).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+pub type ApiResult<T = Response> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode) -> ApiError {
+        ApiError {
+            code,
+            message: code.spec().2.to_owned(),
+            detail: serde_json::Value::Null,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn msg(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            message: message.into(),
+            ..ApiError::new(code)
+        }
+    }
+
+    pub fn detail(mut self, detail: serde_json::Value) -> ApiError {
+        self.detail = detail;
+        self
+    }
+
+    pub fn header(mut self, name: header::HeaderName, value: String) -> ApiError {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            self.headers.push((name, v));
+        }
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status, _) = self.code.spec();
+        let mut entry = serde_json::json!({ "code": code, "message": self.message });
+        if !self.detail.is_null() {
+            entry["detail"] = self.detail;
+        }
+        let body = serde_json::json!({ "errors": [entry] }).to_string();
+        let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        resp.headers_mut().extend(self.headers);
+        resp
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
+        use ErrorCode::*;
+        match e {
+            StorageError::BlobUnknown => ApiError::new(BlobUnknown),
+            StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
+            StorageError::UploadInvalid(m) => ApiError::msg(BlobUploadInvalid, m),
+            StorageError::RangeInvalid { size } => ApiError::msg(RangeInvalid, e.to_string())
+                .header(header::RANGE, format!("0-{}", size.saturating_sub(1))),
+            StorageError::DigestInvalid(m) => ApiError::msg(DigestInvalid, m),
+            StorageError::ManifestUnknown => ApiError::new(ManifestUnknown),
+            StorageError::ManifestInvalid(m) => ApiError::msg(ManifestInvalid, m.to_string()),
+            StorageError::ManifestBlobUnknown(ref d) => {
+                let detail = serde_json::json!({ "digest": d });
+                ApiError::msg(ManifestBlobUnknown, e.to_string()).detail(detail)
+            }
+            StorageError::NameUnknown => ApiError::new(NameUnknown),
+            StorageError::Body(m) => ApiError::msg(BlobUploadInvalid, format!("request body: {m}")),
+            StorageError::Io(_) | StorageError::Meta(_) => {
+                tracing::error!(error = %e, "internal storage error");
+                ApiError::new(Unknown)
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The HTTP surface: every `/v2/...` request is parsed once into an
+//! [`Endpoint`] and dispatched from one match in [`dispatch`]; health probes
+//! sit beside it. Handlers live in one module per resource and answer every
+//! failure with an OCI error from [`errors`].
+
+mod access_log;
+mod blobs;
+pub mod endpoint;
+pub mod errors;
+mod http_util;
+mod manifests;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use endpoint::Endpoint;
+use errors::{ApiError, ApiResult, ErrorCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use zot_storage::Registry;
+
+/// An extension advertised through `/v2/_oci/ext/discover`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExtensionInfo {
+    pub name: String,
+    pub url: String,
+    pub description: String,
+    pub endpoints: Vec<String>,
+}
+
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub extensions: Vec<ExtensionInfo>,
+    /// Set once start-up work is done; `/readyz` and `/startupz` answer 503 before.
+    pub ready: AtomicBool,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(registry: Arc<Registry>, extensions: Vec<ExtensionInfo>) -> SharedState {
+        Arc::new(AppState {
+            registry,
+            extensions,
+            ready: AtomicBool::new(true),
+        })
+    }
+}
+
+/// The router of the whole API.
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(access_log::log_request))
+}
+
+const API_VERSION: &str = "registry/2.0";
+
+async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let mut resp = match Endpoint::parse(&path) {
+        None => return probes(&state, &path, req.method()),
+        Some(Err(e)) => e.into_response(),
+        Some(Ok(endpoint)) => match route(&state, endpoint, req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        },
+    };
+    resp.headers_mut().insert(
+        "docker-distribution-api-version",
+        HeaderValue::from_static(API_VERSION),
+    );
+    resp
+}
+
+fn probes(state: &AppState, path: &str, method: &Method) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return ApiError::new(ErrorCode::NotFound).into_response();
+    }
+    match path {
+        "/livez" => (StatusCode::OK, "ok").into_response(),
+        "/readyz" | "/startupz" if state.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "ok").into_response()
+        }
+        "/readyz" | "/startupz" => (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response(),
+        _ => ApiError::new(ErrorCode::NotFound).into_response(),
+    }
+}
+
+fn unsupported(method: &Method) -> ApiError {
+    ApiError::msg(
+        ErrorCode::Unsupported,
+        format!("method {method} is not supported on this endpoint"),
+    )
+}
+
+async fn route(state: &SharedState, endpoint: Endpoint, req: Request) -> ApiResult {
+    let method = req.method().clone();
+    let reg = &state.registry;
+    match (endpoint, method) {
+        (Endpoint::Base, Method::GET | Method::HEAD) => Ok((
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response()),
+        (Endpoint::Catalog, Method::GET) => manifests::catalog(reg, &req),
+        (Endpoint::Discover, Method::GET) => {
+            let body = serde_json::json!({ "extensions": state.extensions });
+            Ok((
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response())
+        }
+        (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
+        (Endpoint::Manifest(repo, r), Method::GET) => manifests::get(reg, &repo, &r, false).await,
+        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, true).await,
+        (Endpoint::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
+        (Endpoint::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
+        (Endpoint::Referrers(repo, d), Method::GET) => manifests::referrers(reg, &repo, &d, &req),
+        (Endpoint::Blob(repo, d), Method::GET) => {
+            blobs::get(reg, &repo, &d, range(&req), false).await
+        }
+        (Endpoint::Blob(repo, d), Method::HEAD) => {
+            blobs::get(reg, &repo, &d, range(&req), true).await
+        }
+        (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
+        (Endpoint::UploadStart(repo), Method::POST) => blobs::start(reg, &repo, req).await,
+        (Endpoint::Upload(repo, id), Method::GET) => blobs::status(reg, &repo, &id).await,
+        (Endpoint::Upload(repo, id), Method::PATCH) => blobs::patch(reg, &repo, &id, req).await,
+        (Endpoint::Upload(repo, id), Method::PUT) => {
+            blobs::finish_upload(reg, &repo, &id, req).await
+        }
+        (Endpoint::Upload(repo, id), Method::DELETE) => blobs::cancel(reg, &repo, &id).await,
+        (_, m) => Err(unsupported(&m)),
+    }
+}
+
+fn range(req: &Request) -> Option<String> {
+    http_util::header_str(req, header::RANGE).map(str::to_owned)
+}
+
+/// Builds a response with an empty body.
+pub(crate) fn empty(status: StatusCode) -> axum::http::response::Builder {
+    Response::builder().status(status)
+}
+
+pub(crate) fn finish(builder: axum::http::response::Builder, body: Body) -> ApiResult {
+    builder.body(body).map_err(|e| {
+        tracing::error!(error = %e, "building a response");
+        ApiError::new(ErrorCode::Unknown)
+    })
+}

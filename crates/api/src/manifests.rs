@@ -1,0 +1,119 @@
+//! Manifest, tag-list, catalog and referrers handlers.
+
+use crate::errors::{ApiError, ApiResult, ErrorCode};
+use crate::http_util::{content_length, header_str, pagination, query};
+use crate::{empty, finish};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use http_body_util::BodyExt;
+use zot_oci::{Digest, Reference, RepoName, media_types};
+use zot_storage::Registry;
+
+/// The largest manifest accepted, as the specification suggests.
+pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+
+fn link_next(path: &str, n: usize, last: Option<&String>, more: bool) -> Option<String> {
+    let last = last.filter(|_| more)?;
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("n", &n.to_string())
+        .append_pair("last", last)
+        .finish();
+    Some(format!("<{path}?{q}>; rel=\"next\""))
+}
+
+fn json_list(body: serde_json::Value, link: Option<String>) -> ApiResult {
+    let mut b = empty(StatusCode::OK).header(header::CONTENT_TYPE, "application/json");
+    if let Some(link) = link {
+        b = b.header(header::LINK, link);
+    }
+    finish(b, Body::from(body.to_string()))
+}
+
+pub fn catalog(reg: &Registry, req: &Request) -> ApiResult {
+    let (n, last) = pagination(req)?;
+    let (repos, more) = reg.catalog(last.as_deref(), n)?;
+    let link = link_next("/v2/_catalog", n, repos.last(), more);
+    json_list(serde_json::json!({ "repositories": repos }), link)
+}
+
+pub fn tags(reg: &Registry, repo: &RepoName, req: &Request) -> ApiResult {
+    let (n, last) = pagination(req)?;
+    let (tags, more) = reg.tags(repo, last.as_deref(), n)?;
+    let link = link_next(&format!("/v2/{repo}/tags/list"), n, tags.last(), more);
+    json_list(
+        serde_json::json!({ "name": repo.as_str(), "tags": tags }),
+        link,
+    )
+}
+
+pub async fn get(reg: &Registry, repo: &RepoName, r: &Reference, head: bool) -> ApiResult {
+    let rec = reg.manifest_record(repo, r)?;
+    let builder = empty(StatusCode::OK)
+        .header(header::CONTENT_TYPE, rec.media_type.as_str())
+        .header(header::CONTENT_LENGTH, rec.size)
+        .header("docker-content-digest", rec.digest.to_string())
+        .header(header::ETAG, format!("\"{}\"", rec.digest));
+    if head {
+        return finish(builder, Body::empty());
+    }
+    let bytes = reg.manifest_bytes(repo, &rec).await?;
+    finish(builder, Body::from(bytes))
+}
+
+pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -> ApiResult {
+    if content_length(&req)?.is_some_and(|l| l > MAX_MANIFEST as u64) {
+        return Err(ApiError::new(ErrorCode::ManifestTooLarge));
+    }
+    let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_owned);
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_MANIFEST);
+    let body = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(ErrorCode::ManifestTooLarge));
+        }
+        Err(e) => {
+            return Err(ApiError::msg(
+                ErrorCode::ManifestInvalid,
+                format!("reading the manifest: {e}"),
+            ));
+        }
+    };
+    let pushed = reg
+        .put_manifest(repo, r, content_type.as_deref(), &body)
+        .await?;
+    let mut b = empty(StatusCode::CREATED)
+        .header(
+            header::LOCATION,
+            format!("/v2/{repo}/manifests/{}", pushed.digest),
+        )
+        .header("docker-content-digest", pushed.digest.to_string())
+        .header(header::CONTENT_LENGTH, 0);
+    if let Some(subject) = pushed.subject {
+        b = b.header("oci-subject", subject.to_string());
+    }
+    finish(b, Body::empty())
+}
+
+pub async fn delete(reg: &Registry, repo: &RepoName, r: &Reference) -> ApiResult {
+    reg.delete_manifest(repo, r).await?;
+    finish(
+        empty(StatusCode::ACCEPTED).header(header::CONTENT_LENGTH, 0),
+        Body::empty(),
+    )
+}
+
+pub fn referrers(reg: &Registry, repo: &RepoName, subject: &Digest, req: &Request) -> ApiResult {
+    let artifact_type = query(req, "artifactType").filter(|t| !t.is_empty());
+    let manifests = reg.referrers(repo, subject, artifact_type.as_deref())?;
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_INDEX,
+        "manifests": manifests,
+    });
+    let mut b = empty(StatusCode::OK).header(header::CONTENT_TYPE, media_types::OCI_INDEX);
+    if artifact_type.is_some() {
+        b = b.header("oci-filters-applied", "artifactType");
+    }
+    finish(b, Body::from(body.to_string()))
+}

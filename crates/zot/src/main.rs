@@ -1,0 +1,71 @@
+//! The `zot` binary: command line, logging, and the wiring of configuration,
+//! storage and the HTTP API. All errors end here as `anyhow` messages.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use zot_config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "zot",
+    version,
+    about = "An OCI-native container image registry"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry, on CONFIG or on the embedded default configuration.
+    Serve {
+        /// A configuration file, JSON or YAML, with the Go zot's key names.
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and name every problem by its key path.
+    Verify { config: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Verify { config } => match Config::from_file(&config) {
+            Ok(_) => {
+                println!("{}: configuration is valid", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}: {p}", config.display());
+                }
+                eprintln!("{}: {} problem(s)", config.display(), problems.len());
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config } => {
+            let cfg = match &config {
+                None => Config::embedded_default(),
+                Some(path) => match Config::from_file(path) {
+                    Ok(c) => c,
+                    Err(problems) => {
+                        for p in &problems {
+                            eprintln!("{}: {p}", path.display());
+                        }
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            match serve::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("zot: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

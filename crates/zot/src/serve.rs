@@ -1,0 +1,139 @@
+//! `zot serve`: logging set-up, storage opening and synchronisation, the
+//! HTTP server, background upload expiry, and graceful shutdown (stop
+//! accepting, let in-flight requests finish for a bounded time, exit 0).
+
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+use zot_config::Config;
+
+/// How long in-flight requests may run after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often abandoned upload sessions are looked for.
+const UPLOAD_SWEEP: Duration = Duration::from_secs(60);
+
+fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_env("ZOT_LOG").unwrap_or_else(|_| {
+        let level = match cfg.log.level.as_str() {
+            "fatal" | "panic" => "error",
+            l => l,
+        };
+        EnvFilter::new(format!("{level},redb=warn,hyper=warn,h2=warn"))
+    });
+    let builder = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter);
+    match &cfg.log.output {
+        Some(path) if !path.as_os_str().is_empty() => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log.output {}", path.display()))?;
+            builder.with_writer(Arc::new(file)).init();
+        }
+        _ => builder.with_writer(std::io::stdout).init(),
+    }
+    Ok(())
+}
+
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    init_logging(&cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let root = cfg.storage.root_directory.clone();
+    let options = zot_storage::Options {
+        dedupe: cfg.storage.dedupe,
+        docker2s2: cfg.docker2s2(),
+        ..zot_storage::Options::default()
+    };
+    let (registry, report) = zot_storage::open_local(&root, cfg.storage.commit, options)
+        .await
+        .with_context(|| format!("opening storage at {}", root.display()))?;
+    tracing::info!(
+        repositories = report.repositories,
+        rebuilt = report.rebuilt,
+        removed = report.removed,
+        "storage synchronised with the layouts on disk"
+    );
+    let registry = Arc::new(registry);
+    let state = zot_api::AppState::new(registry.clone(), Vec::new());
+    let app = zot_api::router(state);
+
+    let addr = format!("{}:{}", cfg.http.address, cfg.http.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let extensions: Vec<&str> = cfg
+        .extensions
+        .iter()
+        .filter(|e| e.enabled)
+        .map(|e| e.name.as_str())
+        .collect();
+    tracing::info!(
+        address = %local,
+        root = %root.display(),
+        extensions = ?extensions,
+        dedupe = cfg.storage.dedupe,
+        commit = cfg.storage.commit,
+        compat = ?cfg.http.compat.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        version = env!("CARGO_PKG_VERSION"),
+        "listening"
+    );
+
+    let sweeper = registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPLOAD_SWEEP);
+        loop {
+            tick.tick().await;
+            match sweeper.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired abandoned upload sessions"),
+                Err(e) => tracing::warn!(error = %e, "expiring upload sessions"),
+            }
+        }
+    });
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, and arms a timer that ends the process if
+/// in-flight requests do not finish within the grace period.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!(
+        grace_secs = SHUTDOWN_GRACE.as_secs(),
+        "shutting down: no new connections, finishing requests"
+    );
+    tokio::spawn(async {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!("requests still running after the grace period; exiting");
+        std::process::exit(0);
+    });
+}
