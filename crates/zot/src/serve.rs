@@ -70,9 +70,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = zot_api::router(state);
 
     let addr = format!("{}:{}", cfg.http.address, cfg.http.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener =
+        std::net::TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let extensions: Vec<&str> = cfg
         .extensions
@@ -87,6 +87,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         dedupe = cfg.storage.dedupe,
         commit = cfg.storage.commit,
         compat = ?cfg.http.compat.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        tls = cfg.http.tls.is_some(),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
@@ -104,16 +105,36 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        on_signal.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    let service = app.into_make_service();
+    match &cfg.http.tls {
+        Some(tls) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "loading TLS certificate {} and key {}",
+                            tls.cert.display(),
+                            tls.key.display()
+                        )
+                    })?;
+            let server = axum_server::from_tcp_rustls(listener, config)?;
+            server.handle(handle).serve(service).await
+        }
+        None => axum_server::from_tcp(listener)?.handle(handle).serve(service).await,
+    }
+    .context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM, and arms a timer that ends the process if
-/// in-flight requests do not finish within the grace period.
+/// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -131,9 +152,4 @@ async fn shutdown_signal() {
         grace_secs = SHUTDOWN_GRACE.as_secs(),
         "shutting down: no new connections, finishing requests"
     );
-    tokio::spawn(async {
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-        tracing::warn!("requests still running after the grace period; exiting");
-        std::process::exit(0);
-    });
 }

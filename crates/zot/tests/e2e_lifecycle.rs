@@ -1,0 +1,174 @@
+//! The binary's command line and process contract: `--version`, `verify`,
+//! the default config, graceful exit on SIGTERM and SIGINT, and the `/v2/`
+//! base endpoint.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::registry::binary;
+use common::tools::output;
+use common::{Registry, run};
+
+#[test]
+fn version_names_the_package_version() {
+    let out = run(Command::new(binary()).arg("--version"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(env!("CARGO_PKG_VERSION")),
+        "`zot --version` printed {text:?}"
+    );
+}
+
+#[test]
+fn verify_accepts_a_good_config_and_names_bad_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        serde_json::to_vec(&serde_json::json!({
+            "distSpecVersion": "1.1.1",
+            "storage": { "rootDirectory": dir.path().join("root"), "dedupe": true, "gc": false },
+            "http": { "address": "127.0.0.1", "port": "5000", "compat": ["docker2s2"] },
+            "log": { "level": "info" },
+        }))
+        .expect("json"),
+    )
+    .expect("write good config");
+    run(Command::new(binary()).arg("verify").arg(&good));
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        br#"{"distSpecVersion":"1.1.1","storage":{"rootDirectory":42},"http":{"address":"127.0.0.1","port":"not-a-port"}}"#,
+    )
+    .expect("write bad config");
+    let (out, _) = output(Command::new(binary()).arg("verify").arg(&bad));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "`zot verify` accepted a bad config:\n{text}"
+    );
+    for key in ["storage.rootDirectory", "http.port"] {
+        assert!(
+            text.contains(key),
+            "`zot verify` should name `{key}`; it said:\n{text}"
+        );
+    }
+
+    let (out, _) = output(
+        Command::new(binary())
+            .arg("verify")
+            .arg(dir.path().join("missing.json")),
+    );
+    assert!(
+        !out.status.success(),
+        "`zot verify` of a missing file must fail"
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_exit_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let mut registry = Registry::start();
+        let ping = registry.client().get("/v2/");
+        ping.expect_status(200, "GET /v2/");
+        if signal == "-TERM" {
+            let status = registry
+                .terminate(Duration::from_secs(20))
+                .expect("zot exits within 20 s of SIGTERM");
+            assert!(
+                status.success(),
+                "exit status after SIGTERM: {status}\n{}",
+                registry.logs()
+            );
+        } else {
+            let status = registry
+                .interrupt(Duration::from_secs(20))
+                .expect("zot exits within 20 s of SIGINT");
+            assert!(
+                status.success(),
+                "exit status after SIGINT: {status}\n{}",
+                registry.logs()
+            );
+        }
+        assert!(
+            registry
+                .client()
+                .try_request("GET", "/v2/", &[], None)
+                .is_err(),
+            "still answering after {signal}"
+        );
+        // Restart on the same root: still healthy.
+        registry.restart();
+        registry
+            .client()
+            .get("/v2/")
+            .expect_status(200, "GET /v2/ after restart");
+    }
+}
+
+#[test]
+fn default_config_listens_on_5000_and_stores_in_zot_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(binary())
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start zot serve");
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let listening = loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) if line.contains("listening") => break line,
+            Ok(line) => seen.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "no `listening` line from `zot serve` with the default config ({e}); output:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    };
+    let result = std::panic::catch_unwind(|| {
+        assert!(
+            listening.contains("\"127.0.0.1:5000\""),
+            "default address: {listening}"
+        );
+        let client = common::Client::new("http://127.0.0.1:5000");
+        client
+            .get("/v2/")
+            .expect_status(200, "GET /v2/ on the default port");
+        let image = common::fixtures::multi_layer_image("default-config");
+        image.push(&client, "e2e/default", "1");
+        assert!(
+            dir.path().join("zot-data/e2e/default/index.json").is_file(),
+            "default storage root ./zot-data holds the pushed repository"
+        );
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
