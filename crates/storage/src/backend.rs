@@ -16,6 +16,14 @@ use zot_meta::Fingerprint;
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
 pub type BoxWriter = Pin<Box<dyn AsyncWrite + Send>>;
 
+/// A child of a listed prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    /// A prefix with children of its own (a folder), not an object.
+    pub is_dir: bool,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync + 'static {
     /// Size of the object, or `None` when it does not exist.
@@ -38,8 +46,8 @@ pub trait Backend: Send + Sync + 'static {
     async fn delete(&self, key: &str) -> io::Result<bool>;
     /// Removes everything under the prefix.
     async fn delete_prefix(&self, prefix: &str) -> io::Result<()>;
-    /// Names of the direct children of a prefix (files and folders).
-    async fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// The direct children of a prefix, sorted by name.
+    async fn list(&self, prefix: &str) -> io::Result<Vec<Entry>>;
     /// Identity of an object's current version, to detect changes made
     /// behind the registry's back.
     async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>>;

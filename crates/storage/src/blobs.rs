@@ -124,6 +124,8 @@ impl Registry {
     /// Opens an upload session in `repo`.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
         self.ensure_layout(repo).await?;
+        // The repository exists from its first upload on (as in zot).
+        self.meta.apply(repo, &[])?;
         let id = uuid::Uuid::new_v4();
         // Create the data file now, so that the session survives a restart.
         let mut w = self.backend.appender(&paths::upload(repo, &id)).await?;
@@ -343,13 +345,19 @@ impl Registry {
     }
 
     /// Removes upload sessions idle for longer than the configured time to
-    /// live, in memory and on disk (also data files left by an earlier run).
-    pub async fn expire_uploads(&self) -> Result<usize> {
+    /// live, with their data. With `sweep_disk`, also data files on disk that
+    /// no live session owns and that are older than that (left by an earlier
+    /// run); this lists every repository's upload folder, so it is done
+    /// rarely.
+    pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;
         for (id, repo) in self.uploads.take_expired(ttl) {
             self.backend.delete(&paths::upload(&repo, &id)).await?;
             removed += 1;
+        }
+        if !sweep_disk {
+            return Ok(removed);
         }
         let (repos, _) = self.meta.repos(None, usize::MAX)?;
         for repo in repos {
@@ -357,7 +365,8 @@ impl Registry {
                 continue;
             };
             let dir = paths::uploads_dir(&repo);
-            for name in self.backend.list(&dir).await? {
+            for entry in self.backend.list(&dir).await? {
+                let name = entry.name;
                 let key = format!("{dir}/{name}");
                 let live = name
                     .parse::<uuid::Uuid>()

@@ -3,7 +3,7 @@
 //! the file is fsynced before the rename and its folder after it, so an
 //! acknowledged write survives a power cut, not only a crash.
 
-use crate::backend::{Backend, BoxReader, BoxWriter};
+use crate::backend::{Backend, BoxReader, BoxWriter, Entry};
 use crate::paths::TMP_PREFIX;
 use async_trait::async_trait;
 use std::io;
@@ -162,17 +162,18 @@ impl Backend for LocalBackend {
         not_found_is_none(tokio::fs::remove_dir_all(self.path(prefix)).await).map(|_| ())
     }
 
-    async fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+    async fn list(&self, prefix: &str) -> io::Result<Vec<Entry>> {
         let Some(mut rd) = not_found_is_none(tokio::fs::read_dir(self.path(prefix)).await)? else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         while let Some(e) = rd.next_entry().await? {
             if let Ok(name) = e.file_name().into_string() {
-                out.push(name);
+                let is_dir = e.file_type().await?.is_dir();
+                out.push(Entry { name, is_dir });
             }
         }
-        out.sort();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 

@@ -146,13 +146,24 @@ impl Registry {
     pub async fn sync_from_disk(&self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let mut found = HashSet::new();
-        let mut pending = vec![String::new()];
-        while let Some(dir) = pending.pop() {
-            for name in self.backend.list(&dir).await? {
-                if name.starts_with('.')
+        // Walk folders only. A layout's `blobs/sha256` and `blobs/sha512`
+        // hold blobs, not layouts, and are not walked.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Folder {
+            Plain,
+            Layout,
+            LayoutBlobs,
+        }
+        let mut pending = vec![(String::new(), Folder::Plain)];
+        while let Some((dir, kind)) = pending.pop() {
+            for entry in self.backend.list(&dir).await? {
+                let name = entry.name;
+                let skip = !entry.is_dir
+                    || name.starts_with('.')
                     || name.starts_with('_')
-                    || (dir.is_empty() && name == paths::META_DIR)
-                {
+                    || (kind == Folder::LayoutBlobs
+                        && matches!(name.as_str(), "sha256" | "sha512"));
+                if skip {
                     continue;
                 }
                 let path = if dir.is_empty() {
@@ -160,10 +171,7 @@ impl Registry {
                 } else {
                     format!("{dir}/{name}")
                 };
-                if name == "blobs" || self.backend.size(&path).await?.is_some() {
-                    continue; // a file, or a layout's blob folder
-                }
-                if self
+                let child = if self
                     .backend
                     .size(&format!("{path}/oci-layout"))
                     .await?
@@ -173,12 +181,19 @@ impl Registry {
                         Ok(repo) => {
                             found.insert(repo);
                         }
-                        Err(e) => {
-                            tracing::warn!(path, error = %e, "skipping a layout whose path is not a valid repository name")
-                        }
+                        Err(e) => tracing::warn!(
+                            path,
+                            error = %e,
+                            "skipping a layout whose path is not a valid repository name"
+                        ),
                     }
-                }
-                pending.push(path);
+                    Folder::Layout
+                } else if kind == Folder::Layout && name == "blobs" {
+                    Folder::LayoutBlobs
+                } else {
+                    Folder::Plain
+                };
+                pending.push((path, child));
             }
         }
         let (known, _) = self.meta.repos(None, usize::MAX)?;
@@ -220,12 +235,13 @@ impl Registry {
         let index = self.read_index(repo).await?;
         let mut changes = vec![Change::SetFingerprint(fp)];
         for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
+            let alg = alg.name;
             for hex in self
                 .backend
                 .list(&format!("{}/{alg}", paths::blobs_dir(repo)))
                 .await?
             {
-                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+                if let Ok(d) = format!("{alg}:{}", hex.name).parse::<Digest>() {
                     changes.push(Change::AddBlob(d));
                 }
             }

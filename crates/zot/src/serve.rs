@@ -70,8 +70,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = zot_api::router(state);
 
     let addr = format!("{}:{}", cfg.http.address, cfg.http.port);
-    let listener =
-        std::net::TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
+    let listener = std::net::TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
     let extensions: Vec<&str> = cfg
@@ -95,9 +94,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let sweeper = registry.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPLOAD_SWEEP);
-        loop {
+        for round in 0u64.. {
             tick.tick().await;
-            match sweeper.expire_uploads().await {
+            // Sessions in memory every minute; stray files on disk hourly.
+            match sweeper.expire_uploads(round % 60 == 0).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(removed = n, "expired abandoned upload sessions"),
                 Err(e) => tracing::warn!(error = %e, "expiring upload sessions"),
@@ -114,20 +114,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let service = app.into_make_service();
     match &cfg.http.tls {
         Some(tls) => {
-            let config =
-                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                    .await
-                    .with_context(|| {
-                        format!(
-                            "loading TLS certificate {} and key {}",
-                            tls.cert.display(),
-                            tls.key.display()
-                        )
-                    })?;
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .with_context(|| {
+                    format!(
+                        "loading TLS certificate {} and key {}",
+                        tls.cert.display(),
+                        tls.key.display()
+                    )
+                })?;
             let server = axum_server::from_tcp_rustls(listener, config)?;
             server.handle(handle).serve(service).await
         }
-        None => axum_server::from_tcp(listener)?.handle(handle).serve(service).await,
+        None => {
+            axum_server::from_tcp(listener)?
+                .handle(handle)
+                .serve(service)
+                .await
+        }
     }
     .context("serving HTTP")?;
     tracing::info!("stopped");

@@ -1,0 +1,213 @@
+//! Storage semantics exercised directly, below the HTTP layer.
+
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+use zot_oci::{Digest, Reference, RepoName};
+use zot_storage::{Options, Registry, StorageError, open_local};
+
+fn body(data: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, Infallible>>> {
+    futures_util::stream::iter(vec![Ok(Bytes::copy_from_slice(data))])
+}
+
+fn repo(s: &str) -> RepoName {
+    s.parse().unwrap()
+}
+
+async fn push_blob(reg: &Registry, r: &RepoName, data: &[u8]) -> Digest {
+    let d = Digest::sha256_of(data);
+    let id = reg.start_upload(r).await.unwrap();
+    reg.complete_upload(r, &id, &d, None, Some(body(data)))
+        .await
+        .unwrap();
+    d
+}
+
+async fn push_image(reg: &Registry, r: &RepoName, tag: &str, layer: &[u8]) -> Digest {
+    let config = push_blob(reg, r, b"{}").await;
+    let layer = push_blob(reg, r, layer).await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{layer}","size":1}}]}}"#
+    );
+    let pushed = reg
+        .put_manifest(
+            r,
+            &Reference::Tag(tag.parse().unwrap()),
+            None,
+            manifest.as_bytes(),
+        )
+        .await
+        .unwrap();
+    pushed.digest
+}
+
+#[tokio::test]
+async fn abandoned_uploads_expire_with_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        upload_ttl: Duration::ZERO,
+        ..Options::default()
+    };
+    let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
+    let r = repo("a/b");
+    let id = reg.start_upload(&r).await.unwrap();
+    reg.append_upload(&r, &id, Some(0), body(b"partial"))
+        .await
+        .unwrap();
+    let file = dir.path().join(format!("a/b/.uploads/{id}"));
+    assert!(file.exists());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(reg.expire_uploads(false).await.unwrap(), 1);
+    assert!(!file.exists());
+    assert!(matches!(
+        reg.upload_size(&r, &id).await,
+        Err(StorageError::UploadUnknown)
+    ));
+
+    // A stray file from an earlier run is removed by the disk sweep.
+    let stray = dir
+        .path()
+        .join(format!("a/b/.uploads/{}", uuid::Uuid::new_v4()));
+    std::fs::write(&stray, b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(reg.expire_uploads(true).await.unwrap() >= 1);
+    assert!(!stray.exists());
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = repo("x");
+    let id = {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        let id = reg.start_upload(&r).await.unwrap();
+        reg.append_upload(&r, &id, Some(0), body(b"hello "))
+            .await
+            .unwrap();
+        id
+    };
+    let (reg, _) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(reg.upload_size(&r, &id).await.unwrap(), 6);
+    let d = Digest::sha256_of(b"hello world");
+    reg.complete_upload(&r, &id, &d, Some(6), Some(body(b"world")))
+        .await
+        .unwrap();
+    assert_eq!(reg.blob_size(&r, &d).await.unwrap(), Some(11));
+}
+
+#[tokio::test]
+async fn dedupe_shares_one_inode_and_deletes_per_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    let data = vec![7u8; 100_000];
+    let d = push_blob(&reg, &repo("one"), &data).await;
+    push_blob(&reg, &repo("two"), &data).await;
+    let path = |r: &str| dir.path().join(format!("{r}/blobs/sha256/{}", d.hex()));
+    let (m1, m2) = (
+        std::fs::metadata(path("one")).unwrap(),
+        std::fs::metadata(path("two")).unwrap(),
+    );
+    assert_eq!(m1.ino(), m2.ino());
+    assert_eq!(m1.nlink(), 2);
+    reg.delete_blob(&repo("one"), &d).await.unwrap();
+    assert_eq!(std::fs::read(path("two")).unwrap(), data);
+    assert_eq!(reg.blob_size(&repo("one"), &d).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn without_dedupe_copies_are_independent() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        dedupe: false,
+        ..Options::default()
+    };
+    let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
+    let d = push_blob(&reg, &repo("one"), b"abc").await;
+    assert!(
+        reg.mount_blob(&repo("two"), &d, Some(&repo("one")))
+            .await
+            .unwrap()
+    );
+    let path = |r: &str| dir.path().join(format!("{r}/blobs/sha256/{}", d.hex()));
+    assert_ne!(
+        std::fs::metadata(path("one")).unwrap().ino(),
+        std::fs::metadata(path("two")).unwrap().ino()
+    );
+    assert_eq!(std::fs::read(path("two")).unwrap(), b"abc");
+}
+
+#[tokio::test]
+async fn sync_finds_nested_layouts_and_repositories_named_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        push_image(&reg, &repo("blobs"), "v1", b"1").await;
+        push_image(&reg, &repo("a"), "v1", b"1").await;
+        push_image(&reg, &repo("a/blobs/c"), "v1", b"1").await;
+    }
+    std::fs::remove_file(dir.path().join("_zot/meta.redb")).unwrap();
+    let (reg, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.repositories, 3);
+    assert_eq!(report.rebuilt, 3);
+    let (repos, _) = reg.catalog(None, 100).unwrap();
+    assert_eq!(repos, vec!["a", "a/blobs/c", "blobs"]);
+    for r in ["a", "a/blobs/c", "blobs"] {
+        assert_eq!(reg.tags(&repo(r), None, 10).unwrap().0, vec!["v1"]);
+    }
+}
+
+#[tokio::test]
+async fn a_changed_index_is_rebuilt_and_a_removed_layout_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        push_image(&reg, &repo("keep"), "v1", b"1").await;
+        push_image(&reg, &repo("gone"), "v1", b"1").await;
+    }
+    // Retag behind the registry's back and remove a repository.
+    let index_path = dir.path().join("keep/index.json");
+    let index = std::fs::read_to_string(&index_path)
+        .unwrap()
+        .replace("\"v1\"", "\"v2\"");
+    std::fs::write(&index_path, index).unwrap();
+    std::fs::remove_dir_all(dir.path().join("gone")).unwrap();
+    let (reg, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!((report.rebuilt, report.removed), (1, 1));
+    assert_eq!(reg.tags(&repo("keep"), None, 10).unwrap().0, vec!["v2"]);
+    assert_eq!(reg.catalog(None, 10).unwrap().0, vec!["keep"]);
+    // An unchanged store is not rebuilt.
+    drop(reg);
+    let (_, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.rebuilt, 0);
+}
+
+#[tokio::test]
+async fn commit_mode_stores_the_same_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = open_local(dir.path(), true, Options::default())
+        .await
+        .unwrap();
+    let d = push_image(&reg, &repo("c"), "v1", b"1").await;
+    let rec = reg
+        .manifest_record(&repo("c"), &Reference::Digest(d.clone()))
+        .unwrap();
+    let bytes = reg.manifest_bytes(&repo("c"), &rec).await.unwrap();
+    assert!(d.verify(&bytes));
+}
