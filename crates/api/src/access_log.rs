@@ -1,7 +1,8 @@
-//! One structured log line per request: method, path, status, bytes in and
-//! out (as declared by `Content-Length`), duration. Query strings are not
+//! One structured log line per request: method, path, status, bytes in (as
+//! declared by `Content-Length`) and out, duration. Query strings are not
 //! logged: they may carry tokens.
 
+use axum::body::HttpBody;
 use axum::extract::Request;
 use axum::http::header;
 use axum::middleware::Next;
@@ -23,7 +24,11 @@ pub async fn log_request(req: Request, next: Next) -> Response {
     let bytes_in = declared_len(req.headers());
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    let bytes_out = declared_len(resp.headers());
+    let bytes_out = resp
+        .body()
+        .size_hint()
+        .exact()
+        .unwrap_or_else(|| declared_len(resp.headers()));
     let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::error!(target: "zot::access", %method, path, status, bytes_in, bytes_out, duration_ms, "request");

@@ -1,0 +1,210 @@
+//! `zot verify` and `zot serve` on the Go zot's own example configurations
+//! (`shared/zot-examples`, a sibling of the repository). Every file whose
+//! features exist here verifies and serves unchanged, with only its paths and
+//! port rewritten to a temporary folder and an ephemeral port; every other
+//! file is refused, each problem named by its key path. (The exact key paths
+//! per file are checked in `crates/config/tests/examples.rs`.)
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LOADS: &[&str] = &[
+    "config-boltdb.json",
+    "config-commit.json",
+    "config-conformance.json",
+    "config-docker-compat.json",
+    "config-minimal.json",
+    "config-scheduler.json",
+    "config-test.json",
+    "config-tls.json",
+];
+
+fn examples_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zot-examples");
+    assert!(
+        dir.is_dir(),
+        "missing {}: the tests need shared/ beside the repository",
+        dir.display()
+    );
+    dir
+}
+
+fn zot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_zot"))
+}
+
+/// The example with its paths moved under `tmp` and its port made ephemeral.
+fn rewrite(text: &str, tmp: &Path) -> String {
+    let t = tmp.display();
+    text.replace("/tmp/zot", &format!("{t}/root"))
+        .replace("\"8080\"", "\"0\"")
+        .replace("test/data/server.cert", &format!("{t}/server.cert"))
+        .replace("test/data/server.key", &format!("{t}/server.key"))
+}
+
+fn make_cert(dir: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.cert"))
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl must be installed");
+    assert!(status.success());
+}
+
+#[test]
+fn every_example_verifies_or_names_what_is_unsupported() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".json") && !name.ends_with(".yaml") {
+            continue;
+        }
+        seen += 1;
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(&name);
+        std::fs::write(
+            &file,
+            rewrite(&std::fs::read_to_string(&path).unwrap(), tmp.path()),
+        )
+        .unwrap();
+        let out = zot().arg("verify").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if LOADS.contains(&name.as_str()) {
+            assert!(
+                out.status.success(),
+                "{name} should verify; stderr:\n{stderr}"
+            );
+        } else {
+            assert!(!out.status.success(), "{name} should be refused");
+            let problems: Vec<&str> = stderr
+                .lines()
+                .filter(|l| !l.ends_with("problem(s)"))
+                .collect();
+            assert!(!problems.is_empty(), "{name}: no problem named");
+            for line in problems {
+                let rest = line
+                    .strip_prefix(&format!("{}: ", file.display()))
+                    .unwrap_or_else(|| {
+                        panic!("{name}: problem line without the file name: {line}")
+                    });
+                let (key, _message) = rest
+                    .split_once(": ")
+                    .unwrap_or_else(|| panic!("{name}: problem without a key path: {line}"));
+                let is_key_path = key.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._[]".contains(c));
+                assert!(is_key_path, "{name}: not a key path: {line}");
+            }
+        }
+    }
+    assert!(seen >= 50, "only {seen} example files found");
+}
+
+/// Starts `zot serve FILE`, waits for the listening line, and returns the
+/// child and its address.
+fn serve(file: &Path) -> (std::process::Child, String) {
+    let mut child = zot()
+        .arg("serve")
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["message"] == "listening"
+            {
+                let _ = tx.send(v["address"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("zot serve printed no listening line");
+    (child, addr)
+}
+
+#[test]
+fn examples_that_load_also_serve() {
+    for name in LOADS {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join(name);
+        let text = rewrite(
+            &std::fs::read_to_string(examples_dir().join(name)).unwrap(),
+            tmp.path(),
+        );
+        std::fs::write(&file, &text).unwrap();
+        let tls = text.contains("server.cert");
+        if tls {
+            make_cert(tmp.path());
+        }
+        let (mut child, addr) = serve(&file);
+        let port = addr.rsplit(':').next().unwrap();
+        let url = format!(
+            "{}://127.0.0.1:{port}/v2/",
+            if tls { "https" } else { "http" }
+        );
+        let start = Instant::now();
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", &url])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "200",
+            "{name}: GET {url}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(
+            tmp.path().join("root").is_dir(),
+            "{name}: storage root not created"
+        );
+        // SIGTERM: graceful exit with status 0.
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{name}: exit status {status}");
+    }
+}
+
+#[test]
+fn version_and_usage() {
+    let out = zot().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("zot {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = zot()
+        .args(["verify", "/nonexistent/config.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
