@@ -39,10 +39,8 @@ pub async fn get(
             len,
         ),
         ByteRange::Unsatisfiable => {
-            return Err(
-                ApiError::msg(ErrorCode::RangeInvalid, "requested range not satisfiable")
-                    .header(header::CONTENT_RANGE, format!("bytes */{size}")),
-            );
+            return Err(ApiError::new(ErrorCode::RangeNotSatisfiable)
+                .header(header::CONTENT_RANGE, format!("bytes */{size}")));
         }
     };
     let builder = builder.header(header::CONTENT_LENGTH, len);

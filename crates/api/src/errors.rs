@@ -25,6 +25,7 @@ pub enum ErrorCode {
     Unsupported,
     TooManyRequests,
     RangeInvalid,
+    RangeNotSatisfiable,
     PaginationNumberInvalid,
     ManifestTooLarge,
     NotFound,
@@ -110,6 +111,11 @@ impl ErrorCode {
                 "BLOB_UPLOAD_INVALID",
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "invalid content range",
+            ),
+            RangeNotSatisfiable => (
+                "RANGE_INVALID",
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "requested range not satisfiable",
             ),
             PaginationNumberInvalid => (
                 "PAGINATION_NUMBER_INVALID",

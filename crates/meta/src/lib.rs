@@ -10,7 +10,9 @@
 //!   `index.json` it was built from; at start-up a repository whose
 //!   fingerprint differs from the file on disk is rebuilt from the layout.
 //! - Commits are not fsynced (`Durability::None`): redb keeps the file
-//!   consistent, and anything lost is found stale and rebuilt.
+//!   consistent, and anything lost is found stale and rebuilt. [`MetaStore::flush`],
+//!   called every few seconds and at shutdown, makes them durable, so that a
+//!   crash costs a rebuild of only the repositories changed since.
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,8 @@ pub enum Change {
 
 pub struct MetaStore {
     db: Database,
+    /// Whether commits were made since the last durable one.
+    dirty: std::sync::atomic::AtomicBool,
 }
 
 /// Sorts after every name, tag and digest: the greatest char, which none contains.
@@ -121,15 +125,35 @@ impl MetaStore {
             txn.open_table(BLOBS)?;
         }
         txn.commit()?;
-        Ok(MetaStore { db })
+        Ok(MetaStore {
+            db,
+            dirty: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Makes every commit so far durable, if there were any since the last flush.
+    pub fn flush(&self) -> Result<()> {
+        if !self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        Ok(txn)
     }
 
     /// Applies `changes` to `repo` in one transaction, registering the
     /// repository if it is new.
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
         let r = repo.as_str();
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
+        let txn = self.begin_write()?;
         {
             let mut repos = txn.open_table(REPOS)?;
             let mut tags = txn.open_table(TAGS)?;
@@ -186,8 +210,7 @@ impl MetaStore {
 
     /// Removes every row of `repo` (before a rebuild, or when it is gone).
     pub fn forget_repo(&self, repo: &str) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
+        let txn = self.begin_write()?;
         {
             let mut repos = txn.open_table(REPOS)?;
             repos.remove(repo)?;

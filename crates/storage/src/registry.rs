@@ -290,6 +290,11 @@ impl Registry {
         Ok(self.meta.repos(last, n)?)
     }
 
+    /// Makes the metadata store's recent commits durable.
+    pub fn flush_metadata(&self) -> Result<()> {
+        Ok(self.meta.flush()?)
+    }
+
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
         Ok(self.meta.repo_exists(repo)?)
     }

@@ -10,6 +10,8 @@ use zot_config::Config;
 
 /// How long in-flight requests may run after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How often the metadata store's commits are made durable.
+const META_FLUSH: Duration = Duration::from_secs(5);
 /// How often abandoned upload sessions are looked for.
 const UPLOAD_SWEEP: Duration = Duration::from_secs(60);
 
@@ -105,6 +107,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     });
 
+    let flusher = registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(META_FLUSH);
+        loop {
+            tick.tick().await;
+            let reg = flusher.clone();
+            match tokio::task::spawn_blocking(move || reg.flush_metadata()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "flushing the metadata store"),
+                Err(e) => tracing::warn!(error = %e, "flushing the metadata store"),
+            }
+        }
+    });
+
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();
     tokio::spawn(async move {
@@ -134,6 +150,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     }
     .context("serving HTTP")?;
+    if let Err(e) = registry.flush_metadata() {
+        tracing::warn!(error = %e, "flushing the metadata store at shutdown");
+    }
     tracing::info!("stopped");
     Ok(())
 }
