@@ -27,7 +27,7 @@ pub fn pagination(req: &Request) -> Result<(usize, Option<String>), ApiError> {
     Ok((n, query(req, "last").filter(|l| !l.is_empty())))
 }
 
-pub fn header_str<'a>(req: &'a Request, name: header::HeaderName) -> Option<&'a str> {
+pub fn header_str(req: &Request, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -1,4 +1,5 @@
 //! Storage semantics exercised directly, below the HTTP layer.
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use bytes::Bytes;
 use std::convert::Infallible;

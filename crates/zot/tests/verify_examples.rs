@@ -4,6 +4,7 @@
 //! port rewritten to a temporary folder and an ephemeral port; every other
 //! file is refused, each problem named by its key path. (The exact key paths
 //! per file are checked in `crates/config/tests/examples.rs`.)
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
