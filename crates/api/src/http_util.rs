@@ -1,16 +1,18 @@
 //! Parsing of untrusted request details: query strings, `Range` and
 //! `Content-Range` headers, pagination.
 
+use crate::endpoint::percent_decode;
 use crate::errors::{ApiError, ErrorCode};
 use axum::extract::Request;
 use axum::http::header;
 
-/// The value of query parameter `key`, percent-decoded.
+/// The value of query parameter `key`, percent-decoded. A `+` stays a `+`
+/// (this is a URI query, not a form: media types contain `+`).
 pub fn query(req: &Request, key: &str) -> Option<String> {
-    let q = req.uri().query()?;
-    form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
 }
 
 /// `n` and `last` of a paginated listing. `n` absent means no limit.

@@ -7,6 +7,11 @@
 //!
 //! A valid name never contains `.` or `..` as a path segment, nor any byte
 //! outside `[a-z0-9._/-]`, so it is safe to join onto a storage root.
+//!
+//! Beyond the grammar, the components `index.json` and `oci-layout` are
+//! refused ([`RESERVED_COMPONENTS`]): each repository is an OCI image layout
+//! on disk, and a repository `n/index.json` would collide with the file of
+//! repository `n`.
 
 use crate::digest::{Digest, DigestError};
 use std::fmt;
@@ -20,11 +25,16 @@ pub enum NameError {
     TooLong,
     #[error("invalid repository name component {0:?}")]
     BadComponent(String),
+    #[error("repository name component {0:?} is reserved by the OCI image layout")]
+    Reserved(String),
     #[error("invalid tag")]
     BadTag,
     #[error("invalid digest: {0}")]
     BadDigest(#[from] DigestError),
 }
+
+/// Name components that are files of an OCI image layout.
+pub const RESERVED_COMPONENTS: &[&str] = &["index.json", "oci-layout"];
 
 /// A validated repository name such as `library/alpine`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +98,9 @@ impl FromStr for RepoName {
         for c in s.split('/') {
             if !valid_component(c) {
                 return Err(NameError::BadComponent(c.chars().take(64).collect()));
+            }
+            if RESERVED_COMPONENTS.contains(&c) {
+                return Err(NameError::Reserved(c.to_owned()));
             }
         }
         Ok(RepoName(s.to_owned()))
@@ -202,6 +215,9 @@ mod tests {
             "%2e%2e",
             "a b",
             "a\0b",
+            "n/index.json",
+            "index.json",
+            "n/oci-layout/x",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?}");
         }

@@ -79,12 +79,13 @@ impl Registry {
             size: desc.size,
         };
         self.ensure_layout(repo).await?;
+        // Under the lock: a delete of the same digest racing this push would
+        // otherwise remove the file after it was found present.
+        let _guard = self.lock_repo(repo).await;
         let blob_key = paths::blob(repo, &digest);
         if self.backend.size(&blob_key).await? != Some(desc.size) {
             self.backend.write_atomic(&blob_key, body).await?;
         }
-
-        let _guard = self.lock_repo(repo).await;
         let mut index = self.read_index(repo).await?;
         let mut changes = vec![
             Change::AddBlob(digest.clone()),

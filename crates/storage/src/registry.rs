@@ -235,13 +235,14 @@ impl Registry {
         let index = self.read_index(repo).await?;
         let mut changes = vec![Change::SetFingerprint(fp)];
         for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
-            let alg = alg.name;
-            for hex in self
-                .backend
-                .list(&format!("{}/{alg}", paths::blobs_dir(repo)))
-                .await?
-            {
-                if let Ok(d) = format!("{alg}:{}", hex.name).parse::<Digest>() {
+            if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
+                continue; // e.g. a repository named `<repo>/blobs`
+            }
+            let folder = format!("{}/{}", paths::blobs_dir(repo), alg.name);
+            for blob in self.backend.list(&folder).await? {
+                if let Ok(d) = format!("{}:{}", alg.name, blob.name).parse::<Digest>()
+                    && !blob.is_dir
+                {
                     changes.push(Change::AddBlob(d));
                 }
             }
