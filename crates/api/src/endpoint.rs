@@ -183,14 +183,14 @@ mod tests {
             code(&format!("/v2/{}/tags/list", "a".repeat(256))),
             "NAME_INVALID"
         );
-        assert_eq!(code("/v2/tags/list"), "NOT_FOUND");
+        assert_eq!(code("/v2/tags/list"), "UNSUPPORTED");
         assert_eq!(code("/v2/a/blobs/sha256:123"), "DIGEST_INVALID");
         assert_eq!(
             code("/v2/a/blobs/uploads/not-a-uuid"),
             "BLOB_UPLOAD_UNKNOWN"
         );
         assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_INVALID");
-        assert_eq!(code("/v2/a/whatever/x"), "NOT_FOUND");
+        assert_eq!(code("/v2/a/whatever/x"), "UNSUPPORTED");
         assert_eq!(code("/v2//manifests/x"), "NAME_INVALID");
     }
 }

@@ -127,7 +127,7 @@ impl ErrorCode {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "manifest is larger than the 4 MiB limit",
             ),
-            NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND, "no such endpoint"),
+            NotFound => ("UNSUPPORTED", StatusCode::NOT_FOUND, "no such endpoint"),
             Unknown => (
                 "UNKNOWN",
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -32,10 +32,10 @@ async fn health_probes() {
         r.assert_status(200);
         assert_eq!(r.text(), "ok");
         app.head(uri).await.assert_status(200);
-        app.post(uri, "").await.assert_error(404, "NOT_FOUND");
+        app.post(uri, "").await.assert_error(404, "UNSUPPORTED");
     }
-    app.get("/nowhere").await.assert_error(404, "NOT_FOUND");
-    app.get("/v3/").await.assert_error(404, "NOT_FOUND");
+    app.get("/nowhere").await.assert_error(404, "UNSUPPORTED");
+    app.get("/v3/").await.assert_error(404, "UNSUPPORTED");
 }
 
 #[tokio::test]
@@ -51,7 +51,7 @@ async fn discover_lists_no_extensions() {
 async fn unknown_api_path_is_not_found() {
     let app = TestApp::new().await;
     let r = app.get("/v2/a/whatever/x").await;
-    r.assert_error(404, "NOT_FOUND");
+    r.assert_error(404, "UNSUPPORTED");
     assert_eq!(r.h("docker-distribution-api-version"), "registry/2.0");
 }
 

@@ -8,10 +8,10 @@
 //! A valid name never contains `.` or `..` as a path segment, nor any byte
 //! outside `[a-z0-9._/-]`, so it is safe to join onto a storage root.
 //!
-//! Beyond the grammar, the components `index.json` and `oci-layout` are
-//! refused ([`RESERVED_COMPONENTS`]): each repository is an OCI image layout
-//! on disk, and a repository `n/index.json` would collide with the file of
-//! repository `n`.
+//! Beyond the grammar, a component after the first may not be `blobs`,
+//! `index.json` or `oci-layout` ([`RESERVED_COMPONENTS`]): each repository
+//! is an OCI image layout on disk, and a repository `n/blobs` or
+//! `n/index.json` would be written into the layout of repository `n`.
 
 use crate::digest::{Digest, DigestError};
 use std::fmt;
@@ -33,8 +33,9 @@ pub enum NameError {
     BadDigest(#[from] DigestError),
 }
 
-/// Name components that are files of an OCI image layout.
-pub const RESERVED_COMPONENTS: &[&str] = &["index.json", "oci-layout"];
+/// Names of an OCI image layout's own entries, refused as a component after
+/// the first.
+pub const RESERVED_COMPONENTS: &[&str] = &["blobs", "index.json", "oci-layout"];
 
 /// A validated repository name such as `library/alpine`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -95,11 +96,11 @@ impl FromStr for RepoName {
         if s.len() > Self::MAX_LEN {
             return Err(NameError::TooLong);
         }
-        for c in s.split('/') {
+        for (i, c) in s.split('/').enumerate() {
             if !valid_component(c) {
                 return Err(NameError::BadComponent(c.chars().take(64).collect()));
             }
-            if RESERVED_COMPONENTS.contains(&c) {
+            if i > 0 && RESERVED_COMPONENTS.contains(&c) {
                 return Err(NameError::Reserved(c.to_owned()));
             }
         }
@@ -193,6 +194,8 @@ mod tests {
             "foo__bar",
             "foo---bar",
             "0x/y-1.2_3",
+            "blobs",
+            "blobs/x",
         ] {
             assert!(ok.parse::<RepoName>().is_ok(), "{ok}");
         }
@@ -216,8 +219,9 @@ mod tests {
             "a b",
             "a\0b",
             "n/index.json",
-            "index.json",
             "n/oci-layout/x",
+            "n/blobs",
+            "n/blobs/sha256",
         ] {
             assert!(bad.parse::<RepoName>().is_err(), "{bad:?}");
         }

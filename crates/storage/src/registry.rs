@@ -57,6 +57,8 @@ pub struct SyncReport {
     pub repositories: usize,
     pub rebuilt: usize,
     pub removed: usize,
+    /// Layouts that could not be read (e.g. a corrupt `index.json`): logged, not served.
+    pub broken: usize,
 }
 
 impl Registry {
@@ -207,7 +209,13 @@ impl Registry {
             let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
             let stored = self.meta.fingerprint(repo.as_str())?;
             if on_disk.is_none() || on_disk != stored {
-                self.rebuild(repo).await?;
+                if let Err(e) = self.rebuild(repo).await {
+                    // One broken layout must not take the others down.
+                    tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
+                    self.meta.forget_repo(repo.as_str())?;
+                    report.broken += 1;
+                    continue;
+                }
                 report.rebuilt += 1;
             }
             self.initialised
@@ -255,8 +263,16 @@ impl Registry {
                 media_type: desc.media_type.clone(),
                 size: desc.size,
             };
-            if let Some(tag) = tag {
-                changes.push(Change::SetTag(tag, rec.clone()));
+            match tag {
+                Some(tag) if tag.parse::<zot_oci::Tag>().is_ok() => {
+                    changes.push(Change::SetTag(tag, rec.clone()))
+                }
+                Some(tag) => tracing::warn!(
+                    %repo,
+                    tag,
+                    "index.json names a tag that is not a valid OCI tag; it is not listed"
+                ),
+                None => {}
             }
             if !seen.insert(desc.digest.clone()) {
                 continue;

@@ -153,7 +153,7 @@ async fn sync_finds_nested_layouts_and_repositories_named_blobs() {
             .unwrap();
         push_image(&reg, &repo("blobs"), "v1", b"1").await;
         push_image(&reg, &repo("a"), "v1", b"1").await;
-        push_image(&reg, &repo("a/blobs/c"), "v1", b"1").await;
+        push_image(&reg, &repo("blobs/c"), "v1", b"1").await;
     }
     std::fs::remove_file(dir.path().join("_zot/meta.redb")).unwrap();
     let (reg, report) = open_local(dir.path(), false, Options::default())
@@ -162,8 +162,8 @@ async fn sync_finds_nested_layouts_and_repositories_named_blobs() {
     assert_eq!(report.repositories, 3);
     assert_eq!(report.rebuilt, 3);
     let (repos, _) = reg.catalog(None, 100).unwrap();
-    assert_eq!(repos, vec!["a", "a/blobs/c", "blobs"]);
-    for r in ["a", "a/blobs/c", "blobs"] {
+    assert_eq!(repos, vec!["a", "blobs", "blobs/c"]);
+    for r in ["a", "blobs", "blobs/c"] {
         assert_eq!(reg.tags(&repo(r), None, 10).unwrap().0, vec!["v1"]);
     }
 }
@@ -211,4 +211,33 @@ async fn commit_mode_stores_the_same_content() {
         .unwrap();
     let bytes = reg.manifest_bytes(&repo("c"), &rec).await.unwrap();
     assert!(d.verify(&bytes));
+}
+
+#[tokio::test]
+async fn a_corrupt_layout_is_skipped_and_foreign_tags_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        push_image(&reg, &repo("good"), "v1", b"1").await;
+        push_image(&reg, &repo("bad"), "v1", b"1").await;
+        push_image(&reg, &repo("odd"), "v1", b"1").await;
+    }
+    std::fs::write(dir.path().join("bad/index.json"), b"{not json").unwrap();
+    // Tags other tools allow but the distribution spec does not.
+    let odd = dir.path().join("odd/index.json");
+    let text = std::fs::read_to_string(&odd).unwrap();
+    let mut index: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut extra = index["manifests"][0].clone();
+    extra["annotations"]["org.opencontainers.image.ref.name"] = "release/1".into();
+    index["manifests"].as_array_mut().unwrap().push(extra);
+    std::fs::write(&odd, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let (reg, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.broken, 1);
+    assert_eq!(reg.catalog(None, 10).unwrap().0, vec!["good", "odd"]);
+    assert_eq!(reg.tags(&repo("odd"), None, 10).unwrap().0, vec!["v1"]);
 }

@@ -65,6 +65,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         repositories = report.repositories,
         rebuilt = report.rebuilt,
         removed = report.removed,
+        broken = report.broken,
         "storage synchronised with the layouts on disk"
     );
     let registry = Arc::new(registry);

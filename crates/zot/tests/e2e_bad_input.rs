@@ -6,9 +6,10 @@
 
 mod common;
 
-use common::fixtures::{self, OCI_MANIFEST};
+use common::fixtures::{self, OCI_MANIFEST, OciLayout};
 use common::http::raw_request;
-use common::{Registry, Response};
+use common::tools::umoci;
+use common::{Registry, Response, run_stdout};
 
 fn get(registry: &Registry, target: &str) -> Response {
     raw_request(registry.addr(), "GET", target, &[], b"")
@@ -205,4 +206,76 @@ fn malformed_content_is_refused_with_oci_errors() {
     } else {
         tags.expect_oci_error(404, "NAME_UNKNOWN", "tags after only refused manifests");
     }
+}
+
+/// Valid repository names can spell paths inside another repository's OCI
+/// layout (`<repo>/blobs/sha256`, `<repo>/index.json`, ...). Such a push may
+/// be refused (400 NAME_INVALID) or stored apart, but must never be a 5xx
+/// and must never put anything inside the other repository's layout.
+#[test]
+fn names_overlapping_another_layout_are_refused_or_kept_apart() {
+    let registry = Registry::start();
+    let client = registry.client();
+    let parent = "e2e/nest";
+    let image = fixtures::multi_layer_image("bad-input-nest");
+    image.push(&client, parent, "1");
+    let hex = image.layers[0].hex().to_owned();
+
+    let mut problems = Vec::new();
+    for name in [
+        format!("{parent}/blobs"),
+        format!("{parent}/blobs/sha256"),
+        format!("{parent}/index.json"),
+        format!("{parent}/oci-layout"),
+        format!("{parent}/blobs/sha256/{hex}"),
+    ] {
+        let start = client.request(
+            "POST",
+            &format!("/v2/{name}/blobs/uploads/"),
+            &[],
+            Some(b""),
+        );
+        match start.status {
+            202 => {
+                // Accepted: the whole push must work and be kept apart.
+                for blob in image.blobs() {
+                    if let Err(e) = client.try_push_blob(&name, &blob.bytes) {
+                        problems.push(format!("push blob to {name}: {e}"));
+                    }
+                }
+                let put = client.put_manifest(&name, "1", OCI_MANIFEST, &image.manifest.bytes);
+                if put.status != 201 {
+                    problems.push(format!("PUT manifest {name}:1 -> {put}"));
+                }
+            }
+            400 => start.expect_oci_error(400, "NAME_INVALID", &format!("POST upload to {name}")),
+            _ => problems.push(format!("POST /v2/{name}/blobs/uploads/ -> {start}")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "pushes to names inside {parent}'s layout:\n{}",
+        problems.join("\n---\n")
+    );
+
+    // The parent is still a clean OCI layout that serves its image.
+    let layout_dir = registry.root().join(parent);
+    let blobs_dir = layout_dir.join("blobs");
+    let algorithms: Vec<String> = std::fs::read_dir(&blobs_dir)
+        .expect("read blobs/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        algorithms,
+        ["sha256"],
+        "{} should hold only sha256/",
+        blobs_dir.display()
+    );
+    OciLayout::open(&layout_dir).blobs();
+    let tags = run_stdout(umoci().args(["ls", "--layout"]).arg(&layout_dir));
+    assert_eq!(tags.trim(), "1", "umoci ls of {}", layout_dir.display());
+    let got = client.get_manifest(parent, "1");
+    got.expect_status(200, "the parent's manifest");
+    assert_eq!(got.body, image.manifest.bytes);
 }

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::fixtures::{self, Image, OciLayout};
-use common::{Client, Registry};
+use common::{Client, Config, Registry};
 
 const REPO: &str = "e2e/crash/stream";
 
@@ -171,7 +171,10 @@ fn push_then_crash(registry: &mut Registry, round: &str, min_acked: usize) -> Ve
         }
     }
     acked.extend(rx.try_iter());
-    eprintln!("round {round}: {} pushes acknowledged before SIGKILL", acked.len());
+    eprintln!(
+        "round {round}: {} pushes acknowledged before SIGKILL",
+        acked.len()
+    );
     acked
 }
 
@@ -225,12 +228,13 @@ fn verify(registry: &Registry, acked: &[(String, Image)]) {
 
 #[test]
 fn acknowledged_pushes_survive_sigkill() {
-    let mut registry = Registry::start();
-    let mut acked = push_then_crash(&mut registry, "one", 6);
+    // `commit: true` so the fsync path is the one crashed through.
+    let mut registry = Registry::start_with(Config::default().with_commit(true));
+    let mut acked = push_then_crash(&mut registry, "one", 20);
     registry.restart();
     verify(&registry, &acked);
 
-    acked.extend(push_then_crash(&mut registry, "two", 4));
+    acked.extend(push_then_crash(&mut registry, "two", 10));
     registry.restart();
     verify(&registry, &acked);
 

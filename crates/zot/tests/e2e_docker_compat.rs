@@ -5,6 +5,8 @@
 mod common;
 
 use common::fixtures::{self, DOCKER_MANIFEST, OCI_MANIFEST, write_docker_dir};
+
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 use common::tools::{skopeo_copy, skopeo_raw_manifest};
 use common::{Config, OciLayout, Registry, run_fails, skopeo};
 
@@ -86,6 +88,43 @@ fn docker_schema2_round_trips_with_compat_on() {
     let manifest: serde_json::Value = serde_json::from_slice(&raw).expect("manifest JSON");
     assert_eq!(manifest["mediaType"], DOCKER_MANIFEST, "{manifest}");
 
+    // A multi-platform index converted to a schema2 manifest list.
+    oci.add_index(
+        &fixtures::multi_platform_index("docker-compat-list"),
+        "multi",
+    );
+    let list_digest = skopeo_copy(
+        &["--all", "--format", "v2s2"],
+        &oci.reference("multi"),
+        &registry.docker_ref("e2e/docker/list:multi"),
+        &work,
+    );
+    let got = client.get_manifest("e2e/docker/list", "multi");
+    got.expect_status(200, "GET manifest list");
+    assert_eq!(got.header("content-type"), Some(DOCKER_LIST), "{got}");
+    assert_eq!(fixtures::sha256_digest(&got.body), list_digest);
+    let list = got.json();
+    assert_eq!(
+        list["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "{list}"
+    );
+    for entry in list["manifests"].as_array().into_iter().flatten() {
+        assert_eq!(entry["mediaType"], DOCKER_MANIFEST, "{entry}");
+        let digest = entry["digest"].as_str().expect("digest");
+        client
+            .get_manifest("e2e/docker/list", digest)
+            .expect_status(200, &format!("GET list entry {digest}"));
+    }
+    let back_list = work.join("back-list");
+    let pulled = skopeo_copy(
+        &["--all", "--preserve-digests"],
+        &registry.docker_ref("e2e/docker/list:multi"),
+        &format!("dir:{}", back_list.display()),
+        &work,
+    );
+    assert_eq!(pulled, list_digest);
+
     // On disk the tag records the schema2 media type.
     let tagged = OciLayout::open(&registry.root().join(repo))
         .tagged("1.0")
@@ -118,6 +157,17 @@ fn docker_schema2_is_refused_without_compat() {
         "MANIFEST_UNKNOWN",
         "the refused manifest was not stored",
     );
+    let list = fixtures::Blob::json(
+        DOCKER_LIST,
+        &serde_json::json!({ "schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [] }),
+    );
+    client
+        .put_manifest(repo, "list", DOCKER_LIST, &list.bytes)
+        .expect_oci_error(
+            400,
+            "MANIFEST_INVALID",
+            "PUT schema2 manifest list without compat",
+        );
 
     // skopeo forced to schema2 fails and says why.
     let src = work.join("v2s2");

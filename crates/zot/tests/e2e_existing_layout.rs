@@ -145,3 +145,45 @@ fn a_root_written_by_skopeo_and_umoci_is_served() {
         "umoci ls of the registry's layout"
     );
 }
+
+/// Other tools accept `org.opencontainers.image.ref.name` values that are
+/// not valid distribution-spec tags (skopeo writes `v1+beta` happily). Every
+/// tag that tags/list reports must be pullable by that tag; a ref name that
+/// cannot be a tag must not be listed as one.
+#[test]
+fn every_listed_tag_of_a_foreign_layout_is_pullable() {
+    let prepared = tempfile::Builder::new()
+        .prefix("zot-e2e-existing-")
+        .tempdir()
+        .expect("tempdir");
+    let root = prepared.path().join("root");
+    std::fs::create_dir_all(root.join("library")).expect("create root/library");
+    let src = OciLayout::create(&prepared.path().join("src"));
+    let image = fixtures::multi_layer_image("existing-odd-tags");
+    src.add_image(&image, "1.0");
+    let layout = root.join("library/odd");
+    for tag in ["1.0", "v1+beta", "release/1"] {
+        run(skopeo()
+            .arg("copy")
+            .arg(src.reference("1.0"))
+            .arg(format!("oci:{}:{tag}", layout.display())));
+    }
+
+    let registry = Registry::start_with(Config::default().with_root(&root));
+    let client = registry.client();
+    let tags = client.get("/v2/library/odd/tags/list");
+    tags.expect_status(200, "tags of a layout with odd ref names");
+    let listed: Vec<String> =
+        serde_json::from_value(tags.json()["tags"].clone()).expect("tags array");
+    assert!(
+        listed.iter().any(|t| t == "1.0"),
+        "the valid tag is listed: {tags}"
+    );
+    for tag in &listed {
+        let got = client.get_manifest("library/odd", tag);
+        assert_eq!(
+            got.status, 200,
+            "tags/list lists {tag:?} but GET /v2/library/odd/manifests/{tag} answers:\n{got}"
+        );
+    }
+}

@@ -114,6 +114,77 @@ fn sigterm_and_sigint_exit_cleanly() {
 }
 
 #[test]
+fn sigterm_lets_an_in_flight_upload_finish() {
+    let mut registry = Registry::start();
+    let client = registry.client();
+    let repo = "e2e/lifecycle/slow";
+    let start = client.request(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Some(b""),
+    );
+    start.expect_status(202, "POST upload");
+    let location = start.header("location").expect("Location").to_owned();
+    let body = common::fixtures::noise("slow-upload", 1024 * 1024);
+    let digest = common::sha256_digest(&body);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let target = format!("{location}{sep}digest={digest}");
+    let addr = registry.addr().to_owned();
+
+    // A client that sends its body slowly, over about two seconds.
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let uploader = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        let head = format!(
+            "PUT {target} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).expect("write head");
+        for (n, chunk) in body.chunks(64 * 1024).enumerate() {
+            stream.write_all(chunk).expect("write body chunk");
+            if n == 2 {
+                let _ = started_tx.send(());
+            }
+            std::thread::sleep(Duration::from_millis(120));
+        }
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read response");
+        String::from_utf8_lossy(&response).into_owned()
+    });
+    started_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("upload started");
+    registry.signal("-TERM");
+    // New connections are refused soon after the signal (polled, so a
+    // loaded machine does not make this flaky).
+    let probe = common::Client::new(&registry.url());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while probe.try_request("GET", "/v2/", &[], None).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new requests are still served 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let response = uploader.join().expect("uploader thread");
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "the in-flight upload should complete after SIGTERM; got:\n{response}\n{}",
+        registry.logs()
+    );
+    let status = registry.wait_exit(Duration::from_secs(10));
+    let status = status.expect("zot exits within 10 s once the upload is done");
+    assert!(status.success(), "exit status: {status}");
+
+    registry.restart();
+    let got = registry.client().get(&format!("/v2/{repo}/blobs/{digest}"));
+    got.expect_status(200, "the blob uploaded during shutdown");
+    assert_eq!(common::sha256_digest(&got.body), digest);
+}
+
+#[test]
 fn default_config_listens_on_5000_and_stores_in_zot_data() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(binary())

@@ -12,7 +12,7 @@ use common::{Client, Registry};
 use serde_json::{Value, json};
 
 const SBOM: &str = "application/vnd.example.sbom.v1";
-const SIGNATURE: &str = "application/vnd.example.signature.v1";
+const SIGNATURE: &str = "application/vnd.example.signature.v1+json";
 const CUSTOM_CONFIG: &str = "application/vnd.example.config.v1+json";
 
 /// An artifact manifest referring to `subject`. With `artifact_type` None
@@ -190,6 +190,45 @@ fn artifacts_with_a_subject_are_listed_as_referrers() {
     client
         .get(&format!("/v2/{repo}/referrers/sha256:not-hex"))
         .expect_oci_error(400, "DIGEST_INVALID", "referrers of a malformed digest");
+
+    // A `+` in the filter arrives percent-encoded.
+    let (response, listed) = referrers(
+        &client,
+        repo,
+        &subject.manifest.digest,
+        "?artifactType=application/vnd.example.signature.v1%2Bjson",
+    );
+    assert_eq!(listed.len(), 1, "only the signature: {response}");
+    assert_eq!(listed[0]["digest"], signature.digest.as_str(), "{response}");
+
+    // An artifact whose subject is not (yet) in the registry is accepted
+    // and listed under that digest.
+    let absent = fixtures::Blob::new(OCI_MANIFEST, b"{\"not\":\"pushed\"}".to_vec());
+    let (orphan, _) = artifact(&client, repo, &absent, Some(SBOM), "orphan");
+    let put = client.put_manifest(repo, &orphan.digest, OCI_MANIFEST, &orphan.bytes);
+    put.expect_status(201, "PUT artifact whose subject is absent");
+    assert_eq!(
+        put.header("oci-subject"),
+        Some(absent.digest.as_str()),
+        "{put}"
+    );
+    let (response, listed) = referrers(&client, repo, &absent.digest, "");
+    assert_eq!(listed.len(), 1, "{response}");
+
+    // Deleting a referrer removes it from the listing.
+    client
+        .request(
+            "DELETE",
+            &format!("/v2/{repo}/manifests/{}", orphan.digest),
+            &[],
+            None,
+        )
+        .expect_status(202, "DELETE the orphan artifact");
+    let (response, listed) = referrers(&client, repo, &absent.digest, "");
+    assert!(
+        listed.is_empty(),
+        "deleted referrer still listed: {response}"
+    );
 
     // The listing survives a restart.
     let status = registry

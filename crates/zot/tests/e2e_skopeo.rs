@@ -92,6 +92,24 @@ fn skopeo_round_trips_a_multi_layer_image() {
     tags.sort();
     assert_eq!(tags, ["1.0", "latest"]);
 
+    // Registry to registry (skopeo mounts the blobs across repositories).
+    let copied = skopeo_copy(
+        &["--preserve-digests"],
+        &registry.docker_ref(&format!("{repo}:1.0")),
+        &registry.docker_ref("e2e/skopeo/copied:1.0"),
+        &work,
+    );
+    assert_eq!(copied, image.manifest.digest);
+    for blob in image.blobs() {
+        let got = client.get(&format!("/v2/e2e/skopeo/copied/blobs/{}", blob.digest));
+        got.expect_status(200, &format!("blob {} in the copy", blob.digest));
+        assert!(
+            got.body == blob.bytes,
+            "blob {} differs in the copy",
+            blob.digest
+        );
+    }
+
     // Pull back into a fresh layout: every blob and the manifest identical.
     let back = work.join("back");
     let pulled = skopeo_copy(

@@ -360,6 +360,12 @@ impl OciLayout {
         {
             let entry = entry.expect("dir entry");
             let name = entry.file_name().to_string_lossy().into_owned();
+            let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+            assert!(
+                is_file && name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{} holds `{name}`, which is not a blob: an OCI layout's blobs/sha256 holds only files named by their digest",
+                dir.display()
+            );
             let bytes = std::fs::read(entry.path()).expect("read blob");
             let digest = format!("sha256:{name}");
             assert_eq!(

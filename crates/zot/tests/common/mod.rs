@@ -27,9 +27,3 @@ pub use fixtures::{Blob, Image, ImageIndex, OciLayout, sha256_digest};
 pub use http::{Client, Response};
 pub use registry::{Config, Registry};
 pub use tools::{run, run_fails, run_stdout, skopeo, tool};
-
-/// Repository names are unique per test so that nothing can pass by accident
-/// because another test pushed the same content.
-pub fn repo_name(test: &str) -> String {
-    format!("e2e/{}", test.replace('_', "-"))
-}

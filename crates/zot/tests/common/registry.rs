@@ -235,6 +235,23 @@ impl Registry {
         super::Client::new(&self.url())
     }
 
+    /// Process id of the running binary.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Peak resident memory (`VmHWM`, KiB) of the running binary so far.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.pid().expect("registry is running");
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
     /// Everything the current process printed so far.
     pub fn logs(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
@@ -258,14 +275,20 @@ impl Registry {
         self.stop_with("-INT", deadline)
     }
 
-    fn stop_with(&mut self, signal: &str, deadline: Duration) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let pid = child.id().to_string();
+    /// Send a signal (`-TERM`, `-INT`, ...) without waiting.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().expect("registry is running").to_string();
         let sent = Command::new("kill").args([signal, &pid]).status();
         assert!(
             sent.map(|s| s.success()).unwrap_or(false),
             "could not send {signal} to {pid}"
         );
+    }
+
+    /// Wait up to `deadline` for the process to exit by itself. Returns
+    /// `None` if it did not (it is then SIGKILLed).
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
         let start = Instant::now();
         while start.elapsed() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -276,6 +299,12 @@ impl Registry {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+
+    fn stop_with(&mut self, signal: &str, deadline: Duration) -> Option<ExitStatus> {
+        self.child.as_ref()?;
+        self.signal(signal);
+        self.wait_exit(deadline)
     }
 
     /// Start the binary again on the same config and storage root (after
