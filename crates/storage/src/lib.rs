@@ -5,6 +5,7 @@
 
 mod backend;
 mod blobs;
+mod cache;
 mod error;
 mod index;
 mod local;

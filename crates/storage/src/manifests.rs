@@ -3,6 +3,7 @@
 //! tag), and recorded in the metadata store for fast lookups.
 
 use crate::error::{Result, StorageError};
+use bytes::Bytes;
 use crate::paths;
 use crate::registry::Registry;
 use zot_meta::{Change, ManifestRecord};
@@ -130,9 +131,16 @@ impl Registry {
         &self,
         repo: &RepoName,
         record: &ManifestRecord,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<Bytes> {
+        if let Some(body) = self.manifests.get(&record.digest) {
+            return Ok(body);
+        }
         match self.backend.read(&paths::blob(repo, &record.digest)).await {
-            Ok(b) => Ok(b),
+            Ok(b) => {
+                let body = Bytes::from(b);
+                self.manifests.insert(record.digest.clone(), body.clone());
+                Ok(body)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::error!(%repo, digest = %record.digest, "manifest recorded but its blob is missing");
                 Err(StorageError::ManifestUnknown)

@@ -20,6 +20,9 @@ use std::time::Duration;
 use zot_meta::{Change, ManifestRecord, MetaStore};
 use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
 
+/// Memory given to cached manifest bodies.
+const MANIFEST_CACHE_BYTES: usize = 8 << 20;
+
 /// Behaviour switches of the storage layer.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -46,6 +49,7 @@ pub struct Registry {
     pub(crate) meta: MetaStore,
     pub(crate) uploads: UploadSessions,
     pub(crate) options: Options,
+    pub(crate) manifests: crate::cache::ManifestCache,
     repo_locks: Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
     initialised: Mutex<HashSet<RepoName>>,
@@ -68,6 +72,7 @@ impl Registry {
             meta,
             uploads: UploadSessions::default(),
             options,
+            manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             repo_locks: Mutex::default(),
             initialised: Mutex::default(),
         }

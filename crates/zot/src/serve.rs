@@ -15,7 +15,10 @@ const META_FLUSH: Duration = Duration::from_secs(5);
 /// How often abandoned upload sessions are looked for.
 const UPLOAD_SWEEP: Duration = Duration::from_secs(60);
 
-fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+/// Sets up JSON-lines logging. Lines are written by a background thread
+/// (requests never wait on the terminal or disk for a log write, unless its
+/// queue of 128k lines is full); the returned guard flushes it on drop.
+fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
     let filter = EnvFilter::try_from_env("ZOT_LOG").unwrap_or_else(|_| {
         let level = match cfg.log.level.as_str() {
             "fatal" | "panic" => "error",
@@ -23,27 +26,32 @@ fn init_logging(cfg: &Config) -> anyhow::Result<()> {
         };
         EnvFilter::new(format!("{level},redb=warn,hyper=warn,h2=warn"))
     });
-    let builder = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter);
-    match &cfg.log.output {
-        Some(path) if !path.as_os_str().is_empty() => {
-            let file = std::fs::OpenOptions::new()
+    let sink: Box<dyn std::io::Write + Send> = match &cfg.log.output {
+        Some(path) if !path.as_os_str().is_empty() => Box::new(
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .with_context(|| format!("opening log.output {}", path.display()))?;
-            builder.with_writer(Arc::new(file)).init();
-        }
-        _ => builder.with_writer(std::io::stdout).init(),
-    }
-    Ok(())
+                .with_context(|| format!("opening log.output {}", path.display()))?,
+        ),
+        _ => Box::new(std::io::stdout()),
+    };
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(128 * 1024)
+        .finish(sink);
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .init();
+    Ok(guard)
 }
 
 pub fn run(cfg: Config) -> anyhow::Result<()> {
-    init_logging(&cfg)?;
+    let _flush_logs_on_exit = init_logging(&cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
