@@ -138,7 +138,7 @@ fn chunk_start(req: &Request) -> Result<Option<u64>, ApiError> {
         && range_len != len
     {
         return Err(ApiError::msg(
-            ErrorCode::RangeInvalid,
+            ErrorCode::BlobUploadInvalid,
             format!("Content-Range covers {range_len} bytes but Content-Length is {len}"),
         ));
     }

@@ -64,6 +64,9 @@ pub(crate) fn digest(s: &str) -> Result<Digest, ApiError> {
 }
 
 fn reference(s: &str) -> Result<Reference, ApiError> {
+    if s.is_empty() {
+        return Err(ApiError::new(ErrorCode::ManifestUnknown));
+    }
     if s.contains(':') {
         return digest(s).map(Reference::Digest);
     }

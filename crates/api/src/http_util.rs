@@ -53,7 +53,7 @@ pub fn content_range(req: &Request) -> Result<Option<(u64, u64)>, ApiError> {
     };
     let bad = || {
         ApiError::msg(
-            ErrorCode::RangeInvalid,
+            ErrorCode::BlobUploadInvalid,
             "malformed Content-Range: expected <start>-<end>",
         )
     };
@@ -69,7 +69,8 @@ pub fn content_range(req: &Request) -> Result<Option<(u64, u64)>, ApiError> {
     if end < start {
         return Err(bad());
     }
-    Ok(Some((start, end - start + 1)))
+    let len = (end - start).checked_add(1).ok_or_else(bad)?;
+    Ok(Some((start, len)))
 }
 
 /// A single-range `Range: bytes=...` request against a blob of `size`.

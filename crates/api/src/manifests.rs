@@ -30,9 +30,22 @@ fn json_list(body: serde_json::Value, link: Option<String>) -> ApiResult {
     finish(b, Body::from(body.to_string()))
 }
 
-pub fn catalog(reg: &Registry, req: &Request) -> ApiResult {
+/// The catalog, showing only the repositories `visible` accepts (the
+/// caller's readable ones); pages are filled past hidden names.
+pub fn catalog(reg: &Registry, req: &Request, visible: &dyn Fn(&str) -> bool) -> ApiResult {
     let (n, last) = pagination(req)?;
-    let (repos, more) = reg.catalog(last.as_deref(), n)?;
+    let mut repos = Vec::new();
+    let mut cursor = last;
+    let mut more = false;
+    while repos.len() < n {
+        let (page, page_more) = reg.catalog(cursor.as_deref(), n - repos.len())?;
+        cursor = page.last().cloned();
+        repos.extend(page.into_iter().filter(|r| visible(r)));
+        more = page_more;
+        if !page_more || cursor.is_none() {
+            break;
+        }
+    }
     let link = link_next("/v2/_catalog", n, repos.last(), more);
     json_list(serde_json::json!({ "repositories": repos }), link)
 }
@@ -49,15 +62,17 @@ pub fn tags(reg: &Registry, repo: &RepoName, req: &Request) -> ApiResult {
 
 pub async fn get(reg: &Registry, repo: &RepoName, r: &Reference, head: bool) -> ApiResult {
     let rec = reg.manifest_record(repo, r)?;
+    // HEAD reads the body too (from memory, usually): the length sent is
+    // the body's, not a size recorded from an index.json that may be wrong.
+    let bytes = reg.manifest_bytes(repo, &rec).await?;
     let builder = empty(StatusCode::OK)
         .header(header::CONTENT_TYPE, rec.media_type.as_str())
-        .header(header::CONTENT_LENGTH, rec.size)
+        .header(header::CONTENT_LENGTH, bytes.len())
         .header("docker-content-digest", rec.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", rec.digest));
     if head {
         return finish(builder, Body::empty());
     }
-    let bytes = reg.manifest_bytes(repo, &rec).await?;
     finish(builder, Body::from(bytes))
 }
 

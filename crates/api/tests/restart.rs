@@ -192,11 +192,11 @@ async fn index_json_changed_behind_its_back() {
         .assert_error(404, "NAME_UNKNOWN");
 }
 
-/// A repository exists from its first upload on (as in zot), even when the
-/// upload fails or is cancelled; the catalog and tag list say the same
-/// before and after a restart, and after the metadata is lost.
+/// A repository exists from its first stored blob or manifest on: a failed
+/// or cancelled upload leaves none behind. The catalog and tag list say the
+/// same before and after a restart, and after the metadata is lost.
 #[tokio::test]
-async fn repositories_of_failed_uploads_are_listed_consistently() {
+async fn failed_uploads_leave_no_repository() {
     let mut app = TestApp::new().await;
     app.push_image("real", Some("t"), "real").await;
     app.post(
@@ -215,11 +215,15 @@ async fn repositories_of_failed_uploads_are_listed_consistently() {
     assert_eq!(app.catalog().await, catalog, "after losing the metadata");
     let after = app.get("/v2/ghost/tags/list").await;
     assert_eq!((after.status, after.body), (ghost.status, ghost.body));
-    assert_eq!(catalog, ["ghost", "phantom", "real"]);
+    assert_eq!(catalog, ["real"]);
+    assert_eq!(
+        ghost.status, 404,
+        "NAME_UNKNOWN for a repository never stored"
+    );
 }
 
-/// `blobs` is a valid name component, so a repository may be named `blobs`
-/// or live under another repository's `blobs` folder.
+/// `blobs` is a valid first name component: a repository may be named
+/// `blobs` or `blobs/y`.
 #[tokio::test]
 async fn repositories_named_blobs_survive_a_restart() {
     let mut app = TestApp::new().await;

@@ -29,6 +29,8 @@ const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("ma
 const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
 /// (blob digest, repo) -> ().
 const BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("blobs");
+/// (repo, blob digest) -> (): the same rows keyed by repository.
+const REPO_BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("repo_blobs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -123,6 +125,7 @@ impl MetaStore {
             txn.open_table(MANIFESTS)?;
             txn.open_table(REFERRERS)?;
             txn.open_table(BLOBS)?;
+            txn.open_table(REPO_BLOBS)?;
         }
         txn.commit()?;
         Ok(MetaStore {
@@ -160,6 +163,7 @@ impl MetaStore {
             let mut manifests = txn.open_table(MANIFESTS)?;
             let mut referrers = txn.open_table(REFERRERS)?;
             let mut blobs = txn.open_table(BLOBS)?;
+            let mut repo_blobs = txn.open_table(REPO_BLOBS)?;
             if repos.get(r)?.is_none() {
                 let fp = serde_json::to_vec(&Fingerprint::default())?;
                 repos.insert(r, fp.as_slice())?;
@@ -196,10 +200,14 @@ impl MetaStore {
                         referrers.remove((r, s.as_str(), referrer.to_string().as_str()))?;
                     }
                     Change::AddBlob(d) => {
-                        blobs.insert((d.to_string().as_str(), r), ())?;
+                        let d = d.to_string();
+                        blobs.insert((d.as_str(), r), ())?;
+                        repo_blobs.insert((r, d.as_str()), ())?;
                     }
                     Change::RemoveBlob(d) => {
-                        blobs.remove((d.to_string().as_str(), r))?;
+                        let d = d.to_string();
+                        blobs.remove((d.as_str(), r))?;
+                        repo_blobs.remove((r, d.as_str()))?;
                     }
                 }
             }
@@ -220,8 +228,16 @@ impl MetaStore {
             manifests.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
             let mut referrers = txn.open_table(REFERRERS)?;
             referrers.retain_in((repo, "", "")..(repo, MAX, ""), |_, _| false)?;
+            let mut repo_blobs = txn.open_table(REPO_BLOBS)?;
+            let mut digests = Vec::new();
+            for item in repo_blobs.range((repo, "")..(repo, MAX))? {
+                digests.push(item?.0.value().1.to_owned());
+            }
+            repo_blobs.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
             let mut blobs = txn.open_table(BLOBS)?;
-            blobs.retain(|(_, r), _| r != repo)?;
+            for d in digests {
+                blobs.remove((d.as_str(), repo))?;
+            }
         }
         txn.commit()?;
         Ok(())

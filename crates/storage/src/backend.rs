@@ -10,11 +10,11 @@
 use async_trait::async_trait;
 use std::io;
 use std::pin::Pin;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncRead;
 use zot_meta::Fingerprint;
 
 pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
-pub type BoxWriter = Pin<Box<dyn AsyncWrite + Send>>;
+pub type BoxSink = Box<dyn std::io::Write + Send>;
 
 /// A child of a listed prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +34,10 @@ pub trait Backend: Send + Sync + 'static {
     async fn reader(&self, key: &str, start: u64, len: u64) -> io::Result<BoxReader>;
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
-    /// A writer appending to the object, created if missing. Appended data is
-    /// not visible under any other key until [`Backend::publish`].
-    async fn appender(&self, key: &str) -> io::Result<BoxWriter>;
+    /// A blocking writer appending to the object, created if missing; it is
+    /// used from a blocking thread. Appended data is not visible under any
+    /// other key until [`Backend::publish`].
+    async fn sink(&self, key: &str) -> io::Result<BoxSink>;
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes `to` share the content of `from` (a hard link on disk), so that

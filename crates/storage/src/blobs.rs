@@ -12,12 +12,21 @@ use crate::registry::Registry;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::io;
+use std::io::Write;
 use std::time::Instant;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
 
-const WRITE_BUFFER: usize = 1 << 20;
+/// Chunks of an upload body in flight between the receiving task and the
+/// writing thread.
+const PIPE_DEPTH: usize = 8;
+
+struct StreamOutcome {
+    written: u64,
+    io_error: Option<io::Error>,
+    body_error: Option<String>,
+}
 
 /// Where an upload's chunk must start, when the client said so.
 pub type ChunkStart = Option<u64>;
@@ -48,13 +57,18 @@ impl Registry {
 
     /// Removes the blob from `repo` only; other repositories sharing its
     /// content keep it.
+    /// A manifest's digest is refused: a manifest is deleted through the
+    /// manifests endpoint, which also updates `index.json` and the tags.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let _guard = self.lock_repo(repo).await;
+        if self.meta.manifest(repo, digest)?.is_some() {
+            return Err(StorageError::BlobIsManifest);
+        }
         if !self.backend.delete(&paths::blob(repo, digest)).await? {
             return Err(StorageError::BlobUnknown);
         }
-        self.meta
-            .apply(repo, &[Change::RemoveBlob(digest.clone())])?;
-        Ok(())
+        self.apply_meta(repo, vec![Change::RemoveBlob(digest.clone())])
+            .await
     }
 
     /// Makes the blob available in `repo` without an upload: from `from`
@@ -94,7 +108,8 @@ impl Registry {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             }
-            self.meta.apply(repo, &[Change::AddBlob(digest.clone())])?;
+            self.apply_meta(repo, vec![Change::AddBlob(digest.clone())])
+                .await?;
             return Ok(true);
         }
         Ok(false)
@@ -108,10 +123,18 @@ impl Registry {
             .ok_or(io::ErrorKind::NotFound)?;
         let tmp = paths::upload(repo, &uuid::Uuid::new_v4());
         let result = async {
-            let mut reader = self.backend.reader(from, 0, size).await?;
-            let mut writer = self.backend.appender(&tmp).await?;
-            tokio::io::copy(&mut reader, &mut writer).await?;
-            writer.shutdown().await?;
+            let reader = self.backend.reader(from, 0, size).await?;
+            let chunks = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
+            let outcome = self
+                .write_stream(&tmp, chunks, |_| {})
+                .await
+                .map_err(io::Error::other)?;
+            if let Some(e) = outcome.io_error {
+                return Err(e);
+            }
+            if let Some(e) = outcome.body_error {
+                return Err(io::Error::other(e));
+            }
             self.backend.publish(&tmp, to).await
         }
         .await;
@@ -122,15 +145,13 @@ impl Registry {
     }
 
     /// Opens an upload session in `repo`.
+    /// The repository itself is created when its first blob or manifest is
+    /// stored, so a failed or abandoned upload leaves no repository behind.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
-        self.ensure_layout(repo).await?;
-        // The repository exists from its first upload on (as in zot).
-        self.meta.apply(repo, &[])?;
         let id = uuid::Uuid::new_v4();
         // Create the data file now, so that the session survives a restart.
-        let mut w = self.backend.appender(&paths::upload(repo, &id)).await?;
-        w.shutdown().await?;
-        self.uploads.insert(id, repo.clone(), 0, true);
+        drop(self.backend.sink(&paths::upload(repo, &id)).await?);
+        self.uploads.get_or_insert(id, repo, 0);
         Ok(id)
     }
 
@@ -144,16 +165,30 @@ impl Registry {
             return Ok(s);
         }
         match self.backend.size(&paths::upload(repo, id)).await? {
-            Some(size) => Ok(self.uploads.insert(*id, repo.clone(), size, size == 0)),
+            Some(size) => self
+                .uploads
+                .get_or_insert(*id, repo, size)
+                .ok_or(StorageError::UploadUnknown),
             None => Err(StorageError::UploadUnknown),
         }
     }
 
+    /// The session, locked, unless it was closed meanwhile.
+    async fn open_session(
+        &self,
+        repo: &RepoName,
+        id: &uuid::Uuid,
+    ) -> Result<tokio::sync::OwnedMutexGuard<crate::uploads::Session>> {
+        let session = self.session(repo, id).await?.lock_owned().await;
+        if session.closed {
+            return Err(StorageError::UploadUnknown);
+        }
+        Ok(session)
+    }
+
     /// Bytes received so far by an upload session.
     pub async fn upload_size(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<u64> {
-        let session = self.session(repo, id).await?;
-        let s = session.lock().await;
-        Ok(s.size)
+        Ok(self.open_session(repo, id).await?.size)
     }
 
     /// Appends a chunk to an upload. `start`, when given, must equal the
@@ -169,8 +204,7 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let session = self.session(repo, id).await?;
-        let mut s = session.lock().await;
+        let mut s = self.open_session(repo, id).await?;
         if let Some(start) = start
             && start != s.size
         {
@@ -186,28 +220,74 @@ impl Registry {
         &self,
         key: &str,
         s: &mut crate::uploads::Session,
-        mut body: S,
+        body: S,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let writer = self.backend.appender(key).await?;
-        let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, writer);
+        let hasher = &mut s.hasher;
+        let outcome = self
+            .write_stream(key, body, |chunk| {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(chunk);
+                }
+            })
+            .await?;
+        if outcome.io_error.is_some() {
+            // What reached the file is unknown: take its size, rehash later.
+            s.size = self.backend.size(key).await?.unwrap_or(0);
+            s.hasher = None;
+        } else {
+            s.size += outcome.written;
+        }
+        if let Some(e) = outcome.io_error {
+            return Err(e.into());
+        }
+        match outcome.body_error {
+            Some(e) => Err(StorageError::Body(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends a stream of chunks to `key`. The writes run on a blocking
+    /// thread while this task receives the next chunk and hands each one to
+    /// `on_chunk` (hashing), so receiving, hashing and writing overlap; no
+    /// chunk is copied, and at most [`PIPE_DEPTH`] chunks are in flight.
+    /// `on_chunk` sees exactly the chunks given to the writer.
+    async fn write_stream<S, E>(
+        &self,
+        key: &str,
+        mut body: S,
+        mut on_chunk: impl FnMut(&Bytes),
+    ) -> Result<StreamOutcome>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut sink = self.backend.sink(key).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPE_DEPTH);
+        let writer = tokio::task::spawn_blocking(move || -> (u64, Option<io::Error>) {
+            let mut written = 0u64;
+            while let Some(chunk) = rx.blocking_recv() {
+                if let Err(e) = sink.write_all(&chunk) {
+                    return (written, Some(e));
+                }
+                written += chunk.len() as u64;
+            }
+            match sink.flush() {
+                Ok(()) => (written, None),
+                Err(e) => (written, Some(e)),
+            }
+        });
         let mut body_error = None;
-        let mut written = 0u64;
-        let mut io_error = None;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
-                    if let Err(e) = writer.write_all(&bytes).await {
-                        io_error = Some(e);
-                        break;
+                    if tx.send(bytes.clone()).await.is_err() {
+                        break; // the writer stopped on an error
                     }
-                    if let Some(h) = s.hasher.as_mut() {
-                        h.update(&bytes);
-                    }
-                    written += bytes.len() as u64;
+                    on_chunk(&bytes);
                 }
                 Err(e) => {
                     body_error = Some(e.to_string());
@@ -215,22 +295,13 @@ impl Registry {
                 }
             }
         }
-        let flushed = writer.shutdown().await;
-        if io_error.is_some() || flushed.is_err() {
-            // What reached the file is unknown: take its size, rehash later.
-            s.size = self.backend.size(key).await?.unwrap_or(0);
-            s.hasher = None;
-        } else {
-            s.size += written;
-        }
-        if let Some(e) = io_error {
-            return Err(e.into());
-        }
-        flushed?;
-        match body_error {
-            Some(e) => Err(StorageError::Body(e)),
-            None => Ok(()),
-        }
+        drop(tx);
+        let (written, io_error) = writer.await.map_err(io::Error::other)?;
+        Ok(StreamOutcome {
+            written,
+            io_error,
+            body_error,
+        })
     }
 
     /// Completes an upload with an optional last chunk: verifies `digest`
@@ -248,8 +319,7 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let session = self.session(repo, id).await?;
-        let mut s = session.lock().await;
+        let mut s = self.open_session(repo, id).await?;
         let key = paths::upload(repo, id);
         if let Some(body) = body {
             if let Some(start) = start
@@ -263,16 +333,23 @@ impl Registry {
             Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
             _ => self.hash_object(&key, digest.algorithm(), s.size).await?,
         };
-        let size = s.size;
+        // From here on the session is over, whatever happens. It leaves the
+        // table only once its file is gone (published or removed): until
+        // then a request for it finds it closed, and cannot adopt the file.
+        s.closed = true;
+        let result = if actual != *digest {
+            self.backend
+                .delete(&key)
+                .await
+                .map_err(StorageError::from)
+                .and(Err(StorageError::DigestInvalid(format!(
+                    "content has digest {actual}"
+                ))))
+        } else {
+            self.place_blob(repo, digest, &key, s.size).await
+        };
         self.uploads.remove(id);
-        if actual != *digest {
-            self.backend.delete(&key).await?;
-            return Err(StorageError::DigestInvalid(format!(
-                "content has digest {actual}"
-            )));
-        }
-        self.place_blob(repo, digest, &key).await?;
-        Ok(size)
+        result.map(|()| s.size)
     }
 
     async fn hash_object(&self, key: &str, alg: zot_oci::Algorithm, size: u64) -> Result<Digest> {
@@ -296,7 +373,12 @@ impl Registry {
         repo: &RepoName,
         digest: &Digest,
         upload_key: &str,
+        size: u64,
     ) -> Result<()> {
+        self.ensure_layout(repo).await?;
+        // One placement of a digest at a time, so that concurrent pushes of
+        // the same content to several repositories end up sharing one file.
+        let _digest_guard = self.lock_digest(digest).await;
         let target = paths::blob(repo, digest);
         let mut placed = self.backend.size(&target).await?.is_some();
         if !placed && self.options.dedupe {
@@ -304,14 +386,13 @@ impl Registry {
                 let Ok(other) = other.parse::<RepoName>() else {
                     continue;
                 };
-                if other == *repo {
+                let source = paths::blob(&other, digest);
+                // Only content that at least has the verified size is shared
+                // (a layout written by another tool was never verified here).
+                if other == *repo || self.backend.size(&source).await? != Some(size) {
                     continue;
                 }
-                match self
-                    .backend
-                    .link(&paths::blob(&other, digest), &target)
-                    .await
-                {
+                match self.backend.link(&source, &target).await {
                     Ok(()) => {
                         placed = true;
                         break;
@@ -331,39 +412,39 @@ impl Registry {
         } else {
             self.backend.publish(upload_key, &target).await?;
         }
-        self.meta.apply(repo, &[Change::AddBlob(digest.clone())])?;
+        self.apply_meta(repo, vec![Change::AddBlob(digest.clone())])
+            .await?;
         Ok(())
     }
 
     /// Cancels an upload and removes its data.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<()> {
-        let session = self.session(repo, id).await?;
-        let _s = session.lock().await;
+        let mut s = self.open_session(repo, id).await?;
+        s.closed = true;
+        let deleted = self.backend.delete(&paths::upload(repo, id)).await;
         self.uploads.remove(id);
-        self.backend.delete(&paths::upload(repo, id)).await?;
+        deleted?;
         Ok(())
     }
 
     /// Removes upload sessions idle for longer than the configured time to
-    /// live, with their data. With `sweep_disk`, also data files on disk that
-    /// no live session owns and that are older than that (left by an earlier
-    /// run); this lists every repository's upload folder, so it is done
-    /// rarely.
+    /// live, with their data. With `sweep_disk`, also files in upload
+    /// folders that no live session owns and that are older than that (left
+    /// by an earlier run); this walks the folders under the root, so it is
+    /// done rarely.
     pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;
-        for (id, repo) in self.uploads.take_expired(ttl) {
-            self.backend.delete(&paths::upload(&repo, &id)).await?;
+        for (id, repo) in self.uploads.close_expired(ttl) {
+            let deleted = self.backend.delete(&paths::upload(&repo, &id)).await;
+            self.uploads.remove(&id);
+            deleted?;
             removed += 1;
         }
         if !sweep_disk {
             return Ok(removed);
         }
-        let (repos, _) = self.meta.repos(None, usize::MAX)?;
-        for repo in repos {
-            let Ok(repo) = repo.parse::<RepoName>() else {
-                continue;
-            };
+        for repo in self.walk().await?.upload_folders {
             let dir = paths::uploads_dir(&repo);
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;

@@ -16,7 +16,10 @@ pub struct ManifestCache {
 
 impl ManifestCache {
     pub fn new(budget: usize) -> ManifestCache {
-        ManifestCache { entries: RwLock::new((HashMap::new(), 0)), budget }
+        ManifestCache {
+            entries: RwLock::new((HashMap::new(), 0)),
+            budget,
+        }
     }
 
     pub fn get(&self, digest: &Digest) -> Option<Bytes> {

@@ -8,6 +8,8 @@ use zot_oci::{Digest, ManifestError};
 pub enum StorageError {
     #[error("blob unknown to registry")]
     BlobUnknown,
+    #[error("this digest is a manifest: delete it with DELETE /v2/<name>/manifests/<digest>")]
+    BlobIsManifest,
     #[error("blob upload unknown to registry")]
     UploadUnknown,
     #[error("blob upload invalid: {0}")]

@@ -1,10 +1,12 @@
-//! The local-disk driver. Atomic writes go to a `.tmp-<uuid>` file in the
-//! target's own folder (same file system), then `rename`. With `commit` on,
-//! the file is fsynced before the rename and its folder after it, so an
-//! acknowledged write survives a power cut, not only a crash.
+//! The local-disk driver. Atomic writes go to a temporary file in
+//! `<root>/_zot/tmp/` (or, when the target is on another file system, a
+//! `.tmp-<uuid>` beside it), then `rename`. With `commit` on, the file is
+//! fsynced before the rename and its folder after it, so an acknowledged
+//! write survives a power cut, not only a crash. The temporary folder is
+//! emptied when the driver starts: no write can be in flight then.
 
-use crate::backend::{Backend, BoxReader, BoxWriter, Entry};
-use crate::paths::TMP_PREFIX;
+use crate::backend::{Backend, BoxReader, BoxSink, Entry};
+use crate::paths::{TMP_DIR, TMP_PREFIX};
 use async_trait::async_trait;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -14,13 +16,19 @@ use zot_meta::Fingerprint;
 
 pub struct LocalBackend {
     root: PathBuf,
+    tmp: PathBuf,
     commit: bool,
 }
 
 impl LocalBackend {
     pub fn new(root: PathBuf, commit: bool) -> io::Result<LocalBackend> {
-        std::fs::create_dir_all(&root)?;
-        Ok(LocalBackend { root, commit })
+        let tmp = root.join(TMP_DIR);
+        match std::fs::remove_dir_all(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(LocalBackend { root, tmp, commit })
     }
 
     pub fn root(&self) -> &Path {
@@ -98,30 +106,37 @@ impl Backend for LocalBackend {
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
         let path = self.path(key);
         self.ensure_parent(&path).await?;
-        let tmp = path.with_file_name(format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4()));
+        let name = format!("{TMP_PREFIX}{}", uuid::Uuid::new_v4());
+        let (shared_tmp, beside) = (self.tmp.join(&name), path.with_file_name(&name));
         let commit = self.commit;
         let data = data.to_vec();
-        let tmp2 = tmp.clone();
-        let path2 = path.clone();
-        let res = tokio::task::spawn_blocking(move || -> io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp2)?;
-            f.write_all(&data)?;
-            if commit {
-                f.sync_all()?;
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let write = |tmp: &Path| -> io::Result<()> {
+                use std::io::Write;
+                let mut f = std::fs::File::create(tmp)?;
+                f.write_all(&data)?;
+                if commit {
+                    f.sync_all()?;
+                }
+                let renamed = std::fs::rename(tmp, &target);
+                if renamed.is_err() {
+                    let _ = std::fs::remove_file(tmp);
+                }
+                renamed
+            };
+            match write(&shared_tmp) {
+                // EXDEV: the target is on another file system.
+                Err(e) if e.raw_os_error() == Some(18) => write(&beside),
+                r => r,
             }
-            std::fs::rename(&tmp2, &path2)
         })
         .await
-        .map_err(io::Error::other)?;
-        if res.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        res?;
+        .map_err(io::Error::other)??;
         self.sync_parent(&path).await
     }
 
-    async fn appender(&self, key: &str) -> io::Result<BoxWriter> {
+    async fn sink(&self, key: &str) -> io::Result<BoxSink> {
         let path = self.path(key);
         self.ensure_parent(&path).await?;
         let f = tokio::fs::OpenOptions::new()
@@ -129,7 +144,7 @@ impl Backend for LocalBackend {
             .append(true)
             .open(path)
             .await?;
-        Ok(Box::pin(f))
+        Ok(Box::new(f.into_std().await))
     }
 
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {

@@ -3,9 +3,9 @@
 //! tag), and recorded in the metadata store for fast lookups.
 
 use crate::error::{Result, StorageError};
-use bytes::Bytes;
 use crate::paths;
 use crate::registry::Registry;
+use bytes::Bytes;
 use zot_meta::{Change, ManifestRecord};
 use zot_oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName};
 
@@ -54,8 +54,16 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256_of(body),
         };
         for blob in parsed.required_blobs() {
-            if self.blob_size(repo, &blob.digest).await?.is_none() {
-                return Err(StorageError::ManifestBlobUnknown(blob.digest.clone()));
+            match self.blob_size(repo, &blob.digest).await? {
+                None => return Err(StorageError::ManifestBlobUnknown(blob.digest.clone())),
+                Some(size) if size != blob.size => {
+                    return Err(zot_oci::ManifestError::Invalid(format!(
+                        "descriptor of {} says {} bytes, the blob has {size}",
+                        blob.digest, blob.size
+                    ))
+                    .into());
+                }
+                Some(_) => {}
             }
         }
         for m in parsed.required_manifests() {
@@ -106,7 +114,7 @@ impl Registry {
             });
         }
         changes.push(self.write_index(repo, &index).await?);
-        self.meta.apply(repo, &changes)?;
+        self.apply_meta(repo, changes).await?;
         Ok(PushedManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),
@@ -127,15 +135,17 @@ impl Registry {
     }
 
     /// The bytes of a manifest found by [`Registry::manifest_record`].
-    pub async fn manifest_bytes(
-        &self,
-        repo: &RepoName,
-        record: &ManifestRecord,
-    ) -> Result<Bytes> {
+    pub async fn manifest_bytes(&self, repo: &RepoName, record: &ManifestRecord) -> Result<Bytes> {
         if let Some(body) = self.manifests.get(&record.digest) {
             return Ok(body);
         }
         match self.backend.read(&paths::blob(repo, &record.digest)).await {
+            Ok(b) if !record.digest.verify(&b) => {
+                // Content on disk is untrusted (layouts written by other
+                // tools, bit-rot): never serve it under the wrong digest.
+                tracing::error!(%repo, digest = %record.digest, "manifest content does not match its digest");
+                Err(StorageError::ManifestUnknown)
+            }
             Ok(b) => {
                 let body = Bytes::from(b);
                 self.manifests.insert(record.digest.clone(), body.clone());
@@ -191,7 +201,7 @@ impl Registry {
         if let Reference::Digest(digest) = reference {
             self.backend.delete(&paths::blob(repo, digest)).await?;
         }
-        self.meta.apply(repo, &changes)?;
+        self.apply_meta(repo, changes).await?;
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 //! ```text
 //! <root>/
 //!   _zot/meta.redb                  metadata store (a cache of the layouts)
+//!   _zot/tmp/.tmp-<uuid>            a small file being written atomically
+//!                                   (emptied at start-up)
 //!   <repo>/                         one OCI image layout per repository;
 //!     oci-layout                    <repo> may have several path segments
 //!     index.json                    every manifest of the repository; tags
@@ -11,7 +13,6 @@
 //!                                   with dedupe, hard links shared across
 //!                                   repositories
 //!     .uploads/<uuid>               data of an open upload session
-//!     .uploads/.tmp-<uuid>          a file being written atomically
 //! ```
 //!
 //! `_zot` and `.uploads` can never be repository names: name components start
@@ -21,6 +22,7 @@ use zot_oci::{Digest, RepoName};
 
 pub const META_DIR: &str = "_zot";
 pub const META_DB: &str = "_zot/meta.redb";
+pub const TMP_DIR: &str = "_zot/tmp";
 pub const UPLOADS: &str = ".uploads";
 pub const TMP_PREFIX: &str = ".tmp-";
 pub const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;

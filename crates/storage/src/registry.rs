@@ -20,6 +20,9 @@ use std::time::Duration;
 use zot_meta::{Change, ManifestRecord, MetaStore};
 use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
 
+/// Stripes of the per-digest placement lock.
+const DIGEST_LOCK_STRIPES: usize = 64;
+
 /// Memory given to cached manifest bodies.
 const MANIFEST_CACHE_BYTES: usize = 8 << 20;
 
@@ -46,13 +49,23 @@ impl Default for Options {
 
 pub struct Registry {
     pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) meta: MetaStore,
+    pub(crate) meta: Arc<MetaStore>,
     pub(crate) uploads: UploadSessions,
     pub(crate) options: Options,
     pub(crate) manifests: crate::cache::ManifestCache,
     repo_locks: Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Striped locks serializing the placement of one digest.
+    digest_locks: Vec<tokio::sync::Mutex<()>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
     initialised: Mutex<HashSet<RepoName>>,
+}
+
+/// Folders found under the root.
+#[derive(Debug, Default)]
+pub(crate) struct Walk {
+    pub layouts: Vec<RepoName>,
+    /// Repositories (layouts or not yet) with a `.uploads` folder.
+    pub upload_folders: Vec<RepoName>,
 }
 
 /// What start-up synchronisation found.
@@ -69,11 +82,14 @@ impl Registry {
     pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
         Registry {
             backend,
-            meta,
+            meta: Arc::new(meta),
             uploads: UploadSessions::default(),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             repo_locks: Mutex::default(),
+            digest_locks: (0..DIGEST_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             initialised: Mutex::default(),
         }
     }
@@ -88,6 +104,29 @@ impl Registry {
             locks.entry(repo.clone()).or_default().clone()
         };
         lock.lock_owned().await
+    }
+
+    pub(crate) async fn lock_digest(&self, digest: &Digest) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = digest
+            .hex()
+            .bytes()
+            .take(8)
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+        self.digest_locks[stripe % self.digest_locks.len()]
+            .lock()
+            .await
+    }
+
+    /// Applies metadata changes on the blocking pool: a redb write may wait
+    /// for another writer (or a durable flush) and must not stall a worker
+    /// of the async runtime.
+    pub(crate) async fn apply_meta(&self, repo: &RepoName, changes: Vec<Change>) -> Result<()> {
+        let meta = self.meta.clone();
+        let repo = repo.clone();
+        tokio::task::spawn_blocking(move || meta.apply(&repo, &changes))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
     }
 
     /// Makes sure `repo` is an OCI image layout on disk.
@@ -107,9 +146,8 @@ impl Registry {
                 .await?;
         }
         if self.backend.size(&paths::index(repo)).await?.is_none() {
-            self.backend
-                .write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes())
-                .await?;
+            let change = self.write_index(repo, &LayoutIndex::default()).await?;
+            self.apply_meta(repo, vec![change]).await?;
         }
         self.initialised
             .lock()
@@ -146,31 +184,21 @@ impl Registry {
         Ok(Change::SetFingerprint(fp))
     }
 
-    /// Finds every layout under the root and brings the metadata store in
-    /// step with it: repositories whose `index.json` changed (or that the
-    /// store does not know) are rebuilt from their layout without rehashing
-    /// blobs; repositories that are gone are forgotten.
-    pub async fn sync_from_disk(&self) -> Result<SyncReport> {
-        let mut report = SyncReport::default();
-        let mut found = HashSet::new();
-        // Walk folders only. A layout's `blobs/sha256` and `blobs/sha512`
-        // hold blobs, not layouts, and are not walked.
+    /// Walks the folders under the root (never the blob folders of a
+    /// layout) and returns the layouts and upload folders found.
+    pub(crate) async fn walk(&self) -> Result<Walk> {
         #[derive(Clone, Copy, PartialEq)]
         enum Folder {
             Plain,
             Layout,
             LayoutBlobs,
         }
+        let mut walk = Walk::default();
         let mut pending = vec![(String::new(), Folder::Plain)];
         while let Some((dir, kind)) = pending.pop() {
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;
-                let skip = !entry.is_dir
-                    || name.starts_with('.')
-                    || name.starts_with('_')
-                    || (kind == Folder::LayoutBlobs
-                        && matches!(name.as_str(), "sha256" | "sha512"));
-                if skip {
+                if !entry.is_dir {
                     continue;
                 }
                 let path = if dir.is_empty() {
@@ -178,16 +206,27 @@ impl Registry {
                 } else {
                     format!("{dir}/{name}")
                 };
-                let child = if self
+                if name == paths::UPLOADS {
+                    if let Ok(repo) = dir.parse::<RepoName>() {
+                        walk.upload_folders.push(repo);
+                    }
+                    continue;
+                }
+                let skip = name.starts_with('.')
+                    || name.starts_with('_')
+                    || (kind == Folder::LayoutBlobs
+                        && matches!(name.as_str(), "sha256" | "sha512"));
+                if skip {
+                    continue;
+                }
+                let layout = self
                     .backend
                     .size(&format!("{path}/oci-layout"))
                     .await?
-                    .is_some()
-                {
+                    .is_some();
+                let child = if layout {
                     match path.parse::<RepoName>() {
-                        Ok(repo) => {
-                            found.insert(repo);
-                        }
+                        Ok(repo) => walk.layouts.push(repo),
                         Err(e) => tracing::warn!(
                             path,
                             error = %e,
@@ -203,6 +242,16 @@ impl Registry {
                 pending.push((path, child));
             }
         }
+        Ok(walk)
+    }
+
+    /// Finds every layout under the root and brings the metadata store in
+    /// step with it: repositories whose `index.json` changed (or that the
+    /// store does not know) are rebuilt from their layout without rehashing
+    /// blobs; repositories that are gone are forgotten.
+    pub async fn sync_from_disk(&self) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let found: HashSet<RepoName> = self.walk().await?.layouts.into_iter().collect();
         let (known, _) = self.meta.repos(None, usize::MAX)?;
         for repo in known {
             if !found.iter().any(|r| r.as_str() == repo) {
@@ -302,7 +351,7 @@ impl Registry {
             queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
         }
         self.meta.forget_repo(repo.as_str())?;
-        self.meta.apply(repo, &changes)?;
+        self.apply_meta(repo, changes).await?;
         tracing::info!(%repo, manifests = seen.len(), "rebuilt metadata from the layout");
         Ok(())
     }

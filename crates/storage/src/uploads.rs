@@ -4,6 +4,13 @@
 //! recomputed at completion. Requests on one session are serialized by the
 //! session's own lock, so a second chunk sent concurrently sees the first's
 //! size and is refused if it does not follow it.
+//!
+//! A session that completes, is cancelled or expires is marked `closed`
+//! while its lock is held, and leaves the table only after its file is gone
+//! (published or deleted): a request that finds it meanwhile waits for the
+//! lock, sees `closed` and answers "unknown upload", and no request can
+//! adopt the file as a new session. So nothing is ever appended to content
+//! being verified or published.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +25,8 @@ pub struct Session {
     /// file (after a restart or a failed write).
     pub hasher: Option<Hasher>,
     pub touched: Instant,
+    /// Completed, cancelled or expired: no request may use it any more.
+    pub closed: bool,
 }
 
 pub type SessionRef = Arc<tokio::sync::Mutex<Session>>;
@@ -28,14 +37,22 @@ pub struct UploadSessions {
 }
 
 impl UploadSessions {
-    pub fn insert(&self, id: uuid::Uuid, repo: RepoName, size: u64, hashed: bool) -> SessionRef {
-        let session = Arc::new(tokio::sync::Mutex::new(Session {
-            size,
-            hasher: hashed.then(|| Algorithm::Sha256.hasher()),
-            touched: Instant::now(),
-        }));
-        self.lock().insert(id, (repo, session.clone()));
-        session
+    /// The session `id`, created with `size` bytes if the table has none
+    /// (a new session, or one adopted from its file after a restart). Two
+    /// requests adopting the same session get the same one.
+    pub fn get_or_insert(&self, id: uuid::Uuid, repo: &RepoName, size: u64) -> Option<SessionRef> {
+        let mut table = self.lock();
+        let (owner, session) = table.entry(id).or_insert_with(|| {
+            let session = Arc::new(tokio::sync::Mutex::new(Session {
+                size,
+                // Data from before a restart must be hashed from the file.
+                hasher: (size == 0).then(|| Algorithm::Sha256.hasher()),
+                touched: Instant::now(),
+                closed: false,
+            }));
+            (repo.clone(), session)
+        });
+        (owner == repo).then(|| session.clone())
     }
 
     pub fn get(&self, repo: &RepoName, id: &uuid::Uuid) -> Option<SessionRef> {
@@ -49,20 +66,20 @@ impl UploadSessions {
         self.lock().remove(id);
     }
 
-    /// Sessions idle for longer than `ttl`, removed from the table.
-    pub fn take_expired(&self, ttl: std::time::Duration) -> Vec<(uuid::Uuid, RepoName)> {
+    /// Closes the sessions idle for longer than `ttl` and returns them; the
+    /// caller removes their files, then [`UploadSessions::remove`]s them.
+    pub fn close_expired(&self, ttl: std::time::Duration) -> Vec<(uuid::Uuid, RepoName)> {
         let mut expired = Vec::new();
-        self.lock().retain(|id, (repo, s)| {
+        for (id, (repo, s)) in self.lock().iter() {
             // A session busy with a request is not idle.
-            let idle = s
-                .try_lock()
-                .map(|s| s.touched.elapsed() > ttl)
-                .unwrap_or(false);
-            if idle {
+            if let Ok(mut s) = s.try_lock()
+                && !s.closed
+                && s.touched.elapsed() > ttl
+            {
+                s.closed = true;
                 expired.push((*id, repo.clone()));
             }
-            !idle
-        });
+        }
         expired
     }
 
