@@ -7,11 +7,8 @@ use crate::{empty, finish};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use tokio_util::io::ReaderStream;
 use zot_oci::{Digest, RepoName};
 use zot_storage::Registry;
-
-const READ_CHUNK: usize = 256 * 1024;
 
 pub async fn get(
     reg: &Registry,
@@ -47,11 +44,8 @@ pub async fn get(
     if head {
         return finish(builder, Body::empty());
     }
-    let reader = reg.blob_reader(repo, d, start, len).await?;
-    finish(
-        builder,
-        Body::from_stream(ReaderStream::with_capacity(reader, READ_CHUNK)),
-    )
+    let chunks = reg.blob_stream(repo, d, start, len).await?;
+    finish(builder, Body::from_stream(chunks))
 }
 
 pub async fn delete(reg: &Registry, repo: &RepoName, d: &Digest) -> ApiResult {

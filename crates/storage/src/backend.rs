@@ -8,12 +8,14 @@
 //! - With `commit` on, an operation that returns has made its result durable.
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
 use std::io;
 use std::pin::Pin;
-use tokio::io::AsyncRead;
 use zot_meta::Fingerprint;
 
-pub type BoxReader = Pin<Box<dyn AsyncRead + Send>>;
+/// The content of an object as a stream of chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type BoxSink = Box<dyn std::io::Write + Send>;
 
 /// A child of a listed prefix.
@@ -30,8 +32,9 @@ pub trait Backend: Send + Sync + 'static {
     async fn size(&self, key: &str) -> io::Result<Option<u64>>;
     /// The whole object; only for small objects (index files, manifests).
     async fn read(&self, key: &str) -> io::Result<Vec<u8>>;
-    /// A reader of `len` bytes from `start`.
-    async fn reader(&self, key: &str, start: u64, len: u64) -> io::Result<BoxReader>;
+    /// `len` bytes from `start`, as a stream of chunks (the object must
+    /// exist when this returns).
+    async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
     /// A blocking writer appending to the object, created if missing; it is

@@ -5,7 +5,7 @@
 //! verified, by one atomic rename (or hard link, with dedupe). A mismatch
 //! removes the upload's data and stores nothing.
 
-use crate::backend::BoxReader;
+use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};
 use crate::paths;
 use crate::registry::Registry;
@@ -14,7 +14,6 @@ use futures_util::{Stream, StreamExt};
 use std::io;
 use std::io::Write;
 use std::time::Instant;
-use tokio::io::AsyncReadExt;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
 
@@ -37,17 +36,17 @@ impl Registry {
         Ok(self.backend.size(&paths::blob(repo, digest)).await?)
     }
 
-    /// A reader of `len` bytes of the blob from `start`.
-    pub async fn blob_reader(
+    /// `len` bytes of the blob from `start`, as a stream of chunks.
+    pub async fn blob_stream(
         &self,
         repo: &RepoName,
         digest: &Digest,
         start: u64,
         len: u64,
-    ) -> Result<BoxReader> {
+    ) -> Result<ByteStream> {
         match self
             .backend
-            .reader(&paths::blob(repo, digest), start, len)
+            .read_stream(&paths::blob(repo, digest), start, len)
             .await
         {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::BlobUnknown),
@@ -123,8 +122,7 @@ impl Registry {
             .ok_or(io::ErrorKind::NotFound)?;
         let tmp = paths::upload(repo, &uuid::Uuid::new_v4());
         let result = async {
-            let reader = self.backend.reader(from, 0, size).await?;
-            let chunks = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
+            let chunks = self.backend.read_stream(from, 0, size).await?;
             let outcome = self
                 .write_stream(&tmp, chunks, |_| {})
                 .await
@@ -353,15 +351,10 @@ impl Registry {
     }
 
     async fn hash_object(&self, key: &str, alg: zot_oci::Algorithm, size: u64) -> Result<Digest> {
-        let mut reader = self.backend.reader(key, 0, size).await?;
+        let mut chunks = self.backend.read_stream(key, 0, size).await?;
         let mut hasher = alg.hasher();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+        while let Some(chunk) = chunks.next().await {
+            hasher.update(&chunk?);
         }
         Ok(hasher.finish())
     }

@@ -14,7 +14,7 @@ pub mod paths;
 mod registry;
 mod uploads;
 
-pub use backend::{Backend, BoxReader, BoxSink, Entry};
+pub use backend::{Backend, BoxSink, ByteStream, Entry};
 pub use error::{Result, StorageError};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;

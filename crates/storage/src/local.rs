@@ -5,13 +5,12 @@
 //! write survives a power cut, not only a crash. The temporary folder is
 //! emptied when the driver starts: no write can be in flight then.
 
-use crate::backend::{Backend, BoxReader, BoxSink, Entry};
+use crate::backend::{Backend, BoxSink, ByteStream, Entry};
 use crate::paths::{TMP_DIR, TMP_PREFIX};
 use async_trait::async_trait;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use zot_meta::Fingerprint;
 
 pub struct LocalBackend {
@@ -95,12 +94,12 @@ impl Backend for LocalBackend {
         tokio::fs::read(self.path(key)).await
     }
 
-    async fn reader(&self, key: &str, start: u64, len: u64) -> io::Result<BoxReader> {
-        let mut f = tokio::fs::File::open(self.path(key)).await?;
-        if start > 0 {
-            f.seek(io::SeekFrom::Start(start)).await?;
-        }
-        Ok(Box::pin(f.take(len)))
+    async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
+        let file = tokio::fs::File::open(self.path(key))
+            .await?
+            .into_std()
+            .await;
+        Ok(Box::pin(FileChunks::new(file, start, len)))
     }
 
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
@@ -205,5 +204,90 @@ impl Backend for LocalBackend {
         let m = not_found_is_none(tokio::fs::metadata(self.path(key)).await)?;
         Ok(m.and_then(|m| m.modified().ok())
             .map(|t| t.elapsed().map(|d| d.as_secs()).unwrap_or(0)))
+    }
+}
+
+/// Chunk size of [`FileChunks`]: large reads, few thread hops.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A file range as a stream of chunks. Each chunk is read with `pread` on the
+/// blocking pool straight into its own buffer (no copy), and the next read
+/// starts as soon as a chunk is handed out, so the disk read of one chunk
+/// overlaps the sending of the previous one. No thread is held between
+/// chunks, so a slow client costs no thread; at most two chunks are in
+/// memory per stream.
+struct FileChunks {
+    file: std::sync::Arc<std::fs::File>,
+    offset: u64,
+    remaining: u64,
+    pending: Option<tokio::task::JoinHandle<io::Result<bytes::Bytes>>>,
+}
+
+impl FileChunks {
+    fn new(file: std::fs::File, start: u64, len: u64) -> FileChunks {
+        let mut chunks = FileChunks {
+            file: std::sync::Arc::new(file),
+            offset: start,
+            remaining: len,
+            pending: None,
+        };
+        chunks.start_read();
+        chunks
+    }
+
+    fn start_read(&mut self) {
+        if self.remaining == 0 {
+            return;
+        }
+        let n = self.remaining.min(READ_CHUNK as u64) as usize;
+        let (file, offset) = (self.file.clone(), self.offset);
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = bytes::BytesMut::zeroed(n);
+            let mut filled = 0;
+            while filled < n {
+                match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+                    0 => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file shorter than expected",
+                        ));
+                    }
+                    k => filled += k,
+                }
+            }
+            Ok(buf.freeze())
+        }));
+    }
+}
+
+impl futures_util::Stream for FileChunks {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let Some(pending) = self.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let result = match std::pin::Pin::new(pending).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(r) => r.map_err(io::Error::other).and_then(|r| r),
+        };
+        self.pending = None;
+        match result {
+            Ok(chunk) => {
+                self.start_read();
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
     }
 }
