@@ -1,0 +1,273 @@
+//! `zb`: a load generator for OCI registries.
+//!
+//! Runs the selected workloads one after the other against a registry (any
+//! that speaks the distribution API over plain HTTP), each after its own
+//! untimed set-up, and reports per workload: operations per second, MB/s,
+//! latency percentiles and errors. Any non-2xx answer is an error; set-up
+//! errors stop the run, and a run with errors exits non-zero after its report.
+
+mod client;
+mod data;
+mod ops;
+mod static_tree;
+mod stats;
+mod workload;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+
+use crate::data::BlobSource;
+use crate::workload::{Ctx, Workload};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+/// Load generator for OCI registries: catalog, manifest, push and pull workloads.
+#[derive(Parser, Debug)]
+#[command(version, after_help = workload_help())]
+struct Args {
+    /// Registry to load, e.g. http://127.0.0.1:5000
+    #[arg(required_unless_present_any = ["list", "write_static"])]
+    url: Option<String>,
+    /// Operations in flight at once.
+    #[arg(short, long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
+    /// Timed operations per workload.
+    #[arg(short = 'n', long, default_value_t = 100)]
+    requests: u64,
+    /// Basic credentials, user:password.
+    #[arg(short = 'A', long = "auth")]
+    auth: Option<String>,
+    /// Runs the workloads whose name matches this regex.
+    #[arg(short = 't', long = "tests", default_value = ".*")]
+    tests: String,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Repositories are named <prefix>/<workload>.
+    #[arg(long, default_value = "zb")]
+    repo_prefix: String,
+    /// PATCH size of chunked pushes, e.g. 524288, 512KiB, 4MiB.
+    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
+    chunk_size: u64,
+    /// Skips set-up: the fixtures are there already (a static copy).
+    #[arg(long)]
+    no_setup: bool,
+    /// Keeps only the workloads that do not push (for static servers).
+    #[arg(long)]
+    read_only: bool,
+    /// Lists the selected workloads and exits.
+    #[arg(long)]
+    list: bool,
+    /// Writes the fixtures of the selected read-only workloads as static
+    /// files under DIR (see the static_tree module) and exits.
+    #[arg(long, value_name = "DIR")]
+    write_static: Option<PathBuf>,
+}
+
+fn workload_help() -> String {
+    let names: Vec<_> = workload::all().into_iter().map(|w| w.name).collect();
+    format!("Workloads: {}", names.join(", "))
+}
+
+/// A byte count with an optional KiB/MiB/GiB suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => s.split_at(at),
+        None => (s, ""),
+    };
+    let shift = match unit {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return Err(format!("{s:?}: use bytes or KiB/MiB/GiB")),
+    };
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 => n
+            .checked_mul(1 << shift)
+            .ok_or_else(|| format!("{s:?} is too large")),
+        _ => Err(format!("{s:?} is not a positive size")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zb: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("zb: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut workloads = workload::select(&args.tests)?;
+    if args.read_only {
+        workloads.retain(Workload::read_only);
+        anyhow::ensure!(
+            !workloads.is_empty(),
+            "-t {:?} selects no read-only workload",
+            args.tests
+        );
+    }
+    if args.list {
+        for w in &workloads {
+            println!("{}", w.name);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sizes: Vec<u64> = workloads.iter().flat_map(Workload::sizes).collect();
+    let source = BlobSource::new(&sizes);
+    if let Some(dir) = &args.write_static {
+        static_tree::write(dir, &workloads, &args.repo_prefix, &source)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let url = args.url.as_deref().context("give the registry URL")?;
+    let c = usize::from(args.concurrency);
+    let ctx = Arc::new(Ctx {
+        client: client::Client::new(url, args.auth.as_deref(), c)?,
+        source,
+        prefix: args.repo_prefix.clone(),
+        nonce: nonce(),
+        chunk: args.chunk_size,
+    });
+    let text = args.output == Output::Text;
+    let mut rows = Vec::new();
+    for w in workloads {
+        if !args.no_setup {
+            w.setup(&ctx)
+                .await
+                .with_context(|| format!("{}: set-up", w.name))?;
+        }
+        if text {
+            eprintln!(
+                "zb: {} ({} operations, {c} at a time)",
+                w.name, args.requests
+            );
+        }
+        let summary = stats::run(ctx.clone(), Arc::new(w), args.requests, c).await?;
+        for m in &summary.messages {
+            eprintln!("zb: {}: error: {m}", summary.name);
+        }
+        rows.push(summary);
+    }
+    if text {
+        print!("{}", stats::text_table(&rows));
+    } else {
+        let doc = serde_json::json!({
+            "target": url,
+            "concurrency": c,
+            "requests": args.requests,
+            "results": rows.iter().map(stats::Summary::to_json).collect::<Vec<_>>(),
+        });
+        println!("{doc:#}");
+    }
+    let errors: u64 = rows.iter().map(|r| r.errors).sum();
+    if errors > 0 {
+        eprintln!("zb: {errors} operation(s) failed");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A short string unique to this run (time and process id).
+fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{:x}{:x}",
+        nanos as u64 & 0xffff_ffff_ffff,
+        std::process::id()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments() -> Result<(), clap::Error> {
+        let a = Args::try_parse_from([
+            "zb",
+            "-c",
+            "8",
+            "-n",
+            "50",
+            "-A",
+            "u:p",
+            "-t",
+            "pull",
+            "-o",
+            "json",
+            "--repo-prefix",
+            "x",
+            "--chunk-size",
+            "1MiB",
+            "http://h:1",
+        ])?;
+        assert_eq!((a.concurrency, a.requests), (8, 50));
+        assert_eq!(a.auth.as_deref(), Some("u:p"));
+        assert_eq!((a.tests.as_str(), a.output), ("pull", Output::Json));
+        assert_eq!((a.repo_prefix.as_str(), a.chunk_size), ("x", 1 << 20));
+        assert_eq!(a.url.as_deref(), Some("http://h:1"));
+
+        let d = Args::try_parse_from(["zb", "http://h"])?;
+        assert_eq!(
+            (d.concurrency, d.requests, d.chunk_size),
+            (4, 100, 512 << 10)
+        );
+        assert_eq!(
+            (d.tests.as_str(), d.output, d.no_setup),
+            (".*", Output::Text, false)
+        );
+
+        assert!(Args::try_parse_from(["zb"]).is_err(), "the URL is required");
+        assert!(Args::try_parse_from(["zb", "--list"]).is_ok());
+        assert!(Args::try_parse_from(["zb", "--write-static", "/tmp/x"]).is_ok());
+        assert!(Args::try_parse_from(["zb", "-c", "0", "http://h"]).is_err());
+        assert!(Args::try_parse_from(["zb", "-o", "xml", "http://h"]).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("5MB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn nonces_are_short_and_tag_safe() {
+        let n = nonce();
+        assert!(
+            n.len() <= 24 && n.chars().all(|c| c.is_ascii_hexdigit()),
+            "{n}"
+        );
+    }
+}
