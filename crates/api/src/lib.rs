@@ -9,6 +9,8 @@ pub mod endpoint;
 pub mod errors;
 mod http_util;
 mod manifests;
+mod panic_guard;
+mod security;
 
 use axum::Router;
 use axum::body::Body;
@@ -35,16 +37,28 @@ pub struct AppState {
     pub extensions: Vec<ExtensionInfo>,
     /// Set once start-up work is done; `/readyz` and `/startupz` answer 503 before.
     pub ready: AtomicBool,
+    /// Authentication, access control, rate limits and audit (see `security`).
+    pub security: zot_auth::Security,
 }
 
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
     pub fn new(registry: Arc<Registry>, extensions: Vec<ExtensionInfo>) -> SharedState {
+        Self::with_security(registry, extensions, zot_auth::Security::open())
+    }
+
+    /// Like [`AppState::new`], with authentication and access control.
+    pub fn with_security(
+        registry: Arc<Registry>,
+        extensions: Vec<ExtensionInfo>,
+        security: zot_auth::Security,
+    ) -> SharedState {
         Arc::new(AppState {
             registry,
             extensions,
             ready: AtomicBool::new(true),
+            security,
         })
     }
 }
@@ -54,20 +68,42 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .fallback(dispatch)
         .with_state(state)
+        .layer(axum::middleware::from_fn(panic_guard::catch_panic))
         .layer(axum::middleware::from_fn(access_log::log_request))
 }
 
 const API_VERSION: &str = "registry/2.0";
 
-async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
         None => return probes(&state, &path, req.method()),
         Some(Err(e)) => e.into_response(),
-        Some(Ok(endpoint)) => match route(&state, endpoint, req).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(),
-        },
+        Some(Ok(endpoint)) => {
+            // Security decides before any handler touches storage.
+            let method = req.method().clone();
+            let checked =
+                security::check(&state.security, &state.registry, &endpoint, &mut req).await;
+            let (caller, resp) = match checked {
+                Err(resp) => {
+                    let caller = security::Caller {
+                        identity: None,
+                        client: security::client_addr(&req),
+                    };
+                    (caller, resp)
+                }
+                Ok(caller) => {
+                    let resp = match route(&state, endpoint, req, &caller).await {
+                        Ok(r) => r,
+                        Err(e) => e.into_response(),
+                    };
+                    (caller, resp)
+                }
+            };
+            let status = resp.status().as_u16();
+            security::audit(&state.security, &caller, &method, &path, status);
+            resp
+        }
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",
@@ -97,7 +133,12 @@ fn unsupported(method: &Method) -> ApiError {
     )
 }
 
-async fn route(state: &SharedState, endpoint: Endpoint, req: Request) -> ApiResult {
+async fn route(
+    state: &SharedState,
+    endpoint: Endpoint,
+    req: Request,
+    caller: &security::Caller,
+) -> ApiResult {
     let method = req.method().clone();
     let reg = &state.registry;
     match (endpoint, method) {
@@ -107,7 +148,10 @@ async fn route(state: &SharedState, endpoint: Endpoint, req: Request) -> ApiResu
             "{}",
         )
             .into_response()),
-        (Endpoint::Catalog, Method::GET) => manifests::catalog(reg, &req),
+        (Endpoint::Catalog, Method::GET) => {
+            let visible = |repo: &str| caller.may_read(&state.security, repo);
+            manifests::catalog(reg, &req, &visible)
+        }
         (Endpoint::Discover, Method::GET) => {
             let body = serde_json::json!({ "extensions": state.extensions });
             Ok((

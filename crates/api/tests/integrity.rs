@@ -2,8 +2,6 @@
 //! told was stored is exactly what is stored, and content that does not
 //! match its digest is never served.
 
-#![expect(clippy::unwrap_used, reason = "tests fail loudly")]
-
 mod common;
 
 use axum::http::Method;

@@ -10,10 +10,15 @@
 //!   `trust` are enabled by their mere presence (zot's `applyDefaultValues`),
 //!   `lint`, `mgmt`, `apikey` and `events` are not.
 //! - The rest of a section is kept verbatim in [`ExtensionConfig::raw`] for the
-//!   extension to read; this module does not validate it.
+//!   extension to read. The sections of extensions this codebase implements
+//!   (`scrub`, `lint`) are validated here, every key by its path, and read
+//!   through [`ExtensionConfig::scrub`] and [`ExtensionConfig::lint`]; the
+//!   others are not validated.
 //! - An enabled extension that is not in the list of available extensions
 //!   (by default [`AVAILABLE_EXTENSIONS`]) is a `not available in this build`
 //!   problem; a disabled one is accepted whatever the build.
+
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -35,9 +40,80 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
     ("events", false),
 ];
 
-/// The extensions this build implements; an enabled extension must be listed
-/// here. Add a name when its crate is wired in.
-pub const AVAILABLE_EXTENSIONS: &[&str] = &[];
+/// The extensions this codebase implements; an enabled extension must be
+/// listed here. A binary built without some of them passes its own list to
+/// [`crate::Config::from_file_with`].
+pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint"];
+
+/// zot's default `extensions.scrub.interval`.
+pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// `extensions.scrub`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubConfig {
+    /// Period of background scrubs (`interval`, default 24 h).
+    pub interval: Duration,
+}
+
+/// `extensions.lint`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LintConfig {
+    /// Annotations every pushed manifest must carry (`mandatoryAnnotations`).
+    pub mandatory_annotations: Vec<String>,
+}
+
+impl ExtensionConfig {
+    /// The settings of an enabled `scrub` section.
+    pub fn scrub(&self) -> Option<ScrubConfig> {
+        if !self.enabled || self.name != "scrub" {
+            return None;
+        }
+        let mut problems = Vec::new();
+        Some(read_scrub(&self.raw, &mut problems))
+    }
+
+    /// The settings of an enabled `lint` section.
+    pub fn lint(&self) -> Option<LintConfig> {
+        if !self.enabled || self.name != "lint" {
+            return None;
+        }
+        let mut problems = Vec::new();
+        Some(read_lint(&self.raw, &mut problems))
+    }
+}
+
+fn read_scrub(value: &Value, problems: &mut Vec<Problem>) -> ScrubConfig {
+    let mut config = ScrubConfig {
+        interval: DEFAULT_SCRUB_INTERVAL,
+    };
+    if let Some(mut section) = Section::new("extensions.scrub".to_owned(), value, problems) {
+        section.get("enable");
+        if let Some(interval) = fields::duration(&mut section, "interval", problems) {
+            if interval.is_zero() {
+                problems.push(Problem::new(section.child("interval"), "must not be zero"));
+            } else {
+                config.interval = interval;
+            }
+        }
+        section.finish(problems);
+    }
+    config
+}
+
+fn read_lint(value: &Value, problems: &mut Vec<Problem>) -> LintConfig {
+    let mut config = LintConfig::default();
+    if let Some(mut section) = Section::new("extensions.lint".to_owned(), value, problems) {
+        section.get("enable");
+        config.mandatory_annotations =
+            fields::string_list(&mut section, "mandatoryAnnotations", problems)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(_, s)| s)
+                .collect();
+        section.finish(problems);
+    }
+    config
+}
 
 /// One section of `extensions`.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +165,15 @@ pub(crate) fn parse(
         } else {
             value.clone()
         };
+        match name {
+            "scrub" => {
+                read_scrub(&raw, problems);
+            }
+            "lint" => {
+                read_lint(&raw, problems);
+            }
+            _ => {}
+        }
         out.push(ExtensionConfig {
             name: name.to_owned(),
             enabled,

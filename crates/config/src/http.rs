@@ -4,16 +4,18 @@
 //! - `address` is non-empty; `port` is 0..=65535 (0: the OS picks a free port),
 //!   written in the file as a string (`"8080"`, as zot does) or a number.
 //! - `compat` holds each mode at most once; only `docker2s2` exists.
-//! - `tls`, when present, has a non-empty `cert` and `key`. `tls.cacert`
-//!   (client certificates, mutual TLS) is not supported by this build, so
-//!   `cacert` is always `None` for now.
-//! - `auth`, `accessControl`, `ratelimit` and the other zot keys this build
-//!   does not implement are `not supported by this build` problems.
+//! - `tls`, when present, has a non-empty `cert` and `key`; `tls.cacert`
+//!   turns on verification of client certificates (mutual TLS).
+//! - `auth`, `accessControl` and `ratelimit` are read by [`crate::auth`];
+//!   `readTimeout`/`writeTimeout` are Go durations.
+//! - The other zot keys this build does not implement are
+//!   `not supported by this build` problems.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::auth::{self, AccessControlConfig, AuthConfig, RateLimitConfig};
 use crate::fields;
 use crate::problem::Problem;
 use crate::value::{Section, kind};
@@ -24,15 +26,7 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 5000;
 
 /// Keys zot knows under `http` that this build does not implement.
-const UNSUPPORTED: &[&str] = &[
-    "auth",
-    "accessControl",
-    "ratelimit",
-    "externalUrl",
-    "allowOrigin",
-    "readTimeout",
-    "writeTimeout",
-];
+const UNSUPPORTED: &[&str] = &["externalUrl", "allowOrigin"];
 
 /// The HTTP listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +41,17 @@ pub struct HttpConfig {
     pub compat: Vec<Compat>,
     /// Serve HTTPS (`http.tls`).
     pub tls: Option<TlsConfig>,
+    /// Authentication (`http.auth`); `None`: anyone may do anything.
+    pub auth: Option<AuthConfig>,
+    /// Authorization (`http.accessControl`).
+    pub access_control: Option<AccessControlConfig>,
+    /// Request rate limits (`http.ratelimit`).
+    pub ratelimit: Option<RateLimitConfig>,
+    /// Time to read a whole request head, and the longest pause while
+    /// reading a body (`http.readTimeout`).
+    pub read_timeout: Option<std::time::Duration>,
+    /// The longest pause while writing a response (`http.writeTimeout`).
+    pub write_timeout: Option<std::time::Duration>,
 }
 
 impl Default for HttpConfig {
@@ -57,6 +62,11 @@ impl Default for HttpConfig {
             realm: String::new(),
             compat: Vec::new(),
             tls: None,
+            auth: None,
+            access_control: None,
+            ratelimit: None,
+            read_timeout: None,
+            write_timeout: None,
         }
     }
 }
@@ -84,7 +94,7 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM private key (`http.tls.key`).
     pub key: PathBuf,
-    /// CA of accepted client certificates (`http.tls.cacert`); not supported yet, always `None`.
+    /// CA of accepted client certificates (`http.tls.cacert`): mutual TLS.
     pub cacert: Option<PathBuf>,
 }
 
@@ -130,6 +140,19 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpC
     if let Some(value) = section.get("tls") {
         config.tls = tls(section.child("tls"), value, problems);
     }
+    if let Some(value) = section.get("auth") {
+        config.auth = Some(auth::parse_auth(section.child("auth"), value, problems));
+    }
+    if let Some(value) = section.get("accessControl") {
+        let path = section.child("accessControl");
+        config.access_control = Some(auth::parse_access(path, value, problems));
+    }
+    if let Some(value) = section.get("ratelimit") {
+        let path = section.child("ratelimit");
+        config.ratelimit = Some(auth::parse_ratelimit(path, value, problems));
+    }
+    config.read_timeout = fields::duration(&mut section, "readTimeout", problems);
+    config.write_timeout = fields::duration(&mut section, "writeTimeout", problems);
     section.unsupported(UNSUPPORTED, problems);
     section.finish(problems);
     config
@@ -153,17 +176,14 @@ fn tls(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<TlsCo
     let mut section = Section::new(path, value, problems)?;
     let cert = tls_file(&mut section, "cert", problems);
     let key = tls_file(&mut section, "key", problems);
-    if section.get("cacert").is_some() {
-        problems.push(Problem::new(
-            section.child("cacert"),
-            "not supported by this build (client certificate authentication)",
-        ));
-    }
+    let cacert = fields::string(&mut section, "cacert", problems)
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from);
     section.finish(problems);
     Some(TlsConfig {
         cert: cert?,
         key: key?,
-        cacert: None,
+        cacert,
     })
 }
 

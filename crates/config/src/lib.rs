@@ -20,12 +20,14 @@
 //!   range, TLS with both certificate and key. Files it names are not opened
 //!   here; that is the server's job at start-up.
 
+mod auth;
 mod duration;
 mod extensions;
 mod fields;
 mod http;
 mod log;
 mod problem;
+mod retention;
 mod storage;
 mod value;
 
@@ -33,12 +35,20 @@ use std::path::Path;
 
 use serde_json::Value;
 
+pub use auth::{
+    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MtlsConfig, Policy,
+    RateLimitConfig, RepositoryPolicy,
+};
 pub use duration::parse_duration;
-pub use extensions::{AVAILABLE_EXTENSIONS, ExtensionConfig, KNOWN_EXTENSIONS};
+pub use extensions::{
+    AVAILABLE_EXTENSIONS, DEFAULT_SCRUB_INTERVAL, ExtensionConfig, KNOWN_EXTENSIONS, LintConfig,
+    ScrubConfig,
+};
 pub use http::{Compat, DEFAULT_ADDRESS, DEFAULT_PORT, HttpConfig, TlsConfig};
 pub use log::{LogConfig, LogLevel, SchedulerConfig};
 pub use problem::Problem;
-pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig};
+pub use retention::{DEFAULT_RETENTION_DELAY, KeepTagsRule, RetentionConfig, RetentionPolicy};
+pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig, TimeWindow};
 
 use value::Section;
 

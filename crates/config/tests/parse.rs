@@ -272,28 +272,12 @@ fn unsupported_keys_name_their_path() {
             "storage.subPaths",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d", "retention": {}}}"#,
-            "storage.retention",
-        ),
-        (
             r#"{"storage": {"rootDirectory": "/d", "remoteCache": true}}"#,
             "storage.remoteCache",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d", "gcTimeWindow": "01:00-08:00"}}"#,
-            "storage.gcTimeWindow",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {}}}"#,
-            "http.auth",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"accessControl": {}}}"#,
-            "http.accessControl",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"ratelimit": {}}}"#,
-            "http.ratelimit",
+            r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"openid": {}}}}"#,
+            "http.auth.openid",
         ),
         (
             r#"{"storage": {"rootDirectory": "/d"}, "http": {"externalUrl": "x"}}"#,
@@ -302,10 +286,6 @@ fn unsupported_keys_name_their_path() {
         (
             r#"{"storage": {"rootDirectory": "/d"}, "cluster": {}}"#,
             "cluster",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"tls": {"cert": "c", "key": "k", "cacert": "ca"}}}"#,
-            "http.tls.cacert",
         ),
     ] {
         one_problem(json(text), path, "not supported by this build");
@@ -467,7 +447,7 @@ fn wrong_values_name_their_path() {
 fn all_problems_are_collected() {
     let list = problems(json(
         r#"{"storage": {"gc": 1, "storageDriver": {}},
-            "http": {"port": "x", "auth": {}, "tls": {"cert": "c"}},
+            "http": {"port": "x", "auth": {"apikey": true}, "tls": {"cert": "c"}},
             "log": {"level": "loud"},
             "extensions": {"foo": {}, "search": {}},
             "bogus": true}"#,
@@ -483,7 +463,7 @@ fn all_problems_are_collected() {
             "bogus",
             "extensions.foo",
             "extensions.search",
-            "http.auth",
+            "http.auth.apikey",
             "http.port",
             "http.tls.key",
             "log.level",
@@ -543,4 +523,58 @@ fn files_pick_their_format_by_extension() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].path, missing.display().to_string());
     assert!(list[0].message.starts_with("cannot read"), "{list:?}");
+}
+
+#[test]
+fn security_sections_are_read() {
+    let config = Config::from_str(
+        r#"{"storage": {"rootDirectory": "/d"},
+            "http": {"readTimeout": "2m", "writeTimeout": "30s",
+              "tls": {"cert": "c", "key": "k", "cacert": "ca"},
+              "auth": {"htpasswd": {"path": "h"}, "failDelay": 2,
+                       "bearer": {"realm": "r", "service": "s", "cert": "b.pem"},
+                       "ldap": {"address": "l", "baseDN": "dc=x", "userAttribute": "uid",
+                                "credentialsFile": "creds.json", "userGroupAttribute": "memberOf"}},
+              "accessControl": {"groups": {"devs": {"users": ["a"]}},
+                "repositories": {"**": {"policies": [{"users": ["a"], "groups": ["devs"], "actions": ["read"]}],
+                                         "defaultPolicy": ["read"], "anonymousPolicy": []}},
+                "adminPolicy": {"users": ["admin"], "actions": ["read", "delete"]}},
+              "ratelimit": {"rate": 10, "methods": [{"method": "get", "rate": 5}]}}}"#,
+        Format::Json,
+    )
+    .expect("valid");
+    let http = config.http;
+    assert_eq!(http.read_timeout, Some(Duration::from_secs(120)));
+    assert_eq!(http.tls.and_then(|t| t.cacert), Some(PathBuf::from("ca")));
+    let auth = http.auth.expect("auth");
+    assert_eq!(auth.htpasswd, Some(PathBuf::from("h")));
+    assert_eq!(auth.fail_delay, Duration::from_secs(2));
+    assert_eq!(auth.ldap.expect("ldap").port, 389);
+    let access = http.access_control.expect("accessControl");
+    assert_eq!(access.groups, [("devs".to_owned(), vec!["a".to_owned()])]);
+    assert_eq!(access.repositories[0].1.default_policy, ["read"]);
+    let rl = http.ratelimit.expect("ratelimit");
+    assert_eq!(
+        (rl.rate, rl.methods),
+        (Some(10), vec![("GET".to_owned(), 5)])
+    );
+}
+
+#[test]
+fn unknown_actions_are_problems() {
+    one_problem(
+        json(
+            r#"{"storage": {"rootDirectory": "/d"},
+                "http": {"accessControl": {"repositories": {"**": {"defaultPolicy": ["pull"]}}}}}"#,
+        ),
+        "http.accessControl.repositories.**.defaultPolicy[0]",
+        "unknown action",
+    );
+}
+
+#[test]
+fn the_secure_example_loads() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/config-secure.json");
+    let config = Config::from_file(&path).expect("examples/config-secure.json is valid");
+    assert!(config.http.auth.is_some() && config.http.access_control.is_some());
 }

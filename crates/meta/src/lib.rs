@@ -31,6 +31,10 @@ const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::n
 const BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("blobs");
 /// (repo, blob digest) -> (): the same rows keyed by repository.
 const REPO_BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("repo_blobs");
+/// (repo, manifest digest) -> (pushed, last pulled), seconds since the Unix
+/// epoch (0: never), for retention policies. Pull times are written in
+/// batches ([`MetaStore::record_pulls`]), never one write per request.
+const TIMES: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("times");
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -88,6 +92,15 @@ pub enum Change {
     },
     AddBlob(Digest),
     RemoveBlob(Digest),
+    /// The manifest was pushed at these seconds since the Unix epoch.
+    Pushed(Digest, u64),
+}
+
+/// When a manifest was pushed and last pulled (seconds since the Unix epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Times {
+    pub pushed: Option<u64>,
+    pub pulled: Option<u64>,
 }
 
 pub struct MetaStore {
@@ -126,6 +139,7 @@ impl MetaStore {
             txn.open_table(REFERRERS)?;
             txn.open_table(BLOBS)?;
             txn.open_table(REPO_BLOBS)?;
+            txn.open_table(TIMES)?;
         }
         txn.commit()?;
         Ok(MetaStore {
@@ -164,6 +178,7 @@ impl MetaStore {
             let mut referrers = txn.open_table(REFERRERS)?;
             let mut blobs = txn.open_table(BLOBS)?;
             let mut repo_blobs = txn.open_table(REPO_BLOBS)?;
+            let mut times = txn.open_table(TIMES)?;
             if repos.get(r)?.is_none() {
                 let fp = serde_json::to_vec(&Fingerprint::default())?;
                 repos.insert(r, fp.as_slice())?;
@@ -179,6 +194,12 @@ impl MetaStore {
                     }
                     Change::RemoveManifest(d) => {
                         manifests.remove((r, d.to_string().as_str()))?;
+                        times.remove((r, d.to_string().as_str()))?;
+                    }
+                    Change::Pushed(d, secs) => {
+                        let d = d.to_string();
+                        let pulled = times.get((r, d.as_str()))?.map_or(0, |v| v.value().1);
+                        times.insert((r, d.as_str()), (*secs, pulled))?;
                     }
                     Change::SetTag(tag, rec) => {
                         tags.insert((r, tag.as_str()), serde_json::to_vec(rec)?.as_slice())?;
@@ -238,9 +259,51 @@ impl MetaStore {
             for d in digests {
                 blobs.remove((d.as_str(), repo))?;
             }
+            let mut times = txn.open_table(TIMES)?;
+            times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
         }
         txn.commit()?;
         Ok(())
+    }
+
+    /// Records pull times in one transaction: `(repo, digest, seconds)`.
+    /// Manifests the store does not know are skipped.
+    pub fn record_pulls(&self, pulls: &[(RepoName, Digest, u64)]) -> Result<()> {
+        if pulls.is_empty() {
+            return Ok(());
+        }
+        let txn = self.begin_write()?;
+        {
+            let manifests = txn.open_table(MANIFESTS)?;
+            let mut times = txn.open_table(TIMES)?;
+            for (repo, digest, secs) in pulls {
+                let key = (repo.as_str(), digest.to_string());
+                if manifests.get((key.0, key.1.as_str()))?.is_none() {
+                    continue;
+                }
+                let pushed = times.get((key.0, key.1.as_str()))?.map_or(0, |v| v.value().0);
+                times.insert((key.0, key.1.as_str()), (pushed, *secs))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// When the manifest was pushed and last pulled, as far as recorded.
+    pub fn times(&self, repo: &RepoName, digest: &Digest) -> Result<Times> {
+        let txn = self.db.begin_read()?;
+        let t = txn.open_table(TIMES)?;
+        let known = |s: u64| (s > 0).then_some(s);
+        Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
+            Some(v) => {
+                let (pushed, pulled) = v.value();
+                Times {
+                    pushed: known(pushed),
+                    pulled: known(pulled),
+                }
+            }
+            None => Times::default(),
+        })
     }
 
     pub fn fingerprint(&self, repo: &str) -> Result<Option<Fingerprint>> {

@@ -146,6 +146,11 @@ impl Registry {
     /// The repository itself is created when its first blob or manifest is
     /// stored, so a failed or abandoned upload leaves no repository behind.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
+        if self.uploads.count(repo) >= self.options.max_uploads_per_repo {
+            return Err(StorageError::TooManyUploads(
+                self.options.max_uploads_per_repo,
+            ));
+        }
         let id = uuid::Uuid::new_v4();
         // Create the data file now, so that the session survives a restart.
         drop(self.backend.sink(&paths::upload(repo, &id)).await?);

@@ -10,6 +10,10 @@ pub enum StorageError {
     BlobUnknown,
     #[error("this digest is a manifest: delete it with DELETE /v2/<name>/manifests/<digest>")]
     BlobIsManifest,
+    #[error(
+        "too many open upload sessions in this repository (at most {0}); finish or cancel some"
+    )]
+    TooManyUploads(usize),
     #[error("blob upload unknown to registry")]
     UploadUnknown,
     #[error("blob upload invalid: {0}")]

@@ -35,6 +35,9 @@ pub struct Options {
     pub docker2s2: bool,
     /// Idle time after which an upload session and its data are removed.
     pub upload_ttl: Duration,
+    /// Open upload sessions allowed per repository: a client cannot make
+    /// the registry hold unbounded state.
+    pub max_uploads_per_repo: usize,
 }
 
 impl Default for Options {
@@ -43,6 +46,7 @@ impl Default for Options {
             dedupe: true,
             docker2s2: true,
             upload_ttl: Duration::from_secs(3600),
+            max_uploads_per_repo: 1024,
         }
     }
 }

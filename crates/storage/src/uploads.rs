@@ -55,6 +55,11 @@ impl UploadSessions {
         (owner == repo).then(|| session.clone())
     }
 
+    /// Sessions of `repo` currently in the table.
+    pub fn count(&self, repo: &RepoName) -> usize {
+        self.lock().values().filter(|(r, _)| r == repo).count()
+    }
+
     pub fn get(&self, repo: &RepoName, id: &uuid::Uuid) -> Option<SessionRef> {
         self.lock()
             .get(id)

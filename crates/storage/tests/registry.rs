@@ -241,3 +241,26 @@ async fn a_corrupt_layout_is_skipped_and_foreign_tags_not_listed() {
     assert_eq!(reg.catalog(None, 10).unwrap().0, vec!["good", "odd"]);
     assert_eq!(reg.tags(&repo("odd"), None, 10).unwrap().0, vec!["v1"]);
 }
+
+#[tokio::test]
+async fn open_upload_sessions_are_capped_per_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_uploads_per_repo: 3,
+        ..Options::default()
+    };
+    let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
+    let r = repo("capped");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(reg.start_upload(&r).await.unwrap());
+    }
+    assert!(matches!(
+        reg.start_upload(&r).await,
+        Err(StorageError::TooManyUploads(3))
+    ));
+    // Other repositories have their own allowance.
+    reg.start_upload(&repo("other")).await.unwrap();
+    reg.cancel_upload(&r, &ids[0]).await.unwrap();
+    reg.start_upload(&r).await.unwrap();
+}

@@ -2,8 +2,12 @@
 //!
 //! Every request carries the Basic credentials if any; every answer other
 //! than 2xx is an error naming the method, URL, status and the start of the
-//! body. Response bodies are read to the end and counted, and only kept when
-//! asked (manifests, listings), so a 100 MiB pull holds one frame at a time.
+//! body (except [`Client::exists`], which takes 404 as an answer). Response
+//! bodies are read to the end and counted, and only kept when asked
+//! (manifests, listings), so a 1 GiB pull holds one frame at a time.
+//! Request bodies are frames sliced from shared buffers, sent either with
+//! their `Content-Length` or, when [`Parts::streamed`], with
+//! `Transfer-Encoding: chunked` (as containerd and docker stream a layer).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -24,10 +28,13 @@ use hyper_util::rt::TokioExecutor;
 const ERROR_BODY: usize = 2048;
 
 /// A request body made of frames known in advance (slices of shared
-/// buffers), with an exact length so the request carries Content-Length.
+/// buffers). By default its exact length is announced, so the request
+/// carries Content-Length; a streamed one announces none and goes out with
+/// chunked transfer encoding.
 pub struct Parts {
     frames: VecDeque<Bytes>,
     remaining: u64,
+    streamed: bool,
 }
 
 impl Parts {
@@ -36,6 +43,15 @@ impl Parts {
         Parts {
             frames: frames.into(),
             remaining,
+            streamed: false,
+        }
+    }
+
+    /// The same frames without a length: `Transfer-Encoding: chunked`.
+    pub fn streamed(frames: Vec<Bytes>) -> Self {
+        Parts {
+            streamed: true,
+            ..Parts::new(frames)
         }
     }
 
@@ -66,7 +82,11 @@ impl Body for Parts {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        if self.streamed {
+            SizeHint::default()
+        } else {
+            SizeHint::with_exact(self.remaining)
+        }
     }
 }
 
@@ -74,6 +94,7 @@ impl Body for Parts {
 /// itself when it was asked for.
 #[derive(Debug)]
 pub struct Answer {
+    pub status: hyper::StatusCode,
     pub headers: HeaderMap,
     pub body_len: u64,
     pub body: Bytes,
@@ -101,8 +122,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the registry at `url` (`http://host[:port]`), opening at
-    /// most `connections` idle connections.
+    /// A client for the registry at `url` (`http://host[:port]`), keeping
+    /// up to `connections` idle connections open for reuse.
     pub fn new(url: &str, auth: Option<&str>, connections: usize) -> anyhow::Result<Self> {
         let uri: Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
         match uri.scheme_str() {
@@ -163,7 +184,7 @@ impl Client {
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.clone());
         }
-        if method != Method::GET && method != Method::HEAD {
+        if method != Method::GET && method != Method::HEAD && !body.streamed {
             req = req.header(CONTENT_LENGTH, body.remaining);
         }
         for (name, value) in headers {
@@ -202,10 +223,43 @@ impl Client {
             );
         }
         Ok(Answer {
+            status: head.status,
             headers: head.headers,
             body_len,
             body: kept.freeze(),
         })
+    }
+}
+
+impl Client {
+    /// Whether `HEAD url` finds something: 2xx yes, 404 no, anything else
+    /// is an error.
+    pub async fn exists(&self, url: &str, headers: &[(&str, &str)]) -> anyhow::Result<bool> {
+        let mut req = Request::builder().method(Method::HEAD).uri(url);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.clone());
+        }
+        let req = req
+            .body(Parts::empty())
+            .with_context(|| format!("HEAD {url}: building the request"))?;
+        let resp = self
+            .http
+            .request(req)
+            .await
+            .with_context(|| format!("HEAD {url}"))?;
+        let status = resp.status();
+        resp.into_body()
+            .collect()
+            .await
+            .with_context(|| format!("HEAD {url}: reading the body"))?;
+        match status {
+            s if s.is_success() => Ok(true),
+            hyper::StatusCode::NOT_FOUND => Ok(false),
+            s => bail!("HEAD {url}: {s}"),
+        }
     }
 }
 
@@ -271,9 +325,13 @@ mod tests {
     }
 
     #[test]
-    fn parts_know_their_length() {
-        let p = Parts::new(vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")]);
+    fn parts_know_their_length_unless_streamed() {
+        let frames = || vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")];
+        let p = Parts::new(frames());
         assert_eq!(p.size_hint().exact(), Some(5));
         assert!(Parts::empty().is_end_stream());
+        let s = Parts::streamed(frames());
+        assert_eq!(s.size_hint().exact(), None);
+        assert!(!s.is_end_stream());
     }
 }

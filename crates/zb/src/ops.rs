@@ -1,6 +1,7 @@
-//! Registry operations built from requests: push a blob (monolithic or in
-//! chunks), push an image, pull an image, and the small reads. Each returns
-//! the number of body bytes moved (sent plus received).
+//! Registry operations built from requests: push a blob (monolithic, one
+//! streamed PATCH, or PATCHes of a fixed size), mount one, push an image,
+//! pull an image, and the small reads. Each returns the number of body
+//! bytes moved (sent plus received).
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
@@ -16,14 +17,20 @@ const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Manifest types a pull accepts (OCI first, Docker schema2 for old data).
 const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
      application/vnd.docker.distribution.manifest.v2+json";
-/// Largest manifest or listing read (the OCI spec's manifest limit).
+/// Largest manifest read (the OCI spec's manifest limit).
 const MAX_DOC: usize = 4 << 20;
+/// Largest catalog page read.
+const MAX_LISTING: usize = 64 << 20;
 
 /// How blobs travel in a push.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Upload {
     /// POST for a session, then one PUT `?digest=` with the whole body.
     Monolithic,
+    /// POST, one PATCH streaming the whole body with `Transfer-Encoding:
+    /// chunked` (no Content-Length, no Content-Range), then an empty PUT
+    /// `?digest=`: what containerd and docker do.
+    Streamed,
     /// POST, a PATCH per chunk of this many bytes with Content-Range, PUT.
     Chunked(u64),
 }
@@ -76,6 +83,13 @@ pub async fn push_blob(c: &Client, repo: &str, blob: &Blob, how: Upload) -> anyh
             c.send(Method::PUT, &url, &octets, Parts::new(blob.body()), 0)
                 .await?;
         }
+        Upload::Streamed => {
+            let body = Parts::streamed(blob.body());
+            let answer = c.send(Method::PATCH, &location, &octets, body, 0).await?;
+            location = answer.location(c)?;
+            let url = with_digest(&location, &blob.digest);
+            c.send(Method::PUT, &url, &[], Parts::empty(), 0).await?;
+        }
         Upload::Chunked(chunk) => {
             for (s, e) in blob.chunks(chunk) {
                 let range = format!("{s}-{}", e - 1);
@@ -91,16 +105,26 @@ pub async fn push_blob(c: &Client, repo: &str, blob: &Blob, how: Upload) -> anyh
     Ok(blob.size())
 }
 
-/// Pushes the config, the layer (as `how` says) and the manifest as `tag`.
-pub async fn push_image(
-    c: &Client,
-    repo: &str,
-    tag: &str,
-    image: &Image,
-    how: Upload,
-) -> anyhow::Result<u64> {
-    let mut moved = push_blob(c, repo, &image.config, Upload::Monolithic).await?;
-    moved += push_blob(c, repo, &image.layer, how).await?;
+/// Puts `blob` into `repo` by mounting it from `from` (one request); a
+/// registry that answers with an upload session instead gets the body.
+pub async fn mount_blob(c: &Client, repo: &str, from: &str, blob: &Blob) -> anyhow::Result<()> {
+    let url = c.url(&format!(
+        "/v2/{repo}/blobs/uploads/?mount={}&from={from}",
+        blob.digest
+    ));
+    let answer = c.send(Method::POST, &url, &[], Parts::empty(), 0).await?;
+    if answer.status == hyper::StatusCode::CREATED {
+        return Ok(());
+    }
+    let url = with_digest(&answer.location(c)?, &blob.digest);
+    let octets = [("content-type", "application/octet-stream")];
+    c.send(Method::PUT, &url, &octets, Parts::new(blob.body()), 0)
+        .await?;
+    Ok(())
+}
+
+/// Puts the manifest of `image` as `repo:tag` (its blobs must be there).
+pub async fn put_manifest(c: &Client, repo: &str, tag: &str, image: &Image) -> anyhow::Result<()> {
     let url = c.url(&format!("/v2/{repo}/manifests/{tag}"));
     let body = Parts::new(vec![image.manifest.clone()]);
     c.send(
@@ -111,6 +135,20 @@ pub async fn push_image(
         0,
     )
     .await?;
+    Ok(())
+}
+
+/// Pushes the config, the layer (as `how` says) and the manifest as `tag`.
+pub async fn push_image(
+    c: &Client,
+    repo: &str,
+    tag: &str,
+    image: &Image,
+    how: Upload,
+) -> anyhow::Result<u64> {
+    let mut moved = push_blob(c, repo, &image.config, Upload::Monolithic).await?;
+    moved += push_blob(c, repo, &image.layer, how).await?;
+    put_manifest(c, repo, tag, image).await?;
     Ok(moved + image.manifest.len() as u64)
 }
 
@@ -161,6 +199,12 @@ pub async fn pull_image(c: &Client, repo: &str, tag: &str) -> anyhow::Result<u64
     Ok(moved)
 }
 
+/// Whether `repo:tag` has a manifest (HEAD; 404 is no).
+pub async fn manifest_exists(c: &Client, repo: &str, tag: &str) -> anyhow::Result<bool> {
+    let url = c.url(&format!("/v2/{repo}/manifests/{tag}"));
+    c.exists(&url, &[("accept", ACCEPT)]).await
+}
+
 /// HEAD or GET of `repo:tag`'s manifest.
 pub async fn manifest(c: &Client, method: Method, repo: &str, tag: &str) -> anyhow::Result<u64> {
     let url = c.url(&format!("/v2/{repo}/manifests/{tag}"));
@@ -171,17 +215,44 @@ pub async fn manifest(c: &Client, method: Method, repo: &str, tag: &str) -> anyh
     Ok(answer.body_len)
 }
 
-/// GET /v2/_catalog; the answer must be a JSON object with `repositories`.
-pub async fn catalog(c: &Client) -> anyhow::Result<u64> {
-    let url = c.url("/v2/_catalog");
-    let answer = c
-        .send(Method::GET, &url, &[], Parts::empty(), MAX_DOC)
-        .await?;
-    let doc: Value = serde_json::from_slice(&answer.body).with_context(|| format!("GET {url}"))?;
-    if !doc["repositories"].is_array() {
-        bail!("GET {url}: no repositories array in {doc}");
+/// Lists the whole catalog: `GET /v2/_catalog?n=<page>`, then each `Link`
+/// to the next page; every answer must be a JSON object with a
+/// `repositories` array, and there must be at least `want` names in all.
+pub async fn catalog(c: &Client, page: usize, want: usize) -> anyhow::Result<u64> {
+    let mut url = c.url(&format!("/v2/_catalog?n={page}"));
+    let (mut moved, mut names) = (0, 0);
+    loop {
+        let answer = c
+            .send(Method::GET, &url, &[], Parts::empty(), MAX_LISTING)
+            .await?;
+        moved += answer.body_len;
+        let doc: Value =
+            serde_json::from_slice(&answer.body).with_context(|| format!("GET {url}"))?;
+        let Some(repos) = doc["repositories"].as_array() else {
+            bail!("GET {url}: no repositories array");
+        };
+        names += repos.len();
+        match answer.headers.get(hyper::header::LINK) {
+            Some(link) if !repos.is_empty() => {
+                let link = link.to_str().context("Link header is not ASCII")?;
+                url = c.resolve(next_link(link).with_context(|| format!("GET {url}: Link {link:?}"))?);
+            }
+            _ => break,
+        }
     }
-    Ok(answer.body_len)
+    if names < want {
+        bail!("GET /v2/_catalog: {names} repositories, expected at least {want}");
+    }
+    Ok(moved)
+}
+
+/// The target of a `Link: <url>; rel="next"` header.
+pub fn next_link(link: &str) -> Option<&str> {
+    let start = link.find('<')? + 1;
+    let end = start + link[start..].find('>')?;
+    link[end..]
+        .contains("next")
+        .then_some(&link[start..end])
 }
 
 #[cfg(test)]
@@ -210,6 +281,17 @@ mod tests {
         );
         assert!(blobs_of(b"[]").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn next_links() {
+        assert_eq!(
+            next_link(r#"</v2/_catalog?last=a%2Fb&n=100>; rel="next""#),
+            Some("/v2/_catalog?last=a%2Fb&n=100")
+        );
+        assert_eq!(next_link("<http://h/x>;rel=next"), Some("http://h/x"));
+        assert_eq!(next_link(r#"</x>; rel="prev""#), None);
+        assert_eq!(next_link("nothing"), None);
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! The workloads: what each one sets up (untimed) and what one timed
 //! operation of it does.
 //!
-//! One operation is one request for `catalog` and the manifest workloads,
-//! one whole image (config, layer, manifest) for pushes and one whole image
+//! One operation is one listing of the whole catalog for `catalog-10k`
+//! (following `Link` pages), one request for the manifest workloads, one
+//! whole image (config, layer, manifest) for pushes and one whole image
 //! (manifest, config, layer) for pulls. Set-up images are named by fixed
 //! labels, so their bytes and digests are the same on every target and in
-//! [`crate::static_tree`]; pushed images carry the run's nonce.
+//! [`crate::static_tree`]; pushed images carry the run's nonce. A workload
+//! whose name states its shape (`push-concurrent-64x100MiB`,
+//! `dedupe-100x100MiB`) runs with that concurrency or operation count
+//! whatever `-c` and `-n` say.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hyper::Method;
 use regex::Regex;
@@ -15,10 +22,20 @@ use crate::data::BlobSource;
 use crate::ops::{self, Image, Upload};
 
 const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
 /// The layer of the image that catalog and manifest workloads read.
 pub const TINY: u64 = 4096;
 /// The sizes `pull-mixed` draws from, with their weights out of 10.
 const MIX: [(u64, u64); 3] = [(MIB, 7), (10 * MIB, 2), (100 * MIB, 1)];
+/// Repositories `catalog-10k` creates and lists.
+pub const CATALOG_REPOS: usize = 10_000;
+/// The page size a catalog listing asks for (`?n=`); distribution needs
+/// `catalog.maxentries` at least this large to answer it.
+pub const CATALOG_PAGE: usize = 10_000;
+/// Requests in flight while setting up the catalog's repositories.
+pub const SETUP_CONCURRENCY: usize = 32;
+/// Sizes of the push and pull workloads.
+const SIZES: [u64; 4] = [MIB, 10 * MIB, 100 * MIB, GIB];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -26,44 +43,78 @@ pub enum Kind {
     ManifestHead,
     ManifestGet,
     PushMonolithic(u64),
+    /// The layer by PATCH: one streamed by default, or chunks of
+    /// `--chunk-size`.
     PushChunked(u64),
     Pull(u64),
     PullMixed,
     /// Three pulls (mixed sizes) for every monolithic push (mixed sizes).
     Pull75Push25,
+    /// Monolithic pushes of one layer (same digest every time) to a new
+    /// repository each: what storage dedupe should make nearly free on disk.
+    Dedupe(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
     pub name: String,
     pub kind: Kind,
+    /// Operations in flight, when the workload fixes it.
+    pub concurrency: Option<usize>,
+    /// Timed operations, when the workload fixes it.
+    pub operations: Option<u64>,
+}
+
+/// `1MiB`, `100MiB`, `1GiB`.
+fn size_label(size: u64) -> String {
+    if size >= GIB && size.is_multiple_of(GIB) {
+        format!("{}GiB", size / GIB)
+    } else if size >= MIB {
+        format!("{}MiB", size / MIB)
+    } else {
+        format!("{size}B")
+    }
 }
 
 /// Every workload, in the order they run.
 pub fn all() -> Vec<Workload> {
+    let plain = |name: String, kind| Workload {
+        name,
+        kind,
+        concurrency: None,
+        operations: None,
+    };
     let mut list = vec![
-        (String::from("catalog"), Kind::Catalog),
-        ("manifest-head".into(), Kind::ManifestHead),
-        ("manifest-get".into(), Kind::ManifestGet),
+        plain("catalog-10k".into(), Kind::Catalog),
+        plain("manifest-head".into(), Kind::ManifestHead),
+        plain("manifest-get".into(), Kind::ManifestGet),
     ];
-    let sizes = [1, 10, 100];
-    for s in sizes {
-        list.push((
-            format!("push-monolithic-{s}MiB"),
-            Kind::PushMonolithic(s * MIB),
-        ));
+    for s in SIZES {
+        let name = format!("push-monolithic-{}", size_label(s));
+        list.push(plain(name, Kind::PushMonolithic(s)));
     }
-    for s in sizes {
-        list.push((format!("push-chunked-{s}MiB"), Kind::PushChunked(s * MIB)));
+    for s in SIZES {
+        let name = format!("push-chunked-{}", size_label(s));
+        list.push(plain(name, Kind::PushChunked(s)));
     }
-    for s in sizes {
-        list.push((format!("pull-{s}MiB"), Kind::Pull(s * MIB)));
+    for s in SIZES {
+        list.push(plain(format!("pull-{}", size_label(s)), Kind::Pull(s)));
     }
-    list.push(("pull-mixed".into(), Kind::PullMixed));
-    list.push(("pull75-push25".into(), Kind::Pull75Push25));
-    list.into_iter()
-        .map(|(name, kind)| Workload { name, kind })
-        .collect()
+    list.push(plain("pull-mixed".into(), Kind::PullMixed));
+    list.push(plain("pull75-push25".into(), Kind::Pull75Push25));
+    list.push(Workload {
+        name: "push-concurrent-64x100MiB".into(),
+        kind: Kind::PushMonolithic(100 * MIB),
+        concurrency: Some(64),
+        operations: Some(64),
+    });
+    list.push(Workload {
+        name: "dedupe-100x100MiB".into(),
+        kind: Kind::Dedupe(100 * MIB),
+        concurrency: None,
+        operations: Some(100),
+    });
+    list
 }
 
 /// The workloads whose name matches `pattern` (anywhere in the name).
@@ -99,7 +150,8 @@ pub struct Ctx {
     pub prefix: String,
     /// Makes this run's pushed tags and blobs differ from any earlier run's.
     pub nonce: String,
-    pub chunk: u64,
+    /// PATCH size of chunked pushes; `None` streams the layer in one PATCH.
+    pub chunk: Option<u64>,
 }
 
 /// A set-up image: repository, tag, the layer's size and its label.
@@ -116,16 +168,13 @@ impl Fixture {
     }
 }
 
-fn size_name(size: u64) -> String {
-    if size >= MIB {
-        format!("{}mib", size / MIB)
-    } else {
-        format!("{size}b")
-    }
+fn pull_repo(prefix: &str, size: u64) -> String {
+    format!("{prefix}/pull-{}", size_label(size).to_ascii_lowercase())
 }
 
-fn pull_repo(prefix: &str, size: u64) -> String {
-    format!("{prefix}/pull-{}", size_name(size))
+/// The `i`th repository of the catalog workload.
+pub fn catalog_repo(prefix: &str, i: usize) -> String {
+    format!("{prefix}/catalog/r{i:05}")
 }
 
 impl Workload {
@@ -133,20 +182,28 @@ impl Workload {
     pub fn read_only(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::PushMonolithic(_) | Kind::PushChunked(_) | Kind::Pull75Push25
+            Kind::PushMonolithic(_) | Kind::PushChunked(_) | Kind::Pull75Push25 | Kind::Dedupe(_)
         )
+    }
+
+    /// Concurrency and operation count: the workload's own, else `c` and `n`.
+    pub fn shape(&self, c: usize, n: u64) -> (usize, u64) {
+        (self.concurrency.unwrap_or(c), self.operations.unwrap_or(n))
     }
 
     /// Every blob size this workload generates (set-up included).
     pub fn sizes(&self) -> Vec<u64> {
         match self.kind {
             Kind::Catalog | Kind::ManifestHead | Kind::ManifestGet => vec![TINY],
-            Kind::PushMonolithic(s) | Kind::PushChunked(s) | Kind::Pull(s) => vec![s],
+            Kind::PushMonolithic(s) | Kind::PushChunked(s) | Kind::Pull(s) | Kind::Dedupe(s) => {
+                vec![s]
+            }
             Kind::PullMixed | Kind::Pull75Push25 => MIX.iter().map(|m| m.0).collect(),
         }
     }
 
-    /// The images this workload reads, pushed before it is timed.
+    /// The images this workload reads, pushed before it is timed (the
+    /// catalog's repositories, which are only listed, are [`Self::listed`]).
     pub fn fixtures(&self, prefix: &str) -> Vec<Fixture> {
         let tiny = || Fixture {
             repo: format!("{prefix}/manifest"),
@@ -154,8 +211,10 @@ impl Workload {
             size: TINY,
         };
         match self.kind {
-            Kind::Catalog | Kind::ManifestHead | Kind::ManifestGet => vec![tiny()],
-            Kind::PushMonolithic(_) | Kind::PushChunked(_) => Vec::new(),
+            Kind::ManifestHead | Kind::ManifestGet => vec![tiny()],
+            Kind::Catalog | Kind::PushMonolithic(_) | Kind::PushChunked(_) | Kind::Dedupe(_) => {
+                Vec::new()
+            }
             Kind::Pull(s) => vec![Fixture {
                 repo: pull_repo(prefix, s),
                 tag: "latest",
@@ -172,11 +231,25 @@ impl Workload {
         }
     }
 
-    /// Pushes the fixtures (not timed).
-    pub async fn setup(&self, ctx: &Ctx) -> anyhow::Result<()> {
+    /// The repositories this workload needs to exist only to list them.
+    pub fn listed(&self, prefix: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Catalog => (0..CATALOG_REPOS).map(|i| catalog_repo(prefix, i)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Pushes the fixtures (not timed); those already there are kept.
+    pub async fn setup(&self, ctx: &Arc<Ctx>) -> anyhow::Result<()> {
         for f in self.fixtures(&ctx.prefix) {
+            if ops::manifest_exists(&ctx.client, &f.repo, f.tag).await? {
+                continue;
+            }
             let image = f.image(&ctx.source)?;
             ops::push_image(&ctx.client, &f.repo, f.tag, &image, Upload::Monolithic).await?;
+        }
+        if self.kind == Kind::Catalog {
+            setup_catalog(ctx).await?;
         }
         Ok(())
     }
@@ -197,11 +270,14 @@ impl Workload {
         let c = &ctx.client;
         let tiny = format!("{}/manifest", ctx.prefix);
         match self.kind {
-            Kind::Catalog => ops::catalog(c).await,
+            Kind::Catalog => ops::catalog(c, CATALOG_PAGE, CATALOG_REPOS).await,
             Kind::ManifestHead => ops::manifest(c, Method::HEAD, &tiny, "latest").await,
             Kind::ManifestGet => ops::manifest(c, Method::GET, &tiny, "latest").await,
             Kind::PushMonolithic(s) => self.push(ctx, i, s, Upload::Monolithic).await,
-            Kind::PushChunked(s) => self.push(ctx, i, s, Upload::Chunked(ctx.chunk)).await,
+            Kind::PushChunked(s) => {
+                let how = ctx.chunk.map_or(Upload::Streamed, Upload::Chunked);
+                self.push(ctx, i, s, how).await
+            }
             Kind::Pull(s) => ops::pull_image(c, &pull_repo(&ctx.prefix, s), "latest").await,
             Kind::PullMixed => {
                 let repo = pull_repo(&ctx.prefix, mixed_size(i));
@@ -215,8 +291,51 @@ impl Workload {
                 let repo = pull_repo(&ctx.prefix, mixed_size(i - i / 4));
                 ops::pull_image(c, &repo, "latest").await
             }
+            Kind::Dedupe(s) => {
+                // One layer for the whole run; a config (so a manifest) per repository.
+                let layer = ctx.source.blob(s, &format!("{}/{}", ctx.nonce, self.name))?;
+                let image = Image::new(layer, &format!("{}/{}/{i}", ctx.nonce, self.name));
+                let repo = format!("{}/r{i:03}", self.push_repo(&ctx.prefix));
+                ops::push_image(c, &repo, &ctx.nonce, &image, Upload::Monolithic).await
+            }
         }
     }
+}
+
+/// Creates the catalog's repositories: the first by a push, every other one
+/// by mounting its two blobs from the first and putting the same manifest,
+/// [`SETUP_CONCURRENCY`] at a time. Skipped when the last one exists.
+async fn setup_catalog(ctx: &Arc<Ctx>) -> anyhow::Result<()> {
+    let c = &ctx.client;
+    let last = catalog_repo(&ctx.prefix, CATALOG_REPOS - 1);
+    if ops::manifest_exists(c, &last, "latest").await? {
+        return Ok(());
+    }
+    let seed = catalog_repo(&ctx.prefix, 0);
+    let label = format!("fixture/{}/catalog", ctx.prefix);
+    let image = Arc::new(Image::new(ctx.source.blob(TINY, &label)?, &label));
+    ops::push_image(c, &seed, "latest", &image, Upload::Monolithic).await?;
+    let next = Arc::new(AtomicU64::new(1));
+    let mut tasks = Vec::new();
+    for _ in 0..SETUP_CONCURRENCY {
+        let (ctx, image, next, seed) = (ctx.clone(), image.clone(), next.clone(), seed.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= CATALOG_REPOS {
+                    return anyhow::Ok(());
+                }
+                let repo = catalog_repo(&ctx.prefix, i);
+                ops::mount_blob(&ctx.client, &repo, &seed, &image.config).await?;
+                ops::mount_blob(&ctx.client, &repo, &seed, &image.layer).await?;
+                ops::put_manifest(&ctx.client, &repo, "latest", &image).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -231,16 +350,26 @@ mod tests {
 
     #[test]
     fn selection_by_regex() {
-        assert_eq!(all().len(), 14);
-        assert_eq!(names(".*").len(), 14);
-        assert_eq!(names("^catalog$"), vec!["catalog"]);
+        assert_eq!(all().len(), 19);
+        assert_eq!(names(".*").len(), 19);
+        assert_eq!(names("^catalog"), vec!["catalog-10k"]);
         assert_eq!(names("manifest"), vec!["manifest-head", "manifest-get"]);
         assert_eq!(
             names("^pull-"),
-            vec!["pull-1MiB", "pull-10MiB", "pull-100MiB", "pull-mixed"]
+            vec![
+                "pull-1MiB",
+                "pull-10MiB",
+                "pull-100MiB",
+                "pull-1GiB",
+                "pull-mixed"
+            ]
         );
         assert_eq!(names("push-chunked-1MiB$"), vec!["push-chunked-1MiB"]);
-        assert_eq!(names("100MiB").len(), 3);
+        assert_eq!(
+            names("1GiB"),
+            vec!["push-monolithic-1GiB", "push-chunked-1GiB", "pull-1GiB"]
+        );
+        assert_eq!(names("100MiB").len(), 5);
         assert!(select("nothing-like-this").is_err());
         assert!(select("(").is_err());
     }
@@ -255,15 +384,42 @@ mod tests {
         assert_eq!(
             ro,
             vec![
-                "catalog",
+                "catalog-10k",
                 "manifest-head",
                 "manifest-get",
                 "pull-1MiB",
                 "pull-10MiB",
                 "pull-100MiB",
+                "pull-1GiB",
                 "pull-mixed"
             ]
         );
+    }
+
+    #[test]
+    fn shapes_named_by_the_workload_win() {
+        let by_name = |n: &str| all().into_iter().find(|w| w.name == n);
+        let conc = by_name("push-concurrent-64x100MiB").map(|w| (w.shape(4, 7), w.sizes()));
+        assert_eq!(conc, Some(((64, 64), vec![100 * MIB])));
+        let dedupe = by_name("dedupe-100x100MiB").map(|w| (w.shape(4, 7), w.read_only()));
+        assert_eq!(dedupe, Some(((4, 100), false)));
+        assert_eq!(by_name("manifest-get").map(|w| w.shape(32, 9)), Some((32, 9)));
+        assert_eq!(size_label(GIB), "1GiB");
+        assert_eq!(size_label(100 * MIB), "100MiB");
+        assert_eq!(size_label(TINY), "4096B");
+    }
+
+    #[test]
+    fn the_catalog_lists_ten_thousand_repositories() {
+        let names = all()
+            .into_iter()
+            .find(|w| w.kind == Kind::Catalog)
+            .map(|w| w.listed("zb"))
+            .unwrap_or_default();
+        assert_eq!(names.len(), CATALOG_REPOS);
+        assert_eq!(names.first().map(String::as_str), Some("zb/catalog/r00000"));
+        assert_eq!(names.last().map(String::as_str), Some("zb/catalog/r09999"));
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted as a catalog is");
     }
 
     #[test]

@@ -14,6 +14,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const META_FLUSH: Duration = Duration::from_secs(5);
 /// How often abandoned upload sessions are looked for.
 const UPLOAD_SWEEP: Duration = Duration::from_secs(60);
+/// Default time to receive a request head (and to finish a TLS handshake).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest request head (request line and headers) accepted: 431 beyond.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Sets up JSON-lines logging. Lines are written by a background thread
 /// (requests never wait on the terminal or disk for a log write, unless its
@@ -77,8 +81,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "storage synchronised with the layouts on disk"
     );
     let registry = Arc::new(registry);
-    let state = zot_api::AppState::new(registry.clone(), Vec::new());
-    let app = zot_api::router(state);
+    let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
+        .context("setting up authentication")?;
+    let state = zot_api::AppState::with_security(registry.clone(), Vec::new(), security);
+    let app =
+        zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
     let addr = format!("{}:{}", cfg.http.address, cfg.http.port);
     let listener = std::net::TcpListener::bind(&addr).with_context(|| format!("binding {addr}"))?;
@@ -98,6 +105,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         commit = cfg.storage.commit,
         compat = ?cfg.http.compat.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         tls = cfg.http.tls.is_some(),
+        mtls = cfg.http.tls.as_ref().is_some_and(|t| t.cacert.is_some()),
+        auth = cfg.http.auth.is_some(),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
@@ -136,27 +145,34 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         shutdown_signal().await;
         on_signal.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    let service = app.into_make_service();
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Also sets TCP_NODELAY: a small response after a large one on the same
+    // connection would otherwise wait for the peer's delayed ACK.
+    let slow = crate::listener::SlowClientAcceptor {
+        read: cfg.http.read_timeout,
+        write: cfg.http.write_timeout,
+    };
+    let mut server = axum_server::from_tcp(listener)?;
+    let http = server.http_builder();
+    // Slowloris: a request head must arrive within readTimeout (30 s by default).
+    http.http1()
+        .header_read_timeout(cfg.http.read_timeout.unwrap_or(HEADER_READ_TIMEOUT))
+        .max_buf_size(MAX_HEAD_BYTES);
+    http.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
     match &cfg.http.tls {
         Some(tls) => {
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "loading TLS certificate {} and key {}",
-                        tls.cert.display(),
-                        tls.key.display()
-                    )
-                })?;
-            let server = axum_server::from_tcp_rustls(listener, config)?;
-            server.handle(handle).serve(service).await
-        }
-        None => {
-            axum_server::from_tcp(listener)?
+            let config = crate::listener::rustls_config(tls)?;
+            crate::listener::watch_tls(tls.clone(), config.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config)
+                .handshake_timeout(HEADER_READ_TIMEOUT)
+                .acceptor(slow);
+            server
+                .acceptor(acceptor)
                 .handle(handle)
                 .serve(service)
                 .await
         }
+        None => server.acceptor(slow).handle(handle).serve(service).await,
     }
     .context("serving HTTP")?;
     if let Err(e) = registry.flush_metadata() {

@@ -89,16 +89,24 @@ fn every_example_verifies_or_names_what_is_unsupported() {
         let out = zot().arg("verify").arg(&file).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         match zot_config::Config::from_file(&file) {
-            Ok(_) => assert!(out.status.success(), "{name} should verify; stderr:\n{stderr}"),
+            Ok(_) => assert!(
+                out.status.success(),
+                "{name} should verify; stderr:\n{stderr}"
+            ),
             Err(problems) => {
                 assert!(!out.status.success(), "{name} should be refused");
                 for p in problems {
                     let line = format!("{}: {p}", file.display());
-                    assert!(stderr.contains(&line), "{name}: `{line}` missing from:\n{stderr}");
+                    assert!(
+                        stderr.contains(&line),
+                        "{name}: `{line}` missing from:\n{stderr}"
+                    );
                     let key = p.path.as_str();
                     let is_key_path = key.is_empty()
                         || key.starts_with(|c: char| c.is_ascii_alphabetic())
-                            && key.chars().all(|c| c.is_ascii_alphanumeric() || "._[]".contains(c));
+                            && key
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "._[]".contains(c));
                     assert!(is_key_path, "{name}: not a key path: {key}");
                 }
             }

@@ -1,0 +1,223 @@
+//! Where security sits in the request path: after the path is parsed into an
+//! [`Endpoint`] and before any handler touches storage, [`check`] rate-limits
+//! the client, authenticates it and decides whether the endpoint's
+//! [`Action`] is allowed on its repository. After the handler,
+//! [`audit`] records every mutating request.
+//!
+//! Answers: 429 `TOOMANYREQUESTS` over the rate limit; 401 `UNAUTHORIZED`
+//! with a `WWW-Authenticate` challenge for missing or wrong credentials (and,
+//! for bearer tokens, a token lacking the scope, so the client fetches a new
+//! one); 403 `DENIED` for an authenticated user who may not. Credentials are
+//! never logged; the only state read is [`Registry::manifest_record`], to
+//! tell a new tag (create) from a moved one (update).
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use zot_auth::tls::PeerCertificate;
+use zot_auth::{Action, AuditEntry, AuthFailure, Credentials, Identity, Security};
+use zot_oci::Reference;
+use zot_storage::Registry;
+
+use crate::endpoint::Endpoint;
+use crate::errors::{ApiError, ErrorCode};
+use crate::http_util::query;
+
+/// Who is calling, once [`check`] let the request through.
+#[derive(Debug, Default)]
+pub(crate) struct Caller {
+    pub identity: Option<Identity>,
+    pub client: Option<IpAddr>,
+}
+
+impl Caller {
+    /// Whether the catalog may show `repo` to this caller.
+    pub(crate) fn may_read(&self, security: &Security, repo: &str) -> bool {
+        security.allowed(self.identity.as_ref(), repo, Action::Read)
+    }
+}
+
+/// The client's address, when the server recorded it.
+pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// What an endpoint needs: a repository action, the catalog, or only an
+/// authenticated (or allowed anonymous) client.
+enum Need {
+    Repo(String, Action),
+    Catalog,
+    Login,
+}
+
+fn need(registry: &Registry, endpoint: &Endpoint, method: &Method) -> Need {
+    let repo = |r: &zot_oci::RepoName, a| Need::Repo(r.as_str().to_owned(), a);
+    match (endpoint, method) {
+        (Endpoint::Base | Endpoint::Discover, _) => Need::Login,
+        (Endpoint::Catalog, _) => Need::Catalog,
+        (Endpoint::Manifest(r, reference), &Method::PUT) => {
+            let exists = matches!(reference, Reference::Tag(_))
+                && registry.manifest_record(r, reference).is_ok();
+            repo(
+                r,
+                if exists {
+                    Action::Update
+                } else {
+                    Action::Create
+                },
+            )
+        }
+        (Endpoint::Manifest(r, _) | Endpoint::Blob(r, _), &Method::DELETE) => {
+            repo(r, Action::Delete)
+        }
+        (Endpoint::UploadStart(r) | Endpoint::Upload(r, _), _) => repo(r, Action::Create),
+        (
+            Endpoint::Tags(r)
+            | Endpoint::Manifest(r, _)
+            | Endpoint::Blob(r, _)
+            | Endpoint::Referrers(r, _),
+            _,
+        ) => repo(r, Action::Read),
+    }
+}
+
+/// The token scope a client needs for `need` (bearer challenges).
+fn scope(need: &Need) -> Option<String> {
+    match need {
+        Need::Repo(name, action) => Some(match action {
+            Action::Read => format!("repository:{name}:pull"),
+            Action::Create | Action::Update => format!("repository:{name}:pull,push"),
+            Action::Delete => format!("repository:{name}:delete"),
+        }),
+        Need::Catalog => Some("registry:catalog:*".to_owned()),
+        Need::Login => None,
+    }
+}
+
+fn unauthorized(security: &Security, need: &Need, error: Option<&str>) -> Response {
+    let challenge = security.challenge(scope(need).as_deref(), error);
+    ApiError::new(ErrorCode::Unauthorized)
+        .header(header::WWW_AUTHENTICATE, challenge)
+        .into_response()
+}
+
+/// Lets the request through (returning the caller) or answers it.
+pub(crate) async fn check(
+    security: &Security,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    req: &mut Request,
+) -> Result<Caller, Response> {
+    let client = client_addr(req);
+    if security.rate_limited(client, req.method().as_str()) {
+        return Err(ApiError::new(ErrorCode::TooManyRequests)
+            .header(header::RETRY_AFTER, "1".to_owned())
+            .into_response());
+    }
+    if security.is_open() {
+        return Ok(Caller {
+            identity: None,
+            client,
+        });
+    }
+    let need = need(registry, endpoint, req.method());
+    let credentials = Credentials::parse(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let certificate = req.extensions().get::<PeerCertificate>();
+    let identity = match security.authenticate(credentials, certificate).await {
+        Ok(identity) => identity,
+        Err(failure) => {
+            tracing::info!(client = ?client, reason = %failure, "authentication failed");
+            let error = match failure {
+                AuthFailure::BadToken(_) => Some("invalid_token"),
+                _ => None,
+            };
+            return Err(unauthorized(security, &need, error));
+        }
+    };
+    let who = identity.as_ref();
+    let allowed = match &need {
+        Need::Login => who.is_some() || security.anonymous_allowed_anywhere(),
+        Need::Catalog => {
+            (who.is_some() || security.anonymous_allowed_anywhere())
+                && security.may_list_catalog(who)
+        }
+        Need::Repo(name, action) => security.allowed(who, name, *action),
+    };
+    if !allowed {
+        return Err(match who {
+            None => unauthorized(security, &need, None),
+            Some(w) if w.grants.is_some() => {
+                unauthorized(security, &need, Some("insufficient_scope"))
+            }
+            Some(_) => ApiError::new(ErrorCode::Denied).into_response(),
+        });
+    }
+    if let Endpoint::UploadStart(_) = endpoint {
+        restrict_mount(security, who, req);
+    }
+    Ok(Caller { identity, client })
+}
+
+/// A cross-repository mount may only take a blob from a repository the
+/// caller can read; otherwise `mount`/`from` are dropped and the client gets
+/// an ordinary upload session (as the spec allows).
+fn restrict_mount(security: &Security, who: Option<&Identity>, req: &mut Request) {
+    if query(req, "mount").is_none() {
+        return;
+    }
+    let readable =
+        query(req, "from").is_some_and(|from| security.allowed(who, &from, Action::Read));
+    if readable {
+        return;
+    }
+    let kept: Vec<&str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            key != "mount" && key != "from" && !key.is_empty()
+        })
+        .collect();
+    let path = req.uri().path();
+    let rebuilt = if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = rebuilt.parse::<Uri>() {
+        *req.uri_mut() = uri;
+    }
+}
+
+/// Records a mutating request in the audit log.
+pub(crate) fn audit(
+    security: &Security,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    status: u16,
+) {
+    let mutating = matches!(
+        *method,
+        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
+    );
+    if mutating && security.audits() {
+        security.audit(&AuditEntry {
+            user: caller.identity.as_ref().map(|i| i.name.as_str()),
+            client: caller.client,
+            method: method.as_str(),
+            path,
+            status,
+        });
+    }
+}

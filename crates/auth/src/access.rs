@@ -1,0 +1,220 @@
+//! `http.accessControl`, decided as zot decides it:
+//! - `adminPolicy` applies to every repository, before anything else;
+//! - otherwise, of the repository patterns that match the name, the
+//!   *longest* (most specific) one alone decides;
+//! - within it, a user may do the actions of every policy naming the user or
+//!   one of the user's groups, plus `defaultPolicy` (any authenticated user)
+//!   and `anonymousPolicy`; an anonymous client only `anonymousPolicy`;
+//! - no matching pattern: nothing is allowed.
+//!
+//! Patterns are globs over `/`-separated names: `*` and `?` stay within one
+//! component, `**` crosses components (`tmp/**` matches `tmp/a/b`, `**`
+//! matches everything).
+
+use std::collections::HashMap;
+
+use zot_config::{AccessControlConfig, Policy};
+
+use crate::Identity;
+
+/// What a request does to a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Pull: manifests, blobs, tags, referrers.
+    Read,
+    /// Push a new tag, manifest or blob.
+    Create,
+    /// Move an existing tag.
+    Update,
+    /// Delete a manifest, tag or blob.
+    Delete,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+fn has(actions: &[String], action: Action) -> bool {
+    actions.iter().any(|a| a == action.as_str())
+}
+
+pub(crate) struct AccessControl {
+    /// user → configured groups
+    groups_of: HashMap<String, Vec<String>>,
+    repositories: Vec<(String, zot_config::RepositoryPolicy)>,
+    admin: Option<Policy>,
+}
+
+impl AccessControl {
+    pub(crate) fn new(config: &AccessControlConfig) -> AccessControl {
+        let mut groups_of: HashMap<String, Vec<String>> = HashMap::new();
+        for (group, users) in &config.groups {
+            for user in users {
+                groups_of
+                    .entry(user.clone())
+                    .or_default()
+                    .push(group.clone());
+            }
+        }
+        AccessControl {
+            groups_of,
+            repositories: config.repositories.clone(),
+            admin: config.admin_policy.clone(),
+        }
+    }
+
+    fn groups<'a>(&'a self, who: &'a Identity) -> impl Iterator<Item = &'a String> {
+        who.groups
+            .iter()
+            .chain(self.groups_of.get(&who.name).into_iter().flatten())
+    }
+
+    fn names(&self, policy: &Policy, who: &Identity) -> bool {
+        policy.users.contains(&who.name) || self.groups(who).any(|g| policy.groups.contains(g))
+    }
+
+    pub(crate) fn allowed(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
+        if let (Some(admin), Some(who)) = (&self.admin, who)
+            && self.names(admin, who)
+            && has(&admin.actions, action)
+        {
+            return true;
+        }
+        let best = self
+            .repositories
+            .iter()
+            .filter(|(pattern, _)| glob_match(pattern, repo))
+            .max_by_key(|(pattern, _)| pattern.len());
+        let Some((_, policy)) = best else {
+            return false;
+        };
+        if has(&policy.anonymous_policy, action) {
+            return true;
+        }
+        let Some(who) = who else {
+            return false;
+        };
+        has(&policy.default_policy, action)
+            || policy
+                .policies
+                .iter()
+                .any(|p| self.names(p, who) && has(&p.actions, action))
+    }
+
+    /// Whether some pattern lets anonymous clients do anything.
+    pub(crate) fn any_anonymous(&self) -> bool {
+        self.repositories
+            .iter()
+            .any(|(_, p)| !p.anonymous_policy.is_empty())
+    }
+}
+
+/// Matches a repository name against a glob pattern (see the module doc).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    matches(pattern.as_bytes(), name.as_bytes(), 0)
+}
+
+fn matches(p: &[u8], n: &[u8], depth: usize) -> bool {
+    // Patterns come from the configuration; bound the recursion anyway.
+    if depth > 64 {
+        return false;
+    }
+    match p {
+        [] => n.is_empty(),
+        [b'*', b'*', rest @ ..] => {
+            // `**/` may also match nothing at all (`a/**/b` matches `a/b`).
+            if let [b'/', after @ ..] = rest
+                && matches(after, n, depth + 1)
+            {
+                return true;
+            }
+            (0..=n.len()).any(|i| matches(rest, &n[i..], depth + 1))
+        }
+        [b'*', rest @ ..] => {
+            let end = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
+            (0..=end).any(|i| matches(rest, &n[i..], depth + 1))
+        }
+        [b'?', rest @ ..] => match n {
+            [c, tail @ ..] if *c != b'/' => matches(rest, tail, depth + 1),
+            _ => false,
+        },
+        [c, rest @ ..] => match n {
+            [d, tail @ ..] if c == d => matches(rest, tail, depth + 1),
+            _ => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zot_config::RepositoryPolicy;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("**", "a/b/c"));
+        assert!(glob_match("tmp/**", "tmp/a/b"));
+        assert!(!glob_match("tmp/**", "tmpx/a"));
+        assert!(glob_match("*", "alpine"));
+        assert!(!glob_match("*", "a/b"));
+        assert!(glob_match("a/*/c", "a/b/c"));
+        assert!(glob_match("a/**/c", "a/c"));
+        assert!(glob_match("repos2/repo", "repos2/repo"));
+        assert!(!glob_match("repos2/repo", "repos2/repo2"));
+        assert!(glob_match("ab?", "abc"));
+    }
+
+    fn user(name: &str) -> Identity {
+        Identity {
+            name: name.into(),
+            groups: vec![],
+            method: crate::Method::Htpasswd,
+            grants: None,
+        }
+    }
+
+    #[test]
+    fn most_specific_pattern_decides() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ac = AccessControl::new(&AccessControlConfig {
+            groups: vec![("devs".into(), s(&["bob"]))],
+            repositories: vec![
+                (
+                    "**".into(),
+                    RepositoryPolicy {
+                        policies: vec![Policy {
+                            users: vec![],
+                            groups: s(&["devs"]),
+                            actions: s(&["read", "create"]),
+                        }],
+                        default_policy: s(&["read"]),
+                        anonymous_policy: vec![],
+                    },
+                ),
+                ("private/**".into(), RepositoryPolicy::default()),
+            ],
+            admin_policy: Some(Policy {
+                users: s(&["root"]),
+                groups: vec![],
+                actions: s(&["read", "create", "update", "delete"]),
+            }),
+            ..AccessControlConfig::default()
+        });
+        let bob = user("bob");
+        let eve = user("eve");
+        assert!(ac.allowed(Some(&bob), "a", Action::Create));
+        assert!(!ac.allowed(Some(&bob), "a", Action::Delete));
+        assert!(ac.allowed(Some(&eve), "a", Action::Read));
+        assert!(!ac.allowed(Some(&eve), "a", Action::Create));
+        assert!(!ac.allowed(None, "a", Action::Read));
+        assert!(!ac.allowed(Some(&bob), "private/x", Action::Read));
+        assert!(ac.allowed(Some(&user("root")), "private/x", Action::Delete));
+    }
+}

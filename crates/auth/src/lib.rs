@@ -1,0 +1,334 @@
+//! Authentication and authorization of the registry, independent of HTTP.
+//!
+//! [`Security`] is built once from the `http` configuration and answers four
+//! questions of the API layer, in this order for every request:
+//! 1. [`Security::rate_limited`]: has this client address used up its budget?
+//! 2. [`Security::authenticate`]: who is this (htpasswd, then LDAP, for Basic
+//!    credentials; a verified JWT for Bearer; else the client certificate)?
+//! 3. [`Security::allowed`]: may this identity (or an anonymous client) do
+//!    this action on this repository?
+//! 4. [`Security::audit`]: one JSON line per mutating request.
+//!
+//! # Invariants
+//! - With no `http.auth` and no `http.accessControl`, [`Security::is_open`]
+//!   is true and everything is allowed, as before this crate existed.
+//! - A password or token is never logged nor kept: successful verifications
+//!   are cached under a SHA-256 of the credentials, for [`CACHE_TTL`] at most.
+//! - A failed login is answered only after `failDelay`.
+//! - Nothing here panics on input from a client.
+
+mod access;
+mod audit;
+mod bearer;
+mod cache;
+mod credentials;
+mod htpasswd;
+mod ldap;
+mod ratelimit;
+pub mod tls;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+pub use access::{Action, glob_match};
+pub use audit::AuditEntry;
+pub use bearer::Grant;
+pub use credentials::Credentials;
+
+use zot_config::HttpConfig;
+
+/// How long a successful password verification is remembered.
+pub const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// How a client proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Htpasswd,
+    Ldap,
+    Bearer,
+    Certificate,
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub name: String,
+    /// Groups from the directory (LDAP); configured groups are added when
+    /// deciding access.
+    pub groups: Vec<String>,
+    pub method: Method,
+    /// What a bearer token grants; `None` for other methods.
+    pub grants: Option<Vec<Grant>>,
+}
+
+/// Why a client could not be authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    #[error("malformed Authorization header")]
+    Malformed,
+    #[error("invalid credentials")]
+    BadCredentials,
+    #[error("invalid token: {0}")]
+    BadToken(String),
+    #[error("this authentication scheme is not accepted")]
+    WrongScheme,
+}
+
+/// A problem found while setting security up at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// Everything the API layer needs to know about security.
+pub struct Security {
+    htpasswd: Option<htpasswd::Htpasswd>,
+    ldap: Option<ldap::Ldap>,
+    bearer: Option<bearer::Bearer>,
+    mtls: Option<Vec<String>>,
+    fail_delay: Duration,
+    realm: String,
+    access: Option<access::AccessControl>,
+    auth_configured: bool,
+    cache: cache::CredentialCache,
+    ratelimit: Option<ratelimit::RateLimiter>,
+    audit: Option<audit::AuditLog>,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self::open()
+    }
+}
+
+impl Security {
+    /// No authentication, no access control, no limits: everything allowed.
+    pub fn open() -> Security {
+        Security {
+            htpasswd: None,
+            ldap: None,
+            bearer: None,
+            mtls: None,
+            fail_delay: Duration::ZERO,
+            realm: String::new(),
+            access: None,
+            auth_configured: false,
+            cache: cache::CredentialCache::default(),
+            ratelimit: None,
+            audit: None,
+        }
+    }
+
+    /// Builds security from `http` (and `log.audit`), opening and checking
+    /// the files it names. Problems are returned, warnings logged.
+    pub fn from_config(http: &HttpConfig, audit: Option<&Path>) -> Result<Security, SetupError> {
+        let mut security = Security::open();
+        security.realm = if http.realm.is_empty() {
+            "zot".to_owned()
+        } else {
+            http.realm.clone()
+        };
+        if let Some(auth) = &http.auth {
+            security.fail_delay = auth.fail_delay;
+            if let Some(path) = &auth.htpasswd {
+                security.htpasswd = Some(htpasswd::Htpasswd::open(path)?);
+            }
+            if let Some(ldap) = &auth.ldap {
+                security.ldap = Some(ldap::Ldap::new(ldap)?);
+            }
+            if let Some(bearer) = &auth.bearer {
+                security.bearer = Some(bearer::Bearer::new(bearer)?);
+            }
+            if let Some(mtls) = &auth.mtls {
+                security.mtls = Some(mtls.identity_attributes.clone());
+            }
+            security.auth_configured = security.htpasswd.is_some()
+                || security.ldap.is_some()
+                || security.bearer.is_some()
+                || security.mtls.is_some();
+        }
+        if security.mtls.is_none() && http.tls.as_ref().is_some_and(|t| t.cacert.is_some()) {
+            // Client certificates are verified: their CommonName is the user.
+            security.mtls = Some(vec!["CommonName".to_owned()]);
+            security.auth_configured = true;
+        }
+        if let Some(ac) = &http.access_control {
+            security.access = Some(access::AccessControl::new(ac));
+        }
+        if let Some(rl) = &http.ratelimit {
+            security.ratelimit = ratelimit::RateLimiter::new(rl);
+        }
+        if let Some(path) = audit {
+            security.audit = Some(audit::AuditLog::open(path)?);
+        }
+        Ok(security)
+    }
+
+    /// True when anyone may do anything (no auth, no access control).
+    pub fn is_open(&self) -> bool {
+        !self.auth_configured && self.access.is_none()
+    }
+
+    /// True when bearer tokens are the authentication scheme.
+    pub fn uses_bearer(&self) -> bool {
+        self.bearer.is_some()
+    }
+
+    /// Whether Basic credentials can be checked (htpasswd or LDAP).
+    fn has_passwords(&self) -> bool {
+        self.htpasswd.is_some() || self.ldap.is_some()
+    }
+
+    /// Who the client is: `Ok(None)` for an anonymous client. `cert_identity`
+    /// is the verified client certificate's identity, if any (see [`tls`]).
+    /// A failure has already waited `failDelay`.
+    pub async fn authenticate(
+        &self,
+        credentials: Credentials,
+        certificate: Option<&tls::PeerCertificate>,
+    ) -> Result<Option<Identity>, AuthFailure> {
+        let result = self.authenticate_now(credentials, certificate).await;
+        if result.is_err() && !self.fail_delay.is_zero() {
+            tokio::time::sleep(self.fail_delay).await;
+        }
+        result
+    }
+
+    async fn authenticate_now(
+        &self,
+        credentials: Credentials,
+        certificate: Option<&tls::PeerCertificate>,
+    ) -> Result<Option<Identity>, AuthFailure> {
+        match credentials {
+            Credentials::None => Ok(self.certificate_identity(certificate)),
+            Credentials::Invalid => Err(AuthFailure::Malformed),
+            Credentials::Bearer(token) => match &self.bearer {
+                Some(b) => b.verify(&token).map(Some),
+                None => Err(AuthFailure::WrongScheme),
+            },
+            Credentials::Basic { user, password } => {
+                if !self.has_passwords() {
+                    return Err(AuthFailure::WrongScheme);
+                }
+                if user.is_empty() || password.is_empty() {
+                    return Err(AuthFailure::BadCredentials);
+                }
+                let key = cache::CredentialCache::key(&user, &password);
+                if let Some(htpasswd) = &self.htpasswd
+                    && htpasswd.reload_if_changed()
+                {
+                    self.cache.clear();
+                }
+                if let Some(identity) = self.cache.get(&key) {
+                    return Ok(Some(identity));
+                }
+                let mut identity = None;
+                if let Some(htpasswd) = &self.htpasswd
+                    && htpasswd.verify(&user, &password).await
+                {
+                    identity = Some(Identity {
+                        name: user.clone(),
+                        groups: Vec::new(),
+                        method: Method::Htpasswd,
+                        grants: None,
+                    });
+                }
+                if identity.is_none()
+                    && let Some(ldap) = &self.ldap
+                {
+                    identity = ldap.authenticate(&user, &password).await;
+                }
+                match identity {
+                    Some(identity) => {
+                        self.cache.insert(key, identity.clone());
+                        Ok(Some(identity))
+                    }
+                    None => Err(AuthFailure::BadCredentials),
+                }
+            }
+        }
+    }
+
+    fn certificate_identity(&self, certificate: Option<&tls::PeerCertificate>) -> Option<Identity> {
+        let attributes = self.mtls.as_ref()?;
+        let name = certificate?.identity(attributes)?;
+        Some(Identity {
+            name,
+            groups: Vec::new(),
+            method: Method::Certificate,
+            grants: None,
+        })
+    }
+
+    /// May `who` (`None`: anonymous) do `action` on `repo`?
+    pub fn allowed(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
+        if let Some(grants) = who.and_then(|w| w.grants.as_ref()) {
+            return bearer::grants_allow(grants, "repository", repo, action);
+        }
+        match &self.access {
+            Some(access) => access.allowed(who, repo, action),
+            // Authentication without access control: any authenticated user
+            // may do anything, anonymous clients nothing (as in zot).
+            None => who.is_some() || !self.auth_configured,
+        }
+    }
+
+    /// May `who` list the catalog at all (each name is then filtered with
+    /// [`Security::allowed`])?
+    pub fn may_list_catalog(&self, who: Option<&Identity>) -> bool {
+        match who.and_then(|w| w.grants.as_ref()) {
+            Some(grants) => bearer::grants_allow(grants, "registry", "catalog", Action::Read),
+            None => true,
+        }
+    }
+
+    /// Whether an anonymous client may use `/v2/` at all: when anonymous
+    /// access is allowed somewhere, or no authentication is configured.
+    pub fn anonymous_allowed_anywhere(&self) -> bool {
+        if !self.auth_configured {
+            return true;
+        }
+        self.access.as_ref().is_some_and(|a| a.any_anonymous())
+    }
+
+    /// The `WWW-Authenticate` challenge for a request needing `scope`
+    /// (`repository:<name>:<actions>` or `registry:catalog:*`).
+    pub fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {
+        match &self.bearer {
+            Some(b) => b.challenge(scope, error),
+            None => format!("Basic realm=\"{}\"", self.realm.replace('"', "")),
+        }
+    }
+
+    /// True when the request must be refused with 429.
+    pub fn rate_limited(&self, client: Option<IpAddr>, method: &str) -> bool {
+        self.ratelimit
+            .as_ref()
+            .is_some_and(|r| !r.admit(client, method))
+    }
+
+    /// Writes one line to the audit log (when `log.audit` is set).
+    pub fn audit(&self, entry: &AuditEntry<'_>) {
+        if let Some(log) = &self.audit {
+            log.write(entry);
+        }
+    }
+
+    /// Whether an audit log is configured.
+    pub fn audits(&self) -> bool {
+        self.audit.is_some()
+    }
+}
+
+/// Warns when a file holding secrets can be read by other users.
+pub(crate) fn warn_if_shared(path: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o004 != 0
+    {
+        tracing::warn!(
+            file = %path.display(),
+            "{what} is readable by every user of this machine; restrict it (chmod 600)"
+        );
+    }
+}

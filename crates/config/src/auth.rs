@@ -1,0 +1,443 @@
+//! The security sections under `http`: `auth`, `accessControl` and
+//! `ratelimit`, in the Go zot's key names.
+//!
+//! Invariants of what is returned:
+//! - `auth.htpasswd.path`, `auth.bearer.{realm,service,cert}` and
+//!   `auth.ldap.{address,baseDN,userAttribute}` are non-empty when their
+//!   section is present. Files are not opened here (the server does that).
+//! - `auth.failDelay` is an integer number of seconds as in zot (a Go duration
+//!   string such as `"2s"` or `"500ms"` is accepted too).
+//! - Every action of an access policy is one of `read`, `create`, `update`,
+//!   `delete`; repository patterns keep the file's order.
+//! - `ratelimit` rates are requests per second, at least 1.
+//! - zot keys this build does not implement (`openid`, `apikey`,
+//!   `bearer.oidc`, ...) are `not supported by this build` problems.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fields;
+use crate::problem::Problem;
+use crate::value::{Section, kind};
+
+/// The access-control actions zot knows.
+pub const ACTIONS: &[&str] = &["read", "create", "update", "delete"];
+
+/// Authentication (`http.auth`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// bcrypt htpasswd file (`http.auth.htpasswd.path`).
+    pub htpasswd: Option<PathBuf>,
+    /// LDAP directory (`http.auth.ldap`).
+    pub ldap: Option<LdapConfig>,
+    /// Docker token authentication (`http.auth.bearer`).
+    pub bearer: Option<BearerConfig>,
+    /// Client certificate identity (`http.auth.mtls`).
+    pub mtls: Option<MtlsConfig>,
+    /// Pause after a failed login (`http.auth.failDelay`, seconds).
+    pub fail_delay: Duration,
+}
+
+/// `http.auth.ldap`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LdapConfig {
+    pub address: String,
+    /// Default 389.
+    pub port: u16,
+    pub start_tls: bool,
+    /// Plain LDAP without TLS (`insecure`); otherwise `ldaps://` unless `startTLS`.
+    pub insecure: bool,
+    pub skip_verify: bool,
+    pub base_dn: String,
+    pub user_attribute: String,
+    pub user_group_attribute: Option<String>,
+    pub user_filter: Option<String>,
+    pub subtree_search: bool,
+    /// JSON file with `bindDN` and `bindPassword`.
+    pub credentials_file: Option<PathBuf>,
+    /// Inline `bindDN` (deprecated in zot, still read).
+    pub bind_dn: Option<String>,
+    /// Inline `bindPassword` (deprecated in zot, still read).
+    pub bind_password: Option<String>,
+    /// CA certificate file for the LDAP server (`caCert`).
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `http.auth.bearer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerConfig {
+    pub realm: String,
+    pub service: String,
+    /// Certificate (or public key) PEM whose key signs the tokens.
+    pub cert: PathBuf,
+}
+
+/// `http.auth.mtls`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsConfig {
+    /// `identityAttributes`, in order of preference: `CommonName`, `DNSName`,
+    /// `Email`, `URI` (default `["CommonName"]`).
+    pub identity_attributes: Vec<String>,
+}
+
+/// `http.accessControl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessControlConfig {
+    /// `groups`: group name → its users.
+    pub groups: Vec<(String, Vec<String>)>,
+    /// `repositories`: glob pattern → policy, in file order.
+    pub repositories: Vec<(String, RepositoryPolicy)>,
+    /// `adminPolicy`: applies to every repository.
+    pub admin_policy: Option<Policy>,
+    /// `metrics.users` (read, kept for the metrics extension).
+    pub metrics_users: Vec<String>,
+    /// `metrics.anonymousPolicy` (read, kept for the metrics extension).
+    pub metrics_anonymous: Vec<String>,
+}
+
+/// Policies of one repository pattern.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryPolicy {
+    pub policies: Vec<Policy>,
+    /// Actions of any authenticated user.
+    pub default_policy: Vec<String>,
+    /// Actions of anonymous clients.
+    pub anonymous_policy: Vec<String>,
+}
+
+/// Users and groups allowed some actions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub actions: Vec<String>,
+}
+
+/// `http.ratelimit`: requests per second per client address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    /// Every request (`rate`).
+    pub rate: Option<u32>,
+    /// Per HTTP method (`methods[{method, rate}]`), method upper-cased.
+    pub methods: Vec<(String, u32)>,
+}
+
+const AUTH_UNSUPPORTED: &[&str] = &[
+    "openid",
+    "apikey",
+    "sessionKeysFile",
+    "sessionDriver",
+    "sessionHashKey",
+    "sessionEncryptKey",
+    "secureSession",
+];
+
+pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem>) -> AuthConfig {
+    let mut config = AuthConfig::default();
+    let Some(mut section) = Section::new(path, value, problems) else {
+        return config;
+    };
+    if let Some(v) = section.get("htpasswd") {
+        config.htpasswd = htpasswd(section.child("htpasswd"), v, problems);
+    }
+    if let Some(v) = section.get("ldap") {
+        config.ldap = ldap(section.child("ldap"), v, problems);
+    }
+    if let Some(v) = section.get("bearer") {
+        config.bearer = bearer(section.child("bearer"), v, problems);
+    }
+    if let Some(v) = section.get("mtls") {
+        config.mtls = mtls(section.child("mtls"), v, problems);
+    }
+    if let Some(v) = section.get("failDelay") {
+        match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(secs) => config.fail_delay = Duration::from_secs(secs.min(3600)),
+                None => problems.push(Problem::new(
+                    section.child("failDelay"),
+                    "expected a non-negative number of seconds",
+                )),
+            },
+            _ => {
+                config.fail_delay =
+                    fields::duration(&mut section, "failDelay", problems).unwrap_or_default()
+            }
+        }
+    }
+    section.unsupported(AUTH_UNSUPPORTED, problems);
+    section.finish(problems);
+    config
+}
+
+fn required(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> Option<String> {
+    let present = section.has(name);
+    match fields::string(section, name, problems) {
+        Some(s) if !s.trim().is_empty() => Some(s),
+        Some(_) => {
+            problems.push(Problem::new(section.child(name), "must not be empty"));
+            None
+        }
+        None if !present => {
+            problems.push(Problem::new(section.child(name), "required"));
+            None
+        }
+        None => None,
+    }
+}
+
+fn htpasswd(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<PathBuf> {
+    let mut section = Section::new(path, value, problems)?;
+    let file = required(&mut section, "path", problems);
+    section.finish(problems);
+    file.map(PathBuf::from)
+}
+
+fn bearer(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<BearerConfig> {
+    let mut section = Section::new(path, value, problems)?;
+    let realm = required(&mut section, "realm", problems);
+    let service = required(&mut section, "service", problems);
+    let cert = required(&mut section, "cert", problems);
+    section.unsupported(&["oidc"], problems);
+    section.finish(problems);
+    Some(BearerConfig {
+        realm: realm?,
+        service: service?,
+        cert: PathBuf::from(cert?),
+    })
+}
+
+fn mtls(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<MtlsConfig> {
+    const KNOWN: &[&str] = &["CommonName", "DNSName", "Email", "URI"];
+    let mut section = Section::new(path, value, problems)?;
+    let mut attributes = Vec::new();
+    for (p, name) in
+        fields::string_list(&mut section, "identityAttributes", problems).unwrap_or_default()
+    {
+        match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(&name)) {
+            Some(k) => attributes.push((*k).to_owned()),
+            None => problems.push(Problem::new(
+                p,
+                format!("unknown identity attribute {name:?} (expected one of {KNOWN:?})"),
+            )),
+        }
+    }
+    if attributes.is_empty() {
+        attributes.push("CommonName".to_owned());
+    }
+    section.unsupported(
+        &[
+            "uriSanPattern",
+            "uriSanIndex",
+            "dnsSanIndex",
+            "emailSanIndex",
+        ],
+        problems,
+    );
+    section.finish(problems);
+    Some(MtlsConfig {
+        identity_attributes: attributes,
+    })
+}
+
+fn ldap(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<LdapConfig> {
+    let mut section = Section::new(path, value, problems)?;
+    let address = required(&mut section, "address", problems);
+    let base_dn = required(&mut section, "baseDN", problems);
+    let user_attribute = required(&mut section, "userAttribute", problems);
+    let mut config = LdapConfig {
+        port: 389,
+        ..LdapConfig::default()
+    };
+    if let Some(port) = fields::unsigned(&mut section, "port", problems) {
+        match u16::try_from(port) {
+            Ok(p) if p > 0 => config.port = p,
+            _ => problems.push(Problem::new(
+                section.child("port"),
+                "expected a port number from 1 to 65535",
+            )),
+        }
+    }
+    let flag = |s: &mut Section<'_>, n: &str, p: &mut Vec<Problem>| {
+        fields::boolean(s, n, p).unwrap_or(false)
+    };
+    config.start_tls = flag(&mut section, "startTLS", problems);
+    config.insecure = flag(&mut section, "insecure", problems);
+    config.skip_verify = flag(&mut section, "skipVerify", problems);
+    config.subtree_search = flag(&mut section, "subtreeSearch", problems);
+    let text = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    config.user_group_attribute =
+        text(fields::string(&mut section, "userGroupAttribute", problems));
+    config.user_filter = text(fields::string(&mut section, "userFilter", problems));
+    config.credentials_file =
+        text(fields::string(&mut section, "credentialsFile", problems)).map(PathBuf::from);
+    config.bind_dn = text(fields::string(&mut section, "bindDN", problems));
+    config.bind_password = fields::string(&mut section, "bindPassword", problems);
+    config.ca_cert = text(fields::string(&mut section, "caCert", problems)).map(PathBuf::from);
+    section.unsupported(&["clientCert", "clientKey"], problems);
+    section.finish(problems);
+    config.address = address?;
+    config.base_dn = base_dn?;
+    config.user_attribute = user_attribute?;
+    Some(config)
+}
+
+/// Reads `http.accessControl`.
+pub(crate) fn parse_access(
+    path: String,
+    value: &Value,
+    problems: &mut Vec<Problem>,
+) -> AccessControlConfig {
+    let mut config = AccessControlConfig::default();
+    let Some(mut section) = Section::new(path, value, problems) else {
+        return config;
+    };
+    if let Some(v) = section.get("groups")
+        && let Some(mut groups) = Section::new(section.child("groups"), v, problems)
+    {
+        for (name, group) in groups.take_rest() {
+            let Some(mut g) = Section::new(groups.child(name), group, problems) else {
+                continue;
+            };
+            let users = names(&mut g, "users", problems);
+            g.finish(problems);
+            config.groups.push((name.to_owned(), users));
+        }
+        groups.finish(problems);
+    }
+    if let Some(v) = section.get("repositories")
+        && let Some(mut repos) = Section::new(section.child("repositories"), v, problems)
+    {
+        for (pattern, repo) in repos.take_rest() {
+            let Some(mut r) = Section::new(repos.child(pattern), repo, problems) else {
+                continue;
+            };
+            let mut policy = RepositoryPolicy::default();
+            if let Some(list) = r.get("policies") {
+                policy.policies = policies(r.child("policies"), list, problems);
+            }
+            policy.default_policy = actions(&mut r, "defaultPolicy", problems);
+            policy.anonymous_policy = actions(&mut r, "anonymousPolicy", problems);
+            r.finish(problems);
+            config.repositories.push((pattern.to_owned(), policy));
+        }
+        repos.finish(problems);
+    }
+    if let Some(v) = section.get("adminPolicy")
+        && let Some(mut admin) = Section::new(section.child("adminPolicy"), v, problems)
+    {
+        config.admin_policy = Some(policy(&mut admin, problems));
+        admin.finish(problems);
+    }
+    if let Some(v) = section.get("metrics")
+        && let Some(mut metrics) = Section::new(section.child("metrics"), v, problems)
+    {
+        config.metrics_users = names(&mut metrics, "users", problems);
+        config.metrics_anonymous = actions(&mut metrics, "anonymousPolicy", problems);
+        metrics.finish(problems);
+    }
+    section.finish(problems);
+    config
+}
+
+fn names(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> Vec<String> {
+    fields::string_list(section, name, problems)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+fn actions(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (p, action) in fields::string_list(section, name, problems).unwrap_or_default() {
+        let lower = action.to_ascii_lowercase();
+        if ACTIONS.contains(&lower.as_str()) {
+            out.push(lower);
+        } else {
+            problems.push(Problem::new(
+                p,
+                format!("unknown action {action:?} (expected read, create, update or delete)"),
+            ));
+        }
+    }
+    out
+}
+
+fn policy(section: &mut Section<'_>, problems: &mut Vec<Problem>) -> Policy {
+    Policy {
+        users: names(section, "users", problems),
+        groups: names(section, "groups", problems),
+        actions: actions(section, "actions", problems),
+    }
+}
+
+fn policies(path: String, value: &Value, problems: &mut Vec<Problem>) -> Vec<Policy> {
+    let Value::Array(items) = value else {
+        problems.push(Problem::new(
+            path,
+            format!("expected a list of policies, found {}", kind(value)),
+        ));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(mut s) = Section::new(format!("{path}[{i}]"), item, problems) {
+            out.push(policy(&mut s, problems));
+            s.finish(problems);
+        }
+    }
+    out
+}
+
+/// Reads `http.ratelimit`.
+pub(crate) fn parse_ratelimit(
+    path: String,
+    value: &Value,
+    problems: &mut Vec<Problem>,
+) -> RateLimitConfig {
+    let mut config = RateLimitConfig::default();
+    let Some(mut section) = Section::new(path, value, problems) else {
+        return config;
+    };
+    config.rate = rate(&mut section, problems);
+    if let Some(v) = section.get("methods") {
+        match v {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = format!("{}[{i}]", section.child("methods"));
+                    let Some(mut m) = Section::new(p, item, problems) else {
+                        continue;
+                    };
+                    let method = required(&mut m, "method", problems);
+                    let r = rate(&mut m, problems);
+                    if let (Some(method), Some(r)) = (method, r) {
+                        config.methods.push((method.to_ascii_uppercase(), r));
+                    }
+                    m.finish(problems);
+                }
+            }
+            other => problems.push(Problem::new(
+                section.child("methods"),
+                format!("expected a list, found {}", kind(other)),
+            )),
+        }
+    }
+    section.finish(problems);
+    config
+}
+
+fn rate(section: &mut Section<'_>, problems: &mut Vec<Problem>) -> Option<u32> {
+    let n = fields::unsigned(section, "rate", problems)?;
+    match u32::try_from(n) {
+        Ok(r) if r > 0 => Some(r),
+        _ => {
+            problems.push(Problem::new(
+                section.child("rate"),
+                "expected a number of requests per second from 1 to 4294967295",
+            ));
+            None
+        }
+    }
+}

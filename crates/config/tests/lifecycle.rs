@@ -1,0 +1,131 @@
+//! The storage lifecycle keys: `storage.gcTimeWindow`, `storage.retention`,
+//! `extensions.scrub` and `extensions.lint`.
+
+use std::time::Duration;
+
+use zot_config::{Config, Format, KeepTagsRule, Problem, RetentionPolicy, TimeWindow};
+
+fn json(text: &str) -> Result<Config, Vec<Problem>> {
+    Config::from_str(text, Format::Json)
+}
+
+fn paths(result: Result<Config, Vec<Problem>>) -> Vec<String> {
+    match result {
+        Ok(c) => panic!("expected problems, got {c:?}"),
+        Err(problems) => problems.into_iter().map(|p| p.path).collect(),
+    }
+}
+
+#[test]
+fn retention_with_zot_defaults_and_every_rule() {
+    let config = json(
+        r#"{"storage": {"rootDirectory": "/d", "retention": {"dryRun": true, "policies": [
+            {"repositories": ["infra/*", "tmp/**"], "deleteReferrers": true,
+             "keepTags": [{"patterns": ["v2.*"], "mostRecentlyPushedCount": 2,
+                           "mostRecentlyPulledCount": 3, "pulledWithin": "720h", "pushedWithin": "1h"}]},
+            {"keepTags": [{}]}
+        ]}}}"#,
+    )
+    .expect("loads");
+    let r = &config.storage.retention;
+    assert!(r.dry_run);
+    assert_eq!(r.delay, Duration::from_secs(24 * 3600));
+    assert_eq!(
+        r.policies,
+        vec![
+            RetentionPolicy {
+                repositories: vec!["infra/*".into(), "tmp/**".into()],
+                delete_referrers: true,
+                delete_untagged: true,
+                keep_tags: vec![KeepTagsRule {
+                    patterns: vec!["v2.*".into()],
+                    pulled_within: Some(Duration::from_secs(720 * 3600)),
+                    pushed_within: Some(Duration::from_secs(3600)),
+                    most_recently_pushed_count: Some(2),
+                    most_recently_pulled_count: Some(3),
+                }],
+            },
+            RetentionPolicy {
+                repositories: vec![],
+                delete_referrers: false,
+                delete_untagged: true,
+                keep_tags: vec![KeepTagsRule::default()],
+            },
+        ]
+    );
+}
+
+#[test]
+fn retention_problems_name_their_item() {
+    assert_eq!(
+        paths(json(
+            r#"{"storage": {"rootDirectory": "/d", "retention": {"delay": "x", "policies": [
+                {"keepTags": [{"patterns": ["ok", "("], "pushedWithin": 5.5, "colour": 1}]},
+                {"deleteUntagged": "no"}
+            ]}}}"#
+        )),
+        vec![
+            "storage.retention.delay",
+            "storage.retention.policies[0].keepTags[0].patterns[1]",
+            "storage.retention.policies[0].keepTags[0].pushedWithin",
+            "storage.retention.policies[0].keepTags[0].colour",
+            "storage.retention.policies[1].deleteUntagged",
+        ]
+    );
+}
+
+#[test]
+fn gc_time_window() {
+    let config = json(r#"{"storage": {"rootDirectory": "/d", "gcTimeWindow": "22:30-06:00"}}"#)
+        .expect("loads");
+    let w = config.storage.gc_time_window.expect("set");
+    assert_eq!((w.start_minute, w.end_minute), (22 * 60 + 30, 6 * 60));
+    assert!(w.contains(23 * 60) && w.contains(0) && !w.contains(12 * 60));
+    let day: TimeWindow = "01:00-08:00".parse().expect("valid");
+    assert!(day.contains(60) && !day.contains(8 * 60));
+    assert_eq!(
+        paths(json(
+            r#"{"storage": {"rootDirectory": "/d", "gcTimeWindow": "25:00-01:00"}}"#
+        )),
+        vec!["storage.gcTimeWindow"]
+    );
+}
+
+#[test]
+fn scrub_and_lint_settings() {
+    let config = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {
+            "scrub": {"interval": "2h"}, "lint": {"enable": true, "mandatoryAnnotations": ["a", "b"]}}}"#,
+    )
+    .expect("loads");
+    let scrub = config
+        .extension("scrub")
+        .and_then(|e| e.scrub())
+        .expect("on");
+    assert_eq!(scrub.interval, Duration::from_secs(7200));
+    let lint = config.extension("lint").and_then(|e| e.lint()).expect("on");
+    assert_eq!(lint.mandatory_annotations, ["a", "b"]);
+
+    let off =
+        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"lint": {}}}"#).expect("loads");
+    assert!(off.extension("lint").and_then(|e| e.lint()).is_none());
+
+    assert_eq!(
+        paths(json(
+            r#"{"storage": {"rootDirectory": "/d"}, "extensions": {
+                "scrub": {"interval": "0", "x": 1}, "lint": {"mandatoryAnnotations": "a"}}}"#
+        )),
+        vec![
+            "extensions.scrub.interval",
+            "extensions.scrub.x",
+            "extensions.lint.mandatoryAnnotations",
+        ]
+    );
+    // A build without an extension refuses to enable it.
+    let text = r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"scrub": {}}}"#;
+    let problems = Config::from_str_with(text, Format::Json, &["lint"]).expect_err("refused");
+    assert_eq!(
+        problems[0].to_string(),
+        "extensions.scrub: not available in this build"
+    );
+}

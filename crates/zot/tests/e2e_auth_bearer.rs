@@ -1,0 +1,453 @@
+//! Bearer tokens (the Docker token protocol) against the real binary: a JWT
+//! issuer written here (RS256 and ES256 keys made with openssl, tokens
+//! signed with ring), a small token server for skopeo, and every way a
+//! token can be wrong.
+
+mod auth_common;
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use auth_common::{call, push_image, small_image, start_secure};
+use base64::Engine;
+use common::{Registry, run, skopeo};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
+use serde_json::{Value, json};
+
+const SERVICE: &str = "zot-test-service";
+
+enum Key {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+struct Issuer {
+    key: Key,
+    cert: std::path::PathBuf,
+}
+
+fn openssl(args: &[&str]) {
+    run(common::tool("openssl").args(args));
+}
+
+impl Issuer {
+    fn new(dir: &Path, name: &str, ec: bool) -> Issuer {
+        let key = dir.join(format!("{name}.key"));
+        let cert = dir.join(format!("{name}.crt"));
+        let der = dir.join(format!("{name}.der"));
+        let (k, c, d) = (
+            key.to_str().unwrap_or(""),
+            cert.to_str().unwrap_or(""),
+            der.to_str().unwrap_or(""),
+        );
+        let subj = format!("/CN={name}");
+        if ec {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                k,
+                "-out",
+                c,
+                "-days",
+                "1",
+                "-subj",
+                &subj,
+            ]);
+        } else {
+            openssl(&[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", k, "-out", c, "-days",
+                "1", "-subj", &subj,
+            ]);
+        }
+        openssl(&[
+            "pkcs8", "-topk8", "-nocrypt", "-in", k, "-outform", "DER", "-out", d,
+        ]);
+        let pkcs8 = std::fs::read(&der).expect("read key");
+        let key = if ec {
+            Key::Ec(
+                EcdsaKeyPair::from_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &pkcs8,
+                    &SystemRandom::new(),
+                )
+                .expect("EC key"),
+            )
+        } else {
+            Key::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).expect("RSA key"))
+        };
+        Issuer { key, cert }
+    }
+
+    fn sign_raw(&self, header: &Value, claims: &Value) -> String {
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let signed = format!("{}.{}", b64(header), b64(claims));
+        let rng = SystemRandom::new();
+        let sig = match &self.key {
+            Key::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, signed.as_bytes(), &mut sig)
+                    .expect("sign");
+                sig
+            }
+            Key::Ec(k) => k
+                .sign(&rng, signed.as_bytes())
+                .expect("sign")
+                .as_ref()
+                .to_vec(),
+        };
+        format!(
+            "{signed}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    fn alg(&self) -> &'static str {
+        match self.key {
+            Key::Rsa(_) => "RS256",
+            Key::Ec(_) => "ES256",
+        }
+    }
+
+    /// A token for `access`, valid from `nbf` offset to `exp` offset (seconds from now).
+    fn token(&self, aud: &str, access: Value, exp_in: i64) -> String {
+        let now = now();
+        let claims = json!({
+            "iss": "test-issuer", "sub": "tokenuser", "aud": aud,
+            "iat": now, "nbf": now - 5, "exp": now + exp_in, "access": access,
+        });
+        self.sign_raw(&json!({ "alg": self.alg(), "typ": "JWT" }), &claims)
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn repo_access(name: &str, actions: &[&str]) -> Value {
+    json!([{ "type": "repository", "name": name, "actions": actions }])
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn start(issuer: &Issuer, realm: &str) -> Registry {
+    start_secure(
+        json!({ "auth": { "bearer": { "realm": realm, "service": SERVICE, "cert": issuer.cert } } }),
+        json!({}),
+    )
+}
+
+#[test]
+fn tokens_valid_expired_wrong_audience_scope_and_signature() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = Issuer::new(dir.path(), "issuer", false);
+    let other = Issuer::new(dir.path(), "other", false);
+    let registry = start(&issuer, "https://auth.example/token");
+    let client = registry.client();
+    let img = small_image("bearer");
+    let all = issuer.token(
+        SERVICE,
+        repo_access("apps/web", &["pull", "push", "delete"]),
+        300,
+    );
+    push_image(&client, Some(&bearer(&all)), "apps/web", &img, "v1");
+
+    // No token: a challenge naming realm, service and scope.
+    let r = call(&client, None, "GET", "/v2/apps/web/manifests/v1", &[], None);
+    r.expect_oci_error(401, "UNAUTHORIZED", "no token");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"https://auth.example/token\",service=\"zot-test-service\",scope=\"repository:apps/web:pull\""
+        ),
+    );
+    let r = call(
+        &client,
+        None,
+        "POST",
+        "/v2/apps/web/blobs/uploads/",
+        &[],
+        Some(b""),
+    );
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or("")
+            .contains("scope=\"repository:apps/web:pull,push\""),
+        "{r}"
+    );
+
+    let pull_only = issuer.token(SERVICE, repo_access("apps/web", &["pull"]), 300);
+    let cases: Vec<(&str, String, &str, u16)> = vec![
+        ("valid pull", pull_only.clone(), "GET", 200),
+        ("valid token, push not granted", pull_only.clone(), "PUT", 401),
+        ("expired", issuer.token(SERVICE, repo_access("apps/web", &["pull"]), -600), "GET", 401),
+        ("wrong audience", issuer.token("another-service", repo_access("apps/web", &["pull"]), 300), "GET", 401),
+        ("other repository", issuer.token(SERVICE, repo_access("apps/api", &["pull"]), 300), "GET", 401),
+        ("signed by another key", other.token(SERVICE, repo_access("apps/web", &["pull"]), 300), "GET", 401),
+        ("alg none", {
+            let t = issuer.token(SERVICE, repo_access("apps/web", &["pull"]), 300);
+            let parts: Vec<&str> = t.split('.').collect();
+            let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+            format!("{h}.{}.", parts[1])
+        }, "GET", 401),
+        ("not yet valid", issuer.sign_raw(&json!({"alg": "RS256"}), &json!({"aud": SERVICE, "nbf": now() + 3600, "exp": now() + 7200, "access": repo_access("apps/web", &["pull"])})), "GET", 401),
+        ("no exp", issuer.sign_raw(&json!({"alg": "RS256"}), &json!({"aud": SERVICE, "access": repo_access("apps/web", &["pull"])})), "GET", 401),
+        ("garbage", "x.y.z".to_owned(), "GET", 401),
+    ];
+    for (name, token, method, want) in cases {
+        let r = if method == "GET" {
+            call(
+                &client,
+                Some(&bearer(&token)),
+                "GET",
+                "/v2/apps/web/manifests/v1",
+                &[("accept", &img.manifest.media_type)],
+                None,
+            )
+        } else {
+            auth_common::put_manifest(&client, Some(&bearer(&token)), "apps/web", &img, "v2")
+        };
+        assert_eq!(r.status, want, "{name}: {r}");
+        if want == 401 {
+            let challenge = r.header("www-authenticate").unwrap_or("");
+            assert!(
+                challenge.starts_with("Bearer realm="),
+                "{name}: {challenge}"
+            );
+            let error = if name.contains("not granted") || name == "other repository" {
+                "insufficient_scope"
+            } else {
+                "invalid_token"
+            };
+            assert!(
+                challenge.contains(&format!("error=\"{error}\"")),
+                "{name}: {challenge}"
+            );
+        }
+    }
+    // Catalog needs registry:catalog:*.
+    assert_eq!(
+        call(
+            &client,
+            Some(&bearer(&all)),
+            "GET",
+            "/v2/_catalog",
+            &[],
+            None
+        )
+        .status,
+        401
+    );
+    let catalog = issuer.token(
+        SERVICE,
+        json!([{ "type": "registry", "name": "catalog", "actions": ["*"] }]),
+        300,
+    );
+    assert_eq!(
+        call(
+            &client,
+            Some(&bearer(&catalog)),
+            "GET",
+            "/v2/_catalog",
+            &[],
+            None
+        )
+        .status,
+        200
+    );
+    // Delete with a delete grant.
+    assert_eq!(
+        call(
+            &client,
+            Some(&bearer(&all)),
+            "DELETE",
+            "/v2/apps/web/manifests/v1",
+            &[],
+            None
+        )
+        .status,
+        202
+    );
+    assert!(
+        !registry.logs().contains(&pull_only),
+        "a token reached the log"
+    );
+}
+
+#[test]
+fn es256_tokens_are_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = Issuer::new(dir.path(), "ec-issuer", true);
+    let registry = start(&issuer, "https://auth.example/token");
+    let token = issuer.token(SERVICE, repo_access("ec/repo", &["pull", "push"]), 300);
+    push_image(
+        &registry.client(),
+        Some(&bearer(&token)),
+        "ec/repo",
+        &small_image("ec"),
+        "v1",
+    );
+    let rsa_alg = issuer.sign_raw(
+        &json!({"alg": "RS256"}),
+        &json!({"aud": SERVICE, "exp": now() + 60}),
+    );
+    assert_eq!(
+        call(
+            &registry.client(),
+            Some(&bearer(&rsa_alg)),
+            "GET",
+            "/v2/",
+            &[],
+            None
+        )
+        .status,
+        401
+    );
+}
+
+/// A token server: `GET /token?service=..&scope=..` with Basic
+/// `tokenuser:tokenpw` gets every scope asked for; others get 401.
+fn token_server(issuer: Issuer) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let target = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let mut authorized = false;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
+                    break;
+                }
+                if h.to_ascii_lowercase().starts_with("authorization:") {
+                    authorized = h
+                        .trim_end()
+                        .ends_with(&auth_common::basic("tokenuser", "tokenpw")[6..]);
+                }
+            }
+            let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+            let mut access = Vec::new();
+            for pair in query.split('&') {
+                if let Some(scope) = pair.strip_prefix("scope=") {
+                    let scope = percent_decode(scope);
+                    for one in scope.split(' ') {
+                        let parts: Vec<&str> = one.split(':').collect();
+                        if let [kind, name, actions] = parts[..] {
+                            access.push(json!({ "type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>() }));
+                        }
+                    }
+                }
+            }
+            let (status, body) = if authorized {
+                let t = issuer.token(SERVICE, Value::Array(access), 300);
+                (
+                    "200 OK",
+                    json!({ "token": t, "access_token": t, "expires_in": 300 }).to_string(),
+                )
+            } else {
+                ("401 Unauthorized", "{}".to_owned())
+            };
+            let mut s = &stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    addr
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn skopeo_with_creds_gets_tokens_from_the_realm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = Issuer::new(dir.path(), "issuer", false);
+    let cert = issuer.cert.clone();
+    let token_addr = token_server(issuer);
+    let registry = start_secure(
+        json!({ "auth": { "bearer": { "realm": format!("http://{token_addr}/token"), "service": SERVICE, "cert": cert } } }),
+        json!({}),
+    );
+    let work = registry.work_dir();
+    let layout = common::OciLayout::create(&work.join("src"));
+    layout.add_image(&common::fixtures::multi_layer_image("skopeo-bearer"), "v1");
+    let dest = registry.docker_ref("bearer/app:v1");
+    common::tools::skopeo_copy(
+        &[
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "tokenuser:tokenpw",
+        ],
+        &layout.reference("v1"),
+        &dest,
+        &work,
+    );
+    let out = run(skopeo().args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "tokenuser:tokenpw",
+        &dest,
+    ]));
+    assert!(out.status.success());
+    let denied = common::run_fails(skopeo().args([
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "tokenuser:wrong",
+        &dest,
+    ]));
+    let text = String::from_utf8_lossy(&denied.stderr);
+    assert!(
+        text.contains("401") || text.to_lowercase().contains("unauthorized"),
+        "{text}"
+    );
+}
