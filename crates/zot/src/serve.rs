@@ -110,6 +110,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
+    if cfg
+        .log
+        .output
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty())
+    {
+        // The log goes to a file: say where the registry is on the terminal too.
+        eprintln!(
+            "zot {}: listening on {local}, storage at {}, extensions: {}",
+            env!("CARGO_PKG_VERSION"),
+            root.display(),
+            if extensions.is_empty() {
+                "none".to_owned()
+            } else {
+                extensions.join(", ")
+            }
+        );
+    }
 
     let sweeper = registry.clone();
     tokio::spawn(async move {

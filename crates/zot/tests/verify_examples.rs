@@ -205,3 +205,46 @@ fn version_and_usage() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// With `log.output` a file, the JSON log goes there and the terminal still
+/// learns where the registry listens.
+#[test]
+fn log_output_to_a_file_still_says_where_it_listens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("zot.log");
+    let file = tmp.path().join("config.json");
+    let config = serde_json::json!({
+        "storage": {"rootDirectory": tmp.path().join("root")},
+        "http": {"address": "127.0.0.1", "port": "0"},
+        "log": {"level": "info", "output": log},
+    });
+    std::fs::write(&file, config.to_string()).unwrap();
+    let mut child = zot()
+        .arg("serve")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on 127.0.0.1:"), "stderr: {line}");
+    assert!(line.contains("storage at"), "stderr: {line}");
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"message\":\"listening\"")),
+        "log file: {text}"
+    );
+}
