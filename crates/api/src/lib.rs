@@ -85,11 +85,14 @@ async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Respons
             let checked =
                 security::check(&state.security, &state.registry, &endpoint, &mut req).await;
             let (caller, resp) = match checked {
-                Err(resp) => {
-                    let caller = security::Caller {
-                        identity: None,
-                        client: security::client_addr(&req),
-                    };
+                Err((caller, mut resp)) => {
+                    // The body was not read: the connection cannot be reused
+                    // (hyper closes it), so say so rather than let the client
+                    // send its next request into a closing socket.
+                    if security::has_body(&req) {
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    }
                     (caller, resp)
                 }
                 Ok(caller) => {

@@ -73,6 +73,8 @@ pub async fn get(reg: &Registry, repo: &RepoName, r: &Reference, head: bool) -> 
     if head {
         return finish(builder, Body::empty());
     }
+    // In memory; written to the metadata store in batches (retention).
+    reg.record_pull(repo, &rec.digest);
     finish(builder, Body::from(bytes))
 }
 

@@ -8,8 +8,9 @@
 //! with a `WWW-Authenticate` challenge for missing or wrong credentials (and,
 //! for bearer tokens, a token lacking the scope, so the client fetches a new
 //! one); 403 `DENIED` for an authenticated user who may not. Credentials are
-//! never logged; the only state read is [`Registry::manifest_record`], to
-//! tell a new tag (create) from a moved one (update).
+//! never logged; the only state read is [`Registry::manifest_record`], once
+//! the client is authenticated, to tell a new tag (create) from a moved one
+//! (update).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -21,7 +22,7 @@ use zot_auth::{Action, AuditEntry, AuthFailure, Credentials, Identity, Security}
 use zot_oci::Reference;
 use zot_storage::Registry;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, percent_decode};
 use crate::errors::{ApiError, ErrorCode};
 use crate::http_util::query;
 
@@ -40,10 +41,19 @@ impl Caller {
 }
 
 /// The client's address, when the server recorded it.
-pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
+fn client_addr(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// Whether the request carries a body (which a refusal leaves unread).
+pub(crate) fn has_body(req: &Request) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// What an endpoint needs: a repository action, the catalog, or only an
@@ -54,23 +64,13 @@ enum Need {
     Login,
 }
 
-fn need(registry: &Registry, endpoint: &Endpoint, method: &Method) -> Need {
+fn need(endpoint: &Endpoint, method: &Method) -> Need {
     let repo = |r: &zot_oci::RepoName, a| Need::Repo(r.as_str().to_owned(), a);
     match (endpoint, method) {
         (Endpoint::Base | Endpoint::Discover, _) => Need::Login,
         (Endpoint::Catalog, _) => Need::Catalog,
-        (Endpoint::Manifest(r, reference), &Method::PUT) => {
-            let exists = matches!(reference, Reference::Tag(_))
-                && registry.manifest_record(r, reference).is_ok();
-            repo(
-                r,
-                if exists {
-                    Action::Update
-                } else {
-                    Action::Create
-                },
-            )
-        }
+        // `create`, or `update` for an existing tag: see `refine`.
+        (Endpoint::Manifest(r, _), &Method::PUT) => repo(r, Action::Create),
         (Endpoint::Manifest(r, _) | Endpoint::Blob(r, _), &Method::DELETE) => {
             repo(r, Action::Delete)
         }
@@ -82,6 +82,21 @@ fn need(registry: &Registry, endpoint: &Endpoint, method: &Method) -> Need {
             | Endpoint::Referrers(r, _),
             _,
         ) => repo(r, Action::Read),
+    }
+}
+
+/// A manifest `PUT` to a tag that already exists moves it: `update`. Looked
+/// up only once the client is authenticated, so an unauthenticated request
+/// never reaches the metadata store.
+fn refine(need: Need, registry: &Registry, endpoint: &Endpoint, method: &Method) -> Need {
+    match (need, endpoint) {
+        (
+            Need::Repo(name, Action::Create),
+            Endpoint::Manifest(r, reference @ Reference::Tag(_)),
+        ) if method == Method::PUT && registry.manifest_record(r, reference).is_ok() => {
+            Need::Repo(name, Action::Update)
+        }
+        (need, _) => need,
     }
 }
 
@@ -105,18 +120,27 @@ fn unauthorized(security: &Security, need: &Need, error: Option<&str>) -> Respon
         .into_response()
 }
 
-/// Lets the request through (returning the caller) or answers it.
+/// Lets the request through (returning the caller) or answers it (with
+/// the caller as far as known, for the audit log: an authenticated user who
+/// is refused is named there).
 pub(crate) async fn check(
     security: &Security,
     registry: &Registry,
     endpoint: &Endpoint,
     req: &mut Request,
-) -> Result<Caller, Response> {
+) -> Result<Caller, (Caller, Response)> {
     let client = client_addr(req);
+    let anonymous = Caller {
+        identity: None,
+        client,
+    };
     if security.rate_limited(client, req.method().as_str()) {
-        return Err(ApiError::new(ErrorCode::TooManyRequests)
-            .header(header::RETRY_AFTER, "1".to_owned())
-            .into_response());
+        return Err((
+            anonymous,
+            ApiError::new(ErrorCode::TooManyRequests)
+                .header(header::RETRY_AFTER, "1".to_owned())
+                .into_response(),
+        ));
     }
     if security.is_open() {
         return Ok(Caller {
@@ -124,7 +148,7 @@ pub(crate) async fn check(
             client,
         });
     }
-    let need = need(registry, endpoint, req.method());
+    let need = need(endpoint, req.method());
     let credentials = Credentials::parse(
         req.headers()
             .get(header::AUTHORIZATION)
@@ -139,9 +163,10 @@ pub(crate) async fn check(
                 AuthFailure::BadToken(_) => Some("invalid_token"),
                 _ => None,
             };
-            return Err(unauthorized(security, &need, error));
+            return Err((anonymous, unauthorized(security, &need, error)));
         }
     };
+    let need = refine(need, registry, endpoint, req.method());
     let who = identity.as_ref();
     let allowed = match &need {
         Need::Login => who.is_some() || security.anonymous_allowed_anywhere(),
@@ -152,13 +177,14 @@ pub(crate) async fn check(
         Need::Repo(name, action) => security.allowed(who, name, *action),
     };
     if !allowed {
-        return Err(match who {
+        let response = match who {
             None => unauthorized(security, &need, None),
             Some(w) if w.grants.is_some() => {
                 unauthorized(security, &need, Some("insufficient_scope"))
             }
             Some(_) => ApiError::new(ErrorCode::Denied).into_response(),
-        });
+        };
+        return Err((Caller { identity, client }, response));
     }
     if let Endpoint::UploadStart(_) = endpoint {
         restrict_mount(security, who, req);
@@ -168,13 +194,17 @@ pub(crate) async fn check(
 
 /// A cross-repository mount may only take a blob from a repository the
 /// caller can read; otherwise `mount`/`from` are dropped and the client gets
-/// an ordinary upload session (as the spec allows).
+/// an ordinary upload session (as the spec allows). Keys are compared
+/// percent-decoded, as the handler reads them (`?%6Dount=` is `mount`), and
+/// every `mount`/`from` pair goes, so no spelling or repetition survives.
 fn restrict_mount(security: &Security, who: Option<&Identity>, req: &mut Request) {
     if query(req, "mount").is_none() {
         return;
     }
-    let readable =
-        query(req, "from").is_some_and(|from| security.allowed(who, &from, Action::Read));
+    // Decided on a valid name only: `pub/../secret` matches `pub/**`.
+    let readable = query(req, "from")
+        .and_then(|from| from.parse::<zot_oci::RepoName>().ok())
+        .is_some_and(|from| security.allowed(who, from.as_str(), Action::Read));
     if readable {
         return;
     }
@@ -184,7 +214,7 @@ fn restrict_mount(security: &Security, who: Option<&Identity>, req: &mut Request
         .unwrap_or("")
         .split('&')
         .filter(|pair| {
-            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            let key = percent_decode(pair.split_once('=').map_or(*pair, |(k, _)| k));
             key != "mount" && key != "from" && !key.is_empty()
         })
         .collect();

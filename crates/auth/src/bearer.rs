@@ -3,10 +3,15 @@
 //! key and ES256 for a P-256 key; any other `alg` (`none`, `HS256`, ...) is
 //! refused, so a public key can never be used as an HMAC secret.
 //!
-//! Checked: the signature, `exp` (required), `nbf`, and that `aud` names
-//! `service`. The `access` claim (`[{type, name, actions}]`) is what the
-//! token allows; `pull` is read, `push` is create and update, `delete` is
-//! delete, `*` is everything.
+//! Checked: the signature, `exp` (required), `nbf` (both with [`LEEWAY`]
+//! seconds of clock skew, integer or fractional as RFC 7519 allows), and
+//! that `aud` names `service`. Header fields other than `alg` (`kid`, `jku`,
+//! `jwk`, `x5c`, ...) are ignored: the key is always the configured one.
+//! The `access` claim (`[{type, name, actions}]`) is what the token allows;
+//! `pull` is read, `push` is create and update, `delete` is delete, `*` is
+//! everything. Types and names match exactly: a name is never a pattern
+//! (repository names cannot contain `*`, so a token naming `team/*` was
+//! issued for a name no repository has, and grants nothing).
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,7 +24,7 @@ use zot_config::BearerConfig;
 use crate::{Action, AuthFailure, Identity, Method, SetupError};
 
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
-const LEEWAY: u64 = 30;
+const LEEWAY: f64 = 30.0;
 
 /// One entry of a token's `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -53,8 +58,8 @@ struct Header {
 struct Claims {
     #[serde(default)]
     sub: String,
-    exp: Option<u64>,
-    nbf: Option<u64>,
+    exp: Option<f64>,
+    nbf: Option<f64>,
     #[serde(default)]
     aud: Audience,
     #[serde(default)]
@@ -173,17 +178,14 @@ impl Bearer {
         let claims: Claims = serde_json::from_slice(&b64(p)?).map_err(|_| bad("invalid claims"))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         match claims.exp {
-            Some(exp) if exp.saturating_add(LEEWAY) >= now => {}
+            Some(exp) if exp + LEEWAY >= now => {}
             Some(_) => return Err(bad("expired")),
             None => return Err(bad("no exp")),
         }
-        if claims
-            .nbf
-            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY))
-        {
+        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY) {
             return Err(bad("not yet valid"));
         }
         let audience_ok = match &claims.aud {
@@ -211,8 +213,49 @@ pub(crate) fn grants_allow(grants: &[Grant], kind: &str, name: &str, action: Act
         Action::Delete => &["delete", "*"],
     };
     grants.iter().any(|g| {
-        g.kind == kind
-            && (g.name == name || crate::glob_match(&g.name, name) && g.name.contains('*'))
-            && g.actions.iter().any(|a| wanted.contains(&a.as_str()))
+        g.kind == kind && g.name == name && g.actions.iter().any(|a| wanted.contains(&a.as_str()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(kind: &str, name: &str, actions: &[&str]) -> Grant {
+        Grant {
+            kind: kind.into(),
+            name: name.into(),
+            actions: actions.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn grants_match_type_and_name_exactly() {
+        let g = [grant("repository", "apps/web", &["pull"])];
+        assert!(grants_allow(&g, "repository", "apps/web", Action::Read));
+        assert!(!grants_allow(&g, "repository", "apps/web", Action::Create));
+        assert!(!grants_allow(&g, "repository", "apps/web2", Action::Read));
+        assert!(!grants_allow(&g, "registry", "apps/web", Action::Read));
+        for pattern in ["*", "**", "apps/*", "apps/**", "apps/we?"] {
+            let g = [grant("repository", pattern, &["*"])];
+            assert!(
+                !grants_allow(&g, "repository", "apps/web", Action::Read),
+                "{pattern} is not a pattern"
+            );
+        }
+        let star = [grant("repository", "apps/web", &["*"])];
+        assert!(grants_allow(
+            &star,
+            "repository",
+            "apps/web",
+            Action::Delete
+        ));
+        let wrong_case = [grant("Repository", "apps/web", &["PULL"])];
+        assert!(!grants_allow(
+            &wrong_case,
+            "repository",
+            "apps/web",
+            Action::Read
+        ));
+    }
 }

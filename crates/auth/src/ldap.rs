@@ -8,12 +8,20 @@
 //!   name cannot widen the search.
 //! - An empty password is refused before any bind (it would be an
 //!   "unauthenticated bind", which servers accept).
+//! - The identity is the directory's own value of `userAttribute` (LDAP
+//!   usually matches names without regard to case or extra spaces, so
+//!   `ALICE` logs in as `alice`, and access rules naming `alice` apply).
 //! - `insecure: true` is plain `ldap://`; otherwise `startTLS` upgrades a
-//!   `ldap://` connection, or `ldaps://` is used. `skipVerify` turns server
-//!   certificate verification off.
-//! - Each login is a fresh connection, bounded by [`TIMEOUT`]; any failure is
-//!   logged (never with the password) and is a failed login.
+//!   `ldap://` connection, or `ldaps://` is used. The server certificate
+//!   must chain to `caCert` when it is set (that CA only, as in zot), else
+//!   to the system's roots, and name the `address` (a host name, or an IP
+//!   address in the certificate's subjectAltName). `skipVerify` turns
+//!   server certificate verification off (for a test directory only).
+//! - Each login is a fresh connection, bounded by [`TIMEOUT`]; any failure
+//!   (refused connection, failed TLS handshake, silent server) is logged
+//!   (never with the password) and is a failed login.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, ldap_escape};
@@ -28,6 +36,32 @@ pub(crate) struct Ldap {
     config: LdapConfig,
     bind_dn: String,
     bind_password: String,
+    /// The TLS client configuration trusting `caCert`; `None`: the system's
+    /// roots (or no verification with `skipVerify`), as `ldap3` sets up.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+/// A rustls client configuration trusting only the CA certificates of `path`.
+fn client_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, SetupError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |why: String| SetupError(format!("http.auth.ldap.caCert {}: {why}", path.display()));
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| fail(e.to_string()))? {
+        roots
+            .add(cert.map_err(|e| fail(e.to_string()))?)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(fail("no certificate".to_owned()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 #[derive(Deserialize)]
@@ -59,10 +93,26 @@ impl Ldap {
             bind_dn = creds.bind_dn;
             bind_password = creds.bind_password;
         }
+        let tls = match &config.ca_cert {
+            Some(path) if !config.insecure && !config.skip_verify => Some(client_config(path)?),
+            _ => None,
+        };
+        if config.insecure {
+            tracing::warn!(
+                address = %config.address,
+                "http.auth.ldap.insecure: passwords go to the LDAP server unencrypted"
+            );
+        } else if config.skip_verify {
+            tracing::warn!(
+                address = %config.address,
+                "http.auth.ldap.skipVerify: the LDAP server's certificate is not checked"
+            );
+        }
         Ok(Ldap {
             config: config.clone(),
             bind_dn,
             bind_password,
+            tls,
         })
     }
 
@@ -96,10 +146,13 @@ impl Ldap {
             "ldaps"
         };
         let url = format!("{scheme}://{}:{}", c.address, c.port);
-        let settings = LdapConnSettings::new()
+        let mut settings = LdapConnSettings::new()
             .set_conn_timeout(TIMEOUT)
             .set_starttls(c.start_tls && !c.insecure)
             .set_no_tls_verify(c.skip_verify);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &url).await?;
         ldap3::drive!(conn);
         if !self.bind_dn.is_empty() {
@@ -163,8 +216,24 @@ impl Ldap {
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_default();
+        // The directory's spelling of the name the search matched.
+        let name = entry
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&c.user_attribute))
+            .and_then(|(_, values)| {
+                let wanted = user.trim();
+                values
+                    .iter()
+                    .find(|v| *v == wanted)
+                    .or_else(|| values.iter().find(|v| v.eq_ignore_ascii_case(wanted)))
+                    .or_else(|| values.first())
+            })
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .unwrap_or_else(|| user.to_owned());
         Ok(Some(Identity {
-            name: user.to_owned(),
+            name,
             groups,
             method: Method::Ldap,
             grants: None,

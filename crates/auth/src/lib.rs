@@ -13,8 +13,12 @@
 //! - With no `http.auth` and no `http.accessControl`, [`Security::is_open`]
 //!   is true and everything is allowed, as before this crate existed.
 //! - A password or token is never logged nor kept: successful verifications
-//!   are cached under a SHA-256 of the credentials, for [`CACHE_TTL`] at most.
-//! - A failed login is answered only after `failDelay`.
+//!   are cached under a keyed hash of the credentials, for [`CACHE_TTL`] at
+//!   most.
+//! - A failed login is answered only after `failDelay`, whatever the reason
+//!   (unknown user, wrong password, malformed header, LDAP down); an unknown
+//!   htpasswd user costs a bcrypt verification like a known one, so timing
+//!   does not tell which users exist.
 //! - Nothing here panics on input from a client.
 
 mod access;
@@ -213,7 +217,7 @@ impl Security {
                 if user.is_empty() || password.is_empty() {
                     return Err(AuthFailure::BadCredentials);
                 }
-                let key = cache::CredentialCache::key(&user, &password);
+                let key = self.cache.key(&user, &password);
                 if let Some(htpasswd) = &self.htpasswd
                     && htpasswd.reload_if_changed()
                 {

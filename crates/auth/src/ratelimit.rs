@@ -1,6 +1,10 @@
 //! `http.ratelimit`: token buckets per client address, one for all requests
 //! (`rate`) and one per listed method (`methods`). A bucket holds at most
-//! `rate` tokens (the burst) and refills at `rate` per second. The table is
+//! `rate` tokens (the burst) and refills at `rate` per second. The address is
+//! the TCP peer's (never a header such as `X-Forwarded-For`, which a client
+//! writes itself); an IPv6 client is keyed by its /64 network, since one
+//! host usually holds a whole /64 and could otherwise take a fresh address
+//! per request (an IPv4-mapped IPv6 address counts as its IPv4). The table is
 //! emptied of full buckets when it grows past [`MAX_CLIENTS`], so it stays
 //! bounded whatever the number of addresses.
 
@@ -38,7 +42,7 @@ impl RateLimiter {
 
     /// Takes a token from each bucket that applies; false if one is empty.
     pub(crate) fn admit(&self, client: Option<IpAddr>, method: &str) -> bool {
-        let ip = client.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), client_key);
         let Ok(mut buckets) = self.buckets.lock() else {
             return true;
         };
@@ -82,9 +86,43 @@ impl RateLimiter {
     }
 }
 
+/// The bucket key of a client address: IPv4 as is, IPv6 by its /64.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let network = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(network))
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let rl = RateLimiter::new(&RateLimitConfig {
+            rate: Some(2),
+            methods: vec![],
+        })
+        .expect("limits");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("address"));
+        assert!(rl.admit(ip("2001:db8:1:2::1"), "GET"));
+        assert!(rl.admit(ip("2001:db8:1:2:ffff::9"), "GET"));
+        assert!(!rl.admit(ip("2001:db8:1:2:abcd::5"), "GET"), "same /64");
+        assert!(rl.admit(ip("2001:db8:1:3::1"), "GET"), "another /64");
+        assert!(rl.admit(ip("10.0.0.7"), "GET"));
+        assert!(rl.admit(ip("::ffff:10.0.0.7"), "GET"));
+        assert!(
+            !rl.admit(ip("10.0.0.7"), "GET"),
+            "mapped address is the same client"
+        );
+    }
 
     #[test]
     fn burst_then_refused_per_client() {

@@ -281,7 +281,9 @@ impl MetaStore {
                 if manifests.get((key.0, key.1.as_str()))?.is_none() {
                     continue;
                 }
-                let pushed = times.get((key.0, key.1.as_str()))?.map_or(0, |v| v.value().0);
+                let pushed = times
+                    .get((key.0, key.1.as_str()))?
+                    .map_or(0, |v| v.value().0);
                 times.insert((key.0, key.1.as_str()), (pushed, *secs))?;
             }
         }

@@ -7,20 +7,26 @@ mod backend;
 mod blobs;
 mod cache;
 mod error;
+mod gc;
 mod index;
+mod lint;
 mod local;
 mod manifests;
 pub mod paths;
 mod registry;
+pub mod retention;
+mod scrub;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
 pub use error::{Result, StorageError};
+pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::PushedManifest;
 pub use registry::{Options, Registry, SyncReport};
-pub use zot_meta::{ManifestRecord, MetaStore};
+pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
+pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};
 
 use std::sync::Arc;
 

@@ -66,6 +66,7 @@ impl Registry {
                 Some(_) => {}
             }
         }
+        self.lint_manifest(repo, &parsed).await?;
         for m in parsed.required_manifests() {
             if self.meta.manifest(repo, &m.digest)?.is_none()
                 && self.blob_size(repo, &m.digest).await?.is_none()
@@ -91,6 +92,25 @@ impl Registry {
         // Under the lock: a delete of the same digest racing this push would
         // otherwise remove the file after it was found present.
         let _guard = self.lock_repo(repo).await;
+        // Again under the lock: garbage collection (which holds it) may have
+        // removed an unreferenced blob since the check above; once the
+        // manifest is listed, its blobs are referenced and GC keeps them.
+        for blob in parsed.required_blobs() {
+            if self.blob_size(repo, &blob.digest).await?.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(blob.digest.clone()));
+            }
+        }
+        for m in parsed.required_manifests() {
+            if self.blob_size(repo, &m.digest).await?.is_none() {
+                return Err(StorageError::ManifestBlobUnknown(m.digest.clone()));
+            }
+        }
+        if self.backend.size(&paths::oci_layout(repo)).await?.is_none() {
+            // GC removed the layout of an empty repository meanwhile.
+            self.backend
+                .write_atomic(&paths::oci_layout(repo), paths::OCI_LAYOUT_CONTENT)
+                .await?;
+        }
         let blob_key = paths::blob(repo, &digest);
         if self.backend.size(&blob_key).await? != Some(desc.size) {
             self.backend.write_atomic(&blob_key, body).await?;
@@ -99,6 +119,7 @@ impl Registry {
         let mut changes = vec![
             Change::AddBlob(digest.clone()),
             Change::PutManifest(record.clone()),
+            Change::Pushed(digest.clone(), crate::gc::now_secs()),
         ];
         match reference {
             Reference::Tag(tag) => {

@@ -38,6 +38,8 @@ pub struct Options {
     /// Open upload sessions allowed per repository: a client cannot make
     /// the registry hold unbounded state.
     pub max_uploads_per_repo: usize,
+    /// Annotations every pushed manifest must carry (`extensions.lint`).
+    pub mandatory_annotations: Vec<String>,
 }
 
 impl Default for Options {
@@ -47,6 +49,7 @@ impl Default for Options {
             docker2s2: true,
             upload_ttl: Duration::from_secs(3600),
             max_uploads_per_repo: 1024,
+            mandatory_annotations: Vec::new(),
         }
     }
 }
@@ -62,6 +65,8 @@ pub struct Registry {
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
     initialised: Mutex<HashSet<RepoName>>,
+    /// Recent blob placements and pending pull times (see `gc.rs`).
+    pub(crate) lifecycle: crate::gc::Lifecycle,
 }
 
 /// Folders found under the root.
@@ -95,6 +100,7 @@ impl Registry {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             initialised: Mutex::default(),
+            lifecycle: crate::gc::Lifecycle::new(),
         }
     }
 
@@ -125,6 +131,7 @@ impl Registry {
     /// for another writer (or a durable flush) and must not stall a worker
     /// of the async runtime.
     pub(crate) async fn apply_meta(&self, repo: &RepoName, changes: Vec<Change>) -> Result<()> {
+        self.lifecycle.note_changes(repo, &changes);
         let meta = self.meta.clone();
         let repo = repo.clone();
         tokio::task::spawn_blocking(move || meta.apply(&repo, &changes))
@@ -158,6 +165,14 @@ impl Registry {
             .unwrap_or_else(|e| e.into_inner())
             .insert(repo.clone());
         Ok(())
+    }
+
+    /// Forgets that `repo`'s layout files exist (GC removed them).
+    pub(crate) fn forget_layout(&self, repo: &RepoName) {
+        self.initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(repo);
     }
 
     pub(crate) async fn read_index(&self, repo: &RepoName) -> Result<LayoutIndex> {

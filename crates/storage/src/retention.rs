@@ -59,7 +59,7 @@ impl Default for Retention {
 }
 
 /// zot's behaviour without configured policies.
-const DEFAULT_POLICY: RetentionPolicy = RetentionPolicy {
+static DEFAULT_POLICY: RetentionPolicy = RetentionPolicy {
     repositories: Vec::new(),
     delete_referrers: true,
     delete_untagged: true,
@@ -104,7 +104,8 @@ pub struct TagTimes {
 }
 
 fn full_match(re: &Regex, s: &str) -> bool {
-    re.find(s).is_some_and(|m| m.start() == 0 && m.end() == s.len())
+    re.find(s)
+        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
 }
 
 /// The tags `policy` removes, given the current time in seconds since the epoch.
@@ -120,7 +121,8 @@ pub fn tags_to_remove(policy: &RetentionPolicy, tags: &[TagTimes], now: u64) -> 
     for rule in &policy.keep_tags {
         let selected: Vec<usize> = (0..tags.len())
             .filter(|&i| {
-                rule.patterns.is_empty() || rule.patterns.iter().any(|p| full_match(p, &tags[i].tag))
+                rule.patterns.is_empty()
+                    || rule.patterns.iter().any(|p| full_match(p, &tags[i].tag))
             })
             .collect();
         let no_criteria = rule.pulled_within.is_none()
@@ -203,7 +205,10 @@ mod tests {
             most_recently_pulled_count: Some(5),
             ..KeepTags::default()
         };
-        assert_eq!(tags_to_remove(&policy(pulled), &tags, 1000), ["v1", "v3", "dev"]);
+        assert_eq!(
+            tags_to_remove(&policy(pulled), &tags, 1000),
+            ["v1", "v3", "dev"]
+        );
         let recent = KeepTags {
             pushed_within: Some(Duration::from_secs(20)),
             pulled_within: Some(Duration::from_secs(60)),

@@ -305,6 +305,55 @@ mod tests {
         }
     }
 
+    /// Answers one request with 202 and returns its head and body as sent.
+    async fn one_request(listener: tokio::net::TcpListener) -> anyhow::Result<String> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut conn, _) = listener.accept().await?;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Both bodies below end with the last frame "de".
+        while !(seen.ends_with(b"0\r\n\r\n") || seen.ends_with(b"\r\n\r\nabcde")) {
+            let n = conn.read(&mut buf).await?;
+            anyhow::ensure!(n > 0, "connection closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+            .await?;
+        Ok(String::from_utf8_lossy(&seen).to_ascii_lowercase())
+    }
+
+    #[tokio::test]
+    async fn streamed_bodies_go_chunked_others_with_a_length() -> anyhow::Result<()> {
+        let frames = || vec![Bytes::from_static(b"abc"), Bytes::from_static(b"de")];
+        for streamed in [true, false] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let server = tokio::spawn(one_request(listener));
+            let c = Client::new(&url, None, 1)?;
+            let body = if streamed {
+                Parts::streamed(frames())
+            } else {
+                Parts::new(frames())
+            };
+            let answer = c.send(Method::PATCH, &c.url("/u"), &[], body, 0).await?;
+            assert_eq!(answer.status, hyper::StatusCode::ACCEPTED);
+            let seen = server.await??;
+            assert!(seen.starts_with("patch /u http/1.1\r\n"), "{seen}");
+            if streamed {
+                assert!(seen.contains("transfer-encoding: chunked\r\n"), "{seen}");
+                assert!(!seen.contains("content-length"), "{seen}");
+                assert!(
+                    seen.ends_with("\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+                    "{seen}"
+                );
+            } else {
+                assert!(seen.contains("content-length: 5\r\n"), "{seen}");
+                assert!(!seen.contains("transfer-encoding"), "{seen}");
+            }
+        }
+        Ok(())
+    }
+
     #[tokio::test]
     async fn urls_and_locations() -> anyhow::Result<()> {
         let c = Client::new("http://127.0.0.1:5000/", None, 1)?;

@@ -54,9 +54,11 @@ struct Args {
     /// Repositories are named <prefix>/<workload>.
     #[arg(long, default_value = "zb")]
     repo_prefix: String,
-    /// PATCH size of chunked pushes, e.g. 524288, 512KiB, 4MiB.
-    #[arg(long, default_value = "512KiB", value_parser = parse_size)]
-    chunk_size: u64,
+    /// Splits the layer of chunked pushes into PATCHes of this size with
+    /// Content-Range (e.g. 524288, 512KiB, 4MiB); by default it streams in
+    /// one PATCH with Transfer-Encoding: chunked, as docker and containerd do.
+    #[arg(long, value_parser = parse_size)]
+    chunk_size: Option<u64>,
     /// Skips set-up: the fixtures are there already (a static copy).
     #[arg(long)]
     no_setup: bool,
@@ -143,8 +145,14 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let url = args.url.as_deref().context("give the registry URL")?;
     let c = usize::from(args.concurrency);
+    let widest = workloads
+        .iter()
+        .map(|w| w.shape(c, args.requests).0)
+        .chain([c, workload::SETUP_CONCURRENCY])
+        .max()
+        .unwrap_or(c);
     let ctx = Arc::new(Ctx {
-        client: client::Client::new(url, args.auth.as_deref(), c)?,
+        client: client::Client::new(url, args.auth.as_deref(), widest)?,
         source,
         prefix: args.repo_prefix.clone(),
         nonce: nonce(),
@@ -153,18 +161,22 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = args.output == Output::Text;
     let mut rows = Vec::new();
     for w in workloads {
+        let setup_started = std::time::Instant::now();
         if !args.no_setup {
             w.setup(&ctx)
                 .await
                 .with_context(|| format!("{}: set-up", w.name))?;
         }
+        let setup_seconds = setup_started.elapsed().as_secs_f64();
+        let (wc, wn) = w.shape(c, args.requests);
         if text {
             eprintln!(
-                "zb: {} ({} operations, {c} at a time)",
-                w.name, args.requests
+                "zb: {} (set up in {setup_seconds:.1} s; {wn} operations, {wc} at a time)",
+                w.name
             );
         }
-        let summary = stats::run(ctx.clone(), Arc::new(w), args.requests, c).await?;
+        let mut summary = stats::run(ctx.clone(), Arc::new(w), wn, wc).await?;
+        summary.setup_seconds = setup_seconds;
         for m in &summary.messages {
             eprintln!("zb: {}: error: {m}", summary.name);
         }
@@ -229,14 +241,11 @@ mod tests {
         assert_eq!((a.concurrency, a.requests), (8, 50));
         assert_eq!(a.auth.as_deref(), Some("u:p"));
         assert_eq!((a.tests.as_str(), a.output), ("pull", Output::Json));
-        assert_eq!((a.repo_prefix.as_str(), a.chunk_size), ("x", 1 << 20));
+        assert_eq!((a.repo_prefix.as_str(), a.chunk_size), ("x", Some(1 << 20)));
         assert_eq!(a.url.as_deref(), Some("http://h:1"));
 
         let d = Args::try_parse_from(["zb", "http://h"])?;
-        assert_eq!(
-            (d.concurrency, d.requests, d.chunk_size),
-            (4, 100, 512 << 10)
-        );
+        assert_eq!((d.concurrency, d.requests, d.chunk_size), (4, 100, None));
         assert_eq!(
             (d.tests.as_str(), d.output, d.no_setup),
             (".*", Output::Text, false)

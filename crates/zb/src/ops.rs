@@ -235,7 +235,8 @@ pub async fn catalog(c: &Client, page: usize, want: usize) -> anyhow::Result<u64
         match answer.headers.get(hyper::header::LINK) {
             Some(link) if !repos.is_empty() => {
                 let link = link.to_str().context("Link header is not ASCII")?;
-                url = c.resolve(next_link(link).with_context(|| format!("GET {url}: Link {link:?}"))?);
+                url = c
+                    .resolve(next_link(link).with_context(|| format!("GET {url}: Link {link:?}"))?);
             }
             _ => break,
         }
@@ -250,9 +251,7 @@ pub async fn catalog(c: &Client, page: usize, want: usize) -> anyhow::Result<u64
 pub fn next_link(link: &str) -> Option<&str> {
     let start = link.find('<')? + 1;
     let end = start + link[start..].find('>')?;
-    link[end..]
-        .contains("next")
-        .then_some(&link[start..end])
+    link[end..].contains("next").then_some(&link[start..end])
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! were a registry (reads only):
 //!
 //! ```text
-//! <dir>/v2/_catalog                        {"repositories": [...]}
+//! <dir>/v2/_catalog                        {"repositories": [...]}: every
+//!                                          fixture's repository and every
+//!                                          one a workload only lists
 //! <dir>/v2/<repo>/manifests/<tag>          the manifest (serve as the OCI manifest type)
 //! <dir>/v2/<repo>/blobs/sha256:<hex>       config and layer
 //! ```
@@ -30,6 +32,7 @@ pub fn write(
 ) -> anyhow::Result<()> {
     let mut repos = BTreeSet::new();
     for w in workloads.iter().filter(|w| w.read_only()) {
+        repos.extend(w.listed(prefix));
         for f in w.fixtures(prefix) {
             if !repos.insert(f.repo.clone()) {
                 continue;
@@ -68,12 +71,12 @@ fn write_file(path: &Path, blob: &Blob) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::ops::blobs_of;
-    use crate::workload::select;
+    use crate::workload::{TINY, select};
 
     #[test]
     fn writes_manifests_blobs_and_catalog() -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("zb-static-{}", std::process::id()));
-        let workloads = select("^manifest-get$|^catalog$|push-monolithic-1MiB")?;
+        let workloads = select("^manifest-get$|push-monolithic-1MiB")?;
         let sizes: Vec<u64> = workloads.iter().flat_map(Workload::sizes).collect();
         let source = BlobSource::new(&sizes);
         write(&dir, &workloads, "t", &source)?;
@@ -85,6 +88,14 @@ mod tests {
             assert_eq!(blob.len() as u64, size);
             assert_eq!(Blob::from_bytes(blob.into()).digest, digest);
         }
+        fs::remove_dir_all(&dir)?;
+
+        let workloads = select("^catalog")?;
+        write(&dir, &workloads, "t", &BlobSource::new(&[TINY]))?;
+        let catalog: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("v2/_catalog"))?)?;
+        let listed = catalog["repositories"].as_array().map(Vec::len);
+        assert_eq!(listed, Some(crate::workload::CATALOG_REPOS));
         fs::remove_dir_all(&dir)?;
         Ok(())
     }

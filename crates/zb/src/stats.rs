@@ -59,7 +59,9 @@ pub async fn run(ctx: Arc<Ctx>, w: Arc<Workload>, n: u64, c: usize) -> anyhow::R
         all.messages.extend(t.messages);
     }
     all.messages.truncate(SHOWN_ERRORS);
-    Ok(Summary::new(&w.name, all, started.elapsed()))
+    let mut summary = Summary::new(&w.name, all, started.elapsed());
+    summary.concurrency = c.max(1);
+    Ok(summary)
 }
 
 /// The nearest-rank `p`th percentile (0 < p <= 100) of sorted samples.
@@ -74,6 +76,10 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[derive(Debug)]
 pub struct Summary {
     pub name: String,
+    /// Operations that were in flight at once.
+    pub concurrency: usize,
+    /// How long the untimed set-up took.
+    pub setup_seconds: f64,
     pub ok: u64,
     pub errors: u64,
     pub messages: Vec<String>,
@@ -96,6 +102,8 @@ impl Summary {
         ];
         Summary {
             name: name.to_string(),
+            concurrency: 1,
+            setup_seconds: 0.0,
             ok: l.len() as u64,
             errors: t.errors,
             messages: t.messages,
@@ -120,6 +128,8 @@ impl Summary {
         let [min, p50, p90, p99, max] = self.latency.map(ms);
         json!({
             "workload": self.name,
+            "concurrency": self.concurrency,
+            "setup_seconds": self.setup_seconds,
             "ok": self.ok,
             "errors": self.errors,
             "error_messages": self.messages,
@@ -135,8 +145,9 @@ impl Summary {
 /// The text table: a header, then one line per summary.
 pub fn text_table(rows: &[Summary]) -> String {
     let mut out = format!(
-        "{:<22} {:>7} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+        "{:<26} {:>4} {:>7} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
         "workload",
+        "c",
         "ok",
         "errors",
         "ops/s",
@@ -150,8 +161,9 @@ pub fn text_table(rows: &[Summary]) -> String {
     for s in rows {
         let [min, p50, p90, p99, max] = s.latency.map(|d| d.as_secs_f64() * 1e3);
         out.push_str(&format!(
-            "{:<22} {:>7} {:>6} {:>10.1} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
+            "{:<26} {:>4} {:>7} {:>6} {:>10.1} {:>9.1} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}\n",
             s.name,
+            s.concurrency,
             s.ok,
             s.errors,
             s.rate(),

@@ -234,7 +234,9 @@ impl Workload {
     /// The repositories this workload needs to exist only to list them.
     pub fn listed(&self, prefix: &str) -> Vec<String> {
         match self.kind {
-            Kind::Catalog => (0..CATALOG_REPOS).map(|i| catalog_repo(prefix, i)).collect(),
+            Kind::Catalog => (0..CATALOG_REPOS)
+                .map(|i| catalog_repo(prefix, i))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -293,7 +295,9 @@ impl Workload {
             }
             Kind::Dedupe(s) => {
                 // One layer for the whole run; a config (so a manifest) per repository.
-                let layer = ctx.source.blob(s, &format!("{}/{}", ctx.nonce, self.name))?;
+                let layer = ctx
+                    .source
+                    .blob(s, &format!("{}/{}", ctx.nonce, self.name))?;
                 let image = Image::new(layer, &format!("{}/{}/{i}", ctx.nonce, self.name));
                 let repo = format!("{}/r{i:03}", self.push_repo(&ctx.prefix));
                 ops::push_image(c, &repo, &ctx.nonce, &image, Upload::Monolithic).await
@@ -403,7 +407,10 @@ mod tests {
         assert_eq!(conc, Some(((64, 64), vec![100 * MIB])));
         let dedupe = by_name("dedupe-100x100MiB").map(|w| (w.shape(4, 7), w.read_only()));
         assert_eq!(dedupe, Some(((4, 100), false)));
-        assert_eq!(by_name("manifest-get").map(|w| w.shape(32, 9)), Some((32, 9)));
+        assert_eq!(
+            by_name("manifest-get").map(|w| w.shape(32, 9)),
+            Some((32, 9))
+        );
         assert_eq!(size_label(GIB), "1GiB");
         assert_eq!(size_label(100 * MIB), "100MiB");
         assert_eq!(size_label(TINY), "4096B");
@@ -419,7 +426,10 @@ mod tests {
         assert_eq!(names.len(), CATALOG_REPOS);
         assert_eq!(names.first().map(String::as_str), Some("zb/catalog/r00000"));
         assert_eq!(names.last().map(String::as_str), Some("zb/catalog/r09999"));
-        assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted as a catalog is");
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "sorted as a catalog is"
+        );
     }
 
     #[test]

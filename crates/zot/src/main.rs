@@ -1,7 +1,9 @@
 //! The `zot` binary: command line, logging, and the wiring of configuration,
 //! storage and the HTTP API. All errors end here as `anyhow` messages.
 
+mod lifecycle;
 mod listener;
+mod scrub_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,12 +31,16 @@ enum Command {
     },
     /// Check a configuration file and name every problem by its key path.
     Verify { config: PathBuf },
+    /// Verify every blob and manifest of the configured storage, offline
+    /// (the server must not be running on it); exits 1 if anything is
+    /// corrupt or missing.
+    Scrub { config: PathBuf },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Verify { config } => match Config::from_file(&config) {
+        Command::Verify { config } => match Config::from_file_with(&config, lifecycle::AVAILABLE) {
             Ok(_) => {
                 println!("{}: configuration is valid", config.display());
                 ExitCode::SUCCESS
@@ -47,10 +53,19 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Scrub { config } => match Config::from_file_with(&config, lifecycle::AVAILABLE) {
+            Ok(cfg) => scrub_cmd::run(cfg),
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{}: {p}", config.display());
+                }
+                ExitCode::from(2)
+            }
+        },
         Command::Serve { config } => {
             let cfg = match &config {
                 None => Config::embedded_default(),
-                Some(path) => match Config::from_file(path) {
+                Some(path) => match Config::from_file_with(path, lifecycle::AVAILABLE) {
                     Ok(c) => c,
                     Err(problems) => {
                         for p in &problems {

@@ -12,8 +12,6 @@ use zot_config::Config;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How often the metadata store's commits are made durable.
 const META_FLUSH: Duration = Duration::from_secs(5);
-/// How often abandoned upload sessions are looked for.
-const UPLOAD_SWEEP: Duration = Duration::from_secs(60);
 /// Default time to receive a request head (and to finish a TLS handshake).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest request head (request line and headers) accepted: 431 beyond.
@@ -68,6 +66,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let options = zot_storage::Options {
         dedupe: cfg.storage.dedupe,
         docker2s2: cfg.docker2s2(),
+        mandatory_annotations: crate::lifecycle::mandatory_annotations(&cfg),
         ..zot_storage::Options::default()
     };
     let (registry, report) = zot_storage::open_local(&root, cfg.storage.commit, options)
@@ -83,7 +82,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let registry = Arc::new(registry);
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
-    let state = zot_api::AppState::with_security(registry.clone(), Vec::new(), security);
+    let state = zot_api::AppState::with_security(
+        registry.clone(),
+        crate::lifecycle::discover(&cfg),
+        security,
+    );
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
@@ -97,6 +100,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .filter(|e| e.enabled)
         .map(|e| e.name.as_str())
         .collect();
+    let stop = shutdown_signal()?;
     tracing::info!(
         address = %local,
         root = %root.display(),
@@ -129,19 +133,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         );
     }
 
-    let sweeper = registry.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(UPLOAD_SWEEP);
-        for round in 0u64.. {
-            tick.tick().await;
-            // Sessions in memory every minute; stray files on disk hourly.
-            match sweeper.expire_uploads(round % 60 == 0).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "expired abandoned upload sessions"),
-                Err(e) => tracing::warn!(error = %e, "expiring upload sessions"),
-            }
-        }
-    });
+    // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
+    crate::lifecycle::start(&cfg, registry.clone());
 
     let flusher = registry.clone();
     tokio::spawn(async move {
@@ -160,7 +153,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
     let on_signal = handle.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         on_signal.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -193,6 +186,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => server.acceptor(slow).handle(handle).serve(service).await,
     }
     .context("serving HTTP")?;
+    if let Err(e) = registry.flush_pulls().await {
+        tracing::warn!(error = %e, "recording pull times at shutdown");
+    }
     if let Err(e) = registry.flush_metadata() {
         tracing::warn!(error = %e, "flushing the metadata store at shutdown");
     }
@@ -200,22 +196,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            std::future::pending::<()>().await;
-            return;
+/// Listens for SIGINT and SIGTERM from now on (registered before the
+/// registry says it listens, so a signal sent right after that is never
+/// lost to the default action); the returned future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!(
-        grace_secs = SHUTDOWN_GRACE.as_secs(),
-        "shutting down: no new connections, finishing requests"
-    );
+        tracing::info!(
+            grace_secs = SHUTDOWN_GRACE.as_secs(),
+            "shutting down: no new connections, finishing requests"
+        );
+    })
 }

@@ -291,6 +291,120 @@ fn tokens_valid_expired_wrong_audience_scope_and_signature() {
     );
 }
 
+/// Header and claim tricks: `alg` confusion (HS256 keyed with the public
+/// certificate, ES256 on an RSA key, `none` in any case), keys named by the
+/// token itself (`kid`, `jku`, `jwk`), grants of the wrong type or with
+/// wildcard names, malformed claims, and clock skew within and beyond the
+/// 30 s leeway.
+#[test]
+fn token_headers_claims_and_clock_skew() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = Issuer::new(dir.path(), "issuer", false);
+    let attacker = Issuer::new(dir.path(), "attacker", false);
+    let registry = start(&issuer, "https://auth.example/token");
+    let client = registry.client();
+    let img = small_image("claims");
+    let all = issuer.token(SERVICE, repo_access("apps/web", &["*"]), 300);
+    push_image(&client, Some(&bearer(&all)), "apps/web", &img, "v1");
+    let t = now();
+    let claims = |extra: Value| {
+        let mut c = json!({
+            "sub": "tokenuser", "aud": SERVICE, "nbf": t - 5, "exp": t + 300,
+            "access": repo_access("apps/web", &["pull"]),
+        });
+        if let (Some(c), Value::Object(extra)) = (c.as_object_mut(), extra) {
+            c.extend(extra);
+        }
+        c
+    };
+    let rs = |header: Value, claims: Value| issuer.sign_raw(&header, &claims);
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let hs256 = |secret: &[u8]| {
+        let signed = format!(
+            "{}.{}",
+            b64(&json!({"alg": "HS256", "typ": "JWT"})),
+            b64(&claims(json!({})))
+        );
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+        let sig = ring::hmac::sign(&key, signed.as_bytes());
+        format!(
+            "{signed}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref())
+        )
+    };
+    let cert_pem = std::fs::read(&issuer.cert).expect("cert");
+    let grant = |kind: &str, name: &str| json!({ "access": [{ "type": kind, "name": name, "actions": ["pull"] }] });
+    let ok_header = json!({ "alg": "RS256", "typ": "JWT" });
+    let cases: Vec<(&str, String, u16)> = vec![
+        ("valid", rs(ok_header.clone(), claims(json!({}))), 200),
+        ("HS256 keyed with the PEM certificate", hs256(&cert_pem), 401),
+        ("HS256 keyed with nothing", hs256(b""), 401),
+        ("alg none, lower and upper case", {
+            let h = b64(&json!({"alg": "none"}));
+            format!("{h}.{}.", b64(&claims(json!({}))))
+        }, 401),
+        ("alg NONE", {
+            let h = b64(&json!({"alg": "NONE"}));
+            format!("{h}.{}.", b64(&claims(json!({}))))
+        }, 401),
+        ("alg rs256 (case)", rs(json!({"alg": "rs256"}), claims(json!({}))), 401),
+        ("ES256 header on an RSA signature", rs(json!({"alg": "ES256"}), claims(json!({}))), 401),
+        ("kid naming a file is ignored", rs(json!({"alg": "RS256", "kid": "../../../../etc/passwd"}), claims(json!({}))), 200),
+        ("jku/jwk of the attacker's key", attacker.sign_raw(&json!({"alg": "RS256", "jku": "https://evil.example/keys", "jwk": {"kty": "RSA"}, "x5u": "https://evil.example/c.pem"}), &claims(json!({}))), 401),
+        ("two alg fields", {
+            let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","alg":"none"}"#);
+            let c = b64(&claims(json!({})));
+            let real = rs(ok_header.clone(), claims(json!({})));
+            let sig = real.rsplit('.').next().unwrap_or("").to_owned();
+            format!("{h}.{c}.{sig}")
+        }, 401),
+        ("grant of type registry", rs(ok_header.clone(), claims(grant("registry", "apps/web"))), 401),
+        ("grant of type Repository", rs(ok_header.clone(), claims(grant("Repository", "apps/web"))), 401),
+        ("wildcard name *", rs(ok_header.clone(), claims(grant("repository", "*"))), 401),
+        ("wildcard name **", rs(ok_header.clone(), claims(grant("repository", "**"))), 401),
+        ("wildcard name apps/*", rs(ok_header.clone(), claims(grant("repository", "apps/*"))), 401),
+        ("actions as a string", rs(ok_header.clone(), claims(json!({"access": [{"type": "repository", "name": "apps/web", "actions": "pull"}]}))), 401),
+        ("access as an object", rs(ok_header.clone(), claims(json!({"access": {"type": "repository", "name": "apps/web", "actions": ["pull"]}}))), 401),
+        ("no access claim", rs(ok_header.clone(), claims(json!({"access": null}))), 401),
+        ("audience list naming the service", rs(ok_header.clone(), claims(json!({"aud": ["other", SERVICE]}))), 200),
+        ("audience list without it", rs(ok_header.clone(), claims(json!({"aud": ["other"]}))), 401),
+        ("no audience", rs(ok_header.clone(), claims(json!({"aud": null}))), 401),
+        ("exp as a string", rs(ok_header.clone(), claims(json!({"exp": (t + 300).to_string()}))), 401),
+        ("fractional exp", rs(ok_header.clone(), claims(json!({"exp": t as f64 + 300.5}))), 200),
+        ("expired 10 s ago (within leeway)", rs(ok_header.clone(), claims(json!({"exp": t - 10}))), 200),
+        ("expired 120 s ago", rs(ok_header.clone(), claims(json!({"exp": t - 120}))), 401),
+        ("negative exp", rs(ok_header.clone(), claims(json!({"exp": -1}))), 401),
+        ("nbf 10 s ahead (within leeway)", rs(ok_header.clone(), claims(json!({"nbf": t + 10}))), 200),
+        ("nbf 120 s ahead", rs(ok_header.clone(), claims(json!({"nbf": t + 120}))), 401),
+        ("signature of another token", {
+            let other = rs(ok_header.clone(), claims(json!({"sub": "someone-else"})));
+            let forged = rs(ok_header.clone(), claims(json!({"access": repo_access("apps/web", &["*"])})));
+            let (body, _) = forged.rsplit_once('.').unwrap_or_default();
+            let (_, sig) = other.rsplit_once('.').unwrap_or_default();
+            format!("{body}.{sig}")
+        }, 401),
+    ];
+    for (name, token, want) in cases {
+        let r = call(
+            &client,
+            Some(&bearer(&token)),
+            "GET",
+            "/v2/apps/web/manifests/v1",
+            &[("accept", &img.manifest.media_type)],
+            None,
+        );
+        assert_eq!(r.status, want, "{name}: {r}");
+        if want == 401 {
+            assert!(
+                r.header("www-authenticate")
+                    .unwrap_or("")
+                    .starts_with("Bearer realm="),
+                "{name}: {r}"
+            );
+        }
+    }
+}
+
 #[test]
 fn es256_tokens_are_accepted() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -8,91 +8,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use auth_common::pki::Pki;
 use auth_common::{start_secure, write_htpasswd};
 use common::{run, run_fails, run_stdout, skopeo, tool};
 use serde_json::json;
-
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let pki = Pki {
-            dir: dir.to_owned(),
-        };
-        pki.openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test-ca",
-        ]);
-        pki
-    }
-
-    fn openssl(&self, args: &[&str]) {
-        run(tool("openssl").current_dir(&self.dir).args(args));
-    }
-
-    /// A certificate signed by the CA: `name.crt` / `name.key`.
-    fn issue(&self, name: &str, cn: &str, server: bool) -> (PathBuf, PathBuf) {
-        let (key, csr, crt, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        let extensions = if server {
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-        } else {
-            "extendedKeyUsage=clientAuth\n"
-        };
-        std::fs::write(self.dir.join(&ext), extensions).expect("write ext");
-        self.openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-        ]);
-        (self.dir.join(crt), self.dir.join(key))
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
 
 fn curl(args: &[&str]) -> String {
     let out = common::tools::output(

@@ -6,6 +6,8 @@
     reason = "each test crate uses a different subset of the helpers"
 )]
 
+pub mod pki;
+
 use std::path::Path;
 
 use base64::Engine;

@@ -1,0 +1,512 @@
+//! Garbage collection of one repository: tags and manifests per the
+//! retention policy, then blobs no manifest references, then the repository
+//! itself when nothing is left.
+//!
+//! Invariants (why GC never removes what a push or a pull needs):
+//! - GC of a repository runs under the repository lock, as every write of
+//!   its `index.json` does. `put_manifest` checks again, under that lock,
+//!   that every blob it needs is present before listing the manifest: so
+//!   either GC ran first (the push is refused with `MANIFEST_BLOB_UNKNOWN`,
+//!   nothing is acknowledged) or the manifest is listed before GC looks, and
+//!   its blobs are referenced. An acknowledged manifest never loses a blob.
+//! - A blob is removed only once older than `gcDelay`: by file age, by the
+//!   time its placement was last recorded ([`Lifecycle`], which also covers
+//!   a dedupe hard link whose file is old), and never in the first `gcDelay`
+//!   after start-up (placements before a restart are not remembered). The
+//!   check and the removal run under the blob's digest lock, which a
+//!   placement holds until it is recorded: a blob uploaded for a manifest
+//!   not pushed yet survives `gcDelay`.
+//! - Blobs are removed from this repository only: with dedupe, another
+//!   repository's hard link keeps the content.
+//! - If a listed manifest cannot be read or parsed, no blob of the
+//!   repository is removed in that run (its references are unknown). A
+//!   missing manifest or blob is logged and skipped.
+//! - Order of writes as elsewhere: `index.json`, then files, then the
+//!   metadata store.
+
+use crate::error::Result;
+use crate::paths;
+use crate::registry::Registry;
+use crate::retention::{Retention, TagTimes, tags_to_remove};
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use zot_meta::{Change, Times};
+use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
+
+/// Entries of the placement table above which it is pruned.
+const FRESH_PRUNE_AT: usize = 100_000;
+
+/// What a GC run is told to do.
+#[derive(Debug, Clone, Default)]
+pub struct GcOptions {
+    /// Minimum age of an unreferenced blob before it is removed (`gcDelay`).
+    pub delay: Duration,
+    pub retention: Retention,
+}
+
+/// What a GC run did (or, for tags and manifests in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub tags_removed: usize,
+    pub manifests_removed: usize,
+    pub blobs_removed: usize,
+    pub repository_removed: bool,
+    /// Missing or unreadable objects, logged and skipped.
+    pub problems: usize,
+}
+
+impl GcReport {
+    pub fn add(&mut self, other: &GcReport) {
+        self.tags_removed += other.tags_removed;
+        self.manifests_removed += other.manifests_removed;
+        self.blobs_removed += other.blobs_removed;
+        self.repository_removed |= other.repository_removed;
+        self.problems += other.problems;
+    }
+}
+
+/// State the lifecycle tasks keep in memory: recent blob placements and
+/// pull times not yet written to the metadata store.
+pub(crate) struct Lifecycle {
+    started: Instant,
+    /// How long placements are remembered; `None`: not tracked (no GC).
+    track: Mutex<Option<Duration>>,
+    fresh: Mutex<HashMap<(RepoName, Digest), Instant>>,
+    pulls: Mutex<HashMap<(RepoName, Digest), u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Lifecycle {
+    pub(crate) fn new() -> Lifecycle {
+        Lifecycle {
+            started: Instant::now(),
+            track: Mutex::new(None),
+            fresh: Mutex::default(),
+            pulls: Mutex::default(),
+        }
+    }
+
+    /// Remembers the blobs `changes` add (called with the digest lock held
+    /// by a placement, before it is acknowledged).
+    pub(crate) fn note_changes(&self, repo: &RepoName, changes: &[Change]) {
+        let Some(keep) = *lock(&self.track) else {
+            return;
+        };
+        let mut fresh = lock(&self.fresh);
+        for change in changes {
+            if let Change::AddBlob(d) = change {
+                fresh.insert((repo.clone(), d.clone()), Instant::now());
+            }
+        }
+        if fresh.len() > FRESH_PRUNE_AT {
+            fresh.retain(|_, t| t.elapsed() < keep);
+        }
+    }
+
+    fn is_fresh(&self, repo: &RepoName, digest: &Digest, delay: Duration) -> bool {
+        self.started.elapsed() < delay
+            || lock(&self.fresh)
+                .get(&(repo.clone(), digest.clone()))
+                .is_some_and(|t| t.elapsed() < delay)
+    }
+}
+
+/// A manifest listed in `index.json`.
+struct Listed {
+    desc: Descriptor,
+    tags: Vec<String>,
+    parsed: Option<ParsedManifest>,
+    times: Times,
+}
+
+impl Registry {
+    /// Starts remembering blob placements for `delay` (GC is on).
+    pub fn track_placements(&self, delay: Duration) {
+        *lock(&self.lifecycle.track) = Some(delay);
+    }
+
+    /// Notes a pull of manifest `digest` (in memory; see [`Registry::flush_pulls`]).
+    pub fn record_pull(&self, repo: &RepoName, digest: &Digest) {
+        lock(&self.lifecycle.pulls).insert((repo.clone(), digest.clone()), now_secs());
+    }
+
+    /// Writes the pull times noted since the last call, in one transaction.
+    pub async fn flush_pulls(&self) -> Result<()> {
+        let batch: Vec<(RepoName, Digest, u64)> = std::mem::take(&mut *lock(&self.lifecycle.pulls))
+            .into_iter()
+            .map(|((r, d), t)| (r, d, t))
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.record_pulls(&batch))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    /// Every repository (layout) under the root.
+    pub async fn repositories(&self) -> Result<Vec<RepoName>> {
+        Ok(self.walk().await?.layouts)
+    }
+
+    /// Garbage-collects every repository; a failing one is logged and skipped.
+    pub async fn gc_all(&self, options: &GcOptions) -> Result<GcReport> {
+        let mut total = GcReport::default();
+        for repo in self.repositories().await? {
+            match self.gc_repo(&repo, options).await {
+                Ok(r) => total.add(&r),
+                Err(e) => {
+                    tracing::warn!(%repo, error = %e, "gc: repository skipped");
+                    total.problems += 1;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// Garbage-collects one repository (see the module documentation).
+    pub async fn gc_repo(&self, repo: &RepoName, options: &GcOptions) -> Result<GcReport> {
+        if let Err(e) = self.flush_pulls().await {
+            tracing::warn!(error = %e, "gc: recording pull times");
+        }
+        let _guard = self.lock_repo(repo).await;
+        let mut report = GcReport::default();
+        let mut index = self.read_index(repo).await?;
+        let now = now_secs();
+        let mut sweep = true;
+        let mut listed: HashMap<Digest, Listed> = HashMap::new();
+        for (desc, tag) in index.descriptors() {
+            let entry = listed.entry(desc.digest.clone()).or_insert_with(|| Listed {
+                desc,
+                tags: Vec::new(),
+                parsed: None,
+                times: Times::default(),
+            });
+            entry.tags.extend(tag);
+        }
+        for (digest, l) in listed.iter_mut() {
+            match self.read_manifest(repo, &l.desc).await {
+                Ok(parsed) => l.parsed = parsed,
+                Err(()) => {
+                    report.problems += 1;
+                    sweep = false;
+                }
+            }
+            l.times = self.meta.times(repo, digest)?;
+            if l.times.pushed.is_none() {
+                let age = self.backend.age_secs(&paths::blob(repo, digest)).await;
+                l.times.pushed = Some(now.saturating_sub(age.ok().flatten().unwrap_or(0)));
+            }
+        }
+
+        let retention = &options.retention;
+        let (removed_tags, removed) = match retention.policy_for(repo.as_str()) {
+            Some(policy) => {
+                let tag_times: Vec<TagTimes> = listed
+                    .values()
+                    .flat_map(|l| {
+                        l.tags.iter().map(|t| TagTimes {
+                            tag: t.clone(),
+                            times: l.times,
+                        })
+                    })
+                    .collect();
+                let removed_tags: HashSet<String> = tags_to_remove(policy, &tag_times, now)
+                    .into_iter()
+                    .collect();
+                let removed = manifests_to_remove(
+                    &listed,
+                    &removed_tags,
+                    policy.delete_untagged,
+                    policy.delete_referrers,
+                    now.saturating_sub(retention.delay.as_secs()),
+                );
+                (removed_tags, removed)
+            }
+            None => Default::default(),
+        };
+        for tag in &removed_tags {
+            tracing::info!(%repo, tag, dry_run = retention.dry_run, "gc: removing tag per retention policy");
+        }
+        for d in &removed {
+            tracing::info!(%repo, digest = %d, dry_run = retention.dry_run, "gc: removing manifest");
+        }
+        report.tags_removed = removed_tags.len();
+        report.manifests_removed = removed.len();
+        let removed = if retention.dry_run {
+            HashSet::new()
+        } else {
+            self.remove_manifests(repo, &mut index, &listed, &removed_tags, &removed)
+                .await?;
+            removed
+        };
+
+        if sweep {
+            let roots: Vec<&Listed> = listed
+                .values()
+                .filter(|l| !removed.contains(&l.desc.digest))
+                .collect();
+            match self.referenced(repo, &roots).await {
+                Some(referenced) => {
+                    self.sweep_blobs(repo, &referenced, options.delay, &mut report)
+                        .await?
+                }
+                None => report.problems += 1,
+            }
+        } else {
+            tracing::warn!(%repo, "gc: a manifest could not be read; no blob removed");
+        }
+        if index.descriptors().is_empty() && self.blob_count(repo).await? == 0 {
+            self.remove_empty(repo).await?;
+            report.repository_removed = true;
+        }
+        Ok(report)
+    }
+
+    /// Reads and parses a listed manifest: `Ok(None)` when missing (logged),
+    /// `Err` when unreadable or not a manifest this registry understands.
+    async fn read_manifest(
+        &self,
+        repo: &RepoName,
+        desc: &Descriptor,
+    ) -> std::result::Result<Option<ParsedManifest>, ()> {
+        match self.backend.read(&paths::blob(repo, &desc.digest)).await {
+            Ok(bytes) => match ParsedManifest::parse(&bytes, Some(&desc.media_type), true) {
+                Ok(p) => Ok(Some(p)),
+                Err(e) => {
+                    tracing::warn!(%repo, digest = %desc.digest, error = %e, "gc: cannot parse manifest");
+                    Err(())
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(%repo, digest = %desc.digest, "gc: listed manifest is missing");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!(%repo, digest = %desc.digest, error = %e, "gc: cannot read manifest");
+                Err(())
+            }
+        }
+    }
+
+    async fn remove_manifests(
+        &self,
+        repo: &RepoName,
+        index: &mut crate::index::LayoutIndex,
+        listed: &HashMap<Digest, Listed>,
+        removed_tags: &HashSet<String>,
+        removed: &HashSet<Digest>,
+    ) -> Result<()> {
+        if removed_tags.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        for tag in removed_tags {
+            index.remove_tag(tag);
+            changes.push(Change::RemoveTag(tag.clone()));
+        }
+        for d in removed {
+            changes.extend(index.remove_digest(d).into_iter().map(Change::RemoveTag));
+            if let Some(subject) = listed
+                .get(d)
+                .and_then(|l| l.parsed.as_ref()?.subject.as_ref())
+            {
+                changes.push(Change::RemoveReferrer {
+                    subject: subject.digest.clone(),
+                    referrer: d.clone(),
+                });
+            }
+            changes.push(Change::RemoveManifest(d.clone()));
+            changes.push(Change::RemoveBlob(d.clone()));
+        }
+        changes.push(self.write_index(repo, index).await?);
+        for d in removed {
+            if let Err(e) = self.backend.delete(&paths::blob(repo, d)).await {
+                tracing::warn!(%repo, digest = %d, error = %e, "gc: removing manifest file");
+            }
+        }
+        self.apply_meta(repo, changes).await
+    }
+
+    /// Every digest the kept manifests need, walking into index children
+    /// that `index.json` does not list. `None` if one cannot be read.
+    async fn referenced(&self, repo: &RepoName, roots: &[&Listed]) -> Option<HashSet<Digest>> {
+        let mut out = HashSet::new();
+        let mut queue: Vec<Descriptor> = Vec::new();
+        let visit = |p: &ParsedManifest, out: &mut HashSet<Digest>, q: &mut Vec<Descriptor>| {
+            out.extend(p.config.iter().map(|c| c.digest.clone()));
+            out.extend(p.layers.iter().map(|l| l.digest.clone()));
+            q.extend(p.manifests.iter().cloned());
+        };
+        for l in roots {
+            out.insert(l.desc.digest.clone());
+            if let Some(p) = &l.parsed {
+                visit(p, &mut out, &mut queue);
+            }
+        }
+        while let Some(desc) = queue.pop() {
+            if !out.insert(desc.digest.clone()) {
+                continue;
+            }
+            match self.read_manifest(repo, &desc).await {
+                Ok(Some(p)) => visit(&p, &mut out, &mut queue),
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// The blob files of `repo`, as (key, digest) pairs.
+    async fn blob_files(&self, repo: &RepoName) -> Result<Vec<(String, Option<Digest>)>> {
+        let mut out = Vec::new();
+        for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
+            if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
+                continue; // e.g. a repository named `<repo>/blobs`
+            }
+            let folder = format!("{}/{}", paths::blobs_dir(repo), alg.name);
+            for blob in self.backend.list(&folder).await? {
+                if blob.is_dir || blob.name.starts_with('.') {
+                    continue;
+                }
+                let digest = format!("{}:{}", alg.name, blob.name).parse::<Digest>().ok();
+                out.push((format!("{folder}/{}", blob.name), digest));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn blob_count(&self, repo: &RepoName) -> Result<usize> {
+        Ok(self.blob_files(repo).await?.len())
+    }
+
+    async fn sweep_blobs(
+        &self,
+        repo: &RepoName,
+        referenced: &HashSet<Digest>,
+        delay: Duration,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let mut changes = Vec::new();
+        for (key, digest) in self.blob_files(repo).await? {
+            let Some(digest) = digest else {
+                continue; // not a blob name: not ours to remove
+            };
+            if referenced.contains(&digest) || self.meta.manifest(repo, &digest)?.is_some() {
+                continue;
+            }
+            let _placement = self.lock_digest(&digest).await;
+            if self.lifecycle.is_fresh(repo, &digest, delay) {
+                continue;
+            }
+            match self.backend.age_secs(&key).await {
+                Ok(Some(age)) if age >= delay.as_secs() => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(%repo, %digest, error = %e, "gc: cannot stat blob; skipped");
+                    report.problems += 1;
+                    continue;
+                }
+            }
+            match self.backend.delete(&key).await {
+                Ok(_) => {
+                    tracing::debug!(%repo, %digest, "gc: removed unreferenced blob");
+                    report.blobs_removed += 1;
+                    changes.push(Change::RemoveBlob(digest));
+                }
+                Err(e) => {
+                    tracing::warn!(%repo, %digest, error = %e, "gc: cannot remove blob; skipped");
+                    report.problems += 1;
+                }
+            }
+        }
+        if !changes.is_empty() {
+            self.apply_meta(repo, changes).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the layout files of a repository with no manifest and no
+    /// blob (call with the repository lock held). Folders stay: an upload
+    /// may be starting in `.uploads`, and a folder without `oci-layout` is
+    /// not a repository.
+    async fn remove_empty(&self, repo: &RepoName) -> Result<()> {
+        self.backend.delete(&paths::index(repo)).await?;
+        self.backend.delete(&paths::oci_layout(repo)).await?;
+        self.forget_layout(repo);
+        let meta = self.meta.clone();
+        let name = repo.as_str().to_owned();
+        tokio::task::spawn_blocking(move || meta.forget_repo(&name))
+            .await
+            .map_err(std::io::Error::other)??;
+        tracing::info!(%repo, "gc: removed empty repository");
+        Ok(())
+    }
+}
+
+/// The manifests retention removes: untagged ones (no tag left, not a child
+/// of a kept index, no subject) and referrers whose subject is gone, once
+/// pushed before `cutoff`; repeated until nothing changes, so the children
+/// of a removed index and the referrers of a removed subject follow.
+fn manifests_to_remove(
+    listed: &HashMap<Digest, Listed>,
+    removed_tags: &HashSet<String>,
+    delete_untagged: bool,
+    delete_referrers: bool,
+    cutoff: u64,
+) -> HashSet<Digest> {
+    let mut removed = HashSet::new();
+    loop {
+        let kept = || {
+            listed
+                .values()
+                .filter(|l| !removed.contains(&l.desc.digest))
+        };
+        let children: HashSet<&Digest> = kept()
+            .filter_map(|l| l.parsed.as_ref())
+            .flat_map(|p| p.manifests.iter().map(|m| &m.digest))
+            .collect();
+        let mut more = Vec::new();
+        for l in kept() {
+            let d = &l.desc.digest;
+            let tagged = l.tags.iter().any(|t| !removed_tags.contains(t));
+            if tagged || children.contains(d) || l.times.pushed.unwrap_or(0) > cutoff {
+                continue;
+            }
+            let subject = l.parsed.as_ref().and_then(|p| p.subject.as_ref());
+            let remove = match subject {
+                Some(s) => {
+                    delete_referrers
+                        && (removed.contains(&s.digest) || !listed.contains_key(&s.digest))
+                }
+                None => delete_untagged,
+            };
+            if remove {
+                more.push(d.clone());
+            }
+        }
+        if more.is_empty() {
+            return removed;
+        }
+        removed.extend(more);
+    }
+}
+
+impl Registry {
+    /// The metadata store (for tools and tests that inspect or seed it).
+    pub fn metadata(&self) -> &zot_meta::MetaStore {
+        &self.meta
+    }
+}

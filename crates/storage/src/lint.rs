@@ -1,0 +1,47 @@
+//! Lint: manifests must carry the configured mandatory annotations.
+//!
+//! As zot does, an annotation is found on the manifest itself or, for an
+//! image, among the labels of its config (`config.Labels`). A manifest
+//! missing any is refused as invalid, naming every missing one; nothing is
+//! stored.
+
+use crate::error::{Result, StorageError};
+use crate::paths;
+use crate::registry::Registry;
+use zot_oci::{ManifestError, ParsedManifest, RepoName};
+
+impl Registry {
+    /// Checks `parsed` against the mandatory annotations (none configured: Ok).
+    pub(crate) async fn lint_manifest(
+        &self,
+        repo: &RepoName,
+        parsed: &ParsedManifest,
+    ) -> Result<()> {
+        let wanted = &self.options.mandatory_annotations;
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let on_manifest = |k: &String| {
+            parsed
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(k))
+        };
+        let mut missing: Vec<&String> = wanted.iter().filter(|k| !on_manifest(k)).collect();
+        if !missing.is_empty()
+            && let Some(config) = &parsed.config
+            && let Ok(bytes) = self.backend.read(&paths::blob(repo, &config.digest)).await
+            && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes)
+        {
+            let labels = doc.get("config").and_then(|c| c.get("Labels"));
+            missing.retain(|k| labels.and_then(|l| l.get(k.as_str())).is_none());
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+        Err(StorageError::ManifestInvalid(ManifestError::Invalid(
+            format!("missing mandatory annotations: {}", names.join(", ")),
+        )))
+    }
+}

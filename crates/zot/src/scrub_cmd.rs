@@ -1,0 +1,105 @@
+//! `zot scrub CONFIG`: the scrub, offline, over every repository of the
+//! configured root, with progress on standard error and a table of what it
+//! found on standard output. Exit status: 0 when everything is intact, 1
+//! when a blob is corrupt, missing or unreadable, 2 when the scrub could not
+//! run (e.g. the server holds the metadata store).
+
+use std::io::Write;
+use std::process::ExitCode;
+use zot_config::Config;
+
+pub fn run(cfg: Config) -> ExitCode {
+    if !crate::lifecycle::AVAILABLE.contains(&"scrub") {
+        eprintln!("zot scrub: the scrub extension is not available in this build");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("zot scrub: starting the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(scrub(&cfg)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("zot scrub: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Returns whether everything is intact.
+async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
+    use anyhow::Context;
+    let root = &cfg.storage.root_directory;
+    let options = zot_storage::Options {
+        dedupe: cfg.storage.dedupe,
+        docker2s2: cfg.docker2s2(),
+        ..zot_storage::Options::default()
+    };
+    let (registry, _) = zot_storage::open_local(root, false, options)
+        .await
+        .with_context(|| {
+            format!(
+                "opening storage at {} (is a server running on it?)",
+                root.display()
+            )
+        })?;
+    let repos = registry.repositories().await?;
+    let mut problems = Vec::new();
+    let (mut blobs, mut manifests) = (0, 0);
+    for (i, repo) in repos.iter().enumerate() {
+        eprintln!("scrub: [{}/{}] {repo}", i + 1, repos.len());
+        match registry.scrub_repo(repo).await {
+            Ok(r) => {
+                blobs += r.blobs_checked;
+                manifests += r.manifests_checked;
+                problems.extend(r.problems);
+            }
+            Err(e) => eprintln!("scrub: {repo}: cannot be scrubbed: {e}"),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let rows: Vec<[String; 4]> = problems
+        .iter()
+        .map(|p| {
+            [
+                p.repository.clone(),
+                p.reference.clone().unwrap_or_else(|| "-".into()),
+                p.blob.to_string(),
+                p.fault.as_str().to_owned(),
+            ]
+        })
+        .collect();
+    let header = ["REPOSITORY", "REFERENCE", "BLOB", "STATUS"].map(str::to_owned);
+    let mut width = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    writeln!(
+        out,
+        "{} repositories, {manifests} manifests, {blobs} blobs checked: {}",
+        repos.len(),
+        if problems.is_empty() {
+            "no problem".to_owned()
+        } else {
+            format!("{} problem(s)", problems.len())
+        }
+    )?;
+    Ok(problems.is_empty())
+}

@@ -1,0 +1,61 @@
+//! `zot scrub CONFIG` on a storage root: exit 0 and "no problem" when
+//! intact; exit 1 with the repository, tag and digest of a corrupt or
+//! missing blob; exit 2 on an invalid configuration.
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+mod common;
+
+use common::OciLayout;
+use common::fixtures::multi_layer_image;
+use std::process::{Command, Output};
+
+fn scrub(config: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zot"))
+        .arg("scrub")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn zot_scrub_reports_corrupt_and_missing_blobs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let image = multi_layer_image("scrub");
+    OciLayout::create(&root.join("lib/app")).add_image(&image, "v1");
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"storage": {"rootDirectory": root}}).to_string(),
+    )
+    .unwrap();
+
+    let out = scrub(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("no problem"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[1/1] lib/app"));
+
+    let layers = &image.layers;
+    let path = |hex: &str| root.join("lib/app/blobs/sha256").join(hex);
+    let mut bytes = std::fs::read(path(layers[0].hex())).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(path(layers[0].hex()), bytes).unwrap();
+    std::fs::remove_file(path(layers[1].hex())).unwrap();
+    let out = scrub(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    for (blob, status) in [(&layers[0], "corrupt"), (&layers[1], "missing")] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&blob.digest))
+            .unwrap_or_else(|| panic!("{} not reported:\n{stdout}", blob.digest));
+        assert!(
+            line.starts_with("lib/app") && line.contains("v1") && line.contains(status),
+            "{line}"
+        );
+    }
+
+    std::fs::write(&config, r#"{"storage": {"rootDirectory": 5}}"#).unwrap();
+    assert_eq!(scrub(&config).status.code(), Some(2));
+}
