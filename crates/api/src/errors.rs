@@ -200,6 +200,7 @@ impl From<StorageError> for ApiError {
             StorageError::BlobUnknown => ApiError::new(BlobUnknown),
             StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
             StorageError::BlobIsManifest => ApiError::msg(Unsupported, e.to_string()),
+            StorageError::TagExists => ApiError::msg(Denied, e.to_string()),
             StorageError::TooManyUploads(_) => ApiError::msg(TooManyRequests, e.to_string()),
             StorageError::UploadInvalid(m) => ApiError::msg(BlobUploadInvalid, m),
             StorageError::RangeInvalid { size } => ApiError::msg(RangeInvalid, e.to_string())

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use http_body_util::BodyExt;
 use zot_oci::{Digest, Reference, RepoName, media_types};
-use zot_storage::Registry;
+use zot_storage::{Registry, TagPolicy};
 
 /// The largest manifest accepted, as the specification suggests.
 pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
@@ -83,6 +83,12 @@ pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -
         return Err(ApiError::new(ErrorCode::ManifestTooLarge));
     }
     let content_type = header_str(&req, header::CONTENT_TYPE).map(str::to_owned);
+    // Set by the security layer for a caller who may create tags but not move them.
+    let policy = req
+        .extensions()
+        .get::<TagPolicy>()
+        .copied()
+        .unwrap_or(TagPolicy::CreateOrMove);
     let limited = http_body_util::Limited::new(req.into_body(), MAX_MANIFEST);
     let body = match limited.collect().await {
         Ok(c) => c.to_bytes(),
@@ -97,7 +103,7 @@ pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -
         }
     };
     let pushed = reg
-        .put_manifest(repo, r, content_type.as_deref(), &body)
+        .put_manifest_with(repo, r, content_type.as_deref(), &body, policy)
         .await?;
     let mut b = empty(StatusCode::CREATED)
         .header(

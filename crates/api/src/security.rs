@@ -189,6 +189,15 @@ pub(crate) async fn check(
     if let Endpoint::UploadStart(_) = endpoint {
         restrict_mount(security, who, req);
     }
+    // Allowed to create a tag but not to move one: the push must not move a
+    // tag that appears meanwhile. Storage decides that under its lock.
+    if let Need::Repo(name, Action::Create) = &need
+        && matches!(endpoint, Endpoint::Manifest(_, Reference::Tag(_)))
+        && !security.allowed(who, name, Action::Update)
+    {
+        req.extensions_mut()
+            .insert(zot_storage::TagPolicy::CreateOnly);
+    }
     Ok(Caller { identity, client })
 }
 

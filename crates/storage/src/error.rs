@@ -14,6 +14,8 @@ pub enum StorageError {
         "too many open upload sessions in this repository (at most {0}); finish or cancel some"
     )]
     TooManyUploads(usize),
+    #[error("the tag exists; moving it needs the update permission")]
+    TagExists,
     #[error("blob upload unknown to registry")]
     UploadUnknown,
     #[error("blob upload invalid: {0}")]

@@ -23,7 +23,7 @@ pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
-pub use manifests::PushedManifest;
+pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
 pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};

@@ -9,6 +9,13 @@ use bytes::Bytes;
 use zot_meta::{Change, ManifestRecord};
 use zot_oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName};
 
+/// Whether a manifest push may move an existing tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagPolicy {
+    CreateOrMove,
+    CreateOnly,
+}
+
 /// The result of a manifest push.
 #[derive(Debug, Clone)]
 pub struct PushedManifest {
@@ -37,6 +44,22 @@ impl Registry {
         reference: &Reference,
         content_type: Option<&str>,
         body: &[u8],
+    ) -> Result<PushedManifest> {
+        self.put_manifest_with(repo, reference, content_type, body, TagPolicy::CreateOrMove)
+            .await
+    }
+
+    /// [`Registry::put_manifest`], with `TagPolicy::CreateOnly` refusing to
+    /// move a tag that exists: decided under the repository lock, so a
+    /// caller allowed only to create tags cannot win a race against a tag
+    /// created at the same moment.
+    pub async fn put_manifest_with(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        policy: TagPolicy,
     ) -> Result<PushedManifest> {
         let parsed = ParsedManifest::parse(body, content_type, self.options.docker2s2)?;
         let digest = match reference {
@@ -92,6 +115,11 @@ impl Registry {
         // Under the lock: a delete of the same digest racing this push would
         // otherwise remove the file after it was found present.
         let _guard = self.lock_repo(repo).await;
+        if let (TagPolicy::CreateOnly, Reference::Tag(tag)) = (policy, reference)
+            && self.meta.tag(repo, tag.as_str())?.is_some()
+        {
+            return Err(StorageError::TagExists);
+        }
         // Again under the lock: garbage collection (which holds it) may have
         // removed an unreferenced blob since the check above; once the
         // manifest is listed, its blobs are referenced and GC keeps them.

@@ -264,3 +264,39 @@ async fn open_upload_sessions_are_capped_per_repository() {
     reg.cancel_upload(&r, &ids[0]).await.unwrap();
     reg.start_upload(&r).await.unwrap();
 }
+
+#[tokio::test]
+async fn create_only_pushes_never_move_a_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    let r = repo("c");
+    let first = push_image(&reg, &r, "v1", b"1").await;
+    let config = push_blob(&reg, &r, b"{}").await;
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":2}},"layers":[]}}"#
+    );
+    let tag = |t: &str| Reference::Tag(t.parse().unwrap());
+    let refused = reg
+        .put_manifest_with(
+            &r,
+            &tag("v1"),
+            None,
+            manifest.as_bytes(),
+            zot_storage::TagPolicy::CreateOnly,
+        )
+        .await;
+    assert!(matches!(refused, Err(StorageError::TagExists)));
+    assert_eq!(reg.manifest_record(&r, &tag("v1")).unwrap().digest, first);
+    reg.put_manifest_with(
+        &r,
+        &tag("v2"),
+        None,
+        manifest.as_bytes(),
+        zot_storage::TagPolicy::CreateOnly,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reg.tags(&r, None, 10).unwrap().0, vec!["v1", "v2"]);
+}
