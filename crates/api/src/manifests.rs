@@ -34,18 +34,21 @@ fn json_list(body: serde_json::Value, link: Option<String>) -> ApiResult {
 /// caller's readable ones); pages are filled past hidden names.
 pub fn catalog(reg: &Registry, req: &Request, visible: &dyn Fn(&str) -> bool) -> ApiResult {
     let (n, last) = pagination(req)?;
+    // One visible repository beyond the page tells whether a next page
+    // exists: a `Link` never points at a page of hidden names only.
+    let want = n.saturating_add(1);
     let mut repos = Vec::new();
     let mut cursor = last;
-    let mut more = false;
-    while repos.len() < n {
-        let (page, page_more) = reg.catalog(cursor.as_deref(), n - repos.len())?;
+    while repos.len() < want {
+        let (page, page_more) = reg.catalog(cursor.as_deref(), want - repos.len())?;
         cursor = page.last().cloned();
         repos.extend(page.into_iter().filter(|r| visible(r)));
-        more = page_more;
         if !page_more || cursor.is_none() {
             break;
         }
     }
+    let more = repos.len() > n;
+    repos.truncate(n);
     let link = link_next("/v2/_catalog", n, repos.last(), more);
     json_list(serde_json::json!({ "repositories": repos }), link)
 }
