@@ -303,18 +303,12 @@ impl Registry {
     /// Rebuilds the metadata of one repository from its layout.
     async fn rebuild(&self, repo: &RepoName) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
-        if self.backend.size(&paths::index(repo)).await?.is_none() {
-            self.backend
-                .write_atomic(&paths::index(repo), &LayoutIndex::default().to_bytes())
-                .await?;
-        }
-        let fp = self
-            .backend
-            .fingerprint(&paths::index(repo))
-            .await?
-            .unwrap_or_default();
+        let fingerprint = match self.backend.fingerprint(&paths::index(repo)).await? {
+            Some(fp) => Change::SetFingerprint(fp),
+            None => self.write_index(repo, &LayoutIndex::default()).await?,
+        };
         let index = self.read_index(repo).await?;
-        let mut changes = vec![Change::SetFingerprint(fp)];
+        let mut changes = vec![fingerprint];
         for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
             if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
                 continue; // e.g. a repository named `<repo>/blobs`
