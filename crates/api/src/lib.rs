@@ -21,7 +21,7 @@ use endpoint::Endpoint;
 use errors::{ApiError, ApiResult, ErrorCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use zot_storage::Registry;
+use zot_storage::{Registry, Stores};
 
 /// An extension advertised through `/v2/_oci/ext/discover`.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,7 +33,8 @@ pub struct ExtensionInfo {
 }
 
 pub struct AppState {
-    pub registry: Arc<Registry>,
+    /// The stores, and which repository lives in which (`storage.subPaths`).
+    pub stores: Stores,
     pub extensions: Vec<ExtensionInfo>,
     /// Set once start-up work is done; `/readyz` and `/startupz` answer 503 before.
     pub ready: AtomicBool,
@@ -44,18 +45,19 @@ pub struct AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    pub fn new(registry: Arc<Registry>, extensions: Vec<ExtensionInfo>) -> SharedState {
-        Self::with_security(registry, extensions, zot_auth::Security::open())
+    /// `stores`: one registry (`Arc<Registry>`), or several ([`Stores`]).
+    pub fn new(stores: impl Into<Stores>, extensions: Vec<ExtensionInfo>) -> SharedState {
+        Self::with_security(stores, extensions, zot_auth::Security::open())
     }
 
     /// Like [`AppState::new`], with authentication and access control.
     pub fn with_security(
-        registry: Arc<Registry>,
+        stores: impl Into<Stores>,
         extensions: Vec<ExtensionInfo>,
         security: zot_auth::Security,
     ) -> SharedState {
         Arc::new(AppState {
-            registry,
+            stores: stores.into(),
             extensions,
             ready: AtomicBool::new(true),
             security,
@@ -82,8 +84,13 @@ async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Respons
         Some(Ok(endpoint)) => {
             // Security decides before any handler touches storage.
             let method = req.method().clone();
-            let checked =
-                security::check(&state.security, &state.registry, &endpoint, &mut req).await;
+            let checked = security::check(
+                &state.security,
+                store(&state, &endpoint),
+                &endpoint,
+                &mut req,
+            )
+            .await;
             let (caller, resp) = match checked {
                 Err((caller, mut resp)) => {
                     // The body was not read: the connection cannot be reused
@@ -143,7 +150,7 @@ async fn route(
     caller: &security::Caller,
 ) -> ApiResult {
     let method = req.method().clone();
-    let reg = &state.registry;
+    let reg = store(state, &endpoint);
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok((
             StatusCode::OK,
@@ -153,7 +160,7 @@ async fn route(
             .into_response()),
         (Endpoint::Catalog, Method::GET) => {
             let visible = |repo: &str| caller.may_read(&state.security, repo);
-            manifests::catalog(reg, &req, &visible)
+            manifests::catalog(&state.stores, &req, &visible)
         }
         (Endpoint::Discover, Method::GET) => {
             let body = serde_json::json!({ "extensions": state.extensions });
@@ -184,6 +191,20 @@ async fn route(
         }
         (Endpoint::Upload(repo, id), Method::DELETE) => blobs::cancel(reg, &repo, &id).await,
         (_, m) => Err(unsupported(&m)),
+    }
+}
+
+/// The store holding the endpoint's repository (the default store for
+/// endpoints without one).
+fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
+    match endpoint {
+        Endpoint::Tags(r)
+        | Endpoint::Manifest(r, _)
+        | Endpoint::Blob(r, _)
+        | Endpoint::UploadStart(r)
+        | Endpoint::Upload(r, _)
+        | Endpoint::Referrers(r, _) => state.stores.for_repo(r),
+        Endpoint::Base | Endpoint::Catalog | Endpoint::Discover => state.stores.default_store(),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use http_body_util::BodyExt;
 use zot_oci::{Digest, Reference, RepoName, media_types};
-use zot_storage::{Registry, TagPolicy};
+use zot_storage::{Registry, Stores, TagPolicy};
 
 /// The largest manifest accepted, as the specification suggests.
 pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
@@ -32,7 +32,7 @@ fn json_list(body: serde_json::Value, link: Option<String>) -> ApiResult {
 
 /// The catalog, showing only the repositories `visible` accepts (the
 /// caller's readable ones); pages are filled past hidden names.
-pub fn catalog(reg: &Registry, req: &Request, visible: &dyn Fn(&str) -> bool) -> ApiResult {
+pub fn catalog(reg: &Stores, req: &Request, visible: &dyn Fn(&str) -> bool) -> ApiResult {
     let (n, last) = pagination(req)?;
     // One visible repository beyond the page tells whether a next page
     // exists: a `Link` never points at a page of hidden names only.

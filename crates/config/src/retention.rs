@@ -98,14 +98,14 @@ fn count(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> 
     fields::unsigned(section, name, problems).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
-/// Reads `storage.retention` (absent: defaults).
-pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> RetentionConfig {
+/// Reads `storage.retention` (or a sub-path's, at `path`; absent: defaults).
+pub(crate) fn parse(
+    path: String,
+    value: Option<&Value>,
+    problems: &mut Vec<Problem>,
+) -> RetentionConfig {
     let mut config = RetentionConfig::default();
-    let Some(mut section) = Section::new(
-        "storage.retention".to_owned(),
-        value.unwrap_or(&Value::Null),
-        problems,
-    ) else {
+    let Some(mut section) = Section::new(path, value.unwrap_or(&Value::Null), problems) else {
         return config;
     };
     config.dry_run = fields::boolean(&mut section, "dryRun", problems).unwrap_or(false);

@@ -10,8 +10,19 @@
 //! - `remoteCache: false` is accepted (it is this build's behaviour: a local
 //!   dedupe cache); `remoteCache: true` and every other key zot knows but this
 //!   build does not implement is a `not supported by this build` problem.
+//! - `subPaths` maps a route prefix (`/a`, or deeper such as `/a/b`: slash
+//!   first, then repository-name components) to a store of its own, read
+//!   with the same keys as `storage` itself (no `subPaths` inside). As in
+//!   zot, a sub-path's `dedupe` and `gc` default to false (only the global
+//!   section has zot's `true` defaults), and with `gc` on its `gcDelay` and
+//!   `gcInterval` default to one hour; `gc` with `gcDelay` zero is refused.
+//! - Root directories do not overlap: a sub-path's root is neither the
+//!   default root nor inside or around it, nor inside or around another
+//!   sub-path's root. Two sub-paths may share one root (one store serving
+//!   both prefixes) only with identical settings, as zot requires.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -27,7 +38,7 @@ pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(3600);
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Keys zot knows under `storage` that this build does not implement.
-const UNSUPPORTED: &[&str] = &["storageDriver", "cacheDriver", "subPaths"];
+const UNSUPPORTED: &[&str] = &["storageDriver", "cacheDriver"];
 
 /// Where and how images are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +59,9 @@ pub struct StorageConfig {
     pub gc_time_window: Option<TimeWindow>,
     /// Which tags and manifests GC keeps (`storage.retention`).
     pub retention: RetentionConfig,
+    /// Stores of their own for repository prefixes (`storage.subPaths`),
+    /// by prefix as written (`/a`); always empty inside a sub-path.
+    pub sub_paths: BTreeMap<String, StorageConfig>,
 }
 
 /// A daily window of UTC time, `HH:MM-HH:MM`; it wraps past midnight when
@@ -110,21 +124,138 @@ impl StorageConfig {
             commit: false,
             gc_time_window: None,
             retention: RetentionConfig::default(),
+            sub_paths: BTreeMap::new(),
         }
     }
+
+    /// The route prefix of a `subPaths` key: `/a/b/` is `a/b`.
+    pub fn route_prefix(key: &str) -> &str {
+        key.trim_matches('/')
+    }
+}
+
+/// Whether `key` is a valid `subPaths` key: `/` then one or more
+/// repository-name components (`[a-z0-9]+` joined by `.`, `_`, `__` or `-`s).
+fn valid_route(key: &str) -> bool {
+    let Some(rest) = key.strip_prefix('/') else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    !rest.is_empty()
+        && rest.split('/').all(|c| {
+            let b = c.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|&x| x.is_ascii_digit() || x.is_ascii_lowercase() || b"._-".contains(&x))
+        })
+}
+
+/// Whether one of two root directories is, or lies inside, the other
+/// (compared lexically, after removing `.` components).
+fn overlapping(a: &Path, b: &Path) -> bool {
+    let clean = |p: &Path| -> PathBuf {
+        p.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    };
+    let (a, b) = (clean(a), clean(b));
+    a.starts_with(&b) || b.starts_with(&a)
 }
 
 /// Reads `storage` (absent: an empty section, so `rootDirectory` is reported missing).
 pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> Option<StorageConfig> {
-    let mut section = Section::new(
+    parse_section(
         "storage".to_owned(),
         value.unwrap_or(&Value::Null),
+        true,
         problems,
-    )?;
+    )
+}
+
+/// Reads the `subPaths` of `section` (whose root is `root`, when valid).
+fn parse_sub_paths(
+    section: &mut Section<'_>,
+    root: Option<&str>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, StorageConfig> {
+    let mut out = BTreeMap::new();
+    let path = section.child("subPaths");
+    let Some(value) = section.get("subPaths") else {
+        return out;
+    };
+    let Some(mut map) = Section::new(path.clone(), value, problems) else {
+        return out;
+    };
+    let mut routes: BTreeMap<String, String> = BTreeMap::new();
+    for (key, value) in map.take_rest() {
+        let key_path = format!("{path}.{key}");
+        if !valid_route(key) {
+            problems.push(Problem::new(
+                key_path.clone(),
+                "not a route prefix (expected `/` and repository-name components, e.g. `/infra`)",
+            ));
+        }
+        let route = StorageConfig::route_prefix(key).to_owned();
+        if let Some(other) = routes.insert(route, key.to_owned()) {
+            problems.push(Problem::new(
+                key_path.clone(),
+                format!("the same route prefix as {other:?}"),
+            ));
+        }
+        if let Some(sub) = parse_section(key_path, value, false, problems) {
+            out.insert(key.to_owned(), sub);
+        }
+    }
+    map.finish(problems);
+    // Roots: one per store, never nested in another store's.
+    let subs: Vec<(&String, &StorageConfig)> = out.iter().collect();
+    for (i, (key, sub)) in subs.iter().enumerate() {
+        let at = format!("{path}.{key}.rootDirectory");
+        if let Some(root) = root
+            && overlapping(&sub.root_directory, Path::new(root))
+        {
+            problems.push(Problem::new(
+                at.clone(),
+                "must not be storage.rootDirectory, nor inside or around it",
+            ));
+        }
+        for (other_key, other) in &subs[..i] {
+            if sub.root_directory == other.root_directory {
+                if sub != other {
+                    problems.push(Problem::new(
+                        at.clone(),
+                        format!(
+                            "shared with subPaths.{other_key}, whose settings differ (a shared root needs identical settings)"
+                        ),
+                    ));
+                }
+            } else if overlapping(&sub.root_directory, &other.root_directory) {
+                problems.push(Problem::new(
+                    at.clone(),
+                    format!("inside or around the rootDirectory of subPaths.{other_key}"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Reads one storage section: `storage` itself (`global`), or one of its
+/// `subPaths`.
+fn parse_section(
+    path: String,
+    value: &Value,
+    global: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<StorageConfig> {
+    let mut section = Section::new(path, value, problems)?;
     let root_present = section.has("rootDirectory");
     let root = fields::string(&mut section, "rootDirectory", problems);
-    let dedupe = fields::boolean(&mut section, "dedupe", problems);
-    let gc = fields::boolean(&mut section, "gc", problems).unwrap_or(true);
+    // zot's defaults (`true`) apply to the global section only.
+    let dedupe = fields::boolean(&mut section, "dedupe", problems).unwrap_or(global);
+    let gc = fields::boolean(&mut section, "gc", problems).unwrap_or(global);
     let gc_delay = fields::duration(&mut section, "gcDelay", problems);
     let gc_interval = fields::duration(&mut section, "gcInterval", problems);
     let commit = fields::boolean(&mut section, "commit", problems);
@@ -135,7 +266,11 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> Optio
             Err(message) => problems.push(Problem::new(section.child("gcTimeWindow"), message)),
         }
     }
-    let retention = retention::parse(section.get("retention"), problems);
+    let retention = retention::parse(
+        section.child("retention"),
+        section.get("retention"),
+        problems,
+    );
     if fields::boolean(&mut section, "remoteCache", problems) == Some(true) {
         problems.push(Problem::new(
             section.child("remoteCache"),
@@ -143,6 +278,21 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> Optio
         ));
     }
     section.unsupported(UNSUPPORTED, problems);
+    let sub_paths = if global {
+        parse_sub_paths(
+            &mut section,
+            root.as_deref().filter(|r| !r.trim().is_empty()),
+            problems,
+        )
+    } else {
+        BTreeMap::new()
+    };
+    if !global && gc && gc_delay.is_some_and(|d| d.is_zero()) {
+        problems.push(Problem::new(
+            section.child("gcDelay"),
+            "must not be zero when gc is on",
+        ));
+    }
     let root_path = section.child("rootDirectory");
     section.finish(problems);
 
@@ -167,12 +317,13 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> Optio
     };
     Some(StorageConfig {
         root_directory: PathBuf::from(root),
-        dedupe: dedupe.unwrap_or(true),
+        dedupe,
         gc,
         gc_delay: gc_delay.unwrap_or(default_delay),
         gc_interval: gc_interval.unwrap_or(default_interval),
         commit: commit.unwrap_or(false),
         gc_time_window,
         retention,
+        sub_paths,
     })
 }

@@ -268,8 +268,8 @@ fn unsupported_keys_name_their_path() {
             "storage.cacheDriver",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d", "subPaths": {}}}"#,
-            "storage.subPaths",
+            r#"{"storage": {"rootDirectory": "/d", "subPaths": {"/a": {"rootDirectory": "/e", "storageDriver": {}}}}}"#,
+            "storage.subPaths./a.storageDriver",
         ),
         (
             r#"{"storage": {"rootDirectory": "/d", "remoteCache": true}}"#,

@@ -16,6 +16,7 @@ pub mod paths;
 mod registry;
 pub mod retention;
 mod scrub;
+mod stores;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
@@ -26,6 +27,7 @@ pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
+pub use stores::Stores;
 pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The storage lifecycle: the extensions this binary was built with, the
-//! settings given to the registry, and the background tasks (garbage
-//! collection, scrub, upload expiry, pull-time flushes).
+//! stores and the settings given to each (the default root and one per
+//! `storage.subPaths` root), and the background tasks (garbage collection,
+//! scrub, upload expiry, pull-time flushes), which run per store with that
+//! store's settings.
 //!
 //! Background work is bounded by `scheduler.numWorkers` permits (default:
 //! half the cores, at least one), so requests always keep most of the
@@ -8,10 +10,11 @@
 //! tasks yield between repositories, blob reads and metadata writes run on
 //! the blocking pool, and hashing runs there chunk by chunk.
 
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use zot_config::Config;
+use zot_config::{Config, StorageConfig};
 use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
 use zot_storage::{GcOptions, Registry};
 
@@ -62,9 +65,94 @@ pub fn discover(cfg: &Config) -> Vec<zot_api::ExtensionInfo> {
     out
 }
 
-/// The GC settings of a configuration.
-pub fn gc_options(cfg: &Config) -> GcOptions {
-    let r = &cfg.storage.retention;
+/// One store of the registry: a root directory with its own settings.
+pub struct Store {
+    /// `default`, or the `subPaths` keys it serves (joined by `, ` when
+    /// several share its root).
+    pub name: String,
+    pub settings: StorageConfig,
+    pub registry: Arc<Registry>,
+}
+
+/// Opens every store (the default root, then each distinct `subPaths`
+/// root) and synchronises it with its layouts; returns them with the
+/// routing of repository names to them.
+pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storage::Stores)> {
+    let open = |settings: &StorageConfig| {
+        let options = zot_storage::Options {
+            dedupe: settings.dedupe,
+            docker2s2: cfg.docker2s2(),
+            mandatory_annotations: mandatory_annotations(cfg),
+            ..zot_storage::Options::default()
+        };
+        let (root, commit) = (settings.root_directory.clone(), settings.commit);
+        async move {
+            zot_storage::open_local(&root, commit, options)
+                .await
+                .with_context(|| format!("opening storage at {}", root.display()))
+        }
+    };
+    let mut stores: Vec<Store> = Vec::new();
+    let mut routes = Vec::new();
+    let settings = std::iter::once(("default".to_owned(), &cfg.storage))
+        .chain(cfg.storage.sub_paths.iter().map(|(k, s)| (k.clone(), s)));
+    for (name, settings) in settings {
+        if let Some(shared) = stores
+            .iter_mut()
+            .find(|s| s.settings.root_directory == settings.root_directory)
+        {
+            // The same root as an earlier sub-path (validated: same settings).
+            shared.name = format!("{}, {name}", shared.name);
+            routes.push((name, shared.registry.clone()));
+            continue;
+        }
+        let (registry, report) = open(settings).await?;
+        tracing::info!(
+            store = name,
+            root = %settings.root_directory.display(),
+            dedupe = settings.dedupe,
+            gc = settings.gc,
+            repositories = report.repositories,
+            rebuilt = report.rebuilt,
+            removed = report.removed,
+            broken = report.broken,
+            "storage synchronised with the layouts on disk"
+        );
+        let registry = Arc::new(registry);
+        if name != "default" {
+            routes.push((name.clone(), registry.clone()));
+        }
+        stores.push(Store {
+            name,
+            settings: settings.clone(),
+            registry,
+        });
+    }
+    let routing = zot_storage::Stores::new(stores[0].registry.clone(), routes);
+    for store in &stores {
+        // Repositories left in a root that no longer serves them (e.g. in
+        // the default root, from before a sub-path was configured).
+        let (names, _) = store.registry.catalog(None, usize::MAX)?;
+        let hidden: Vec<&String> = names
+            .iter()
+            .filter(|n| !Arc::ptr_eq(routing.route(n), &store.registry))
+            .collect();
+        if let Some(first) = hidden.first() {
+            tracing::warn!(
+                store = store.name,
+                root = %store.settings.root_directory.display(),
+                count = hidden.len(),
+                example = %first,
+                "repositories in this root belong to another store's prefix: they are not served"
+            );
+        }
+    }
+    Ok((stores, routing))
+}
+
+/// The GC settings of one store.
+pub fn gc_options(storage: &StorageConfig) -> GcOptions {
+    let r = &storage.retention;
     let policies = r
         .policies
         .iter()
@@ -91,7 +179,7 @@ pub fn gc_options(cfg: &Config) -> GcOptions {
         })
         .collect();
     GcOptions {
-        delay: cfg.storage.gc_delay,
+        delay: storage.gc_delay,
         retention: Retention {
             dry_run: r.dry_run,
             delay: r.delay,
@@ -106,9 +194,20 @@ fn workers(cfg: &Config) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }
 
-/// Starts the background tasks.
-pub fn start(cfg: &Config, registry: Arc<Registry>) {
+/// Starts the background tasks of every store; they share the
+/// `scheduler.numWorkers` permits.
+pub fn start(cfg: &Config, stores: &[Store]) {
     let permits = Arc::new(Semaphore::new(workers(cfg)));
+    for store in stores {
+        start_store(cfg, store, &permits);
+    }
+}
+
+/// Starts the background tasks of one store, with its own settings.
+fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
+    let registry = store.registry.clone();
+    let settings = &store.settings;
+    let name: Arc<str> = Arc::from(store.name.as_str());
 
     let reg = registry.clone();
     let p = permits.clone();
@@ -139,20 +238,22 @@ pub fn start(cfg: &Config, registry: Arc<Registry>) {
         }
     });
 
-    if cfg.storage.gc && !cfg.storage.gc_interval.is_zero() {
-        registry.track_placements(cfg.storage.gc_delay.max(cfg.storage.retention.delay));
-        let options = Arc::new(gc_options(cfg));
-        let window = cfg.storage.gc_time_window;
+    if settings.gc && !settings.gc_interval.is_zero() {
+        registry.track_placements(settings.gc_delay.max(settings.retention.delay));
+        let options = Arc::new(gc_options(settings));
+        let window = settings.gc_time_window;
         let reg = registry.clone();
         let p = permits.clone();
-        periodic(cfg.storage.gc_interval, move || {
-            let (reg, p, options) = (reg.clone(), p.clone(), options.clone());
+        let store = name.clone();
+        periodic(settings.gc_interval, move || {
+            let (reg, p, options, store) = (reg.clone(), p.clone(), options.clone(), store.clone());
             async move {
                 if window.is_some_and(|w| !w.contains_now()) {
-                    tracing::debug!("gc: outside gcTimeWindow");
+                    tracing::debug!(%store, "gc: outside gcTimeWindow");
                     return;
                 }
-                for_each_repo(&reg, &p, "gc", move |reg, repo| {
+                let started = std::time::Instant::now();
+                let repos = for_each_repo(&reg, &p, "gc", move |reg, repo| {
                     let options = options.clone();
                     async move {
                         match reg.gc_repo(&repo, &options).await {
@@ -163,6 +264,7 @@ pub fn start(cfg: &Config, registry: Arc<Registry>) {
                     }
                 })
                 .await;
+                tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
             }
         });
     }
@@ -174,10 +276,12 @@ pub fn start(cfg: &Config, registry: Arc<Registry>) {
     {
         let reg = registry.clone();
         let p = permits.clone();
+        let store = name.clone();
         periodic(scrub.interval, move || {
-            let (reg, p) = (reg.clone(), p.clone());
+            let (reg, p, store) = (reg.clone(), p.clone(), store.clone());
             async move {
-                for_each_repo(&reg, &p, "scrub", |reg, repo| async move {
+                let started = std::time::Instant::now();
+                let repos = for_each_repo(&reg, &p, "scrub", |reg, repo| async move {
                     match reg.scrub_repo(&repo).await {
                         Ok(r) if r.problems.is_empty() => {
                             tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
@@ -188,6 +292,7 @@ pub fn start(cfg: &Config, registry: Arc<Registry>) {
                     }
                 })
                 .await;
+                tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "scrub: round finished");
             }
         });
     }
@@ -210,8 +315,13 @@ where
 }
 
 /// Runs `task` on every repository, at most as many at once as there are
-/// permits, and waits for all.
-async fn for_each_repo<F, Fut>(reg: &Arc<Registry>, permits: &Arc<Semaphore>, what: &str, task: F)
+/// permits, and waits for all; returns how many repositories there were.
+async fn for_each_repo<F, Fut>(
+    reg: &Arc<Registry>,
+    permits: &Arc<Semaphore>,
+    what: &str,
+    task: F,
+) -> usize
 where
     F: Fn(Arc<Registry>, zot_oci::RepoName) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -220,13 +330,14 @@ where
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "{what}: listing repositories");
-            return;
+            return 0;
         }
     };
+    let count = repos.len();
     let mut running = tokio::task::JoinSet::new();
     for repo in repos {
         let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
+            return count;
         };
         let fut = task(reg.clone(), repo);
         running.spawn(async move {
@@ -236,4 +347,5 @@ where
         tokio::task::yield_now().await;
     }
     while running.join_next().await.is_some() {}
+    count
 }

@@ -1,5 +1,5 @@
-//! `zot scrub CONFIG`: the scrub, offline, over every repository of the
-//! configured root, with progress on standard error and a table of what it
+//! `zot scrub CONFIG`: the scrub, offline, over every repository of every
+//! configured store (the root directory and each `subPaths` root), with progress on standard error and a table of what it
 //! found on standard output. Exit status: 0 when everything is intact, 1
 //! when a blob is corrupt, missing or unreadable, 2 when the scrub could not
 //! run (e.g. the server holds the metadata store).
@@ -36,32 +36,24 @@ pub fn run(cfg: Config) -> ExitCode {
 /// Returns whether everything is intact.
 async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
     use anyhow::Context;
-    let root = &cfg.storage.root_directory;
-    let options = zot_storage::Options {
-        dedupe: cfg.storage.dedupe,
-        docker2s2: cfg.docker2s2(),
-        ..zot_storage::Options::default()
-    };
-    let (registry, _) = zot_storage::open_local(root, false, options)
+    let (stores, _) = crate::lifecycle::open_stores(cfg)
         .await
-        .with_context(|| {
-            format!(
-                "opening storage at {} (is a server running on it?)",
-                root.display()
-            )
-        })?;
-    let repos = registry.repositories().await?;
+        .context("opening storage (is a server running on it?)")?;
     let mut problems = Vec::new();
-    let (mut blobs, mut manifests) = (0, 0);
-    for (i, repo) in repos.iter().enumerate() {
-        eprintln!("scrub: [{}/{}] {repo}", i + 1, repos.len());
-        match registry.scrub_repo(repo).await {
-            Ok(r) => {
-                blobs += r.blobs_checked;
-                manifests += r.manifests_checked;
-                problems.extend(r.problems);
+    let (mut blobs, mut manifests, mut repositories) = (0, 0, 0);
+    for store in &stores {
+        let repos = store.registry.repositories().await?;
+        repositories += repos.len();
+        for (i, repo) in repos.iter().enumerate() {
+            eprintln!("scrub: {} [{}/{}] {repo}", store.name, i + 1, repos.len());
+            match store.registry.scrub_repo(repo).await {
+                Ok(r) => {
+                    blobs += r.blobs_checked;
+                    manifests += r.manifests_checked;
+                    problems.extend(r.problems);
+                }
+                Err(e) => eprintln!("scrub: {repo}: cannot be scrubbed: {e}"),
             }
-            Err(e) => eprintln!("scrub: {repo}: cannot be scrubbed: {e}"),
         }
     }
     let mut out = std::io::stdout().lock();
@@ -93,8 +85,7 @@ async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
     }
     writeln!(
         out,
-        "{} repositories, {manifests} manifests, {blobs} blobs checked: {}",
-        repos.len(),
+        "{repositories} repositories, {manifests} manifests, {blobs} blobs checked: {}",
         if problems.is_empty() {
             "no problem".to_owned()
         } else {

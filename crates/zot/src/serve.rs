@@ -63,30 +63,12 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let root = cfg.storage.root_directory.clone();
-    let options = zot_storage::Options {
-        dedupe: cfg.storage.dedupe,
-        docker2s2: cfg.docker2s2(),
-        mandatory_annotations: crate::lifecycle::mandatory_annotations(&cfg),
-        ..zot_storage::Options::default()
-    };
-    let (registry, report) = zot_storage::open_local(&root, cfg.storage.commit, options)
-        .await
-        .with_context(|| format!("opening storage at {}", root.display()))?;
-    tracing::info!(
-        repositories = report.repositories,
-        rebuilt = report.rebuilt,
-        removed = report.removed,
-        broken = report.broken,
-        "storage synchronised with the layouts on disk"
-    );
-    let registry = Arc::new(registry);
+    // The default store and one per `storage.subPaths` root.
+    let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
-    let state = zot_api::AppState::with_security(
-        registry.clone(),
-        crate::lifecycle::discover(&cfg),
-        security,
-    );
+    let state =
+        zot_api::AppState::with_security(routing, crate::lifecycle::discover(&cfg), security);
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
@@ -106,6 +88,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         root = %root.display(),
         extensions = ?extensions,
         dedupe = cfg.storage.dedupe,
+        sub_paths = ?cfg.storage.sub_paths.keys().collect::<Vec<_>>(),
         commit = cfg.storage.commit,
         compat = ?cfg.http.compat.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
         tls = cfg.http.tls.is_some(),
@@ -134,18 +117,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    crate::lifecycle::start(&cfg, registry.clone());
+    crate::lifecycle::start(&cfg, &stores);
 
-    let flusher = registry.clone();
+    let registries: Vec<Arc<zot_storage::Registry>> =
+        stores.iter().map(|s| s.registry.clone()).collect();
+    let flushers = registries.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(META_FLUSH);
         loop {
             tick.tick().await;
-            let reg = flusher.clone();
-            match tokio::task::spawn_blocking(move || reg.flush_metadata()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "flushing the metadata store"),
-                Err(e) => tracing::warn!(error = %e, "flushing the metadata store"),
+            for reg in &flushers {
+                let reg = reg.clone();
+                match tokio::task::spawn_blocking(move || reg.flush_metadata()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "flushing the metadata store"),
+                    Err(e) => tracing::warn!(error = %e, "flushing the metadata store"),
+                }
             }
         }
     });
@@ -186,11 +173,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => server.acceptor(slow).handle(handle).serve(service).await,
     }
     .context("serving HTTP")?;
-    if let Err(e) = registry.flush_pulls().await {
-        tracing::warn!(error = %e, "recording pull times at shutdown");
-    }
-    if let Err(e) = registry.flush_metadata() {
-        tracing::warn!(error = %e, "flushing the metadata store at shutdown");
+    for registry in &registries {
+        if let Err(e) = registry.flush_pulls().await {
+            tracing::warn!(error = %e, "recording pull times at shutdown");
+        }
+        if let Err(e) = registry.flush_metadata() {
+            tracing::warn!(error = %e, "flushing the metadata store at shutdown");
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -36,6 +36,10 @@ pub struct Config {
     /// Storage root; `None` means `<tempdir>/data/root` (so that its parent
     /// holds nothing else, for escape checks).
     pub root: Option<PathBuf>,
+    /// More keys of the `storage` section (`gcDelay`, `subPaths`, ...).
+    pub storage: serde_json::Map<String, Value>,
+    /// The `extensions` section, if any.
+    pub extensions: Option<Value>,
 }
 
 impl Default for Config {
@@ -46,6 +50,8 @@ impl Default for Config {
             gc: false,
             commit: false,
             root: None,
+            storage: serde_json::Map::new(),
+            extensions: None,
         }
     }
 }
@@ -66,8 +72,24 @@ impl Config {
         self
     }
 
+    pub fn with_gc(mut self, gc: bool) -> Self {
+        self.gc = gc;
+        self
+    }
+
+    /// Sets one more key of the `storage` section, e.g. `("gcDelay", "1s")`.
+    pub fn with_storage(mut self, key: &str, value: Value) -> Self {
+        self.storage.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn with_extensions(mut self, extensions: Value) -> Self {
+        self.extensions = Some(extensions);
+        self
+    }
+
     fn to_json(&self, root: &Path) -> Value {
-        json!({
+        let mut config = json!({
             "distSpecVersion": "1.1.1",
             "storage": {
                 "rootDirectory": root,
@@ -77,7 +99,14 @@ impl Config {
             },
             "http": { "address": "127.0.0.1", "port": "0", "compat": self.compat },
             "log": { "level": "debug" },
-        })
+        });
+        for (k, v) in &self.storage {
+            config["storage"][k] = v.clone();
+        }
+        if let Some(extensions) = &self.extensions {
+            config["extensions"] = extensions.clone();
+        }
+        config
     }
 }
 
