@@ -565,3 +565,121 @@ fn skopeo_with_creds_gets_tokens_from_the_realm() {
         "{text}"
     );
 }
+
+/// `skopeo login` and `podman login` against a Bearer registry: the login
+/// gets a token from the realm with the stored password, the auth file then
+/// serves `skopeo copy` (push) and `podman pull` without `--creds`, and a
+/// wrong password makes both logins fail.
+#[test]
+fn podman_and_skopeo_log_in_against_bearer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = Issuer::new(dir.path(), "issuer", false);
+    let cert = issuer.cert.clone();
+    let token_addr = token_server(issuer);
+    let registry = start_secure(
+        json!({ "auth": { "bearer": { "realm": format!("http://{token_addr}/token"), "service": SERVICE, "cert": cert } } }),
+        json!({}),
+    );
+    let addr = registry.addr().to_owned();
+    let work = registry.work_dir();
+    let layout = common::OciLayout::create(&work.join("src"));
+    layout.add_image(&common::fixtures::multi_layer_image("bearer-login"), "v1");
+    let dest = registry.docker_ref("bearer/login:v1");
+
+    // skopeo login stores the credentials; copy pushes with them alone.
+    let authfile = work.join("skopeo-auth.json");
+    let authfile_arg = authfile.to_str().unwrap_or("").to_owned();
+    let skopeo_login = |password: &str| {
+        let mut cmd = skopeo();
+        cmd.args([
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            &authfile_arg,
+            "-u",
+            "tokenuser",
+            "-p",
+            password,
+            &addr,
+        ]);
+        cmd
+    };
+    run(&mut skopeo_login("tokenpw"));
+    let stored = std::fs::read_to_string(&authfile).expect("skopeo wrote the auth file");
+    assert!(stored.contains(&addr), "{stored}");
+    // Without credentials the push is refused: the auth file is what works.
+    common::run_fails(skopeo().args([
+        "copy",
+        "--dest-tls-verify=false",
+        &layout.reference("v1"),
+        &registry.docker_ref("bearer/anon:v1"),
+    ]));
+    common::tools::skopeo_copy(
+        &["--authfile", &authfile_arg],
+        &layout.reference("v1"),
+        &dest,
+        &work,
+    );
+    run(skopeo().args([
+        "inspect",
+        "--tls-verify=false",
+        "--authfile",
+        &authfile_arg,
+        &dest,
+    ]));
+
+    // podman login (sandboxed storage as in e2e_auth_tls), then pull.
+    let podman_auth = work.join("podman-auth.json");
+    let podman_auth_arg = podman_auth.to_str().unwrap_or("").to_owned();
+    let podman = |args: &[&str]| {
+        let mut cmd = common::tool("podman");
+        cmd.env("HOME", &work).args([
+            "--root",
+            work.join("podman-root").to_str().unwrap_or(""),
+            "--runroot",
+            work.join("podman-run").to_str().unwrap_or(""),
+            "--storage-driver",
+            "vfs",
+        ]);
+        cmd.args(args);
+        cmd
+    };
+    let podman_login = |password: &str| {
+        podman(&[
+            "login",
+            "--tls-verify=false",
+            "--authfile",
+            &podman_auth_arg,
+            "-u",
+            "tokenuser",
+            "-p",
+            password,
+            &addr,
+        ])
+    };
+    run(&mut podman_login("tokenpw"));
+    run(&mut podman(&[
+        "pull",
+        "--tls-verify=false",
+        "--authfile",
+        &podman_auth_arg,
+        &format!("{addr}/bearer/login:v1"),
+    ]));
+
+    // A wrong password: the realm refuses it, so both logins fail.
+    let refused = |out: std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(
+            text.contains("invalid username/password")
+                || text.contains("401")
+                || text.contains("unauthorized"),
+            "{text}"
+        );
+    };
+    refused(common::run_fails(&mut skopeo_login("wrong")));
+    refused(common::run_fails(&mut podman_login("wrong")));
+    assert!(
+        !registry.logs().contains("tokenpw"),
+        "a password reached the log"
+    );
+}
