@@ -249,3 +249,28 @@ fn log_output_to_a_file_still_says_where_it_listens() {
         "log file: {text}"
     );
 }
+
+/// The project's own example configurations all verify.
+#[test]
+fn our_examples_verify() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("json" | "yaml" | "yml")
+        ) {
+            continue;
+        }
+        seen += 1;
+        let out = zot().arg("verify").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(seen >= 4, "only {seen} examples");
+}
