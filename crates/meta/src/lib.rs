@@ -103,6 +103,9 @@ pub struct Times {
     pub pulled: Option<u64>,
 }
 
+/// Page cache of the store.
+const CACHE_BYTES: usize = 16 << 20;
+
 pub struct MetaStore {
     db: Database,
     /// Whether commits were made since the last durable one.
@@ -121,14 +124,17 @@ impl MetaStore {
     /// (corrupt, or of another version) is removed and created anew: it is
     /// rebuilt from the layouts.
     pub fn open(path: &Path) -> Result<MetaStore> {
-        let db = match Database::create(path) {
+        // redb's default page cache is 1 GiB; the hot lookups are few and
+        // small, so a modest cache keeps the registry's memory flat.
+        let create = |path: &Path| Database::builder().set_cache_size(CACHE_BYTES).create(path);
+        let db = match create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(redb::DatabaseError::DatabaseAlreadyOpen.into());
             }
             Err(_) => {
                 let _ = std::fs::remove_file(path);
-                Database::create(path)?
+                create(path)?
             }
         };
         let txn = db.begin_write()?;

@@ -17,9 +17,26 @@ use std::time::Instant;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
 
-/// Chunks of an upload body in flight between the receiving task and the
-/// writing thread.
-const PIPE_DEPTH: usize = 8;
+/// Batches of an upload body in flight between the receiving task and the
+/// writing thread, and the size of a batch: at most about 3 × 256 KiB of
+/// an upload are in memory.
+const PIPE_DEPTH: usize = 2;
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Writes every byte of `batch` with vectored writes.
+fn write_batch(sink: &mut crate::backend::BoxSink, batch: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match sink.write_vectored(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 struct StreamOutcome {
     written: u64,
@@ -254,10 +271,11 @@ impl Registry {
     }
 
     /// Appends a stream of chunks to `key`. The writes run on a blocking
-    /// thread while this task receives the next chunk and hands each one to
+    /// thread while this task receives the next chunks and hands each one to
     /// `on_chunk` (hashing), so receiving, hashing and writing overlap; no
-    /// chunk is copied, and at most [`PIPE_DEPTH`] chunks are in flight.
-    /// `on_chunk` sees exactly the chunks given to the writer.
+    /// chunk is copied, and at most [`PIPE_DEPTH`] batches are in flight.
+    /// `on_chunk` sees exactly the chunks given to the writer (when the
+    /// writer fails, `io_error` says so and the caller rehashes).
     async fn write_stream<S, E>(
         &self,
         key: &str,
@@ -269,34 +287,48 @@ impl Registry {
         E: std::fmt::Display,
     {
         let mut sink = self.backend.sink(key).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PIPE_DEPTH);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(PIPE_DEPTH);
         let writer = tokio::task::spawn_blocking(move || -> (u64, Option<io::Error>) {
             let mut written = 0u64;
-            while let Some(chunk) = rx.blocking_recv() {
-                if let Err(e) = sink.write_all(&chunk) {
+            while let Some(batch) = rx.blocking_recv() {
+                if let Err(e) = write_batch(&mut sink, &batch) {
                     return (written, Some(e));
                 }
-                written += chunk.len() as u64;
+                written += batch.iter().map(|b| b.len() as u64).sum::<u64>();
             }
             match sink.flush() {
                 Ok(()) => (written, None),
                 Err(e) => (written, Some(e)),
             }
         });
+        // Frames are small (tens of KiB); they go to the writer in batches,
+        // one vectored write each, so wake-ups and system calls stay few.
+        let mut batch = Vec::new();
+        let mut batched = 0;
         let mut body_error = None;
+        let mut writer_gone = false;
         while let Some(chunk) = body.next().await {
             match chunk {
                 Ok(bytes) => {
-                    if tx.send(bytes.clone()).await.is_err() {
-                        break; // the writer stopped on an error
-                    }
                     on_chunk(&bytes);
+                    batched += bytes.len();
+                    batch.push(bytes);
+                    if batched >= BATCH_BYTES {
+                        batched = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                            writer_gone = true; // it stopped on an error
+                            break;
+                        }
+                    }
                 }
                 Err(e) => {
                     body_error = Some(e.to_string());
                     break;
                 }
             }
+        }
+        if !writer_gone && !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let (written, io_error) = writer.await.map_err(io::Error::other)?;

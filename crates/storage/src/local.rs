@@ -245,10 +245,10 @@ impl FileChunks {
         self.remaining -= n as u64;
         self.pending = Some(tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
-            let mut buf = bytes::BytesMut::zeroed(n);
+            let mut buf = read_buffers::take();
             let mut filled = 0;
             while filled < n {
-                match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+                match file.read_at(&mut buf[filled..n], offset + filled as u64)? {
                     0 => {
                         return Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -258,8 +258,51 @@ impl FileChunks {
                     k => filled += k,
                 }
             }
-            Ok(buf.freeze())
+            Ok(read_buffers::into_bytes(buf, n))
         }));
+    }
+}
+
+/// Read buffers of [`READ_CHUNK`] bytes, reused: a chunk handed to the HTTP
+/// layer returns its buffer here when it has been sent, so a download costs
+/// no fresh allocation (nor zeroing) per chunk, and at most [`KEEP`] idle
+/// buffers are kept.
+mod read_buffers {
+    use super::READ_CHUNK;
+    use std::sync::Mutex;
+
+    const KEEP: usize = 16;
+    static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    pub fn take() -> Vec<u8> {
+        let idle = IDLE.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| vec![0; READ_CHUNK])
+    }
+
+    struct Pooled {
+        buf: Vec<u8>,
+        len: usize,
+    }
+
+    impl AsRef<[u8]> for Pooled {
+        fn as_ref(&self) -> &[u8] {
+            &self.buf[..self.len]
+        }
+    }
+
+    impl Drop for Pooled {
+        fn drop(&mut self) {
+            let buf = std::mem::take(&mut self.buf);
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < KEEP {
+                idle.push(buf);
+            }
+        }
+    }
+
+    /// The first `len` bytes of `buf`, as `Bytes` that give the buffer back.
+    pub fn into_bytes(buf: Vec<u8>, len: usize) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Pooled { buf, len })
     }
 }
 

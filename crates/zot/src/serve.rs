@@ -38,6 +38,9 @@ fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::
         ),
         _ => Box::new(std::io::stdout()),
     };
+    // The writer thread drains every queued line, then flushes: buffered,
+    // a burst of lines costs one write, not one per line.
+    let sink = std::io::BufWriter::with_capacity(64 * 1024, sink);
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .buffered_lines_limit(128 * 1024)
