@@ -104,7 +104,7 @@ pub struct Times {
 }
 
 /// Page cache of the store.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 8 << 20;
 
 pub struct MetaStore {
     db: Database,

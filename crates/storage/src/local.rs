@@ -271,7 +271,7 @@ mod read_buffers {
     use super::READ_CHUNK;
     use std::sync::Mutex;
 
-    const KEEP: usize = 16;
+    const KEEP: usize = 4;
     static IDLE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
     pub fn take() -> Vec<u8> {

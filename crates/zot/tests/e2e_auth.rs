@@ -265,7 +265,7 @@ fn malformed_authorization_headers_are_401() {
         b"",
     );
     assert_eq!(r.status, 401, "{r}");
-    let huge = format!("Basic {}", "A".repeat(100 * 1024));
+    let huge = format!("Basic {}", "A".repeat(300 * 1024));
     let r = common::http::raw_request(
         registry.addr(),
         "GET",
