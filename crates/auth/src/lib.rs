@@ -173,11 +173,6 @@ impl Security {
         !self.auth_configured && self.access.is_none()
     }
 
-    /// True when bearer tokens are the authentication scheme.
-    pub fn uses_bearer(&self) -> bool {
-        self.bearer.is_some()
-    }
-
     /// Whether Basic credentials can be checked (htpasswd or LDAP).
     fn has_passwords(&self) -> bool {
         self.htpasswd.is_some() || self.ldap.is_some()

@@ -1,6 +1,7 @@
 //! `zot serve`: logging set-up, storage opening and synchronisation, the
-//! HTTP server, background upload expiry, and graceful shutdown (stop
-//! accepting, let in-flight requests finish for a bounded time, exit 0).
+//! HTTP server, the background tasks (see `lifecycle.rs`), metadata
+//! flushes, and graceful shutdown (stop accepting, let in-flight requests
+//! finish for a bounded time, exit 0).
 
 use anyhow::Context;
 use std::sync::Arc;
