@@ -35,10 +35,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use access::{Action, glob_match};
+pub use access::Action;
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
+pub use zot_config::glob::glob_match;
 
 use zot_config::HttpConfig;
 
