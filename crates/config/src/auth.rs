@@ -47,8 +47,9 @@ pub struct AuthConfig {
     pub fail_delay: Duration,
 }
 
-/// `http.auth.ldap`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `http.auth.ldap`. Its `Debug` output shows whether `bindPassword` is set,
+/// never the password itself.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct LdapConfig {
     pub address: String,
     /// Default 389.
@@ -70,6 +71,47 @@ pub struct LdapConfig {
     pub bind_password: Option<String>,
     /// CA certificate file for the LDAP server (`caCert`).
     pub ca_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be left out (or leak) unnoticed.
+        let LdapConfig {
+            address,
+            port,
+            start_tls,
+            insecure,
+            skip_verify,
+            base_dn,
+            user_attribute,
+            user_group_attribute,
+            user_filter,
+            subtree_search,
+            credentials_file,
+            bind_dn,
+            bind_password,
+            ca_cert,
+        } = self;
+        f.debug_struct("LdapConfig")
+            .field("address", address)
+            .field("port", port)
+            .field("start_tls", start_tls)
+            .field("insecure", insecure)
+            .field("skip_verify", skip_verify)
+            .field("base_dn", base_dn)
+            .field("user_attribute", user_attribute)
+            .field("user_group_attribute", user_group_attribute)
+            .field("user_filter", user_filter)
+            .field("subtree_search", subtree_search)
+            .field("credentials_file", credentials_file)
+            .field("bind_dn", bind_dn)
+            .field(
+                "bind_password",
+                &bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_cert", ca_cert)
+            .finish()
+    }
 }
 
 /// `http.auth.bearer`.

@@ -81,3 +81,26 @@ fn invalid_repository_globs_are_problems() {
         "invalid glob",
     );
 }
+
+#[test]
+fn ldap_bind_password_never_appears_in_debug_output() {
+    let config = load(&with(
+        r#""http": {"auth": {"ldap": {"address": "ldap.example", "baseDN": "dc=x",
+            "userAttribute": "uid", "bindDN": "cn=reader", "bindPassword": "hunter2-s3cret"}}}"#,
+    ))
+    .expect("loads");
+    let ldap = config.http.auth.as_ref().and_then(|a| a.ldap.as_ref());
+    assert_eq!(
+        ldap.and_then(|l| l.bind_password.as_deref()),
+        Some("hunter2-s3cret")
+    );
+    for text in [
+        format!("{ldap:?}"),
+        format!("{config:?}"),
+        format!("{config:#?}"),
+    ] {
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
+        assert!(text.contains("cn=reader"), "{text}");
+    }
+}
