@@ -4,7 +4,8 @@
 //! [`Action`] is allowed on its repository. After the handler,
 //! [`audit`] records every mutating request.
 //!
-//! Answers: 429 `TOOMANYREQUESTS` over the rate limit; 401 `UNAUTHORIZED`
+//! Answers: 429 `TOOMANYREQUESTS` over the rate limit or when every
+//! password-hashing slot stays busy; 401 `UNAUTHORIZED`
 //! with a `WWW-Authenticate` challenge for missing or wrong credentials (and,
 //! for bearer tokens, a token lacking the scope, so the client fetches a new
 //! one); 403 `DENIED` for an authenticated user who may not. Credentials are
@@ -157,6 +158,18 @@ pub(crate) async fn check(
     let certificate = req.extensions().get::<PeerCertificate>();
     let identity = match security.authenticate(credentials, certificate).await {
         Ok(identity) => identity,
+        Err(AuthFailure::Busy) => {
+            tracing::warn!(client = ?client, "login refused: every password-hashing slot is busy");
+            return Err((
+                anonymous,
+                ApiError::msg(
+                    ErrorCode::TooManyRequests,
+                    "too many logins being verified; try again shortly",
+                )
+                .header(header::RETRY_AFTER, "1".to_owned())
+                .into_response(),
+            ));
+        }
         Err(failure) => {
             tracing::info!(client = ?client, reason = %failure, "authentication failed");
             let error = match failure {
