@@ -187,7 +187,6 @@ mod tests {
                 groups: vec![],
                 actions: s(&["read", "create", "update", "delete"]),
             }),
-            ..AccessControlConfig::default()
         });
         let bob = user("bob");
         let eve = user("eve");

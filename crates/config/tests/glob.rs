@@ -11,7 +11,7 @@ fn long_name() -> String {
     let mut name = String::new();
     let mut i = 0u8;
     while name.len() < 255 {
-        if !name.is_empty() && name.len() % 23 == 0 {
+        if !name.is_empty() && name.len().is_multiple_of(23) {
             name.push('/');
         } else {
             name.push((b'a' + i % 26) as char);
