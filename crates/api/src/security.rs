@@ -4,13 +4,18 @@
 //! [`Action`] is allowed on its repository. After the handler,
 //! [`audit`] records every mutating request.
 //!
-//! Answers: 429 `TOOMANYREQUESTS` over the rate limit; 401 `UNAUTHORIZED`
+//! Answers: 429 `TOOMANYREQUESTS` over the rate limit or when every
+//! password-hashing slot stays busy; 401 `UNAUTHORIZED`
 //! with a `WWW-Authenticate` challenge for missing or wrong credentials (and,
 //! for bearer tokens, a token lacking the scope, so the client fetches a new
 //! one); 403 `DENIED` for an authenticated user who may not. Credentials are
 //! never logged; the only state read is [`Registry::manifest_record`], once
-//! the client is authenticated, to tell a new tag (create) from a moved one
-//! (update).
+//! the client is authenticated and only when it may not create, to tell a
+//! new tag (create) from a moved one (update).
+//!
+//! A caller that cannot read a repository learns nothing of its content from
+//! a refusal: whether a tag exists does not change the answer to an invalid
+//! push (see `refine`), and storage's errors name no size of a stored blob.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -87,13 +92,29 @@ fn need(endpoint: &Endpoint, method: &Method) -> Need {
 
 /// A manifest `PUT` to a tag that already exists moves it: `update`. Looked
 /// up only once the client is authenticated, so an unauthenticated request
-/// never reaches the metadata store.
-fn refine(need: Need, registry: &Registry, endpoint: &Endpoint, method: &Method) -> Need {
+/// never reaches the metadata store, and only for a caller who may not
+/// `create`: a caller who may is let through, and storage refuses under its
+/// lock to move an existing tag when the caller may not `update` either
+/// (`TagPolicy::CreateOnly`), after checking the manifest. So a caller who
+/// cannot read the repository gets the same answer to an invalid manifest
+/// whether or not the tag exists (a 403 before the manifest was even read
+/// told it the tag existed).
+fn refine(
+    need: Need,
+    security: &Security,
+    who: Option<&Identity>,
+    registry: &Registry,
+    endpoint: &Endpoint,
+    method: &Method,
+) -> Need {
     match (need, endpoint) {
         (
             Need::Repo(name, Action::Create),
             Endpoint::Manifest(r, reference @ Reference::Tag(_)),
-        ) if method == Method::PUT && registry.manifest_record(r, reference).is_ok() => {
+        ) if method == Method::PUT
+            && !security.allowed(who, &name, Action::Create)
+            && registry.manifest_record(r, reference).is_ok() =>
+        {
             Need::Repo(name, Action::Update)
         }
         (need, _) => need,
@@ -157,6 +178,18 @@ pub(crate) async fn check(
     let certificate = req.extensions().get::<PeerCertificate>();
     let identity = match security.authenticate(credentials, certificate).await {
         Ok(identity) => identity,
+        Err(AuthFailure::Busy) => {
+            tracing::warn!(client = ?client, "login refused: every password-hashing slot is busy");
+            return Err((
+                anonymous,
+                ApiError::msg(
+                    ErrorCode::TooManyRequests,
+                    "too many logins being verified; try again shortly",
+                )
+                .header(header::RETRY_AFTER, "1".to_owned())
+                .into_response(),
+            ));
+        }
         Err(failure) => {
             tracing::info!(client = ?client, reason = %failure, "authentication failed");
             let error = match failure {
@@ -166,7 +199,14 @@ pub(crate) async fn check(
             return Err((anonymous, unauthorized(security, &need, error)));
         }
     };
-    let need = refine(need, registry, endpoint, req.method());
+    let need = refine(
+        need,
+        security,
+        identity.as_ref(),
+        registry,
+        endpoint,
+        req.method(),
+    );
     let who = identity.as_ref();
     let allowed = match &need {
         Need::Login => who.is_some() || security.anonymous_allowed_anywhere(),

@@ -143,7 +143,9 @@ async fn sizes_and_content_on_disk_are_checked() {
         .assert_error(404, "MANIFEST_UNKNOWN");
 }
 
-/// Descriptor sizes in a pushed manifest must match the stored blobs.
+/// Descriptor sizes in a pushed manifest must match the stored blobs: a blob
+/// of another size is no blob of that descriptor (the same answer as a
+/// missing blob, naming no stored size).
 #[tokio::test]
 async fn descriptor_sizes_are_checked() {
     let app = TestApp::new().await;
@@ -163,7 +165,7 @@ async fn descriptor_sizes_are_checked() {
             &serde_json::to_vec(&manifest).unwrap(),
         )
         .await;
-    r.assert_error(400, "MANIFEST_INVALID");
+    r.assert_error(400, "MANIFEST_BLOB_UNKNOWN");
     app.get("/v2/r/manifests/v1")
         .await
         .assert_error(404, "MANIFEST_UNKNOWN");

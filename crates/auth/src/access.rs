@@ -7,12 +7,17 @@
 //!   and `anonymousPolicy`; an anonymous client only `anonymousPolicy`;
 //! - no matching pattern: nothing is allowed.
 //!
-//! Patterns are globs over `/`-separated names: `*` and `?` stay within one
-//! component, `**` crosses components (`tmp/**` matches `tmp/a/b`, `**`
-//! matches everything).
+//! Patterns are globs with zot's (doublestar) semantics, compiled once by
+//! [`zot_config::glob`]: `*` and `?` stay within one component, `**` crosses
+//! components (`tmp/**` matches `tmp/a/b`, `a/**/b` matches `a/b`, `**`
+//! matches everything). Matching is bounded work for any pattern and name
+//! length, with no cut-off, so a long pattern always matches its own text
+//! and a broader pattern can never take over from it. A pattern that does
+//! not compile (the config parser refuses those) matches nothing.
 
 use std::collections::HashMap;
 
+use zot_config::glob::Glob;
 use zot_config::{AccessControlConfig, Policy};
 
 use crate::Identity;
@@ -48,7 +53,8 @@ fn has(actions: &[String], action: Action) -> bool {
 pub(crate) struct AccessControl {
     /// user → configured groups
     groups_of: HashMap<String, Vec<String>>,
-    repositories: Vec<(String, zot_config::RepositoryPolicy)>,
+    /// Compiled patterns (those that compile) with their policies.
+    repositories: Vec<(Glob, zot_config::RepositoryPolicy)>,
     admin: Option<Policy>,
 }
 
@@ -65,7 +71,17 @@ impl AccessControl {
         }
         AccessControl {
             groups_of,
-            repositories: config.repositories.clone(),
+            repositories: config
+                .repositories
+                .iter()
+                .filter_map(|(pattern, policy)| match Glob::new(pattern) {
+                    Ok(glob) => Some((glob, policy.clone())),
+                    Err(e) => {
+                        tracing::error!(pattern, "access control pattern ignored: {e}");
+                        None
+                    }
+                })
+                .collect(),
             admin: config.admin_policy.clone(),
         }
     }
@@ -90,8 +106,8 @@ impl AccessControl {
         let best = self
             .repositories
             .iter()
-            .filter(|(pattern, _)| glob_match(pattern, repo))
-            .max_by_key(|(pattern, _)| pattern.len());
+            .filter(|(glob, _)| glob.matches(repo))
+            .max_by_key(|(glob, _)| glob.as_str().len());
         let Some((_, policy)) = best else {
             return false;
         };
@@ -116,46 +132,12 @@ impl AccessControl {
     }
 }
 
-/// Matches a repository name against a glob pattern (see the module doc).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    matches(pattern.as_bytes(), name.as_bytes(), 0)
-}
-
-fn matches(p: &[u8], n: &[u8], depth: usize) -> bool {
-    // Patterns come from the configuration; bound the recursion anyway.
-    if depth > 64 {
-        return false;
-    }
-    match p {
-        [] => n.is_empty(),
-        [b'*', b'*', rest @ ..] => {
-            // `**/` may also match nothing at all (`a/**/b` matches `a/b`).
-            if let [b'/', after @ ..] = rest
-                && matches(after, n, depth + 1)
-            {
-                return true;
-            }
-            (0..=n.len()).any(|i| matches(rest, &n[i..], depth + 1))
-        }
-        [b'*', rest @ ..] => {
-            let end = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
-            (0..=end).any(|i| matches(rest, &n[i..], depth + 1))
-        }
-        [b'?', rest @ ..] => match n {
-            [c, tail @ ..] if *c != b'/' => matches(rest, tail, depth + 1),
-            _ => false,
-        },
-        [c, rest @ ..] => match n {
-            [d, tail @ ..] if c == d => matches(rest, tail, depth + 1),
-            _ => false,
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use zot_config::RepositoryPolicy;
+
+    use zot_config::glob::glob_match;
 
     #[test]
     fn globs() {
@@ -205,7 +187,6 @@ mod tests {
                 groups: vec![],
                 actions: s(&["read", "create", "update", "delete"]),
             }),
-            ..AccessControlConfig::default()
         });
         let bob = user("bob");
         let eve = user("eve");

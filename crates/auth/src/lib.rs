@@ -18,7 +18,10 @@
 //! - A failed login is answered only after `failDelay`, whatever the reason
 //!   (unknown user, wrong password, malformed header, LDAP down); an unknown
 //!   htpasswd user costs a bcrypt verification like a known one, so timing
-//!   does not tell which users exist.
+//!   does not tell which users exist (see `htpasswd`).
+//! - bcrypt verifications are bounded in number at any moment; a login that
+//!   cannot get a slot in time fails as [`AuthFailure::Busy`], without
+//!   `failDelay`, for the API to answer 429.
 //! - Nothing here panics on input from a client.
 
 mod access;
@@ -35,10 +38,11 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-pub use access::{Action, glob_match};
+pub use access::Action;
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
+pub use zot_config::glob::glob_match;
 
 use zot_config::HttpConfig;
 
@@ -77,6 +81,9 @@ pub enum AuthFailure {
     BadToken(String),
     #[error("this authentication scheme is not accepted")]
     WrongScheme,
+    /// Too many password verifications under way: try again shortly (429).
+    #[error("too many logins being verified at once")]
+    Busy,
 }
 
 /// A problem found while setting security up at start-up.
@@ -187,7 +194,8 @@ impl Security {
         certificate: Option<&tls::PeerCertificate>,
     ) -> Result<Option<Identity>, AuthFailure> {
         let result = self.authenticate_now(credentials, certificate).await;
-        if result.is_err() && !self.fail_delay.is_zero() {
+        // A login refused as busy was not checked: answered at once (429).
+        if result.as_ref().is_err_and(|e| *e != AuthFailure::Busy) && !self.fail_delay.is_zero() {
             tokio::time::sleep(self.fail_delay).await;
         }
         result
@@ -222,9 +230,14 @@ impl Security {
                     return Ok(Some(identity));
                 }
                 let mut identity = None;
-                if let Some(htpasswd) = &self.htpasswd
-                    && htpasswd.verify(&user, &password).await
-                {
+                let verified = match &self.htpasswd {
+                    Some(htpasswd) => htpasswd
+                        .verify(&user, &password)
+                        .await
+                        .map_err(|htpasswd::Busy| AuthFailure::Busy)?,
+                    None => false,
+                };
+                if verified {
                     identity = Some(Identity {
                         name: user.clone(),
                         groups: Vec::new(),

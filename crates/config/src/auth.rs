@@ -6,9 +6,13 @@
 //!   `auth.ldap.{address,baseDN,userAttribute}` are non-empty when their
 //!   section is present. Files are not opened here (the server does that).
 //! - `auth.failDelay` is an integer number of seconds as in zot (a Go duration
-//!   string such as `"2s"` or `"500ms"` is accepted too).
+//!   string such as `"2s"` or `"500ms"` is accepted too), at most
+//!   [`MAX_FAIL_DELAY`] (more is a problem, not silently capped).
+//! - `accessControl.metrics` is refused as `not available in this build`: it
+//!   governs the metrics extension, which this build does not have.
 //! - Every action of an access policy is one of `read`, `create`, `update`,
-//!   `delete`; repository patterns keep the file's order.
+//!   `delete`; repository patterns keep the file's order and are valid globs
+//!   (see [`crate::glob`]).
 //! - `ratelimit` rates are requests per second, at least 1.
 //! - zot keys this build does not implement (`openid`, `apikey`,
 //!   `bearer.oidc`, ...) are `not supported by this build` problems.
@@ -21,6 +25,9 @@ use serde_json::Value;
 use crate::fields;
 use crate::problem::Problem;
 use crate::value::{Section, kind};
+
+/// The longest `http.auth.failDelay` accepted.
+pub const MAX_FAIL_DELAY: Duration = Duration::from_secs(3600);
 
 /// The access-control actions zot knows.
 pub const ACTIONS: &[&str] = &["read", "create", "update", "delete"];
@@ -40,8 +47,9 @@ pub struct AuthConfig {
     pub fail_delay: Duration,
 }
 
-/// `http.auth.ldap`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `http.auth.ldap`. Its `Debug` output shows whether `bindPassword` is set,
+/// never the password itself.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct LdapConfig {
     pub address: String,
     /// Default 389.
@@ -63,6 +71,47 @@ pub struct LdapConfig {
     pub bind_password: Option<String>,
     /// CA certificate file for the LDAP server (`caCert`).
     pub ca_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for LdapConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so a new field cannot be left out (or leak) unnoticed.
+        let LdapConfig {
+            address,
+            port,
+            start_tls,
+            insecure,
+            skip_verify,
+            base_dn,
+            user_attribute,
+            user_group_attribute,
+            user_filter,
+            subtree_search,
+            credentials_file,
+            bind_dn,
+            bind_password,
+            ca_cert,
+        } = self;
+        f.debug_struct("LdapConfig")
+            .field("address", address)
+            .field("port", port)
+            .field("start_tls", start_tls)
+            .field("insecure", insecure)
+            .field("skip_verify", skip_verify)
+            .field("base_dn", base_dn)
+            .field("user_attribute", user_attribute)
+            .field("user_group_attribute", user_group_attribute)
+            .field("user_filter", user_filter)
+            .field("subtree_search", subtree_search)
+            .field("credentials_file", credentials_file)
+            .field("bind_dn", bind_dn)
+            .field(
+                "bind_password",
+                &bind_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("ca_cert", ca_cert)
+            .finish()
+    }
 }
 
 /// `http.auth.bearer`.
@@ -91,10 +140,6 @@ pub struct AccessControlConfig {
     pub repositories: Vec<(String, RepositoryPolicy)>,
     /// `adminPolicy`: applies to every repository.
     pub admin_policy: Option<Policy>,
-    /// `metrics.users` (read, kept for the metrics extension).
-    pub metrics_users: Vec<String>,
-    /// `metrics.anonymousPolicy` (read, kept for the metrics extension).
-    pub metrics_anonymous: Vec<String>,
 }
 
 /// Policies of one repository pattern.
@@ -152,18 +197,29 @@ pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem
         config.mtls = mtls(section.child("mtls"), v, problems);
     }
     if let Some(v) = section.get("failDelay") {
-        match v {
+        let delay = match v {
             Value::Number(n) => match n.as_u64() {
-                Some(secs) => config.fail_delay = Duration::from_secs(secs.min(3600)),
-                None => problems.push(Problem::new(
-                    section.child("failDelay"),
-                    "expected a non-negative number of seconds",
-                )),
+                Some(secs) => Some(Duration::from_secs(secs)),
+                None => {
+                    problems.push(Problem::new(
+                        section.child("failDelay"),
+                        "expected a non-negative number of seconds",
+                    ));
+                    None
+                }
             },
-            _ => {
-                config.fail_delay =
-                    fields::duration(&mut section, "failDelay", problems).unwrap_or_default()
-            }
+            _ => fields::duration(&mut section, "failDelay", problems),
+        };
+        match delay {
+            Some(d) if d > MAX_FAIL_DELAY => problems.push(Problem::new(
+                section.child("failDelay"),
+                format!(
+                    "at most {} seconds (one hour); a longer pause only ties up connections",
+                    MAX_FAIL_DELAY.as_secs()
+                ),
+            )),
+            Some(d) => config.fail_delay = d,
+            None => {}
         }
     }
     section.unsupported(AUTH_UNSUPPORTED, problems);
@@ -313,6 +369,9 @@ pub(crate) fn parse_access(
             let Some(mut r) = Section::new(repos.child(pattern), repo, problems) else {
                 continue;
             };
+            if let Err(e) = crate::glob::Glob::new(pattern) {
+                problems.push(Problem::new(repos.child(pattern), e.to_string()));
+            }
             let mut policy = RepositoryPolicy::default();
             if let Some(list) = r.get("policies") {
                 policy.policies = policies(r.child("policies"), list, problems);
@@ -330,12 +389,13 @@ pub(crate) fn parse_access(
         config.admin_policy = Some(policy(&mut admin, problems));
         admin.finish(problems);
     }
-    if let Some(v) = section.get("metrics")
-        && let Some(mut metrics) = Section::new(section.child("metrics"), v, problems)
-    {
-        config.metrics_users = names(&mut metrics, "users", problems);
-        config.metrics_anonymous = actions(&mut metrics, "anonymousPolicy", problems);
-        metrics.finish(problems);
+    if section.get("metrics").is_some() {
+        // Who may read /metrics: only meaningful with the metrics extension.
+        problems.push(Problem::new(
+            section.child("metrics"),
+            "not available in this build: it needs the metrics extension, \
+             which this build does not have (remove the key)",
+        ));
     }
     section.finish(problems);
     config

@@ -24,6 +24,7 @@ mod auth;
 mod duration;
 mod extensions;
 mod fields;
+pub mod glob;
 mod http;
 mod log;
 mod problem;
@@ -36,8 +37,8 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use auth::{
-    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MtlsConfig, Policy,
-    RateLimitConfig, RepositoryPolicy,
+    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MAX_FAIL_DELAY, MtlsConfig,
+    Policy, RateLimitConfig, RepositoryPolicy,
 };
 pub use duration::parse_duration;
 pub use extensions::{
@@ -61,7 +62,8 @@ const UNSUPPORTED: &[&str] = &["cluster"];
 /// The whole configuration of a registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Reported distribution-spec version (`distSpecVersion`, default "1.1.1").
+    /// Reported distribution-spec version (`distSpecVersion`, default "1.1.1");
+    /// a semantic version such as `1.1.0` (anything else is a problem).
     pub dist_spec_version: String,
     /// `storage`
     pub storage: StorageConfig,
@@ -181,7 +183,17 @@ impl Config {
         let Some(mut top) = Section::new(String::new(), value, &mut problems) else {
             return Err(problems);
         };
-        let dist_spec_version = fields::string(&mut top, "distSpecVersion", &mut problems);
+        let dist_spec_version =
+            fields::string(&mut top, "distSpecVersion", &mut problems).filter(|v| {
+                let ok = is_version(v);
+                if !ok {
+                    problems.push(Problem::new(
+                        "distSpecVersion",
+                        format!("{v:?} is not a version such as \"1.1.1\" (MAJOR.MINOR.PATCH)"),
+                    ));
+                }
+                ok
+            });
         let storage = storage::parse(top.get("storage"), &mut problems);
         let http = http::parse(top.get("http"), &mut problems);
         let log = log::parse_log(top.get("log"), &mut problems);
@@ -215,6 +227,34 @@ impl Config {
             .iter()
             .find(|e| e.name.eq_ignore_ascii_case(name))
     }
+}
+
+/// A semantic version: `MAJOR.MINOR.PATCH` of decimal numbers without
+/// leading zeros, optionally followed by `-prerelease` and/or `+build`
+/// (dot-separated `[0-9A-Za-z-]` identifiers), as zot's `distSpecVersion`
+/// values are (`1.1.0`, `1.1.1`).
+fn is_version(v: &str) -> bool {
+    let identifiers = |s: &str| {
+        s.split('.')
+            .all(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    };
+    let (rest, build) = match v.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let numbers: Vec<&str> = core.split('.').collect();
+    numbers.len() == 3
+        && numbers.iter().all(|n| {
+            !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && (n.len() == 1 || !n.starts_with('0'))
+        })
+        && pre.is_none_or(identifiers)
+        && build.is_none_or(identifiers)
 }
 
 fn parse_yaml(text: &str) -> Result<Value, String> {

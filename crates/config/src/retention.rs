@@ -3,8 +3,9 @@
 //! Invariants of a parsed [`RetentionConfig`] (zot's semantics):
 //! - `delay` defaults to 24 h: untagged manifests and referrers are removed
 //!   only once older than that.
-//! - Each policy's `repositories` are globs (`*` within one path segment,
-//!   `**` across segments); an empty list matches every repository.
+//! - Each policy's `repositories` are valid globs (see [`crate::glob`]: `*`
+//!   within one path segment, `**` across segments); an empty list matches
+//!   every repository.
 //! - `deleteUntagged` defaults to true, `deleteReferrers` to false.
 //! - Every `keepTags[].patterns` entry is a valid regular expression
 //!   (checked here, so a bad pattern is a problem at load, naming the item);
@@ -127,11 +128,15 @@ fn parse_policy(
     problems: &mut Vec<Problem>,
 ) -> Option<RetentionPolicy> {
     let mut section = Section::new(path, value, problems)?;
-    let repositories = fields::string_list(&mut section, "repositories", problems)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect();
+    let mut repositories = Vec::new();
+    for (path, glob) in
+        fields::string_list(&mut section, "repositories", problems).unwrap_or_default()
+    {
+        match crate::glob::Glob::new(&glob) {
+            Ok(_) => repositories.push(glob),
+            Err(e) => problems.push(Problem::new(path, e.to_string())),
+        }
+    }
     let delete_referrers =
         fields::boolean(&mut section, "deleteReferrers", problems).unwrap_or(false);
     let delete_untagged = fields::boolean(&mut section, "deleteUntagged", problems).unwrap_or(true);

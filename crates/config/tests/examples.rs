@@ -66,9 +66,12 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-lint.json", Ok(())),
     (
         "config-metrics-authn-anonymous-access.json",
-        Err(&["extensions.metrics"]),
+        Err(&["extensions.metrics", "http.accessControl.metrics"]),
     ),
-    ("config-metrics-authz.json", Err(&["extensions.metrics"])),
+    (
+        "config-metrics-authz.json",
+        Err(&["extensions.metrics", "http.accessControl.metrics"]),
+    ),
     ("config-metrics.json", Err(&["extensions.metrics"])),
     ("config-minimal.json", Ok(())),
     (

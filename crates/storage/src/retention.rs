@@ -78,23 +78,9 @@ impl Retention {
     }
 }
 
-/// Matches a repository glob: `**` any characters, `*` any characters but
-/// `/`, `?` one character but `/`.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p {
-            [] => n.is_empty(),
-            [b'*', b'*', rest @ ..] => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            [b'*', rest @ ..] => {
-                let seg = n.iter().position(|&c| c == b'/').unwrap_or(n.len());
-                (0..=seg).any(|i| go(rest, &n[i..]))
-            }
-            [b'?', rest @ ..] => matches!(n, [c, tail @ ..] if *c != b'/' && go(rest, tail)),
-            [c, rest @ ..] => matches!(n, [d, tail @ ..] if c == d && go(rest, tail)),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
-}
+/// Matches a repository glob with zot's semantics, the implementation access
+/// control uses too (see [`zot_config::glob`]: `a/**/b` matches `a/b`).
+pub use zot_config::glob::glob_match;
 
 /// A tag with the push and pull times of the manifest it points at.
 #[derive(Debug, Clone)]
