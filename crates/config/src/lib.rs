@@ -37,7 +37,7 @@ use serde_json::Value;
 
 pub use auth::{
     ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MtlsConfig, Policy,
-    RateLimitConfig, RepositoryPolicy,
+    RateLimitConfig, RepositoryPolicy, TokenConfig, DEFAULT_TOKEN_PATH,
 };
 pub use duration::parse_duration;
 pub use extensions::{
