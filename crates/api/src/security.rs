@@ -121,7 +121,12 @@ pub(crate) fn request_host(req: &Request) -> Option<&str> {
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
-fn unauthorized(security: &Security, host: Option<&str>, need: &Need, error: Option<&str>) -> Response {
+fn unauthorized(
+    security: &Security,
+    host: Option<&str>,
+    need: &Need,
+    error: Option<&str>,
+) -> Response {
     let challenge = security.challenge(host, scope(need).as_deref(), error);
     ApiError::new(ErrorCode::Unauthorized)
         .header(header::WWW_AUTHENTICATE, challenge)

@@ -74,7 +74,12 @@ async fn from_form(req: Request) -> Result<TokenRequest, Response> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_FORM);
     let body = match limited.collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Err(oauth_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request")),
+        Err(_) => {
+            return Err(oauth_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+            ));
+        }
     };
     let mut scopes = Vec::new();
     let (mut service, mut grant, mut user, mut password) = (None, None, None, None);
@@ -94,7 +99,12 @@ async fn from_form(req: Request) -> Result<TokenRequest, Response> {
             password: password.unwrap_or_default(),
         },
         // No refresh tokens are issued: clients fall back to `GET`.
-        _ => return Err(oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type")),
+        _ => {
+            return Err(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+            ));
+        }
     };
     Ok(TokenRequest {
         credentials,

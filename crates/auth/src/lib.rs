@@ -340,7 +340,12 @@ impl Security {
     /// (`repository:<name>:<actions>` or `registry:catalog:*`). `host` is
     /// the request's `Host` (or `:authority`), used for the built-in token
     /// service's realm when `http.externalUrl` is not set.
-    pub fn challenge(&self, host: Option<&str>, scope: Option<&str>, error: Option<&str>) -> String {
+    pub fn challenge(
+        &self,
+        host: Option<&str>,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
         match (&self.bearer, &self.token) {
             (Some(b), _) => b.challenge(scope, error),
             (None, Some(t)) => t.challenge(&self.origin(host), scope, error),
@@ -393,8 +398,9 @@ impl Security {
     pub fn issue_token(&self, who: Option<&Identity>, scopes: &[String]) -> Option<IssuedToken> {
         let service = self.token.as_ref()?;
         let allowed = |kind: &str, name: &str, action: Action| match kind {
-            "registry" => (who.is_some() || self.anonymous_allowed_anywhere())
-                && self.may_list_catalog(who),
+            "registry" => {
+                (who.is_some() || self.anonymous_allowed_anywhere()) && self.may_list_catalog(who)
+            }
             _ => self.policy_allows(who, name, action),
         };
         let grants = token::TokenService::grants(scopes, &allowed);

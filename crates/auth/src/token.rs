@@ -124,7 +124,11 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
     if kind.is_empty() || name.is_empty() {
         return None;
     }
-    Some((kind, name, actions.split(',').filter(|a| !a.is_empty()).collect()))
+    Some((
+        kind,
+        name,
+        actions.split(',').filter(|a| !a.is_empty()).collect(),
+    ))
 }
 
 impl TokenService {
@@ -167,7 +171,12 @@ impl TokenService {
     }
 
     /// The `Bearer` challenge pointing at `origin` + the token path.
-    pub(crate) fn challenge(&self, origin: &str, scope: Option<&str>, error: Option<&str>) -> String {
+    pub(crate) fn challenge(
+        &self,
+        origin: &str,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
         let realm = format!("{origin}{}", self.path);
         bearer::challenge(&realm, &self.service, scope, error)
     }
@@ -202,17 +211,12 @@ impl TokenService {
                         allowed(kind, name, Action::Create) || allowed(kind, name, Action::Update)
                     }
                     ("repository", "delete") => allowed(kind, name, Action::Delete),
-                    ("repository", "*") => [
-                        Action::Read,
-                        Action::Create,
-                        Action::Update,
-                        Action::Delete,
-                    ]
-                    .into_iter()
-                    .all(|a| allowed(kind, name, a)),
-                    ("registry", "*") if name == "catalog" => {
-                        allowed(kind, name, Action::Read)
+                    ("repository", "*") => {
+                        [Action::Read, Action::Create, Action::Update, Action::Delete]
+                            .into_iter()
+                            .all(|a| allowed(kind, name, a))
                     }
+                    ("registry", "*") if name == "catalog" => allowed(kind, name, Action::Read),
                     _ => false,
                 };
                 if ok && !granted.iter().any(|g| g == action) {

@@ -263,8 +263,7 @@ fn token(path: String, value: &Value, problems: &mut Vec<Problem>) -> TokenConfi
             && !p.starts_with("/v2/")
             && p != "/v2"
             && !matches!(p.as_str(), "/livez" | "/readyz" | "/startupz")
-            && p
-                .bytes()
+            && p.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
         if valid {
             config.path = p;
@@ -276,7 +275,11 @@ fn token(path: String, value: &Value, problems: &mut Vec<Problem>) -> TokenConfi
         }
     }
     if let Some(s) = fields::string(&mut section, "service", problems) {
-        if s.is_empty() || s.len() > 256 || s.contains(['"', '\\']) || s.chars().any(char::is_control) {
+        if s.is_empty()
+            || s.len() > 256
+            || s.contains(['"', '\\'])
+            || s.chars().any(char::is_control)
+        {
             problems.push(Problem::new(
                 section.child("service"),
                 "expected a non-empty name without quotes or control characters",

@@ -132,7 +132,11 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpC
         let url = url.trim_end_matches('/').to_owned();
         let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
         let clean = !url.contains(['"', '\\', ' ']) && !url.chars().any(char::is_control);
-        if scheme_ok && clean && url.len() <= 1024 && url.split("://").nth(1).is_some_and(|h| !h.is_empty()) {
+        if scheme_ok
+            && clean
+            && url.len() <= 1024
+            && url.split("://").nth(1).is_some_and(|h| !h.is_empty())
+        {
             config.external_url = Some(url);
         } else {
             problems.push(Problem::new(

@@ -36,8 +36,8 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use auth::{
-    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MtlsConfig, Policy,
-    RateLimitConfig, RepositoryPolicy, TokenConfig, DEFAULT_TOKEN_PATH,
+    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, DEFAULT_TOKEN_PATH, LdapConfig,
+    MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy, TokenConfig,
 };
 pub use duration::parse_duration;
 pub use extensions::{
