@@ -21,6 +21,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod registry;
+pub mod docker;
 pub mod tools;
 
 pub use fixtures::{Blob, Image, ImageIndex, OciLayout, sha256_digest};
