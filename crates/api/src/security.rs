@@ -18,7 +18,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use zot_auth::tls::PeerCertificate;
-use zot_auth::{Action, AuditEntry, AuthFailure, Credentials, Identity, Security};
+use zot_auth::{
+    Action, AuditEntry, AuthFailure, Credentials, Identity, Method as AuthMethod, Security,
+};
 use zot_oci::Reference;
 use zot_storage::Registry;
 
@@ -202,6 +204,17 @@ pub(crate) async fn check(
     if !allowed {
         let response = match who {
             None => unauthorized(security, host, &need, None),
+            // A built-in token lacking a scope its subject may have: 403
+            // with the challenge, as RFC 6750 says (clients such as oras-py
+            // fetch a new token only on 403); external tokens keep
+            // distribution's 401.
+            Some(w) if w.method == AuthMethod::Token && token_would_help(security, w, &need) => {
+                let challenge =
+                    security.challenge(host, scope(&need).as_deref(), Some("insufficient_scope"));
+                ApiError::new(ErrorCode::Denied)
+                    .header(header::WWW_AUTHENTICATE, challenge)
+                    .into_response()
+            }
             Some(w) if w.grants.is_some() && token_would_help(security, w, &need) => {
                 unauthorized(security, host, &need, Some("insufficient_scope"))
             }

@@ -30,11 +30,14 @@ fn docker_pushes_pulls_mounts_and_inspects() {
     let inspect = run_stdout(docker().args(["manifest", "inspect", "--insecure", &app]));
     let manifest: serde_json::Value = serde_json::from_str(&inspect).expect("manifest JSON");
     assert_eq!(
-        manifest["mediaType"],
-        "application/vnd.docker.distribution.manifest.v2+json",
+        manifest["mediaType"], "application/vnd.docker.distribution.manifest.v2+json",
         "{manifest}"
     );
-    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(1), "{manifest}");
+    assert_eq!(
+        manifest["layers"].as_array().map(Vec::len),
+        Some(1),
+        "{manifest}"
+    );
     let served = registry.client().get(&format!(
         "/v2/e2e/docker/copy/blobs/{}",
         manifest["layers"][0]["digest"].as_str().unwrap_or("")
@@ -56,6 +59,10 @@ fn docker_push_without_compat_names_docker2s2() {
     let image = format!("{}/e2e/docker/nocompat:v1", registry.addr());
     engine.import(&cfg, &image, "docker-no-compat");
     let out = run_fails(engine.docker(&cfg).args(["push", &image]));
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("docker2s2"), "the refusal should tell how to accept it: {text}");
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("docker2s2"),
+        "the refusal should tell how to accept it: {text}"
+    );
 }

@@ -184,7 +184,11 @@ fn token_protocol_grants_exactly_what_the_policy_allows() {
         &[],
         None,
     );
-    r.expect_oci_error(401, "UNAUTHORIZED", "delete without the scope");
+    r.expect_oci_error(
+        403,
+        "DENIED",
+        "delete without the scope (403 with the challenge, as RFC 6750 says)",
+    );
     let challenge = r.header("www-authenticate").unwrap_or("");
     assert!(
         challenge.contains("scope=\"repository:team/app:delete\""),

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use super::tools::{output, run, tool};
 
-
 /// How long the engine may take to answer after starting.
 const START_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -105,11 +104,19 @@ impl Dockerd {
     /// Makes an image `reference` with one file whose content is `seed`,
     /// by `docker import` of a tarball.
     pub fn import(&self, config: &Path, reference: &str, seed: &str) {
-        let src = self.dir.path().join(format!("src-{}", super::sha256_digest(seed.as_bytes())));
+        let src = self
+            .dir
+            .path()
+            .join(format!("src-{}", super::sha256_digest(seed.as_bytes())));
         std::fs::create_dir_all(&src).expect("mkdir");
         std::fs::write(src.join("seed.txt"), seed).expect("write");
         let tar = src.with_extension("tar");
-        run(tool("tar").arg("-C").arg(&src).arg("-cf").arg(&tar).arg("."));
+        run(tool("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
         run(self.docker(config).arg("import").arg(&tar).arg(reference));
     }
 

@@ -18,10 +18,10 @@
     reason = "each test crate uses a different subset of the harness"
 )]
 
+pub mod docker;
 pub mod fixtures;
 pub mod http;
 pub mod registry;
-pub mod docker;
 pub mod tools;
 
 pub use fixtures::{Blob, Image, ImageIndex, OciLayout, sha256_digest};
