@@ -11,6 +11,7 @@ mod http_util;
 mod manifests;
 mod panic_guard;
 mod security;
+mod token;
 
 use axum::Router;
 use axum::body::Body;
@@ -79,6 +80,9 @@ const API_VERSION: &str = "registry/2.0";
 async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
+        None if state.security.token_path() == Some(path.as_str()) => {
+            return token::serve(&state.security, req).await;
+        }
         None => return probes(&state, &path, req.method()),
         Some(Err(e)) => e.into_response(),
         Some(Ok(endpoint)) => {

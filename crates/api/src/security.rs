@@ -23,7 +23,9 @@ use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use zot_auth::tls::PeerCertificate;
-use zot_auth::{Action, AuditEntry, AuthFailure, Credentials, Identity, Security};
+use zot_auth::{
+    Action, AuditEntry, AuthFailure, Credentials, Identity, Method as AuthMethod, Security,
+};
 use zot_oci::Reference;
 use zot_storage::Registry;
 
@@ -46,7 +48,7 @@ impl Caller {
 }
 
 /// The client's address, when the server recorded it.
-fn client_addr(req: &Request) -> Option<IpAddr> {
+pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -134,8 +136,21 @@ fn scope(need: &Need) -> Option<String> {
     }
 }
 
-fn unauthorized(security: &Security, need: &Need, error: Option<&str>) -> Response {
-    let challenge = security.challenge(scope(need).as_deref(), error);
+/// The host the client addressed (`Host`, or the HTTP/2 `:authority`).
+pub(crate) fn request_host(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+}
+
+fn unauthorized(
+    security: &Security,
+    host: Option<&str>,
+    need: &Need,
+    error: Option<&str>,
+) -> Response {
+    let challenge = security.challenge(host, scope(need).as_deref(), error);
     ApiError::new(ErrorCode::Unauthorized)
         .header(header::WWW_AUTHENTICATE, challenge)
         .into_response()
@@ -175,6 +190,12 @@ pub(crate) async fn check(
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes()),
     );
+    // With the built-in token service, an anonymous `/v2/` is challenged
+    // unless it carries a (verified, possibly anonymous) token, so that
+    // clients learn where to get one.
+    let bearing_token = matches!(credentials, Credentials::Bearer(_));
+    let host = request_host(req).map(str::to_owned);
+    let host = host.as_deref();
     let certificate = req.extensions().get::<PeerCertificate>();
     let identity = match security.authenticate(credentials, certificate).await {
         Ok(identity) => identity,
@@ -196,7 +217,7 @@ pub(crate) async fn check(
                 AuthFailure::BadToken(_) => Some("invalid_token"),
                 _ => None,
             };
-            return Err((anonymous, unauthorized(security, &need, error)));
+            return Err((anonymous, unauthorized(security, host, &need, error)));
         }
     };
     let need = refine(
@@ -209,7 +230,11 @@ pub(crate) async fn check(
     );
     let who = identity.as_ref();
     let allowed = match &need {
-        Need::Login => who.is_some() || security.anonymous_allowed_anywhere(),
+        Need::Login => {
+            who.is_some()
+                || (security.anonymous_allowed_anywhere()
+                    && (bearing_token || !security.issues_tokens()))
+        }
         Need::Catalog => {
             (who.is_some() || security.anonymous_allowed_anywhere())
                 && security.may_list_catalog(who)
@@ -218,9 +243,20 @@ pub(crate) async fn check(
     };
     if !allowed {
         let response = match who {
-            None => unauthorized(security, &need, None),
-            Some(w) if w.grants.is_some() => {
-                unauthorized(security, &need, Some("insufficient_scope"))
+            None => unauthorized(security, host, &need, None),
+            // A built-in token lacking a scope its subject may have: 403
+            // with the challenge, as RFC 6750 says (clients such as oras-py
+            // fetch a new token only on 403); external tokens keep
+            // distribution's 401.
+            Some(w) if w.method == AuthMethod::Token && token_would_help(security, w, &need) => {
+                let challenge =
+                    security.challenge(host, scope(&need).as_deref(), Some("insufficient_scope"));
+                ApiError::new(ErrorCode::Denied)
+                    .header(header::WWW_AUTHENTICATE, challenge)
+                    .into_response()
+            }
+            Some(w) if w.grants.is_some() && token_would_help(security, w, &need) => {
+                unauthorized(security, host, &need, Some("insufficient_scope"))
             }
             Some(_) => ApiError::new(ErrorCode::Denied).into_response(),
         };
@@ -239,6 +275,15 @@ pub(crate) async fn check(
             .insert(zot_storage::TagPolicy::CreateOnly);
     }
     Ok(Caller { identity, client })
+}
+
+/// Whether a client refused with a token should fetch a new one (401) or
+/// is simply not allowed (403).
+fn token_would_help(security: &Security, who: &Identity, need: &Need) -> bool {
+    match need {
+        Need::Repo(name, action) => security.new_token_would_help(who, name, *action),
+        Need::Catalog | Need::Login => true,
+    }
 }
 
 /// A cross-repository mount may only take a blob from a repository the

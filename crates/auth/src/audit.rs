@@ -59,7 +59,7 @@ impl AuditLog {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
-fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -27,7 +27,7 @@ use crate::{Action, AuthFailure, Identity, Method, SetupError};
 const LEEWAY: f64 = 30.0;
 
 /// One entry of a token's `access` claim.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Grant {
     #[serde(rename = "type")]
     pub kind: String,
@@ -64,6 +64,9 @@ struct Claims {
     aud: Audience,
     #[serde(default)]
     access: Vec<Grant>,
+    /// Directory groups of the subject (tokens of the built-in service).
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -134,20 +137,18 @@ impl Bearer {
         })
     }
 
+    /// A verifier of ES256 tokens signed by the built-in token service.
+    pub(crate) fn es256(realm: String, service: String, public_key: Vec<u8>) -> Bearer {
+        Bearer {
+            realm,
+            service,
+            alg: Alg::Es256,
+            key: public_key,
+        }
+    }
+
     pub(crate) fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {
-        let clean = |s: &str| s.replace(['"', '\\'], "");
-        let mut c = format!(
-            "Bearer realm=\"{}\",service=\"{}\"",
-            clean(&self.realm),
-            clean(&self.service)
-        );
-        if let Some(scope) = scope {
-            c.push_str(&format!(",scope=\"{}\"", clean(scope)));
-        }
-        if let Some(error) = error {
-            c.push_str(&format!(",error=\"{error}\""));
-        }
-        c
+        challenge(&self.realm, &self.service, scope, error)
     }
 
     pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthFailure> {
@@ -198,11 +199,33 @@ impl Bearer {
         }
         Ok(Identity {
             name: claims.sub,
-            groups: Vec::new(),
+            groups: claims.groups,
             method: Method::Bearer,
             grants: Some(claims.access),
         })
     }
+}
+
+/// A `Bearer` challenge; quotes and backslashes are dropped from the values.
+pub(crate) fn challenge(
+    realm: &str,
+    service: &str,
+    scope: Option<&str>,
+    error: Option<&str>,
+) -> String {
+    let clean = |s: &str| s.replace(['"', '\\'], "");
+    let mut c = format!(
+        "Bearer realm=\"{}\",service=\"{}\"",
+        clean(realm),
+        clean(service)
+    );
+    if let Some(scope) = scope {
+        c.push_str(&format!(",scope=\"{}\"", clean(scope)));
+    }
+    if let Some(error) = error {
+        c.push_str(&format!(",error=\"{error}\""));
+    }
+    c
 }
 
 /// Whether `grants` allow `action` on the resource `kind`/`name`.

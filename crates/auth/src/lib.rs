@@ -33,6 +33,7 @@ mod htpasswd;
 mod ldap;
 mod ratelimit;
 pub mod tls;
+mod token;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -42,6 +43,7 @@ pub use access::Action;
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
+pub use token::{IssuedToken, MAX_SCOPES};
 pub use zot_config::glob::glob_match;
 
 use zot_config::HttpConfig;
@@ -56,6 +58,8 @@ pub enum Method {
     Ldap,
     Bearer,
     Certificate,
+    /// A token of the built-in token service.
+    Token,
 }
 
 /// An authenticated client.
@@ -96,6 +100,11 @@ pub struct Security {
     htpasswd: Option<htpasswd::Htpasswd>,
     ldap: Option<ldap::Ldap>,
     bearer: Option<bearer::Bearer>,
+    token: Option<token::TokenService>,
+    /// `http.externalUrl`: the base of the token realm.
+    external_url: Option<String>,
+    /// Whether the listener serves TLS (the scheme of a realm built from `Host`).
+    tls: bool,
     mtls: Option<Vec<String>>,
     fail_delay: Duration,
     realm: String,
@@ -119,6 +128,9 @@ impl Security {
             htpasswd: None,
             ldap: None,
             bearer: None,
+            token: None,
+            external_url: None,
+            tls: false,
             mtls: None,
             fail_delay: Duration::ZERO,
             realm: String::new(),
@@ -166,6 +178,16 @@ impl Security {
         if let Some(ac) = &http.access_control {
             security.access = Some(access::AccessControl::new(ac));
         }
+        security.external_url = http.external_url.clone();
+        security.tls = http.tls.is_some();
+        if let Some(auth) = &http.auth
+            && auth.token.enable
+            && security.bearer.is_none()
+            && security.has_passwords()
+            && security.anonymous_allowed_anywhere()
+        {
+            security.token = Some(token::TokenService::new(&auth.token)?);
+        }
         if let Some(rl) = &http.ratelimit {
             security.ratelimit = ratelimit::RateLimiter::new(rl);
         }
@@ -209,11 +231,18 @@ impl Security {
         match credentials {
             Credentials::None => Ok(self.certificate_identity(certificate)),
             Credentials::Invalid => Err(AuthFailure::Malformed),
-            Credentials::Bearer(token) => match &self.bearer {
-                Some(b) => b.verify(&token).map(Some),
-                None => Err(AuthFailure::WrongScheme),
+            Credentials::Bearer(token) => match (&self.bearer, &self.token) {
+                (Some(b), _) => b.verify(&token).map(Some),
+                (None, Some(t)) => t.verify(&token),
+                (None, None) => Err(AuthFailure::WrongScheme),
             },
             Credentials::Basic { user, password } => {
+                // `Basic Og==` (empty user and password), which
+                // containers/image sends once it has seen a 200 from an
+                // anonymous `/v2/`, is an anonymous client.
+                if user.is_empty() && password.is_empty() && self.anonymous_allowed_anywhere() {
+                    return Ok(self.certificate_identity(certificate));
+                }
                 if !self.has_passwords() {
                     return Err(AuthFailure::WrongScheme);
                 }
@@ -274,9 +303,26 @@ impl Security {
 
     /// May `who` (`None`: anonymous) do `action` on `repo`?
     pub fn allowed(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
-        if let Some(grants) = who.and_then(|w| w.grants.as_ref()) {
-            return bearer::grants_allow(grants, "repository", repo, action);
+        if let Some(w) = who
+            && let Some(grants) = &w.grants
+        {
+            let granted = bearer::grants_allow(grants, "repository", repo, action);
+            // A built-in token is also held to today's policy for its subject.
+            return granted && (w.method != Method::Token || self.policy_allows(who, repo, action));
         }
+        self.policy_allows(who, repo, action)
+    }
+
+    /// Whether a refusal of a token-bearing request should send the client
+    /// for a new token (401 `insufficient_scope`) rather than deny it (403):
+    /// true for external tokens, and for built-in tokens whose subject the
+    /// policy would allow.
+    pub fn new_token_would_help(&self, who: &Identity, repo: &str, action: Action) -> bool {
+        who.method != Method::Token || self.policy_allows(Some(who), repo, action)
+    }
+
+    /// The access-control decision, without token grants.
+    fn policy_allows(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
         match &self.access {
             Some(access) => access.allowed(who, repo, action),
             // Authentication without access control: any authenticated user
@@ -304,11 +350,79 @@ impl Security {
     }
 
     /// The `WWW-Authenticate` challenge for a request needing `scope`
-    /// (`repository:<name>:<actions>` or `registry:catalog:*`).
-    pub fn challenge(&self, scope: Option<&str>, error: Option<&str>) -> String {
-        match &self.bearer {
-            Some(b) => b.challenge(scope, error),
-            None => format!("Basic realm=\"{}\"", self.realm.replace('"', "")),
+    /// (`repository:<name>:<actions>` or `registry:catalog:*`). `host` is
+    /// the request's `Host` (or `:authority`), used for the built-in token
+    /// service's realm when `http.externalUrl` is not set.
+    pub fn challenge(
+        &self,
+        host: Option<&str>,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
+        match (&self.bearer, &self.token) {
+            (Some(b), _) => b.challenge(scope, error),
+            (None, Some(t)) => t.challenge(&self.origin(host), scope, error),
+            (None, None) => self.basic_challenge(),
+        }
+    }
+
+    /// The `Basic` challenge (also the token endpoint's).
+    pub fn basic_challenge(&self) -> String {
+        format!("Basic realm=\"{}\"", self.realm.replace(['"', '\\'], ""))
+    }
+
+    /// `scheme://host` of the registry as the client sees it.
+    fn origin(&self, host: Option<&str>) -> String {
+        if let Some(url) = &self.external_url {
+            return url.clone();
+        }
+        let scheme = if self.tls { "https" } else { "http" };
+        // Only characters of a host and port: nothing a client sends can
+        // break out of the quoted realm.
+        let host = host
+            .filter(|h| {
+                !h.is_empty()
+                    && h.len() <= 255
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{scheme}://{host}")
+    }
+
+    /// The token endpoint's path, when this registry issues tokens.
+    pub fn token_path(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.path())
+    }
+
+    /// Whether this registry is its own token server.
+    pub fn issues_tokens(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The built-in token service's name (`service=`), if any.
+    pub fn token_service_name(&self) -> Option<&str> {
+        self.token.as_ref().map(|t| t.service())
+    }
+
+    /// A token for `who` (`None`: anonymous) with, of `scopes`, what the
+    /// access control allows. `None` when this registry issues no tokens or
+    /// signing failed (logged).
+    pub fn issue_token(&self, who: Option<&Identity>, scopes: &[String]) -> Option<IssuedToken> {
+        let service = self.token.as_ref()?;
+        let allowed = |kind: &str, name: &str, action: Action| match kind {
+            "registry" => {
+                (who.is_some() || self.anonymous_allowed_anywhere()) && self.may_list_catalog(who)
+            }
+            _ => self.policy_allows(who, name, action),
+        };
+        let grants = token::TokenService::grants(scopes, &allowed);
+        match service.issue(who, &grants) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "issuing a token");
+                None
+            }
         }
     }
 

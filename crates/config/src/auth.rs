@@ -45,6 +45,44 @@ pub struct AuthConfig {
     pub mtls: Option<MtlsConfig>,
     /// Pause after a failed login (`http.auth.failDelay`, seconds).
     pub fail_delay: Duration,
+    /// The built-in token service (`http.auth.token`); defaults apply when
+    /// the section is absent.
+    pub token: TokenConfig,
+}
+
+/// `http.auth.token`: the registry's own token service, used when password
+/// users (htpasswd, LDAP) and anonymous access coexist and no external
+/// `bearer` realm is configured (see the `zot-auth` crate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// `false` keeps Basic challenges even with anonymous access.
+    pub enable: bool,
+    /// Path of the token endpoint (`path`, default `/auth/token`).
+    pub path: String,
+    /// Audience of the tokens and `service` of the challenge (`service`,
+    /// default `zot`).
+    pub service: String,
+    /// PKCS#8 PEM file of a P-256 private key (`signingKey`), so that
+    /// several instances accept each other's tokens; without it a key is
+    /// made at start-up.
+    pub signing_key: Option<PathBuf>,
+    /// How long a token is valid (`lifetime`, default 5 minutes, at most 1 hour).
+    pub lifetime: Duration,
+}
+
+/// Default path of the built-in token endpoint.
+pub const DEFAULT_TOKEN_PATH: &str = "/auth/token";
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            enable: true,
+            path: DEFAULT_TOKEN_PATH.to_owned(),
+            service: "zot".to_owned(),
+            signing_key: None,
+            lifetime: Duration::from_secs(300),
+        }
+    }
 }
 
 /// `http.auth.ldap`. Its `Debug` output shows whether `bindPassword` is set,
@@ -196,6 +234,9 @@ pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem
     if let Some(v) = section.get("mtls") {
         config.mtls = mtls(section.child("mtls"), v, problems);
     }
+    if let Some(v) = section.get("token") {
+        config.token = token(section.child("token"), v, problems);
+    }
     if let Some(v) = section.get("failDelay") {
         let delay = match v {
             Value::Number(n) => match n.as_u64() {
@@ -262,6 +303,62 @@ fn bearer(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<Be
         service: service?,
         cert: PathBuf::from(cert?),
     })
+}
+
+fn token(path: String, value: &Value, problems: &mut Vec<Problem>) -> TokenConfig {
+    let mut config = TokenConfig::default();
+    let Some(mut section) = Section::new(path, value, problems) else {
+        return config;
+    };
+    if let Some(enable) = fields::boolean(&mut section, "enable", problems) {
+        config.enable = enable;
+    }
+    if let Some(p) = fields::string(&mut section, "path", problems) {
+        let valid = p.starts_with('/')
+            && p.len() <= 256
+            && !p.starts_with("/v2/")
+            && p != "/v2"
+            && !matches!(p.as_str(), "/livez" | "/readyz" | "/startupz")
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+        if valid {
+            config.path = p;
+        } else {
+            problems.push(Problem::new(
+                section.child("path"),
+                "expected an absolute path of letters, digits and /-._~ outside /v2/",
+            ));
+        }
+    }
+    if let Some(s) = fields::string(&mut section, "service", problems) {
+        if s.is_empty()
+            || s.len() > 256
+            || s.contains(['"', '\\'])
+            || s.chars().any(char::is_control)
+        {
+            problems.push(Problem::new(
+                section.child("service"),
+                "expected a non-empty name without quotes or control characters",
+            ));
+        } else {
+            config.service = s;
+        }
+    }
+    if let Some(key) = fields::string(&mut section, "signingKey", problems) {
+        config.signing_key = Some(PathBuf::from(key));
+    }
+    if let Some(lifetime) = fields::duration(&mut section, "lifetime", problems) {
+        if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
+            problems.push(Problem::new(
+                section.child("lifetime"),
+                "expected a duration from 10s to 1h",
+            ));
+        } else {
+            config.lifetime = lifetime;
+        }
+    }
+    section.finish(problems);
+    config
 }
 
 fn mtls(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<MtlsConfig> {

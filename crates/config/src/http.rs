@@ -26,7 +26,7 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 5000;
 
 /// Keys zot knows under `http` that this build does not implement.
-const UNSUPPORTED: &[&str] = &["externalUrl", "allowOrigin"];
+const UNSUPPORTED: &[&str] = &["allowOrigin"];
 
 /// The HTTP listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,11 @@ pub struct HttpConfig {
     pub port: u16,
     /// Realm of `WWW-Authenticate` challenges (`http.realm`, default empty as in zot).
     pub realm: String,
+    /// The URL clients reach the registry at (`http.externalUrl`, e.g.
+    /// `https://registry.example.com`), without a trailing `/`: the base of
+    /// the built-in token service's realm. Without it the realm is built
+    /// from the request's `Host`.
+    pub external_url: Option<String>,
     /// Compatibility modes (`http.compat`).
     pub compat: Vec<Compat>,
     /// Serve HTTPS (`http.tls`).
@@ -60,6 +65,7 @@ impl Default for HttpConfig {
             address: DEFAULT_ADDRESS.to_owned(),
             port: DEFAULT_PORT,
             realm: String::new(),
+            external_url: None,
             compat: Vec::new(),
             tls: None,
             auth: None,
@@ -120,6 +126,23 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpC
         match port(value) {
             Ok(port) => config.port = port,
             Err(message) => problems.push(Problem::new(section.child("port"), message)),
+        }
+    }
+    if let Some(url) = fields::string(&mut section, "externalUrl", problems) {
+        let url = url.trim_end_matches('/').to_owned();
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        let clean = !url.contains(['"', '\\', ' ']) && !url.chars().any(char::is_control);
+        if scheme_ok
+            && clean
+            && url.len() <= 1024
+            && url.split("://").nth(1).is_some_and(|h| !h.is_empty())
+        {
+            config.external_url = Some(url);
+        } else {
+            problems.push(Problem::new(
+                section.child("externalUrl"),
+                "expected an http:// or https:// URL without quotes or spaces",
+            ));
         }
     }
     if let Some(realm) = fields::string(&mut section, "realm", problems) {

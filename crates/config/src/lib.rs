@@ -37,8 +37,8 @@ use std::path::Path;
 use serde_json::Value;
 
 pub use auth::{
-    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, LdapConfig, MAX_FAIL_DELAY, MtlsConfig,
-    Policy, RateLimitConfig, RepositoryPolicy,
+    ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, DEFAULT_TOKEN_PATH, LdapConfig,
+    MAX_FAIL_DELAY, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy, TokenConfig,
 };
 pub use duration::parse_duration;
 pub use extensions::{

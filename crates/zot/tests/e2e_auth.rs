@@ -132,9 +132,16 @@ fn access_matrix_users_by_repositories_by_actions() {
                 match r.status {
                     401 => {
                         r.expect_oci_error(401, "UNAUTHORIZED", who);
-                        assert_eq!(
-                            r.header("www-authenticate"),
-                            Some("Basic realm=\"zot-test\""),
+                        // Anonymous and password users coexist: the
+                        // registry is its own token server (e2e_token.rs).
+                        let challenge = r.header("www-authenticate").unwrap_or("");
+                        let realm = format!(
+                            "Bearer realm=\"{}/auth/token\",service=\"zot\"",
+                            registry.url()
+                        );
+                        assert!(challenge.starts_with(&realm), "{challenge} {r}");
+                        assert!(
+                            challenge.contains(&format!(",scope=\"repository:{repo}:")),
                             "{r}"
                         );
                     }
@@ -225,8 +232,16 @@ fn catalog_lists_only_readable_repositories() {
     // Pages are filled past hidden repositories.
     assert_eq!(list("plain", "?n=1").1, ["app"]);
     assert_eq!(list("plain", "?n=1&last=app").1, ["public/lib"]);
-    // /v2/ itself: anonymous is allowed somewhere, a wrong password never.
-    assert_eq!(call(&client, None, "GET", "/v2/", &[], None).status, 200);
+    // /v2/ itself: anonymous clients are sent to the token service (which
+    // gives them an anonymous token), a wrong password is refused.
+    let r = call(&client, None, "GET", "/v2/", &[], None);
+    assert_eq!(r.status, 401, "{r}");
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or("")
+            .starts_with("Bearer realm="),
+        "{r}"
+    );
     assert_eq!(
         call(
             &client,

@@ -18,6 +18,7 @@
     reason = "each test crate uses a different subset of the harness"
 )]
 
+pub mod docker;
 pub mod fixtures;
 pub mod http;
 pub mod registry;
