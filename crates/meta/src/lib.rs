@@ -38,6 +38,12 @@ const TIMES: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("t
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
+    /// Another process (a running server) holds the store: nothing under
+    /// the root may be touched.
+    #[error(
+        "the metadata store {0} is in use by another zot process (a running server?); stop it first"
+    )]
+    InUse(String),
     #[error("metadata store: {0}")]
     Db(#[from] redb::Error),
     #[error("metadata store record: {0}")]
@@ -130,7 +136,7 @@ impl MetaStore {
         let db = match create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(redb::DatabaseError::DatabaseAlreadyOpen.into());
+                return Err(MetaError::InUse(path.display().to_string()));
             }
             Err(_) => {
                 let _ = std::fs::remove_file(path);

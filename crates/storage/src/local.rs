@@ -3,7 +3,10 @@
 //! `.tmp-<uuid>` beside it), then `rename`. With `commit` on, the file is
 //! fsynced before the rename and its folder after it, so an acknowledged
 //! write survives a power cut, not only a crash. The temporary folder is
-//! emptied when the driver starts: no write can be in flight then.
+//! emptied when the driver starts, which the caller does only while holding
+//! the root's metadata-store lock ([`crate::open_local`]): no other process
+//! can have a write in flight then. A write that fails removes its
+//! temporary file.
 
 use crate::backend::{Backend, BoxSink, ByteStream, Entry};
 use crate::paths::{TMP_DIR, TMP_PREFIX};
