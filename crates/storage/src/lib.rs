@@ -11,6 +11,7 @@ mod gc;
 mod index;
 mod lint;
 mod local;
+mod locks;
 mod manifests;
 pub mod paths;
 mod registry;

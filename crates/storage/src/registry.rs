@@ -7,14 +7,16 @@
 //!   the manifest that needs it, a manifest file before `index.json` lists
 //!   it, `index.json` before the metadata store.
 //! - `index.json` of a repository is only rewritten under that repository's
-//!   lock, so concurrent tag updates are serialized and none is lost.
+//!   exclusive lock, so concurrent tag updates are serialized and none is
+//!   lost; a blob is placed into a layout under the shared lock, with the
+//!   layout present (see [`crate::locks`]).
 
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::index::LayoutIndex;
 use crate::paths;
 use crate::uploads::UploadSessions;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zot_meta::{Change, ManifestRecord, MetaStore};
@@ -60,7 +62,7 @@ pub struct Registry {
     pub(crate) uploads: UploadSessions,
     pub(crate) options: Options,
     pub(crate) manifests: crate::cache::ManifestCache,
-    repo_locks: Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>,
+    repo_locks: crate::locks::RepoLocks,
     /// Striped locks serializing the placement of one digest.
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
@@ -95,7 +97,7 @@ impl Registry {
             uploads: UploadSessions::default(),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
-            repo_locks: Mutex::default(),
+            repo_locks: crate::locks::RepoLocks::default(),
             digest_locks: (0..DIGEST_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -108,12 +110,38 @@ impl Registry {
         &self.options
     }
 
-    pub(crate) async fn lock_repo(&self, repo: &RepoName) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(repo.clone()).or_default().clone()
-        };
-        lock.lock_owned().await
+    /// Sole use of `repo`: for writes of its `index.json` and its removal.
+    pub(crate) async fn lock_repo(&self, repo: &RepoName) -> crate::locks::ExclusiveGuard {
+        self.repo_locks.exclusive(repo).await
+    }
+
+    /// Shared use of `repo` with its layout present: for placing a blob into
+    /// it. While the guard is held, GC cannot remove the layout.
+    pub(crate) async fn placement_guard(
+        &self,
+        repo: &RepoName,
+    ) -> Result<crate::locks::SharedGuard> {
+        loop {
+            self.ensure_layout(repo).await?;
+            let guard = self.repo_locks.shared(repo).await;
+            // GC may have removed the layout between the two (it forgets
+            // it under the exclusive lock): then make it again.
+            if self.layout_known(repo) {
+                return Ok(guard);
+            }
+        }
+    }
+
+    fn layout_known(&self, repo: &RepoName) -> bool {
+        self.initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(repo)
+    }
+
+    /// Repositories whose lock is in use (idle ones are pruned).
+    pub fn locked_repositories(&self) -> usize {
+        self.repo_locks.len()
     }
 
     pub(crate) async fn lock_digest(&self, digest: &Digest) -> tokio::sync::MutexGuard<'_, ()> {
@@ -142,12 +170,7 @@ impl Registry {
 
     /// Makes sure `repo` is an OCI image layout on disk.
     pub(crate) async fn ensure_layout(&self, repo: &RepoName) -> Result<()> {
-        if self
-            .initialised
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(repo)
-        {
+        if self.layout_known(repo) {
             return Ok(());
         }
         let _guard = self.lock_repo(repo).await;
