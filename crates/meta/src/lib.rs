@@ -181,8 +181,39 @@ impl MetaStore {
     /// Applies `changes` to `repo` in one transaction, registering the
     /// repository if it is new.
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
+        let txn = self.begin_write()?;
+        Self::apply_in(&txn, repo.as_str(), changes)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Replaces every row of `repo` by `changes` (a rebuild from its
+    /// layout), in one transaction. Push and pull times are history the
+    /// layout does not hold: they are kept for the manifests still there.
+    pub fn replace_repo(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
         let r = repo.as_str();
         let txn = self.begin_write()?;
+        Self::forget_in(&txn, r, false)?;
+        Self::apply_in(&txn, r, changes)?;
+        {
+            let manifests = txn.open_table(MANIFESTS)?;
+            let mut times = txn.open_table(TIMES)?;
+            let mut gone = Vec::new();
+            for item in times.range((r, "")..(r, MAX))? {
+                let d = item?.0.value().1.to_owned();
+                if manifests.get((r, d.as_str()))?.is_none() {
+                    gone.push(d);
+                }
+            }
+            for d in gone {
+                times.remove((r, d.as_str()))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn apply_in(txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
         {
             let mut repos = txn.open_table(REPOS)?;
             let mut tags = txn.open_table(TAGS)?;
@@ -245,13 +276,18 @@ impl MetaStore {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Removes every row of `repo` (when it is gone).
+    pub fn forget_repo(&self, repo: &str) -> Result<()> {
+        let txn = self.begin_write()?;
+        Self::forget_in(&txn, repo, true)?;
         txn.commit()?;
         Ok(())
     }
 
-    /// Removes every row of `repo` (before a rebuild, or when it is gone).
-    pub fn forget_repo(&self, repo: &str) -> Result<()> {
-        let txn = self.begin_write()?;
+    fn forget_in(txn: &redb::WriteTransaction, repo: &str, times_too: bool) -> Result<()> {
         {
             let mut repos = txn.open_table(REPOS)?;
             repos.remove(repo)?;
@@ -271,10 +307,11 @@ impl MetaStore {
             for d in digests {
                 blobs.remove((d.as_str(), repo))?;
             }
-            let mut times = txn.open_table(TIMES)?;
-            times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            if times_too {
+                let mut times = txn.open_table(TIMES)?;
+                times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            }
         }
-        txn.commit()?;
         Ok(())
     }
 

@@ -386,8 +386,13 @@ impl Registry {
             }
             queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
         }
-        self.meta.forget_repo(repo.as_str())?;
-        self.apply_meta(repo, changes).await?;
+        // Push and pull times survive the rebuild (retention needs them).
+        self.lifecycle.note_changes(repo, &changes);
+        let meta = self.meta.clone();
+        let name = repo.clone();
+        tokio::task::spawn_blocking(move || meta.replace_repo(&name, &changes))
+            .await
+            .map_err(std::io::Error::other)??;
         tracing::info!(%repo, manifests = seen.len(), "rebuilt metadata from the layout");
         Ok(())
     }
