@@ -185,6 +185,7 @@ impl Registry {
             tracing::warn!(error = %e, "gc: recording pull times");
         }
         let _guard = self.lock_repo(repo).await;
+        self.reconcile(repo).await?;
         let mut report = GcReport::default();
         let mut index = self.read_index(repo).await?;
         let now = now_secs();

@@ -6,6 +6,10 @@
 //! - Content is written before anything points at it: a blob file before
 //!   the manifest that needs it, a manifest file before `index.json` lists
 //!   it, `index.json` before the metadata store.
+//! - Before a write changes `index.json`, a file whose fingerprint is not
+//!   the recorded one (edited behind the registry's back) is re-read and
+//!   the metadata rebuilt from it: a hand edit is never overwritten in the
+//!   store.
 //! - `index.json` of a repository is only rewritten under that repository's
 //!   exclusive lock, so concurrent tag updates are serialized and none is
 //!   lost; a blob is placed into a layout under the shared lock, with the
@@ -323,9 +327,29 @@ impl Registry {
         Ok(report)
     }
 
+    /// Re-reads the layout of `repo` if its `index.json` is not the one the
+    /// metadata store was built from (edited by hand or by another tool
+    /// while the registry runs), so that a write does not build on stale
+    /// metadata and record the new fingerprint over the edit. Call with the
+    /// repository's exclusive lock held, before reading `index.json` to
+    /// change it.
+    pub(crate) async fn reconcile(&self, repo: &RepoName) -> Result<()> {
+        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+        if on_disk.is_some() && on_disk != self.meta.fingerprint(repo.as_str())? {
+            tracing::warn!(%repo, "index.json changed behind the registry's back: re-reading the layout");
+            self.rebuild_locked(repo).await?;
+        }
+        Ok(())
+    }
+
     /// Rebuilds the metadata of one repository from its layout.
     async fn rebuild(&self, repo: &RepoName) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
+        self.rebuild_locked(repo).await
+    }
+
+    /// [`Registry::rebuild`], with the repository's exclusive lock held.
+    async fn rebuild_locked(&self, repo: &RepoName) -> Result<()> {
         let fingerprint = match self.backend.fingerprint(&paths::index(repo)).await? {
             Some(fp) => Change::SetFingerprint(fp),
             None => self.write_index(repo, &LayoutIndex::default()).await?,
