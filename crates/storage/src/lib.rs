@@ -29,7 +29,7 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
 pub use stores::Stores;
-pub use zot_meta::{Change, ManifestRecord, MetaError, MetaStore, Times};
+pub use zot_meta::{Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, Times};
 
 use std::sync::Arc;
 

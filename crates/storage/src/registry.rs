@@ -431,6 +431,36 @@ impl Registry {
         Ok(self.meta.flush()?)
     }
 
+    /// Whether the metadata store is usable: false from an I/O error (a
+    /// full disk, say) until [`Registry::recover_metadata`] has recovered it.
+    pub fn metadata_healthy(&self) -> bool {
+        self.meta.healthy()
+    }
+
+    /// Checks the metadata store and, after an I/O error, reopens it and
+    /// brings it back in step with the layouts (commits that were not
+    /// durable are lost in the reopen; the repositories they touched are
+    /// found stale and rebuilt). Returns whether it recovered the store;
+    /// an error means it is still unusable (retry later).
+    pub async fn recover_metadata(&self) -> Result<bool> {
+        // An I/O error found by a read is noted too.
+        let _ = self.meta.probe();
+        if self.meta.healthy() {
+            return Ok(false);
+        }
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.reopen())
+            .await
+            .map_err(std::io::Error::other)??;
+        self.sync_from_disk().await?;
+        self.meta.flush()?;
+        self.meta.mark_healthy();
+        tracing::warn!(
+            "metadata store reopened after an I/O error and back in step with the layouts"
+        );
+        Ok(true)
+    }
+
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
         Ok(self.meta.repo_exists(repo)?)
     }
