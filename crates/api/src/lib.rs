@@ -132,10 +132,17 @@ fn probes(state: &AppState, path: &str, method: &Method) -> Response {
     }
     match path {
         "/livez" => (StatusCode::OK, "ok").into_response(),
-        "/readyz" | "/startupz" if state.ready.load(Ordering::Relaxed) => {
-            (StatusCode::OK, "ok").into_response()
+        "/readyz" | "/startupz" if !state.ready.load(Ordering::Relaxed) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
         }
-        "/readyz" | "/startupz" => (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response(),
+        // A metadata store failed by an I/O error answers every write with
+        // 500 until it is recovered: not ready meanwhile.
+        "/readyz" if !state.stores.distinct().iter().all(|s| s.metadata_healthy()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metadata store unusable after an I/O error; recovering",
+        )
+            .into_response(),
+        "/readyz" | "/startupz" => (StatusCode::OK, "ok").into_response(),
         _ => ApiError::new(ErrorCode::NotFound).into_response(),
     }
 }

@@ -13,10 +13,21 @@
 //!   consistent, and anything lost is found stale and rebuilt. [`MetaStore::flush`],
 //!   called every few seconds and at shutdown, makes them durable, so that a
 //!   crash costs a rebuild of only the repositories changed since.
+//! - An I/O error (a full disk during a flush, say) leaves redb refusing
+//!   every later operation until it is opened again. The store then reports
+//!   itself failed ([`MetaStore::healthy`] is false) until
+//!   [`MetaStore::reopen`] has opened the file again (redb repairs it to the
+//!   last durable commit) and the owner has brought it back in step with the
+//!   layouts and called [`MetaStore::mark_healthy`].
 
+mod fault;
+
+pub use fault::FaultSwitch;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
 use zot_oci::{Descriptor, Digest, RepoName};
 
 /// repo -> fingerprint of its index.json (JSON of [`Fingerprint`]).
@@ -38,10 +49,28 @@ const TIMES: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("t
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
+    /// Another process (a running server) holds the store: nothing under
+    /// the root may be touched.
+    #[error(
+        "the metadata store {0} is in use by another zot process (a running server?); stop it first"
+    )]
+    InUse(String),
     #[error("metadata store: {0}")]
     Db(#[from] redb::Error),
     #[error("metadata store record: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("metadata store: not open since an I/O error; it is being reopened")]
+    Unavailable,
+}
+
+impl MetaError {
+    /// An I/O error of the store's file, after which redb must be reopened.
+    fn is_io(&self) -> bool {
+        matches!(
+            self,
+            MetaError::Db(redb::Error::Io(_) | redb::Error::PreviousIo) | MetaError::Unavailable
+        )
+    }
 }
 
 macro_rules! from_redb {
@@ -106,10 +135,31 @@ pub struct Times {
 /// Page cache of the store.
 const CACHE_BYTES: usize = 8 << 20;
 
+/// Makes one attempt at opening the database file.
+type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+
 pub struct MetaStore {
-    db: Database,
+    /// `None` only between a failed reopen and the next attempt.
+    db: RwLock<Option<Database>>,
+    path: PathBuf,
+    opener: Opener,
     /// Whether commits were made since the last durable one.
-    dirty: std::sync::atomic::AtomicBool,
+    dirty: AtomicBool,
+    /// An I/O error happened and the store is not back in step yet.
+    failed: AtomicBool,
+}
+
+/// The open database, borrowed for the start of a transaction.
+struct Db<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        match &*self.0 {
+            Some(db) => db,
+            None => unreachable!("Db is only made from an open database"),
+        }
+    }
 }
 
 /// Sorts after every name, tag and digest: the greatest char, which none contains.
@@ -122,19 +172,68 @@ fn prefix_end(s: &str) -> String {
 impl MetaStore {
     /// Opens (or creates) the store at `path`. A file that cannot be opened
     /// (corrupt, or of another version) is removed and created anew: it is
-    /// rebuilt from the layouts.
+    /// rebuilt from the layouts. An I/O error is returned as is.
     pub fn open(path: &Path) -> Result<MetaStore> {
+        let file = path.to_path_buf();
         // redb's default page cache is 1 GiB; the hot lookups are few and
         // small, so a modest cache keeps the registry's memory flat.
-        let create = |path: &Path| Database::builder().set_cache_size(CACHE_BYTES).create(path);
-        let db = match create(path) {
+        Self::open_with(
+            path,
+            Box::new(move || {
+                Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create(&file)
+            }),
+        )
+    }
+
+    /// [`MetaStore::open`], on a file whose writes fail while `switch` says
+    /// so: for tests of the recovery from I/O errors.
+    pub fn open_with_faults(path: &Path, switch: FaultSwitch) -> Result<MetaStore> {
+        let file = path.to_path_buf();
+        Self::open_with(
+            path,
+            Box::new(move || {
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&file)?;
+                let backend = fault::FaultyFile {
+                    inner: redb::backends::FileBackend::new(f)?,
+                    switch: switch.clone(),
+                };
+                Database::builder()
+                    .set_cache_size(CACHE_BYTES)
+                    .create_with_backend(backend)
+            }),
+        )
+    }
+
+    fn open_with(path: &Path, opener: Opener) -> Result<MetaStore> {
+        let db = Self::open_db(path, &opener)?;
+        Ok(MetaStore {
+            db: RwLock::new(Some(db)),
+            path: path.to_path_buf(),
+            opener,
+            dirty: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    fn open_db(path: &Path, opener: &Opener) -> Result<Database> {
+        let db = match opener() {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(redb::DatabaseError::DatabaseAlreadyOpen.into());
+                return Err(MetaError::InUse(path.display().to_string()));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
+                return Err(redb::Error::Io(e).into());
             }
             Err(_) => {
                 let _ = std::fs::remove_file(path);
-                create(path)?
+                opener()?
             }
         };
         let txn = db.begin_write()?;
@@ -148,35 +247,125 @@ impl MetaStore {
             txn.open_table(TIMES)?;
         }
         txn.commit()?;
-        Ok(MetaStore {
-            db,
-            dirty: std::sync::atomic::AtomicBool::new(false),
-        })
+        Ok(db)
+    }
+
+    /// The open database, or `Unavailable` after a failed reopen.
+    fn db(&self) -> Result<Db<'_>> {
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            return Err(MetaError::Unavailable);
+        }
+        Ok(Db(guard))
+    }
+
+    /// Notes an I/O error in `r`: the store is failed until reopened and
+    /// brought back in step.
+    fn watch<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r
+            && e.is_io()
+        {
+            self.failed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// False from an I/O error until [`MetaStore::mark_healthy`].
+    pub fn healthy(&self) -> bool {
+        !self.failed.load(Ordering::Acquire)
+    }
+
+    /// Checks that the store can be read, noting an I/O error.
+    pub fn probe(&self) -> Result<()> {
+        self.watch(self.db().and_then(|db| {
+            let txn = db.begin_read()?;
+            txn.open_table(REPOS)?;
+            Ok(())
+        }))
+    }
+
+    /// Opens the file again (redb repairs it to its last durable commit;
+    /// commits made since are lost and must be found stale and rebuilt by
+    /// the owner, who then calls [`MetaStore::mark_healthy`]).
+    pub fn reopen(&self) -> Result<()> {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        // The old database must be closed first: it holds the file's lock.
+        drop(db.take());
+        *db = Some(Self::open_db(&self.path, &self.opener)?);
+        self.dirty.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// The store is back in step with the layouts after a [`MetaStore::reopen`].
+    pub fn mark_healthy(&self) {
+        self.failed.store(false, Ordering::Release);
     }
 
     /// Makes every commit so far durable, if there were any since the last flush.
     pub fn flush(&self) -> Result<()> {
-        if !self.dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::Immediate)?;
-        txn.commit()?;
-        Ok(())
+        let flushed = self.watch((|| {
+            let mut txn = self.db()?.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            txn.commit()?;
+            Ok(())
+        })());
+        if flushed.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        flushed
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(Durability::None)?;
-        self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        self.dirty.store(true, Ordering::Release);
         Ok(txn)
     }
 
     /// Applies `changes` to `repo` in one transaction, registering the
     /// repository if it is new.
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
-        let r = repo.as_str();
+        self.watch((|| {
+            let txn = self.begin_write()?;
+            Self::apply_in(&txn, repo.as_str(), changes)?;
+            txn.commit()?;
+            Ok(())
+        })())
+    }
+
+    /// Replaces every row of `repo` by `changes` (a rebuild from its
+    /// layout), in one transaction. Push and pull times are history the
+    /// layout does not hold: they are kept for the manifests still there.
+    pub fn replace_repo(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
+        self.watch(self.replace_repo_once(repo.as_str(), changes))
+    }
+
+    fn replace_repo_once(&self, r: &str, changes: &[Change]) -> Result<()> {
         let txn = self.begin_write()?;
+        Self::forget_in(&txn, r, false)?;
+        Self::apply_in(&txn, r, changes)?;
+        {
+            let manifests = txn.open_table(MANIFESTS)?;
+            let mut times = txn.open_table(TIMES)?;
+            let mut gone = Vec::new();
+            for item in times.range((r, "")..(r, MAX))? {
+                let d = item?.0.value().1.to_owned();
+                if manifests.get((r, d.as_str()))?.is_none() {
+                    gone.push(d);
+                }
+            }
+            for d in gone {
+                times.remove((r, d.as_str()))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn apply_in(txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
         {
             let mut repos = txn.open_table(REPOS)?;
             let mut tags = txn.open_table(TAGS)?;
@@ -239,13 +428,20 @@ impl MetaStore {
                 }
             }
         }
-        txn.commit()?;
         Ok(())
     }
 
-    /// Removes every row of `repo` (before a rebuild, or when it is gone).
+    /// Removes every row of `repo` (when it is gone).
     pub fn forget_repo(&self, repo: &str) -> Result<()> {
-        let txn = self.begin_write()?;
+        self.watch((|| {
+            let txn = self.begin_write()?;
+            Self::forget_in(&txn, repo, true)?;
+            txn.commit()?;
+            Ok(())
+        })())
+    }
+
+    fn forget_in(txn: &redb::WriteTransaction, repo: &str, times_too: bool) -> Result<()> {
         {
             let mut repos = txn.open_table(REPOS)?;
             repos.remove(repo)?;
@@ -265,10 +461,11 @@ impl MetaStore {
             for d in digests {
                 blobs.remove((d.as_str(), repo))?;
             }
-            let mut times = txn.open_table(TIMES)?;
-            times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            if times_too {
+                let mut times = txn.open_table(TIMES)?;
+                times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+            }
         }
-        txn.commit()?;
         Ok(())
     }
 
@@ -278,6 +475,10 @@ impl MetaStore {
         if pulls.is_empty() {
             return Ok(());
         }
+        self.watch(self.record_pulls_once(pulls))
+    }
+
+    fn record_pulls_once(&self, pulls: &[(RepoName, Digest, u64)]) -> Result<()> {
         let txn = self.begin_write()?;
         {
             let manifests = txn.open_table(MANIFESTS)?;
@@ -299,7 +500,7 @@ impl MetaStore {
 
     /// When the manifest was pushed and last pulled, as far as recorded.
     pub fn times(&self, repo: &RepoName, digest: &Digest) -> Result<Times> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(TIMES)?;
         let known = |s: u64| (s > 0).then_some(s);
         Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
@@ -315,7 +516,7 @@ impl MetaStore {
     }
 
     pub fn fingerprint(&self, repo: &str) -> Result<Option<Fingerprint>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REPOS)?;
         Ok(match t.get(repo)? {
             Some(v) => Some(serde_json::from_slice(v.value())?),
@@ -324,13 +525,13 @@ impl MetaStore {
     }
 
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(REPOS)?.get(repo.as_str())?.is_some())
     }
 
     /// Repositories in lexical order after `last`, at most `n` (and whether more follow).
     pub fn repos(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REPOS)?;
         let iter = match last {
             Some(l) => {
@@ -350,7 +551,7 @@ impl MetaStore {
     }
 
     pub fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<ManifestRecord>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(TAGS)?;
         Ok(match t.get((repo.as_str(), tag))? {
             Some(v) => Some(serde_json::from_slice(v.value())?),
@@ -359,7 +560,7 @@ impl MetaStore {
     }
 
     pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(MANIFESTS)?;
         Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
             Some(v) => Some(serde_json::from_slice(v.value())?),
@@ -369,7 +570,7 @@ impl MetaStore {
 
     /// Tags of `repo` pointing at `digest`.
     pub fn tags_of(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(TAGS)?;
         let r = repo.as_str();
         let mut out = Vec::new();
@@ -390,7 +591,7 @@ impl MetaStore {
         last: Option<&str>,
         n: usize,
     ) -> Result<(Vec<String>, bool)> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(TAGS)?;
         let r = repo.as_str();
         let start = match last {
@@ -409,7 +610,7 @@ impl MetaStore {
     }
 
     pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(REFERRERS)?;
         let r = repo.as_str();
         let s = subject.to_string();
@@ -424,7 +625,7 @@ impl MetaStore {
 
     /// Repositories known to hold blob `digest`.
     pub fn blob_repos(&self, digest: &Digest) -> Result<Vec<String>> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = txn.open_table(BLOBS)?;
         let d = digest.to_string();
         let end = prefix_end(&d);
@@ -501,6 +702,42 @@ mod tests {
         assert!(m.blob_repos(&rec(2).digest).unwrap().is_empty());
         assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string()]);
         assert_eq!(m.tags(&a, None, 10).unwrap().0.len(), 3);
+    }
+
+    #[test]
+    fn an_io_error_is_recovered_by_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let switch = FaultSwitch::default();
+        let m = MetaStore::open_with_faults(&dir.path().join("m.redb"), switch.clone()).unwrap();
+        let a: RepoName = "a".parse().unwrap();
+        m.apply(&a, &[Change::SetTag("v1".into(), rec(1))]).unwrap();
+        m.flush().unwrap();
+        m.apply(&a, &[Change::SetTag("v2".into(), rec(2))]).unwrap();
+
+        // The disk fills up during the periodic flush.
+        switch.fail_writes(true);
+        assert!(m.flush().is_err());
+        assert!(
+            !m.healthy(),
+            "an I/O error must leave the store reported failed"
+        );
+        switch.fail_writes(false);
+        // Space is back, but redb refuses everything until it is reopened.
+        assert!(m.apply(&a, &[Change::SetTag("v3".into(), rec(3))]).is_err());
+        assert!(!m.healthy());
+
+        m.reopen().unwrap();
+        assert!(
+            !m.healthy(),
+            "healthy only once the owner has resynchronised"
+        );
+        m.mark_healthy();
+        m.apply(&a, &[Change::SetTag("v3".into(), rec(3))]).unwrap();
+        m.flush().unwrap();
+        assert_eq!(m.tag(&a, "v1").unwrap(), Some(rec(1)));
+        assert_eq!(m.tag(&a, "v3").unwrap(), Some(rec(3)));
+        m.probe().unwrap();
+        assert!(m.healthy());
     }
 
     #[test]

@@ -103,6 +103,7 @@ impl Registry {
             Some(f) => vec![f.as_str().to_owned()],
             None => self.meta.blob_repos(digest)?,
         };
+        let mut guards = None;
         for source in candidates {
             let Ok(source) = source.parse::<RepoName>() else {
                 continue;
@@ -110,7 +111,15 @@ impl Registry {
             if source == *repo || self.blob_size(&source, digest).await?.is_none() {
                 continue;
             }
-            self.ensure_layout(repo).await?;
+            if guards.is_none() {
+                // As a placement: the layout cannot go meanwhile, and GC
+                // (which decides under the digest lock) sees the blob
+                // recorded as fresh before its link exists.
+                let repo_guard = self.placement_guard(repo).await?;
+                guards = Some((repo_guard, self.lock_digest(digest).await));
+            }
+            self.lifecycle
+                .note_changes(repo, &[Change::AddBlob(digest.clone())]);
             let from_key = paths::blob(&source, digest);
             let to_key = paths::blob(repo, digest);
             let linked = if self.options.dedupe {
@@ -405,7 +414,8 @@ impl Registry {
         upload_key: &str,
         size: u64,
     ) -> Result<()> {
-        self.ensure_layout(repo).await?;
+        // Shared repository lock: GC cannot remove the layout under us.
+        let _repo_guard = self.placement_guard(repo).await?;
         // One placement of a digest at a time, so that concurrent pushes of
         // the same content to several repositories end up sharing one file.
         let _digest_guard = self.lock_digest(digest).await;

@@ -3,8 +3,10 @@
 //! itself when nothing is left.
 //!
 //! Invariants (why GC never removes what a push or a pull needs):
-//! - GC of a repository runs under the repository lock, as every write of
-//!   its `index.json` does. `put_manifest` checks again, under that lock,
+//! - GC of a repository runs under the repository's exclusive lock, as
+//!   every write of its `index.json` does; blob placements and mounts hold
+//!   the shared lock, so GC never finds a repository empty (and removes its
+//!   layout) while its first blob is being placed. `put_manifest` checks again, under that lock,
 //!   that every blob it needs is present before listing the manifest: so
 //!   either GC ran first (the push is refused with `MANIFEST_BLOB_UNKNOWN`,
 //!   nothing is acknowledged) or the manifest is listed before GC looks, and
@@ -14,8 +16,9 @@
 //!   a dedupe hard link whose file is old), and never in the first `gcDelay`
 //!   after start-up (placements before a restart are not remembered). The
 //!   check and the removal run under the blob's digest lock, which a
-//!   placement holds until it is recorded: a blob uploaded for a manifest
-//!   not pushed yet survives `gcDelay`.
+//!   placement holds until it is recorded (a mount records the placement
+//!   before it links): a blob uploaded or mounted for a manifest not pushed
+//!   yet survives `gcDelay`.
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content.
 //! - If a listed manifest cannot be read or parsed, no blob of the
@@ -182,6 +185,7 @@ impl Registry {
             tracing::warn!(error = %e, "gc: recording pull times");
         }
         let _guard = self.lock_repo(repo).await;
+        self.reconcile(repo).await?;
         let mut report = GcReport::default();
         let mut index = self.read_index(repo).await?;
         let now = now_secs();

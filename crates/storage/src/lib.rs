@@ -11,6 +11,7 @@ mod gc;
 mod index;
 mod lint;
 mod local;
+mod locks;
 mod manifests;
 pub mod paths;
 mod registry;
@@ -28,20 +29,25 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
 pub use stores::Stores;
-pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};
+pub use zot_meta::{Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, Times};
 
 use std::sync::Arc;
 
 /// Opens the registry on a local root folder: the metadata store under
 /// `<root>/_zot/`, synchronised with the layouts found on disk.
+///
+/// The metadata store is opened (and so locked) first: while another
+/// process holds it, this fails with [`zot_meta::MetaError::InUse`] having
+/// touched nothing under the root (the driver empties `_zot/tmp` only
+/// once the lock is ours, so a running server's writes in flight survive).
 pub async fn open_local(
     root: &std::path::Path,
     commit: bool,
     options: Options,
 ) -> Result<(Registry, SyncReport)> {
-    let backend = LocalBackend::new(root.to_path_buf(), commit)?;
     std::fs::create_dir_all(root.join(paths::META_DIR))?;
     let meta = MetaStore::open(&root.join(paths::META_DB))?;
+    let backend = LocalBackend::new(root.to_path_buf(), commit)?;
     let registry = Registry::new(Arc::new(backend), meta, options);
     let report = registry.sync_from_disk().await?;
     Ok((registry, report))

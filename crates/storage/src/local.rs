@@ -3,7 +3,10 @@
 //! `.tmp-<uuid>` beside it), then `rename`. With `commit` on, the file is
 //! fsynced before the rename and its folder after it, so an acknowledged
 //! write survives a power cut, not only a crash. The temporary folder is
-//! emptied when the driver starts: no write can be in flight then.
+//! emptied when the driver starts, which the caller does only while holding
+//! the root's metadata-store lock ([`crate::open_local`]): no other process
+//! can have a write in flight then. A write that fails removes its
+//! temporary file.
 
 use crate::backend::{Backend, BoxSink, ByteStream, Entry};
 use crate::paths::{TMP_DIR, TMP_PREFIX};
@@ -11,12 +14,16 @@ use async_trait::async_trait;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use zot_meta::Fingerprint;
 
 pub struct LocalBackend {
     root: PathBuf,
     tmp: PathBuf,
     commit: bool,
+    /// fsyncs (files and folders) done so far.
+    fsyncs: Arc<AtomicU64>,
 }
 
 impl LocalBackend {
@@ -27,7 +34,18 @@ impl LocalBackend {
             _ => {}
         }
         std::fs::create_dir_all(&tmp)?;
-        Ok(LocalBackend { root, tmp, commit })
+        Ok(LocalBackend {
+            root,
+            tmp,
+            commit,
+            fsyncs: Arc::default(),
+        })
+    }
+
+    /// How many files and folders this driver has fsynced (none without
+    /// `commit`).
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
     }
 
     pub fn root(&self) -> &Path {
@@ -53,7 +71,7 @@ impl LocalBackend {
             let mut dir = parent.to_path_buf();
             while dir.starts_with(&self.root) && dir != self.root {
                 let Some(up) = dir.parent() else { break };
-                sync_dir(up).await?;
+                sync_dir(up, &self.fsyncs).await?;
                 dir = up.to_path_buf();
             }
         }
@@ -62,17 +80,44 @@ impl LocalBackend {
 
     async fn sync_parent(&self, path: &Path) -> io::Result<()> {
         match path.parent() {
-            Some(p) if self.commit => sync_dir(p).await,
+            Some(p) if self.commit => sync_dir(p, &self.fsyncs).await,
             _ => Ok(()),
         }
     }
 }
 
-async fn sync_dir(dir: &Path) -> io::Result<()> {
+async fn sync_dir(dir: &Path, fsyncs: &AtomicU64) -> io::Result<()> {
     let dir = dir.to_path_buf();
+    fsyncs.fetch_add(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
         .await
         .map_err(io::Error::other)?
+}
+
+/// Writes a temporary file with `fill`, fsyncs it with `commit`, and
+/// renames it to `target`. On any failure the temporary file is removed.
+fn write_then_rename(
+    tmp: &Path,
+    target: &Path,
+    commit: bool,
+    fsyncs: &AtomicU64,
+    fill: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut created = false;
+    let result = (|| {
+        let mut f = std::fs::File::create(tmp)?;
+        created = true;
+        fill(&mut f)?;
+        if commit {
+            fsyncs.fetch_add(1, Ordering::Relaxed);
+            f.sync_all()?;
+        }
+        std::fs::rename(tmp, target)
+    })();
+    if result.is_err() && created {
+        let _ = std::fs::remove_file(tmp);
+    }
+    result
 }
 
 fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
@@ -110,19 +155,13 @@ impl Backend for LocalBackend {
         let commit = self.commit;
         let data = data.to_vec();
         let target = path.clone();
+        let fsyncs = self.fsyncs.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
-            let write = |tmp: &Path| -> io::Result<()> {
-                use std::io::Write;
-                let mut f = std::fs::File::create(tmp)?;
-                f.write_all(&data)?;
-                if commit {
-                    f.sync_all()?;
-                }
-                let renamed = std::fs::rename(tmp, &target);
-                if renamed.is_err() {
-                    let _ = std::fs::remove_file(tmp);
-                }
-                renamed
+            let write = |tmp: &Path| {
+                write_then_rename(tmp, &target, commit, &fsyncs, |f| {
+                    use std::io::Write;
+                    f.write_all(&data)
+                })
             };
             match write(&shared_tmp) {
                 // EXDEV: the target is on another file system.
@@ -149,6 +188,7 @@ impl Backend for LocalBackend {
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
         let (from, to) = (self.path(from), self.path(to));
         if self.commit {
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
             tokio::fs::File::open(&from).await?.sync_all().await?;
         }
         self.ensure_parent(&to).await?;
@@ -332,5 +372,36 @@ impl futures_util::Stream for FileChunks {
                 Poll::Ready(Some(Err(e)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_atomic_write_removes_its_temporary_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (tmp, target) = (dir.path().join(".tmp-x"), dir.path().join("index.json"));
+        let fsyncs = AtomicU64::new(0);
+        let failed = write_then_rename(&tmp, &target, true, &fsyncs, |f| {
+            use std::io::Write;
+            f.write_all(b"half")?;
+            Err(io::Error::from_raw_os_error(28)) // ENOSPC
+        });
+        assert!(failed.is_err());
+        assert!(!tmp.exists(), "the temporary file of a failed write stays");
+        assert!(!target.exists());
+
+        // A failed rename (the target is a non-empty folder) cleans up too.
+        std::fs::create_dir_all(target.join("x")).unwrap_or_else(|e| panic!("{e}"));
+        let failed = write_then_rename(&tmp, &target, false, &fsyncs, |_| Ok(()));
+        assert!(failed.is_err());
+        assert!(!tmp.exists());
+        assert_eq!(
+            fsyncs.load(Ordering::Relaxed),
+            0,
+            "fsynced a file never written"
+        );
     }
 }

@@ -110,6 +110,7 @@ impl Registry {
         // Under the lock: a delete of the same digest racing this push would
         // otherwise remove the file after it was found present.
         let _guard = self.lock_repo(repo).await;
+        self.reconcile(repo).await?;
         if let (TagPolicy::CreateOnly, Reference::Tag(tag)) = (policy, reference)
             && self.meta.tag(repo, tag.as_str())?.is_some()
         {
@@ -207,6 +208,7 @@ impl Registry {
     /// tag (only the tag).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
+        self.reconcile(repo).await?;
         let mut index = self.read_index(repo).await?;
         let mut changes = Vec::new();
         match reference {

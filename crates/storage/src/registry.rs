@@ -6,15 +6,21 @@
 //! - Content is written before anything points at it: a blob file before
 //!   the manifest that needs it, a manifest file before `index.json` lists
 //!   it, `index.json` before the metadata store.
+//! - Before a write changes `index.json`, a file whose fingerprint is not
+//!   the recorded one (edited behind the registry's back) is re-read and
+//!   the metadata rebuilt from it: a hand edit is never overwritten in the
+//!   store.
 //! - `index.json` of a repository is only rewritten under that repository's
-//!   lock, so concurrent tag updates are serialized and none is lost.
+//!   exclusive lock, so concurrent tag updates are serialized and none is
+//!   lost; a blob is placed into a layout under the shared lock, with the
+//!   layout present (see [`crate::locks`]).
 
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::index::LayoutIndex;
 use crate::paths;
 use crate::uploads::UploadSessions;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zot_meta::{Change, ManifestRecord, MetaStore};
@@ -60,7 +66,7 @@ pub struct Registry {
     pub(crate) uploads: UploadSessions,
     pub(crate) options: Options,
     pub(crate) manifests: crate::cache::ManifestCache,
-    repo_locks: Mutex<HashMap<RepoName, Arc<tokio::sync::Mutex<()>>>>,
+    repo_locks: crate::locks::RepoLocks,
     /// Striped locks serializing the placement of one digest.
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
@@ -95,7 +101,7 @@ impl Registry {
             uploads: UploadSessions::default(),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
-            repo_locks: Mutex::default(),
+            repo_locks: crate::locks::RepoLocks::default(),
             digest_locks: (0..DIGEST_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -108,12 +114,38 @@ impl Registry {
         &self.options
     }
 
-    pub(crate) async fn lock_repo(&self, repo: &RepoName) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut locks = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(repo.clone()).or_default().clone()
-        };
-        lock.lock_owned().await
+    /// Sole use of `repo`: for writes of its `index.json` and its removal.
+    pub(crate) async fn lock_repo(&self, repo: &RepoName) -> crate::locks::ExclusiveGuard {
+        self.repo_locks.exclusive(repo).await
+    }
+
+    /// Shared use of `repo` with its layout present: for placing a blob into
+    /// it. While the guard is held, GC cannot remove the layout.
+    pub(crate) async fn placement_guard(
+        &self,
+        repo: &RepoName,
+    ) -> Result<crate::locks::SharedGuard> {
+        loop {
+            self.ensure_layout(repo).await?;
+            let guard = self.repo_locks.shared(repo).await;
+            // GC may have removed the layout between the two (it forgets
+            // it under the exclusive lock): then make it again.
+            if self.layout_known(repo) {
+                return Ok(guard);
+            }
+        }
+    }
+
+    fn layout_known(&self, repo: &RepoName) -> bool {
+        self.initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(repo)
+    }
+
+    /// Repositories whose lock is in use (idle ones are pruned).
+    pub fn locked_repositories(&self) -> usize {
+        self.repo_locks.len()
     }
 
     pub(crate) async fn lock_digest(&self, digest: &Digest) -> tokio::sync::MutexGuard<'_, ()> {
@@ -142,12 +174,7 @@ impl Registry {
 
     /// Makes sure `repo` is an OCI image layout on disk.
     pub(crate) async fn ensure_layout(&self, repo: &RepoName) -> Result<()> {
-        if self
-            .initialised
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(repo)
-        {
+        if self.layout_known(repo) {
             return Ok(());
         }
         let _guard = self.lock_repo(repo).await;
@@ -300,9 +327,29 @@ impl Registry {
         Ok(report)
     }
 
+    /// Re-reads the layout of `repo` if its `index.json` is not the one the
+    /// metadata store was built from (edited by hand or by another tool
+    /// while the registry runs), so that a write does not build on stale
+    /// metadata and record the new fingerprint over the edit. Call with the
+    /// repository's exclusive lock held, before reading `index.json` to
+    /// change it.
+    pub(crate) async fn reconcile(&self, repo: &RepoName) -> Result<()> {
+        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+        if on_disk.is_some() && on_disk != self.meta.fingerprint(repo.as_str())? {
+            tracing::warn!(%repo, "index.json changed behind the registry's back: re-reading the layout");
+            self.rebuild_locked(repo).await?;
+        }
+        Ok(())
+    }
+
     /// Rebuilds the metadata of one repository from its layout.
     async fn rebuild(&self, repo: &RepoName) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
+        self.rebuild_locked(repo).await
+    }
+
+    /// [`Registry::rebuild`], with the repository's exclusive lock held.
+    async fn rebuild_locked(&self, repo: &RepoName) -> Result<()> {
         let fingerprint = match self.backend.fingerprint(&paths::index(repo)).await? {
             Some(fp) => Change::SetFingerprint(fp),
             None => self.write_index(repo, &LayoutIndex::default()).await?,
@@ -363,8 +410,13 @@ impl Registry {
             }
             queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
         }
-        self.meta.forget_repo(repo.as_str())?;
-        self.apply_meta(repo, changes).await?;
+        // Push and pull times survive the rebuild (retention needs them).
+        self.lifecycle.note_changes(repo, &changes);
+        let meta = self.meta.clone();
+        let name = repo.clone();
+        tokio::task::spawn_blocking(move || meta.replace_repo(&name, &changes))
+            .await
+            .map_err(std::io::Error::other)??;
         tracing::info!(%repo, manifests = seen.len(), "rebuilt metadata from the layout");
         Ok(())
     }
@@ -377,6 +429,36 @@ impl Registry {
     /// Makes the metadata store's recent commits durable.
     pub fn flush_metadata(&self) -> Result<()> {
         Ok(self.meta.flush()?)
+    }
+
+    /// Whether the metadata store is usable: false from an I/O error (a
+    /// full disk, say) until [`Registry::recover_metadata`] has recovered it.
+    pub fn metadata_healthy(&self) -> bool {
+        self.meta.healthy()
+    }
+
+    /// Checks the metadata store and, after an I/O error, reopens it and
+    /// brings it back in step with the layouts (commits that were not
+    /// durable are lost in the reopen; the repositories they touched are
+    /// found stale and rebuilt). Returns whether it recovered the store;
+    /// an error means it is still unusable (retry later).
+    pub async fn recover_metadata(&self) -> Result<bool> {
+        // An I/O error found by a read is noted too.
+        let _ = self.meta.probe();
+        if self.meta.healthy() {
+            return Ok(false);
+        }
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.reopen())
+            .await
+            .map_err(std::io::Error::other)??;
+        self.sync_from_disk().await?;
+        self.meta.flush()?;
+        self.meta.mark_healthy();
+        tracing::warn!(
+            "metadata store reopened after an I/O error and back in step with the layouts"
+        );
+        Ok(true)
     }
 
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {

@@ -199,18 +199,40 @@ async fn a_changed_index_is_rebuilt_and_a_removed_layout_forgotten() {
     assert_eq!(report.rebuilt, 0);
 }
 
+/// `storage.commit` fsyncs what it stores (counted by the driver), and
+/// nothing is fsynced without it; the content is the same either way.
 #[tokio::test]
-async fn commit_mode_stores_the_same_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let (reg, _) = open_local(dir.path(), true, Options::default())
-        .await
-        .unwrap();
-    let d = push_image(&reg, &repo("c"), "v1", b"1").await;
-    let rec = reg
-        .manifest_record(&repo("c"), &Reference::Digest(d.clone()))
-        .unwrap();
-    let bytes = reg.manifest_bytes(&repo("c"), &rec).await.unwrap();
-    assert!(d.verify(&bytes));
+async fn commit_mode_fsyncs_and_stores_the_same_content() {
+    for commit in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("_zot")).unwrap();
+        let meta = zot_storage::MetaStore::open(&dir.path().join("_zot/meta.redb")).unwrap();
+        let backend =
+            std::sync::Arc::new(zot_storage::LocalBackend::new(dir.path().into(), commit).unwrap());
+        let reg = Registry::new(backend.clone(), meta, Options::default());
+        let d = push_image(&reg, &repo("c"), "v1", b"1").await;
+        let rec = reg
+            .manifest_record(&repo("c"), &Reference::Digest(d.clone()))
+            .unwrap();
+        let bytes = reg.manifest_bytes(&repo("c"), &rec).await.unwrap();
+        assert!(d.verify(&bytes));
+        let before = backend.fsyncs();
+        if commit {
+            // At least the two blobs, the manifest and index.json, each a
+            // file and its folder.
+            assert!(before >= 8, "commit on: only {before} fsyncs");
+        } else {
+            assert_eq!(before, 0, "commit off, yet fsyncs");
+        }
+        reg.delete_manifest(&repo("c"), &Reference::Tag("v1".parse().unwrap()))
+            .await
+            .unwrap();
+        assert_eq!(
+            backend.fsyncs() > before,
+            commit,
+            "an index.json rewrite must be fsynced exactly with commit on"
+        );
+    }
 }
 
 #[tokio::test]

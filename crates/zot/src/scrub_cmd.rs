@@ -2,7 +2,9 @@
 //! configured store (the root directory and each `subPaths` root), with progress on standard error and a table of what it
 //! found on standard output. Exit status: 0 when everything is intact, 1
 //! when a blob is corrupt, missing or unreadable, 2 when the scrub could not
-//! run (e.g. the server holds the metadata store).
+//! run. On a root a running server holds (its metadata store is locked) the
+//! scrub refuses, with exit status 2, before touching anything under it:
+//! the server's own scrub (`extensions.scrub`) covers a live root.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -33,12 +35,29 @@ pub fn run(cfg: Config) -> ExitCode {
     }
 }
 
+/// Whether opening failed because another process holds a store.
+fn in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<zot_storage::StorageError>(),
+            Some(zot_storage::StorageError::Meta(
+                zot_storage::MetaError::InUse(_)
+            ))
+        )
+    })
+}
+
 /// Returns whether everything is intact.
 async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
     use anyhow::Context;
-    let (stores, _) = crate::lifecycle::open_stores(cfg)
-        .await
-        .context("opening storage (is a server running on it?)")?;
+    let (stores, _) = match crate::lifecycle::open_stores(cfg).await {
+        Ok(opened) => opened,
+        Err(e) if in_use(&e) => anyhow::bail!(
+            "{e:#}\nzot scrub runs offline only: stop the server first, or let the running \
+             server scrub in the background (extensions.scrub)"
+        ),
+        Err(e) => return Err(e).context("opening storage"),
+    };
     let mut problems = Vec::new();
     let (mut blobs, mut manifests, mut repositories) = (0, 0, 0);
     for store in &stores {

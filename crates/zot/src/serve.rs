@@ -133,11 +133,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         loop {
             tick.tick().await;
             for reg in &flushers {
-                let reg = reg.clone();
-                match tokio::task::spawn_blocking(move || reg.flush_metadata()).await {
+                let r = reg.clone();
+                match tokio::task::spawn_blocking(move || r.flush_metadata()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "flushing the metadata store"),
                     Err(e) => tracing::warn!(error = %e, "flushing the metadata store"),
+                }
+                // After an I/O error (a full disk), reopen the store and
+                // resynchronise it; /readyz answers 503 until then.
+                if let Err(e) = reg.recover_metadata().await {
+                    tracing::error!(error = %e, "metadata store unusable; retrying in a few seconds");
                 }
             }
         }

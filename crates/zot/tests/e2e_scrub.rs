@@ -59,3 +59,48 @@ fn zot_scrub_reports_corrupt_and_missing_blobs() {
     std::fs::write(&config, r#"{"storage": {"rootDirectory": 5}}"#).unwrap();
     assert_eq!(scrub(&config).status.code(), Some(2));
 }
+
+/// A second process on a live root (`zot scrub`, or a mistaken second
+/// `zot serve`) refuses with a clear message before touching anything:
+/// the server's temporary files survive and its writes keep working.
+#[test]
+fn a_second_process_on_a_live_root_refuses_and_touches_nothing() {
+    use common::Registry;
+    let registry = Registry::start();
+    let client = registry.client();
+    multi_layer_image("live-1").push(&client, "live/app", "v1");
+    // A write of the server in flight: its temporary file must stay.
+    let in_flight = registry.root().join("_zot/tmp/.tmp-in-flight");
+    std::fs::write(&in_flight, b"half of an index.json").unwrap();
+
+    let out = scrub(registry.config_path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("in use by another zot process") && stderr.contains("offline"),
+        "{stderr}"
+    );
+    assert!(
+        in_flight.exists(),
+        "zot scrub emptied the server's _zot/tmp"
+    );
+
+    let second = Command::new(env!("CARGO_BIN_EXE_zot"))
+        .arg("serve")
+        .arg(registry.config_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(stderr.contains("in use by another zot process"), "{stderr}");
+    assert!(in_flight.exists(), "a second zot serve emptied _zot/tmp");
+
+    multi_layer_image("live-2").push(&client, "live/app", "v2");
+    let tags = client.get("/v2/live/app/tags/list").json();
+    assert_eq!(
+        tags["tags"],
+        serde_json::json!(["v1", "v2"]),
+        "{}",
+        registry.logs()
+    );
+}
