@@ -26,7 +26,7 @@ pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
-pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
+pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stores::Stores;
 pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};
 

@@ -119,8 +119,7 @@ pub fn tags_to_remove(policy: &RetentionPolicy, tags: &[TagTimes], now: u64) -> 
     for rule in &policy.keep_tags {
         let selected: Vec<usize> = (0..tags.len())
             .filter(|&i| {
-                rule.patterns.is_empty()
-                    || rule.patterns.iter().any(|p| p.is_match(&tags[i].tag))
+                rule.patterns.is_empty() || rule.patterns.iter().any(|p| p.is_match(&tags[i].tag))
             })
             .collect();
         let no_criteria = rule.pulled_within.is_none()
@@ -255,7 +254,10 @@ mod tests {
         };
         assert_eq!(remove(&["prod"]), ["v1.0", "v2", "latest"]);
         assert_eq!(remove(&["v1|v1\\.0"]), ["v2", "prod", "latest"]);
-        assert_eq!(remove(&["^v1$"]), ["v1-prod", "v1.0", "v2", "prod", "latest"]);
+        assert_eq!(
+            remove(&["^v1$"]),
+            ["v1-prod", "v1.0", "v2", "prod", "latest"]
+        );
         assert_eq!(remove(&["^prod$", "test"]), ["v1-prod", "v1.0", "v2"]);
     }
 }

@@ -282,13 +282,12 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
             async move {
                 let started = std::time::Instant::now();
                 let repos = for_each_repo(&reg, &p, "scrub", |reg, repo| async move {
-                    match reg.scrub_repo(&repo).await {
-                        Ok(r) if r.problems.is_empty() => {
-                            tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
-                        }
+                    let r = reg.scrub_repo(&repo).await;
+                    if r.problems.is_empty() {
+                        tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
+                    } else {
                         // Each problem was logged with its reference and blob.
-                        Ok(r) => tracing::error!(%repo, problems = r.problems.len(), "scrub: problems found"),
-                        Err(e) => tracing::warn!(%repo, error = %e, "scrub: repository skipped"),
+                        tracing::error!(%repo, problems = r.problems.len(), "scrub: problems found")
                     }
                 })
                 .await;
