@@ -6,6 +6,7 @@
 mod backend;
 mod blobs;
 mod cache;
+mod documents;
 mod error;
 mod gc;
 mod index;
@@ -20,6 +21,7 @@ mod stores;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
+pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};

@@ -9,12 +9,13 @@
 //! is reported, never a reason to stop, and what was found before it is
 //! kept.
 
+use crate::documents::ListedManifest;
 use crate::index::LayoutIndex;
 use crate::paths;
 use crate::registry::Registry;
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
-use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
+use zot_oci::{Descriptor, Digest, RepoName};
 
 /// What is wrong with a blob, a file or a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +26,12 @@ pub enum ScrubFault {
     WrongSize,
     /// A manifest needs it and it is not there.
     Missing,
-    /// It cannot be read (an I/O error), or a manifest or `index.json`
-    /// cannot be parsed, or a folder cannot be listed.
+    /// It cannot be read (an I/O error), or `index.json` cannot be parsed,
+    /// or a folder cannot be listed.
     Unreadable,
+    /// It is listed as a manifest (in `index.json` or by an index) and is
+    /// intact, but is none: larger than 4 MiB (not read), or not parsable.
+    NotManifest,
 }
 
 impl ScrubFault {
@@ -37,6 +41,7 @@ impl ScrubFault {
             ScrubFault::WrongSize => "wrong size",
             ScrubFault::Missing => "missing",
             ScrubFault::Unreadable => "unreadable",
+            ScrubFault::NotManifest => "not a manifest",
         }
     }
 }
@@ -198,13 +203,20 @@ impl Registry {
                 problem(&desc.digest, fault);
                 continue;
             }
-            let parsed = match self.backend.read(&paths::blob(repo, &desc.digest)).await {
-                Ok(bytes) => ParsedManifest::parse(&bytes, Some(&desc.media_type), true).ok(),
-                Err(_) => None,
-            };
-            let Some(parsed) = parsed else {
-                problem(&desc.digest, ScrubFault::Unreadable);
-                continue;
+            let parsed = match self.read_listed_manifest(repo, &desc).await {
+                ListedManifest::Parsed(parsed) => *parsed,
+                ListedManifest::Missing => {
+                    problem(&desc.digest, ScrubFault::Missing);
+                    continue;
+                }
+                ListedManifest::TooLarge(_) | ListedManifest::NotManifest { .. } => {
+                    problem(&desc.digest, ScrubFault::NotManifest);
+                    continue;
+                }
+                ListedManifest::Unreadable(_) => {
+                    problem(&desc.digest, ScrubFault::Unreadable);
+                    continue;
+                }
             };
 
             for blob in parsed.required_blobs() {

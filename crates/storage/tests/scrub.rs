@@ -105,28 +105,37 @@ async fn unparsable_index_is_a_problem_and_blob_results_are_kept() {
 }
 
 #[tokio::test]
-async fn unparsable_manifest_and_unlistable_folder_are_problems() {
+async fn unparsable_or_unreadable_manifests_and_unlistable_folders_are_problems() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = open_local(dir.path(), false, Options::default())
         .await
         .unwrap();
     let a = repo("a");
     push_image(&reg, &a, "good", &[b"layer"]).await;
-    // A manifest whose blob hashes right but is not a manifest, listed by
-    // hand in index.json (as another tool might have written it).
+    // A manifest whose blob hashes right but is not a manifest, and one
+    // whose blob cannot be read (a symbolic link to itself: chmod does not
+    // stop root), listed by hand in index.json (as another tool might have
+    // written them).
     let junk = push_blob(&reg, &a, b"not a manifest").await;
+    let unreadable = Digest::sha256_of(b"a link to itself");
+    let link = dir
+        .path()
+        .join(format!("a/blobs/sha256/{}", unreadable.hex()));
+    std::os::unix::fs::symlink(&link, &link).unwrap();
     let index_path = dir.path().join("a/index.json");
     let mut index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    index["manifests"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": junk.to_string(),
-            "size": 14,
-            "annotations": {"org.opencontainers.image.ref.name": "junk"},
-        }));
+    for (digest, tag) in [(&junk, "junk"), (&unreadable, "link")] {
+        index["manifests"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest.to_string(),
+                "size": 14,
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }));
+    }
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
     // A file where a blob folder is expected (chmod does not stop root).
     std::fs::write(dir.path().join("a/blobs/sha512"), b"").unwrap();
@@ -139,11 +148,17 @@ async fn unparsable_manifest_and_unlistable_folder_are_problems() {
             (
                 Some("junk".into()),
                 junk.to_string(),
+                ScrubFault::NotManifest
+            ),
+            (
+                Some("link".into()),
+                unreadable.to_string(),
                 ScrubFault::Unreadable
             ),
         ]
     );
-    // The sha256 blobs were still hashed and the good image still walked.
-    assert_eq!(report.blobs_checked, 4, "{report:?}");
-    assert_eq!(report.manifests_checked, 2, "{report:?}");
+    // The sha256 blobs were still hashed (the link counts) and the good
+    // image still walked.
+    assert_eq!(report.blobs_checked, 5, "{report:?}");
+    assert_eq!(report.manifests_checked, 3, "{report:?}");
 }
