@@ -27,7 +27,9 @@
 //!   keeping every digest its JSON names. A missing manifest or blob is
 //!   logged and skipped.
 //! - Order of writes as elsewhere: `index.json`, then files, then the
-//!   metadata store.
+//!   metadata store. An empty repository loses `oci-layout` before
+//!   `index.json`, so a crash half-way leaves a folder that is no
+//!   repository rather than an empty repository that comes back.
 
 use crate::documents::ListedManifest;
 use crate::error::Result;
@@ -468,9 +470,16 @@ impl Registry {
     /// blob (call with the repository lock held). Folders stay: an upload
     /// may be starting in `.uploads`, and a folder without `oci-layout` is
     /// not a repository.
+    ///
+    /// `oci-layout` goes first: it is what makes a folder a repository, so
+    /// a crash before `index.json` is removed leaves a folder that is no
+    /// longer one (not served; the start-up sync forgets it) holding an
+    /// empty `index.json`, which a later push to the name reuses. The other
+    /// order would leave `oci-layout` alone, and the start-up sync would
+    /// bring the empty repository back.
     async fn remove_empty(&self, repo: &RepoName) -> Result<()> {
-        self.backend.delete(&paths::index(repo)).await?;
         self.backend.delete(&paths::oci_layout(repo)).await?;
+        self.backend.delete(&paths::index(repo)).await?;
         self.forget_layout(repo);
         let meta = self.meta.clone();
         let name = repo.as_str().to_owned();

@@ -7,85 +7,16 @@
 
 mod gc_common;
 
-use async_trait::async_trait;
+use gc_common::recorded::open_recorded as open;
 use gc_common::*;
-use std::io;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use zot_meta::Fingerprint;
 use zot_oci::{Digest, RepoName};
-use zot_storage::{
-    Backend, BoxSink, ByteStream, Entry, GcOptions, LocalBackend, MAX_MANIFEST_BYTES, MetaStore,
-    Options, Registry, ScrubFault, ScrubItem, paths,
-};
+use zot_storage::{GcOptions, MAX_MANIFEST_BYTES, Options, ScrubFault, ScrubItem};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-/// The local backend, recording the largest object read whole (`read`)
-/// and the largest range streamed from a blob that is not hashed whole.
-struct Watched {
-    inner: LocalBackend,
-    largest_read: Arc<AtomicU64>,
-}
-
-#[async_trait]
-impl Backend for Watched {
-    async fn size(&self, key: &str) -> io::Result<Option<u64>> {
-        self.inner.size(key).await
-    }
-    async fn read(&self, key: &str) -> io::Result<Vec<u8>> {
-        let data = self.inner.read(key).await?;
-        self.largest_read
-            .fetch_max(data.len() as u64, Ordering::SeqCst);
-        Ok(data)
-    }
-    async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
-        self.inner.read_stream(key, start, len).await
-    }
-    async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
-        self.inner.write_atomic(key, data).await
-    }
-    async fn sink(&self, key: &str) -> io::Result<BoxSink> {
-        self.inner.sink(key).await
-    }
-    async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.publish(from, to).await
-    }
-    async fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.link(from, to).await
-    }
-    async fn delete(&self, key: &str) -> io::Result<bool> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> io::Result<()> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn list(&self, prefix: &str) -> io::Result<Vec<Entry>> {
-        self.inner.list(prefix).await
-    }
-    async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>> {
-        self.inner.fingerprint(key).await
-    }
-    async fn age_secs(&self, key: &str) -> io::Result<Option<u64>> {
-        self.inner.age_secs(key).await
-    }
-}
-
-async fn open(root: &Path, options: Options) -> (Registry, Arc<AtomicU64>) {
-    let largest_read = Arc::new(AtomicU64::new(0));
-    let backend = Watched {
-        inner: LocalBackend::new(root.to_path_buf(), false).unwrap(),
-        largest_read: largest_read.clone(),
-    };
-    std::fs::create_dir_all(root.join(paths::META_DIR)).unwrap();
-    let meta = MetaStore::open(&root.join(paths::META_DB)).unwrap();
-    let reg = Registry::new(Arc::new(backend), meta, options);
-    reg.sync_from_disk().await.unwrap();
-    (reg, largest_read)
-}
 
 fn descriptor(media_type: &str, data: &[u8]) -> serde_json::Value {
     serde_json::json!({
@@ -160,7 +91,7 @@ async fn gc_sweeps_past_blobs_listed_as_manifests_and_reads_none_whole() {
     list_by_hand(root, &a, &legacy, OCI_MANIFEST, "legacy");
 
     // The start-up rebuild walks the index.
-    let (reg, largest_read) = open(root, Options::default()).await;
+    let (reg, record) = open(root, Options::default()).await;
     let orphan = push_blob(&reg, &a, b"orphan").await;
 
     let report = reg.gc_repo(&a, &no_delay()).await.unwrap();
@@ -203,7 +134,7 @@ async fn gc_sweeps_past_blobs_listed_as_manifests_and_reads_none_whole() {
     assert_eq!(found, want);
 
     assert!(
-        largest_read.load(Ordering::SeqCst) <= MAX_MANIFEST_BYTES,
+        record.largest_read.load(Ordering::SeqCst) <= MAX_MANIFEST_BYTES,
         "an object over 4 MiB was read whole"
     );
 }
@@ -215,7 +146,7 @@ async fn lint_reads_no_config_over_the_manifest_limit() {
         mandatory_annotations: vec!["org.opencontainers.image.title".into()],
         ..Options::default()
     };
-    let (reg, largest_read) = open(dir.path(), options).await;
+    let (reg, record) = open(dir.path(), options).await;
     let a = repo("a");
     let config = vec![b' '; MAX_MANIFEST_BYTES as usize + 1];
     push_blob(&reg, &a, &config).await;
@@ -236,7 +167,7 @@ async fn lint_reads_no_config_over_the_manifest_limit() {
         "{err}"
     );
     assert!(
-        largest_read.load(Ordering::SeqCst) <= MAX_MANIFEST_BYTES,
+        record.largest_read.load(Ordering::SeqCst) <= MAX_MANIFEST_BYTES,
         "the config was read whole"
     );
 }
