@@ -13,7 +13,6 @@
 
 use crate::paths;
 use crate::registry::Registry;
-use futures_util::StreamExt;
 use std::io;
 use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
 
@@ -61,24 +60,9 @@ impl Registry {
         repo: &RepoName,
         digest: &Digest,
     ) -> io::Result<Vec<u8>> {
-        let key = paths::blob(repo, digest);
-        let size = self
-            .backend
-            .size(&key)
-            .await?
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        if size > MAX_MANIFEST_BYTES {
-            return Err(io::Error::new(
-                io::ErrorKind::FileTooLarge,
-                format!("{size} bytes, more than the {MAX_MANIFEST_BYTES} a manifest may have"),
-            ));
-        }
-        let mut stream = self.backend.read_stream(&key, 0, size).await?;
-        let mut out = Vec::with_capacity(size as usize);
-        while let Some(chunk) = stream.next().await {
-            out.extend_from_slice(&chunk?);
-        }
-        Ok(out)
+        self.backend
+            .read_at_most(&paths::blob(repo, digest), MAX_MANIFEST_BYTES)
+            .await
     }
 
     /// Reads and parses a manifest listed in `index.json` or by an index.
