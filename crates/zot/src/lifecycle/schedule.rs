@@ -56,7 +56,7 @@ where
             if start <= now {
                 break now;
             }
-            tracing::debug!(
+            tracing::info!(
                 in_secs = (start - now).as_secs(),
                 "gc: due outside gcTimeWindow; deferred until it opens"
             );
