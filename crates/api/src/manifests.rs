@@ -10,8 +10,9 @@ use http_body_util::BodyExt;
 use zot_oci::{Digest, Reference, RepoName, media_types};
 use zot_storage::{Registry, Stores, TagPolicy};
 
-/// The largest manifest accepted, as the specification suggests.
-pub const MAX_MANIFEST: usize = 4 * 1024 * 1024;
+/// The largest manifest accepted, as the specification suggests (storage
+/// reads no more than this of anything it parses).
+pub const MAX_MANIFEST: usize = zot_storage::MAX_MANIFEST_BYTES as usize;
 
 fn link_next(path: &str, n: usize, last: Option<&String>, more: bool) -> Option<String> {
     let last = last.filter(|_| more)?;

@@ -375,6 +375,42 @@ async fn index_needs_its_manifests() {
     assert_refused_in(&app, "elsewhere", &index).await;
 }
 
+/// An index child must be a stored manifest, not any blob: GC, scrub and
+/// the start-up rebuild parse every child.
+#[tokio::test]
+async fn index_children_must_be_stored_manifests() {
+    let (app, img) = app_with_repo(true).await;
+    // A layer (or the config, valid JSON) is a blob of the repository, not
+    // a manifest.
+    for blob in [&img.layer, &img.config] {
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [desc(OCI_MANIFEST, blob)],
+        }))
+        .unwrap();
+        assert_refused(
+            &app,
+            "multi",
+            OCI_INDEX,
+            &index,
+            400,
+            "MANIFEST_BLOB_UNKNOWN",
+        )
+        .await;
+    }
+    // A stored manifest under the wrong size.
+    let mut child = desc(OCI_MANIFEST, &img.manifest);
+    child["size"] = json!(img.manifest.len() + 1);
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [child],
+    }))
+    .unwrap();
+    assert_refused(&app, "multi", OCI_INDEX, &index, 400, "MANIFEST_INVALID").await;
+}
+
 async fn assert_refused_in(app: &TestApp, repo: &str, index: &[u8]) {
     app.put_manifest(repo, "multi", OCI_INDEX, index)
         .await

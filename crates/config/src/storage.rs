@@ -5,7 +5,9 @@
 //! - With `gc: false`, `gcDelay` and `gcInterval` default to zero (as zot's
 //!   `applyDefaultValues`), otherwise to one hour each.
 //! - `gcTimeWindow`, when set, is `HH:MM-HH:MM` (UTC; the window may wrap
-//!   past midnight): periodic GC runs start only inside it.
+//!   past midnight; start and end differ, so it is never empty): periodic
+//!   GC runs start only inside it, and a run that falls due outside it
+//!   starts when it next opens.
 //! - `retention` is read by [`crate::retention`].
 //! - `remoteCache: false` is accepted (it is this build's behaviour: a local
 //!   dedupe cache); `remoteCache: true` and every other key zot knows but this
@@ -84,13 +86,22 @@ impl TimeWindow {
         }
     }
 
-    /// Whether the current time is inside the window.
-    pub fn contains_now(&self) -> bool {
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        self.contains(((secs % 86_400) / 60) as u16)
+    /// When a run that is due at `now` (time since the Unix epoch, UTC) may
+    /// start: `now` when it is inside the window, else the moment the
+    /// window next opens.
+    pub fn start_of_run_due_at(&self, now: std::time::Duration) -> std::time::Duration {
+        const DAY: u64 = 86_400;
+        let secs = now.as_secs();
+        if self.contains(((secs % DAY) / 60) as u16) {
+            return now;
+        }
+        let opens_today = secs - secs % DAY + u64::from(self.start_minute) * 60;
+        let opens = if opens_today > secs {
+            opens_today
+        } else {
+            opens_today + DAY
+        };
+        std::time::Duration::from_secs(opens)
     }
 }
 
@@ -105,10 +116,16 @@ impl std::str::FromStr for TimeWindow {
             (h < 24 && m < 60).then_some(h * 60 + m)
         };
         let (start, end) = s.split_once('-').ok_or_else(invalid)?;
-        Ok(TimeWindow {
+        let window = TimeWindow {
             start_minute: minute(start).ok_or_else(invalid)?,
             end_minute: minute(end).ok_or_else(invalid)?,
-        })
+        };
+        if window.start_minute == window.end_minute {
+            return Err(format!(
+                "empty time window {s:?}: it opens and closes at the same minute, so GC would never run"
+            ));
+        }
+        Ok(window)
     }
 }
 

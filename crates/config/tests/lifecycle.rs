@@ -91,6 +91,45 @@ fn gc_time_window() {
     );
 }
 
+/// An empty window would stop GC for good: refused.
+#[test]
+fn empty_gc_time_window_is_refused() {
+    assert_eq!(
+        paths(json(
+            r#"{"storage": {"rootDirectory": "/d", "gcTimeWindow": "08:00-08:00"}}"#
+        )),
+        vec!["storage.gcTimeWindow"]
+    );
+    assert!("08:00-08:00".parse::<TimeWindow>().is_err());
+    assert!("08:00-08:01".parse::<TimeWindow>().is_ok());
+}
+
+/// A run due outside the window starts when the window next opens; inside
+/// it, at once. Times are seconds since the epoch (day 0 began at 00:00 UTC).
+#[test]
+fn gc_time_window_defers_a_due_run_to_its_opening() {
+    use std::time::Duration;
+    let at = |day: u64, h: u64, m: u64| Duration::from_secs(day * 86_400 + h * 3600 + m * 60);
+    let start = |w: &str, due: Duration| {
+        w.parse::<TimeWindow>()
+            .expect("valid")
+            .start_of_run_due_at(due)
+    };
+    // A day window.
+    assert_eq!(start("02:00-03:00", at(10, 2, 30)), at(10, 2, 30));
+    assert_eq!(start("02:00-03:00", at(10, 1, 59)), at(10, 2, 0));
+    assert_eq!(start("02:00-03:00", at(10, 3, 0)), at(11, 2, 0));
+    assert_eq!(start("02:00-03:00", at(10, 12, 0)), at(11, 2, 0));
+    let within = at(10, 2, 0) + Duration::from_millis(1500);
+    assert_eq!(start("02:00-03:00", within), within);
+    // A window across midnight.
+    assert_eq!(start("23:30-00:30", at(10, 12, 0)), at(10, 23, 30));
+    assert_eq!(start("23:30-00:30", at(10, 23, 45)), at(10, 23, 45));
+    assert_eq!(start("23:30-00:30", at(11, 0, 10)), at(11, 0, 10));
+    assert_eq!(start("23:30-00:30", at(11, 0, 30)), at(11, 23, 30));
+    assert_eq!(start("22:00-06:00", at(10, 6, 0)), at(10, 22, 0));
+}
+
 #[test]
 fn scrub_and_lint_settings() {
     let config = json(

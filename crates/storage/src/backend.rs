@@ -32,6 +32,24 @@ pub trait Backend: Send + Sync + 'static {
     async fn size(&self, key: &str) -> io::Result<Option<u64>>;
     /// The whole object; only for small objects (index files, manifests).
     async fn read(&self, key: &str) -> io::Result<Vec<u8>>;
+    /// The whole object if it has at most `max` bytes; else an error of
+    /// kind `FileTooLarge`, having read nothing more than `max + 1` bytes.
+    async fn read_at_most(&self, key: &str, max: u64) -> io::Result<Vec<u8>> {
+        use futures_util::StreamExt;
+        let size = self
+            .size(key)
+            .await?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        if size > max {
+            return Err(too_large(size, max));
+        }
+        let mut stream = self.read_stream(key, 0, size).await?;
+        let mut out = Vec::with_capacity(size as usize);
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
     /// `len` bytes from `start`, as a stream of chunks (the object must
     /// exist when this returns).
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
@@ -57,4 +75,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>>;
     /// Seconds since the object was last modified.
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>>;
+}
+
+/// The error of [`Backend::read_at_most`] for an object over the limit.
+pub(crate) fn too_large(size: u64, max: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("{size} bytes, more than the {max} that may be read whole"),
+    )
 }

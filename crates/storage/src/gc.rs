@@ -21,12 +21,20 @@
 //!   yet survives `gcDelay`.
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content.
-//! - If a listed manifest cannot be read or parsed, no blob of the
-//!   repository is removed in that run (its references are unknown). A
-//!   missing manifest or blob is logged and skipped.
+//! - If a listed manifest (in `index.json` or as an index's child) cannot
+//!   be read now (an I/O error, content that no longer matches its digest),
+//!   no blob of the repository is removed in that run: its references are
+//!   unknown. A blob listed as a manifest that is none (over the 4 MiB
+//!   limit, not JSON, JSON of no supported kind) is read at most to that
+//!   limit, kept, counted as a problem and logged, and the sweep goes on,
+//!   keeping every digest its JSON names. A missing manifest or blob is
+//!   logged and skipped.
 //! - Order of writes as elsewhere: `index.json`, then files, then the
-//!   metadata store.
+//!   metadata store. An empty repository loses `oci-layout` before
+//!   `index.json`, so a crash half-way leaves a folder that is no
+//!   repository rather than an empty repository that comes back.
 
+use crate::documents::ListedManifest;
 use crate::error::Result;
 use crate::paths;
 use crate::registry::Registry;
@@ -129,7 +137,18 @@ struct Listed {
     desc: Descriptor,
     tags: Vec<String>,
     parsed: Option<ParsedManifest>,
+    /// What it names, when it is not a manifest this registry parses.
+    mentions: Vec<Digest>,
     times: Times,
+}
+
+/// The references of a listed manifest, as far as GC can know them.
+enum References {
+    Parsed(Box<ParsedManifest>),
+    /// Missing, or not a manifest: the digests it names (maybe none).
+    Mentions(Vec<Digest>),
+    /// Cannot be read now: unknown.
+    Unknown,
 }
 
 impl Registry {
@@ -196,17 +215,16 @@ impl Registry {
                 desc,
                 tags: Vec::new(),
                 parsed: None,
+                mentions: Vec::new(),
                 times: Times::default(),
             });
             entry.tags.extend(tag);
         }
         for (digest, l) in listed.iter_mut() {
-            match self.read_manifest(repo, &l.desc).await {
-                Ok(parsed) => l.parsed = parsed,
-                Err(()) => {
-                    report.problems += 1;
-                    sweep = false;
-                }
+            match self.read_manifest(repo, &l.desc, &mut report).await {
+                References::Parsed(parsed) => l.parsed = Some(*parsed),
+                References::Mentions(mentions) => l.mentions = mentions,
+                References::Unknown => sweep = false,
             }
             l.times = self.meta.times(repo, digest)?;
             if l.times.pushed.is_none() {
@@ -262,12 +280,9 @@ impl Registry {
                 .values()
                 .filter(|l| !removed.contains(&l.desc.digest))
                 .collect();
-            match self.referenced(repo, &roots).await {
-                Some(referenced) => {
-                    self.sweep_blobs(repo, &referenced, options.delay, &mut report)
-                        .await?
-                }
-                None => report.problems += 1,
+            if let Some(referenced) = self.referenced(repo, &roots, &mut report).await {
+                self.sweep_blobs(repo, &referenced, options.delay, &mut report)
+                    .await?
             }
         } else {
             tracing::warn!(%repo, "gc: a manifest could not be read; no blob removed");
@@ -279,28 +294,35 @@ impl Registry {
         Ok(report)
     }
 
-    /// Reads and parses a listed manifest: `Ok(None)` when missing (logged),
-    /// `Err` when unreadable or not a manifest this registry understands.
+    /// Reads and parses a listed manifest, at most 4 MiB of it; logs and
+    /// counts in `report` whatever is not a parsed manifest but a missing one.
     async fn read_manifest(
         &self,
         repo: &RepoName,
         desc: &Descriptor,
-    ) -> std::result::Result<Option<ParsedManifest>, ()> {
-        match self.backend.read(&paths::blob(repo, &desc.digest)).await {
-            Ok(bytes) => match ParsedManifest::parse(&bytes, Some(&desc.media_type), true) {
-                Ok(p) => Ok(Some(p)),
-                Err(e) => {
-                    tracing::warn!(%repo, digest = %desc.digest, error = %e, "gc: cannot parse manifest");
-                    Err(())
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::warn!(%repo, digest = %desc.digest, "gc: listed manifest is missing");
-                Ok(None)
+        report: &mut GcReport,
+    ) -> References {
+        let digest = &desc.digest;
+        match self.read_listed_manifest(repo, desc).await {
+            ListedManifest::Parsed(p) => References::Parsed(p),
+            ListedManifest::Missing => {
+                tracing::warn!(%repo, %digest, "gc: listed manifest is missing");
+                References::Mentions(Vec::new())
             }
-            Err(e) => {
-                tracing::warn!(%repo, digest = %desc.digest, error = %e, "gc: cannot read manifest");
-                Err(())
+            ListedManifest::TooLarge(size) => {
+                tracing::warn!(%repo, %digest, size, "gc: listed as a manifest but larger than a manifest may be; kept, not read");
+                report.problems += 1;
+                References::Mentions(Vec::new())
+            }
+            ListedManifest::NotManifest { why, mentions } => {
+                tracing::warn!(%repo, %digest, error = %why, "gc: listed as a manifest but cannot be parsed as one; kept with every digest it names");
+                report.problems += 1;
+                References::Mentions(mentions)
+            }
+            ListedManifest::Unreadable(e) => {
+                tracing::warn!(%repo, %digest, error = %e, "gc: cannot read manifest; no blob removed in this run");
+                report.problems += 1;
+                References::Unknown
             }
         }
     }
@@ -346,7 +368,12 @@ impl Registry {
 
     /// Every digest the kept manifests need, walking into index children
     /// that `index.json` does not list. `None` if one cannot be read.
-    async fn referenced(&self, repo: &RepoName, roots: &[&Listed]) -> Option<HashSet<Digest>> {
+    async fn referenced(
+        &self,
+        repo: &RepoName,
+        roots: &[&Listed],
+        report: &mut GcReport,
+    ) -> Option<HashSet<Digest>> {
         let mut out = HashSet::new();
         let mut queue: Vec<Descriptor> = Vec::new();
         let visit = |p: &ParsedManifest, out: &mut HashSet<Digest>, q: &mut Vec<Descriptor>| {
@@ -356,6 +383,7 @@ impl Registry {
         };
         for l in roots {
             out.insert(l.desc.digest.clone());
+            out.extend(l.mentions.iter().cloned());
             if let Some(p) = &l.parsed {
                 visit(p, &mut out, &mut queue);
             }
@@ -364,10 +392,10 @@ impl Registry {
             if !out.insert(desc.digest.clone()) {
                 continue;
             }
-            match self.read_manifest(repo, &desc).await {
-                Ok(Some(p)) => visit(&p, &mut out, &mut queue),
-                Ok(None) => {}
-                Err(()) => return None,
+            match self.read_manifest(repo, &desc, report).await {
+                References::Parsed(p) => visit(&p, &mut out, &mut queue),
+                References::Mentions(mentions) => out.extend(mentions),
+                References::Unknown => return None,
             }
         }
         Some(out)
@@ -446,9 +474,16 @@ impl Registry {
     /// blob (call with the repository lock held). Folders stay: an upload
     /// may be starting in `.uploads`, and a folder without `oci-layout` is
     /// not a repository.
+    ///
+    /// `oci-layout` goes first: it is what makes a folder a repository, so
+    /// a crash before `index.json` is removed leaves a folder that is no
+    /// longer one (not served; the start-up sync forgets it) holding an
+    /// empty `index.json`, which a later push to the name reuses. The other
+    /// order would leave `oci-layout` alone, and the start-up sync would
+    /// bring the empty repository back.
     async fn remove_empty(&self, repo: &RepoName) -> Result<()> {
-        self.backend.delete(&paths::index(repo)).await?;
         self.backend.delete(&paths::oci_layout(repo)).await?;
+        self.backend.delete(&paths::index(repo)).await?;
         self.forget_layout(repo);
         let meta = self.meta.clone();
         let name = repo.as_str().to_owned();

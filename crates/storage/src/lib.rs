@@ -6,6 +6,7 @@
 mod backend;
 mod blobs;
 mod cache;
+mod documents;
 mod error;
 mod gc;
 mod index;
@@ -21,13 +22,14 @@ mod stores;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
+pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
-pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
+pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stores::Stores;
 pub use zot_meta::{Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, Times};
 

@@ -3,10 +3,10 @@
 //! As zot does, an annotation is found on the manifest itself or, for an
 //! image, among the labels of its config (`config.Labels`). A manifest
 //! missing any is refused as invalid, naming every missing one; nothing is
-//! stored.
+//! stored. A config is read only up to the manifest size limit (4 MiB): a
+//! larger one has no labels for lint.
 
 use crate::error::{Result, StorageError};
-use crate::paths;
 use crate::registry::Registry;
 use zot_oci::{ManifestError, ParsedManifest, RepoName};
 
@@ -30,7 +30,7 @@ impl Registry {
         let mut missing: Vec<&String> = wanted.iter().filter(|k| !on_manifest(k)).collect();
         if !missing.is_empty()
             && let Some(config) = &parsed.config
-            && let Ok(bytes) = self.backend.read(&paths::blob(repo, &config.digest)).await
+            && let Ok(bytes) = self.read_document(repo, &config.digest).await
             && let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes)
         {
             let labels = doc.get("config").and_then(|c| c.get("Labels"));

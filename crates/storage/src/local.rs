@@ -139,6 +139,27 @@ impl Backend for LocalBackend {
         tokio::fs::read(self.path(key)).await
     }
 
+    async fn read_at_most(&self, key: &str, max: u64) -> io::Result<Vec<u8>> {
+        let path = self.path(key);
+        // One trip to the blocking pool: open, size, read.
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let file = std::fs::File::open(path)?;
+            let size = file.metadata()?.len();
+            if size > max {
+                return Err(crate::backend::too_large(size, max));
+            }
+            let mut out = Vec::with_capacity(size as usize);
+            file.take(max + 1).read_to_end(&mut out)?;
+            if out.len() as u64 > max {
+                return Err(crate::backend::too_large(out.len() as u64, max));
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
         let file = tokio::fs::File::open(self.path(key))
             .await?
@@ -403,5 +424,26 @@ mod tests {
             0,
             "fsynced a file never written"
         );
+    }
+
+    #[tokio::test]
+    async fn read_at_most_refuses_larger_objects() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let backend =
+            LocalBackend::new(dir.path().to_path_buf(), false).unwrap_or_else(|e| panic!("{e}"));
+        backend
+            .write_atomic("a/b", b"0123456789")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let read = |max| backend.read_at_most("a/b", max);
+        assert_eq!(read(10).await.ok().as_deref(), Some(&b"0123456789"[..]));
+        let err = read(9).await.err().map(|e| e.kind());
+        assert_eq!(err, Some(io::ErrorKind::FileTooLarge));
+        let missing = backend
+            .read_at_most("a/c", 10)
+            .await
+            .err()
+            .map(|e| e.kind());
+        assert_eq!(missing, Some(io::ErrorKind::NotFound));
     }
 }

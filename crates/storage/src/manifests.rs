@@ -86,11 +86,7 @@ impl Registry {
         }
         self.lint_manifest(repo, &parsed).await?;
         for m in parsed.required_manifests() {
-            if self.meta.manifest(repo, &m.digest)?.is_none()
-                && self.blob_size(repo, &m.digest).await?.is_none()
-            {
-                return Err(StorageError::ManifestBlobUnknown(m.digest.clone()));
-            }
+            self.check_child_manifest(repo, m)?;
         }
         let desc = Descriptor {
             media_type: parsed.kind.media_type().to_owned(),
@@ -125,6 +121,7 @@ impl Registry {
             }
         }
         for m in parsed.required_manifests() {
+            self.check_child_manifest(repo, m)?;
             if self.blob_size(repo, &m.digest).await?.is_none() {
                 return Err(StorageError::ManifestBlobUnknown(m.digest.clone()));
             }
@@ -166,6 +163,24 @@ impl Registry {
         })
     }
 
+    /// An index's child must be a manifest stored in `repo` (so parsed and
+    /// at most 4 MiB when it was pushed), not merely a blob: GC, scrub and
+    /// the start-up rebuild parse every child. Its descriptor must give the
+    /// stored size.
+    fn check_child_manifest(&self, repo: &RepoName, child: &Descriptor) -> Result<()> {
+        let Some(record) = self.meta.manifest(repo, &child.digest)? else {
+            return Err(StorageError::ManifestBlobUnknown(child.digest.clone()));
+        };
+        if record.size != child.size {
+            return Err(zot_oci::ManifestError::Invalid(format!(
+                "descriptor of {} says {} bytes, the manifest has {}",
+                child.digest, child.size, record.size
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Looks a manifest up by tag or digest.
     pub fn manifest_record(
         &self,
@@ -184,7 +199,7 @@ impl Registry {
         if let Some(body) = self.manifests.get(&record.digest) {
             return Ok(body);
         }
-        match self.backend.read(&paths::blob(repo, &record.digest)).await {
+        match self.read_document(repo, &record.digest).await {
             Ok(b) if !record.digest.verify(&b) => {
                 // Content on disk is untrusted (layouts written by other
                 // tools, bit-rot): never serve it under the wrong digest.
@@ -198,6 +213,10 @@ impl Registry {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::error!(%repo, digest = %record.digest, "manifest recorded but its blob is missing");
+                Err(StorageError::ManifestUnknown)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                tracing::error!(%repo, digest = %record.digest, error = %e, "manifest recorded but its blob is too large to be one");
                 Err(StorageError::ManifestUnknown)
             }
             Err(e) => Err(e.into()),
@@ -229,7 +248,7 @@ impl Registry {
                 tags.sort();
                 tags.dedup();
                 changes.extend(tags.into_iter().map(Change::RemoveTag));
-                if let Ok(bytes) = self.backend.read(&paths::blob(repo, digest)).await
+                if let Ok(bytes) = self.read_document(repo, digest).await
                     && let Ok(parsed) =
                         ParsedManifest::parse(&bytes, Some(&record.media_type), true)
                     && let Some(subject) = parsed.subject

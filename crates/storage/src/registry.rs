@@ -16,6 +16,7 @@
 //!   layout present (see [`crate::locks`]).
 
 use crate::backend::Backend;
+use crate::documents::ListedManifest;
 use crate::error::Result;
 use crate::index::LayoutIndex;
 use crate::paths;
@@ -24,7 +25,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zot_meta::{Change, ManifestRecord, MetaStore};
-use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
+use zot_oci::{Descriptor, Digest, RepoName};
 
 /// Stripes of the per-digest placement lock.
 const DIGEST_LOCK_STRIPES: usize = 64;
@@ -391,17 +392,29 @@ impl Registry {
             if !seen.insert(desc.digest.clone()) {
                 continue;
             }
-            let bytes = match self.backend.read(&paths::blob(repo, &desc.digest)).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(%repo, digest = %desc.digest, error = %e, "manifest listed in index.json is missing");
+            let digest = &desc.digest;
+            let parsed = match self.read_listed_manifest(repo, &desc).await {
+                ListedManifest::Parsed(parsed) => *parsed,
+                ListedManifest::NotManifest { why, .. } => {
+                    // Not a manifest we understand: served as is, not walked.
+                    tracing::warn!(%repo, %digest, error = %why, "manifest listed in index.json cannot be parsed");
+                    changes.push(Change::PutManifest(rec));
+                    continue;
+                }
+                ListedManifest::Missing => {
+                    tracing::warn!(%repo, %digest, "manifest listed in index.json is missing");
+                    continue;
+                }
+                ListedManifest::TooLarge(size) => {
+                    tracing::warn!(%repo, %digest, size, "manifest listed in index.json is larger than a manifest may be; not served");
+                    continue;
+                }
+                ListedManifest::Unreadable(e) => {
+                    tracing::warn!(%repo, %digest, error = %e, "manifest listed in index.json cannot be read");
                     continue;
                 }
             };
             changes.push(Change::PutManifest(rec));
-            let Ok(parsed) = ParsedManifest::parse(&bytes, Some(&desc.media_type), true) else {
-                continue; // not a manifest we understand: served as is, not walked
-            };
             if let Some(subject) = &parsed.subject {
                 changes.push(Change::PutReferrer {
                     subject: subject.digest.clone(),

@@ -8,7 +8,9 @@
 //!   is gone. When policies are configured but none matches, nothing but
 //!   unreferenced blobs is removed.
 //! - With `keepTags` rules, a tag survives only if a rule keeps it: a rule
-//!   selects tags by its patterns (none: every tag) and keeps all of them
+//!   selects tags by its patterns (none: every tag; a pattern selects a tag
+//!   when it matches anywhere in it, unanchored, as Go's `regexp.MatchString`
+//!   in zot: `prod` selects `v1-prod`) and keeps all of them
 //!   when it has no other criterion, else those pushed or pulled within the
 //!   given time, or among the most recently pushed or pulled `n`.
 //! - Untagged manifests and referrers are removed only once older than
@@ -21,7 +23,8 @@ use zot_meta::Times;
 /// One `keepTags` rule.
 #[derive(Debug, Clone, Default)]
 pub struct KeepTags {
-    /// Tags this rule considers (anchored matches); empty: every tag.
+    /// Tags this rule considers (a match anywhere in the tag, as zot's Go
+    /// `regexp.MatchString`; anchor with `^...$` explicitly); empty: every tag.
     pub patterns: Vec<Regex>,
     pub pulled_within: Option<Duration>,
     pub pushed_within: Option<Duration>,
@@ -89,11 +92,6 @@ pub struct TagTimes {
     pub times: Times,
 }
 
-fn full_match(re: &Regex, s: &str) -> bool {
-    re.find(s)
-        .is_some_and(|m| m.start() == 0 && m.end() == s.len())
-}
-
 /// The tags `policy` removes, given the current time in seconds since the epoch.
 pub fn tags_to_remove(policy: &RetentionPolicy, tags: &[TagTimes], now: u64) -> Vec<String> {
     if policy.keep_tags.is_empty() {
@@ -107,8 +105,7 @@ pub fn tags_to_remove(policy: &RetentionPolicy, tags: &[TagTimes], now: u64) -> 
     for rule in &policy.keep_tags {
         let selected: Vec<usize> = (0..tags.len())
             .filter(|&i| {
-                rule.patterns.is_empty()
-                    || rule.patterns.iter().any(|p| full_match(p, &tags[i].tag))
+                rule.patterns.is_empty() || rule.patterns.iter().any(|p| p.is_match(&tags[i].tag))
             })
             .collect();
         let no_criteria = rule.pulled_within.is_none()
@@ -180,7 +177,7 @@ mod tests {
             delete_untagged: true,
             keep_tags: vec![rule],
         };
-        let v = || vec![Regex::new("v.*").unwrap()];
+        let v = || vec![Regex::new("^v.*").unwrap()];
         let pushed = KeepTags {
             patterns: v(),
             most_recently_pushed_count: Some(2),
@@ -206,5 +203,47 @@ mod tests {
             ..KeepTags::default()
         };
         assert_eq!(tags_to_remove(&policy(all_v), &tags, 1000), ["dev"]);
+        // Unanchored, as zot: `v.*` matches the `v` inside `dev`.
+        let unanchored_v = KeepTags {
+            patterns: vec![Regex::new("v.*").unwrap()],
+            ..KeepTags::default()
+        };
+        assert!(tags_to_remove(&policy(unanchored_v), &tags, 1000).is_empty());
+    }
+
+    /// zot matches `keepTags.patterns` with Go's `regexp.MatchString`:
+    /// anywhere in the tag, and an alternation keeps whatever any branch
+    /// matches (a leftmost-first `find` would stop at `v1` inside `v1.0`).
+    #[test]
+    fn patterns_match_anywhere_as_zot() {
+        let tags: Vec<TagTimes> = ["v1-prod", "v1.0", "v2", "prod", "latest"]
+            .iter()
+            .map(|t| TagTimes {
+                tag: (*t).into(),
+                times: Times {
+                    pushed: Some(1),
+                    pulled: None,
+                },
+            })
+            .collect();
+        let remove = |patterns: &[&str]| {
+            let policy = RetentionPolicy {
+                repositories: vec![],
+                delete_referrers: false,
+                delete_untagged: true,
+                keep_tags: vec![KeepTags {
+                    patterns: patterns.iter().map(|p| Regex::new(p).unwrap()).collect(),
+                    ..KeepTags::default()
+                }],
+            };
+            tags_to_remove(&policy, &tags, 10)
+        };
+        assert_eq!(remove(&["prod"]), ["v1.0", "v2", "latest"]);
+        assert_eq!(remove(&["v1|v1\\.0"]), ["v2", "prod", "latest"]);
+        assert_eq!(
+            remove(&["^v1$"]),
+            ["v1-prod", "v1.0", "v2", "prod", "latest"]
+        );
+        assert_eq!(remove(&["^prod$", "test"]), ["v1-prod", "v1.0", "v2"]);
     }
 }

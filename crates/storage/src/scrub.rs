@@ -4,16 +4,20 @@
 //!
 //! Invariants: a scrub only reads; each problem names the repository, the
 //! reference (tag, or digest of an untagged manifest) whose image is
-//! affected, and the blob; a problem is reported, never a reason to stop.
+//! affected, and the blob (or the layout's file or folder: an `index.json`
+//! that cannot be parsed, a blob folder that cannot be listed); a problem
+//! is reported, never a reason to stop, and what was found before it is
+//! kept.
 
-use crate::error::Result;
+use crate::documents::ListedManifest;
+use crate::index::LayoutIndex;
 use crate::paths;
 use crate::registry::Registry;
 use futures_util::StreamExt;
-use std::collections::HashMap;
-use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
+use std::collections::{HashMap, HashSet};
+use zot_oci::{Descriptor, Digest, RepoName};
 
-/// What is wrong with a blob.
+/// What is wrong with a blob, a file or a folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScrubFault {
     /// Its content does not hash to its digest.
@@ -22,8 +26,12 @@ pub enum ScrubFault {
     WrongSize,
     /// A manifest needs it and it is not there.
     Missing,
-    /// It cannot be read (an I/O error), or a manifest cannot be parsed.
+    /// It cannot be read (an I/O error), or `index.json` cannot be parsed,
+    /// or a folder cannot be listed.
     Unreadable,
+    /// It is listed as a manifest (in `index.json` or by an index) and is
+    /// intact, but is none: larger than 4 MiB (not read), or not parsable.
+    NotManifest,
 }
 
 impl ScrubFault {
@@ -33,6 +41,26 @@ impl ScrubFault {
             ScrubFault::WrongSize => "wrong size",
             ScrubFault::Missing => "missing",
             ScrubFault::Unreadable => "unreadable",
+            ScrubFault::NotManifest => "not a manifest",
+        }
+    }
+}
+
+/// What a problem is about.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScrubItem {
+    /// A file or folder of the layout itself, relative to the repository
+    /// (`index.json`, `blobs/sha256`); sorted before blobs.
+    Layout(String),
+    /// A blob (a layer, a config or a manifest).
+    Blob(Digest),
+}
+
+impl std::fmt::Display for ScrubItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScrubItem::Blob(d) => d.fmt(f),
+            ScrubItem::Layout(p) => f.write_str(p),
         }
     }
 }
@@ -42,9 +70,9 @@ impl ScrubFault {
 pub struct ScrubProblem {
     pub repository: String,
     /// The tag or digest of the affected manifest; `None` for a blob no
-    /// manifest references.
+    /// manifest references, or a problem of the layout itself.
     pub reference: Option<String>,
-    pub blob: Digest,
+    pub item: ScrubItem,
     pub fault: ScrubFault,
 }
 
@@ -56,18 +84,65 @@ pub struct ScrubReport {
     pub problems: Vec<ScrubProblem>,
 }
 
+impl ScrubReport {
+    fn problem(
+        &mut self,
+        repo: &RepoName,
+        reference: Option<&str>,
+        item: ScrubItem,
+        fault: ScrubFault,
+    ) {
+        tracing::error!(%repo, reference, %item, fault = fault.as_str(), "scrub: problem found");
+        self.problems.push(ScrubProblem {
+            repository: repo.to_string(),
+            reference: reference.map(str::to_owned),
+            item,
+            fault,
+        });
+    }
+}
+
 impl Registry {
-    /// Scrubs one repository (see the module documentation).
-    pub async fn scrub_repo(&self, repo: &RepoName) -> Result<ScrubReport> {
+    /// Scrubs one repository (see the module documentation). Never fails:
+    /// whatever cannot be read is a problem in the report, and the checks
+    /// that can still be made are made.
+    pub async fn scrub_repo(&self, repo: &RepoName) -> ScrubReport {
         let mut report = ScrubReport::default();
         // Every blob file: content against name.
         let mut faults: HashMap<Digest, ScrubFault> = HashMap::new();
-        for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
-            if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
+        let algorithms = match self.backend.list(&paths::blobs_dir(repo)).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::error!(%repo, error = %e, "scrub: listing blobs");
+                report.problem(
+                    repo,
+                    None,
+                    ScrubItem::Layout("blobs".into()),
+                    ScrubFault::Unreadable,
+                );
+                Vec::new()
+            }
+        };
+        for alg in algorithms {
+            if !matches!(alg.name.as_str(), "sha256" | "sha512") {
                 continue;
             }
             let folder = format!("{}/{}", paths::blobs_dir(repo), alg.name);
-            for entry in self.backend.list(&folder).await? {
+            let listed = if alg.is_dir {
+                self.backend.list(&folder).await
+            } else {
+                Err(std::io::Error::other("not a folder"))
+            };
+            let entries = match listed {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::error!(%repo, folder, error = %e, "scrub: listing blobs");
+                    let item = ScrubItem::Layout(format!("blobs/{}", alg.name));
+                    report.problem(repo, None, item, ScrubFault::Unreadable);
+                    continue;
+                }
+            };
+            for entry in entries {
                 let Ok(digest) = format!("{}:{}", alg.name, entry.name).parse::<Digest>() else {
                     continue;
                 };
@@ -81,8 +156,20 @@ impl Registry {
             }
         }
         // Every listed manifest and what it references.
-        let index = self.read_index(repo).await?;
-        let mut seen_blobs = std::collections::HashSet::new();
+        let index = match self.read_index(repo).await {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::error!(%repo, error = %e, "scrub: reading index.json");
+                report.problem(
+                    repo,
+                    None,
+                    ScrubItem::Layout("index.json".into()),
+                    ScrubFault::Unreadable,
+                );
+                LayoutIndex::default()
+            }
+        };
+        let mut seen_blobs = HashSet::new();
         let mut queue: Vec<(Descriptor, String)> = index
             .descriptors()
             .into_iter()
@@ -91,7 +178,7 @@ impl Registry {
                 (d, reference)
             })
             .collect();
-        let mut seen_manifests = std::collections::HashSet::new();
+        let mut seen_manifests = HashSet::new();
         while let Some((desc, reference)) = queue.pop() {
             if !seen_manifests.insert((desc.digest.clone(), reference.clone())) {
                 continue;
@@ -99,40 +186,51 @@ impl Registry {
             report.manifests_checked += 1;
             let mut problem = |blob: &Digest, fault| {
                 seen_blobs.insert(blob.clone());
-                tracing::error!(%repo, reference, %blob, fault = fault_str(fault), "scrub: problem found");
-                report.problems.push(ScrubProblem {
-                    repository: repo.to_string(),
-                    reference: Some(reference.clone()),
-                    blob: blob.clone(),
-                    fault,
-                });
+                report.problem(repo, Some(&reference), ScrubItem::Blob(blob.clone()), fault);
             };
-            let size = self.blob_size(repo, &desc.digest).await?;
-            if size.is_none() {
-                problem(&desc.digest, ScrubFault::Missing);
-                continue;
+            match self.blob_size(repo, &desc.digest).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    problem(&desc.digest, ScrubFault::Missing);
+                    continue;
+                }
+                Err(_) => {
+                    problem(&desc.digest, ScrubFault::Unreadable);
+                    continue;
+                }
             }
             if let Some(&fault) = faults.get(&desc.digest) {
                 problem(&desc.digest, fault);
                 continue;
             }
-            let parsed = match self.backend.read(&paths::blob(repo, &desc.digest)).await {
-                Ok(bytes) => ParsedManifest::parse(&bytes, Some(&desc.media_type), true).ok(),
-                Err(_) => None,
-            };
-            let Some(parsed) = parsed else {
-                problem(&desc.digest, ScrubFault::Unreadable);
-                continue;
+            let parsed = match self.read_listed_manifest(repo, &desc).await {
+                ListedManifest::Parsed(parsed) => *parsed,
+                ListedManifest::Missing => {
+                    problem(&desc.digest, ScrubFault::Missing);
+                    continue;
+                }
+                ListedManifest::TooLarge(_) | ListedManifest::NotManifest { .. } => {
+                    problem(&desc.digest, ScrubFault::NotManifest);
+                    continue;
+                }
+                ListedManifest::Unreadable(_) => {
+                    problem(&desc.digest, ScrubFault::Unreadable);
+                    continue;
+                }
             };
 
             for blob in parsed.required_blobs() {
-                match self.blob_size(repo, &blob.digest).await? {
-                    None => problem(&blob.digest, ScrubFault::Missing),
-                    Some(size) if size != blob.size => problem(&blob.digest, ScrubFault::WrongSize),
-                    Some(_) if faults.contains_key(&blob.digest) => {
-                        problem(&blob.digest, faults[&blob.digest])
+                match self.blob_size(repo, &blob.digest).await {
+                    Ok(None) => problem(&blob.digest, ScrubFault::Missing),
+                    Err(_) => problem(&blob.digest, ScrubFault::Unreadable),
+                    Ok(Some(size)) if size != blob.size => {
+                        problem(&blob.digest, ScrubFault::WrongSize)
                     }
-                    Some(_) => {}
+                    Ok(Some(_)) => {
+                        if let Some(&fault) = faults.get(&blob.digest) {
+                            problem(&blob.digest, fault)
+                        }
+                    }
                 }
             }
             queue.extend(
@@ -145,20 +243,14 @@ impl Registry {
         // Faulty blobs no manifest references.
         for (blob, fault) in faults {
             if !seen_blobs.contains(&blob) {
-                tracing::error!(%repo, %blob, fault = fault.as_str(), "scrub: problem found");
-                report.problems.push(ScrubProblem {
-                    repository: repo.to_string(),
-                    reference: None,
-                    blob,
-                    fault,
-                });
+                report.problem(repo, None, ScrubItem::Blob(blob), fault);
             }
         }
-        report.problems.sort_by(|a, b| {
-            (&a.reference, a.blob.to_string()).cmp(&(&b.reference, b.blob.to_string()))
-        });
+        report
+            .problems
+            .sort_by(|a, b| (&a.reference, &a.item).cmp(&(&b.reference, &b.item)));
         report.problems.dedup();
-        Ok(report)
+        report
     }
 
     /// Hashes one blob; `None` when it matches its digest.
@@ -190,8 +282,4 @@ impl Registry {
         }
         (hasher.finish() != *digest).then_some(ScrubFault::Corrupt)
     }
-}
-
-fn fault_str(f: ScrubFault) -> &'static str {
-    f.as_str()
 }

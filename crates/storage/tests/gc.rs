@@ -1,6 +1,7 @@
 //! Garbage collection below the HTTP layer: shared and unique blobs, with
 //! and without dedupe; the gcDelay that protects blobs of pushes in flight;
-//! missing blobs; empty repositories.
+//! missing blobs; empty repositories, removed so that a crash half-way
+//! leaves no repository behind.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod gc_common;
@@ -189,4 +190,61 @@ async fn empty_repositories_are_removed() {
         .unwrap();
     assert_eq!(report.repositories, 2);
     pull_image(&reg, &a, "2").await;
+}
+
+/// `oci-layout` (what makes a folder a repository) is removed before
+/// `index.json`, so a crash between the two leaves no repository.
+#[tokio::test]
+async fn an_empty_repository_loses_its_oci_layout_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, record) = recorded::open_recorded(dir.path(), Options::default()).await;
+    let a = repo("a");
+    let m = push_image(&reg, &a, "1", &[b"l"]).await;
+    reg.delete_manifest(&a, &Reference::Digest(m))
+        .await
+        .unwrap();
+    record.deletes.lock().unwrap().clear();
+    let r = reg.gc_repo(&a, &now_gc()).await.unwrap();
+    assert!(r.repository_removed, "{r:?}");
+    let deletes = record.deletes.lock().unwrap().clone();
+    let at = |key: &str| {
+        deletes
+            .iter()
+            .position(|k| k == key)
+            .unwrap_or_else(|| panic!("{key} not removed: {deletes:?}"))
+    };
+    assert!(at("a/oci-layout") < at("a/index.json"), "{deletes:?}");
+}
+
+/// The state a crash between the two removals leaves: not a repository
+/// after a restart, and a push to the name works.
+#[tokio::test]
+async fn a_half_removed_repository_is_not_served_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = repo("a");
+    {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        push_image(&reg, &repo("b"), "1", &[b"l"]).await;
+        let m = push_image(&reg, &a, "1", &[b"l"]).await;
+        reg.delete_manifest(&a, &Reference::Digest(m))
+            .await
+            .unwrap();
+        reg.gc_repo(&a, &now_gc()).await.unwrap();
+    }
+    // Put back what the crash would have left: the empty index.json.
+    std::fs::write(
+        dir.path().join("a/index.json"),
+        br#"{"schemaVersion":2,"manifests":[]}"#,
+    )
+    .unwrap();
+    let (reg, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(report.repositories, 1, "{report:?}");
+    assert_eq!(reg.catalog(None, 10).unwrap().0, vec!["b".to_string()]);
+    push_image(&reg, &a, "2", &[b"m"]).await;
+    pull_image(&reg, &a, "2").await;
+    assert_eq!(reg.tags(&a, None, 10).unwrap().0, vec!["2".to_string()]);
 }

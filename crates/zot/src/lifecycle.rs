@@ -10,6 +10,8 @@
 //! tasks yield between repositories, blob reads and metadata writes run on
 //! the blocking pool, and hashing runs there chunk by chunk.
 
+mod schedule;
+
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -242,31 +244,38 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
         registry.track_placements(settings.gc_delay.max(settings.retention.delay));
         let options = Arc::new(gc_options(settings));
         let window = settings.gc_time_window;
+        let period = settings.gc_interval;
         let reg = registry.clone();
         let p = permits.clone();
         let store = name.clone();
-        periodic(settings.gc_interval, move || {
-            let (reg, p, options, store) = (reg.clone(), p.clone(), options.clone(), store.clone());
-            async move {
-                if window.is_some_and(|w| !w.contains_now()) {
-                    tracing::debug!(%store, "gc: outside gcTimeWindow");
-                    return;
-                }
-                let started = std::time::Instant::now();
-                let repos = for_each_repo(&reg, &p, "gc", move |reg, repo| {
-                    let options = options.clone();
-                    async move {
-                        match reg.gc_repo(&repo, &options).await {
-                            Ok(r) if r == zot_storage::GcReport::default() => {}
-                            Ok(r) => tracing::info!(%repo, report = ?r, "gc: done"),
-                            Err(e) => tracing::warn!(%repo, error = %e, "gc: repository skipped"),
+        // A run due outside gcTimeWindow waits for it to open (schedule.rs).
+        tokio::spawn(schedule::run(
+            &schedule::SystemClock,
+            period,
+            window,
+            move || {
+                let (reg, p, options, store) =
+                    (reg.clone(), p.clone(), options.clone(), store.clone());
+                async move {
+                    let started = std::time::Instant::now();
+                    let repos = for_each_repo(&reg, &p, "gc", move |reg, repo| {
+                        let options = options.clone();
+                        async move {
+                            match reg.gc_repo(&repo, &options).await {
+                                Ok(r) if r == zot_storage::GcReport::default() => {}
+                                Ok(r) => tracing::info!(%repo, report = ?r, "gc: done"),
+                                Err(e) => {
+                                    tracing::warn!(%repo, error = %e, "gc: repository skipped")
+                                }
+                            }
                         }
-                    }
-                })
-                .await;
-                tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
-            }
-        });
+                    })
+                    .await;
+                    tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
+                    std::ops::ControlFlow::Continue(())
+                }
+            },
+        ));
     }
 
     if let Some(scrub) = cfg
@@ -282,13 +291,12 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
             async move {
                 let started = std::time::Instant::now();
                 let repos = for_each_repo(&reg, &p, "scrub", |reg, repo| async move {
-                    match reg.scrub_repo(&repo).await {
-                        Ok(r) if r.problems.is_empty() => {
-                            tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
-                        }
+                    let r = reg.scrub_repo(&repo).await;
+                    if r.problems.is_empty() {
+                        tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
+                    } else {
                         // Each problem was logged with its reference and blob.
-                        Ok(r) => tracing::error!(%repo, problems = r.problems.len(), "scrub: problems found"),
-                        Err(e) => tracing::warn!(%repo, error = %e, "scrub: repository skipped"),
+                        tracing::error!(%repo, problems = r.problems.len(), "scrub: problems found")
                     }
                 })
                 .await;

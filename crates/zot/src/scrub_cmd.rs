@@ -1,10 +1,13 @@
 //! `zot scrub CONFIG`: the scrub, offline, over every repository of every
 //! configured store (the root directory and each `subPaths` root), with progress on standard error and a table of what it
 //! found on standard output. Exit status: 0 when everything is intact, 1
-//! when a blob is corrupt, missing or unreadable, 2 when the scrub could not
-//! run. On a root a running server holds (its metadata store is locked) the
-//! scrub refuses, with exit status 2, before touching anything under it:
-//! the server's own scrub (`extensions.scrub`) covers a live root.
+//! when a blob is corrupt, missing or unreadable or a repository's layout
+//! cannot be read (`index.json` unparsable, a blob folder unlistable: each
+//! is a row of the table, and the blobs checked before it still count), 2
+//! when the scrub could not run. On a root a running server holds (its
+//! metadata store is locked) the scrub refuses, with exit status 2, before
+//! touching anything under it: the server's own scrub (`extensions.scrub`)
+//! covers a live root.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -65,14 +68,10 @@ async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
         repositories += repos.len();
         for (i, repo) in repos.iter().enumerate() {
             eprintln!("scrub: {} [{}/{}] {repo}", store.name, i + 1, repos.len());
-            match store.registry.scrub_repo(repo).await {
-                Ok(r) => {
-                    blobs += r.blobs_checked;
-                    manifests += r.manifests_checked;
-                    problems.extend(r.problems);
-                }
-                Err(e) => eprintln!("scrub: {repo}: cannot be scrubbed: {e}"),
-            }
+            let r = store.registry.scrub_repo(repo).await;
+            blobs += r.blobs_checked;
+            manifests += r.manifests_checked;
+            problems.extend(r.problems);
         }
     }
     let mut out = std::io::stdout().lock();
@@ -82,7 +81,7 @@ async fn scrub(cfg: &Config) -> anyhow::Result<bool> {
             [
                 p.repository.clone(),
                 p.reference.clone().unwrap_or_else(|| "-".into()),
-                p.blob.to_string(),
+                p.item.to_string(),
                 p.fault.as_str().to_owned(),
             ]
         })

@@ -61,6 +61,28 @@ fn verify_accepts_a_good_config_and_names_bad_keys() {
         );
     }
 
+    // An empty gcTimeWindow would stop GC for good.
+    let empty_window = dir.path().join("empty-window.json");
+    std::fs::write(
+        &empty_window,
+        serde_json::to_vec(&serde_json::json!({
+            "storage": { "rootDirectory": dir.path().join("root"), "gcTimeWindow": "08:00-08:00" },
+            "http": { "address": "127.0.0.1", "port": "5000" },
+        }))
+        .expect("json"),
+    )
+    .expect("write config");
+    let (out, _) = output(Command::new(binary()).arg("verify").arg(&empty_window));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("storage.gcTimeWindow"),
+        "`zot verify` accepted an empty gcTimeWindow:\n{text}"
+    );
+
     let (out, _) = output(
         Command::new(binary())
             .arg("verify")

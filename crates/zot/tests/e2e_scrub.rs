@@ -1,6 +1,8 @@
 //! `zot scrub CONFIG` on a storage root: exit 0 and "no problem" when
 //! intact; exit 1 with the repository, tag and digest of a corrupt or
-//! missing blob; exit 2 on an invalid configuration.
+//! missing blob; exit 2 on an invalid configuration. A repository whose
+//! layout cannot be read (an unparsable `index.json`) is a problem (exit
+//! 1, a row naming the file), and the blob results found before it stay.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod common;
@@ -103,4 +105,46 @@ fn a_second_process_on_a_live_root_refuses_and_touches_nothing() {
         "{}",
         registry.logs()
     );
+}
+
+#[test]
+fn zot_scrub_counts_an_unreadable_layout_and_keeps_blob_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let image = multi_layer_image("scrub-index");
+    OciLayout::create(&root.join("lib/app")).add_image(&image, "v1");
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"storage": {"rootDirectory": root}}).to_string(),
+    )
+    .unwrap();
+    // Start once on the intact layout, so the metadata store knows it.
+    assert!(scrub(&config).status.success());
+
+    let layer = &image.layers[0];
+    let path = root.join("lib/app/blobs/sha256").join(layer.hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    std::fs::write(root.join("lib/app/index.json"), b"{\"manifests\": [").unwrap();
+
+    let out = scrub(&config);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let row = |needle: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not reported:\n{stdout}"))
+            .to_owned()
+    };
+    let index_row = row("index.json");
+    assert!(
+        index_row.starts_with("lib/app") && index_row.contains("unreadable"),
+        "{index_row}"
+    );
+    let blob_row = row(&layer.digest);
+    assert!(blob_row.contains("corrupt"), "{blob_row}");
+    assert!(stdout.contains("2 problem(s)"), "{stdout}");
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code, reason = "each test file uses a part")]
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+pub mod recorded;
+
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::convert::Infallible;
