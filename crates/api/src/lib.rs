@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod errors;
 mod http_util;
 mod manifests;
+pub mod mutations;
 mod panic_guard;
 mod security;
 
@@ -19,6 +20,9 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use endpoint::Endpoint;
 use errors::{ApiError, ApiResult, ErrorCode};
+use futures_util::FutureExt;
+use mutations::Mutations;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use zot_storage::{Registry, Stores};
@@ -40,6 +44,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Authentication, access control, rate limits and audit (see `security`).
     pub security: zot_auth::Security,
+    /// Mutating requests in flight (shutdown waits for them).
+    pub mutations: Arc<Mutations>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -61,6 +67,7 @@ impl AppState {
             extensions,
             ready: AtomicBool::new(true),
             security,
+            mutations: Arc::default(),
         })
     }
 }
@@ -76,49 +83,94 @@ pub fn router(state: SharedState) -> Router {
 
 const API_VERSION: &str = "registry/2.0";
 
-async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Response {
+async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
         None => return probes(&state, &path, req.method()),
-        Some(Err(e)) => e.into_response(),
-        Some(Ok(endpoint)) => {
-            // Security decides before any handler touches storage.
-            let method = req.method().clone();
-            let checked = security::check(
-                &state.security,
-                store(&state, &endpoint),
-                &endpoint,
-                &mut req,
-            )
-            .await;
-            let (caller, resp) = match checked {
-                Err((caller, mut resp)) => {
-                    // The body was not read: the connection cannot be reused
-                    // (hyper closes it), so say so rather than let the client
-                    // send its next request into a closing socket.
-                    if security::has_body(&req) {
-                        resp.headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    (caller, resp)
-                }
-                Ok(caller) => {
-                    let resp = match route(&state, endpoint, req, &caller).await {
-                        Ok(r) => r,
-                        Err(e) => e.into_response(),
-                    };
-                    (caller, resp)
-                }
+        Some(Err(e)) => {
+            // Refused before authentication: audited as anonymous.
+            let resp = e.into_response();
+            let caller = security::Caller {
+                identity: None,
+                client: security::client_addr(&req),
             };
-            let status = resp.status().as_u16();
-            security::audit(&state.security, &caller, &method, &path, status);
+            security::audit(
+                &state.security,
+                &caller,
+                req.method(),
+                &path,
+                resp.status().as_u16(),
+            );
             resp
         }
+        Some(Ok(endpoint)) if mutating(req.method()) => {
+            // Its own task: a client that goes away must not stop a write
+            // half-way, nor its audit line (see `mutations`).
+            let (task_state, task_path) = (state.clone(), path.clone());
+            let task = state
+                .mutations
+                .spawn(async move { handle(&task_state, endpoint, req, &task_path).await });
+            match task.await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = %e, path, "a mutating request's task failed");
+                    ApiError::new(ErrorCode::Unknown).into_response()
+                }
+            }
+        }
+        Some(Ok(endpoint)) => handle(&state, endpoint, req, &path).await,
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static(API_VERSION),
     );
+    resp
+}
+
+/// Whether the method changes state (and is audited).
+fn mutating(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
+    )
+}
+
+/// Security check, handler, audit line.
+async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path: &str) -> Response {
+    // Security decides before any handler touches storage.
+    let method = req.method().clone();
+    let checked = security::check(
+        &state.security,
+        store(state, &endpoint),
+        &endpoint,
+        &mut req,
+    )
+    .await;
+    let (caller, resp) = match checked {
+        Err((caller, mut resp)) => {
+            // The body was not read: the connection cannot be reused
+            // (hyper closes it), so say so rather than let the client
+            // send its next request into a closing socket.
+            if security::has_body(&req) {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (caller, resp)
+        }
+        Ok(caller) => {
+            let routed = AssertUnwindSafe(route(state, endpoint, req, &caller))
+                .catch_unwind()
+                .await;
+            let resp = match routed {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => e.into_response(),
+                Err(panic) => panic_guard::answer_panic(&method, path, panic.as_ref()),
+            };
+            (caller, resp)
+        }
+    };
+    let status = resp.status().as_u16();
+    security::audit(&state.security, &caller, &method, path, status);
     resp
 }
 

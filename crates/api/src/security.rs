@@ -41,7 +41,7 @@ impl Caller {
 }
 
 /// The client's address, when the server recorded it.
-fn client_addr(req: &Request) -> Option<IpAddr> {
+pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -246,11 +246,7 @@ pub(crate) fn audit(
     path: &str,
     status: u16,
 ) {
-    let mutating = matches!(
-        *method,
-        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
-    );
-    if mutating && security.audits() {
+    if crate::mutating(method) && security.audits() {
         security.audit(&AuditEntry {
             user: caller.identity.as_ref().map(|i| i.name.as_str()),
             client: caller.client,

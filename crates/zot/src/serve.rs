@@ -1,7 +1,8 @@
 //! `zot serve`: logging set-up, storage opening and synchronisation, the
 //! HTTP server, the background tasks (see `lifecycle.rs`), metadata
 //! flushes, and graceful shutdown (stop accepting, let in-flight requests
-//! finish for a bounded time, exit 0).
+//! finish for a bounded time, then wait, for as long again at most, for
+//! mutating requests still running after their clients went away; exit 0).
 
 use anyhow::Context;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("setting up authentication")?;
     let state =
         zot_api::AppState::with_security(routing, crate::lifecycle::discover(&cfg), security);
+    let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
@@ -179,6 +181,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => server.acceptor(slow).handle(handle).serve(service).await,
     }
     .context("serving HTTP")?;
+    // Writes whose clients went away (or were cut at the grace period's
+    // end) still run: let them finish before the stores close.
+    if !mutations.wait_idle(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            running = mutations.running(),
+            "shutting down with mutating requests still running"
+        );
+    }
     for registry in &registries {
         if let Err(e) = registry.flush_pulls().await {
             tracing::warn!(error = %e, "recording pull times at shutdown");
