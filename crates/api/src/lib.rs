@@ -5,6 +5,7 @@
 
 mod access_log;
 mod blobs;
+pub mod connection;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
@@ -18,6 +19,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use connection::ConnectionLoad;
 use endpoint::Endpoint;
 use errors::{ApiError, ApiResult, ErrorCode};
 use futures_util::FutureExt;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub security: zot_auth::Security,
     /// Mutating requests in flight (shutdown waits for them).
     pub mutations: Arc<Mutations>,
+    /// Bytes of response bodies in flight, process-wide (see `connection`).
+    pub send_budget: connection::SendBudget,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -68,6 +72,7 @@ impl AppState {
             ready: AtomicBool::new(true),
             security,
             mutations: Arc::default(),
+            send_budget: connection::SendBudget::default(),
         })
     }
 }
@@ -79,6 +84,7 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(panic_guard::catch_panic))
         .layer(axum::middleware::from_fn(access_log::log_request))
+        .layer(axum::middleware::from_fn(connection::track_requests))
 }
 
 const API_VERSION: &str = "registry/2.0";
@@ -229,10 +235,15 @@ async fn route(
         (Endpoint::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
         (Endpoint::Referrers(repo, d), Method::GET) => manifests::referrers(reg, &repo, &d, &req),
         (Endpoint::Blob(repo, d), Method::GET) => {
-            blobs::get(reg, &repo, &d, range(&req), false).await
+            let load = req.extensions().get::<Arc<ConnectionLoad>>().cloned();
+            let send = blobs::Download {
+                budget: &state.send_budget,
+                load,
+            };
+            blobs::get(reg, &repo, &d, range(&req), Some(send)).await
         }
         (Endpoint::Blob(repo, d), Method::HEAD) => {
-            blobs::get(reg, &repo, &d, range(&req), true).await
+            blobs::get(reg, &repo, &d, range(&req), None).await
         }
         (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
         (Endpoint::UploadStart(repo), Method::POST) => blobs::start(reg, &repo, req).await,

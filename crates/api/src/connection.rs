@@ -1,0 +1,318 @@
+//! What a connection costs while its responses are sent, so that slow or
+//! hostile clients cannot pin unbounded memory (issue 15, point 8).
+//!
+//! A blob body is read from disk in 1 MiB chunks, one read ahead: each
+//! streaming body holds up to about 2 MiB until the client takes it. An
+//! HTTP/2 client that never opens its receive window would keep that memory
+//! for as long as the connection lives, on every stream. So:
+//!
+//! - every blob body pays, before its file is even opened, for
+//!   `min(max(len, 64 KiB), 2 MiB)` bytes from its connection's budget
+//!   ([`CONNECTION_SEND_BUDGET`]) and then from the process-wide one
+//!   ([`GLOBAL_SEND_BUDGET`]), and gives them back when the body is dropped
+//!   (sent, failed or cancelled). A stream waits for its connection's budget
+//!   as long as it takes (only that client's other streams hold it); it
+//!   waits at most [`GLOBAL_BUDGET_WAIT`] for the global one, then gets
+//!   `429 TOOMANYREQUESTS` with `Retry-After`.
+//! - every chunk handed to the HTTP layer is recorded as unsent until hyper
+//!   drops it (written to the socket, or the stream is gone), so the
+//!   listener can close a connection on which a chunk stays unsent too long
+//!   ([`ConnectionLoad::oldest_unsent`]).
+//! - requests in progress are counted per connection, from the request head
+//!   until the response body is dropped, so the listener can tell an idle
+//!   connection ([`ConnectionLoad::idle_for`]).
+//!
+//! The listener (`crates/zot/src/connections.rs`) creates one
+//! [`ConnectionLoad`] per accepted connection and puts it in the extensions
+//! of each of its requests; without one (in-process tests), only the global
+//! budget applies.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::errors::{ApiError, ErrorCode};
+
+/// Bytes of blob bodies one connection may have in flight (8 large blobs).
+pub const CONNECTION_SEND_BUDGET: usize = 16 * 1024 * 1024;
+/// Bytes of blob bodies the whole process may have in flight.
+pub const GLOBAL_SEND_BUDGET: usize = 512 * 1024 * 1024;
+/// How long a blob download waits for the global budget before `429`.
+pub const GLOBAL_BUDGET_WAIT: Duration = Duration::from_secs(30);
+/// What a streaming body holds at most: a chunk being sent, one read ahead
+/// (the storage's read size is 1 MiB).
+const STREAM_RESERVE_MAX: u64 = 2 * 1024 * 1024;
+/// What any open blob body costs at least (it also holds an open file).
+const STREAM_RESERVE_MIN: u64 = 64 * 1024;
+
+/// The load of one connection; shared by the listener and the handlers.
+#[derive(Debug)]
+pub struct ConnectionLoad {
+    budget: Arc<Semaphore>,
+    /// Requests in progress, and when their number last went to zero (or
+    /// the connection was accepted).
+    activity: Mutex<(usize, Instant)>,
+    /// Chunks handed to the HTTP layer and not yet dropped by it.
+    unsent: Mutex<HashMap<u64, Instant>>,
+    next_chunk: AtomicU64,
+}
+
+impl ConnectionLoad {
+    /// A connection with a budget of `budget` bytes for its response bodies.
+    pub fn new(budget: usize) -> Arc<ConnectionLoad> {
+        Arc::new(ConnectionLoad {
+            budget: Arc::new(Semaphore::new(budget)),
+            activity: Mutex::new((0, Instant::now())),
+            unsent: Mutex::new(HashMap::new()),
+            next_chunk: AtomicU64::new(0),
+        })
+    }
+
+    /// How long the connection has had no request in progress; `None`
+    /// while one is.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        let (active, since) = *self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        (active == 0).then(|| now.saturating_duration_since(since))
+    }
+
+    /// When the oldest chunk still unsent was handed to the HTTP layer.
+    pub fn oldest_unsent(&self) -> Option<Instant> {
+        let unsent = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
+        unsent.values().min().copied()
+    }
+
+    /// Counts a request until the returned guard is dropped.
+    pub fn start_request(self: &Arc<Self>) -> InProgress {
+        self.activity.lock().unwrap_or_else(|e| e.into_inner()).0 += 1;
+        InProgress(self.clone())
+    }
+
+    /// Wraps `chunk` so that it counts as unsent until dropped.
+    fn track(self: &Arc<Self>, chunk: Bytes) -> Bytes {
+        let id = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+        self.unsent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Instant::now());
+        Bytes::from_owner(Unsent {
+            chunk,
+            load: self.clone(),
+            id,
+        })
+    }
+}
+
+/// A request in progress on a connection.
+#[derive(Debug)]
+pub struct InProgress(Arc<ConnectionLoad>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        let mut activity = self.0.activity.lock().unwrap_or_else(|e| e.into_inner());
+        activity.0 = activity.0.saturating_sub(1);
+        if activity.0 == 0 {
+            activity.1 = Instant::now();
+        }
+    }
+}
+
+/// A chunk handed to the HTTP layer, unsent until dropped.
+struct Unsent {
+    chunk: Bytes,
+    load: Arc<ConnectionLoad>,
+    id: u64,
+}
+
+impl AsRef<[u8]> for Unsent {
+    fn as_ref(&self) -> &[u8] {
+        &self.chunk
+    }
+}
+
+impl Drop for Unsent {
+    fn drop(&mut self) {
+        self.load
+            .unsent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// Middleware: counts the request on its connection until its response
+/// body is dropped.
+pub async fn track_requests(req: Request, next: Next) -> Response {
+    let Some(load) = req.extensions().get::<Arc<ConnectionLoad>>().cloned() else {
+        return next.run(req).await;
+    };
+    let in_progress = load.start_request();
+    let resp = next.run(req).await;
+    resp.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held_until_the_body_is_dropped = &in_progress;
+            frame
+        }))
+    })
+}
+
+/// The process-wide budget of bytes of response bodies in flight.
+#[derive(Debug, Clone)]
+pub struct SendBudget {
+    bytes: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Default for SendBudget {
+    fn default() -> Self {
+        SendBudget::new(GLOBAL_SEND_BUDGET, GLOBAL_BUDGET_WAIT)
+    }
+}
+
+/// Budget paid by one streaming body, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Paid {
+    _connection: Option<OwnedSemaphorePermit>,
+    _global: OwnedSemaphorePermit,
+}
+
+impl SendBudget {
+    /// A budget of `bytes`, waited for at most `wait`.
+    pub fn new(bytes: usize, wait: Duration) -> SendBudget {
+        SendBudget {
+            bytes: Arc::new(Semaphore::new(bytes)),
+            wait,
+        }
+    }
+
+    /// Bytes not paid out now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
+    /// Pays for a body of `len` bytes: from the connection's budget (as
+    /// long as it takes), then from the global one (at most the wait).
+    pub(crate) async fn pay(
+        &self,
+        load: Option<&Arc<ConnectionLoad>>,
+        len: u64,
+    ) -> Result<Paid, ApiError> {
+        let cost = len.clamp(STREAM_RESERVE_MIN, STREAM_RESERVE_MAX) as u32;
+        let closed = |_| ApiError::new(ErrorCode::Unknown);
+        let connection = match load {
+            Some(load) => Some(
+                load.budget
+                    .clone()
+                    .acquire_many_owned(cost)
+                    .await
+                    .map_err(closed)?,
+            ),
+            None => None,
+        };
+        let global = tokio::time::timeout(self.wait, self.bytes.clone().acquire_many_owned(cost))
+            .await
+            .map_err(|_| {
+                tracing::warn!(
+                    wait_secs = self.wait.as_secs(),
+                    "the global budget for response bodies is exhausted: answering 429"
+                );
+                ApiError::msg(
+                    ErrorCode::TooManyRequests,
+                    "too many downloads in progress, retry later",
+                )
+                .header(axum::http::header::RETRY_AFTER, "1".to_owned())
+            })?
+            .map_err(closed)?;
+        Ok(Paid {
+            _connection: connection,
+            _global: global,
+        })
+    }
+}
+
+/// A blob body that keeps `paid` until dropped and records each chunk as
+/// unsent on `load` until the HTTP layer drops it.
+pub(crate) fn metered<S>(
+    chunks: S,
+    paid: Paid,
+    load: Option<Arc<ConnectionLoad>>,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    chunks.map(move |chunk| {
+        let _held_until_the_body_is_dropped = &paid;
+        match &load {
+            Some(load) => chunk.map(|c| load.track(c)),
+            None => chunk,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_pays_before_the_global_budget_and_gets_it_back() {
+        let global = SendBudget::new(8 * 1024 * 1024, Duration::from_millis(100));
+        let load = ConnectionLoad::new(4 * 1024 * 1024);
+        let a = global.pay(Some(&load), 10 * 1024 * 1024).await.unwrap();
+        let b = global.pay(Some(&load), 3 * 1024 * 1024).await.unwrap();
+        assert_eq!(global.available(), 4 * 1024 * 1024);
+        // The connection's 4 MiB are paid out: a third body waits for it.
+        let third = tokio::time::timeout(Duration::from_millis(100), global.pay(Some(&load), 1));
+        assert!(third.await.is_err());
+        drop(a);
+        let c = global.pay(Some(&load), 1).await.unwrap();
+        assert_eq!(
+            global.available(),
+            8 * 1024 * 1024 - 2 * 1024 * 1024 - 64 * 1024
+        );
+        drop((b, c));
+        assert_eq!(global.available(), 8 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn an_exhausted_global_budget_answers_429_after_the_wait() {
+        let global = SendBudget::new(2 * 1024 * 1024, Duration::from_millis(50));
+        let held = global.pay(None, 5 * 1024 * 1024).await.unwrap();
+        let err = global.pay(None, 1).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::TooManyRequests);
+        drop(held);
+        assert!(global.pay(None, 1).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn chunks_count_as_unsent_until_dropped() {
+        let load = ConnectionLoad::new(1024);
+        let paid = SendBudget::default().pay(None, 1).await.unwrap();
+        let chunks = futures_util::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]);
+        let mut body = Box::pin(metered(chunks, paid, Some(load.clone())));
+        assert!(load.oldest_unsent().is_none());
+        let chunk = body.next().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], b"abc");
+        assert!(load.oldest_unsent().is_some());
+        drop(chunk);
+        assert!(load.oldest_unsent().is_none());
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_without_requests() {
+        let load = ConnectionLoad::new(1024);
+        assert!(load.idle_for(Instant::now()).is_some());
+        let req = load.start_request();
+        assert!(load.idle_for(Instant::now()).is_none());
+        drop(req);
+        let idle = load.idle_for(Instant::now()).unwrap();
+        assert!(idle < Duration::from_secs(1));
+    }
+}
