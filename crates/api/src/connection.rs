@@ -14,10 +14,12 @@
 //!   as long as it takes (only that client's other streams hold it); it
 //!   waits at most [`GLOBAL_BUDGET_WAIT`] for the global one, then gets
 //!   `429 TOOMANYREQUESTS` with `Retry-After`.
-//! - every chunk handed to the HTTP layer is recorded as unsent until hyper
-//!   drops it (written to the socket, or the stream is gone), so the
-//!   listener can close a connection on which a chunk stays unsent too long
-//!   ([`ConnectionLoad::oldest_unsent`]).
+//! - a body waits for its client from when it is created, and again from
+//!   each chunk it hands to hyper until hyper asks for the next one (hyper
+//!   asks only once the client's window and the socket take more); each
+//!   chunk also waits until hyper drops it (written, or the stream gone).
+//!   The listener closes a connection on which something waits too long
+//!   ([`ConnectionLoad::waiting_since`]): the client stopped reading.
 //! - requests in progress are counted per connection, from the request head
 //!   until the response body is dropped, so the listener can tell an idle
 //!   connection ([`ConnectionLoad::idle_for`]).
@@ -61,9 +63,9 @@ pub struct ConnectionLoad {
     /// Requests in progress, and when their number last went to zero (or
     /// the connection was accepted).
     activity: Mutex<(usize, Instant)>,
-    /// Chunks handed to the HTTP layer and not yet dropped by it.
-    unsent: Mutex<HashMap<u64, Instant>>,
-    next_chunk: AtomicU64,
+    /// Bodies and chunks waiting for the client, since when.
+    waiting: Mutex<HashMap<u64, Instant>>,
+    next_id: AtomicU64,
 }
 
 impl ConnectionLoad {
@@ -72,8 +74,8 @@ impl ConnectionLoad {
         Arc::new(ConnectionLoad {
             budget: Arc::new(Semaphore::new(budget)),
             activity: Mutex::new((0, Instant::now())),
-            unsent: Mutex::new(HashMap::new()),
-            next_chunk: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
         })
     }
 
@@ -84,10 +86,24 @@ impl ConnectionLoad {
         (active == 0).then(|| now.saturating_duration_since(since))
     }
 
-    /// When the oldest chunk still unsent was handed to the HTTP layer.
-    pub fn oldest_unsent(&self) -> Option<Instant> {
-        let unsent = self.unsent.lock().unwrap_or_else(|e| e.into_inner());
-        unsent.values().min().copied()
+    /// Since when the response body or chunk waiting longest for the
+    /// client has been waiting.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        self.waits().values().min().copied()
+    }
+
+    fn waits(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a wait for the client from now, until the guard is dropped.
+    fn wait(self: &Arc<Self>) -> Waiting {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.waits().insert(id, Instant::now());
+        Waiting {
+            load: self.clone(),
+            id,
+        }
     }
 
     /// Counts a request until the returned guard is dropped.
@@ -96,17 +112,11 @@ impl ConnectionLoad {
         InProgress(self.clone())
     }
 
-    /// Wraps `chunk` so that it counts as unsent until dropped.
+    /// Wraps `chunk` so that it waits for the client until dropped.
     fn track(self: &Arc<Self>, chunk: Bytes) -> Bytes {
-        let id = self.next_chunk.fetch_add(1, Ordering::Relaxed);
-        self.unsent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Instant::now());
         Bytes::from_owner(Unsent {
             chunk,
-            load: self.clone(),
-            id,
+            _waiting: self.wait(),
         })
     }
 }
@@ -125,26 +135,33 @@ impl Drop for InProgress {
     }
 }
 
+/// A wait for the client, from its start (or last [`Waiting::restart`]).
+struct Waiting {
+    load: Arc<ConnectionLoad>,
+    id: u64,
+}
+
+impl Waiting {
+    fn restart(&self) {
+        self.load.waits().insert(self.id, Instant::now());
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.load.waits().remove(&self.id);
+    }
+}
+
 /// A chunk handed to the HTTP layer, unsent until dropped.
 struct Unsent {
     chunk: Bytes,
-    load: Arc<ConnectionLoad>,
-    id: u64,
+    _waiting: Waiting,
 }
 
 impl AsRef<[u8]> for Unsent {
     fn as_ref(&self) -> &[u8] {
         &self.chunk
-    }
-}
-
-impl Drop for Unsent {
-    fn drop(&mut self) {
-        self.load
-            .unsent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
     }
 }
 
@@ -238,8 +255,10 @@ impl SendBudget {
     }
 }
 
-/// A blob body that keeps `paid` until dropped and records each chunk as
-/// unsent on `load` until the HTTP layer drops it.
+/// A blob body that keeps `paid` until dropped and records on `load` its
+/// waits for the client: from now until hyper first asks for data, and
+/// from each chunk to the next request for data; each chunk until it is
+/// dropped.
 pub(crate) fn metered<S>(
     chunks: S,
     paid: Paid,
@@ -248,11 +267,15 @@ pub(crate) fn metered<S>(
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
 {
+    let body_waits = load.as_ref().map(|load| load.wait());
     chunks.map(move |chunk| {
         let _held_until_the_body_is_dropped = &paid;
-        match &load {
-            Some(load) => chunk.map(|c| load.track(c)),
-            None => chunk,
+        match (&load, &body_waits) {
+            (Some(load), Some(waits)) => {
+                waits.restart();
+                chunk.map(|c| load.track(c))
+            }
+            _ => chunk,
         }
     })
 }
@@ -292,17 +315,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn chunks_count_as_unsent_until_dropped() {
+    async fn bodies_and_chunks_wait_for_the_client_until_asked_for_or_dropped() {
         let load = ConnectionLoad::new(1024);
         let paid = SendBudget::default().pay(None, 1).await.unwrap();
-        let chunks = futures_util::stream::iter(vec![Ok(Bytes::from_static(b"abc"))]);
+        let chunks = futures_util::stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"def")),
+        ]);
+        assert!(load.waiting_since().is_none());
         let mut body = Box::pin(metered(chunks, paid, Some(load.clone())));
-        assert!(load.oldest_unsent().is_none());
+        // Created, never asked for data: waiting since creation.
+        let created = load.waiting_since().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
         let chunk = body.next().await.unwrap().unwrap();
         assert_eq!(&chunk[..], b"abc");
-        assert!(load.oldest_unsent().is_some());
+        // The body's wait restarted; the chunk waits until dropped.
+        assert_eq!(load.waits().len(), 2);
+        assert!(load.waiting_since().unwrap() > created);
         drop(chunk);
-        assert!(load.oldest_unsent().is_none());
+        assert_eq!(load.waits().len(), 1);
+        let last = body.next().await.unwrap().unwrap();
+        drop(body);
+        // The last chunk still waits after its body is gone.
+        assert_eq!(load.waits().len(), 1);
+        drop(last);
+        assert!(load.waiting_since().is_none());
     }
 
     #[test]

@@ -9,10 +9,11 @@
 //! - A connection with no request in progress for `idle` (`http.readTimeout`
 //!   when set, as Go's `IdleTimeout` defaults to it, else [`IDLE_TIMEOUT`])
 //!   is closed: HTTP/2 pings and window updates do not count as activity.
-//! - A connection on which a response chunk stays unsent for `stall`
-//!   (`http.writeTimeout` when set, else [`STALL_TIMEOUT`]) is closed: an
-//!   HTTP/2 stream whose window the client never opens pins its chunk, and
-//!   the stream cannot be reset from outside hyper, so its connection goes.
+//! - A connection on which a blob body waits for the client for `stall`
+//!   (`http.writeTimeout` when set, else [`STALL_TIMEOUT`]; see
+//!   [`ConnectionLoad::waiting_since`]) is closed: an HTTP/2 stream whose
+//!   window the client never opens pins its budget and chunks, and the
+//!   stream cannot be reset from outside hyper, so its connection goes.
 //! - The first two also bound what the per-connection budget of
 //!   [`zot_api::connection`] lets a client pin.
 //!
@@ -41,7 +42,7 @@ use zot_api::connection::{CONNECTION_SEND_BUDGET, ConnectionLoad};
 /// Idle connections are closed after this long without a request, unless
 /// `http.readTimeout` is set.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// A connection whose response chunk stays unsent this long is closed,
+/// A connection whose blob body waits this long for the client is closed,
 /// unless `http.writeTimeout` is set.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The most connections, whatever the open-file limit.
@@ -189,7 +190,7 @@ impl Connections {
             }
             let stalled = t
                 .load
-                .oldest_unsent()
+                .waiting_since()
                 .is_some_and(|at| now.saturating_duration_since(at) >= self.stall);
             if stalled {
                 tracing::warn!(
