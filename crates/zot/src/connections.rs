@@ -160,9 +160,8 @@ impl Connections {
                 (table.evicted, table.refused) = (0, 0);
                 table.last_log = Some(now);
             }
-            if victim.is_none() {
-                return None;
-            }
+            // No idle connection to close: the new one is refused.
+            victim?;
         }
         let id = table.next_id;
         table.next_id += 1;
