@@ -1,6 +1,6 @@
 //! Blob and blob-upload handlers.
 
-use crate::connection::{ConnectionLoad, SendBudget, metered};
+use crate::connection::{Download, STREAM_RESERVE_MAX, metered};
 use crate::endpoint::digest;
 use crate::errors::{ApiError, ApiResult, ErrorCode};
 use crate::http_util::{ByteRange, byte_range, content_length, content_range, query};
@@ -8,16 +8,8 @@ use crate::{empty, finish};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use std::sync::Arc;
 use zot_oci::{Digest, RepoName};
 use zot_storage::Registry;
-
-/// How a blob body is sent: paid from the budgets, its chunks tracked on
-/// its connection (see `connection`).
-pub struct Download<'a> {
-    pub budget: &'a SendBudget,
-    pub load: Option<Arc<ConnectionLoad>>,
-}
 
 /// `GET` (with `send`) or `HEAD` (without) of a blob.
 pub async fn get(
@@ -55,7 +47,10 @@ pub async fn get(
         return finish(builder, Body::empty());
     };
     // Paid before the file is opened: opening it starts the first read.
-    let paid = send.budget.pay(send.load.as_ref(), len).await?;
+    let paid = send
+        .budget
+        .pay(send.load.as_ref(), len, STREAM_RESERVE_MAX)
+        .await?;
     let chunks = reg.blob_stream(repo, d, start, len).await?;
     finish(builder, Body::from_stream(metered(chunks, paid, send.load)))
 }

@@ -7,7 +7,8 @@
 //! for as long as the connection lives, on every stream. So:
 //!
 //! - every blob body pays, before its file is even opened, for
-//!   `min(max(len, 64 KiB), 2 MiB)` bytes from its connection's budget
+//!   `min(max(len, 64 KiB), 2 MiB)` bytes (a manifest body, before it is
+//!   read, for its size, at least 64 KiB) from its connection's budget
 //!   ([`CONNECTION_SEND_BUDGET`]) and then from the process-wide one
 //!   ([`GLOBAL_SEND_BUDGET`]), and gives them back when the body is dropped
 //!   (sent, failed or cancelled). A stream waits for its connection's budget
@@ -50,9 +51,9 @@ pub const CONNECTION_SEND_BUDGET: usize = 16 * 1024 * 1024;
 pub const GLOBAL_SEND_BUDGET: usize = 512 * 1024 * 1024;
 /// How long a blob download waits for the global budget before `429`.
 pub const GLOBAL_BUDGET_WAIT: Duration = Duration::from_secs(30);
-/// What a streaming body holds at most: a chunk being sent, one read ahead
-/// (the storage's read size is 1 MiB).
-const STREAM_RESERVE_MAX: u64 = 2 * 1024 * 1024;
+/// What a streaming blob body holds at most: a chunk being sent, one read
+/// ahead (the storage's read size is 1 MiB).
+pub(crate) const STREAM_RESERVE_MAX: u64 = 2 * 1024 * 1024;
 /// What any open blob body costs at least (it also holds an open file).
 const STREAM_RESERVE_MIN: u64 = 64 * 1024;
 
@@ -181,6 +182,13 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     })
 }
 
+/// How a body is sent: paid from the budgets, its chunks tracked on its
+/// connection.
+pub(crate) struct Download<'a> {
+    pub budget: &'a SendBudget,
+    pub load: Option<Arc<ConnectionLoad>>,
+}
+
 /// The process-wide budget of bytes of response bodies in flight.
 #[derive(Debug, Clone)]
 pub struct SendBudget {
@@ -215,14 +223,17 @@ impl SendBudget {
         self.bytes.available_permits()
     }
 
-    /// Pays for a body of `len` bytes: from the connection's budget (as
-    /// long as it takes), then from the global one (at most the wait).
+    /// Pays for a body of `len` bytes holding at most `max` in memory at
+    /// once: from the connection's budget (as long as it takes), then from
+    /// the global one (at most the wait).
     pub(crate) async fn pay(
         &self,
         load: Option<&Arc<ConnectionLoad>>,
         len: u64,
+        max: u64,
     ) -> Result<Paid, ApiError> {
-        let cost = len.clamp(STREAM_RESERVE_MIN, STREAM_RESERVE_MAX) as u32;
+        let cost = len.min(max).max(STREAM_RESERVE_MIN);
+        let cost = u32::try_from(cost).unwrap_or(u32::MAX);
         let closed = |_| ApiError::new(ErrorCode::Unknown);
         let connection = match load {
             Some(load) => Some(
@@ -288,14 +299,24 @@ mod tests {
     async fn a_connection_pays_before_the_global_budget_and_gets_it_back() {
         let global = SendBudget::new(8 * 1024 * 1024, Duration::from_millis(100));
         let load = ConnectionLoad::new(4 * 1024 * 1024);
-        let a = global.pay(Some(&load), 10 * 1024 * 1024).await.unwrap();
-        let b = global.pay(Some(&load), 3 * 1024 * 1024).await.unwrap();
+        let a = global
+            .pay(Some(&load), 10 * 1024 * 1024, STREAM_RESERVE_MAX)
+            .await
+            .unwrap();
+        let b = global
+            .pay(Some(&load), 3 * 1024 * 1024, STREAM_RESERVE_MAX)
+            .await
+            .unwrap();
         assert_eq!(global.available(), 4 * 1024 * 1024);
         // The connection's 4 MiB are paid out: a third body waits for it.
-        let third = tokio::time::timeout(Duration::from_millis(100), global.pay(Some(&load), 1));
+        let third = global.pay(Some(&load), 1, STREAM_RESERVE_MAX);
+        let third = tokio::time::timeout(Duration::from_millis(100), third);
         assert!(third.await.is_err());
         drop(a);
-        let c = global.pay(Some(&load), 1).await.unwrap();
+        let c = global
+            .pay(Some(&load), 1, STREAM_RESERVE_MAX)
+            .await
+            .unwrap();
         assert_eq!(
             global.available(),
             8 * 1024 * 1024 - 2 * 1024 * 1024 - 64 * 1024
@@ -307,17 +328,23 @@ mod tests {
     #[tokio::test]
     async fn an_exhausted_global_budget_answers_429_after_the_wait() {
         let global = SendBudget::new(2 * 1024 * 1024, Duration::from_millis(50));
-        let held = global.pay(None, 5 * 1024 * 1024).await.unwrap();
-        let err = global.pay(None, 1).await.unwrap_err();
+        let held = global
+            .pay(None, 5 * 1024 * 1024, STREAM_RESERVE_MAX)
+            .await
+            .unwrap();
+        let err = global.pay(None, 1, STREAM_RESERVE_MAX).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::TooManyRequests);
         drop(held);
-        assert!(global.pay(None, 1).await.is_ok());
+        assert!(global.pay(None, 1, STREAM_RESERVE_MAX).await.is_ok());
     }
 
     #[tokio::test]
     async fn bodies_and_chunks_wait_for_the_client_until_asked_for_or_dropped() {
         let load = ConnectionLoad::new(1024);
-        let paid = SendBudget::default().pay(None, 1).await.unwrap();
+        let paid = SendBudget::default()
+            .pay(None, 1, STREAM_RESERVE_MAX)
+            .await
+            .unwrap();
         let chunks = futures_util::stream::iter(vec![
             Ok(Bytes::from_static(b"abc")),
             Ok(Bytes::from_static(b"def")),

@@ -229,14 +229,20 @@ async fn route(
                 .into_response())
         }
         (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
-        (Endpoint::Manifest(repo, r), Method::GET) => manifests::get(reg, &repo, &r, false).await,
-        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, true).await,
+        (Endpoint::Manifest(repo, r), Method::GET) => {
+            let send = connection::Download {
+                budget: &state.send_budget,
+                load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
+            };
+            manifests::get(reg, &repo, &r, Some(send)).await
+        }
+        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, None).await,
         (Endpoint::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Endpoint::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
         (Endpoint::Referrers(repo, d), Method::GET) => manifests::referrers(reg, &repo, &d, &req),
         (Endpoint::Blob(repo, d), Method::GET) => {
             let load = req.extensions().get::<Arc<ConnectionLoad>>().cloned();
-            let send = blobs::Download {
+            let send = connection::Download {
                 budget: &state.send_budget,
                 load,
             };
