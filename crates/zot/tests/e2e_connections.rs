@@ -7,7 +7,10 @@
 //!   time (`http.readTimeout`);
 //! - the open-file limit is raised at start, connections are capped at half
 //!   of it, and a normal client is still served (idle ones make room) while
-//!   hundreds of idle connections are open, with a log line.
+//!   hundreds of idle connections are open, with a log line;
+//! - manifest deletes whose clients reset the connection right after
+//!   sending them are, each, either not applied at all or applied, served
+//!   and audited (never written to `index.json` only).
 
 #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
 
@@ -19,8 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-/// A `zot serve` whose `http` section gets `http` merged in, optionally run
-/// under `prlimit --nofile=SOFT:HARD`.
+/// A `zot serve` whose config sections get the keys of `patch`'s merged in
+/// (`{"http": {...}, "log": {...}}`), optionally run under
+/// `prlimit --nofile=SOFT:HARD`.
 struct Zot {
     child: Child,
     addr: String,
@@ -29,7 +33,7 @@ struct Zot {
 }
 
 impl Zot {
-    fn start(http: Value, nofile: Option<(u64, u64)>) -> Zot {
+    fn start(patch: Value, nofile: Option<(u64, u64)>) -> Zot {
         let dir = tempfile::tempdir().unwrap();
         let mut config = json!({
             "distSpecVersion": "1.1.1",
@@ -37,9 +41,13 @@ impl Zot {
             "http": { "address": "127.0.0.1", "port": "0" },
             "log": { "level": "debug" },
         });
-        if let Value::Object(extra) = http {
-            for (k, v) in extra {
-                config["http"][k] = v;
+        if let Value::Object(sections) = patch {
+            for (section, keys) in sections {
+                if let Value::Object(keys) = keys {
+                    for (k, v) in keys {
+                        config[&section][k] = v;
+                    }
+                }
             }
         }
         let path = dir.path().join("config.json");
@@ -146,7 +154,7 @@ fn h2_get(addr: &str, path: &str) -> axum::http::Request<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2_streams_with_closed_windows_are_bounded_and_cut() {
-    let zot = Zot::start(json!({ "writeTimeout": "3s" }), None);
+    let zot = Zot::start(json!({ "http": { "writeTimeout": "3s" } }), None);
     let blob = vec![7u8; 4 * 1024 * 1024];
     let client = zot.client();
     let digest = tokio::task::spawn_blocking(move || client.push_blob("big", &blob))
@@ -207,7 +215,7 @@ async fn h2_streams_with_closed_windows_are_bounded_and_cut() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_h2_connection_answering_pings_is_closed_after_the_idle_time() {
-    let zot = Zot::start(json!({ "readTimeout": "2s" }), None);
+    let zot = Zot::start(json!({ "http": { "readTimeout": "2s" } }), None);
     let tcp = tokio::net::TcpStream::connect(&zot.addr).await.unwrap();
     let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
     let mut pings = connection.ping_pong().unwrap();
@@ -269,4 +277,91 @@ fn connections_are_capped_with_a_log_line_and_a_normal_client_is_served() {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("the oldest idle connection is still open: {other:?}"),
     }
+}
+
+/// Tags of `repo` named in its `index.json`.
+fn tags_on_disk(root: &std::path::Path, repo: &str) -> Vec<String> {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(root.join(repo).join("index.json")).unwrap())
+            .unwrap();
+    let mut tags: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .map(str::to_owned)
+        .collect();
+    tags.sort();
+    tags
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_whose_clients_reset_are_applied_served_and_audited_alike() {
+    use tokio::io::AsyncWriteExt;
+    let logs = tempfile::tempdir().unwrap();
+    let audit = logs.path().join("audit.log");
+    let zot = Zot::start(json!({ "log": { "audit": audit } }), None);
+    let root = zot._dir.path().join("root");
+    let client = zot.client();
+    let tags: Vec<String> = (0..100).map(|i| format!("t{i:03}")).collect();
+    let pushed = tags.clone();
+    tokio::task::spawn_blocking(move || {
+        let image = common::fixtures::multi_layer_image("reset");
+        image.push(&client, "r", &pushed[0]);
+        for tag in &pushed[1..] {
+            client
+                .put_manifest("r", tag, &image.manifest.media_type, &image.manifest.bytes)
+                .expect_status(201, tag);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(tags_on_disk(&root, "r"), tags);
+
+    // Each DELETE is followed, after 0 to 5 ms, by a reset of its connection.
+    for (i, tag) in tags.iter().enumerate() {
+        let mut tcp = tokio::net::TcpStream::connect(&zot.addr).await.unwrap();
+        tcp.set_zero_linger().unwrap();
+        let req = format!(
+            "DELETE /v2/r/manifests/{tag} HTTP/1.1\r\nHost: zot\r\nContent-Length: 0\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(50 * (i as u64 % 100))).await;
+        drop(tcp);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let on_disk = tags_on_disk(&root, "r");
+    let client = zot.client();
+    let served = tokio::task::spawn_blocking(move || client.get("/v2/r/tags/list"))
+        .await
+        .unwrap();
+    let mut served: Vec<String> = match served.status {
+        200 => serde_json::from_slice::<Value>(&served.body).unwrap()["tags"]
+            .as_array()
+            .map(|t| t.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    served.sort();
+    assert_eq!(served, on_disk, "tags served differ from index.json");
+    let text = std::fs::read_to_string(&audit).unwrap_or_default();
+    let mut audited: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["method"] == "DELETE" && v["status"] == 202)
+        .map(|v| {
+            v["path"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    audited.sort();
+    let deleted: Vec<String> = tags.into_iter().filter(|t| !on_disk.contains(t)).collect();
+    assert!(!deleted.is_empty(), "no delete reached the registry");
+    assert_eq!(audited, deleted, "deleted tags and audit lines differ");
 }
