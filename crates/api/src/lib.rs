@@ -92,21 +92,14 @@ const API_VERSION: &str = "registry/2.0";
 async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
-        None => return probes(&state, &path, req.method()),
+        None => {
+            let resp = probes(&state, &path, req.method());
+            audit_unparsed(&state, &req, &path, &resp);
+            return resp;
+        }
         Some(Err(e)) => {
-            // Refused before authentication: audited as anonymous.
             let resp = e.into_response();
-            let caller = security::Caller {
-                identity: None,
-                client: security::client_addr(&req),
-            };
-            security::audit(
-                &state.security,
-                &caller,
-                req.method(),
-                &path,
-                resp.status().as_u16(),
-            );
+            audit_unparsed(&state, &req, &path, &resp);
             resp
         }
         Some(Ok(endpoint)) if mutating(req.method()) => {
@@ -131,6 +124,17 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
         HeaderValue::from_static(API_VERSION),
     );
     resp
+}
+
+/// Audits a request refused before authentication (its path is not an
+/// endpoint): as anonymous, when its method is mutating.
+fn audit_unparsed(state: &AppState, req: &Request, path: &str, resp: &Response) {
+    let caller = security::Caller {
+        identity: None,
+        client: security::client_addr(req),
+    };
+    let status = resp.status().as_u16();
+    security::audit(&state.security, &caller, req.method(), path, status);
 }
 
 /// Whether the method changes state (and is audited).

@@ -319,6 +319,9 @@ async fn mutating_request_with_an_invalid_name_is_audited() {
     assert_eq!(status, 400);
     app.audited("DELETE", "/v2/a/..//blobs/uploads/x", 400)
         .await;
+    // Outside the API too.
+    assert_eq!(app.status(Method::POST, "/livez", vec![]).await, 404);
+    app.audited("POST", "/livez", 404).await;
     // Reads are not audited, valid or not.
     assert_eq!(
         app.status(Method::GET, "/v2/Bad/tags/list", vec![]).await,
@@ -326,4 +329,7 @@ async fn mutating_request_with_an_invalid_name_is_audited() {
     );
     let text = std::fs::read_to_string(Path::new(&app.audit)).unwrap();
     assert!(!text.contains("tags/list"), "{text}");
+    assert_eq!(app.status(Method::GET, "/livez", vec![]).await, 200);
+    let text = std::fs::read_to_string(Path::new(&app.audit)).unwrap();
+    assert!(!text.contains("\"GET\""), "{text}");
 }
