@@ -2,6 +2,11 @@
 //! [`Endpoint`] and dispatched from one match in [`dispatch`]; health probes
 //! sit beside it. Handlers live in one module per resource and answer every
 //! failure with an OCI error from [`errors`].
+//!
+//! A mutating request runs as a task of its own, so that a client going
+//! away never stops it half-way ([`mutations`]); response bodies pay from
+//! per-connection and global byte budgets, and the listener learns from
+//! [`connection`] which connections are idle or stalled.
 
 mod access_log;
 mod blobs;
