@@ -21,6 +21,10 @@
 //!   chunk also waits until hyper drops it (written, or the stream gone).
 //!   The listener closes a connection on which something waits too long
 //!   ([`ConnectionLoad::waiting_since`]): the client stopped reading.
+//! - a request body that a handler waits on, for the client's next frame,
+//!   records that wait too ([`ConnectionLoad::reading_since`]): an HTTP/2
+//!   stream whose client never sends its body holds its handler, and pings
+//!   or other streams keep the socket's read timeout from firing.
 //! - requests in progress are counted per connection, from the request head
 //!   until the response body is dropped, so the listener can tell an idle
 //!   connection ([`ConnectionLoad::idle_for`]).
@@ -66,6 +70,8 @@ pub struct ConnectionLoad {
     activity: Mutex<(usize, Instant)>,
     /// Bodies and chunks waiting for the client, since when.
     waiting: Mutex<HashMap<u64, Instant>>,
+    /// Request bodies waited on for the client's next frame, since when.
+    reading: Mutex<HashMap<u64, Instant>>,
     next_id: AtomicU64,
 }
 
@@ -76,6 +82,7 @@ impl ConnectionLoad {
             budget: Arc::new(Semaphore::new(budget)),
             activity: Mutex::new((0, Instant::now())),
             waiting: Mutex::new(HashMap::new()),
+            reading: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
         })
     }
@@ -93,17 +100,36 @@ impl ConnectionLoad {
         self.waits().values().min().copied()
     }
 
+    /// Since when the request body waited on longest has been waiting for
+    /// its client's next frame.
+    pub fn reading_since(&self) -> Option<Instant> {
+        self.reads().values().min().copied()
+    }
+
     fn waits(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn reads(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Instant>> {
+        self.reading.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records a wait for the client from now, until the guard is dropped.
     fn wait(self: &Arc<Self>) -> Waiting {
+        self.start_wait(false)
+    }
+
+    fn start_wait(self: &Arc<Self>, read: bool) -> Waiting {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.waits().insert(id, Instant::now());
+        let now = Instant::now();
+        match read {
+            true => self.reads().insert(id, now),
+            false => self.waits().insert(id, now),
+        };
         Waiting {
             load: self.clone(),
             id,
+            read,
         }
     }
 
@@ -136,21 +162,64 @@ impl Drop for InProgress {
     }
 }
 
-/// A wait for the client, from its start (or last [`Waiting::restart`]).
+/// A wait for the client, from its start (or last [`Waiting::restart`]):
+/// to take a response (`read` false) or to send its request body.
 struct Waiting {
     load: Arc<ConnectionLoad>,
     id: u64,
+    read: bool,
 }
 
 impl Waiting {
     fn restart(&self) {
+        debug_assert!(!self.read, "only response waits restart");
         self.load.waits().insert(self.id, Instant::now());
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.load.waits().remove(&self.id);
+        match self.read {
+            true => self.load.reads().remove(&self.id),
+            false => self.load.waits().remove(&self.id),
+        };
+    }
+}
+
+/// A request body that records a read wait while its handler waits on it
+/// for the client's next frame.
+struct ReadWaits {
+    inner: Body,
+    load: Arc<ConnectionLoad>,
+    waiting: Option<Waiting>,
+}
+
+impl http_body::Body for ReadWaits {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        if polled.is_pending() {
+            if this.waiting.is_none() {
+                this.waiting = Some(this.load.start_wait(true));
+            }
+        } else {
+            this.waiting = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -167,12 +236,20 @@ impl AsRef<[u8]> for Unsent {
 }
 
 /// Middleware: counts the request on its connection until its response
-/// body is dropped.
+/// body is dropped, and records the waits on its request body.
 pub async fn track_requests(req: Request, next: Next) -> Response {
     let Some(load) = req.extensions().get::<Arc<ConnectionLoad>>().cloned() else {
         return next.run(req).await;
     };
     let in_progress = load.start_request();
+    let reads = load.clone();
+    let req = req.map(|body| {
+        Body::new(ReadWaits {
+            inner: body,
+            load: reads,
+            waiting: None,
+        })
+    });
     let resp = next.run(req).await;
     resp.map(|body| {
         Body::new(body.map_frame(move |frame| {
@@ -367,6 +444,37 @@ mod tests {
         assert_eq!(load.waits().len(), 1);
         drop(last);
         assert!(load.waiting_since().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_body_waited_on_records_a_read_wait_until_a_frame_comes() {
+        let load = ConnectionLoad::new(1024);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        let inner = Body::from_stream(tokio_stream_from(rx));
+        let mut body = ReadWaits {
+            inner,
+            load: load.clone(),
+            waiting: None,
+        }
+        .into_data_stream();
+        // Not yet waited on: nothing recorded.
+        assert!(load.reading_since().is_none());
+        let waited = tokio::time::timeout(Duration::from_millis(20), body.next()).await;
+        assert!(waited.is_err());
+        assert!(load.reading_since().is_some());
+        tx.send(Ok(Bytes::from_static(b"x"))).await.unwrap();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"x");
+        assert!(load.reading_since().is_none());
+        let _ = tokio::time::timeout(Duration::from_millis(20), body.next()).await;
+        assert!(load.reading_since().is_some());
+        drop(body);
+        assert!(load.reading_since().is_none());
+    }
+
+    fn tokio_stream_from<T: Send + 'static>(
+        mut rx: tokio::sync::mpsc::Receiver<T>,
+    ) -> impl Stream<Item = T> + Send + 'static {
+        futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
     #[test]

@@ -14,8 +14,9 @@
 //!   [`ConnectionLoad::waiting_since`]) is closed: an HTTP/2 stream whose
 //!   window the client never opens pins its budget and chunks, and the
 //!   stream cannot be reset from outside hyper, so its connection goes.
-//! - The first two also bound what the per-connection budget of
-//!   [`zot_api::connection`] lets a client pin.
+//! - A connection on which a handler waits for a request body's next frame
+//!   for `read_stall` (`http.readTimeout` when set, else [`STALL_TIMEOUT`];
+//!   see [`ConnectionLoad::reading_since`]) is closed, for the same reason.
 //!
 //! Closing is done through the connection's I/O: once [`Connections`]
 //! marks it closed, its next read or write fails and hyper drops the
@@ -67,6 +68,7 @@ pub struct Connections {
     cap: usize,
     idle: Duration,
     stall: Duration,
+    read_stall: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -109,12 +111,21 @@ impl Closing {
 }
 
 impl Connections {
-    pub fn new(cap: usize, idle: Duration, stall: Duration) -> Arc<Connections> {
+    /// `cap` connections; closed when idle for `idle`, when a response
+    /// waits for the client for `stall`, when a request body does for
+    /// `read_stall`.
+    pub fn new(
+        cap: usize,
+        idle: Duration,
+        stall: Duration,
+        read_stall: Duration,
+    ) -> Arc<Connections> {
         Arc::new(Connections {
             table: Mutex::new(Table::default()),
             cap,
             idle,
             stall,
+            read_stall,
         })
     }
 
@@ -196,6 +207,19 @@ impl Connections {
                     peer = ?t.peer,
                     stall_secs = self.stall.as_secs(),
                     "closing a connection: a response made no progress"
+                );
+                t.closing.close();
+                return false;
+            }
+            let read_stalled = t
+                .load
+                .reading_since()
+                .is_some_and(|at| now.saturating_duration_since(at) >= self.read_stall);
+            if read_stalled {
+                tracing::warn!(
+                    peer = ?t.peer,
+                    stall_secs = self.read_stall.as_secs(),
+                    "closing a connection: a request body made no progress"
                 );
                 t.closing.close();
                 return false;
@@ -409,7 +433,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_idle_connection_goes_and_busy_ones_stay() {
-        let c = Connections::new(2, IDLE_TIMEOUT, STALL_TIMEOUT);
+        let c = Connections::new(2, IDLE_TIMEOUT, STALL_TIMEOUT, STALL_TIMEOUT);
         let (_, first) = c.admit(None).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         let (_, second) = c.admit(None).unwrap();
@@ -427,7 +451,7 @@ mod tests {
 
     #[test]
     fn idle_connections_are_closed_after_the_idle_time() {
-        let c = Connections::new(10, Duration::from_millis(50), STALL_TIMEOUT);
+        let c = Connections::new(10, Duration::from_millis(50), STALL_TIMEOUT, STALL_TIMEOUT);
         let (_, t) = c.admit(None).unwrap();
         c.sweep(Instant::now());
         assert!(!t.closing.closed.load(Ordering::Acquire));

@@ -186,6 +186,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.http
             .write_timeout
             .unwrap_or(crate::connections::STALL_TIMEOUT),
+        cfg.http
+            .read_timeout
+            .unwrap_or(crate::connections::STALL_TIMEOUT),
     );
     connections.start_sweeping();
     // Also sets TCP_NODELAY: a small response after a large one on the same

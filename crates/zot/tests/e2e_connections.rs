@@ -4,7 +4,8 @@
 //!   connection, memory bounded by the per-connection budget, and the
 //!   connection closed once a body has waited `http.writeTimeout`;
 //! - an idle HTTP/2 connection kept alive by pings is closed after the idle
-//!   time (`http.readTimeout`);
+//!   time (`http.readTimeout`), and so is one whose stream never sends the
+//!   body it announced;
 //! - the open-file limit is raised at start, connections are capped at half
 //!   of it, and a normal client is still served (idle ones make room) while
 //!   hundreds of idle connections are open, with a log line;
@@ -240,6 +241,39 @@ async fn idle_h2_connection_answering_pings_is_closed_after_the_idle_time() {
     assert!(
         after >= Duration::from_millis(1500),
         "closed after {after:?}, before the idle time"
+    );
+    pinging.abort();
+    drop(send);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_stream_that_never_sends_its_body_is_cut_despite_pings() {
+    let zot = Zot::start(json!({ "http": { "readTimeout": "2s" } }), None);
+    let tcp = tokio::net::TcpStream::connect(&zot.addr).await.unwrap();
+    let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut pings = connection.ping_pong().unwrap();
+    let closed = tokio::spawn(connection);
+    let mut send = send.ready().await.unwrap();
+    // A manifest PUT whose body never comes (no END_STREAM, no DATA).
+    let put = axum::http::Request::put(format!("http://{}/v2/r/manifests/t", zot.addr))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(())
+        .unwrap();
+    let (_response, _body) = send.send_request(put, false).unwrap();
+    let pinging = tokio::spawn(async move {
+        while pings.ping(h2::Ping::opaque()).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let ended = tokio::time::timeout(Duration::from_secs(10), closed).await;
+    assert!(
+        ended.is_ok(),
+        "a stream stalled in its body kept its connection"
+    );
+    assert!(
+        zot.wait_log("a request body made no progress", Duration::from_secs(5)),
+        "{}",
+        zot.logs()
     );
     pinging.abort();
     drop(send);
