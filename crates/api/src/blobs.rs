@@ -1,5 +1,6 @@
 //! Blob and blob-upload handlers.
 
+use crate::connection::{Download, STREAM_RESERVE_MAX, metered};
 use crate::endpoint::digest;
 use crate::errors::{ApiError, ApiResult, ErrorCode};
 use crate::http_util::{ByteRange, byte_range, content_length, content_range, query};
@@ -10,12 +11,13 @@ use axum::http::{StatusCode, header};
 use zot_oci::{Digest, RepoName};
 use zot_storage::Registry;
 
+/// `GET` (with `send`) or `HEAD` (without) of a blob.
 pub async fn get(
     reg: &Registry,
     repo: &RepoName,
     d: &Digest,
     range: Option<String>,
-    head: bool,
+    send: Option<Download<'_>>,
 ) -> ApiResult {
     let size = reg
         .blob_size(repo, d)
@@ -41,11 +43,16 @@ pub async fn get(
         }
     };
     let builder = builder.header(header::CONTENT_LENGTH, len);
-    if head {
+    let Some(send) = send else {
         return finish(builder, Body::empty());
-    }
+    };
+    // Paid before the file is opened: opening it starts the first read.
+    let paid = send
+        .budget
+        .pay(send.load.as_ref(), len, STREAM_RESERVE_MAX)
+        .await?;
     let chunks = reg.blob_stream(repo, d, start, len).await?;
-    finish(builder, Body::from_stream(chunks))
+    finish(builder, Body::from_stream(metered(chunks, paid, send.load)))
 }
 
 pub async fn delete(reg: &Registry, repo: &RepoName, d: &Digest) -> ApiResult {

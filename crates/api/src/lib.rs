@@ -2,13 +2,20 @@
 //! [`Endpoint`] and dispatched from one match in [`dispatch`]; health probes
 //! sit beside it. Handlers live in one module per resource and answer every
 //! failure with an OCI error from [`errors`].
+//!
+//! A mutating request runs as a task of its own, so that a client going
+//! away never stops it half-way ([`mutations`]); response bodies pay from
+//! per-connection and global byte budgets, and the listener learns from
+//! [`connection`] which connections are idle or stalled.
 
 mod access_log;
 mod blobs;
+pub mod connection;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
 mod manifests;
+pub mod mutations;
 mod panic_guard;
 mod security;
 mod token;
@@ -18,8 +25,12 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use connection::ConnectionLoad;
 use endpoint::Endpoint;
 use errors::{ApiError, ApiResult, ErrorCode};
+use futures_util::FutureExt;
+use mutations::Mutations;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use zot_storage::{Registry, Stores};
@@ -41,6 +52,10 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Authentication, access control, rate limits and audit (see `security`).
     pub security: zot_auth::Security,
+    /// Mutating requests in flight (shutdown waits for them).
+    pub mutations: Arc<Mutations>,
+    /// Bytes of response bodies in flight, process-wide (see `connection`).
+    pub send_budget: connection::SendBudget,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -62,6 +77,8 @@ impl AppState {
             extensions,
             ready: AtomicBool::new(true),
             security,
+            mutations: Arc::default(),
+            send_budget: connection::SendBudget::default(),
         })
     }
 }
@@ -73,56 +90,106 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(panic_guard::catch_panic))
         .layer(axum::middleware::from_fn(access_log::log_request))
+        .layer(axum::middleware::from_fn(connection::track_requests))
 }
 
 const API_VERSION: &str = "registry/2.0";
 
-async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Response {
+async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
         None if state.security.token_path() == Some(path.as_str()) => {
             return token::serve(&state.security, req).await;
         }
-        None => return probes(&state, &path, req.method()),
-        Some(Err(e)) => e.into_response(),
-        Some(Ok(endpoint)) => {
-            // Security decides before any handler touches storage.
-            let method = req.method().clone();
-            let checked = security::check(
-                &state.security,
-                store(&state, &endpoint),
-                &endpoint,
-                &mut req,
-            )
-            .await;
-            let (caller, resp) = match checked {
-                Err((caller, mut resp)) => {
-                    // The body was not read: the connection cannot be reused
-                    // (hyper closes it), so say so rather than let the client
-                    // send its next request into a closing socket.
-                    if security::has_body(&req) {
-                        resp.headers_mut()
-                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    }
-                    (caller, resp)
-                }
-                Ok(caller) => {
-                    let resp = match route(&state, endpoint, req, &caller).await {
-                        Ok(r) => r,
-                        Err(e) => e.into_response(),
-                    };
-                    (caller, resp)
-                }
-            };
-            let status = resp.status().as_u16();
-            security::audit(&state.security, &caller, &method, &path, status);
+        None => {
+            let resp = probes(&state, &path, req.method());
+            audit_unparsed(&state, &req, &path, &resp);
+            return resp;
+        }
+        Some(Err(e)) => {
+            let resp = e.into_response();
+            audit_unparsed(&state, &req, &path, &resp);
             resp
         }
+        Some(Ok(endpoint)) if mutating(req.method()) => {
+            // Its own task: a client that goes away must not stop a write
+            // half-way, nor its audit line (see `mutations`).
+            let (task_state, task_path) = (state.clone(), path.clone());
+            let task = state
+                .mutations
+                .spawn(async move { handle(&task_state, endpoint, req, &task_path).await });
+            match task.await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(error = %e, path, "a mutating request's task failed");
+                    ApiError::new(ErrorCode::Unknown).into_response()
+                }
+            }
+        }
+        Some(Ok(endpoint)) => handle(&state, endpoint, req, &path).await,
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",
         HeaderValue::from_static(API_VERSION),
     );
+    resp
+}
+
+/// Audits a request refused before authentication (its path is not an
+/// endpoint): as anonymous, when its method is mutating.
+fn audit_unparsed(state: &AppState, req: &Request, path: &str, resp: &Response) {
+    let caller = security::Caller {
+        identity: None,
+        client: security::client_addr(req),
+    };
+    let status = resp.status().as_u16();
+    security::audit(&state.security, &caller, req.method(), path, status);
+}
+
+/// Whether the method changes state (and is audited).
+fn mutating(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
+    )
+}
+
+/// Security check, handler, audit line.
+async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path: &str) -> Response {
+    // Security decides before any handler touches storage.
+    let method = req.method().clone();
+    let checked = security::check(
+        &state.security,
+        store(state, &endpoint),
+        &endpoint,
+        &mut req,
+    )
+    .await;
+    let (caller, resp) = match checked {
+        Err((caller, mut resp)) => {
+            // The body was not read: the connection cannot be reused
+            // (hyper closes it), so say so rather than let the client
+            // send its next request into a closing socket.
+            if security::has_body(&req) {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (caller, resp)
+        }
+        Ok(caller) => {
+            let routed = AssertUnwindSafe(route(state, endpoint, req, &caller))
+                .catch_unwind()
+                .await;
+            let resp = match routed {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => e.into_response(),
+                Err(panic) => panic_guard::answer_panic(&method, path, panic.as_ref()),
+            };
+            (caller, resp)
+        }
+    };
+    let status = resp.status().as_u16();
+    security::audit(&state.security, &caller, &method, path, status);
     resp
 }
 
@@ -182,16 +249,27 @@ async fn route(
                 .into_response())
         }
         (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
-        (Endpoint::Manifest(repo, r), Method::GET) => manifests::get(reg, &repo, &r, false).await,
-        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, true).await,
+        (Endpoint::Manifest(repo, r), Method::GET) => {
+            let send = connection::Download {
+                budget: &state.send_budget,
+                load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
+            };
+            manifests::get(reg, &repo, &r, Some(send)).await
+        }
+        (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, None).await,
         (Endpoint::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
         (Endpoint::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
         (Endpoint::Referrers(repo, d), Method::GET) => manifests::referrers(reg, &repo, &d, &req),
         (Endpoint::Blob(repo, d), Method::GET) => {
-            blobs::get(reg, &repo, &d, range(&req), false).await
+            let load = req.extensions().get::<Arc<ConnectionLoad>>().cloned();
+            let send = connection::Download {
+                budget: &state.send_budget,
+                load,
+            };
+            blobs::get(reg, &repo, &d, range(&req), Some(send)).await
         }
         (Endpoint::Blob(repo, d), Method::HEAD) => {
-            blobs::get(reg, &repo, &d, range(&req), true).await
+            blobs::get(reg, &repo, &d, range(&req), None).await
         }
         (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
         (Endpoint::UploadStart(repo), Method::POST) => blobs::start(reg, &repo, req).await,

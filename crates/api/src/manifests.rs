@@ -1,5 +1,6 @@
 //! Manifest, tag-list, catalog and referrers handlers.
 
+use crate::connection::{Download, metered};
 use crate::errors::{ApiError, ApiResult, ErrorCode};
 use crate::http_util::{content_length, header_str, pagination, query};
 use crate::{empty, finish};
@@ -64,8 +65,23 @@ pub fn tags(reg: &Registry, repo: &RepoName, req: &Request) -> ApiResult {
     )
 }
 
-pub async fn get(reg: &Registry, repo: &RepoName, r: &Reference, head: bool) -> ApiResult {
+/// `GET` (with `send`) or `HEAD` (without) of a manifest.
+pub async fn get(
+    reg: &Registry,
+    repo: &RepoName,
+    r: &Reference,
+    send: Option<Download<'_>>,
+) -> ApiResult {
     let rec = reg.manifest_record(repo, r)?;
+    // Paid before the body is read (see `connection`).
+    let paid = match &send {
+        Some(send) => Some(
+            send.budget
+                .pay(send.load.as_ref(), rec.size, MAX_MANIFEST as u64)
+                .await?,
+        ),
+        None => None,
+    };
     // HEAD reads the body too (from memory, usually): the length sent is
     // the body's, not a size recorded from an index.json that may be wrong.
     let bytes = reg.manifest_bytes(repo, &rec).await?;
@@ -74,12 +90,13 @@ pub async fn get(reg: &Registry, repo: &RepoName, r: &Reference, head: bool) -> 
         .header(header::CONTENT_LENGTH, bytes.len())
         .header("docker-content-digest", rec.digest.to_string())
         .header(header::ETAG, format!("\"{}\"", rec.digest));
-    if head {
+    let (Some(send), Some(paid)) = (send, paid) else {
         return finish(builder, Body::empty());
-    }
+    };
     // In memory; written to the metadata store in batches (retention).
     reg.record_pull(repo, &rec.digest);
-    finish(builder, Body::from(bytes))
+    let body = futures_util::stream::once(std::future::ready(Ok(bytes)));
+    finish(builder, Body::from_stream(metered(body, paid, send.load)))
 }
 
 pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -> ApiResult {

@@ -331,11 +331,7 @@ pub(crate) fn audit(
     path: &str,
     status: u16,
 ) {
-    let mutating = matches!(
-        *method,
-        Method::PUT | Method::POST | Method::PATCH | Method::DELETE
-    );
-    if mutating && security.audits() {
+    if crate::mutating(method) && security.audits() {
         security.audit(&AuditEntry {
             user: caller.identity.as_ref().map(|i| i.name.as_str()),
             client: caller.client,

@@ -1,48 +1,20 @@
-//! What happens to a connection before HTTP: TLS (with client certificates
-//! when `http.tls.cacert` is set, and the certificate and key reloaded when
-//! their files change), and protection against slow clients (a pause longer
-//! than `http.readTimeout` while reading, or `http.writeTimeout` while
-//! writing, closes the connection; as in Go, an idle keep-alive connection
-//! counts as a pause in reading).
+//! TLS before HTTP: client certificates when `http.tls.cacert` is set, and
+//! the certificate and key reloaded when their files change. The limits on
+//! connections (count, idleness, stalls, inactivity timeouts) are in
+//! `connections.rs`.
 
-use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum_server::accept::Accept;
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::net::TcpStream;
-use tokio_io_timeout::TimeoutStream;
 use zot_config::TlsConfig;
 
 /// How often the certificate and key files are checked for changes.
 const TLS_RELOAD_POLL: Duration = Duration::from_secs(2);
-
-/// Applies read and write inactivity timeouts to every accepted stream.
-#[derive(Clone, Copy, Debug)]
-pub struct SlowClientAcceptor {
-    pub read: Option<Duration>,
-    pub write: Option<Duration>,
-}
-
-impl<S: Send + 'static> Accept<TcpStream, S> for SlowClientAcceptor {
-    type Stream = Pin<Box<TimeoutStream<TcpStream>>>;
-    type Service = S;
-    type Future = std::future::Ready<io::Result<(Self::Stream, S)>>;
-
-    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        let _ = stream.set_nodelay(true);
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_read_timeout(self.read);
-        stream.set_write_timeout(self.write);
-        std::future::ready(Ok((Box::pin(stream), service)))
-    }
-}
 
 /// The rustls configuration of `http.tls`.
 pub fn rustls_config(tls: &TlsConfig) -> anyhow::Result<RustlsConfig> {

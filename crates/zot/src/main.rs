@@ -1,6 +1,7 @@
 //! The `zot` binary: command line, logging, and the wiring of configuration,
 //! storage and the HTTP API. All errors end here as `anyhow` messages.
 
+mod connections;
 mod lifecycle;
 mod listener;
 mod scrub_cmd;

@@ -1,7 +1,8 @@
 //! `zot serve`: logging set-up, storage opening and synchronisation, the
 //! HTTP server, the background tasks (see `lifecycle.rs`), metadata
 //! flushes, and graceful shutdown (stop accepting, let in-flight requests
-//! finish for a bounded time, exit 0).
+//! finish for a bounded time, then wait, for as long again at most, for
+//! mutating requests still running after their clients went away; exit 0).
 
 use anyhow::Context;
 use std::sync::Arc;
@@ -19,6 +20,30 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// It is also hyper's read buffer: 64 KiB cost uploads about 15% (more,
 /// smaller reads and body frames), so the limit sits at 256 KiB.
 const MAX_HEAD_BYTES: usize = 256 * 1024;
+/// Concurrent streams per HTTP/2 connection (hyper's default is 200).
+const H2_MAX_STREAMS: u32 = 100;
+/// HTTP/2 keep-alive: a ping after this long without a frame from the
+/// client; no answer within `H2_PING_TIMEOUT` closes the connection.
+const H2_PING_EVERY: Duration = Duration::from_secs(20);
+const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
+/// At most one log line per this long about failing `accept` calls.
+const ACCEPT_ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Logs a failing `accept` (out of file descriptors, say), at most once per
+/// [`ACCEPT_ERROR_LOG_EVERY`]; axum-server backs off and retries. Errors of
+/// one connection (refused at the cap, failed TLS handshake) are not logged
+/// here.
+fn log_accept_error(peer: Option<&std::net::SocketAddr>, error: &std::io::Error) {
+    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+    if peer.is_some() {
+        return;
+    }
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.is_none_or(|at| at.elapsed() >= ACCEPT_ERROR_LOG_EVERY) {
+        *last = Some(std::time::Instant::now());
+        tracing::error!(error = %error, "accepting connections fails");
+    }
+}
 
 /// Sets up JSON-lines logging. Lines are written by a background thread
 /// (requests never wait on the terminal or disk for a log write, unless its
@@ -75,6 +100,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .context("setting up authentication")?;
     let state =
         zot_api::AppState::with_security(routing, crate::lifecycle::discover(&cfg), security);
+    let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
@@ -155,19 +181,39 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         on_signal.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
     let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // The connection cap, idle and stall limits (see connections.rs).
+    let nofile = crate::connections::raise_nofile_limit();
+    let connections = crate::connections::Connections::new(
+        crate::connections::connection_cap(nofile),
+        cfg.http
+            .read_timeout
+            .unwrap_or(crate::connections::IDLE_TIMEOUT),
+        cfg.http
+            .write_timeout
+            .unwrap_or(crate::connections::STALL_TIMEOUT),
+        cfg.http
+            .read_timeout
+            .unwrap_or(crate::connections::STALL_TIMEOUT),
+    );
+    connections.start_sweeping();
     // Also sets TCP_NODELAY: a small response after a large one on the same
     // connection would otherwise wait for the peer's delayed ACK.
-    let slow = crate::listener::SlowClientAcceptor {
+    let slow = crate::connections::Acceptor {
+        connections,
         read: cfg.http.read_timeout,
         write: cfg.http.write_timeout,
     };
-    let mut server = axum_server::from_tcp(listener)?;
+    let mut server = axum_server::from_tcp(listener)?.accept_error_handler(log_accept_error);
     let http = server.http_builder();
     // Slowloris: a request head must arrive within readTimeout (30 s by default).
     http.http1()
         .header_read_timeout(cfg.http.read_timeout.unwrap_or(HEADER_READ_TIMEOUT))
         .max_buf_size(MAX_HEAD_BYTES);
-    http.http2().max_header_list_size(MAX_HEAD_BYTES as u32);
+    http.http2()
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .keep_alive_interval(H2_PING_EVERY)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
     match &cfg.http.tls {
         Some(tls) => {
             let config = crate::listener::rustls_config(tls)?;
@@ -184,6 +230,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         None => server.acceptor(slow).handle(handle).serve(service).await,
     }
     .context("serving HTTP")?;
+    // Writes whose clients went away (or were cut at the grace period's
+    // end) still run: let them finish before the stores close.
+    if !mutations.wait_idle(SHUTDOWN_GRACE).await {
+        tracing::warn!(
+            running = mutations.running(),
+            "shutting down with mutating requests still running"
+        );
+    }
     for registry in &registries {
         if let Err(e) = registry.flush_pulls().await {
             tracing::warn!(error = %e, "recording pull times at shutdown");
