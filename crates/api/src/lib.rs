@@ -84,7 +84,7 @@ async fn dispatch(State(state): State<SharedState>, mut req: Request) -> Respons
             return token::serve(&state.security, req).await;
         }
         None => return probes(&state, &path, req.method()),
-        Some(Err(e)) => e.into_response(),
+        Some(Err(e)) => e.for_method(req.method()).into_response(),
         Some(Ok(endpoint)) => {
             // Security decides before any handler touches storage.
             let method = req.method().clone();
