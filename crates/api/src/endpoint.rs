@@ -70,12 +70,11 @@ fn reference(s: &str) -> Result<Reference, ApiError> {
     if s.contains(':') {
         return digest(s).map(Reference::Digest);
     }
-    s.parse().map(Reference::Tag).map_err(|_| {
-        ApiError::msg(
-            ErrorCode::ManifestInvalid,
-            "invalid tag: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
-        )
-    })
+    // `TAG_INVALID`, which `ApiError::for_method` turns into 404
+    // `MANIFEST_UNKNOWN` for anything but a `PUT`.
+    s.parse()
+        .map(Reference::Tag)
+        .map_err(|_| ApiError::new(ErrorCode::TagInvalid))
 }
 
 impl Endpoint {
@@ -192,7 +191,11 @@ mod tests {
             code("/v2/a/blobs/uploads/not-a-uuid"),
             "BLOB_UPLOAD_UNKNOWN"
         );
-        assert_eq!(code("/v2/a/manifests/-bad"), "MANIFEST_INVALID");
+        assert_eq!(code("/v2/a/manifests/-bad"), "TAG_INVALID");
+        assert_eq!(
+            code(&format!("/v2/a/manifests/{}", "t".repeat(129))),
+            "TAG_INVALID"
+        );
         assert_eq!(code("/v2/a/whatever/x"), "UNSUPPORTED");
         assert_eq!(code("/v2//manifests/x"), "NAME_INVALID");
     }

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     PaginationNumberInvalid,
     ManifestTooLarge,
+    /// A reference that cannot be a tag (nor a digest) in a manifest `PUT`.
+    TagInvalid,
     NotFound,
     Unknown,
 }
@@ -127,6 +129,11 @@ impl ErrorCode {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "manifest is larger than the 4 MiB limit",
             ),
+            TagInvalid => (
+                "TAG_INVALID",
+                StatusCode::BAD_REQUEST,
+                "invalid tag: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+            ),
             NotFound => ("UNSUPPORTED", StatusCode::NOT_FOUND, "no such endpoint"),
             Unknown => (
                 "UNKNOWN",
@@ -163,6 +170,20 @@ impl ApiError {
         ApiError {
             message: message.into(),
             ..ApiError::new(code)
+        }
+    }
+
+    /// The answer to a request of `method` that failed while its path was
+    /// parsed: a reference that cannot be a tag names no manifest, so
+    /// reading or deleting it is 404 `MANIFEST_UNKNOWN` (as the OCI
+    /// conformance suite, distribution and zot answer); only a `PUT` of it
+    /// is 400 `TAG_INVALID`.
+    pub fn for_method(self, method: &axum::http::Method) -> ApiError {
+        match self.code {
+            ErrorCode::TagInvalid if method != axum::http::Method::PUT => {
+                ApiError::new(ErrorCode::ManifestUnknown)
+            }
+            _ => self,
         }
     }
 

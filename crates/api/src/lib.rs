@@ -107,7 +107,7 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
             return resp;
         }
         Some(Err(e)) => {
-            let resp = e.into_response();
+            let resp = e.for_method(req.method()).into_response();
             audit_unparsed(&state, &req, &path, &resp);
             resp
         }

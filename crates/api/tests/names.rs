@@ -174,8 +174,18 @@ async fn invalid_tags() {
     let app = TestApp::new().await;
     let img = app.push_image("r", Some("latest"), "r").await;
     let before = app.snapshot();
-    for tag in ["-x", ".x", "%2e%2e", "a%2Fb", "a%20b", &"t".repeat(129)] {
-        for method in [Method::GET, Method::PUT, Method::DELETE] {
+    for tag in [
+        "-x",
+        ".x",
+        ".INVALID_MANIFEST_NAME",
+        "%2e%2e",
+        "a%2Fb",
+        "a%20b",
+        &"t".repeat(129),
+    ] {
+        // No manifest can have such a reference: reading or deleting it is
+        // 404 MANIFEST_UNKNOWN (OCI conformance 1.1.1); pushing it is 400.
+        for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
             let uri = format!("/v2/r/manifests/{tag}");
             let r = app
                 .call(
@@ -185,7 +195,15 @@ async fn invalid_tags() {
                     img.manifest.clone(),
                 )
                 .await;
-            r.assert_error(400, "MANIFEST_INVALID");
+            match method {
+                Method::PUT => {
+                    r.assert_error(400, "TAG_INVALID");
+                }
+                Method::HEAD => assert_eq!(r.status, 404, "HEAD {tag}"),
+                _ => {
+                    r.assert_error(404, "MANIFEST_UNKNOWN");
+                }
+            }
         }
     }
     assert!(app.snapshot() == before);
