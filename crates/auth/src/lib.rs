@@ -39,6 +39,7 @@ pub use access::{Action, glob_match};
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
+pub use ratelimit::client_key;
 
 use zot_config::HttpConfig;
 

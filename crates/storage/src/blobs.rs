@@ -9,40 +9,13 @@ use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};
 use crate::paths;
 use crate::registry::Registry;
+use crate::upload_writer::{IoLock, StreamOutcome};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::io;
-use std::io::Write;
 use std::time::Instant;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
-
-/// Batches of an upload body in flight between the receiving task and the
-/// writing thread, and the size of a batch: at most about 3 × 256 KiB of
-/// an upload are in memory.
-const PIPE_DEPTH: usize = 2;
-const BATCH_BYTES: usize = 256 * 1024;
-
-/// Writes every byte of `batch` with vectored writes.
-fn write_batch(sink: &mut crate::backend::BoxSink, batch: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match sink.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-struct StreamOutcome {
-    written: u64,
-    io_error: Option<io::Error>,
-    body_error: Option<String>,
-}
 
 /// Where an upload's chunk must start, when the client said so.
 pub type ChunkStart = Option<u64>;
@@ -141,7 +114,7 @@ impl Registry {
         let result = async {
             let chunks = self.backend.read_stream(from, 0, size).await?;
             let outcome = self
-                .write_stream(&tmp, chunks, |_| {})
+                .write_stream(&tmp, IoLock::default(), chunks, |_| {})
                 .await
                 .map_err(io::Error::other)?;
             if let Some(e) = outcome.io_error {
@@ -157,6 +130,17 @@ impl Registry {
             let _ = self.backend.delete(&tmp).await;
         }
         result
+    }
+
+    /// The right to receive one upload body from `client` (its address, an
+    /// IPv6 client by its /64, as the API layer identifies it), held while
+    /// the body is read. Refused with `TooManyUploadBodies` beyond the
+    /// configured bounds per client and in all.
+    pub fn upload_body_permit(
+        &self,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<crate::upload_limits::BodyPermit> {
+        self.upload_bodies.admit(client)
     }
 
     /// Opens an upload session in `repo`.
@@ -248,7 +232,7 @@ impl Registry {
     {
         let hasher = &mut s.hasher;
         let outcome = self
-            .write_stream(key, body, |chunk| {
+            .write_stream(key, s.io.clone(), body, |chunk| {
                 if let Some(h) = hasher.as_mut() {
                     h.update(chunk);
                 }
@@ -270,73 +254,23 @@ impl Registry {
         }
     }
 
-    /// Appends a stream of chunks to `key`. The writes run on a blocking
-    /// thread while this task receives the next chunks and hands each one to
-    /// `on_chunk` (hashing), so receiving, hashing and writing overlap; no
-    /// chunk is copied, and at most [`PIPE_DEPTH`] batches are in flight.
-    /// `on_chunk` sees exactly the chunks given to the writer (when the
-    /// writer fails, `io_error` says so and the caller rehashes).
+    /// Appends a stream of chunks to `key` (see [`crate::upload_writer`]),
+    /// its writes serialized by `io`.
     async fn write_stream<S, E>(
         &self,
         key: &str,
-        mut body: S,
-        mut on_chunk: impl FnMut(&Bytes),
+        io: IoLock,
+        body: S,
+        on_chunk: impl FnMut(&Bytes),
     ) -> Result<StreamOutcome>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let mut sink = self.backend.sink(key).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(PIPE_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || -> (u64, Option<io::Error>) {
-            let mut written = 0u64;
-            while let Some(batch) = rx.blocking_recv() {
-                if let Err(e) = write_batch(&mut sink, &batch) {
-                    return (written, Some(e));
-                }
-                written += batch.iter().map(|b| b.len() as u64).sum::<u64>();
-            }
-            match sink.flush() {
-                Ok(()) => (written, None),
-                Err(e) => (written, Some(e)),
-            }
-        });
-        // Frames are small (tens of KiB); they go to the writer in batches,
-        // one vectored write each, so wake-ups and system calls stay few.
-        let mut batch = Vec::new();
-        let mut batched = 0;
-        let mut body_error = None;
-        let mut writer_gone = false;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    on_chunk(&bytes);
-                    batched += bytes.len();
-                    batch.push(bytes);
-                    if batched >= BATCH_BYTES {
-                        batched = 0;
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            writer_gone = true; // it stopped on an error
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    body_error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if !writer_gone && !batch.is_empty() {
-            let _ = tx.send(batch).await;
-        }
-        drop(tx);
-        let (written, io_error) = writer.await.map_err(io::Error::other)?;
-        Ok(StreamOutcome {
-            written,
-            io_error,
-            body_error,
-        })
+        // A write of a request dropped earlier may still be running.
+        drop(io.lock().await);
+        let sink = self.backend.sink(key).await?;
+        Ok(crate::upload_writer::write_stream(sink, io, body, on_chunk).await)
     }
 
     /// Completes an upload with an optional last chunk: verifies `digest`

@@ -17,6 +17,8 @@ mod registry;
 pub mod retention;
 mod scrub;
 mod stores;
+mod upload_limits;
+mod upload_writer;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
@@ -28,6 +30,7 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubProblem, ScrubReport};
 pub use stores::Stores;
+pub use upload_limits::BodyPermit;
 pub use zot_meta::{Change, ManifestRecord, MetaStore, Times};
 
 use std::sync::Arc;

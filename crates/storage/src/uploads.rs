@@ -27,6 +27,8 @@ pub struct Session {
     pub touched: Instant,
     /// Completed, cancelled or expired: no request may use it any more.
     pub closed: bool,
+    /// Held by every write to the session's file (see `upload_writer`).
+    pub io: crate::upload_writer::IoLock,
 }
 
 pub type SessionRef = Arc<tokio::sync::Mutex<Session>>;
@@ -49,6 +51,7 @@ impl UploadSessions {
                 hasher: (size == 0).then(|| Algorithm::Sha256.hasher()),
                 touched: Instant::now(),
                 closed: false,
+                io: Default::default(),
             }));
             (repo.clone(), session)
         });
