@@ -147,15 +147,18 @@ impl Registry {
     /// The repository itself is created when its first blob or manifest is
     /// stored, so a failed or abandoned upload leaves no repository behind.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
-        if self.uploads.count(repo) >= self.options.max_uploads_per_repo {
-            return Err(StorageError::TooManyUploads(
-                self.options.max_uploads_per_repo,
-            ));
-        }
         let id = uuid::Uuid::new_v4();
+        let caps = crate::uploads::Caps {
+            per_repo: self.options.max_uploads_per_repo,
+            total: self.options.max_uploads,
+        };
+        let session = self.uploads.open(id, repo, caps)?;
         // Create the data file now, so that the session survives a restart.
-        drop(self.backend.sink(&paths::upload(repo, &id)).await?);
-        self.uploads.get_or_insert(id, repo, 0);
+        if let Err(e) = self.backend.sink(&paths::upload(repo, &id)).await {
+            self.uploads.close(repo, &mut *session.lock().await);
+            self.uploads.remove(&id);
+            return Err(e.into());
+        }
         Ok(id)
     }
 
@@ -305,7 +308,9 @@ impl Registry {
         // From here on the session is over, whatever happens. It leaves the
         // table only once its file is gone (published or removed): until
         // then a request for it finds it closed, and cannot adopt the file.
-        s.closed = true;
+        // Should this request be dropped before that, the expiry sweep
+        // removes the session and its file.
+        self.uploads.close(repo, &mut s);
         let result = if actual != *digest {
             self.backend
                 .delete(&key)
@@ -384,7 +389,7 @@ impl Registry {
     /// Cancels an upload and removes its data.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<()> {
         let mut s = self.open_session(repo, id).await?;
-        s.closed = true;
+        self.uploads.close(repo, &mut s);
         let deleted = self.backend.delete(&paths::upload(repo, id)).await;
         self.uploads.remove(id);
         deleted?;
@@ -392,14 +397,14 @@ impl Registry {
     }
 
     /// Removes upload sessions idle for longer than the configured time to
-    /// live, with their data. With `sweep_disk`, also files in upload
+    /// live, and closed sessions left by a dropped request, with their data. With `sweep_disk`, also files in upload
     /// folders that no live session owns and that are older than that (left
     /// by an earlier run); this walks the folders under the root, so it is
     /// done rarely.
     pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;
-        for (id, repo) in self.uploads.close_expired(ttl) {
+        for (id, repo) in self.uploads.sweep(ttl) {
             let deleted = self.backend.delete(&paths::upload(&repo, &id)).await;
             self.uploads.remove(&id);
             deleted?;

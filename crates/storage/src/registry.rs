@@ -38,6 +38,8 @@ pub struct Options {
     /// Open upload sessions allowed per repository: a client cannot make
     /// the registry hold unbounded state.
     pub max_uploads_per_repo: usize,
+    /// Open upload sessions allowed in all repositories together.
+    pub max_uploads: usize,
     /// Upload bodies one client (an address; an IPv6 client by its /64)
     /// may send at once; more are answered 429.
     pub max_upload_bodies_per_client: usize,
@@ -54,6 +56,7 @@ impl Default for Options {
             docker2s2: true,
             upload_ttl: Duration::from_secs(3600),
             max_uploads_per_repo: 1024,
+            max_uploads: 4096,
             max_upload_bodies_per_client: 64,
             max_upload_bodies: 256,
             mandatory_annotations: Vec::new(),
