@@ -114,7 +114,7 @@ impl Registry {
         let result = async {
             let chunks = self.backend.read_stream(from, 0, size).await?;
             let outcome = self
-                .write_stream(&tmp, IoLock::default(), chunks, |_| {})
+                .write_stream(&tmp, 0, IoLock::default(), chunks, |_| {})
                 .await
                 .map_err(io::Error::other)?;
             if let Some(e) = outcome.io_error {
@@ -154,7 +154,7 @@ impl Registry {
         };
         let session = self.uploads.open(id, repo, caps)?;
         // Create the data file now, so that the session survives a restart.
-        if let Err(e) = self.backend.sink(&paths::upload(repo, &id)).await {
+        if let Err(e) = self.backend.sink(&paths::upload(repo, &id), 0).await {
             self.uploads.close(repo, &mut *session.lock().await);
             self.uploads.remove(&id);
             return Err(e.into());
@@ -223,6 +223,12 @@ impl Registry {
         result.map(|()| s.size)
     }
 
+    /// Writes `body` at the session's acknowledged size (dropping anything
+    /// a dropped request left past it) and acknowledges what was written.
+    /// The running hash is taken out of the session while the body streams
+    /// and put back only when it covers exactly the acknowledged bytes: a
+    /// request dropped meanwhile leaves the session without one, and
+    /// completion hashes the file.
     async fn stream_into<S, E>(
         &self,
         key: &str,
@@ -233,9 +239,9 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let hasher = &mut s.hasher;
+        let mut hasher = s.hasher.take();
         let outcome = self
-            .write_stream(key, s.io.clone(), body, |chunk| {
+            .write_stream(key, s.size, s.io.clone(), body, |chunk| {
                 if let Some(h) = hasher.as_mut() {
                     h.update(chunk);
                 }
@@ -244,9 +250,9 @@ impl Registry {
         if outcome.io_error.is_some() {
             // What reached the file is unknown: take its size, rehash later.
             s.size = self.backend.size(key).await?.unwrap_or(0);
-            s.hasher = None;
         } else {
             s.size += outcome.written;
+            s.hasher = hasher;
         }
         if let Some(e) = outcome.io_error {
             return Err(e.into());
@@ -257,11 +263,12 @@ impl Registry {
         }
     }
 
-    /// Appends a stream of chunks to `key` (see [`crate::upload_writer`]),
-    /// its writes serialized by `io`.
+    /// Writes a stream of chunks to `key` from byte `offset` on (see
+    /// [`crate::upload_writer`]), its writes serialized by `io`.
     async fn write_stream<S, E>(
         &self,
         key: &str,
+        offset: u64,
         io: IoLock,
         body: S,
         on_chunk: impl FnMut(&Bytes),
@@ -272,7 +279,7 @@ impl Registry {
     {
         // A write of a request dropped earlier may still be running.
         drop(io.lock().await);
-        let sink = self.backend.sink(key).await?;
+        let sink = self.backend.sink(key, offset).await?;
         Ok(crate::upload_writer::write_stream(sink, io, body, on_chunk).await)
     }
 
@@ -300,6 +307,21 @@ impl Registry {
                 return Err(StorageError::RangeInvalid { size: s.size });
             }
             self.stream_into(&key, &mut s, body).await?;
+        } else {
+            // Drop whatever a dropped request left past the acknowledged size.
+            drop(s.io.clone().lock_owned().await);
+            drop(self.backend.sink(&key, s.size).await?);
+        }
+        // The content is exactly the stored file: its size must be the
+        // acknowledged one, and without a trustworthy running hash of the
+        // digest's algorithm, the file itself is hashed.
+        let stored = self.backend.size(&key).await?.unwrap_or(0);
+        if stored != s.size {
+            return Err(std::io::Error::other(format!(
+                "upload file has {stored} bytes, the session {}",
+                s.size
+            ))
+            .into());
         }
         let actual = match s.hasher.clone() {
             Some(h) if h.algorithm() == digest.algorithm() => h.finish(),

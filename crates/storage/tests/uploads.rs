@@ -4,7 +4,6 @@
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use std::convert::Infallible;
 use std::sync::Arc;
 use zot_oci::{Digest, RepoName};
@@ -74,45 +73,48 @@ async fn open_sessions_are_capped_across_repositories() {
 }
 
 /// A completing `PUT` whose client disconnects is dropped once it has
-/// closed its session (here: at its first wait, which is in the blob's
-/// placement): the session must not stay counted, and the sweep removes it
-/// and its file.
+/// closed its session (here: once the blob's repository layout is written,
+/// before the blob is placed): the session must not stay counted, and the
+/// sweep removes it and its file.
 #[tokio::test]
 async fn completions_dropped_midway_free_their_session() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
-        max_uploads_per_repo: 3,
+        max_uploads: 3,
         ..Options::default()
     };
     let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
-    let r = repo("dropped");
     for i in 0..6u8 {
+        let r = repo(&format!("dropped/r{i}"));
         let data = [b'a', i];
         let id = reg.start_upload(&r).await.unwrap();
         reg.append_upload(&r, &id, Some(0), body(&data))
             .await
             .unwrap();
         let d = Digest::sha256_of(&data);
-        let completing = reg.complete_upload(
-            &r,
-            &id,
-            &d,
-            None,
-            None::<futures_util::stream::Empty<Result<Bytes, Infallible>>>,
-        );
-        assert!(
-            completing.now_or_never().is_none(),
-            "the completion waits at least once"
-        );
+        let no_body = None::<futures_util::stream::Empty<Result<Bytes, Infallible>>>;
+        let mut completing = std::pin::pin!(reg.complete_upload(&r, &id, &d, None, no_body));
+        let layout = dir.path().join(format!("dropped/r{i}/oci-layout"));
+        while !layout.exists() {
+            assert!(
+                futures_util::poll!(completing.as_mut()).is_pending(),
+                "dropped before it completes"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let file = dir.path().join(format!("dropped/r{i}/.uploads/{id}"));
+        assert!(file.exists(), "dropped before the blob was placed");
     }
     // More dropped completions than the cap: new sessions still open.
+    let r = repo("dropped/r0");
     let id = reg.start_upload(&r).await.unwrap();
     reg.cancel_upload(&r, &id).await.unwrap();
 
     // The sweep removes the dropped sessions' files, whatever the TTL.
     reg.expire_uploads(false).await.unwrap();
-    let left: Vec<_> = std::fs::read_dir(dir.path().join("dropped/.uploads"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "orphaned upload files: {left:?}");
+    for i in 0..6u8 {
+        let uploads = dir.path().join(format!("dropped/r{i}/.uploads"));
+        let left: Vec<_> = std::fs::read_dir(uploads).unwrap().collect();
+        assert!(left.is_empty(), "orphaned upload files: {left:?}");
+    }
 }
