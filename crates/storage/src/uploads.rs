@@ -27,10 +27,12 @@ use zot_oci::{Algorithm, Hasher, RepoName};
 
 #[derive(Debug)]
 pub struct Session {
-    /// Bytes stored so far.
+    /// Bytes acknowledged so far; the file may hold more, left by a request
+    /// dropped mid-body, which the next write cuts off.
     pub size: u64,
-    /// SHA-256 of those bytes, or `None` when it must be recomputed from the
-    /// file (after a restart or a failed write).
+    /// SHA-256 of exactly those bytes, or `None` when it must be recomputed
+    /// from the file (after a restart, a failed write, or a request dropped
+    /// mid-body).
     pub hasher: Option<Hasher>,
     pub touched: Instant,
     /// Completed, cancelled or expired: no request may use it any more.
