@@ -309,7 +309,7 @@ impl Registry {
             self.stream_into(&key, &mut s, body).await?;
         } else {
             // Drop whatever a dropped request left past the acknowledged size.
-            drop(s.io.clone().lock_owned().await);
+            drop(s.io.lock().await);
             drop(self.backend.sink(&key, s.size).await?);
         }
         // The content is exactly the stored file: its size must be the
@@ -419,10 +419,10 @@ impl Registry {
     }
 
     /// Removes upload sessions idle for longer than the configured time to
-    /// live, and closed sessions left by a dropped request, with their data. With `sweep_disk`, also files in upload
-    /// folders that no live session owns and that are older than that (left
-    /// by an earlier run); this walks the folders under the root, so it is
-    /// done rarely.
+    /// live, and closed sessions left by a dropped request, with their
+    /// data. With `sweep_disk`, also files in upload folders that no live
+    /// session owns and that are older than that (left by an earlier run);
+    /// this walks the folders under the root, so it is done rarely.
     pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;

@@ -75,8 +75,9 @@ impl BatchWriter {
         Ok(())
     }
 
-    /// Starts writing `batch` once the previous write is done.
-    async fn submit(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
+    /// Starts writing `batch` (then flushing, when it is the `last`) once
+    /// the previous write is done.
+    async fn submit(&mut self, batch: Vec<Bytes>, last: bool) -> io::Result<()> {
         self.settle().await?;
         let mut sink = self
             .sink
@@ -86,27 +87,13 @@ impl BatchWriter {
         let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            let result = write_batch(&mut sink, &batch).map(|()| len);
-            (sink, result)
+            let mut result = write_batch(&mut sink, &batch);
+            if last && result.is_ok() {
+                result = sink.flush();
+            }
+            (sink, result.map(|()| len))
         }));
         Ok(())
-    }
-
-    /// Waits for the last write and flushes.
-    async fn finish(mut self) -> io::Result<u64> {
-        self.settle().await?;
-        let mut sink = self
-            .sink
-            .take()
-            .ok_or_else(|| io::Error::other("upload sink lost"))?;
-        let guard = self.io.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || {
-            let _guard = guard;
-            sink.flush()
-        })
-        .await
-        .map_err(io::Error::other)??;
-        Ok(self.written)
     }
 }
 
@@ -141,7 +128,7 @@ where
                 batch.push(bytes);
                 if batched >= BATCH_BYTES || batch.len() >= BATCH_FRAMES {
                     batched = 0;
-                    if let Err(e) = writer.submit(std::mem::take(&mut batch)).await {
+                    if let Err(e) = writer.submit(std::mem::take(&mut batch), false).await {
                         io_error = Some(e);
                         break;
                     }
@@ -153,17 +140,13 @@ where
             }
         }
     }
-    if io_error.is_none() && !batch.is_empty() {
-        io_error = writer.submit(batch).await.err();
+    if io_error.is_none() {
+        io_error = writer.submit(batch, true).await.err();
+    }
+    if let Err(e) = writer.settle().await {
+        io_error.get_or_insert(e);
     }
     let written = writer.written;
-    let written = match writer.finish().await {
-        Ok(n) => n,
-        Err(e) => {
-            io_error.get_or_insert(e);
-            written
-        }
-    };
     StreamOutcome {
         written,
         io_error,
