@@ -84,7 +84,13 @@ async fn completions_dropped_midway_free_their_session() {
         ..Options::default()
     };
     let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
-    for i in 0..6u8 {
+    // Rarely, every wait of a completion is over before it is polled
+    // again and it completes: that attempt does not count.
+    let (mut dropped, mut attempts) = (0, 0u8);
+    while dropped < 6 {
+        assert!(attempts < 60, "completions always finished");
+        let i = attempts;
+        attempts += 1;
         let r = repo(&format!("dropped/r{i}"));
         let data = [b'a', i];
         let id = reg.start_upload(&r).await.unwrap();
@@ -95,15 +101,16 @@ async fn completions_dropped_midway_free_their_session() {
         let no_body = None::<futures_util::stream::Empty<Result<Bytes, Infallible>>>;
         let mut completing = std::pin::pin!(reg.complete_upload(&r, &id, &d, None, no_body));
         let layout = dir.path().join(format!("dropped/r{i}/oci-layout"));
-        while !layout.exists() {
-            assert!(
-                futures_util::poll!(completing.as_mut()).is_pending(),
-                "dropped before it completes"
-            );
+        let mut completed = false;
+        while !layout.exists() && !completed {
+            completed = futures_util::poll!(completing.as_mut()).is_ready();
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        let file = dir.path().join(format!("dropped/r{i}/.uploads/{id}"));
-        assert!(file.exists(), "dropped before the blob was placed");
+        if !completed {
+            let file = dir.path().join(format!("dropped/r{i}/.uploads/{id}"));
+            assert!(file.exists(), "dropped before the blob was placed");
+            dropped += 1;
+        }
     }
     // More dropped completions than the cap: new sessions still open.
     let r = repo("dropped/r0");
@@ -112,7 +119,7 @@ async fn completions_dropped_midway_free_their_session() {
 
     // The sweep removes the dropped sessions' files, whatever the TTL.
     reg.expire_uploads(false).await.unwrap();
-    for i in 0..6u8 {
+    for i in 0..attempts {
         let uploads = dir.path().join(format!("dropped/r{i}/.uploads"));
         let left: Vec<_> = std::fs::read_dir(uploads).unwrap().collect();
         assert!(left.is_empty(), "orphaned upload files: {left:?}");
