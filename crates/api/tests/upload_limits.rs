@@ -72,8 +72,12 @@ async fn stall(app: &Router, from: &str, n: usize) -> Vec<mpsc::Sender<Bytes>> {
         );
         senders.push(tx);
     }
-    // Let every request reach its body.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every request has taken its permit once it has read its first chunk.
+    for tx in &senders {
+        while tx.capacity() < tx.max_capacity() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     senders
 }
 
@@ -94,32 +98,29 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn stalled_upload_bodies_do_not_block_reads_or_other_uploads() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (read, upload) = rt.block_on(async {
         let app = app(dir.path(), zot_storage::Options::default()).await;
         let (status, _) = push_blob(&app, "10.0.0.9:1", b"readable").await;
         assert_eq!(status, StatusCode::CREATED);
-        let d = sha256(b"readable");
+        let uri = format!("/v2/r/blobs/{}", sha256(b"readable"));
 
         let _stalled = stall(&app, "10.0.0.1:1", 16).await;
 
-        let uri = format!("/v2/r/blobs/{d}");
-        let read = send(
-            &app,
-            request(Method::GET, &uri, "10.0.0.2:1", Body::empty()),
-        );
-        let (status, body) = tokio::time::timeout(Duration::from_secs(10), read)
-            .await
-            .expect("a blob read is not starved by stalled uploads");
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(&body[..], b"readable");
-
+        let get = request(Method::GET, &uri, "10.0.0.2:1", Body::empty());
+        let read = tokio::time::timeout(Duration::from_secs(10), send(&app, get)).await;
         let upload = push_blob(&app, "10.0.0.2:1", b"another upload");
-        let (status, _) = tokio::time::timeout(Duration::from_secs(10), upload)
-            .await
-            .expect("another upload is not starved by stalled uploads");
-        assert_eq!(status, StatusCode::CREATED);
+        let upload = tokio::time::timeout(Duration::from_secs(10), upload).await;
+        (read, upload)
     });
+    // Threads still held by stalled bodies must not keep the test waiting.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    let (status, body) = read.expect("a blob read is not starved by stalled uploads");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(&body[..], b"readable");
+    let (status, _) = upload.expect("another upload is not starved by stalled uploads");
+    assert_eq!(status, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -167,7 +168,17 @@ async fn upload_bodies_are_bounded_per_client_and_in_all() {
 
     // A finished body gives its permit back.
     drop(held.remove(0));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (status, _) = push_blob(&app, "10.0.0.1:4", b"room again").await;
-    assert_eq!(status, StatusCode::CREATED);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = push_blob(&app, "10.0.0.1:4", b"room again").await;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the permit came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
