@@ -43,7 +43,9 @@ pub struct Options {
     /// Upload bodies one client (an address; an IPv6 client by its /64)
     /// may send at once; more are answered 429.
     pub max_upload_bodies_per_client: usize,
-    /// Upload bodies all clients together may send at once.
+    /// Upload bodies all clients together may send at once. (With several
+    /// stores, the API layer applies the default store's two bounds to
+    /// every upload, so they hold for the whole server.)
     pub max_upload_bodies: usize,
     /// Annotations every pushed manifest must carry (`extensions.lint`).
     pub mandatory_annotations: Vec<String>,
