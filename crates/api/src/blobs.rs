@@ -1,4 +1,10 @@
 //! Blob and blob-upload handlers.
+//!
+//! Every request that sends an upload body (`PATCH`, `PUT`, a monolithic
+//! `POST`) first takes a permit from the default store's gate, keyed by the
+//! client's address (an IPv6 client by its /64), and holds it while the
+//! body is read: beyond the bounds it is answered 429 `TOOMANYREQUESTS`
+//! without reading the body.
 
 use crate::connection::{Download, STREAM_RESERVE_MAX, metered};
 use crate::endpoint::digest;
@@ -8,8 +14,24 @@ use crate::{empty, finish};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
+use std::net::IpAddr;
 use zot_oci::{Digest, RepoName};
-use zot_storage::Registry;
+use zot_storage::{BodyPermit, Registry};
+
+/// Who sends an upload body, and the gate bounding upload bodies (the
+/// default store's, so that the bound holds for the whole server).
+pub struct Uploader<'a> {
+    pub gate: &'a Registry,
+    pub client: Option<IpAddr>,
+}
+
+impl Uploader<'_> {
+    fn admit(&self) -> Result<BodyPermit, ApiError> {
+        Ok(self
+            .gate
+            .upload_body_permit(self.client.map(zot_auth::client_key))?)
+    }
+}
 
 /// `GET` (with `send`) or `HEAD` (without) of a blob.
 pub async fn get(
@@ -90,7 +112,12 @@ fn blob_created(repo: &RepoName, d: &Digest) -> ApiResult {
 
 /// `POST /v2/<name>/blobs/uploads/`: a mount, a monolithic upload
 /// (`?digest=`), or a new session.
-pub async fn start(reg: &Registry, repo: &RepoName, req: Request) -> ApiResult {
+pub async fn start(
+    reg: &Registry,
+    repo: &RepoName,
+    req: Request,
+    uploader: &Uploader<'_>,
+) -> ApiResult {
     if let Some(mount) = query(&req, "mount") {
         let d = digest(&mount)?;
         let from =
@@ -106,6 +133,7 @@ pub async fn start(reg: &Registry, repo: &RepoName, req: Request) -> ApiResult {
     }
     if let Some(d) = query(&req, "digest") {
         let d = digest(&d)?;
+        let _permit = uploader.admit()?;
         let id = reg.start_upload(repo).await?;
         let declared = content_length(&req)?;
         let body = req.into_body().into_data_stream();
@@ -146,8 +174,15 @@ fn chunk_start(req: &Request) -> Result<Option<u64>, ApiError> {
     Ok(range.map(|(start, _)| start))
 }
 
-pub async fn patch(reg: &Registry, repo: &RepoName, id: &uuid::Uuid, req: Request) -> ApiResult {
+pub async fn patch(
+    reg: &Registry,
+    repo: &RepoName,
+    id: &uuid::Uuid,
+    req: Request,
+    uploader: &Uploader<'_>,
+) -> ApiResult {
     let start = chunk_start(&req)?;
+    let _permit = uploader.admit()?;
     let body = req.into_body().into_data_stream();
     let size = reg.append_upload(repo, id, start, body).await?;
     upload_response(StatusCode::ACCEPTED, repo, id, size)
@@ -158,11 +193,13 @@ pub async fn finish_upload(
     repo: &RepoName,
     id: &uuid::Uuid,
     req: Request,
+    uploader: &Uploader<'_>,
 ) -> ApiResult {
     let d = query(&req, "digest")
         .ok_or_else(|| ApiError::msg(ErrorCode::DigestInvalid, "digest parameter required"))?;
     let d = digest(&d)?;
     let start = chunk_start(&req)?;
+    let _permit = uploader.admit()?;
     let body = req.into_body().into_data_stream();
     reg.complete_upload(repo, id, &d, start, Some(body)).await?;
     blob_created(repo, &d)

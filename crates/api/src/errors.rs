@@ -222,7 +222,13 @@ impl From<StorageError> for ApiError {
             StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
             StorageError::BlobIsManifest => ApiError::msg(Unsupported, e.to_string()),
             StorageError::TagExists => ApiError::msg(Denied, e.to_string()),
-            StorageError::TooManyUploads(_) => ApiError::msg(TooManyRequests, e.to_string()),
+            StorageError::TooManyUploads(_) | StorageError::TooManyOpenUploads(_) => {
+                ApiError::msg(TooManyRequests, e.to_string())
+            }
+            StorageError::TooManyUploadBodies { .. } => {
+                ApiError::msg(TooManyRequests, e.to_string())
+                    .header(header::RETRY_AFTER, "1".into())
+            }
             StorageError::UploadInvalid(m) => ApiError::msg(BlobUploadInvalid, m),
             StorageError::RangeInvalid { size } => ApiError::msg(RangeInvalid, e.to_string())
                 .header(header::RANGE, format!("0-{}", size.saturating_sub(1))),

@@ -229,6 +229,10 @@ async fn route(
 ) -> ApiResult {
     let method = req.method().clone();
     let reg = store(state, &endpoint);
+    let uploader = blobs::Uploader {
+        gate: state.stores.default_store(),
+        client: caller.client,
+    };
     match (endpoint, method) {
         (Endpoint::Base, Method::GET | Method::HEAD) => Ok((
             StatusCode::OK,
@@ -272,11 +276,15 @@ async fn route(
             blobs::get(reg, &repo, &d, range(&req), None).await
         }
         (Endpoint::Blob(repo, d), Method::DELETE) => blobs::delete(reg, &repo, &d).await,
-        (Endpoint::UploadStart(repo), Method::POST) => blobs::start(reg, &repo, req).await,
+        (Endpoint::UploadStart(repo), Method::POST) => {
+            blobs::start(reg, &repo, req, &uploader).await
+        }
         (Endpoint::Upload(repo, id), Method::GET) => blobs::status(reg, &repo, &id).await,
-        (Endpoint::Upload(repo, id), Method::PATCH) => blobs::patch(reg, &repo, &id, req).await,
+        (Endpoint::Upload(repo, id), Method::PATCH) => {
+            blobs::patch(reg, &repo, &id, req, &uploader).await
+        }
         (Endpoint::Upload(repo, id), Method::PUT) => {
-            blobs::finish_upload(reg, &repo, &id, req).await
+            blobs::finish_upload(reg, &repo, &id, req, &uploader).await
         }
         (Endpoint::Upload(repo, id), Method::DELETE) => blobs::cancel(reg, &repo, &id).await,
         (_, m) => Err(unsupported(&m)),

@@ -86,8 +86,8 @@ impl Backend for Gated {
         self.gate.pass("write_atomic", key).await;
         Ok(())
     }
-    async fn sink(&self, key: &str) -> io::Result<BoxSink> {
-        self.inner.sink(key).await
+    async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink> {
+        self.inner.sink(key, offset).await
     }
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.publish(from, to).await?;

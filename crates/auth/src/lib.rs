@@ -43,6 +43,7 @@ pub use access::Action;
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
+pub use ratelimit::client_key;
 pub use token::{IssuedToken, MAX_SCOPES};
 pub use zot_config::glob::glob_match;
 

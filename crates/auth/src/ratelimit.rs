@@ -87,7 +87,7 @@ impl RateLimiter {
 }
 
 /// The bucket key of a client address: IPv4 as is, IPv6 by its /64.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -55,10 +55,12 @@ pub trait Backend: Send + Sync + 'static {
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
-    /// A blocking writer appending to the object, created if missing; it is
-    /// used from a blocking thread. Appended data is not visible under any
-    /// other key until [`Backend::publish`].
-    async fn sink(&self, key: &str) -> io::Result<BoxSink>;
+    /// A blocking writer that writes the object from byte `offset` on,
+    /// after cutting the object to `offset` bytes (it is created, empty,
+    /// if missing); it is used from a blocking thread. Fails with
+    /// `UnexpectedEof` when the object is shorter than `offset`. Written
+    /// data is not visible under any other key until [`Backend::publish`].
+    async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink>;
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes `to` share the content of `from` (a hard link on disk), so that

@@ -9,40 +9,13 @@ use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};
 use crate::paths;
 use crate::registry::Registry;
+use crate::upload_writer::{IoLock, StreamOutcome};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::io;
-use std::io::Write;
 use std::time::Instant;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
-
-/// Batches of an upload body in flight between the receiving task and the
-/// writing thread, and the size of a batch: at most about 3 × 256 KiB of
-/// an upload are in memory.
-const PIPE_DEPTH: usize = 2;
-const BATCH_BYTES: usize = 256 * 1024;
-
-/// Writes every byte of `batch` with vectored writes.
-fn write_batch(sink: &mut crate::backend::BoxSink, batch: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match sink.write_vectored(rest) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-struct StreamOutcome {
-    written: u64,
-    io_error: Option<io::Error>,
-    body_error: Option<String>,
-}
 
 /// Where an upload's chunk must start, when the client said so.
 pub type ChunkStart = Option<u64>;
@@ -150,7 +123,7 @@ impl Registry {
         let result = async {
             let chunks = self.backend.read_stream(from, 0, size).await?;
             let outcome = self
-                .write_stream(&tmp, chunks, |_| {})
+                .write_stream(&tmp, 0, IoLock::default(), chunks, |_| {})
                 .await
                 .map_err(io::Error::other)?;
             if let Some(e) = outcome.io_error {
@@ -168,19 +141,33 @@ impl Registry {
         result
     }
 
+    /// The right to receive one upload body from `client` (its address, an
+    /// IPv6 client by its /64, as the API layer identifies it), held while
+    /// the body is read. Refused with `TooManyUploadBodies` beyond the
+    /// configured bounds per client and in all.
+    pub fn upload_body_permit(
+        &self,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<crate::upload_limits::BodyPermit> {
+        self.upload_bodies.admit(client)
+    }
+
     /// Opens an upload session in `repo`.
     /// The repository itself is created when its first blob or manifest is
     /// stored, so a failed or abandoned upload leaves no repository behind.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
-        if self.uploads.count(repo) >= self.options.max_uploads_per_repo {
-            return Err(StorageError::TooManyUploads(
-                self.options.max_uploads_per_repo,
-            ));
-        }
         let id = uuid::Uuid::new_v4();
+        let caps = crate::uploads::Caps {
+            per_repo: self.options.max_uploads_per_repo,
+            total: self.options.max_uploads,
+        };
+        let session = self.uploads.open(id, repo, caps)?;
         // Create the data file now, so that the session survives a restart.
-        drop(self.backend.sink(&paths::upload(repo, &id)).await?);
-        self.uploads.get_or_insert(id, repo, 0);
+        if let Err(e) = self.backend.sink(&paths::upload(repo, &id), 0).await {
+            self.uploads.close(repo, &mut *session.lock().await);
+            self.uploads.remove(&id);
+            return Err(e.into());
+        }
         Ok(id)
     }
 
@@ -245,6 +232,12 @@ impl Registry {
         result.map(|()| s.size)
     }
 
+    /// Writes `body` at the session's acknowledged size (dropping anything
+    /// a dropped request left past it) and acknowledges what was written.
+    /// The running hash is taken out of the session while the body streams
+    /// and put back only when it covers exactly the acknowledged bytes: a
+    /// request dropped meanwhile leaves the session without one, and
+    /// completion hashes the file.
     async fn stream_into<S, E>(
         &self,
         key: &str,
@@ -255,9 +248,9 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let hasher = &mut s.hasher;
+        let mut hasher = s.hasher.take();
         let outcome = self
-            .write_stream(key, body, |chunk| {
+            .write_stream(key, s.size, s.io.clone(), body, |chunk| {
                 if let Some(h) = hasher.as_mut() {
                     h.update(chunk);
                 }
@@ -266,9 +259,9 @@ impl Registry {
         if outcome.io_error.is_some() {
             // What reached the file is unknown: take its size, rehash later.
             s.size = self.backend.size(key).await?.unwrap_or(0);
-            s.hasher = None;
         } else {
             s.size += outcome.written;
+            s.hasher = hasher;
         }
         if let Some(e) = outcome.io_error {
             return Err(e.into());
@@ -279,73 +272,24 @@ impl Registry {
         }
     }
 
-    /// Appends a stream of chunks to `key`. The writes run on a blocking
-    /// thread while this task receives the next chunks and hands each one to
-    /// `on_chunk` (hashing), so receiving, hashing and writing overlap; no
-    /// chunk is copied, and at most [`PIPE_DEPTH`] batches are in flight.
-    /// `on_chunk` sees exactly the chunks given to the writer (when the
-    /// writer fails, `io_error` says so and the caller rehashes).
+    /// Writes a stream of chunks to `key` from byte `offset` on (see
+    /// [`crate::upload_writer`]), its writes serialized by `io`.
     async fn write_stream<S, E>(
         &self,
         key: &str,
-        mut body: S,
-        mut on_chunk: impl FnMut(&Bytes),
+        offset: u64,
+        io: IoLock,
+        body: S,
+        on_chunk: impl FnMut(&Bytes),
     ) -> Result<StreamOutcome>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        let mut sink = self.backend.sink(key).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(PIPE_DEPTH);
-        let writer = tokio::task::spawn_blocking(move || -> (u64, Option<io::Error>) {
-            let mut written = 0u64;
-            while let Some(batch) = rx.blocking_recv() {
-                if let Err(e) = write_batch(&mut sink, &batch) {
-                    return (written, Some(e));
-                }
-                written += batch.iter().map(|b| b.len() as u64).sum::<u64>();
-            }
-            match sink.flush() {
-                Ok(()) => (written, None),
-                Err(e) => (written, Some(e)),
-            }
-        });
-        // Frames are small (tens of KiB); they go to the writer in batches,
-        // one vectored write each, so wake-ups and system calls stay few.
-        let mut batch = Vec::new();
-        let mut batched = 0;
-        let mut body_error = None;
-        let mut writer_gone = false;
-        while let Some(chunk) = body.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    on_chunk(&bytes);
-                    batched += bytes.len();
-                    batch.push(bytes);
-                    if batched >= BATCH_BYTES {
-                        batched = 0;
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            writer_gone = true; // it stopped on an error
-                            break;
-                        }
-                    }
-                }
-                Err(e) => {
-                    body_error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if !writer_gone && !batch.is_empty() {
-            let _ = tx.send(batch).await;
-        }
-        drop(tx);
-        let (written, io_error) = writer.await.map_err(io::Error::other)?;
-        Ok(StreamOutcome {
-            written,
-            io_error,
-            body_error,
-        })
+        // A write of a request dropped earlier may still be running.
+        drop(io.lock().await);
+        let sink = self.backend.sink(key, offset).await?;
+        Ok(crate::upload_writer::write_stream(sink, io, body, on_chunk).await)
     }
 
     /// Completes an upload with an optional last chunk: verifies `digest`
@@ -372,6 +316,21 @@ impl Registry {
                 return Err(StorageError::RangeInvalid { size: s.size });
             }
             self.stream_into(&key, &mut s, body).await?;
+        } else {
+            // Drop whatever a dropped request left past the acknowledged size.
+            drop(s.io.lock().await);
+            drop(self.backend.sink(&key, s.size).await?);
+        }
+        // The content is exactly the stored file: its size must be the
+        // acknowledged one, and without a trustworthy running hash of the
+        // digest's algorithm, the file itself is hashed.
+        let stored = self.backend.size(&key).await?.unwrap_or(0);
+        if stored != s.size {
+            return Err(std::io::Error::other(format!(
+                "upload file has {stored} bytes, the session {}",
+                s.size
+            ))
+            .into());
         }
         let actual = match s.hasher.clone() {
             Some(h) if h.algorithm() == digest.algorithm() => h.finish(),
@@ -380,7 +339,9 @@ impl Registry {
         // From here on the session is over, whatever happens. It leaves the
         // table only once its file is gone (published or removed): until
         // then a request for it finds it closed, and cannot adopt the file.
-        s.closed = true;
+        // Should this request be dropped before that, the expiry sweep
+        // removes the session and its file.
+        self.uploads.close(repo, &mut s);
         let result = if actual != *digest {
             self.backend
                 .delete(&key)
@@ -460,7 +421,7 @@ impl Registry {
     /// Cancels an upload and removes its data.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<()> {
         let mut s = self.open_session(repo, id).await?;
-        s.closed = true;
+        self.uploads.close(repo, &mut s);
         let deleted = self.backend.delete(&paths::upload(repo, id)).await;
         self.uploads.remove(id);
         deleted?;
@@ -468,14 +429,14 @@ impl Registry {
     }
 
     /// Removes upload sessions idle for longer than the configured time to
-    /// live, with their data. With `sweep_disk`, also files in upload
-    /// folders that no live session owns and that are older than that (left
-    /// by an earlier run); this walks the folders under the root, so it is
-    /// done rarely.
+    /// live, and closed sessions left by a dropped request, with their
+    /// data. With `sweep_disk`, also files in upload folders that no live
+    /// session owns and that are older than that (left by an earlier run);
+    /// this walks the folders under the root, so it is done rarely.
     pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;
-        for (id, repo) in self.uploads.close_expired(ttl) {
+        for (id, repo) in self.uploads.sweep(ttl) {
             let deleted = self.backend.delete(&paths::upload(&repo, &id)).await;
             self.uploads.remove(&id);
             deleted?;

@@ -14,6 +14,12 @@ pub enum StorageError {
         "too many open upload sessions in this repository (at most {0}); finish or cancel some"
     )]
     TooManyUploads(usize),
+    #[error("too many open upload sessions (at most {0} in all); retry later")]
+    TooManyOpenUploads(usize),
+    /// Too many upload bodies being received at once, by this client
+    /// (`per_client`) or by all clients.
+    #[error("too many uploads in progress{} (at most {limit}); retry later", if *per_client { " from this client" } else { "" })]
+    TooManyUploadBodies { limit: usize, per_client: bool },
     #[error("the tag exists; moving it needs the update permission")]
     TagExists,
     #[error("blob upload unknown to registry")]

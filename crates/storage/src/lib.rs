@@ -19,6 +19,8 @@ mod registry;
 pub mod retention;
 mod scrub;
 mod stores;
+mod upload_limits;
+mod upload_writer;
 mod uploads;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
@@ -31,6 +33,7 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stores::Stores;
+pub use upload_limits::BodyPermit;
 pub use zot_meta::{Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, Times};
 
 use std::sync::Arc;

@@ -195,15 +195,31 @@ impl Backend for LocalBackend {
         self.sync_parent(&path).await
     }
 
-    async fn sink(&self, key: &str) -> io::Result<BoxSink> {
+    async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink> {
         let path = self.path(key);
         self.ensure_parent(&path).await?;
-        let f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await?;
-        Ok(Box::new(f.into_std().await))
+        tokio::task::spawn_blocking(move || -> io::Result<BoxSink> {
+            use std::io::Seek;
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)?;
+            let len = f.metadata()?.len();
+            if len < offset {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("object has {len} bytes, not {offset}"),
+                ));
+            }
+            if len > offset {
+                f.set_len(offset)?;
+            }
+            f.seek(io::SeekFrom::Start(offset))?;
+            Ok(Box::new(f))
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {

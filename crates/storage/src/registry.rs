@@ -45,6 +45,15 @@ pub struct Options {
     /// Open upload sessions allowed per repository: a client cannot make
     /// the registry hold unbounded state.
     pub max_uploads_per_repo: usize,
+    /// Open upload sessions allowed in all repositories together.
+    pub max_uploads: usize,
+    /// Upload bodies one client (an address; an IPv6 client by its /64)
+    /// may send at once; more are answered 429.
+    pub max_upload_bodies_per_client: usize,
+    /// Upload bodies all clients together may send at once. (With several
+    /// stores, the API layer applies the default store's two bounds to
+    /// every upload, so they hold for the whole server.)
+    pub max_upload_bodies: usize,
     /// Annotations every pushed manifest must carry (`extensions.lint`).
     pub mandatory_annotations: Vec<String>,
 }
@@ -56,6 +65,9 @@ impl Default for Options {
             docker2s2: true,
             upload_ttl: Duration::from_secs(3600),
             max_uploads_per_repo: 1024,
+            max_uploads: 4096,
+            max_upload_bodies_per_client: 64,
+            max_upload_bodies: 256,
             mandatory_annotations: Vec::new(),
         }
     }
@@ -66,6 +78,8 @@ pub struct Registry {
     pub(crate) meta: Arc<MetaStore>,
     pub(crate) uploads: UploadSessions,
     pub(crate) options: Options,
+    /// Bounds on upload bodies received at once.
+    pub(crate) upload_bodies: crate::upload_limits::BodyGate,
     pub(crate) manifests: crate::cache::ManifestCache,
     repo_locks: crate::locks::RepoLocks,
     /// Striped locks serializing the placement of one digest.
@@ -100,6 +114,10 @@ impl Registry {
             backend,
             meta: Arc::new(meta),
             uploads: UploadSessions::default(),
+            upload_bodies: crate::upload_limits::BodyGate::new(
+                options.max_upload_bodies_per_client,
+                options.max_upload_bodies,
+            ),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             repo_locks: crate::locks::RepoLocks::default(),

@@ -11,7 +11,15 @@
 //! lock, sees `closed` and answers "unknown upload", and no request can
 //! adopt the file as a new session. So nothing is ever appended to content
 //! being verified or published.
+//!
+//! Open (not closed) sessions are counted per repository and in all, and
+//! capped: a new session is checked against the caps and inserted in one
+//! step under the table's lock, and closing uncounts it in the same step
+//! that marks it closed. A closed session that is not locked was left by a
+//! request dropped mid-way (a client that disconnected); the expiry sweep
+//! removes it with its file.
 
+use crate::error::{Result, StorageError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -19,76 +27,151 @@ use zot_oci::{Algorithm, Hasher, RepoName};
 
 #[derive(Debug)]
 pub struct Session {
-    /// Bytes stored so far.
+    /// Bytes acknowledged so far; the file may hold more, left by a request
+    /// dropped mid-body, which the next write cuts off.
     pub size: u64,
-    /// SHA-256 of those bytes, or `None` when it must be recomputed from the
-    /// file (after a restart or a failed write).
+    /// SHA-256 of exactly those bytes, or `None` when it must be recomputed
+    /// from the file (after a restart, a failed write, or a request dropped
+    /// mid-body).
     pub hasher: Option<Hasher>,
     pub touched: Instant,
     /// Completed, cancelled or expired: no request may use it any more.
     pub closed: bool,
+    /// Held by every write to the session's file (see `upload_writer`).
+    pub io: crate::upload_writer::IoLock,
 }
 
 pub type SessionRef = Arc<tokio::sync::Mutex<Session>>;
 
+/// Bounds on open sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub per_repo: usize,
+    pub total: usize,
+}
+
+#[derive(Default)]
+struct Table {
+    sessions: HashMap<uuid::Uuid, (RepoName, SessionRef)>,
+    /// Sessions not closed, per repository and in all.
+    open: HashMap<RepoName, usize>,
+    open_total: usize,
+}
+
+impl Table {
+    fn count_open(&mut self, repo: &RepoName) {
+        *self.open.entry(repo.clone()).or_default() += 1;
+        self.open_total += 1;
+    }
+
+    fn uncount(&mut self, repo: &RepoName) {
+        self.open_total = self.open_total.saturating_sub(1);
+        if let Some(n) = self.open.get_mut(repo) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.open.remove(repo);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct UploadSessions {
-    sessions: Mutex<HashMap<uuid::Uuid, (RepoName, SessionRef)>>,
+    table: Mutex<Table>,
+}
+
+fn new_session(size: u64) -> SessionRef {
+    Arc::new(tokio::sync::Mutex::new(Session {
+        size,
+        // Data from before a restart must be hashed from the file.
+        hasher: (size == 0).then(|| Algorithm::Sha256.hasher()),
+        touched: Instant::now(),
+        closed: false,
+        io: Default::default(),
+    }))
 }
 
 impl UploadSessions {
-    /// The session `id`, created with `size` bytes if the table has none
-    /// (a new session, or one adopted from its file after a restart). Two
-    /// requests adopting the same session get the same one.
-    pub fn get_or_insert(&self, id: uuid::Uuid, repo: &RepoName, size: u64) -> Option<SessionRef> {
+    /// Registers the new, empty session `id` of `repo`, unless that would
+    /// pass a cap: the check and the insertion are one step, so concurrent
+    /// requests cannot together pass a cap.
+    pub fn open(&self, id: uuid::Uuid, repo: &RepoName, caps: Caps) -> Result<SessionRef> {
         let mut table = self.lock();
-        let (owner, session) = table.entry(id).or_insert_with(|| {
-            let session = Arc::new(tokio::sync::Mutex::new(Session {
-                size,
-                // Data from before a restart must be hashed from the file.
-                hasher: (size == 0).then(|| Algorithm::Sha256.hasher()),
-                touched: Instant::now(),
-                closed: false,
-            }));
-            (repo.clone(), session)
-        });
-        (owner == repo).then(|| session.clone())
+        if table.open.get(repo).copied().unwrap_or(0) >= caps.per_repo {
+            return Err(StorageError::TooManyUploads(caps.per_repo));
+        }
+        if table.open_total >= caps.total {
+            return Err(StorageError::TooManyOpenUploads(caps.total));
+        }
+        let session = new_session(0);
+        table.sessions.insert(id, (repo.clone(), session.clone()));
+        table.count_open(repo);
+        Ok(session)
     }
 
-    /// Sessions of `repo` currently in the table.
-    pub fn count(&self, repo: &RepoName) -> usize {
-        self.lock().values().filter(|(r, _)| r == repo).count()
+    /// The session `id`, adopted from its file of `size` bytes if the table
+    /// has none (after a restart). Two requests adopting the same session
+    /// get the same one.
+    pub fn get_or_insert(&self, id: uuid::Uuid, repo: &RepoName, size: u64) -> Option<SessionRef> {
+        let mut table = self.lock();
+        if let Some((owner, session)) = table.sessions.get(&id) {
+            return (owner == repo).then(|| session.clone());
+        }
+        let session = new_session(size);
+        table.sessions.insert(id, (repo.clone(), session.clone()));
+        table.count_open(repo);
+        Some(session)
     }
 
     pub fn get(&self, repo: &RepoName, id: &uuid::Uuid) -> Option<SessionRef> {
         self.lock()
+            .sessions
             .get(id)
             .filter(|(r, _)| r == repo)
             .map(|(_, s)| s.clone())
     }
 
-    pub fn remove(&self, id: &uuid::Uuid) {
-        self.lock().remove(id);
+    /// Marks `session` (locked by the caller) closed and stops counting it
+    /// against the caps, in one step: a request dropped at any point after
+    /// this leaves no open session counted.
+    pub fn close(&self, repo: &RepoName, session: &mut Session) {
+        if !session.closed {
+            session.closed = true;
+            self.lock().uncount(repo);
+        }
     }
 
-    /// Closes the sessions idle for longer than `ttl` and returns them; the
+    /// Forgets a closed session (its file is gone).
+    pub fn remove(&self, id: &uuid::Uuid) {
+        self.lock().sessions.remove(id);
+    }
+
+    /// Closes the sessions idle for longer than `ttl`, and returns them with
+    /// the closed sessions whose request was dropped before it removed them
+    /// (closed and not locked: the request that closed it is gone). The
     /// caller removes their files, then [`UploadSessions::remove`]s them.
-    pub fn close_expired(&self, ttl: std::time::Duration) -> Vec<(uuid::Uuid, RepoName)> {
+    pub fn sweep(&self, ttl: std::time::Duration) -> Vec<(uuid::Uuid, RepoName)> {
+        let mut table = self.lock();
+        let mut swept = Vec::new();
         let mut expired = Vec::new();
-        for (id, (repo, s)) in self.lock().iter() {
+        for (id, (repo, s)) in &table.sessions {
             // A session busy with a request is not idle.
-            if let Ok(mut s) = s.try_lock()
-                && !s.closed
-                && s.touched.elapsed() > ttl
-            {
+            let Ok(mut s) = s.try_lock() else { continue };
+            if s.closed {
+                swept.push((*id, repo.clone()));
+            } else if s.touched.elapsed() > ttl {
                 s.closed = true;
                 expired.push((*id, repo.clone()));
             }
         }
-        expired
+        for (_, repo) in &expired {
+            table.uncount(repo);
+        }
+        swept.extend(expired);
+        swept
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, (RepoName, SessionRef)>> {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

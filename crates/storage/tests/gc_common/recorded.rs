@@ -42,8 +42,8 @@ impl Backend for Recorded {
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
         self.inner.write_atomic(key, data).await
     }
-    async fn sink(&self, key: &str) -> io::Result<BoxSink> {
-        self.inner.sink(key).await
+    async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink> {
+        self.inner.sink(key, offset).await
     }
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
         self.inner.publish(from, to).await
