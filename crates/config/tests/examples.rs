@@ -85,11 +85,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     // `"extensions": {}` is accepted.
     (
         "config-openid-claim-mapping.json",
-        Err(&[
-            "http.externalUrl",
-            "http.auth.openid",
-            "http.auth.sessionKeysFile",
-        ]),
+        Err(&["http.auth.openid", "http.auth.sessionKeysFile"]),
     ),
     // Not zot configs: OpenID client credential files.
     (
@@ -111,7 +107,6 @@ const EXPECTED: &[(&str, Outcome)] = &[
     (
         "config-openid.json",
         Err(&[
-            "http.externalUrl",
             "http.auth.openid",
             "http.auth.apikey",
             "http.auth.sessionKeysFile",

@@ -280,8 +280,8 @@ fn unsupported_keys_name_their_path() {
             "http.auth.openid",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"externalUrl": "x"}}"#,
-            "http.externalUrl",
+            r#"{"storage": {"rootDirectory": "/d"}, "http": {"allowOrigin": "x"}}"#,
+            "http.allowOrigin",
         ),
         (
             r#"{"storage": {"rootDirectory": "/d"}, "cluster": {}}"#,
@@ -289,6 +289,64 @@ fn unsupported_keys_name_their_path() {
         ),
     ] {
         one_problem(json(text), path, "not supported by this build");
+    }
+}
+
+/// `http.externalUrl` (the built-in token service's realm) and
+/// `http.auth.token`: accepted when well formed, each bad value named.
+#[test]
+fn external_url_and_token_service() {
+    let c = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "http": {"externalUrl": "https://r.example.org/",
+            "auth": {"htpasswd": {"path": "/h"}, "token": {"path": "/t", "service": "r",
+            "signingKey": "/k.pem", "lifetime": "2m", "enable": true}}}}"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        c.http.external_url.as_deref(),
+        Some("https://r.example.org")
+    );
+    let t = &c.http.auth.as_ref().expect("auth").token;
+    assert_eq!((t.path.as_str(), t.service.as_str()), ("/t", "r"));
+    assert_eq!(t.lifetime, std::time::Duration::from_secs(120));
+    assert_eq!(
+        t.signing_key.as_deref(),
+        Some(std::path::Path::new("/k.pem"))
+    );
+    for (http, path) in [
+        (r#"{"externalUrl": "ftp://x"}"#, "http.externalUrl"),
+        (r#"{"externalUrl": "https://a b"}"#, "http.externalUrl"),
+        (
+            r#"{"auth": {"token": {"path": "/v2/token"}}}"#,
+            "http.auth.token.path",
+        ),
+        (
+            r#"{"auth": {"token": {"path": "relative"}}}"#,
+            "http.auth.token.path",
+        ),
+        (
+            r#"{"auth": {"token": {"service": ""}}}"#,
+            "http.auth.token.service",
+        ),
+        (
+            r#"{"auth": {"token": {"lifetime": "2h"}}}"#,
+            "http.auth.token.lifetime",
+        ),
+        (
+            r#"{"auth": {"token": {"lifetime": "1s"}}}"#,
+            "http.auth.token.lifetime",
+        ),
+        (
+            r#"{"auth": {"token": {"issuer": "x"}}}"#,
+            "http.auth.token.issuer",
+        ),
+    ] {
+        let text = format!(r#"{{"storage": {{"rootDirectory": "/d"}}, "http": {http}}}"#);
+        let problems = json(&text).expect_err(&text);
+        assert!(
+            problems.iter().any(|p| p.path == path),
+            "{text}: {problems:?}"
+        );
     }
 }
 
