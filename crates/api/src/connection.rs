@@ -40,7 +40,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -252,11 +251,91 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     });
     let resp = next.run(req).await;
     resp.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _held_until_the_body_is_dropped = &in_progress;
-            frame
-        }))
+        Body::new(Held {
+            inner: body,
+            _guard: in_progress,
+        })
     })
+}
+
+/// A body that keeps `_guard` until it is dropped, and keeps the inner
+/// body's size hint and end (`map_frame` loses the size hint: hyper would
+/// then send bodies of known length chunked and in more writes).
+struct Held<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> http_body::Body for Held<G> {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body of one in-memory chunk (a manifest) that keeps `paid`
+/// until dropped, records on `load` the wait for the client from now until
+/// hyper asks for the data and then until the chunk is sent, and tells
+/// hyper its exact length.
+pub(crate) fn metered_bytes(bytes: Bytes, paid: Paid, load: Option<Arc<ConnectionLoad>>) -> Body {
+    let waits = load.as_ref().map(|load| load.wait());
+    Body::new(OneChunk {
+        len: bytes.len() as u64,
+        chunk: Some(bytes),
+        load,
+        _waits: waits,
+        _paid: paid,
+    })
+}
+
+struct OneChunk {
+    len: u64,
+    chunk: Option<Bytes>,
+    load: Option<Arc<ConnectionLoad>>,
+    _waits: Option<Waiting>,
+    _paid: Paid,
+}
+
+impl http_body::Body for OneChunk {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let chunk = this.chunk.take().map(|c| match &this.load {
+            Some(load) => load.track(c),
+            None => c,
+        });
+        this._waits = None;
+        std::task::Poll::Ready(chunk.map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunk.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.chunk {
+            Some(_) => http_body::SizeHint::with_exact(self.len),
+            None => http_body::SizeHint::with_exact(0),
+        }
+    }
 }
 
 /// How a body is sent: paid from the budgets, its chunks tracked on its
@@ -371,6 +450,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[tokio::test]
     async fn a_connection_pays_before_the_global_budget_and_gets_it_back() {

@@ -1,6 +1,6 @@
 //! Manifest, tag-list, catalog and referrers handlers.
 
-use crate::connection::{Download, metered};
+use crate::connection::{Download, metered_bytes};
 use crate::errors::{ApiError, ApiResult, ErrorCode};
 use crate::http_util::{content_length, header_str, pagination, query};
 use crate::{empty, finish};
@@ -95,8 +95,7 @@ pub async fn get(
     };
     // In memory; written to the metadata store in batches (retention).
     reg.record_pull(repo, &rec.digest);
-    let body = futures_util::stream::once(std::future::ready(Ok(bytes)));
-    finish(builder, Body::from_stream(metered(body, paid, send.load)))
+    finish(builder, metered_bytes(bytes, paid, send.load))
 }
 
 pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -> ApiResult {

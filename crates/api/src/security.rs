@@ -43,7 +43,7 @@ pub(crate) struct Caller {
 impl Caller {
     /// Whether the catalog may show `repo` to this caller.
     pub(crate) fn may_read(&self, security: &Security, repo: &str) -> bool {
-        security.allowed(self.identity.as_ref(), repo, Action::Read)
+        security.may_see_in_catalog(self.identity.as_ref(), repo)
     }
 }
 
@@ -244,11 +244,17 @@ pub(crate) async fn check(
     if !allowed {
         let response = match who {
             None => unauthorized(security, host, &need, None),
-            // A built-in token lacking a scope its subject may have: 403
-            // with the challenge, as RFC 6750 says (clients such as oras-py
-            // fetch a new token only on 403); external tokens keep
-            // distribution's 401.
-            Some(w) if w.method == AuthMethod::Token && token_would_help(security, w, &need) => {
+            // A built-in token lacking a repository scope its subject may
+            // have: 403 with the challenge, as RFC 6750 says (oras-py
+            // fetches a new token only on 403; docker, containerd and
+            // containers/image ask for the scopes they need before the
+            // request, so they do not meet this). Elsewhere (the catalog)
+            // and for external tokens: distribution's 401.
+            Some(w)
+                if w.method == AuthMethod::Token
+                    && matches!(need, Need::Repo(..))
+                    && token_would_help(security, w, &need) =>
+            {
                 let challenge =
                     security.challenge(host, scope(&need).as_deref(), Some("insufficient_scope"));
                 ApiError::new(ErrorCode::Denied)

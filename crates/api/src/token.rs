@@ -6,7 +6,10 @@
 //!   space-separated), `service=`, `account=` (Docker's token protocol);
 //! - `POST` with an `application/x-www-form-urlencoded` body, `grant_type=
 //!   password`, `username`, `password`, `scope`, `service` (the OAuth2 form
-//!   containerd uses first); a body over [`MAX_FORM`] bytes is refused.
+//!   containerd uses first; no `username` is 400 `invalid_request`); a
+//!   body over [`MAX_FORM`] bytes is refused.
+//! - A verified client certificate (mutual TLS) identifies the caller when
+//!   no credentials are sent, as on `/v2/`.
 //!
 //! Answers: 200 `{token, access_token, expires_in, issued_at}`; 401
 //! `UNAUTHORIZED` with a `Basic` challenge for wrong credentials (after
@@ -19,6 +22,7 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use zot_auth::tls::PeerCertificate;
 use zot_auth::{AuthFailure, Credentials, Security};
 
 use crate::errors::{ApiError, ErrorCode};
@@ -93,11 +97,14 @@ async fn from_form(req: Request) -> Result<TokenRequest, Response> {
             _ => {}
         }
     }
-    let credentials = match grant.as_deref() {
-        Some("password") => Credentials::Basic {
-            user: user.unwrap_or_default(),
+    let credentials = match (grant.as_deref(), user) {
+        (Some("password"), Some(user)) if !user.is_empty() => Credentials::Basic {
+            user,
             password: password.unwrap_or_default(),
         },
+        (Some("password"), _) => {
+            return Err(oauth_error(StatusCode::BAD_REQUEST, "invalid_request"));
+        }
         // No refresh tokens are issued: clients fall back to `GET`.
         _ => {
             return Err(oauth_error(
@@ -116,6 +123,8 @@ async fn from_form(req: Request) -> Result<TokenRequest, Response> {
 /// Serves the token endpoint.
 pub(crate) async fn serve(security: &Security, req: Request) -> Response {
     let client = crate::security::client_addr(&req);
+    // A verified client certificate identifies the caller here too.
+    let certificate = req.extensions().get::<PeerCertificate>().cloned();
     if security.rate_limited(client, req.method().as_str()) {
         return ApiError::new(ErrorCode::TooManyRequests)
             .header(header::RETRY_AFTER, "1".to_owned())
@@ -145,7 +154,10 @@ pub(crate) async fn serve(security: &Security, req: Request) -> Response {
             .header(header::WWW_AUTHENTICATE, security.basic_challenge())
             .into_response();
     }
-    let who = match security.authenticate(request.credentials, None).await {
+    let who = match security
+        .authenticate(request.credentials, certificate.as_ref())
+        .await
+    {
         Ok(who) => who,
         Err(AuthFailure::Busy) => {
             return ApiError::msg(

@@ -124,6 +124,17 @@ impl AccessControl {
                 .any(|p| self.names(p, who) && has(&p.actions, action))
     }
 
+    /// Whether any policy (a repository's or `adminPolicy`) names `group`:
+    /// the only directory groups worth carrying in a token.
+    pub(crate) fn names_group(&self, group: &str) -> bool {
+        let named = |p: &Policy| p.groups.iter().any(|g| g == group);
+        self.admin.as_ref().is_some_and(named)
+            || self
+                .repositories
+                .iter()
+                .any(|(_, r)| r.policies.iter().any(named))
+    }
+
     /// Whether some pattern lets anonymous clients do anything.
     pub(crate) fn any_anonymous(&self) -> bool {
         self.repositories

@@ -188,6 +188,14 @@ impl Security {
             && security.anonymous_allowed_anywhere()
         {
             security.token = Some(token::TokenService::new(&auth.token)?);
+            let loopback = matches!(http.address.as_str(), "127.0.0.1" | "::1" | "localhost");
+            if http.external_url.is_none() && http.tls.is_none() && !loopback {
+                tracing::warn!(
+                    "the built-in token service's realm is built from the request's Host \
+                     with http:// (no http.tls): behind a TLS-terminating proxy set \
+                     http.externalUrl, or clients send passwords to a plain-HTTP realm"
+                );
+            }
         }
         if let Some(rl) = &http.ratelimit {
             security.ratelimit = ratelimit::RateLimiter::new(rl);
@@ -332,6 +340,16 @@ impl Security {
         }
     }
 
+    /// Whether the catalog shows `repo` to `who`: what `who` may read; for
+    /// a built-in token, what its subject may read (the catalog's own
+    /// scope, `registry:catalog:*`, names no repository).
+    pub fn may_see_in_catalog(&self, who: Option<&Identity>, repo: &str) -> bool {
+        match who {
+            Some(w) if w.method == Method::Token => self.policy_allows(who, repo, Action::Read),
+            _ => self.allowed(who, repo, Action::Read),
+        }
+    }
+
     /// May `who` list the catalog at all (each name is then filtered with
     /// [`Security::allowed`])?
     pub fn may_list_catalog(&self, who: Option<&Identity>) -> bool {
@@ -418,7 +436,8 @@ impl Security {
             _ => self.policy_allows(who, name, action),
         };
         let grants = token::TokenService::grants(scopes, &allowed);
-        match service.issue(who, &grants) {
+        let keep_group = |g: &str| self.access.as_ref().is_some_and(|a| a.names_group(g));
+        match service.issue(who, &grants, &keep_group) {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::error!(error = %e, "issuing a token");

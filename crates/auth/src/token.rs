@@ -36,8 +36,11 @@ use crate::{AuthFailure, Identity, Method, SetupError};
 
 /// Scopes read from one token request; the rest are ignored.
 pub const MAX_SCOPES: usize = 32;
-/// Longest scope string considered.
-const MAX_SCOPE_LEN: usize = 600;
+/// Longest scope string considered (`repository:` + a 255-byte name +
+/// actions).
+const MAX_SCOPE_LEN: usize = 320;
+/// Longest resource name considered (repository names stop at 255).
+const MAX_NAME_LEN: usize = 255;
 
 pub(crate) struct TokenService {
     key: EcdsaKeyPair,
@@ -121,14 +124,18 @@ fn parse_scope(scope: &str) -> Option<(&str, &str, Vec<&str>)> {
     }
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
-    if kind.is_empty() || name.is_empty() {
+    if kind.is_empty() || name.is_empty() || name.len() > MAX_NAME_LEN {
         return None;
     }
-    Some((
-        kind,
-        name,
-        actions.split(',').filter(|a| !a.is_empty()).collect(),
-    ))
+    // Each known action once, in the order asked: at most four policy
+    // checks per scope, however the scope repeats itself.
+    let mut known: Vec<&str> = Vec::new();
+    for a in actions.split(',') {
+        if matches!(a, "pull" | "push" | "delete" | "*") && !known.contains(&a) {
+            known.push(a);
+        }
+    }
+    Some((kind, name, known))
 }
 
 impl TokenService {
@@ -199,7 +206,12 @@ impl TokenService {
         allowed: &dyn Fn(&str, &str, Action) -> bool,
     ) -> Vec<Grant> {
         let mut grants: Vec<Grant> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
         for scope in scopes.iter().take(MAX_SCOPES) {
+            if seen.contains(&scope.as_str()) {
+                continue;
+            }
+            seen.push(scope);
             let Some((kind, name, actions)) = parse_scope(scope) else {
                 continue;
             };
@@ -244,12 +256,19 @@ impl TokenService {
         grants
     }
 
-    /// Signs a token for `who` (`None`: anonymous) carrying `grants`.
+    /// Signs a token for `who` (`None`: anonymous) carrying `grants` and,
+    /// of the subject's directory groups, those `keep_group` keeps (the
+    /// ones a policy names: a user in hundreds of groups still gets a
+    /// token that fits in a header).
     pub(crate) fn issue(
         &self,
         who: Option<&Identity>,
         grants: &[Grant],
+        keep_group: &dyn Fn(&str) -> bool,
     ) -> Result<IssuedToken, SetupError> {
+        let groups: Vec<String> = who
+            .map(|w| w.groups.iter().filter(|g| keep_group(g)).cloned().collect())
+            .unwrap_or_default();
         let iat = now();
         let mut jti = [0u8; 16];
         self.rng
@@ -264,7 +283,7 @@ impl TokenService {
             iat,
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             access: grants,
-            groups: who.map_or(&[], |w| w.groups.as_slice()),
+            groups: &groups,
         };
         let header = b64(br#"{"alg":"ES256","typ":"JWT"}"#);
         let payload = serde_json::to_vec(&claims)
@@ -335,6 +354,28 @@ mod tests {
         assert_eq!(g.len(), 3);
     }
 
+    /// Repeated actions and scopes cost one policy check each, however
+    /// often they are repeated.
+    #[test]
+    fn repetitions_cost_nothing() {
+        let checks = std::cell::Cell::new(0);
+        let allowed = |_: &str, _: &str, _: Action| {
+            checks.set(checks.get() + 1);
+            true
+        };
+        let scope = format!("repository:{}:{}", "a".repeat(200), ["pull"; 20].join(","));
+        let scopes = vec![scope; MAX_SCOPES];
+        let g = TokenService::grants(&scopes, &allowed);
+        assert_eq!(g.len(), 1);
+        assert_eq!(checks.get(), 1);
+        let unknown = vec!["repository:x:pull,nope,PULL,push,pull,*,*".to_owned()];
+        checks.set(0);
+        let g = TokenService::grants(&unknown, &allowed);
+        assert_eq!(g[0].actions, ["pull", "push", "*"]);
+        // pull: read; push: create (update not asked once create is); *: all four.
+        assert_eq!(checks.get(), 1 + 1 + 4);
+    }
+
     #[test]
     fn scope_count_and_length_are_bounded() {
         let many: Vec<String> = (0..100).map(|i| format!("repository:r{i}:pull")).collect();
@@ -352,7 +393,7 @@ mod tests {
             name: "team/app".into(),
             actions: vec!["pull".into()],
         }];
-        let t = s.issue(Some(&user("alice")), &grants).unwrap();
+        let t = s.issue(Some(&user("alice")), &grants, &|_| true).unwrap();
         assert_eq!(t.token, t.access_token);
         assert_eq!(t.expires_in, 300);
         let id = s.verify(&t.token).unwrap().unwrap();
@@ -361,7 +402,10 @@ mod tests {
         assert_eq!(id.method, Method::Token);
         assert_eq!(id.grants, Some(grants.clone()));
         // Anonymous tokens are anonymous.
-        let anon = s.issue(None, &grants).unwrap();
+        let anon = s.issue(None, &grants, &|_| true).unwrap();
+        // Groups no policy names are left out.
+        let lean = s.issue(Some(&user("alice")), &grants, &|_| false).unwrap();
+        assert!(s.verify(&lean.token).unwrap().unwrap().groups.is_empty());
         assert_eq!(s.verify(&anon.token).unwrap(), None);
         // Another instance's key (or a tampered token) is refused.
         let other = service();
@@ -392,14 +436,16 @@ mod tests {
         };
         let a = TokenService::new(&config).unwrap();
         let b = TokenService::new(&config).unwrap();
-        let t = a.issue(Some(&user("alice")), &[]).unwrap();
+        let t = a.issue(Some(&user("alice")), &[], &|_| true).unwrap();
         assert_eq!(b.verify(&t.token).unwrap().unwrap().name, "alice");
         let elsewhere = TokenService::new(&TokenConfig {
             service: "elsewhere".into(),
             ..config.clone()
         })
         .unwrap();
-        let t = elsewhere.issue(Some(&user("alice")), &[]).unwrap();
+        let t = elsewhere
+            .issue(Some(&user("alice")), &[], &|_| true)
+            .unwrap();
         assert!(a.verify(&t.token).is_err(), "audience must match");
         std::fs::write(&path, "not a key").unwrap();
         assert!(TokenService::new(&config).is_err());

@@ -66,7 +66,8 @@ pub struct TokenConfig {
     /// several instances accept each other's tokens; without it a key is
     /// made at start-up.
     pub signing_key: Option<PathBuf>,
-    /// How long a token is valid (`lifetime`, default 5 minutes, at most 1 hour).
+    /// How long a token is valid (`lifetime`, default 5 minutes, 1 minute
+    /// to 1 hour).
     pub lifetime: Duration,
 }
 
@@ -348,10 +349,11 @@ fn token(path: String, value: &Value, problems: &mut Vec<Problem>) -> TokenConfi
         config.signing_key = Some(PathBuf::from(key));
     }
     if let Some(lifetime) = fields::duration(&mut section, "lifetime", problems) {
-        if lifetime < Duration::from_secs(10) || lifetime > Duration::from_secs(3600) {
+        // The Docker token specification: never less than 60 s to live.
+        if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(3600) {
             problems.push(Problem::new(
                 section.child("lifetime"),
-                "expected a duration from 10s to 1h",
+                "expected a duration from 1m to 1h",
             ));
         } else {
             config.lifetime = lifetime;

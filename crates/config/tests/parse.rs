@@ -333,7 +333,7 @@ fn external_url_and_token_service() {
             "http.auth.token.lifetime",
         ),
         (
-            r#"{"auth": {"token": {"lifetime": "1s"}}}"#,
+            r#"{"auth": {"token": {"lifetime": "59s"}}}"#,
             "http.auth.token.lifetime",
         ),
         (

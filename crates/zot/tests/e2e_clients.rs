@@ -281,16 +281,7 @@ fn both_transports(mut scenario: impl FnMut(&Setup)) {
 #[test]
 fn podman_secured() {
     both_transports(|s| {
-        let src = s.work.join("podman-src");
-        std::fs::create_dir_all(&src).expect("mkdir");
-        std::fs::write(src.join("seed.txt"), format!("podman {}", s.scheme())).expect("write");
-        let tar = s.work.join("podman-src.tar");
-        run(tool("tar")
-            .arg("-C")
-            .arg(&src)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = common::docker::seed_tarball(&s.work, &format!("podman {}", s.scheme()));
         let local = "localhost/podman-secured:v1";
         run(containers_tool("podman", &s.work, true)
             .arg("import")

@@ -323,6 +323,31 @@ fn token_protocol_grants_exactly_what_the_policy_allows() {
         "{r}"
     );
 
+    // The catalog needs its own scope: a login token is sent for one
+    // (401, as distribution answers), and a catalog token lists.
+    let login = bearer_of(&token(&client, Some(&alice()), &[]));
+    let r = call(&client, Some(&login), "GET", "/v2/_catalog", &[], None);
+    r.expect_oci_error(401, "UNAUTHORIZED", "catalog without its scope");
+    let challenge = r.header("www-authenticate").unwrap_or("");
+    assert!(
+        challenge.contains("scope=\"registry:catalog:*\""),
+        "{challenge}"
+    );
+    let cat = bearer_of(&token(&client, Some(&alice()), &["registry:catalog:*"]));
+    let r = call(&client, Some(&cat), "GET", "/v2/_catalog", &[], None);
+    r.expect_status(200, "catalog with its scope");
+    assert_eq!(r.json()["repositories"], json!(["private/db", "team/app"]));
+    // A password grant without a user name is malformed.
+    let r = call(
+        &client,
+        None,
+        "POST",
+        "/auth/token",
+        &[],
+        Some(b"grant_type=password&password=x"),
+    );
+    assert_eq!(r.status, 400, "{r}");
+
     // Basic credentials straight on /v2/ keep working (curl, scripts);
     // empty ones (`Basic Og==`, containers/image) are anonymous.
     put_manifest(&client, Some(&alice()), "team/app", &img, "basic")

@@ -104,19 +104,7 @@ impl Dockerd {
     /// Makes an image `reference` with one file whose content is `seed`,
     /// by `docker import` of a tarball.
     pub fn import(&self, config: &Path, reference: &str, seed: &str) {
-        let src = self
-            .dir
-            .path()
-            .join(format!("src-{}", super::sha256_digest(seed.as_bytes())));
-        std::fs::create_dir_all(&src).expect("mkdir");
-        std::fs::write(src.join("seed.txt"), seed).expect("write");
-        let tar = src.with_extension("tar");
-        run(tool("tar")
-            .arg("-C")
-            .arg(&src)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("."));
+        let tar = seed_tarball(self.dir.path(), seed);
         run(self.docker(config).arg("import").arg(&tar).arg(reference));
     }
 
@@ -148,4 +136,24 @@ impl Drop for Dockerd {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// A tarball under `dir` holding one file, `seed.txt`, whose content is
+/// `seed`: the root file system of a one-layer image for `docker import`
+/// or `podman import`.
+pub fn seed_tarball(dir: &Path, seed: &str) -> PathBuf {
+    let src = dir.join(format!(
+        "src-{}",
+        &super::sha256_digest(seed.as_bytes())[7..19]
+    ));
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("seed.txt"), seed).expect("write");
+    let tar = src.with_extension("tar");
+    run(tool("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    tar
 }
