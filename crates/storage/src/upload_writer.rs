@@ -5,9 +5,10 @@
 //! task on the blocking pool, with one vectored write. A blocking thread is
 //! therefore held only while bytes are being written, never while a slow
 //! client is sending them: a thousand trickling uploads hold no thread.
-//! While one batch is being written the next is received, so receiving,
-//! hashing and writing still overlap; at most two batches (about 512 KiB)
-//! of an upload are in memory.
+//! While one batch is being written the next is received (up to twice
+//! the batch size while that write lasts), so receiving, hashing and
+//! writing still overlap; at most about 768 KiB of an upload are in
+//! memory.
 //!
 //! Every write holds the file's I/O lock ([`IoLock`]) for its duration. A
 //! request dropped mid-body (a client that disconnects) may leave its last
@@ -126,7 +127,16 @@ where
                 on_chunk(&bytes);
                 batched += bytes.len();
                 batch.push(bytes);
-                if batched >= BATCH_BYTES || batch.len() >= BATCH_FRAMES {
+                // While the previous write still runs, keep receiving up to
+                // a second batch rather than wait: a write slowed by page
+                // cache reclaim does not stall the client at once.
+                let writing = writer.in_flight.as_ref().is_some_and(|t| !t.is_finished());
+                let full = if writing {
+                    batched >= 2 * BATCH_BYTES
+                } else {
+                    batched >= BATCH_BYTES
+                };
+                if full || batch.len() >= BATCH_FRAMES {
                     batched = 0;
                     if let Err(e) = writer.submit(std::mem::take(&mut batch), false).await {
                         io_error = Some(e);
