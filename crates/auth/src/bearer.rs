@@ -67,6 +67,9 @@ struct Claims {
     /// Directory groups of the subject (tokens of the built-in service).
     #[serde(default)]
     groups: Vec<String>,
+    /// How the subject logged in (tokens of the built-in service).
+    #[serde(default)]
+    via: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,6 +155,11 @@ impl Bearer {
     }
 
     pub(crate) fn verify(&self, token: &str) -> Result<Identity, AuthFailure> {
+        self.verify_via(token).map(|(identity, _)| identity)
+    }
+
+    /// [`Bearer::verify`], with the `via` claim (how the subject logged in).
+    pub(crate) fn verify_via(&self, token: &str) -> Result<(Identity, String), AuthFailure> {
         let bad = |why: &str| AuthFailure::BadToken(why.to_owned());
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
@@ -197,12 +205,15 @@ impl Bearer {
         if !audience_ok {
             return Err(bad("wrong audience"));
         }
-        Ok(Identity {
-            name: claims.sub,
-            groups: claims.groups,
-            method: Method::Bearer,
-            grants: Some(claims.access),
-        })
+        Ok((
+            Identity {
+                name: claims.sub,
+                groups: claims.groups,
+                method: Method::Bearer,
+                grants: Some(claims.access),
+            },
+            claims.via,
+        ))
     }
 }
 

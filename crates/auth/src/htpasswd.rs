@@ -209,6 +209,13 @@ impl Htpasswd {
         })
     }
 
+    /// Whether `user` is on a valid line of the file as last read.
+    pub(crate) fn has_user(&self, user: &str) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|state| state.users.hashes.contains_key(user))
+    }
+
     /// Re-reads the file if it changed; true when the users were replaced.
     pub(crate) fn reload_if_changed(&self) -> bool {
         let Ok(mut state) = self.state.lock() else {

@@ -242,7 +242,22 @@ impl Security {
             Credentials::Invalid => Err(AuthFailure::Malformed),
             Credentials::Bearer(token) => match (&self.bearer, &self.token) {
                 (Some(b), _) => b.verify(&token).map(Some),
-                (None, Some(t)) => t.verify(&token),
+                (None, Some(t)) => {
+                    let (identity, via) = t.verify_via(&token)?;
+                    // A user removed from the htpasswd file loses their
+                    // tokens at once (the file is re-read when it changes).
+                    if let (Some(who), "htpasswd", Some(htpasswd)) =
+                        (&identity, via.as_str(), &self.htpasswd)
+                    {
+                        if htpasswd.reload_if_changed() {
+                            self.cache.clear();
+                        }
+                        if !htpasswd.has_user(&who.name) {
+                            return Err(AuthFailure::BadToken("user no longer exists".into()));
+                        }
+                    }
+                    Ok(identity)
+                }
                 (None, None) => Err(AuthFailure::WrongScheme),
             },
             Credentials::Basic { user, password } => {

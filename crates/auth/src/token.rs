@@ -72,6 +72,10 @@ struct Claims<'a> {
     access: &'a [Grant],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     groups: &'a [String],
+    /// How the subject logged in (`htpasswd`, `ldap`, `certificate`), so
+    /// that a user removed from the htpasswd file loses their tokens.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    via: &'a str,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -188,15 +192,24 @@ impl TokenService {
         bearer::challenge(&realm, &self.service, scope, error)
     }
 
-    /// Checks a token this service issued. An anonymous token (empty
-    /// subject) is `Ok(None)`: its grants never exceed anonymous rights.
+    #[cfg(test)]
     pub(crate) fn verify(&self, token: &str) -> Result<Option<Identity>, AuthFailure> {
-        let mut identity = self.verifier.verify(token)?;
+        self.verify_via(token).map(|(identity, _)| identity)
+    }
+
+    /// Checks a token this service issued, and says how its subject logged
+    /// in (`via`). An anonymous token (empty subject) is `None`: its grants
+    /// never exceed anonymous rights.
+    pub(crate) fn verify_via(
+        &self,
+        token: &str,
+    ) -> Result<(Option<Identity>, String), AuthFailure> {
+        let (mut identity, via) = self.verifier.verify_via(token)?;
         if identity.name.is_empty() {
-            return Ok(None);
+            return Ok((None, via));
         }
         identity.method = Method::Token;
-        Ok(Some(identity))
+        Ok((Some(identity), via))
     }
 
     /// The grants for `scopes`, each limited to what `allowed` says the
@@ -284,6 +297,12 @@ impl TokenService {
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             access: grants,
             groups: &groups,
+            via: match who.map(|w| w.method) {
+                Some(Method::Htpasswd) => "htpasswd",
+                Some(Method::Ldap) => "ldap",
+                Some(Method::Certificate) => "certificate",
+                _ => "",
+            },
         };
         let header = b64(br#"{"alg":"ES256","typ":"JWT"}"#);
         let payload = serde_json::to_vec(&claims)

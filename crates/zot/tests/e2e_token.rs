@@ -368,6 +368,54 @@ fn token_protocol_grants_exactly_what_the_policy_allows() {
     );
 }
 
+/// A user removed from the htpasswd file loses their unexpired tokens at
+/// once; the other users' tokens keep working.
+#[test]
+fn removed_users_lose_their_tokens() {
+    let registry = secured(json!({}));
+    let client = registry.client();
+    let img = small_image("revoked");
+    push_image(&client, Some(&alice()), "team/app", &img, "v1");
+    let scope = ["repository:team/app:pull,push"];
+    let a = bearer_of(&token(&client, Some(&alice()), &scope));
+    let b = bearer_of(&token(
+        &client,
+        Some(&basic("bob", "bob-secret-pw")),
+        &["repository:team/app:pull"],
+    ));
+    let pull = |t: &str| {
+        call(
+            &client,
+            Some(t),
+            "GET",
+            "/v2/team/app/manifests/v1",
+            &[("accept", &img.manifest.media_type)],
+            None,
+        )
+    };
+    pull(&a).expect_status(200, "alice's token");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(registry.config_path()).expect("config"))
+            .expect("JSON");
+    let htpasswd = std::path::PathBuf::from(
+        config["http"]["auth"]["htpasswd"]["path"]
+            .as_str()
+            .expect("path"),
+    );
+    // The file is looked at again at most once a second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    write_htpasswd(&htpasswd, &[("bob", "bob-secret-pw")]);
+    let r = pull(&a);
+    r.expect_oci_error(401, "UNAUTHORIZED", "a removed user's token");
+    assert!(
+        r.header("www-authenticate")
+            .unwrap_or("")
+            .contains("error=\"invalid_token\""),
+        "{r}"
+    );
+    pull(&b).expect_status(200, "bob's token still works");
+}
+
 #[test]
 fn enable_false_keeps_basic_challenges() {
     let registry = secured(json!({ "auth": { "token": { "enable": false } } }));
