@@ -90,25 +90,19 @@ fn read_key(path: &Path, rng: &SystemRandom) -> Result<EcdsaKeyPair, SetupError>
             path.display()
         ))
     };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     crate::warn_if_shared(path, "the token signing key");
-    let body: String = text
-        .lines()
-        .skip_while(|l| l.trim() != "-----BEGIN PRIVATE KEY-----")
-        .skip(1)
-        .take_while(|l| l.trim() != "-----END PRIVATE KEY-----")
-        .map(str::trim)
-        .collect();
-    if body.is_empty() {
-        return Err(fail(
-            "expected a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----), e.g. from \
-             `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`"
-                .to_owned(),
-        ));
-    }
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| fail("invalid base64 in the PEM body".to_owned()))?;
+    // The PEM reader `bearer.rs` uses for certificates reads any label.
+    let der = match x509_parser::pem::parse_x509_pem(&bytes) {
+        Ok((_, pem)) if pem.label == "PRIVATE KEY" => pem.contents,
+        _ => {
+            return Err(fail(
+                "expected a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----), e.g. from \
+                 `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`"
+                    .to_owned(),
+            ));
+        }
+    };
     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, rng)
         .map_err(|e| fail(format!("not a P-256 PKCS#8 key: {e}")))
 }
