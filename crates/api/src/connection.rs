@@ -48,11 +48,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::errors::{ApiError, ErrorCode};
 
-/// Bytes of blob bodies one connection may have in flight (8 large blobs).
+/// Bytes of response bodies (blobs, manifests) one connection may have in
+/// flight (8 large blobs).
 pub const CONNECTION_SEND_BUDGET: usize = 16 * 1024 * 1024;
-/// Bytes of blob bodies the whole process may have in flight.
+/// Bytes of response bodies the whole process may have in flight.
 pub const GLOBAL_SEND_BUDGET: usize = 512 * 1024 * 1024;
-/// How long a blob download waits for the global budget before `429`.
+/// How long a download waits for the global budget before `429`.
 pub const GLOBAL_BUDGET_WAIT: Duration = Duration::from_secs(30);
 /// What a streaming blob body holds at most: a chunk being sent, one read
 /// ahead (the storage's read size is 1 MiB).
@@ -242,13 +243,18 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
     };
     let in_progress = load.start_request();
     let reads = load.clone();
-    let req = req.map(|body| {
-        Body::new(ReadWaits {
-            inner: body,
-            load: reads,
-            waiting: None,
+    // A request without a body (GET, HEAD) needs no read tracking.
+    let req = if http_body::Body::is_end_stream(req.body()) {
+        req
+    } else {
+        req.map(|body| {
+            Body::new(ReadWaits {
+                inner: body,
+                load: reads,
+                waiting: None,
+            })
         })
-    });
+    };
     let resp = next.run(req).await;
     resp.map(|body| {
         Body::new(Held {

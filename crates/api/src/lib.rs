@@ -115,13 +115,20 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
             // Its own task: a client that goes away must not stop a write
             // half-way, nor its audit line (see `mutations`).
             let (task_state, task_path) = (state.clone(), path.clone());
+            let (method, client) = (req.method().clone(), security::client_addr(&req));
             let task = state
                 .mutations
                 .spawn(async move { handle(&task_state, endpoint, req, &task_path).await });
             match task.await {
                 Ok(resp) => resp,
                 Err(e) => {
+                    // A panic outside the handler (which catches its own).
                     tracing::error!(error = %e, path, "a mutating request's task failed");
+                    let caller = security::Caller {
+                        identity: None,
+                        client,
+                    };
+                    security::audit(&state.security, &caller, &method, &path, 500);
                     ApiError::new(ErrorCode::Unknown).into_response()
                 }
             }

@@ -13,8 +13,10 @@
 //! - a tracked task is counted from before it is spawned until it has
 //!   finished (its count guard lives inside the task), so
 //!   [`Mutations::wait_idle`] never returns while one is running;
-//! - a panic inside a task is caught there (answered 500 and audited), so
-//!   the count guard is always dropped by a finished task.
+//! - a panic in the handler is caught in the task (answered 500 and
+//!   audited); one elsewhere in the task (the security check) ends it, and
+//!   the request is answered 500 and audited by the waiting dispatcher; the
+//!   count guard is dropped while the panic unwinds either way.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -194,8 +194,7 @@ pub(crate) async fn check(
     // unless it carries a (verified, possibly anonymous) token, so that
     // clients learn where to get one.
     let bearing_token = matches!(credentials, Credentials::Bearer(_));
-    let host = request_host(req).map(str::to_owned);
-    let host = host.as_deref();
+    let host = request_host(req);
     let certificate = req.extensions().get::<PeerCertificate>();
     let identity = match security.authenticate(credentials, certificate).await {
         Ok(identity) => identity,

@@ -45,7 +45,6 @@ pub use bearer::Grant;
 pub use credentials::Credentials;
 pub use ratelimit::client_key;
 pub use token::{IssuedToken, MAX_SCOPES};
-pub use zot_config::glob::glob_match;
 
 use zot_config::HttpConfig;
 
@@ -247,14 +246,10 @@ impl Security {
                     // A user removed from the htpasswd file loses their
                     // tokens at once (the file is re-read when it changes).
                     if let (Some(who), "htpasswd", Some(htpasswd)) =
-                        (&identity, via.as_str(), &self.htpasswd)
+                        (&identity, via.as_str(), self.current_htpasswd())
+                        && !htpasswd.has_user(&who.name)
                     {
-                        if htpasswd.reload_if_changed() {
-                            self.cache.clear();
-                        }
-                        if !htpasswd.has_user(&who.name) {
-                            return Err(AuthFailure::BadToken("user no longer exists".into()));
-                        }
+                        return Err(AuthFailure::BadToken("user no longer exists".into()));
                     }
                     Ok(identity)
                 }
@@ -274,11 +269,7 @@ impl Security {
                     return Err(AuthFailure::BadCredentials);
                 }
                 let key = self.cache.key(&user, &password);
-                if let Some(htpasswd) = &self.htpasswd
-                    && htpasswd.reload_if_changed()
-                {
-                    self.cache.clear();
-                }
+                self.current_htpasswd();
                 if let Some(identity) = self.cache.get(&key) {
                     return Ok(Some(identity));
                 }
@@ -312,6 +303,16 @@ impl Security {
                 }
             }
         }
+    }
+
+    /// The htpasswd users, re-read when the file changed (which empties the
+    /// credential cache).
+    fn current_htpasswd(&self) -> Option<&htpasswd::Htpasswd> {
+        let htpasswd = self.htpasswd.as_ref()?;
+        if htpasswd.reload_if_changed() {
+            self.cache.clear();
+        }
+        Some(htpasswd)
     }
 
     fn certificate_identity(&self, certificate: Option<&tls::PeerCertificate>) -> Option<Identity> {
@@ -445,9 +446,9 @@ impl Security {
     pub fn issue_token(&self, who: Option<&Identity>, scopes: &[String]) -> Option<IssuedToken> {
         let service = self.token.as_ref()?;
         let allowed = |kind: &str, name: &str, action: Action| match kind {
-            "registry" => {
-                (who.is_some() || self.anonymous_allowed_anywhere()) && self.may_list_catalog(who)
-            }
+            // The service exists only with anonymous access somewhere, so
+            // anonymous callers may list the catalog (filtered) as users may.
+            "registry" => self.may_list_catalog(who),
             _ => self.policy_allows(who, name, action),
         };
         let grants = token::TokenService::grants(scopes, &allowed);

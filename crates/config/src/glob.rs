@@ -122,8 +122,7 @@ impl Glob {
 
     /// Whether `name` matches the whole pattern.
     pub fn matches(&self, name: &str) -> bool {
-        let name: Vec<char> = name.chars().collect();
-        self.automata.iter().any(|a| a.matches(&name))
+        self.automata.iter().any(|a| a.matches(name))
     }
 }
 
@@ -217,6 +216,10 @@ fn expand(p: &[char]) -> Result<Vec<Vec<char>>, GlobError> {
             done.push(pattern);
             continue;
         };
+        // Refused before splicing: each alternative is a copy of the pattern.
+        if done.len() + todo.len() + commas.len() + 1 > MAX_ALTERNATIVES {
+            return Err(bad("too many alternatives"));
+        }
         let mut start = open + 1;
         for end in commas.into_iter().chain([close]) {
             let mut spliced = pattern[..open].to_vec();
@@ -224,9 +227,6 @@ fn expand(p: &[char]) -> Result<Vec<Vec<char>>, GlobError> {
             spliced.extend_from_slice(&pattern[close + 1..]);
             todo.push(spliced);
             start = end + 1;
-        }
-        if done.len() + todo.len() > MAX_ALTERNATIVES {
-            return Err(bad("too many alternatives"));
         }
     }
     Ok(done)
@@ -391,12 +391,12 @@ impl Automaton {
         }
     }
 
-    fn matches(&self, name: &[char]) -> bool {
+    fn matches(&self, name: &str) -> bool {
         let n = self.states.len();
         let (mut set, mut next_set) = (vec![false; n], vec![false; n]);
         let (mut list, mut next_list, mut stack) = (Vec::new(), Vec::new(), Vec::new());
         self.close(self.start(), &mut set, &mut list, &mut stack);
-        for &c in name {
+        for c in name.chars() {
             for &s in &list {
                 if let State::Step(atom, to) = &self.states[s]
                     && atom.accepts(c)

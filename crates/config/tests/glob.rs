@@ -162,3 +162,13 @@ fn worst_case_patterns_finish() {
     let name = "a/".repeat(127) + "a";
     assert!(!glob_match(&pattern, &name));
 }
+
+/// Alternatives are counted before any is spliced in: a long pattern with
+/// a huge group is refused at once instead of copied thousands of times.
+#[test]
+fn huge_groups_are_refused_before_expansion() {
+    let pattern = format!("{}{{{}}}", "x".repeat(200_000), ",".repeat(200_000));
+    let started = std::time::Instant::now();
+    assert!(zot_config::glob::Glob::new(&pattern).is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

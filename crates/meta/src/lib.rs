@@ -289,9 +289,23 @@ impl MetaStore {
     /// the owner, who then calls [`MetaStore::mark_healthy`]).
     pub fn reopen(&self) -> Result<()> {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
-        // The old database must be closed first: it holds the file's lock.
+        // The old database must be closed first: it holds the file's lock,
+        // and so does a transaction of it still running on another thread
+        // (transactions outlive the guard they were begun under): give those
+        // a moment to end before calling the file in use. Runs on the
+        // blocking pool.
         drop(db.take());
-        *db = Some(Self::open_db(&self.path, &self.opener)?);
+        let mut tries = 0;
+        let reopened = loop {
+            match Self::open_db(&self.path, &self.opener) {
+                Err(MetaError::InUse(_)) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other?,
+            }
+        };
+        *db = Some(reopened);
         self.dirty.store(false, Ordering::Release);
         Ok(())
     }

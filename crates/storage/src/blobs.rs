@@ -316,21 +316,25 @@ impl Registry {
                 return Err(StorageError::RangeInvalid { size: s.size });
             }
             self.stream_into(&key, &mut s, body).await?;
-        } else {
-            // Drop whatever a dropped request left past the acknowledged size.
+        } else if s.hasher.is_none() {
+            // After a dropped request or a restart (the only ways to lose
+            // the running hash): drop whatever lies past the acknowledged size.
             drop(s.io.lock().await);
             drop(self.backend.sink(&key, s.size).await?);
         }
-        // The content is exactly the stored file: its size must be the
-        // acknowledged one, and without a trustworthy running hash of the
-        // digest's algorithm, the file itself is hashed.
-        let stored = self.backend.size(&key).await?.unwrap_or(0);
-        if stored != s.size {
-            return Err(std::io::Error::other(format!(
-                "upload file has {stored} bytes, the session {}",
-                s.size
-            ))
-            .into());
+        // The content is exactly the stored file. With a running hash, every
+        // write of the session completed, so the file is the acknowledged
+        // bytes; without one, its size is checked, and the file itself is
+        // hashed below (as it is when the digest's algorithm is another).
+        if s.hasher.is_none() {
+            let stored = self.backend.size(&key).await?.unwrap_or(0);
+            if stored != s.size {
+                return Err(std::io::Error::other(format!(
+                    "upload file has {stored} bytes, the session {}",
+                    s.size
+                ))
+                .into());
+            }
         }
         let actual = match s.hasher.clone() {
             Some(h) if h.algorithm() == digest.algorithm() => h.finish(),

@@ -441,7 +441,9 @@ impl Registry {
             }
             queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
         }
-        // Push and pull times survive the rebuild (retention needs them).
+        // Every blob of the rebuilt layout counts as just placed for GC (so a
+        // GC run that rebuilds a layout removes none of its blobs); push and
+        // pull times survive the rebuild in `replace_repo` (retention needs them).
         self.lifecycle.note_changes(repo, &changes);
         let meta = self.meta.clone();
         let name = repo.clone();

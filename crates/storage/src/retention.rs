@@ -18,6 +18,7 @@
 
 use regex::Regex;
 use std::time::Duration;
+use zot_config::glob::Glob;
 use zot_meta::Times;
 
 /// One `keepTags` rule.
@@ -35,8 +36,8 @@ pub struct KeepTags {
 /// One policy.
 #[derive(Debug, Clone)]
 pub struct RetentionPolicy {
-    /// Repository globs; empty: every repository.
-    pub repositories: Vec<String>,
+    /// Repository globs, compiled once; empty: every repository.
+    pub repositories: Vec<Glob>,
     pub delete_referrers: bool,
     pub delete_untagged: bool,
     /// Empty: every tag is kept.
@@ -75,15 +76,11 @@ impl Retention {
         if self.policies.is_empty() {
             return Some(&DEFAULT_POLICY);
         }
-        self.policies.iter().find(|p| {
-            p.repositories.is_empty() || p.repositories.iter().any(|g| glob_match(g, repo))
-        })
+        self.policies
+            .iter()
+            .find(|p| p.repositories.is_empty() || p.repositories.iter().any(|g| g.matches(repo)))
     }
 }
-
-/// Matches a repository glob with zot's semantics, the implementation access
-/// control uses too (see [`zot_config::glob`]: `a/**/b` matches `a/b`).
-pub use zot_config::glob::glob_match;
 
 /// A tag with the push and pull times of the manifest it points at.
 #[derive(Debug, Clone)]
@@ -145,6 +142,7 @@ pub fn tags_to_remove(policy: &RetentionPolicy, tags: &[TagTimes], now: u64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zot_config::glob::glob_match;
 
     #[test]
     fn globs() {

@@ -7,8 +7,8 @@
 //! client is sending them: a thousand trickling uploads hold no thread.
 //! While one batch is being written the next is received (up to twice
 //! the batch size while that write lasts), so receiving, hashing and
-//! writing still overlap; at most about 768 KiB of an upload are in
-//! memory.
+//! writing still overlap; at most about 1 MiB of an upload (a batch being
+//! written and the next being received, each up to 512 KiB) is in memory.
 //!
 //! Every write holds the file's I/O lock ([`IoLock`]) for its duration. A
 //! request dropped mid-body (a client that disconnects) may leave its last

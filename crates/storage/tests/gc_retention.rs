@@ -48,7 +48,7 @@ fn options(rule: KeepTags, dry_run: bool) -> GcOptions {
             dry_run,
             delay: Duration::ZERO,
             policies: vec![RetentionPolicy {
-                repositories: vec!["apps/**".into()],
+                repositories: vec![zot_config::glob::Glob::new("apps/**").expect("valid glob")],
                 delete_referrers: true,
                 delete_untagged: true,
                 keep_tags: vec![rule],

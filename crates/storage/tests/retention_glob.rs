@@ -1,12 +1,16 @@
 //! Retention's repository globs are zot's (doublestar) globs, the same
 //! implementation access control uses.
 
+use zot_config::glob::Glob;
 use zot_storage::retention::{Retention, RetentionPolicy};
 
 fn retention(globs: &[&str]) -> Retention {
     Retention {
         policies: vec![RetentionPolicy {
-            repositories: globs.iter().map(|g| g.to_string()).collect(),
+            repositories: globs
+                .iter()
+                .map(|g| Glob::new(g).expect("valid glob"))
+                .collect(),
             delete_referrers: false,
             delete_untagged: true,
             keep_tags: Vec::new(),
@@ -24,9 +28,9 @@ fn double_star_matches_zero_segments_as_in_access_control() {
     assert!(both_match("a/**/b", "a/b"));
 }
 
-/// The shared matcher, as both callers see it.
+/// Retention's matching of one pattern: access control's glob.
 fn both_match(pattern: &str, name: &str) -> bool {
-    zot_storage::retention::glob_match(pattern, name) && zot_config::glob::glob_match(pattern, name)
+    retention(&[pattern]).policy_for(name).is_some() && zot_config::glob::glob_match(pattern, name)
 }
 
 #[test]

@@ -16,6 +16,7 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use zot_config::glob::Glob;
 use zot_config::{Config, StorageConfig};
 use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
 use zot_storage::{GcOptions, Registry};
@@ -159,7 +160,12 @@ pub fn gc_options(storage: &StorageConfig) -> GcOptions {
         .policies
         .iter()
         .map(|p| RetentionPolicy {
-            repositories: p.repositories.clone(),
+            // Validated when the configuration was read.
+            repositories: p
+                .repositories
+                .iter()
+                .filter_map(|g| Glob::new(g).ok())
+                .collect(),
             delete_referrers: p.delete_referrers,
             delete_untagged: p.delete_untagged,
             keep_tags: p
