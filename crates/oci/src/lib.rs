@@ -8,6 +8,7 @@
 //! header without further checks. Nothing in this crate does I/O.
 
 mod digest;
+pub mod image_meta;
 mod manifest;
 pub mod media_types;
 mod name;
