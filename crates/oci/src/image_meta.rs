@@ -14,6 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::Digest;
 
+mod derive;
+#[cfg(test)]
+mod tests;
+
+pub use derive::{COSIGN_SIGNATURE, NOTATION_SIGNATURE, is_cosign_tag, parse_rfc3339};
+
 /// A platform as zot shows it: `arch` carries `/variant` when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Platform {
