@@ -21,13 +21,16 @@
 //!   layouts and called [`MetaStore::mark_healthy`].
 
 mod fault;
+mod search;
 
 pub use fault::FaultSwitch;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+pub use search::{DigestRow, PrefList, Pull, SearchRepo, TagRow};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
+use zot_oci::image_meta::ImageMeta;
 use zot_oci::{Descriptor, Digest, RepoName};
 
 /// repo -> fingerprint of its index.json (JSON of [`Fingerprint`]).
@@ -123,6 +126,12 @@ pub enum Change {
     RemoveBlob(Digest),
     /// The manifest was pushed at these seconds since the Unix epoch.
     Pushed(Digest, u64),
+    /// Search: the manifest's derived record.
+    PutImage(Box<ImageMeta>),
+    /// Search: the manifest was pushed by this user (kept from its first push).
+    PushedBy(Digest, String),
+    /// Search: the tag was set at these Unix nanoseconds.
+    Tagged(String, u64),
 }
 
 /// When a manifest was pushed and last pulled (seconds since the Unix epoch).
@@ -147,6 +156,8 @@ pub struct MetaStore {
     dirty: AtomicBool,
     /// An I/O error happened and the store is not back in step yet.
     failed: AtomicBool,
+    /// The search tables are kept (see `search`).
+    search: AtomicBool,
 }
 
 /// The open database, borrowed for the start of a transaction.
@@ -219,6 +230,7 @@ impl MetaStore {
             opener,
             dirty: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            search: AtomicBool::new(false),
         })
     }
 
@@ -245,6 +257,7 @@ impl MetaStore {
             txn.open_table(BLOBS)?;
             txn.open_table(REPO_BLOBS)?;
             txn.open_table(TIMES)?;
+            search::create(&txn)?;
         }
         txn.commit()?;
         Ok(db)
@@ -344,7 +357,7 @@ impl MetaStore {
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
         self.watch((|| {
             let txn = self.begin_write()?;
-            Self::apply_in(&txn, repo.as_str(), changes)?;
+            self.apply_in(&txn, repo.as_str(), changes)?;
             txn.commit()?;
             Ok(())
         })())
@@ -360,7 +373,7 @@ impl MetaStore {
     fn replace_repo_once(&self, r: &str, changes: &[Change]) -> Result<()> {
         let txn = self.begin_write()?;
         Self::forget_in(&txn, r, false)?;
-        Self::apply_in(&txn, r, changes)?;
+        self.apply_in(&txn, r, changes)?;
         {
             let manifests = txn.open_table(MANIFESTS)?;
             let mut times = txn.open_table(TIMES)?;
@@ -375,11 +388,13 @@ impl MetaStore {
                 times.remove((r, d.as_str()))?;
             }
         }
+        search::prune(&txn, r)?;
         txn.commit()?;
         Ok(())
     }
 
-    fn apply_in(txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
+    fn apply_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
+        let mut search_rows = search::Rows::new(txn);
         {
             let mut repos = txn.open_table(REPOS)?;
             let mut tags = txn.open_table(TAGS)?;
@@ -393,6 +408,7 @@ impl MetaStore {
                 repos.insert(r, fp.as_slice())?;
             }
             for change in changes {
+                search_rows.apply(r, change)?;
                 match change {
                     Change::SetFingerprint(fp) => {
                         repos.insert(r, serde_json::to_vec(fp)?.as_slice())?;
@@ -439,8 +455,13 @@ impl MetaStore {
                         blobs.remove((d.as_str(), r))?;
                         repo_blobs.remove((r, d.as_str()))?;
                     }
+                    Change::PutImage(_) | Change::PushedBy(..) | Change::Tagged(..) => {}
                 }
             }
+        }
+        drop(search_rows);
+        if self.search_enabled() {
+            search::bump(txn, r)?;
         }
         Ok(())
     }
@@ -478,6 +499,7 @@ impl MetaStore {
             if times_too {
                 let mut times = txn.open_table(TIMES)?;
                 times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
+                search::forget(txn, repo)?;
             }
         }
         Ok(())
@@ -486,30 +508,16 @@ impl MetaStore {
     /// Records pull times in one transaction: `(repo, digest, seconds)`.
     /// Manifests the store does not know are skipped.
     pub fn record_pulls(&self, pulls: &[(RepoName, Digest, u64)]) -> Result<()> {
-        if pulls.is_empty() {
-            return Ok(());
-        }
-        self.watch(self.record_pulls_once(pulls))
-    }
-
-    fn record_pulls_once(&self, pulls: &[(RepoName, Digest, u64)]) -> Result<()> {
-        let txn = self.begin_write()?;
-        {
-            let manifests = txn.open_table(MANIFESTS)?;
-            let mut times = txn.open_table(TIMES)?;
-            for (repo, digest, secs) in pulls {
-                let key = (repo.as_str(), digest.to_string());
-                if manifests.get((key.0, key.1.as_str()))?.is_none() {
-                    continue;
-                }
-                let pushed = times
-                    .get((key.0, key.1.as_str()))?
-                    .map_or(0, |v| v.value().0);
-                times.insert((key.0, key.1.as_str()), (pushed, *secs))?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        let pulls: Vec<Pull> = pulls
+            .iter()
+            .map(|(repo, digest, secs)| Pull {
+                repo: repo.clone(),
+                digest: digest.clone(),
+                secs: *secs,
+                count: 0,
+            })
+            .collect();
+        self.record_downloads(&pulls)
     }
 
     /// When the manifest was pushed and last pulled, as far as recorded.

@@ -1,0 +1,267 @@
+//! The search tables of the metadata store: kept in step by `Change`s,
+//! removed with their manifests, tags and repositories, kept by rebuilds.
+#![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use zot_meta::{Change, ManifestRecord, MetaStore, PrefList, Pull};
+use zot_oci::image_meta::{ImageMeta, NOTATION_SIGNATURE};
+use zot_oci::{Digest, RepoName};
+
+fn rec(n: u8) -> ManifestRecord {
+    ManifestRecord {
+        digest: Digest::sha256_of(&[n]),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: n.into(),
+    }
+}
+
+fn image(n: u8) -> Box<ImageMeta> {
+    Box::new(ImageMeta::from_manifest(rec(n).digest, b"{}", None))
+}
+
+fn open() -> (tempfile::TempDir, MetaStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = MetaStore::open(&dir.path().join("m.redb")).unwrap();
+    m.set_search(true);
+    (dir, m)
+}
+
+fn push(m: &MetaStore, repo: &RepoName, n: u8, tag: &str, user: &str, at: u64) {
+    m.apply(
+        repo,
+        &[
+            Change::PutManifest(rec(n)),
+            Change::Pushed(rec(n).digest, at),
+            Change::PutImage(image(n)),
+            Change::PushedBy(rec(n).digest, user.into()),
+            Change::SetTag(tag.into(), rec(n)),
+            Change::Tagged(tag.into(), at * 1_000_000_000),
+        ],
+    )
+    .unwrap();
+}
+
+fn generation(m: &MetaStore, repo: &str) -> u64 {
+    m.search_repo(repo).unwrap().unwrap().generation
+}
+
+#[test]
+fn pushes_are_recorded_and_each_change_is_a_new_generation() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    let g1 = generation(&m, "a");
+    push(&m, &a, 1, "v2", "bob", 200);
+    let g2 = generation(&m, "a");
+    assert!(g2 > g1);
+    let r = m.search_repo("a").unwrap().unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert_eq!(r.images[0].digest, rec(1).digest);
+    let tags: Vec<(&str, Option<u64>)> = r
+        .tags
+        .iter()
+        .map(|t| (t.tag.as_str(), t.tagged_ns))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![("v1", Some(100_000_000_000)), ("v2", Some(200_000_000_000))]
+    );
+    assert_eq!(r.stats.len(), 1);
+    assert_eq!(r.stats[0].pushed_by, "alice", "the first pusher is kept");
+    assert_eq!(r.stats[0].pushed, Some(200));
+    assert_eq!(m.search_repos().unwrap(), vec![("a".to_string(), g2)]);
+    assert!(m.search_repo("nope").unwrap().is_none());
+
+    // With search off, generations stay.
+    m.set_search(false);
+    push(&m, &a, 2, "v3", "carol", 300);
+    assert_eq!(generation(&m, "a"), g2);
+}
+
+#[test]
+fn removals_drop_rows_even_with_search_off() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    push(&m, &a, 2, "v2", "alice", 100);
+    m.record_downloads(&[Pull {
+        repo: a.clone(),
+        digest: rec(1).digest,
+        secs: 5,
+        count: 3,
+    }])
+    .unwrap();
+    m.set_search(false);
+    m.apply(
+        &a,
+        &[
+            Change::RemoveTag("v1".into()),
+            Change::RemoveManifest(rec(1).digest),
+        ],
+    )
+    .unwrap();
+    m.apply(&a, &[Change::RemoveTag("v2".into())]).unwrap();
+    let r = m.search_repo("a").unwrap().unwrap();
+    assert_eq!(r.images.len(), 1);
+    assert!(r.tags.is_empty());
+    assert!(r.stats.iter().all(|s| s.digest != rec(1).digest));
+    assert!(m.image(a.as_str(), &rec(1).digest).unwrap().is_none());
+}
+
+#[test]
+fn a_rebuild_keeps_history_of_what_is_still_there() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    push(&m, &a, 2, "v2", "bob", 100);
+    m.record_downloads(&[
+        Pull {
+            repo: a.clone(),
+            digest: rec(1).digest,
+            secs: 5,
+            count: 3,
+        },
+        Pull {
+            repo: a.clone(),
+            digest: rec(2).digest,
+            secs: 5,
+            count: 4,
+        },
+    ])
+    .unwrap();
+    assert!(m.toggle_pref("u", PrefList::Starred, "a", true).unwrap());
+    let before = generation(&m, "a");
+    // The layout now holds manifest 1 under v1 only.
+    m.replace_repo(
+        &a,
+        &[
+            Change::PutManifest(rec(1)),
+            Change::SetTag("v1".into(), rec(1)),
+        ],
+    )
+    .unwrap();
+    let r = m.search_repo("a").unwrap().unwrap();
+    assert!(r.generation > before);
+    assert_eq!(
+        r.images.len(),
+        1,
+        "the record of a manifest still present is kept"
+    );
+    assert_eq!(r.tags.len(), 1);
+    assert_eq!(r.tags[0].tagged_ns, Some(100_000_000_000));
+    assert_eq!(r.stats.len(), 1);
+    assert_eq!(
+        (r.stats[0].downloads, r.stats[0].pushed_by.as_str()),
+        (3, "alice")
+    );
+    assert_eq!(r.stars, 1);
+    assert!(m.manifests_without_image("a").unwrap().is_empty());
+}
+
+#[test]
+fn forgetting_a_repository_drops_everything_of_it() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    let b: RepoName = "b".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    push(&m, &b, 1, "v1", "alice", 100);
+    m.toggle_pref("u", PrefList::Starred, "a", true).unwrap();
+    m.toggle_pref("u", PrefList::Bookmarked, "b", true).unwrap();
+    m.forget_repo("a").unwrap();
+    assert!(m.search_repo("a").unwrap().is_none());
+    assert!(m.image("a", &rec(1).digest).unwrap().is_none());
+    assert_eq!(
+        m.user_prefs("u").unwrap(),
+        vec![(PrefList::Bookmarked, "b".to_string())]
+    );
+    // Pushed again: a generation never seen before.
+    let old = generation(&m, "b");
+    push(&m, &a, 1, "v1", "alice", 100);
+    let r = m.search_repo("a").unwrap().unwrap();
+    assert!(r.generation > old);
+    assert_eq!(r.stars, 0);
+}
+
+#[test]
+fn downloads_count_images_not_signatures_nor_unknown_manifests() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    let sig = format!(
+        r#"{{"schemaVersion":2,"artifactType":"{NOTATION_SIGNATURE}","subject":{{"digest":"{}","size":1,"mediaType":"x"}}}}"#,
+        rec(1).digest
+    );
+    let mut sig_meta = ImageMeta::from_manifest(rec(2).digest, sig.as_bytes(), None);
+    sig_meta.digest = rec(2).digest;
+    m.apply(
+        &a,
+        &[
+            Change::PutManifest(rec(2)),
+            Change::PutImage(Box::new(sig_meta)),
+        ],
+    )
+    .unwrap();
+    let pull = |n: u8, count| Pull {
+        repo: a.clone(),
+        digest: rec(n).digest,
+        secs: 50,
+        count,
+    };
+    m.record_downloads(&[pull(1, 2), pull(2, 5), pull(3, 7)])
+        .unwrap();
+    m.record_downloads(&[pull(1, 1)]).unwrap();
+    let r = m.search_repo("a").unwrap().unwrap();
+    let stat = |n: u8| r.stats.iter().find(|s| s.digest == rec(n).digest).cloned();
+    assert_eq!(
+        stat(1).map(|s| (s.downloads, s.pulled)),
+        Some((3, Some(50)))
+    );
+    assert_eq!(
+        stat(2).map(|s| (s.downloads, s.pulled)),
+        Some((0, Some(50)))
+    );
+    assert!(stat(3).is_none());
+    // A pull-time-only batch (record_pulls) counts nothing.
+    m.record_pulls(&[(a.clone(), rec(1).digest, 60)]).unwrap();
+    let r = m.search_repo("a").unwrap().unwrap();
+    assert_eq!(r.stats[0].downloads + r.stats[1].downloads, 3);
+}
+
+#[test]
+fn stars_and_bookmarks() {
+    let (_d, m) = open();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 100);
+    assert!(m.toggle_pref("u1", PrefList::Starred, "a", true).unwrap());
+    assert!(m.toggle_pref("u2", PrefList::Starred, "a", true).unwrap());
+    assert!(
+        m.toggle_pref("u1", PrefList::Bookmarked, "a", true)
+            .unwrap()
+    );
+    assert_eq!(m.search_repo("a").unwrap().unwrap().stars, 2);
+    assert!(!m.toggle_pref("u2", PrefList::Starred, "a", true).unwrap());
+    assert_eq!(m.search_repo("a").unwrap().unwrap().stars, 1);
+    assert_eq!(
+        m.user_prefs("u1").unwrap(),
+        vec![
+            (PrefList::Starred, "a".to_string()),
+            (PrefList::Bookmarked, "a".to_string())
+        ]
+    );
+    assert!(m.user_prefs("u2").unwrap().is_empty());
+    assert!(
+        m.user_prefs("u").unwrap().is_empty(),
+        "a prefix of a user is another user"
+    );
+    m.add_stars(&a, -5).unwrap();
+    assert_eq!(m.search_repo("a").unwrap().unwrap().stars, 0);
+}
+
+#[test]
+fn the_indexed_mark() {
+    let (_d, m) = open();
+    assert!(!m.search_indexed().unwrap());
+    m.set_search_indexed(true).unwrap();
+    assert!(m.search_indexed().unwrap());
+    m.set_search_indexed(false).unwrap();
+    assert!(!m.search_indexed().unwrap());
+}
