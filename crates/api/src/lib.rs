@@ -268,7 +268,10 @@ async fn route(
             manifests::get(reg, &repo, &r, Some(send)).await
         }
         (Endpoint::Manifest(repo, r), Method::HEAD) => manifests::get(reg, &repo, &r, None).await,
-        (Endpoint::Manifest(repo, r), Method::PUT) => manifests::put(reg, &repo, &r, req).await,
+        (Endpoint::Manifest(repo, r), Method::PUT) => {
+            let pusher = caller.identity.as_ref().map(|i| i.name.as_str());
+            manifests::put(reg, &repo, &r, req, pusher).await
+        }
         (Endpoint::Manifest(repo, r), Method::DELETE) => manifests::delete(reg, &repo, &r).await,
         (Endpoint::Referrers(repo, d), Method::GET) => manifests::referrers(reg, &repo, &d, &req),
         (Endpoint::Blob(repo, d), Method::GET) => {

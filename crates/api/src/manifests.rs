@@ -93,12 +93,20 @@ pub async fn get(
     let (Some(send), Some(paid)) = (send, paid) else {
         return finish(builder, Body::empty());
     };
-    // In memory; written to the metadata store in batches (retention).
-    reg.record_pull(repo, &rec.digest);
+    // In memory; written to the metadata store in batches (retention,
+    // search's download counts).
+    reg.record_download(repo, r, &rec);
     finish(builder, metered_bytes(bytes, paid, send.load))
 }
 
-pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -> ApiResult {
+/// `pusher`: the authenticated caller's name (recorded by search).
+pub async fn put(
+    reg: &Registry,
+    repo: &RepoName,
+    r: &Reference,
+    req: Request,
+    pusher: Option<&str>,
+) -> ApiResult {
     if content_length(&req)?.is_some_and(|l| l > MAX_MANIFEST as u64) {
         return Err(ApiError::new(ErrorCode::ManifestTooLarge));
     }
@@ -123,7 +131,7 @@ pub async fn put(reg: &Registry, repo: &RepoName, r: &Reference, req: Request) -
         }
     };
     let pushed = reg
-        .put_manifest_with(repo, r, content_type.as_deref(), &body, policy)
+        .put_manifest_as(repo, r, content_type.as_deref(), &body, policy, pusher)
         .await?;
     let mut b = empty(StatusCode::CREATED)
         .header(

@@ -71,26 +71,45 @@ impl Registry {
         repo: &RepoName,
         desc: &Descriptor,
     ) -> ListedManifest {
+        self.read_listed(repo, desc).await.0
+    }
+
+    /// [`Registry::read_listed_manifest`], with the bytes read when they
+    /// are the manifest's (verified against its digest), else empty.
+    pub(crate) async fn read_listed(
+        &self,
+        repo: &RepoName,
+        desc: &Descriptor,
+    ) -> (ListedManifest, Vec<u8>) {
         let bytes = match self.read_document(repo, &desc.digest).await {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return ListedManifest::Missing,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return (ListedManifest::Missing, Vec::new());
+            }
             Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
                 let size = self.blob_size(repo, &desc.digest).await.ok().flatten();
-                return ListedManifest::TooLarge(size.unwrap_or(MAX_MANIFEST_BYTES + 1));
+                let size = size.unwrap_or(MAX_MANIFEST_BYTES + 1);
+                return (ListedManifest::TooLarge(size), Vec::new());
             }
-            Err(e) => return ListedManifest::Unreadable(e),
+            Err(e) => return (ListedManifest::Unreadable(e), Vec::new()),
         };
         if !desc.digest.verify(&bytes) {
-            return ListedManifest::Unreadable(io::Error::new(
+            let e = io::Error::new(
                 io::ErrorKind::InvalidData,
                 "content does not match its digest",
-            ));
+            );
+            return (ListedManifest::Unreadable(e), Vec::new());
         }
-        match ParsedManifest::parse(&bytes, Some(&desc.media_type), true) {
+        let listed = Self::parse_listed(&bytes, desc);
+        (listed, bytes)
+    }
+
+    fn parse_listed(bytes: &[u8], desc: &Descriptor) -> ListedManifest {
+        match ParsedManifest::parse(bytes, Some(&desc.media_type), true) {
             Ok(p) => ListedManifest::Parsed(Box::new(p)),
             Err(e) => {
                 let mut mentions = Vec::new();
-                if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) {
                     mentioned_digests(&doc, &mut mentions);
                 }
                 ListedManifest::NotManifest {

@@ -84,7 +84,9 @@ pub(crate) struct Lifecycle {
     /// How long placements are remembered; `None`: not tracked (no GC).
     track: Mutex<Option<Duration>>,
     fresh: Mutex<HashMap<(RepoName, Digest), Instant>>,
-    pulls: Mutex<HashMap<(RepoName, Digest), u64>>,
+    /// Pull times and download counts not yet written (sharded: noted on
+    /// every manifest `GET`).
+    pub(crate) pulls: crate::search::PullLog,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -103,7 +105,7 @@ impl Lifecycle {
             started: Instant::now(),
             track: Mutex::new(None),
             fresh: Mutex::default(),
-            pulls: Mutex::default(),
+            pulls: crate::search::PullLog::new(),
         }
     }
 
@@ -158,21 +160,20 @@ impl Registry {
     }
 
     /// Notes a pull of manifest `digest` (in memory; see [`Registry::flush_pulls`]).
+    /// Counts no download (see [`Registry::record_download`]).
     pub fn record_pull(&self, repo: &RepoName, digest: &Digest) {
-        lock(&self.lifecycle.pulls).insert((repo.clone(), digest.clone()), now_secs());
+        self.lifecycle.pulls.note(repo, digest, now_secs(), 0);
     }
 
-    /// Writes the pull times noted since the last call, in one transaction.
+    /// Writes the pull times and download counts noted since the last
+    /// call, in one transaction.
     pub async fn flush_pulls(&self) -> Result<()> {
-        let batch: Vec<(RepoName, Digest, u64)> = std::mem::take(&mut *lock(&self.lifecycle.pulls))
-            .into_iter()
-            .map(|((r, d), t)| (r, d, t))
-            .collect();
+        let batch = self.lifecycle.pulls.take();
         if batch.is_empty() {
             return Ok(());
         }
         let meta = self.meta.clone();
-        tokio::task::spawn_blocking(move || meta.record_pulls(&batch))
+        tokio::task::spawn_blocking(move || meta.record_downloads(&batch))
             .await
             .map_err(std::io::Error::other)??;
         Ok(())

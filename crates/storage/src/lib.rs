@@ -18,6 +18,7 @@ pub mod paths;
 mod registry;
 pub mod retention;
 mod scrub;
+mod search;
 mod stores;
 mod upload_limits;
 mod upload_writer;
@@ -34,7 +35,9 @@ pub use registry::{Options, Registry, SyncReport};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stores::Stores;
 pub use upload_limits::BodyPermit;
-pub use zot_meta::{Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, Times};
+pub use zot_meta::{
+    Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, SearchRepo, Times,
+};
 
 use std::sync::Arc;
 

@@ -61,6 +61,22 @@ impl Registry {
         body: &[u8],
         policy: TagPolicy,
     ) -> Result<PushedManifest> {
+        self.put_manifest_as(repo, reference, content_type, body, policy, None)
+            .await
+    }
+
+    /// [`Registry::put_manifest_with`], pushed by `pusher` (the
+    /// authenticated user's name; `None` when anonymous), which search
+    /// records for a manifest's first push.
+    pub async fn put_manifest_as(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        policy: TagPolicy,
+        pusher: Option<&str>,
+    ) -> Result<PushedManifest> {
         let parsed = ParsedManifest::parse(body, content_type, self.options.docker2s2)?;
         let digest = match reference {
             Reference::Digest(d) => {
@@ -102,6 +118,11 @@ impl Registry {
             media_type: desc.media_type.clone(),
             size: desc.size,
         };
+        // Before the lock: the config read must not hold up other writes.
+        let image = match self.options.search {
+            true => Some(self.derive_image(repo, &digest, &parsed, body).await),
+            false => None,
+        };
         self.ensure_layout(repo).await?;
         // Under the lock: a delete of the same digest racing this push would
         // otherwise remove the file after it was found present.
@@ -142,6 +163,17 @@ impl Registry {
             Change::PutManifest(record.clone()),
             Change::Pushed(digest.clone(), crate::gc::now_secs()),
         ];
+        if let Some(image) = image {
+            changes.push(Change::PutImage(Box::new(image)));
+            changes.push(Change::PushedBy(
+                digest.clone(),
+                pusher.unwrap_or_default().to_owned(),
+            ));
+            if let Reference::Tag(tag) = reference {
+                let now = crate::search::now_ns();
+                changes.push(Change::Tagged(tag.as_str().to_owned(), now));
+            }
+        }
         match reference {
             Reference::Tag(tag) => {
                 index.set_tag(tag.as_str(), &desc);

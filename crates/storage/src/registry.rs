@@ -56,6 +56,10 @@ pub struct Options {
     pub max_upload_bodies: usize,
     /// Annotations every pushed manifest must carry (`extensions.lint`).
     pub mandatory_annotations: Vec<String>,
+    /// Keep the search extension's metadata (image records, pushers, tag
+    /// times, download counts; see `search.rs`). Off: nothing beyond what
+    /// the registry itself needs is derived or recorded.
+    pub search: bool,
 }
 
 impl Default for Options {
@@ -69,6 +73,7 @@ impl Default for Options {
             max_upload_bodies_per_client: 64,
             max_upload_bodies: 256,
             mandatory_annotations: Vec::new(),
+            search: false,
         }
     }
 }
@@ -110,6 +115,7 @@ pub struct SyncReport {
 
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
+        meta.set_search(options.search);
         Registry {
             backend,
             meta: Arc::new(meta),
@@ -317,6 +323,7 @@ impl Registry {
     pub async fn sync_from_disk(&self) -> Result<SyncReport> {
         let mut report = SyncReport::default();
         let found: HashSet<RepoName> = self.walk().await?.layouts.into_iter().collect();
+        let mut fresh = HashSet::new();
         let (known, _) = self.meta.repos(None, usize::MAX)?;
         for repo in known {
             if !found.iter().any(|r| r.as_str() == repo) {
@@ -333,9 +340,11 @@ impl Registry {
                     tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
                     self.meta.forget_repo(repo.as_str())?;
                     report.broken += 1;
+                    fresh.insert(repo);
                     continue;
                 }
                 report.rebuilt += 1;
+                fresh.insert(repo);
             }
             self.initialised
                 .lock()
@@ -343,6 +352,8 @@ impl Registry {
                 .insert(repo.clone());
         }
         report.repositories = found.len();
+        let stale: Vec<&RepoName> = found.iter().filter(|r| !fresh.contains(r)).collect();
+        self.sync_search_index(&stale).await?;
         Ok(report)
     }
 
@@ -389,6 +400,12 @@ impl Registry {
             }
         }
         let mut seen = HashSet::new();
+        // Image records are content-addressed: those kept are not derived again.
+        let known_images = if self.options.search {
+            self.meta.image_digests(repo.as_str())?
+        } else {
+            HashSet::new()
+        };
         let mut queue: Vec<(Descriptor, Option<String>)> = index.descriptors();
         while let Some((desc, tag)) = queue.pop() {
             let rec = ManifestRecord {
@@ -411,7 +428,8 @@ impl Registry {
                 continue;
             }
             let digest = &desc.digest;
-            let parsed = match self.read_listed_manifest(repo, &desc).await {
+            let (listed, bytes) = self.read_listed(repo, &desc).await;
+            let parsed = match listed {
                 ListedManifest::Parsed(parsed) => *parsed,
                 ListedManifest::NotManifest { why, .. } => {
                     // Not a manifest we understand: served as is, not walked.
@@ -433,6 +451,10 @@ impl Registry {
                 }
             };
             changes.push(Change::PutManifest(rec));
+            if self.options.search && !known_images.contains(digest) {
+                let image = self.derive_image(repo, digest, &parsed, &bytes).await;
+                changes.push(Change::PutImage(Box::new(image)));
+            }
             if let Some(subject) = &parsed.subject {
                 changes.push(Change::PutReferrer {
                     subject: subject.digest.clone(),
