@@ -29,10 +29,12 @@ use crate::registry::Registry;
 /// Shards of the in-memory pull log.
 pub(crate) const PULL_SHARDS: usize = 16;
 
-/// Pulls noted since the last flush: (repo, digest) -> (last pull in
-/// seconds since the Unix epoch, downloads counted).
+/// (repo, digest) -> (last pull in seconds since the Unix epoch, downloads counted).
+type PullShard = HashMap<(RepoName, Digest), (u64, u64)>;
+
+/// Pulls noted since the last flush.
 pub(crate) struct PullLog {
-    shards: Vec<Mutex<HashMap<(RepoName, Digest), (u64, u64)>>>,
+    shards: Vec<Mutex<PullShard>>,
 }
 
 impl PullLog {
