@@ -105,7 +105,12 @@ impl Source for StoresSource {
 
     fn user_prefs(&self, user: &str) -> Result<UserPrefs, SourceError> {
         let mut prefs = UserPrefs::default();
-        for (list, repo) in self.default_store().metadata().user_prefs(user).map_err(err)? {
+        for (list, repo) in self
+            .default_store()
+            .metadata()
+            .user_prefs(user)
+            .map_err(err)?
+        {
             match list {
                 PrefList::Starred => prefs.starred.insert(repo),
                 PrefList::Bookmarked => prefs.bookmarked.insert(repo),
