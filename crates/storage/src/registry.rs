@@ -103,6 +103,17 @@ pub(crate) struct Walk {
     pub upload_folders: Vec<RepoName>,
 }
 
+/// Repositories checked (and rebuilt) at once by start-up synchronisation.
+pub(crate) const SYNC_CONCURRENCY: usize = 16;
+
+/// What start-up synchronisation did with one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RepoSync {
+    Unchanged,
+    Rebuilt,
+    Broken,
+}
+
 /// What start-up synchronisation found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReport {
@@ -321,40 +332,60 @@ impl Registry {
     /// store does not know) are rebuilt from their layout without rehashing
     /// blobs; repositories that are gone are forgotten.
     pub async fn sync_from_disk(&self) -> Result<SyncReport> {
+        use futures_util::StreamExt as _;
         let mut report = SyncReport::default();
         let found: HashSet<RepoName> = self.walk().await?.layouts.into_iter().collect();
-        let mut fresh = HashSet::new();
+        let found_names: HashSet<&str> = found.iter().map(RepoName::as_str).collect();
         let (known, _) = self.meta.repos(None, usize::MAX)?;
         for repo in known {
-            if !found.iter().any(|r| r.as_str() == repo) {
+            if !found_names.contains(repo.as_str()) {
                 self.meta.forget_repo(&repo)?;
                 report.removed += 1;
             }
         }
-        for repo in &found {
-            let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
-            let stored = self.meta.fingerprint(repo.as_str())?;
-            if on_disk.is_none() || on_disk != stored {
-                if let Err(e) = self.rebuild(repo).await {
-                    // One broken layout must not take the others down.
-                    tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
-                    self.meta.forget_repo(repo.as_str())?;
-                    report.broken += 1;
-                    fresh.insert(repo);
-                    continue;
-                }
-                report.rebuilt += 1;
+        // Repositories are independent: checked and rebuilt several at a
+        // time, so file latency overlaps (metadata commits still queue).
+        let mut outcomes = futures_util::stream::iter(&found)
+            .map(|repo| self.sync_repo(repo))
+            .buffer_unordered(SYNC_CONCURRENCY);
+        let mut fresh = HashSet::new();
+        while let Some(outcome) = outcomes.next().await {
+            let (repo, outcome) = outcome?;
+            match outcome {
+                RepoSync::Unchanged => {}
+                RepoSync::Rebuilt => report.rebuilt += 1,
+                RepoSync::Broken => report.broken += 1,
+            }
+            if outcome != RepoSync::Unchanged {
                 fresh.insert(repo);
             }
-            self.initialised
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(repo.clone());
         }
+        drop(outcomes);
         report.repositories = found.len();
         let stale: Vec<&RepoName> = found.iter().filter(|r| !fresh.contains(r)).collect();
         self.sync_search_index(&stale).await?;
         Ok(report)
+    }
+
+    /// Brings one repository found on disk in step (see [`Registry::sync_from_disk`]).
+    async fn sync_repo<'r>(&self, repo: &'r RepoName) -> Result<(&'r RepoName, RepoSync)> {
+        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+        let stored = self.meta.fingerprint(repo.as_str())?;
+        let mut outcome = RepoSync::Unchanged;
+        if on_disk.is_none() || on_disk != stored {
+            if let Err(e) = self.rebuild(repo).await {
+                // One broken layout must not take the others down.
+                tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
+                self.meta.forget_repo(repo.as_str())?;
+                return Ok((repo, RepoSync::Broken));
+            }
+            outcome = RepoSync::Rebuilt;
+        }
+        self.initialised
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(repo.clone());
+        Ok((repo, outcome))
     }
 
     /// Re-reads the layout of `repo` if its `index.json` is not the one the

@@ -111,7 +111,10 @@ impl Registry {
         bytes: &[u8],
     ) -> ImageMeta {
         let config = match &parsed.config {
-            Some(c) if !parsed.kind.is_index() => self.read_document(repo, &c.digest).await.ok(),
+            // The empty config of an artifact says nothing.
+            Some(c) if !parsed.kind.is_index() && c.media_type != media_types::OCI_EMPTY => {
+                self.read_document(repo, &c.digest).await.ok()
+            }
             _ => None,
         };
         ImageMeta::derive(
@@ -134,10 +137,15 @@ impl Registry {
         if self.meta.search_indexed()? {
             return Ok(());
         }
+        use futures_util::StreamExt as _;
         let mut filled = 0;
-        for repo in stale_candidates {
-            filled += self.fill_images(repo).await?;
+        let mut fills = futures_util::stream::iter(stale_candidates)
+            .map(|repo| self.fill_images(repo))
+            .buffer_unordered(crate::registry::SYNC_CONCURRENCY);
+        while let Some(n) = fills.next().await {
+            filled += n?;
         }
+        drop(fills);
         if filled > 0 {
             tracing::info!(
                 records = filled,

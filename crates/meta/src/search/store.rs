@@ -87,27 +87,15 @@ impl MetaStore {
     pub fn search_repos(&self) -> Result<Vec<(String, u64)>> {
         let txn = self.db()?.begin_read()?;
         let repos = txn.open_table(REPOS)?;
-        let gens = txn.open_table(GENERATIONS)?;
-        let mut gen_iter = gens.range::<&str>(..)?.peekable();
+        let mut gens = HashMap::new();
+        for item in txn.open_table(GENERATIONS)?.range::<&str>(..)? {
+            let (k, v) = item?;
+            gens.insert(k.value().to_owned(), v.value());
+        }
         let mut out = Vec::new();
         for item in repos.range::<&str>(..)? {
             let name = item?.0.value().to_owned();
-            let mut generation = 0;
-            // Both tables are in name order: a merge.
-            while let Some(g) = gen_iter.peek() {
-                let (k, v) = match g {
-                    Ok((k, v)) => (k.value().to_owned(), v.value()),
-                    Err(_) => break,
-                };
-                if k.as_str() < name.as_str() {
-                    gen_iter.next();
-                } else {
-                    if k == name {
-                        generation = v;
-                    }
-                    break;
-                }
-            }
+            let generation = gens.get(&name).copied().unwrap_or(0);
             out.push((name, generation));
         }
         Ok(out)
