@@ -48,22 +48,35 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     json(status, body.to_string().into_bytes())
 }
 
+/// A request refused before it reaches the schema.
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn new(status: StatusCode, message: &str) -> Refusal {
+        Refusal(status, message.to_owned())
+    }
+
+    fn into_response(self) -> Response {
+        refuse(self.0, &self.1)
+    }
+}
+
 fn request(
     query: Option<String>,
     variables: Option<serde_json::Value>,
     operation_name: Option<String>,
-) -> Result<async_graphql::Request, Response> {
+) -> Result<async_graphql::Request, Refusal> {
     let query = match query {
         Some(q) if !q.trim().is_empty() => q,
         _ => {
-            return Err(refuse(
+            return Err(Refusal::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no operation provided",
             ));
         }
     };
     if query.len() > MAX_QUERY_BYTES {
-        return Err(refuse(
+        return Err(Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "query text exceeds 65536 bytes",
         ));
@@ -72,7 +85,7 @@ fn request(
         None | Some(serde_json::Value::Null) => Variables::default(),
         Some(v @ serde_json::Value::Object(_)) => Variables::from_json(v),
         Some(_) => {
-            return Err(refuse(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "variables could not be decoded",
             ));
@@ -85,7 +98,7 @@ fn request(
     Ok(req)
 }
 
-fn from_get(query_string: Option<&str>) -> Result<async_graphql::Request, Response> {
+fn from_get(query_string: Option<&str>) -> Result<async_graphql::Request, Refusal> {
     let (mut query, mut variables, mut operation) = (None, None, None);
     for (k, v) in form_urlencoded::parse(query_string.unwrap_or("").as_bytes()) {
         match &*k {
@@ -100,7 +113,7 @@ fn from_get(query_string: Option<&str>) -> Result<async_graphql::Request, Respon
         Some(v) => match serde_json::from_str(&v) {
             Ok(v) => Some(v),
             Err(_) => {
-                return Err(refuse(
+                return Err(Refusal::new(
                     StatusCode::BAD_REQUEST,
                     "variables could not be decoded",
                 ));
@@ -110,9 +123,9 @@ fn from_get(query_string: Option<&str>) -> Result<async_graphql::Request, Respon
     request(query, variables, operation)
 }
 
-async fn from_post(req: Request) -> Result<async_graphql::Request, Response> {
+async fn from_post(req: Request) -> Result<async_graphql::Request, Refusal> {
     let too_large = || {
-        refuse(
+        Refusal::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body exceeds 262144 bytes",
         )
@@ -132,7 +145,7 @@ async fn from_post(req: Request) -> Result<async_graphql::Request, Response> {
     let body: PostBody = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
         Err(e) => {
-            return Err(refuse(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 &format!("json request body could not be decoded: {e}"),
             ));
@@ -163,7 +176,7 @@ impl Search {
         };
         let gql = match parsed {
             Ok(r) => r.data(viewer),
-            Err(resp) => return resp,
+            Err(refusal) => return refusal.into_response(),
         };
         let resp = self.schema().execute(gql).await;
         // Errors before execution (parse, validation, limits) carry no

@@ -39,6 +39,9 @@ pub enum Access {
     Delete,
 }
 
+/// Whether the caller may do `Access` on the named repository.
+pub type MayFn = dyn Fn(&str, Access) -> bool + Send + Sync;
+
 /// The caller of a search request, authenticated by the API layer before
 /// the request reaches this crate.
 #[derive(Clone)]
@@ -46,7 +49,7 @@ pub struct Viewer {
     /// The signed-in user; `None` for anonymous callers.
     pub user: Option<String>,
     /// Whether the caller may do `Access` on the named repository.
-    pub may: Arc<dyn Fn(&str, Access) -> bool + Send + Sync>,
+    pub may: Arc<MayFn>,
 }
 
 impl std::fmt::Debug for Viewer {

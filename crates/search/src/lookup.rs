@@ -42,6 +42,9 @@ impl From<String> for LookupError {
 
 pub type Result<T> = std::result::Result<T, LookupError>;
 
+/// Repositories already read during a request, by name.
+pub type Loaded = HashMap<String, Arc<RepoCtx>>;
+
 /// The cleaned `Filter` (zot's `cleanFilter`): Os/Arch lower-cased and
 /// trimmed, empties dropped.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +171,7 @@ impl Lookup {
         &self,
         mut rows: Vec<ImageRow>,
         p: &Paging,
-        mut loaded: HashMap<String, Arc<RepoCtx>>,
+        mut loaded: Loaded,
         deletable: bool,
     ) -> Result<ImagePage> {
         sort_images(&mut rows, p.sort);
@@ -252,11 +255,7 @@ impl Lookup {
     /// ImageListForDigest: an index whose digest equals `id`, or images
     /// with a manifest, config or layer digest containing `id` (an index
     /// then shows only its matching manifests).
-    pub fn digest_rows(
-        &self,
-        id: &str,
-        sieve: &Sieve,
-    ) -> Result<(Vec<ImageRow>, HashMap<String, Arc<RepoCtx>>)> {
+    pub fn digest_rows(&self, id: &str, sieve: &Sieve) -> Result<(Vec<ImageRow>, Loaded)> {
         let mut rows = Vec::new();
         let mut loaded = HashMap::new();
         for card in self.cards()? {
