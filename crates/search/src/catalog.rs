@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use zot_oci::Digest;
 use zot_oci::image_meta::Platform;
@@ -27,22 +27,53 @@ pub fn digest_key(d: &Digest) -> u64 {
     h.finish()
 }
 
-/// One platform manifest of a tagged image.
-#[derive(Debug)]
-pub struct ManifestCard {
-    pub key: u64,
-    pub layers: Box<[u64]>,
+/// Unix nanoseconds narrowed to 64 bits (years 1677-2262; clamped).
+pub fn narrow(ns: Option<i128>) -> Option<i64> {
+    ns.map(|v| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }))
+}
+
+/// Platform lists shared between cards (most images name the same one
+/// or two platforms).
+#[derive(Default)]
+pub struct Platforms(Mutex<HashSet<Arc<[Platform]>>>);
+
+impl Platforms {
+    pub fn intern(&self, list: Vec<Platform>) -> Arc<[Platform]> {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = set.get(list.as_slice()) {
+            return Arc::clone(found);
+        }
+        let arc: Arc<[Platform]> = list.into();
+        set.insert(Arc::clone(&arc));
+        arc
+    }
 }
 
 /// One tag of a repository, as lists sort and filter it.
 #[derive(Debug)]
 pub struct TagCard {
     pub tag: Box<str>,
-    pub last_updated: Option<i128>,
+    pub last_updated: Option<i64>,
     pub downloads: u64,
     pub signed: bool,
-    pub platforms: Box<[Platform]>,
-    pub manifests: Box<[ManifestCard]>,
+    pub platforms: Arc<[Platform]>,
+    /// The image's manifests, flattened: `[key, n, layer keys × n]*`.
+    manifests: Box<[u64]>,
+}
+
+impl TagCard {
+    /// (manifest key, its layer keys) for each manifest of the image.
+    pub fn manifests(&self) -> impl Iterator<Item = (u64, &[u64])> {
+        let mut rest: &[u64] = &self.manifests;
+        std::iter::from_fn(move || {
+            let (&key, tail) = rest.split_first()?;
+            let (&n, tail) = tail.split_first()?;
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(tail.len());
+            let (layers, tail) = tail.split_at(n);
+            rest = tail;
+            Some((key, layers))
+        })
+    }
 }
 
 /// One repository, as repository lists sort and filter it.
@@ -50,11 +81,11 @@ pub struct TagCard {
 pub struct RepoCard {
     pub name: Box<str>,
     pub generation: u64,
-    pub last_updated: Option<i128>,
+    pub last_updated: Option<i64>,
     pub downloads: u64,
     pub stars: u64,
     pub size: u64,
-    pub platforms: Box<[Platform]>,
+    pub platforms: Arc<[Platform]>,
     pub vendors: Box<[String]>,
     pub newest_signed: bool,
     /// Visible tags, in name order.
@@ -62,28 +93,25 @@ pub struct RepoCard {
 }
 
 impl RepoCard {
-    pub fn build(ctx: &RepoCtx, generation: u64) -> RepoCard {
+    pub fn build(ctx: &RepoCtx, generation: u64, platforms: &Platforms) -> RepoCard {
         let mut tags: Vec<TagCard> = ctx
             .visible_tags()
             .filter_map(|t| {
                 let meta = ctx.image(&t.digest)?;
-                let manifests = ctx
-                    .manifests(meta)
-                    .iter()
-                    .map(|m| ManifestCard {
-                        key: digest_key(&m.meta.digest),
-                        layers: manifest_of(&m.meta)
-                            .map(|mm| mm.layers.iter().map(|l| digest_key(&l.digest)).collect())
-                            .unwrap_or_default(),
-                    })
-                    .collect();
+                let mut manifests = Vec::new();
+                for m in ctx.manifests(meta) {
+                    let layers = manifest_of(&m.meta).map_or(&[][..], |mm| &mm.layers[..]);
+                    manifests.push(digest_key(&m.meta.digest));
+                    manifests.push(layers.len() as u64);
+                    manifests.extend(layers.iter().map(|l| digest_key(&l.digest)));
+                }
                 Some(TagCard {
                     tag: t.tag.as_str().into(),
-                    last_updated: ctx.last_updated(meta),
+                    last_updated: narrow(ctx.last_updated(meta)),
                     downloads: ctx.downloads_of(&t.digest),
                     signed: ctx.is_signed(&t.digest),
-                    platforms: ctx.platforms(meta).into(),
-                    manifests,
+                    platforms: platforms.intern(ctx.platforms(meta)),
+                    manifests: manifests.into(),
                 })
             })
             .collect();
@@ -92,13 +120,46 @@ impl RepoCard {
         RepoCard {
             name: ctx.name().into(),
             generation,
-            last_updated: ctx.repo_last_updated(),
+            last_updated: narrow(ctx.repo_last_updated()),
             downloads: ctx.downloads(),
             stars: ctx.data.star_count,
             size: ctx.repo_size(),
-            platforms: ctx.repo_platforms().into(),
+            platforms: platforms.intern(ctx.repo_platforms()),
             vendors: ctx.vendors().into(),
             newest_signed,
+            tags: tags.into(),
+        }
+    }
+
+    /// A card with only what sorting one repository's images needs (tag,
+    /// last updated, downloads): no filters, aggregates or layers.
+    pub fn sort_only(ctx: &RepoCtx, platforms: &Platforms) -> RepoCard {
+        let none = platforms.intern(Vec::new());
+        let mut tags: Vec<TagCard> = ctx
+            .visible_tags()
+            .filter_map(|t| {
+                let meta = ctx.image(&t.digest)?;
+                Some(TagCard {
+                    tag: t.tag.as_str().into(),
+                    last_updated: narrow(ctx.last_updated(meta)),
+                    downloads: ctx.downloads_of(&t.digest),
+                    signed: false,
+                    platforms: Arc::clone(&none),
+                    manifests: Box::default(),
+                })
+            })
+            .collect();
+        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+        RepoCard {
+            name: ctx.name().into(),
+            generation: 0,
+            last_updated: None,
+            downloads: 0,
+            stars: 0,
+            size: 0,
+            platforms: none,
+            vendors: Box::default(),
+            newest_signed: false,
             tags: tags.into(),
         }
     }
@@ -111,10 +172,22 @@ impl RepoCard {
     }
 }
 
+/// A listing of the source and the cards built for it.
+struct Snapshot {
+    live: Vec<(String, u64)>,
+    cards: Arc<[Arc<RepoCard>]>,
+}
+
 /// The source plus the card cache.
 pub struct Catalog {
     source: Arc<dyn Source>,
+    /// The cards as of the last listing that changed anything.
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
     cards: RwLock<HashMap<Box<str>, Arc<RepoCard>>>,
+    platforms: Platforms,
+    /// Held while stale cards are rebuilt, so concurrent queries after a
+    /// change (or at start-up) build each card once, not once each.
+    rebuilding: Mutex<()>,
 }
 
 impl Catalog {
@@ -122,6 +195,9 @@ impl Catalog {
         Catalog {
             source,
             cards: RwLock::new(HashMap::new()),
+            snapshot: RwLock::new(None),
+            rebuilding: Mutex::new(()),
+            platforms: Platforms::default(),
         }
     }
 
@@ -134,41 +210,92 @@ impl Catalog {
         Ok(self.source.repo(name)?.map(|d| Arc::new(RepoCtx::new(d))))
     }
 
-    /// Cards of the repositories `keep` accepts (by name), current as of
-    /// this call. Blocking: call from a blocking task.
-    pub fn cards(&self, keep: &dyn Fn(&str) -> bool) -> Result<Vec<Arc<RepoCard>>, SourceError> {
+    /// Cards of every repository, current as of this call. When the
+    /// source lists the same repositories and generations as last time,
+    /// the previous snapshot is returned as is (no per-repository work
+    /// beyond comparing the listing). Blocking: call from a blocking task.
+    pub fn cards(&self) -> Result<Arc<[Arc<RepoCard>]>, SourceError> {
         let live = self.source.repos()?;
-        let mut out = Vec::with_capacity(live.len());
-        let mut stale = Vec::new();
-        {
-            let map = self.cards.read().unwrap_or_else(PoisonError::into_inner);
-            for (name, generation) in &live {
-                if !keep(name) {
-                    continue;
-                }
-                match map.get(name.as_str()) {
-                    Some(c) if c.generation == *generation => out.push(Arc::clone(c)),
-                    _ => stale.push((name.as_str(), *generation)),
-                }
-            }
+        if let Some(cards) = self.current(&live) {
+            return Ok(cards);
         }
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another query may have rebuilt them while this one waited.
+        if let Some(cards) = self.current(&live) {
+            return Ok(cards);
+        }
+        let mut out = Vec::with_capacity(live.len());
+        let stale = self.collect(&live, &|_| true, &mut out);
         let mut fresh = Vec::with_capacity(stale.len());
         for (name, generation) in stale {
-            if let Some(ctx) = self.repo(name)? {
-                let card = Arc::new(RepoCard::build(&ctx, generation));
+            if let Some(ctx) = self.repo(&name)? {
+                let card = Arc::new(RepoCard::build(&ctx, generation, &self.platforms));
                 out.push(Arc::clone(&card));
                 fresh.push(card);
             }
         }
-        let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
-        for card in fresh {
-            map.insert(card.name.clone(), card);
-        }
-        if map.len() > live.len() {
+        {
+            let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
+            for card in fresh {
+                map.insert(card.name.clone(), card);
+            }
             let names: HashSet<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
             map.retain(|k, _| names.contains(&**k));
         }
-        Ok(out)
+        let cards: Arc<[Arc<RepoCard>]> = out.into();
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Snapshot {
+            live,
+            cards: Arc::clone(&cards),
+        }));
+        Ok(cards)
+    }
+
+    /// The snapshot's cards if it was taken from exactly this listing.
+    fn current(&self, live: &[(String, u64)]) -> Option<Arc<[Arc<RepoCard>]>> {
+        let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+        snapshot
+            .as_ref()
+            .filter(|s| s.live == live)
+            .map(|s| Arc::clone(&s.cards))
+    }
+
+    /// Pushes the current cards of `wanted` (those `keep` accepts) to
+    /// `out`; returns the ones missing or stale.
+    fn collect(
+        &self,
+        wanted: &[(String, u64)],
+        keep: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Arc<RepoCard>>,
+    ) -> Vec<(String, u64)> {
+        let map = self.cards.read().unwrap_or_else(PoisonError::into_inner);
+        let mut stale = Vec::new();
+        for (name, generation) in wanted {
+            if !keep(name) {
+                continue;
+            }
+            match map.get(name.as_str()) {
+                Some(c) if c.generation == *generation => out.push(Arc::clone(c)),
+                _ => stale.push((name.clone(), *generation)),
+            }
+        }
+        stale
+    }
+
+    /// A card for one repository read just now (not cached: the caller
+    /// does not know its generation).
+    pub fn card_of(&self, ctx: &RepoCtx) -> RepoCard {
+        RepoCard::build(ctx, 0, &self.platforms)
+    }
+
+    /// [`RepoCard::sort_only`] for one repository read just now.
+    pub fn sort_card_of(&self, ctx: &RepoCtx) -> RepoCard {
+        RepoCard::sort_only(ctx, &self.platforms)
     }
 
     /// How many cards are cached (for tests of the cache's bounds).

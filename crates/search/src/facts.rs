@@ -44,6 +44,8 @@ pub struct RepoCtx {
     pub data: Arc<RepoData>,
     /// `<alg>-<hex>` of each cosign signature tag → the signature manifest.
     cosign: HashMap<String, Digest>,
+    /// Visible tag name → position in `data.tags`.
+    by_tag: HashMap<String, usize>,
 }
 
 /// One manifest of an image, with its platform resolved (config first,
@@ -61,7 +63,18 @@ impl RepoCtx {
             .iter()
             .filter_map(|t| Some((signature_tag_subject(&t.tag)?.to_owned(), t.digest.clone())))
             .collect();
-        RepoCtx { data, cosign }
+        let by_tag = data
+            .tags
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !is_signature_tag(&t.tag))
+            .map(|(i, t)| (t.tag.clone(), i))
+            .collect();
+        RepoCtx {
+            data,
+            cosign,
+            by_tag,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -74,7 +87,7 @@ impl RepoCtx {
     }
 
     pub fn tag(&self, name: &str) -> Option<&TagRow> {
-        self.visible_tags().find(|t| t.tag == name)
+        self.by_tag.get(name).and_then(|&i| self.data.tags.get(i))
     }
 
     pub fn image(&self, digest: &Digest) -> Option<&Arc<ImageMeta>> {

@@ -48,31 +48,42 @@ pub fn target(query: &str) -> Result<Target, &'static str> {
     Err(INVALID_QUERY)
 }
 
-/// zot's `RankRepoName`: lower is better, `None` is no match.
+/// zot's `RankRepoName`: lower is better, `None` is no match. Allocates
+/// nothing (it runs once per repository per search).
 pub fn rank_repo_name(q: &str, repo: &str) -> Option<i32> {
-    let qs: Vec<&str> = q.split('/').collect();
-    let rs: Vec<&str> = repo.split('/').collect();
-    if qs.len() > rs.len() {
+    if q.contains('/') && q.split('/').count() > repo.split('/').count() {
         return None;
     }
     if q == repo {
         return Some(0);
     }
+    let (q_dirs, q_last) = match q.rsplit_once('/') {
+        Some((dirs, last)) => (Some(dirs), last),
+        None => (None, q),
+    };
+    // Every rule below finds q, or its last segment, inside the name.
+    if !repo.contains(q_last) {
+        return None;
+    }
     let pos = |hay: &str, needle: &str| {
         hay.find(needle)
             .map(|i| i32::try_from(i + 1).unwrap_or(i32::MAX))
     };
-    let last_repo = rs.last().copied().unwrap_or("");
-    if qs.len() == 1 {
+    let last_repo = repo.rsplit('/').next().unwrap_or("");
+    if q_dirs.is_none() {
         if let Some(i) = pos(last_repo, q) {
             return Some(i);
         }
-        if let Some(i) = pos(rs[0], q) {
+        let first_repo = repo.split('/').next().unwrap_or("");
+        if let Some(i) = pos(first_repo, q) {
             return Some(i.saturating_mul(10));
         }
     }
-    let prefix_segments_match = qs[..qs.len() - 1].iter().zip(&rs).all(|(a, b)| a == b);
-    if prefix_segments_match && let Some(i) = pos(last_repo, qs.last().copied().unwrap_or("")) {
+    let dirs_match = match q_dirs {
+        None => true,
+        Some(dirs) => dirs.split('/').zip(repo.split('/')).all(|(a, b)| a == b),
+    };
+    if dirs_match && let Some(i) = pos(last_repo, q_last) {
         return Some(i);
     }
     if repo.starts_with(q) {

@@ -139,8 +139,15 @@ impl Lookup {
         (self.viewer.may)(name, Access::Read)
     }
 
+    /// Cards of the repositories the viewer may read.
     pub fn cards(&self) -> Result<Vec<Arc<RepoCard>>> {
-        Ok(self.catalog.cards(&|n| self.readable(n))?)
+        Ok(self
+            .catalog
+            .cards()?
+            .iter()
+            .filter(|c| self.readable(&c.name))
+            .cloned()
+            .collect())
     }
 
     pub fn prefs(&self) -> Result<UserPrefs> {
@@ -240,16 +247,22 @@ impl Lookup {
         Ok(RepoPage { info, results })
     }
 
-    /// Repository rows of every readable repository with a tag.
-    pub fn repo_rows(
-        cards: Vec<Arc<RepoCard>>,
-        keep: impl Fn(&RepoCard) -> Option<i32>,
-    ) -> Vec<RepoRow> {
-        cards
-            .into_iter()
+    /// Rows of the readable repositories with a tag that `keep` ranks
+    /// (cards are cloned only for the rows kept).
+    pub fn repo_rows(&self, keep: impl Fn(&RepoCard) -> Option<i32>) -> Result<Vec<RepoRow>> {
+        Ok(self
+            .catalog
+            .cards()?
+            .iter()
             .filter(|c| !c.tags.is_empty())
-            .filter_map(|card| keep(&card).map(|rank| RepoRow { card, rank }))
-            .collect()
+            .filter_map(|card| {
+                let rank = keep(card)?;
+                self.readable(&card.name).then(|| RepoRow {
+                    card: Arc::clone(card),
+                    rank,
+                })
+            })
+            .collect())
     }
 
     /// ImageListForDigest: an index whose digest equals `id`, or images
@@ -307,10 +320,10 @@ impl Lookup {
 
     /// Repository search rows, ranked and filtered.
     pub fn search_repos(&self, q: &str, sieve: &Sieve, prefs: &UserPrefs) -> Result<Vec<RepoRow>> {
-        Ok(Lookup::repo_rows(self.cards()?, |card| {
+        self.repo_rows(|card| {
             let rank = crate::global::rank_repo_name(q, &card.name)?;
             sieve.repo_ok(card, prefs).then_some(rank)
-        }))
+        })
     }
 
     /// Base or derived images of `image` (`repo:tag`), or of one of its
@@ -366,10 +379,9 @@ impl Lookup {
         for card in self.cards()? {
             for (i, t) in card.tags.iter().enumerate() {
                 let keys: Vec<u64> = t
-                    .manifests
-                    .iter()
-                    .filter(|m| related(m.key, &m.layers))
-                    .map(|m| m.key)
+                    .manifests()
+                    .filter(|(key, layers)| related(*key, layers))
+                    .map(|(key, _)| key)
                     .collect();
                 if !keys.is_empty() {
                     rows.push(ImageRow {

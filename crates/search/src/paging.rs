@@ -76,7 +76,7 @@ impl ImageRow {
         self.card.tags.get(self.tag)
     }
 
-    fn key(&self) -> (&str, &str, Option<i128>, u64) {
+    fn key(&self) -> (&str, &str, Option<i64>, u64) {
         let t = self.tag_card();
         (
             &self.card.name,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Object, SimpleObject};
 
 use crate::Viewer;
-use crate::catalog::{Catalog, RepoCard};
+use crate::catalog::Catalog;
 use crate::global::{self, MAX_QUERY, Target};
 use crate::lookup::{Lookup, LookupError, Sieve, split_reference};
 use crate::paging::{ImageRow, paging};
@@ -208,7 +208,7 @@ impl Query {
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
         Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
-            let rows = Lookup::repo_rows(l.cards()?, |_| Some(0));
+            let rows = l.repo_rows(|_| Some(0))?;
             let page = l.repo_page(rows, &p, &l.prefs()?)?;
             Ok(PaginatedReposResult {
                 page: Some(page.info),
@@ -241,7 +241,7 @@ impl Query {
                     .image_page(Vec::new(), &p, HashMap::new(), false)
                     .map(images);
             };
-            let card = Arc::new(RepoCard::build(&data, 0));
+            let card = Arc::new(l.catalog.sort_card_of(&data));
             let rows = Lookup::all_rows(&[card], &Sieve::default());
             let loaded = HashMap::from([(repo, data)]);
             l.image_page(rows, &p, loaded, false).map(images)
@@ -262,7 +262,7 @@ impl Query {
                 .catalog
                 .repo(&repo)?
                 .ok_or("repo metadata not found for given repo name")?;
-            let card = Arc::new(RepoCard::build(&data, 0));
+            let card = Arc::new(l.catalog.card_of(&data));
             let rows = Lookup::all_rows(&[Arc::clone(&card)], &Sieve::default());
             let all = crate::paging::Paging {
                 limit: 0,

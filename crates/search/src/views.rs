@@ -381,7 +381,7 @@ impl RepoSummary {
     }
     #[graphql(complexity = 0)]
     async fn last_updated(&self) -> Option<Time> {
-        time(self.card.last_updated)
+        time(self.card.last_updated.map(i128::from))
     }
     #[graphql(complexity = 0)]
     async fn size(&self) -> Option<String> {
