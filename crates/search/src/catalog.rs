@@ -175,6 +175,8 @@ impl RepoCard {
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
+    /// The source's version when `live` was listed.
+    version: Option<u64>,
     cards: Arc<[Arc<RepoCard>]>,
 }
 
@@ -215,8 +217,18 @@ impl Catalog {
     /// the previous snapshot is returned as is (no per-repository work
     /// beyond comparing the listing). Blocking: call from a blocking task.
     pub fn cards(&self) -> Result<Arc<[Arc<RepoCard>]>, SourceError> {
+        // Read the version before listing: a change racing the listing
+        // leaves the snapshot tagged with the older version, so the next
+        // query lists again.
+        let version = self.source.version();
+        if let Some(v) = version {
+            let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = snapshot.as_ref().filter(|s| s.version == Some(v)) {
+                return Ok(Arc::clone(&s.cards));
+            }
+        }
         let live = self.source.repos()?;
-        if let Some(cards) = self.current(&live) {
+        if let Some(cards) = self.current(&live, version) {
             return Ok(cards);
         }
         let _rebuilding = self
@@ -224,7 +236,7 @@ impl Catalog {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Another query may have rebuilt them while this one waited.
-        if let Some(cards) = self.current(&live) {
+        if let Some(cards) = self.current(&live, version) {
             return Ok(cards);
         }
         let mut out = Vec::with_capacity(live.len());
@@ -251,18 +263,37 @@ impl Catalog {
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Snapshot {
             live,
+            version,
             cards: Arc::clone(&cards),
         }));
         Ok(cards)
     }
 
-    /// The snapshot's cards if it was taken from exactly this listing.
-    fn current(&self, live: &[(String, u64)]) -> Option<Arc<[Arc<RepoCard>]>> {
-        let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
-        snapshot
-            .as_ref()
-            .filter(|s| s.live == live)
-            .map(|s| Arc::clone(&s.cards))
+    /// The snapshot's cards if it was taken from exactly this listing
+    /// (re-tagged with `version` if that changed).
+    fn current(
+        &self,
+        live: &[(String, u64)],
+        version: Option<u64>,
+    ) -> Option<Arc<[Arc<RepoCard>]>> {
+        let found = {
+            let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+            let s = snapshot.as_ref().filter(|s| s.live == live)?;
+            if s.version == version {
+                return Some(Arc::clone(&s.cards));
+            }
+            Arc::clone(s)
+        };
+        let mut snapshot = self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *snapshot = Some(Arc::new(Snapshot {
+            live: live.to_vec(),
+            version,
+            cards: Arc::clone(&found.cards),
+        }));
+        Some(Arc::clone(&found.cards))
     }
 
     /// Pushes the current cards of `wanted` (those `keep` accepts) to

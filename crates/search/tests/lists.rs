@@ -481,9 +481,7 @@ async fn access_filtering() {
     assert_eq!(d["GlobalSearch"]["Page"]["TotalCount"], 0);
 }
 
-#[tokio::test]
-async fn cards_follow_generations() {
-    let h = Harness::world();
+async fn cards_follow(h: Harness) {
     let count = |d: &serde_json::Value| d["GlobalSearch"]["Page"]["TotalCount"].clone();
     let q = r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#;
     assert_eq!(count(&h.data(q).await), 6);
@@ -513,4 +511,50 @@ async fn cards_follow_generations() {
         .data(r#"{ GlobalSearch(query: "foo/myalpine:") { Page { TotalCount } } }"#)
         .await;
     assert_eq!(count(&d), 2);
+    // A star changes the generation: the card (StarCount) follows.
+    use zot_search::Source;
+    assert_eq!(
+        h.source
+            .toggle("admin", zot_search::Pref::Star, "alpine")
+            .ok(),
+        Some(true)
+    );
+    let d = h
+        .data(r#"{ GlobalSearch(query: "alpine") { Repos { Name StarCount IsStarred } } }"#)
+        .await;
+    assert_eq!(
+        d["GlobalSearch"]["Repos"][0],
+        json!({"Name": "alpine", "StarCount": 3, "IsStarred": true})
+    );
+}
+
+#[tokio::test]
+async fn cards_follow_generations() {
+    let h = Harness::world();
+    cards_follow(h).await;
+}
+
+#[tokio::test]
+async fn cards_follow_generations_without_version() {
+    let mut source = world();
+    source.unversioned = true;
+    cards_follow(Harness::new(source)).await;
+}
+
+#[tokio::test]
+async fn unchanged_version_skips_the_listing() {
+    use std::sync::atomic::Ordering;
+    let h = Harness::world();
+    let q = r#"{ GlobalSearch(query: "alp") { Page { TotalCount } } }"#;
+    h.data(q).await;
+    let listed = h.source.listings.load(Ordering::SeqCst);
+    h.data(q).await;
+    h.data(q).await;
+    assert_eq!(h.source.listings.load(Ordering::SeqCst), listed);
+    h.source.remove("alpinex/other");
+    let d = h
+        .data(r#"{ GlobalSearch(query: "alp") { Page { TotalCount } Repos { Name } } }"#)
+        .await;
+    assert_eq!(d["GlobalSearch"]["Page"]["TotalCount"], 3, "{d}");
+    assert_eq!(h.source.listings.load(Ordering::SeqCst), listed + 1);
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test file uses part of the fixture")]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
@@ -215,6 +216,10 @@ pub struct Memory {
     repos: Mutex<BTreeMap<String, (u64, Arc<RepoData>)>>,
     prefs: Mutex<HashMap<String, UserPrefs>>,
     pub repo_reads: Mutex<usize>,
+    /// Bumped on every change; reported by `version()` unless `unversioned`.
+    changes: AtomicU64,
+    pub unversioned: bool,
+    pub listings: AtomicU64,
 }
 
 impl Memory {
@@ -222,6 +227,7 @@ impl Memory {
         let mut repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
         let generation = repos.get(&data.name).map_or(1, |(g, _)| g + 1);
         repos.insert(data.name.clone(), (generation, Arc::new(data)));
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn remove(&self, name: &str) {
@@ -229,6 +235,7 @@ impl Memory {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
+        self.changes.fetch_add(1, Ordering::SeqCst);
     }
 
     pub fn reads(&self) -> usize {
@@ -238,6 +245,7 @@ impl Memory {
 
 impl Source for Memory {
     fn repos(&self) -> Result<Vec<(String, u64)>, SourceError> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
         let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
         Ok(repos.iter().map(|(k, (g, _))| (k.clone(), *g)).collect())
     }
@@ -280,8 +288,13 @@ impl Source for Memory {
                 *d = Arc::new(data);
                 *g += 1;
             }
+            self.changes.fetch_add(1, Ordering::SeqCst);
         }
         Ok(now_in)
+    }
+
+    fn version(&self) -> Option<u64> {
+        (!self.unversioned).then(|| self.changes.load(Ordering::SeqCst))
     }
 }
 
