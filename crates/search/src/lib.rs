@@ -6,13 +6,31 @@
 //! registry records as it runs (push and tag times, pushers, download
 //! counts, stars and bookmarks). This crate reads it through [`Source`], so
 //! the resolvers know nothing of storage; the binary hands it the stores.
+//!
+//! The API layer authenticates the caller, builds a [`Viewer`] and hands the
+//! request to [`Search::graphql`]; every answer is filtered to the
+//! repositories the viewer may read.
 
+mod catalog;
+mod facts;
+mod global;
+pub mod http;
+mod lookup;
+mod paging;
+mod query;
+pub mod schema;
 pub mod source;
 pub mod stores;
+pub mod time;
+pub mod types;
+mod views;
 
 pub use source::{DigestStats, Pref, RepoData, Source, SourceError, TagRow, UserPrefs};
 
 use std::sync::Arc;
+
+use catalog::Catalog;
+use schema::SearchSchema;
 
 /// What a caller may do with a repository, as the registry's access control
 /// decides it.
@@ -22,6 +40,9 @@ pub enum Access {
     Delete,
 }
 
+/// Whether the caller may do `Access` on the named repository.
+pub type MayFn = dyn Fn(&str, Access) -> bool + Send + Sync;
+
 /// The caller of a search request, authenticated by the API layer before
 /// the request reaches this crate.
 #[derive(Clone)]
@@ -29,7 +50,7 @@ pub struct Viewer {
     /// The signed-in user; `None` for anonymous callers.
     pub user: Option<String>,
     /// Whether the caller may do `Access` on the named repository.
-    pub may: Arc<dyn Fn(&str, Access) -> bool + Send + Sync>,
+    pub may: Arc<MayFn>,
 }
 
 impl std::fmt::Debug for Viewer {
@@ -41,14 +62,32 @@ impl std::fmt::Debug for Viewer {
 /// The search extension: GraphQL and userprefs over one [`Source`].
 pub struct Search {
     source: Arc<dyn Source>,
+    catalog: Arc<Catalog>,
+    schema: SearchSchema,
 }
 
 impl Search {
     pub fn new(source: Arc<dyn Source>) -> Search {
-        Search { source }
+        let catalog = Arc::new(Catalog::new(Arc::clone(&source)));
+        let schema = schema::build(Arc::clone(&catalog));
+        Search {
+            source,
+            catalog,
+            schema,
+        }
     }
 
     pub fn source(&self) -> &Arc<dyn Source> {
         &self.source
+    }
+
+    /// The GraphQL schema (with its depth and complexity limits).
+    pub fn schema(&self) -> &SearchSchema {
+        &self.schema
+    }
+
+    /// How many repository summaries are cached.
+    pub fn cached_repos(&self) -> usize {
+        self.catalog.cached()
     }
 }

@@ -78,4 +78,12 @@ pub trait Source: Send + Sync + 'static {
     /// star count); returns whether it is now in the list. The caller has
     /// checked that the repository exists and that the user may read it.
     fn toggle(&self, user: &str, pref: Pref, repo: &str) -> Result<bool, SourceError>;
+    /// A number that changes whenever [`Source::repos`] would return
+    /// something different (any repository added, removed, or changed in
+    /// generation); `None` when the source does not track one, and then
+    /// search lists the repositories on every query. With it, a query over
+    /// unchanged metadata costs no listing at all.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }

@@ -4,7 +4,8 @@
 //! and layouts dropped into the root; download counts and stars.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-mod common;
+mod stores_common;
+use stores_common as common;
 
 use common::*;
 use serde_json::json;

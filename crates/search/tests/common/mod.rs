@@ -1,163 +1,600 @@
-//! A real registry on a temporary directory, search on, and images to push.
-#![allow(dead_code, reason = "each test binary uses part of the helpers")]
+//! An in-memory [`Source`] built from real [`ImageMeta`] values, a small
+//! world of repositories, and a harness that drives `Search::graphql` with
+//! real HTTP requests.
 
-use bytes::Bytes;
-use serde_json::{Value, json};
-use std::convert::Infallible;
-use std::path::Path;
-use std::sync::Arc;
-use zot_oci::{Digest, Reference, RepoName};
-use zot_search::stores::StoresSource;
-use zot_search::{RepoData, Source};
-use zot_storage::{Options, Registry, Stores, TagPolicy, open_local};
+#![allow(dead_code, reason = "each test file uses part of the fixture")]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use serde_json::Value;
+use zot_oci::Descriptor;
+use zot_oci::Digest;
+use zot_oci::image_meta::{
+    Annotated, BlobRef, HistoryEntry, ImageMeta, IndexChild, ManifestMeta, MetaKind, Platform,
+};
+use zot_search::{
+    Access, DigestStats, Pref, RepoData, Search, Source, SourceError, TagRow, UserPrefs, Viewer,
+};
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const NOTATION: &str = "application/vnd.cncf.notary.signature";
+pub const COSIGN: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
-pub fn repo(s: &str) -> RepoName {
-    s.parse().unwrap()
-}
-
-pub fn reference(s: &str) -> Reference {
-    s.parse().unwrap()
-}
-
-pub async fn open(dir: &Path, search: bool) -> Arc<Registry> {
-    let options = Options {
-        search,
-        ..Options::default()
-    };
-    Arc::new(open_local(dir, false, options).await.unwrap().0)
-}
-
-pub fn source(reg: &Arc<Registry>) -> StoresSource {
-    StoresSource::new(Stores::single(reg.clone()))
-}
-
-pub fn data(src: &StoresSource, name: &str) -> Arc<RepoData> {
-    src.repo(name).unwrap().expect("the repository is known")
-}
-
-pub fn generation(src: &StoresSource, name: &str) -> u64 {
-    let repos = src.repos().unwrap();
-    repos.iter().find(|(n, _)| n == name).expect("listed").1
-}
-
-pub async fn push_blob(reg: &Registry, r: &RepoName, content: &[u8]) -> Value {
-    let d = Digest::sha256_of(content);
-    let id = reg.start_upload(r).await.unwrap();
-    let body =
-        futures_util::stream::iter(vec![Ok::<_, Infallible>(Bytes::copy_from_slice(content))]);
-    reg.complete_upload(r, &id, &d, None, Some(body))
-        .await
-        .unwrap();
-    json!({"digest": d.to_string(), "size": content.len()})
-}
-
-fn with_type(mut desc: Value, media_type: &str) -> Value {
-    desc["mediaType"] = media_type.into();
-    desc
-}
-
-/// Pushes a manifest document as `pusher`; returns its digest.
-pub async fn put(
-    reg: &Registry,
-    r: &RepoName,
-    at: &str,
-    doc: &Value,
-    pusher: Option<&str>,
-) -> Digest {
-    let body = serde_json::to_vec(doc).unwrap();
-    let at = if at.is_empty() {
-        Reference::Digest(Digest::sha256_of(&body))
-    } else {
-        reference(at)
-    };
-    reg.put_manifest_as(r, &at, None, &body, TagPolicy::CreateOrMove, pusher)
-        .await
-        .unwrap()
-        .digest
-}
-
-/// An image of `config` (JSON) and one layer per entry of `layers`.
-pub async fn image_doc(reg: &Registry, r: &RepoName, config: &Value, layers: &[&[u8]]) -> Value {
-    let config = push_blob(reg, r, &serde_json::to_vec(config).unwrap()).await;
-    let mut ls = Vec::new();
-    for l in layers {
-        ls.push(with_type(push_blob(reg, r, l).await, LAYER));
+/// Unix nanoseconds of an RFC 3339 time.
+pub fn ns(s: &str) -> i128 {
+    match zot_search::time::parse_rfc3339(s) {
+        Some(v) => v,
+        None => panic!("bad time {s}"),
     }
-    json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": with_type(config, CONFIG),
-        "layers": ls,
-    })
 }
 
-/// A config of `os`/`arch` with labels.
-pub fn config(os: &str, arch: &str, labels: Value) -> Value {
-    json!({
-        "os": os,
-        "architecture": arch,
-        "created": "2024-05-01T10:00:00Z",
-        "config": {"Labels": labels},
-        "history": [{"created": "2024-05-01T09:00:00Z", "created_by": "ADD rootfs"}],
-        "rootfs": {"type": "layers", "diff_ids": []},
-    })
+pub fn digest(seed: &str) -> Digest {
+    Digest::sha256_of(seed.as_bytes())
 }
 
-/// Pushes an index of `children` (digest, platform) under `tag`.
-pub async fn push_index(
-    reg: &Registry,
-    r: &RepoName,
-    tag: &str,
-    children: &[(Digest, &str, &str)],
-) -> Digest {
-    let mut ms = Vec::new();
-    for (d, os, arch) in children {
-        let size = reg.metadata().manifest(r, d).unwrap().unwrap().size;
-        ms.push(json!({
-            "mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": size,
-            "platform": {"os": os, "architecture": arch},
-        }));
+/// Metadata of a stored manifest.
+#[derive(Debug, Clone, Default)]
+pub struct M {
+    pub seed: &'static str,
+    pub layers: Vec<(&'static str, u64)>,
+    pub platform: Option<(&'static str, &'static str)>,
+    pub created: Option<&'static str>,
+    pub annotated: Annotated,
+    pub artifact_type: &'static str,
+    pub subject: Option<Digest>,
+    pub history: Vec<HistoryEntry>,
+}
+
+impl M {
+    pub fn new(seed: &'static str, layers: &[&'static str]) -> M {
+        M {
+            seed,
+            layers: layers.iter().map(|l| (*l, 1000)).collect(),
+            platform: Some(("linux", "amd64")),
+            ..M::default()
+        }
     }
-    let doc = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": ms});
-    put(reg, r, tag, &doc, None).await
+
+    pub fn meta(&self) -> ImageMeta {
+        ImageMeta {
+            digest: digest(self.seed),
+            media_type: OCI_MANIFEST.into(),
+            size: 500,
+            artifact_type: if self.artifact_type.is_empty() {
+                OCI_CONFIG.into()
+            } else {
+                self.artifact_type.into()
+            },
+            subject: self.subject.clone(),
+            annotated: self.annotated.clone(),
+            kind: MetaKind::Manifest(ManifestMeta {
+                config: Some(BlobRef {
+                    digest: digest(&format!("config-{}", self.seed)),
+                    size: 100,
+                }),
+                config_media_type: OCI_CONFIG.into(),
+                layers: self
+                    .layers
+                    .iter()
+                    .map(|(l, size)| BlobRef {
+                        digest: digest(l),
+                        size: *size,
+                    })
+                    .collect(),
+                platform: self.platform.map(|(os, arch)| Platform {
+                    os: os.into(),
+                    arch: arch.into(),
+                }),
+                history: self.history.clone(),
+                created_ns: self.created.map(ns),
+            }),
+        }
+    }
 }
 
-/// Pushes an artifact about `subject`; returns its digest.
-pub async fn push_artifact(
-    reg: &Registry,
-    r: &RepoName,
-    subject: &Digest,
-    artifact_type: &str,
-) -> Digest {
-    let empty = push_blob(reg, r, b"{}").await;
-    let layer = push_blob(reg, r, artifact_type.as_bytes()).await;
-    let size = reg.metadata().manifest(r, subject).unwrap().unwrap().size;
-    let doc = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": with_type(empty, "application/vnd.oci.empty.v1+json"),
-        "layers": [with_type(layer, "application/octet-stream")],
-        "subject": {"mediaType": OCI_MANIFEST, "digest": subject.to_string(), "size": size},
-    });
-    put(reg, r, "", &doc, None).await
+/// An index over `children`, each with the descriptor platform given.
+pub fn index(
+    seed: &str,
+    children: &[(&ImageMeta, Option<(&str, &str)>)],
+    annotated: Annotated,
+) -> ImageMeta {
+    ImageMeta {
+        digest: digest(seed),
+        media_type: OCI_INDEX.into(),
+        size: 300,
+        artifact_type: String::new(),
+        subject: None,
+        annotated,
+        kind: MetaKind::Index {
+            children: children
+                .iter()
+                .map(|(m, p)| IndexChild {
+                    digest: m.digest.clone(),
+                    media_type: OCI_MANIFEST.into(),
+                    size: m.size,
+                    platform: p.map(|(os, arch)| Platform {
+                        os: os.into(),
+                        arch: arch.into(),
+                    }),
+                })
+                .collect(),
+            created_ns: None,
+        },
+    }
 }
 
-/// A cosign signature of `signed` under its tag `sha256-<hex>.sig`.
-pub async fn push_cosign_signature(reg: &Registry, r: &RepoName, signed: &Digest) -> Digest {
-    let cfg = config("", "", json!({}));
-    let doc = image_doc(reg, r, &cfg, &[b"signature payload"]).await;
-    put(reg, r, &format!("sha256-{}.sig", signed.hex()), &doc, None).await
+/// Builds one repository's [`RepoData`].
+pub struct RepoBuilder(RepoData);
+
+impl RepoBuilder {
+    pub fn new(name: &str) -> RepoBuilder {
+        RepoBuilder(RepoData {
+            name: name.into(),
+            ..RepoData::default()
+        })
+    }
+
+    pub fn image(mut self, meta: &ImageMeta) -> RepoBuilder {
+        self.0
+            .images
+            .insert(meta.digest.clone(), Arc::new(meta.clone()));
+        self
+    }
+
+    pub fn tag(mut self, tag: &str, meta: &ImageMeta, tagged: Option<&str>) -> RepoBuilder {
+        self.0.tags.push(TagRow {
+            tag: tag.into(),
+            digest: meta.digest.clone(),
+            tagged_ns: tagged.map(ns),
+        });
+        self.image(meta)
+    }
+
+    pub fn stats(
+        mut self,
+        d: &Digest,
+        downloads: u64,
+        pushed: Option<&str>,
+        by: &str,
+    ) -> RepoBuilder {
+        self.0.stats.insert(
+            d.clone(),
+            DigestStats {
+                downloads,
+                last_pull_ns: (downloads > 0).then(|| ns("2024-07-01T00:00:00Z")),
+                pushed_ns: pushed.map(ns),
+                pushed_by: by.into(),
+            },
+        );
+        self
+    }
+
+    /// Records `meta` as a referrer of its subject.
+    pub fn referrer(mut self, meta: &ImageMeta, annotations: &[(&str, &str)]) -> RepoBuilder {
+        let subject = match &meta.subject {
+            Some(s) => s.clone(),
+            None => panic!("referrer without subject"),
+        };
+        let desc = Descriptor {
+            media_type: OCI_MANIFEST.into(),
+            digest: meta.digest.clone(),
+            size: meta.size,
+            artifact_type: Some(meta.artifact_type.clone()),
+            annotations: (!annotations.is_empty()).then(|| {
+                annotations
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            platform: None,
+            urls: None,
+        };
+        self.0.referrers.entry(subject).or_default().push(desc);
+        self.image(meta)
+    }
+
+    pub fn stars(mut self, n: u64) -> RepoBuilder {
+        self.0.star_count = n;
+        self
+    }
+
+    pub fn build(self) -> RepoData {
+        self.0
+    }
 }
 
-/// A GET of the manifest at `at` as the API records it.
-pub fn get(reg: &Registry, r: &RepoName, at: &str) {
-    let at = reference(at);
-    let rec = reg.manifest_record(r, &at).unwrap();
-    reg.record_download(r, &at, &rec);
+/// The in-memory source: repositories with generations, and user prefs.
+#[derive(Default)]
+pub struct Memory {
+    repos: Mutex<BTreeMap<String, (u64, Arc<RepoData>)>>,
+    prefs: Mutex<HashMap<String, UserPrefs>>,
+    pub repo_reads: Mutex<usize>,
+    /// Bumped on every change; reported by `version()` unless `unversioned`.
+    changes: AtomicU64,
+    pub unversioned: bool,
+    pub listings: AtomicU64,
+}
+
+impl Memory {
+    pub fn put(&self, data: RepoData) {
+        let mut repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = repos.get(&data.name).map_or(1, |(g, _)| g + 1);
+        repos.insert(data.name.clone(), (generation, Arc::new(data)));
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.repos
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn reads(&self) -> usize {
+        *self.repo_reads.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Source for Memory {
+    fn repos(&self) -> Result<Vec<(String, u64)>, SourceError> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(repos.iter().map(|(k, (g, _))| (k.clone(), *g)).collect())
+    }
+
+    fn repo(&self, name: &str) -> Result<Option<Arc<RepoData>>, SourceError> {
+        *self.repo_reads.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(repos.get(name).map(|(_, d)| Arc::clone(d)))
+    }
+
+    fn user_prefs(&self, user: &str) -> Result<UserPrefs, SourceError> {
+        let prefs = self.prefs.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(prefs.get(user).cloned().unwrap_or_default())
+    }
+
+    fn toggle(&self, user: &str, pref: Pref, repo: &str) -> Result<bool, SourceError> {
+        let now_in = {
+            let mut prefs = self.prefs.lock().unwrap_or_else(|e| e.into_inner());
+            let p = prefs.entry(user.to_owned()).or_default();
+            let set = match pref {
+                Pref::Star => &mut p.starred,
+                Pref::Bookmark => &mut p.bookmarked,
+            };
+            if set.remove(repo) {
+                false
+            } else {
+                set.insert(repo.to_owned());
+                true
+            }
+        };
+        if pref == Pref::Star {
+            let mut repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((g, d)) = repos.get_mut(repo) {
+                let mut data = (**d).clone();
+                if now_in {
+                    data.star_count += 1;
+                } else {
+                    data.star_count = data.star_count.saturating_sub(1);
+                }
+                *d = Arc::new(data);
+                *g += 1;
+            }
+            self.changes.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(now_in)
+    }
+
+    fn version(&self) -> Option<u64> {
+        (!self.unversioned).then(|| self.changes.load(Ordering::SeqCst))
+    }
+}
+
+pub fn admin() -> Viewer {
+    Viewer {
+        user: Some("admin".into()),
+        may: Arc::new(|_, _| true),
+    }
+}
+
+/// A signed-in user who may read (not delete) the listed repositories.
+pub fn reader(user: &str, readable: &'static [&'static str]) -> Viewer {
+    Viewer {
+        user: Some(user.into()),
+        may: Arc::new(move |repo, access| access == Access::Read && readable.contains(&repo)),
+    }
+}
+
+/// An anonymous caller who may read the listed repositories.
+pub fn anonymous(readable: &'static [&'static str]) -> Viewer {
+    Viewer {
+        user: None,
+        may: Arc::new(move |repo, access| access == Access::Read && readable.contains(&repo)),
+    }
+}
+
+/// Layers of the world, by name.
+pub const BASE1: &str = "layer-base1";
+pub const BASE2: &str = "layer-base2";
+
+pub fn alpine_318() -> ImageMeta {
+    M {
+        created: Some("2023-01-01T00:00:00Z"),
+        annotated: Annotated {
+            vendor: "Alpine".into(),
+            vendor_in_manifest: true,
+            description: "alpine 3.18".into(),
+            ..Annotated::default()
+        },
+        ..M::new("alpine-3.18", &[BASE1])
+    }
+    .meta()
+}
+
+pub fn alpine_319() -> ImageMeta {
+    M {
+        created: Some("2024-01-01T00:00:00Z"),
+        annotated: Annotated {
+            vendor: "Config Vendor".into(),
+            vendor_in_manifest: false,
+            ..Annotated::default()
+        },
+        history: vec![
+            HistoryEntry {
+                created: Some("2023-12-31T00:00:00Z".into()),
+                created_by: "ADD rootfs".into(),
+                ..HistoryEntry::default()
+            },
+            HistoryEntry {
+                created_by: "ENV A=1".into(),
+                empty_layer: true,
+                ..HistoryEntry::default()
+            },
+        ],
+        ..M::new("alpine-3.19", &[BASE2])
+    }
+    .meta()
+}
+
+pub fn cosign_sig_for(subject: &ImageMeta) -> (String, ImageMeta) {
+    let tag = format!("sha256-{}.sig", subject.digest.hex());
+    let meta = M {
+        platform: None,
+        ..M::new("cosign-sig", &["sig-layer"])
+    }
+    .meta();
+    (tag, meta)
+}
+
+pub fn web_1() -> ImageMeta {
+    M {
+        created: Some("2024-06-01T00:00:00Z"),
+        ..M::new("web-1.0", &[BASE1, "layer-app1"])
+    }
+    .meta()
+}
+
+pub fn web_2_amd() -> ImageMeta {
+    M {
+        created: Some("2024-05-01T00:00:00Z"),
+        annotated: Annotated {
+            title: "web".into(),
+            vendor: "WebCo".into(),
+            vendor_in_manifest: true,
+            ..Annotated::default()
+        },
+        ..M::new("web-2.0-amd64", &[BASE1, "layer-app2"])
+    }
+    .meta()
+}
+
+pub fn web_2_arm() -> ImageMeta {
+    M {
+        created: Some("2024-05-02T00:00:00Z"),
+        platform: None,
+        ..M::new("web-2.0-arm64", &["layer-base3", "layer-app3"])
+    }
+    .meta()
+}
+
+pub fn web_2() -> ImageMeta {
+    index(
+        "web-2.0",
+        &[
+            (&web_2_amd(), Some(("linux", "amd64"))),
+            (&web_2_arm(), Some(("linux", "arm64/v8"))),
+        ],
+        Annotated {
+            description: "web index".into(),
+            ..Annotated::default()
+        },
+    )
+}
+
+pub fn notation_sig_for(subject: &ImageMeta) -> ImageMeta {
+    M {
+        artifact_type: NOTATION,
+        subject: Some(subject.digest.clone()),
+        platform: None,
+        ..M::new("notation-sig", &["notation-layer"])
+    }
+    .meta()
+}
+
+pub fn sbom_for(subject: &ImageMeta) -> ImageMeta {
+    M {
+        artifact_type: "application/spdx+json",
+        subject: Some(subject.digest.clone()),
+        platform: None,
+        ..M::new("sbom", &["sbom-layer"])
+    }
+    .meta()
+}
+
+/// The world most tests query.
+pub fn world() -> Memory {
+    let mem = Memory::default();
+    let (sig_tag, sig) = cosign_sig_for(&alpine_319());
+    mem.put(
+        RepoBuilder::new("alpine")
+            .tag("3.18", &alpine_318(), Some("2023-01-02T00:00:00Z"))
+            .tag("3.19", &alpine_319(), None)
+            .tag("latest", &alpine_318(), Some("2024-02-01T00:00:00Z"))
+            .tag(&sig_tag, &sig, None)
+            .stats(
+                &alpine_318().digest,
+                5,
+                Some("2023-01-02T00:00:00Z"),
+                "alice",
+            )
+            .stats(
+                &alpine_319().digest,
+                10,
+                Some("2024-01-05T00:00:00Z"),
+                "bob",
+            )
+            .stats(&sig.digest, 0, Some("2024-01-06T00:00:00Z"), "bob")
+            .stars(2)
+            .build(),
+    );
+    mem.put(
+        RepoBuilder::new("apps/web")
+            .tag("1.0", &web_1(), Some("2024-06-02T00:00:00Z"))
+            .tag("2.0", &web_2(), Some("2024-05-03T00:00:00Z"))
+            .image(&web_2_amd())
+            .image(&web_2_arm())
+            .referrer(&notation_sig_for(&web_1()), &[])
+            .referrer(&sbom_for(&web_1()), &[("org.example.kind", "sbom")])
+            .stats(&web_1().digest, 1, Some("2024-06-02T00:00:00Z"), "carol")
+            .stats(&web_2().digest, 7, Some("2024-05-03T00:00:00Z"), "carol")
+            .build(),
+    );
+    mem.put(
+        RepoBuilder::new("private/secret")
+            .tag(
+                "v1",
+                &M::new("secret-v1", &[BASE1, "layer-secret"]).meta(),
+                None,
+            )
+            .build(),
+    );
+    mem.put(RepoBuilder::new("empty").build());
+    mem.put(
+        RepoBuilder::new("tools/alpine-utils")
+            .tag(
+                "0.1",
+                &M::new("utils-0.1", &[BASE2, "layer-utils"]).meta(),
+                None,
+            )
+            .build(),
+    );
+    mem.put(
+        RepoBuilder::new("foo/myalpine")
+            .tag("1", &M::new("myalpine-1", &["layer-my"]).meta(), None)
+            .build(),
+    );
+    mem.put(
+        RepoBuilder::new("alpinex/other")
+            .tag("1", &M::new("alpinex-1", &["layer-x"]).meta(), None)
+            .build(),
+    );
+    mem
+}
+
+/// A search over a source, queried through HTTP requests.
+pub struct Harness {
+    pub source: Arc<Memory>,
+    pub search: Search,
+}
+
+impl Harness {
+    pub fn new(source: Memory) -> Harness {
+        let source = Arc::new(source);
+        let search = Search::new(Arc::clone(&source) as Arc<dyn Source>);
+        Harness { source, search }
+    }
+
+    pub fn world() -> Harness {
+        Harness::new(world())
+    }
+
+    pub async fn send(&self, req: Request, viewer: Viewer) -> (StatusCode, Value) {
+        let resp = self.search.graphql(req, viewer).await;
+        let status = resp.status();
+        let bytes = match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => panic!("body: {e}"),
+        };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)),
+            }
+        };
+        (status, body)
+    }
+
+    /// POSTs `query` as `viewer`.
+    pub async fn post(&self, viewer: Viewer, query: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "query": query }).to_string();
+        let req = Request::post("/v2/_zot/ext/search")
+            .header("content-type", "application/json")
+            .body(Body::from(body));
+        match req {
+            Ok(r) => self.send(r, viewer).await,
+            Err(e) => panic!("request: {e}"),
+        }
+    }
+
+    /// POSTs `query` as admin and returns `data`, failing on any error.
+    pub async fn data(&self, query: &str) -> Value {
+        self.data_as(admin(), query).await
+    }
+
+    pub async fn data_as(&self, viewer: Viewer, query: &str) -> Value {
+        let (status, body) = self.post(viewer, query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// POSTs `query` as `viewer` and returns the first error's message,
+    /// asserting zot's resolver-error shape (200, data null).
+    pub async fn error_as(&self, viewer: Viewer, query: &str) -> String {
+        let (status, body) = self.post(viewer, query).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"], Value::Null, "{body}");
+        match body["errors"][0]["message"].as_str() {
+            Some(m) => m.to_owned(),
+            None => panic!("no error in {body}"),
+        }
+    }
+
+    pub async fn error(&self, query: &str) -> String {
+        self.error_as(admin(), query).await
+    }
+}
+
+/// `field` of every element of `list`, as strings.
+pub fn pluck(list: &Value, field: &str) -> Vec<String> {
+    match list.as_array() {
+        Some(items) => items
+            .iter()
+            .map(|v| match &v[field] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect(),
+        None => panic!("not a list: {list}"),
+    }
 }

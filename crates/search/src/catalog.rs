@@ -1,0 +1,339 @@
+//! The compact per-repository summaries queries rank, filter, sort and
+//! page over, cached by (name, generation) as [`Source::repos`] reports
+//! them, so a query over 10,000 repositories touches only small cards and
+//! loads full [`RepoData`](crate::RepoData) for the page it returns.
+//!
+//! Invariants: a cached card is reused only while its repository's
+//! generation is unchanged; cards of repositories that disappeared are
+//! dropped on the next listing. Layer and manifest digests are kept as
+//! 64-bit hashes (base/derived matching compares hashes; a collision is
+//! 2^-64 per pair).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use zot_oci::Digest;
+use zot_oci::image_meta::Platform;
+
+use crate::facts::{RepoCtx, manifest_of};
+use crate::source::{Source, SourceError};
+
+/// A stable 64-bit key for a digest (SipHash with fixed keys).
+pub fn digest_key(d: &Digest) -> u64 {
+    let mut h = DefaultHasher::new();
+    d.algorithm().as_str().hash(&mut h);
+    d.hex().hash(&mut h);
+    h.finish()
+}
+
+/// Unix nanoseconds narrowed to 64 bits (years 1677-2262; clamped).
+pub fn narrow(ns: Option<i128>) -> Option<i64> {
+    ns.map(|v| i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX }))
+}
+
+/// Platform lists shared between cards (most images name the same one
+/// or two platforms).
+#[derive(Default)]
+pub struct Platforms(Mutex<HashSet<Arc<[Platform]>>>);
+
+impl Platforms {
+    pub fn intern(&self, list: Vec<Platform>) -> Arc<[Platform]> {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = set.get(list.as_slice()) {
+            return Arc::clone(found);
+        }
+        let arc: Arc<[Platform]> = list.into();
+        set.insert(Arc::clone(&arc));
+        arc
+    }
+}
+
+/// One tag of a repository, as lists sort and filter it.
+#[derive(Debug)]
+pub struct TagCard {
+    pub tag: Box<str>,
+    pub last_updated: Option<i64>,
+    pub downloads: u64,
+    pub signed: bool,
+    pub platforms: Arc<[Platform]>,
+    /// The image's manifests, flattened: `[key, n, layer keys × n]*`.
+    manifests: Box<[u64]>,
+}
+
+impl TagCard {
+    /// (manifest key, its layer keys) for each manifest of the image.
+    pub fn manifests(&self) -> impl Iterator<Item = (u64, &[u64])> {
+        let mut rest: &[u64] = &self.manifests;
+        std::iter::from_fn(move || {
+            let (&key, tail) = rest.split_first()?;
+            let (&n, tail) = tail.split_first()?;
+            let n = usize::try_from(n).unwrap_or(usize::MAX).min(tail.len());
+            let (layers, tail) = tail.split_at(n);
+            rest = tail;
+            Some((key, layers))
+        })
+    }
+}
+
+/// One repository, as repository lists sort and filter it.
+#[derive(Debug)]
+pub struct RepoCard {
+    pub name: Box<str>,
+    pub generation: u64,
+    pub last_updated: Option<i64>,
+    pub downloads: u64,
+    pub stars: u64,
+    pub size: u64,
+    pub platforms: Arc<[Platform]>,
+    pub vendors: Box<[String]>,
+    pub newest_signed: bool,
+    /// Visible tags, in name order.
+    pub tags: Box<[TagCard]>,
+}
+
+impl RepoCard {
+    pub fn build(ctx: &RepoCtx, generation: u64, platforms: &Platforms) -> RepoCard {
+        let mut tags: Vec<TagCard> = ctx
+            .visible_tags()
+            .filter_map(|t| {
+                let meta = ctx.image(&t.digest)?;
+                let mut manifests = Vec::new();
+                for m in ctx.manifests(meta) {
+                    let layers = manifest_of(&m.meta).map_or(&[][..], |mm| &mm.layers[..]);
+                    manifests.push(digest_key(&m.meta.digest));
+                    manifests.push(layers.len() as u64);
+                    manifests.extend(layers.iter().map(|l| digest_key(&l.digest)));
+                }
+                Some(TagCard {
+                    tag: t.tag.as_str().into(),
+                    last_updated: narrow(ctx.last_updated(meta)),
+                    downloads: ctx.downloads_of(&t.digest),
+                    signed: ctx.is_signed(&t.digest),
+                    platforms: platforms.intern(ctx.platforms(meta)),
+                    manifests: manifests.into(),
+                })
+            })
+            .collect();
+        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+        let newest_signed = ctx.newest().is_some_and(|t| ctx.is_signed(&t.digest));
+        RepoCard {
+            name: ctx.name().into(),
+            generation,
+            last_updated: narrow(ctx.repo_last_updated()),
+            downloads: ctx.downloads(),
+            stars: ctx.data.star_count,
+            size: ctx.repo_size(),
+            platforms: platforms.intern(ctx.repo_platforms()),
+            vendors: ctx.vendors().into(),
+            newest_signed,
+            tags: tags.into(),
+        }
+    }
+
+    /// A card with only what sorting one repository's images needs (tag,
+    /// last updated, downloads): no filters, aggregates or layers.
+    pub fn sort_only(ctx: &RepoCtx, platforms: &Platforms) -> RepoCard {
+        let none = platforms.intern(Vec::new());
+        let mut tags: Vec<TagCard> = ctx
+            .visible_tags()
+            .filter_map(|t| {
+                let meta = ctx.image(&t.digest)?;
+                Some(TagCard {
+                    tag: t.tag.as_str().into(),
+                    last_updated: narrow(ctx.last_updated(meta)),
+                    downloads: ctx.downloads_of(&t.digest),
+                    signed: false,
+                    platforms: Arc::clone(&none),
+                    manifests: Box::default(),
+                })
+            })
+            .collect();
+        tags.sort_by(|a, b| a.tag.cmp(&b.tag));
+        RepoCard {
+            name: ctx.name().into(),
+            generation: 0,
+            last_updated: None,
+            downloads: 0,
+            stars: 0,
+            size: 0,
+            platforms: none,
+            vendors: Box::default(),
+            newest_signed: false,
+            tags: tags.into(),
+        }
+    }
+
+    pub fn tag(&self, name: &str) -> Option<&TagCard> {
+        self.tags
+            .binary_search_by(|t| (*t.tag).cmp(name))
+            .ok()
+            .and_then(|i| self.tags.get(i))
+    }
+}
+
+/// A listing of the source and the cards built for it.
+struct Snapshot {
+    live: Vec<(String, u64)>,
+    /// The source's version when `live` was listed.
+    version: Option<u64>,
+    cards: Arc<[Arc<RepoCard>]>,
+}
+
+/// The source plus the card cache.
+pub struct Catalog {
+    source: Arc<dyn Source>,
+    /// The cards as of the last listing that changed anything.
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    cards: RwLock<HashMap<Box<str>, Arc<RepoCard>>>,
+    platforms: Platforms,
+    /// Held while stale cards are rebuilt, so concurrent queries after a
+    /// change (or at start-up) build each card once, not once each.
+    rebuilding: Mutex<()>,
+}
+
+impl Catalog {
+    pub fn new(source: Arc<dyn Source>) -> Catalog {
+        Catalog {
+            source,
+            cards: RwLock::new(HashMap::new()),
+            snapshot: RwLock::new(None),
+            rebuilding: Mutex::new(()),
+            platforms: Platforms::default(),
+        }
+    }
+
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// One repository's full data, or `None` when there is none.
+    pub fn repo(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
+        Ok(self.source.repo(name)?.map(|d| Arc::new(RepoCtx::new(d))))
+    }
+
+    /// Cards of every repository, current as of this call. When the
+    /// source lists the same repositories and generations as last time,
+    /// the previous snapshot is returned as is (no per-repository work
+    /// beyond comparing the listing). Blocking: call from a blocking task.
+    pub fn cards(&self) -> Result<Arc<[Arc<RepoCard>]>, SourceError> {
+        // Read the version before listing: a change racing the listing
+        // leaves the snapshot tagged with the older version, so the next
+        // query lists again.
+        let version = self.source.version();
+        if let Some(v) = version {
+            let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(s) = snapshot.as_ref().filter(|s| s.version == Some(v)) {
+                return Ok(Arc::clone(&s.cards));
+            }
+        }
+        let live = self.source.repos()?;
+        if let Some(cards) = self.current(&live, version) {
+            return Ok(cards);
+        }
+        let _rebuilding = self
+            .rebuilding
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Another query may have rebuilt them while this one waited.
+        if let Some(cards) = self.current(&live, version) {
+            return Ok(cards);
+        }
+        let mut out = Vec::with_capacity(live.len());
+        let stale = self.collect(&live, &|_| true, &mut out);
+        let mut fresh = Vec::with_capacity(stale.len());
+        for (name, generation) in stale {
+            if let Some(ctx) = self.repo(&name)? {
+                let card = Arc::new(RepoCard::build(&ctx, generation, &self.platforms));
+                out.push(Arc::clone(&card));
+                fresh.push(card);
+            }
+        }
+        {
+            let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
+            for card in fresh {
+                map.insert(card.name.clone(), card);
+            }
+            let names: HashSet<&str> = live.iter().map(|(n, _)| n.as_str()).collect();
+            map.retain(|k, _| names.contains(&**k));
+        }
+        let cards: Arc<[Arc<RepoCard>]> = out.into();
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(Snapshot {
+            live,
+            version,
+            cards: Arc::clone(&cards),
+        }));
+        Ok(cards)
+    }
+
+    /// The snapshot's cards if it was taken from exactly this listing
+    /// (re-tagged with `version` if that changed).
+    fn current(
+        &self,
+        live: &[(String, u64)],
+        version: Option<u64>,
+    ) -> Option<Arc<[Arc<RepoCard>]>> {
+        let found = {
+            let snapshot = self.snapshot.read().unwrap_or_else(PoisonError::into_inner);
+            let s = snapshot.as_ref().filter(|s| s.live == live)?;
+            if s.version == version {
+                return Some(Arc::clone(&s.cards));
+            }
+            Arc::clone(s)
+        };
+        let mut snapshot = self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *snapshot = Some(Arc::new(Snapshot {
+            live: live.to_vec(),
+            version,
+            cards: Arc::clone(&found.cards),
+        }));
+        Some(Arc::clone(&found.cards))
+    }
+
+    /// Pushes the current cards of `wanted` (those `keep` accepts) to
+    /// `out`; returns the ones missing or stale.
+    fn collect(
+        &self,
+        wanted: &[(String, u64)],
+        keep: &dyn Fn(&str) -> bool,
+        out: &mut Vec<Arc<RepoCard>>,
+    ) -> Vec<(String, u64)> {
+        let map = self.cards.read().unwrap_or_else(PoisonError::into_inner);
+        let mut stale = Vec::new();
+        for (name, generation) in wanted {
+            if !keep(name) {
+                continue;
+            }
+            match map.get(name.as_str()) {
+                Some(c) if c.generation == *generation => out.push(Arc::clone(c)),
+                _ => stale.push((name.clone(), *generation)),
+            }
+        }
+        stale
+    }
+
+    /// A card for one repository read just now (not cached: the caller
+    /// does not know its generation).
+    pub fn card_of(&self, ctx: &RepoCtx) -> RepoCard {
+        RepoCard::build(ctx, 0, &self.platforms)
+    }
+
+    /// [`RepoCard::sort_only`] for one repository read just now.
+    pub fn sort_card_of(&self, ctx: &RepoCtx) -> RepoCard {
+        RepoCard::sort_only(ctx, &self.platforms)
+    }
+
+    /// How many cards are cached (for tests of the cache's bounds).
+    pub fn cached(&self) -> usize {
+        self.cards
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}

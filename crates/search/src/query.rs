@@ -1,0 +1,518 @@
+//! The `Query` root: zot's queries, each validating its arguments, then
+//! doing its work on tokio's blocking pool (the [`Source`](crate::Source)
+//! may block) through [`Lookup`].
+//!
+//! Complexity: a paginated list costs `(limit or 1000) × its children`,
+//! `RepoInfo.Images` 100 × its children; with scalars at 0 (see
+//! `types.rs`) a query's complexity estimates the objects it builds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, SimpleObject};
+
+use crate::Viewer;
+use crate::catalog::Catalog;
+use crate::global::{self, MAX_QUERY, Target};
+use crate::lookup::{Lookup, LookupError, Sieve, split_reference};
+use crate::paging::{ImageRow, paging};
+use crate::types::{
+    CveDiffResult, CveResultForImage, Filter, ImageInput, LayerSummary, PageInfo, PageInput,
+    SortCriteria,
+};
+use crate::views::{ImageSummary, ImageView, RepoSummary, referrers};
+
+/// What an unpaged list is assumed to hold when costing a query.
+pub const UNBOUNDED_LIST: usize = 1000;
+/// What `RepoInfo.Images` (every tag of one repository) is assumed to hold.
+pub const REPO_IMAGES: usize = 100;
+
+pub const CVE_DISABLED: &str = "cve search is disabled";
+
+/// Complexity of a paginated field.
+pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
+    let n = match page.as_ref().and_then(|p| p.limit) {
+        Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
+        _ => UNBOUNDED_LIST,
+    };
+    n.saturating_mul(child.max(1))
+}
+
+#[derive(SimpleObject, Default)]
+#[graphql(rename_fields = "PascalCase")]
+pub struct PaginatedImagesResult {
+    pub page: Option<PageInfo>,
+    pub results: Vec<ImageSummary>,
+}
+
+#[derive(SimpleObject, Default)]
+#[graphql(rename_fields = "PascalCase")]
+pub struct PaginatedReposResult {
+    pub page: Option<PageInfo>,
+    pub results: Vec<RepoSummary>,
+}
+
+#[derive(SimpleObject, Default)]
+#[graphql(rename_fields = "PascalCase")]
+pub struct RepoInfo {
+    #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
+    pub images: Option<Vec<Option<ImageSummary>>>,
+    pub summary: Option<RepoSummary>,
+}
+
+#[derive(SimpleObject, Default)]
+#[graphql(rename_fields = "PascalCase")]
+pub struct GlobalSearchResult {
+    pub page: Option<PageInfo>,
+    pub images: Option<Vec<Option<ImageSummary>>>,
+    pub repos: Option<Vec<Option<RepoSummary>>>,
+    pub layers: Option<Vec<Option<LayerSummary>>>,
+}
+
+/// The root query object.
+pub struct Query {
+    pub catalog: Arc<Catalog>,
+}
+
+fn viewer(ctx: &Context<'_>) -> Viewer {
+    ctx.data_opt::<Viewer>().cloned().unwrap_or_else(|| Viewer {
+        user: None,
+        may: Arc::new(|_, _| false),
+    })
+}
+
+fn gql(e: LookupError) -> async_graphql::Error {
+    if let LookupError::Source(s) = &e {
+        tracing::warn!(error = %s, "search: metadata read failed");
+    }
+    async_graphql::Error::new(e.to_string())
+}
+
+impl Query {
+    fn lookup(&self, ctx: &Context<'_>, want_newest: bool) -> Lookup {
+        Lookup {
+            catalog: Arc::clone(&self.catalog),
+            viewer: viewer(ctx),
+            want_newest,
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        lookup: Lookup,
+        f: impl FnOnce(&Lookup) -> Result<T, LookupError> + Send + 'static,
+    ) -> async_graphql::Result<T> {
+        match tokio::task::spawn_blocking(move || f(&lookup)).await {
+            Ok(r) => r.map_err(gql),
+            Err(e) => {
+                tracing::error!(error = %e, "search: resolver task failed");
+                Err(async_graphql::Error::new("internal error"))
+            }
+        }
+    }
+}
+
+fn images(page: crate::lookup::ImagePage) -> PaginatedImagesResult {
+    PaginatedImagesResult {
+        page: Some(page.info),
+        results: page.results,
+    }
+}
+
+fn newest_wanted(ctx: &Context<'_>, list: &str) -> bool {
+    ctx.look_ahead().field(list).field("NewestImage").exists()
+}
+
+#[Object(rename_fields = "PascalCase")]
+impl Query {
+    #[graphql(name = "CVEListForImage")]
+    async fn cve_list_for_image(
+        &self,
+        image: String,
+        requested_page: Option<PageInput>,
+        #[graphql(name = "searchedCVE")] searched_cve: Option<String>,
+        #[graphql(name = "excludedCVE")] excluded_cve: Option<String>,
+        severity: Option<String>,
+    ) -> async_graphql::Result<CveResultForImage> {
+        let _ = (image, requested_page, searched_cve, excluded_cve, severity);
+        Err(async_graphql::Error::new(CVE_DISABLED))
+    }
+
+    #[graphql(name = "CVEDiffListForImages")]
+    async fn cve_diff_list_for_images(
+        &self,
+        minuend: ImageInput,
+        subtrahend: ImageInput,
+        requested_page: Option<PageInput>,
+        #[graphql(name = "searchedCVE")] searched_cve: Option<String>,
+        #[graphql(name = "excludedCVE")] excluded_cve: Option<String>,
+    ) -> async_graphql::Result<CveDiffResult> {
+        let _ = (
+            minuend,
+            subtrahend,
+            requested_page,
+            searched_cve,
+            excluded_cve,
+        );
+        Err(async_graphql::Error::new(CVE_DISABLED))
+    }
+
+    #[graphql(
+        name = "ImageListForCVE",
+        complexity = "page_cost(&requested_page, child_complexity)"
+    )]
+    async fn image_list_for_cve(
+        &self,
+        id: String,
+        filter: Option<Filter>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        let _ = (id, filter, requested_page);
+        Err(async_graphql::Error::new(CVE_DISABLED))
+    }
+
+    #[graphql(
+        name = "ImageListWithCVEFixed",
+        complexity = "page_cost(&requested_page, child_complexity)"
+    )]
+    async fn image_list_with_cve_fixed(
+        &self,
+        id: String,
+        image: String,
+        filter: Option<Filter>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        let _ = (id, image, filter, requested_page);
+        Err(async_graphql::Error::new(CVE_DISABLED))
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn image_list_for_digest(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
+        Query::run(self.lookup(ctx, false), move |l| {
+            let (rows, loaded) = l.digest_rows(&id, &Sieve::default())?;
+            l.image_page(rows, &p, loaded, false).map(images)
+        })
+        .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn repo_list_with_newest_image(
+        &self,
+        ctx: &Context<'_>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedReposResult> {
+        let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+            let rows = l.repo_rows(|_| Some(0))?;
+            let page = l.repo_page(rows, &p, &l.prefs()?)?;
+            Ok(PaginatedReposResult {
+                page: Some(page.info),
+                results: page.results,
+            })
+        })
+        .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn image_list(
+        &self,
+        ctx: &Context<'_>,
+        repo: String,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
+        Query::run(self.lookup(ctx, false), move |l| {
+            if repo.is_empty() {
+                let rows = Lookup::all_rows(&l.cards()?, &Sieve::default());
+                return l.image_page(rows, &p, HashMap::new(), false).map(images);
+            }
+            if !l.readable(&repo) {
+                return l
+                    .image_page(Vec::new(), &p, HashMap::new(), false)
+                    .map(images);
+            }
+            let Some(data) = l.catalog.repo(&repo)? else {
+                return l
+                    .image_page(Vec::new(), &p, HashMap::new(), false)
+                    .map(images);
+            };
+            let card = Arc::new(l.catalog.sort_card_of(&data));
+            let rows = Lookup::all_rows(&[card], &Sieve::default());
+            let loaded = HashMap::from([(repo, data)]);
+            l.image_page(rows, &p, loaded, false).map(images)
+        })
+        .await
+    }
+
+    async fn expanded_repo_info(
+        &self,
+        ctx: &Context<'_>,
+        repo: String,
+    ) -> async_graphql::Result<RepoInfo> {
+        Query::run(self.lookup(ctx, true), move |l| {
+            if !l.readable(&repo) {
+                return Ok(RepoInfo::default());
+            }
+            let data = l
+                .catalog
+                .repo(&repo)?
+                .ok_or("repo metadata not found for given repo name")?;
+            let card = Arc::new(l.catalog.card_of(&data));
+            let rows = Lookup::all_rows(&[Arc::clone(&card)], &Sieve::default());
+            let all = crate::paging::Paging {
+                limit: 0,
+                offset: 0,
+                sort: SortCriteria::UpdateTime,
+            };
+            let loaded = HashMap::from([(repo.clone(), Arc::clone(&data))]);
+            let page = l.image_page(rows, &all, loaded, true)?;
+            let prefs = l.prefs()?;
+            Ok(RepoInfo {
+                images: Some(page.results.into_iter().map(Some).collect()),
+                summary: Some(RepoSummary {
+                    starred: prefs.starred.contains(&repo),
+                    bookmarked: prefs.bookmarked.contains(&repo),
+                    card,
+                    data: Some(data),
+                    rank: 0,
+                }),
+            })
+        })
+        .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn global_search(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+        filter: Option<Filter>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<GlobalSearchResult> {
+        if query.len() > MAX_QUERY {
+            return Err(async_graphql::Error::new(format!(
+                "max string size limit exceeded for query parameter. max={MAX_QUERY} current={} request parameter has invalid value",
+                query.len()
+            )));
+        }
+        if let Some(f) = &filter {
+            for (name, list) in [("Os", &f.os), ("Arch", &f.arch)] {
+                for v in list.iter().flatten().flatten() {
+                    if v.len() > MAX_QUERY {
+                        return Err(async_graphql::Error::new(format!(
+                            "max string size limit exceeded for filter parameter '{name}'. max={MAX_QUERY} current={} request parameter has invalid value",
+                            v.len()
+                        )));
+                    }
+                }
+            }
+        }
+        if let Some(rp) = &requested_page {
+            if rp.limit.is_some_and(|l| l < 0) {
+                return Err(async_graphql::Error::new(
+                    "requested page limit parameter can't be negative request parameter has invalid value",
+                ));
+            }
+            if rp.offset.is_some_and(|o| o < 0) {
+                return Err(async_graphql::Error::new(
+                    "requested page offset parameter can't be negative request parameter has invalid value",
+                ));
+            }
+        }
+        let target = global::target(&query).map_err(async_graphql::Error::new)?;
+        let sieve = Sieve::new(filter.as_ref());
+        let want_newest = newest_wanted(ctx, "Repos");
+        if let Target::Repos(q) = target {
+            let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
+            return Query::run(self.lookup(ctx, want_newest), move |l| {
+                let prefs = l.prefs()?;
+                let rows = l.search_repos(&q, &sieve, &prefs)?;
+                let page = l.repo_page(rows, &p, &prefs)?;
+                Ok(GlobalSearchResult {
+                    page: Some(page.info),
+                    images: Some(Vec::new()),
+                    repos: Some(page.results.into_iter().map(Some).collect()),
+                    layers: Some(Vec::new()),
+                })
+            })
+            .await;
+        }
+        let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
+        Query::run(self.lookup(ctx, false), move |l| {
+            let (rows, loaded) = match target {
+                Target::Digest(id) => l.digest_rows(&id, &sieve)?,
+                Target::Tags { repo, prefix } => {
+                    let cards: Vec<_> = l
+                        .cards()?
+                        .into_iter()
+                        .filter(|c| *c.name == *repo)
+                        .collect();
+                    let rows = Lookup::all_rows(&cards, &sieve)
+                        .into_iter()
+                        .filter(|r| r.tag_card().is_some_and(|t| t.tag.starts_with(&prefix)))
+                        .collect();
+                    (rows, HashMap::new())
+                }
+                Target::AnyTag(text) => {
+                    let rows = Lookup::all_rows(&l.cards()?, &sieve)
+                        .into_iter()
+                        .filter(|r| {
+                            r.tag_card()
+                                .is_some_and(|t| t.tag.to_lowercase().contains(&text))
+                        })
+                        .collect();
+                    (rows, HashMap::new())
+                }
+                Target::Repos(_) => (Vec::<ImageRow>::new(), HashMap::new()),
+            };
+            let page = l.image_page(rows, &p, loaded, false)?;
+            Ok(GlobalSearchResult {
+                page: Some(page.info),
+                images: Some(page.results.into_iter().map(Some).collect()),
+                repos: Some(Vec::new()),
+                layers: Some(Vec::new()),
+            })
+        })
+        .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn derived_image_list(
+        &self,
+        ctx: &Context<'_>,
+        image: String,
+        digest: Option<String>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        self.lineage(ctx, image, digest, requested_page, false)
+            .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn base_image_list(
+        &self,
+        ctx: &Context<'_>,
+        image: String,
+        digest: Option<String>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        self.lineage(ctx, image, digest, requested_page, true).await
+    }
+
+    async fn image(&self, ctx: &Context<'_>, image: String) -> async_graphql::Result<ImageSummary> {
+        Query::run(self.lookup(ctx, false), move |l| {
+            let (repo, tag) = split_reference(&image)?;
+            if !l.readable(repo) {
+                return Ok(ImageSummary::default());
+            }
+            let missing = || LookupError::Refused(format!("can't find image: {repo}:{tag}"));
+            let data = l.catalog.repo(repo)?.ok_or_else(missing)?;
+            let row = data.tag(tag).ok_or_else(missing)?;
+            let meta = Arc::clone(data.image(&row.digest).ok_or_else(missing)?);
+            Ok(ImageSummary::new(ImageView {
+                tag: row.tag.clone(),
+                repo: Arc::clone(&data),
+                meta,
+                deletable: None,
+                only: None,
+            }))
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        ctx: &Context<'_>,
+        repo: String,
+        digest: String,
+        #[graphql(name = "type")] types: Option<Vec<String>>,
+    ) -> async_graphql::Result<Vec<Option<crate::types::Referrer>>> {
+        Query::run(self.lookup(ctx, false), move |l| {
+            if !l.readable(&repo) {
+                return Ok(Vec::new());
+            }
+            let d: zot_oci::Digest = digest.parse().map_err(|_| {
+                LookupError::Refused(format!("bad digest string from request '{digest}'"))
+            })?;
+            let Some(data) = l.catalog.repo(&repo)? else {
+                return Ok(Vec::new());
+            };
+            Ok(referrers(&data, &d, types.as_deref().unwrap_or(&[])))
+        })
+        .await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn starred_repos(
+        &self,
+        ctx: &Context<'_>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedReposResult> {
+        self.pref_list(ctx, requested_page, true).await
+    }
+
+    #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]
+    async fn bookmarked_repos(
+        &self,
+        ctx: &Context<'_>,
+        requested_page: Option<PageInput>,
+    ) -> async_graphql::Result<PaginatedReposResult> {
+        self.pref_list(ctx, requested_page, false).await
+    }
+}
+
+impl Query {
+    async fn lineage(
+        &self,
+        ctx: &Context<'_>,
+        image: String,
+        digest: Option<String>,
+        requested_page: Option<PageInput>,
+        base: bool,
+    ) -> async_graphql::Result<PaginatedImagesResult> {
+        let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        Query::run(self.lookup(ctx, false), move |l| {
+            let rows = l
+                .lineage(&image, digest.as_deref(), base)?
+                .unwrap_or_default();
+            l.image_page(rows, &p, HashMap::new(), false).map(images)
+        })
+        .await
+    }
+
+    async fn pref_list(
+        &self,
+        ctx: &Context<'_>,
+        requested_page: Option<PageInput>,
+        starred: bool,
+    ) -> async_graphql::Result<PaginatedReposResult> {
+        let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+            if l.viewer.user.is_none() {
+                let page = l.repo_page(Vec::new(), &p, &Default::default())?;
+                return Ok(PaginatedReposResult {
+                    page: Some(page.info),
+                    results: page.results,
+                });
+            }
+            let prefs = l.prefs()?;
+            let names = if starred {
+                &prefs.starred
+            } else {
+                &prefs.bookmarked
+            };
+            let rows = l.named_repos(names)?;
+            let page = l.repo_page(rows, &p, &prefs)?;
+            Ok(PaginatedReposResult {
+                page: Some(page.info),
+                results: page.results,
+            })
+        })
+        .await
+    }
+}
