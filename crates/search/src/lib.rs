@@ -8,6 +8,7 @@
 //! the resolvers know nothing of storage; the binary hands it the stores.
 
 pub mod source;
+mod userprefs;
 
 pub use source::{DigestStats, Pref, RepoData, Source, SourceError, TagRow, UserPrefs};
 
