@@ -89,8 +89,6 @@ pub fn render(dist_spec_version: &str, http: &HttpConfig, build: &BuildInfo) -> 
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
-
     use super::*;
     use zot_config::{Config, Format};
 

@@ -29,6 +29,7 @@ pub struct Viewer {
     /// The signed-in user; `None` for anonymous callers.
     pub user: Option<String>,
     /// Whether the caller may do `Access` on the named repository.
+    #[expect(clippy::type_complexity, reason = "one closure type, named here")]
     pub may: Arc<dyn Fn(&str, Access) -> bool + Send + Sync>,
 }
 

@@ -93,8 +93,6 @@ impl Search {
 
 #[cfg(test)]
 mod tests {
-    #![expect(clippy::unwrap_used, reason = "tests fail loudly")]
-
     use super::*;
     use crate::{RepoData, Source, UserPrefs};
     use axum::body::Body;
