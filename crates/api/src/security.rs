@@ -69,7 +69,12 @@ pub(crate) fn has_body(req: &Request) -> bool {
 enum Need {
     Repo(String, Action),
     Catalog,
+    /// `/v2/` and discover: with the built-in token service, an anonymous
+    /// client must bring a token, so that it learns where to get one.
     Login,
+    /// The zot extensions: like `Login`, but an anonymous client needs no
+    /// token (zot's UI sends none; answers are filtered per repository).
+    Caller,
     Nothing,
 }
 
@@ -79,14 +84,8 @@ fn need(endpoint: &Endpoint, req: &Request) -> Need {
         // zot's exception: anyone may read exactly `/v2/_zot/ext/mgmt`.
         (Endpoint::Mgmt, _) if zot_ext::is_public_mgmt(endpoint, req) => Need::Nothing,
         // The search extension filters its answers per repository itself.
-        (
-            Endpoint::Base
-            | Endpoint::Discover
-            | Endpoint::Search
-            | Endpoint::UserPrefs
-            | Endpoint::Mgmt,
-            _,
-        ) => Need::Login,
+        (Endpoint::Search | Endpoint::UserPrefs | Endpoint::Mgmt, _) => Need::Caller,
+        (Endpoint::Base | Endpoint::Discover, _) => Need::Login,
         (Endpoint::Catalog, _) => Need::Catalog,
         // `create`, or `update` for an existing tag: see `refine`.
         (Endpoint::Manifest(r, _), &Method::PUT) => repo(r, Action::Create),
@@ -144,7 +143,7 @@ fn scope(need: &Need) -> Option<String> {
             Action::Delete => format!("repository:{name}:delete"),
         }),
         Need::Catalog => Some("registry:catalog:*".to_owned()),
-        Need::Login | Need::Nothing => None,
+        Need::Login | Need::Caller | Need::Nothing => None,
     }
 }
 
@@ -246,6 +245,7 @@ pub(crate) async fn check(
                 || (security.anonymous_allowed_anywhere()
                     && (bearing_token || !security.issues_tokens()))
         }
+        Need::Caller => who.is_some() || security.anonymous_allowed_anywhere(),
         Need::Catalog => {
             (who.is_some() || security.anonymous_allowed_anywhere())
                 && security.may_list_catalog(who)
@@ -300,7 +300,7 @@ pub(crate) async fn check(
 fn token_would_help(security: &Security, who: &Identity, need: &Need) -> bool {
     match need {
         Need::Repo(name, action) => security.new_token_would_help(who, name, *action),
-        Need::Catalog | Need::Login | Need::Nothing => true,
+        Need::Catalog | Need::Login | Need::Caller | Need::Nothing => true,
     }
 }
 
