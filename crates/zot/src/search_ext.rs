@@ -112,3 +112,90 @@ fn source(stores: &zot_storage::Stores) -> Option<std::sync::Arc<dyn zot_search:
     );
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zot_config::Format;
+
+    fn config(extensions: &str) -> Config {
+        let text =
+            format!(r#"{{"storage": {{"rootDirectory": "/d"}}, "extensions": {extensions}}}"#);
+        match Config::from_str_with(&text, Format::Json, crate::lifecycle::AVAILABLE) {
+            Ok(c) => c,
+            Err(p) => panic!("{extensions}: {p:?}"),
+        }
+    }
+
+    fn discover_json(cfg: &Config) -> serde_json::Value {
+        serde_json::json!({ "extensions": crate::lifecycle::discover(cfg) })
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn discover_lists_zot_endpoints_when_search_is_on() {
+        for on in [
+            r#"{"search": {}}"#,
+            r#"{"search": {"enable": true, "cve": {}}}"#,
+        ] {
+            assert_eq!(
+                discover_json(&config(on)),
+                serde_json::json!({"extensions": [{
+                    "name": "_zot",
+                    "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
+                    "description": "zot registry extensions",
+                    "endpoints": ["/v2/_zot/ext/search", "/v2/_zot/ext/userprefs", "/v2/_zot/ext/mgmt"],
+                }]}),
+                "{on}"
+            );
+        }
+        // _zot first, then this registry's own entries.
+        let both = discover_json(&config(r#"{"scrub": {}, "search": {}}"#));
+        let names: Vec<&str> = both["extensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(names, ["_zot", "_zot_scrub"]);
+    }
+
+    #[test]
+    fn discover_omits_zot_when_search_is_off() {
+        for off in ["{}", r#"{"search": {"enable": false}}"#] {
+            assert_eq!(
+                discover_json(&config(off)),
+                serde_json::json!({"extensions": []}),
+                "{off}"
+            );
+        }
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn build_info_names_the_built_extensions_in_zots_order() {
+        let info = build_info();
+        assert_eq!(info.release_tag, concat!("v", env!("CARGO_PKG_VERSION")));
+        let mut expected = String::from("-search");
+        if cfg!(feature = "scrub") {
+            expected.push_str("-scrub");
+        }
+        if cfg!(feature = "lint") {
+            expected.push_str("-lint");
+        }
+        expected.push_str("-mgmt-userprefs");
+        assert_eq!(info.binary_type, expected);
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn notes_name_settings_not_acted_on() {
+        assert!(notes(&config(r#"{"search": {}}"#)).is_empty());
+        let notes = notes(&config(
+            r#"{"search": {"cve": {}}, "ui": {"enable": true}}"#,
+        ));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("extensions.search.cve: "));
+        assert!(notes[1].starts_with("extensions.ui: "));
+    }
+}
