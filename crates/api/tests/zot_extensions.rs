@@ -383,3 +383,33 @@ async fn off_routes_are_404_before_authentication() {
     // The rest of the API still wants a login.
     assert_eq!(app.call(Method::GET, "/v2/", None).await.status, 401);
 }
+
+/// A user holding a token of the built-in token service (issued for no
+/// repository scope, as a search client asks for none) is judged by its
+/// policy, as in the catalog: alice may star `secret/db`, bob may not.
+#[tokio::test]
+async fn built_in_tokens_are_judged_by_their_subjects_policy() {
+    let app = app(true).await;
+    let token = |user: &'static str| {
+        let app = &app;
+        async move {
+            let r = app
+                .call(Method::GET, "/auth/token?service=zot", Some(&login(user)))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v: Value = serde_json::from_str(&r.body).unwrap();
+            format!("Bearer {}", v["token"].as_str().unwrap())
+        }
+    };
+    let star_secret = "/v2/_zot/ext/userprefs?action=toggleStar&repo=secret/db";
+    let alice = token("alice").await;
+    let r = app.call(Method::PUT, star_secret, Some(&alice)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(app.starred("alice"), ["secret/db"]);
+    let bob = token("bob").await;
+    let r = app.call(Method::PUT, star_secret, Some(&bob)).await;
+    assert_eq!(r.status, 403);
+    let r = app.call(Method::PUT, STAR_PUB, Some(&bob)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(app.starred("bob"), ["pub/app"]);
+}
