@@ -1,8 +1,6 @@
-//! The search extension's routes in the real binary: with `extensions.search`
-//! on, discover lists `_zot` with its endpoints, mgmt answers anonymously,
-//! userprefs refuses an anonymous caller (403), and a GraphQL query over
-//! HTTP is answered; with it off, each route is 404 `UNSUPPORTED` and
-//! discover lists nothing.
+//! The search extension's routes in the real binary: with
+//! `extensions.search` off, each route is 404 `UNSUPPORTED` and discover
+//! lists nothing.
 
 mod common;
 
