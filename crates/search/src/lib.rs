@@ -22,6 +22,9 @@ pub enum Access {
     Delete,
 }
 
+/// Whether the caller may do `Access` on the named repository.
+pub type MayFn = dyn Fn(&str, Access) -> bool + Send + Sync;
+
 /// The caller of a search request, authenticated by the API layer before
 /// the request reaches this crate.
 #[derive(Clone)]
@@ -29,8 +32,7 @@ pub struct Viewer {
     /// The signed-in user; `None` for anonymous callers.
     pub user: Option<String>,
     /// Whether the caller may do `Access` on the named repository.
-    #[expect(clippy::type_complexity, reason = "one closure type, named here")]
-    pub may: Arc<dyn Fn(&str, Access) -> bool + Send + Sync>,
+    pub may: Arc<MayFn>,
 }
 
 impl std::fmt::Debug for Viewer {
