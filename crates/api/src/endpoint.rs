@@ -18,6 +18,30 @@ pub enum Endpoint {
     UploadStart(RepoName),
     Upload(RepoName, uuid::Uuid),
     Referrers(RepoName, Digest),
+    /// `/v2/_zot/ext/search` and any path under it (zot's `PathPrefix`):
+    /// GraphQL.
+    Search,
+    /// `/v2/_zot/ext/userprefs` and any path under it: stars and bookmarks.
+    UserPrefs,
+    /// `/v2/_zot/ext/mgmt`: what the registry's login looks like.
+    Mgmt,
+}
+
+/// The zot extension routes, by their path under `/v2/`. No repository can
+/// be named like them: a name component starts with `[a-z0-9]`.
+const ZOT_EXTENSIONS: &[(&str, Endpoint, bool)] = &[
+    ("_zot/ext/search", Endpoint::Search, true),
+    ("_zot/ext/userprefs", Endpoint::UserPrefs, true),
+    ("_zot/ext/mgmt", Endpoint::Mgmt, false),
+];
+
+/// The zot extension endpoint `rest` (the path after `/v2/`) names: its
+/// route exactly, or a path under a route that is a prefix in zot.
+fn zot_extension(rest: &str) -> Option<Endpoint> {
+    ZOT_EXTENSIONS.iter().find_map(|(route, endpoint, prefix)| {
+        let tail = rest.strip_prefix(route)?;
+        (tail.is_empty() || (*prefix && tail.starts_with('/'))).then(|| endpoint.clone())
+    })
 }
 
 fn name(segments: &[&str]) -> Result<RepoName, ApiError> {
@@ -89,6 +113,9 @@ impl Endpoint {
             "_catalog" => return Some(Ok(Endpoint::Catalog)),
             "_oci/ext/discover" => return Some(Ok(Endpoint::Discover)),
             _ => {}
+        }
+        if let Some(extension) = zot_extension(rest) {
+            return Some(Ok(extension));
         }
         let segs: Vec<&str> = rest.split('/').collect();
         let n = segs.len();
@@ -174,6 +201,23 @@ mod tests {
             Endpoint::Referrers(r("a"), D.parse().unwrap())
         );
         assert!(Endpoint::parse("/v1/x").is_none());
+    }
+
+    #[test]
+    fn zot_extensions() {
+        assert_eq!(ok("/v2/_zot/ext/search"), Endpoint::Search);
+        assert_eq!(ok("/v2/_zot/ext/search/"), Endpoint::Search);
+        assert_eq!(ok("/v2/_zot/ext/search/anything/else"), Endpoint::Search);
+        assert_eq!(ok("/v2/_zot/ext/userprefs"), Endpoint::UserPrefs);
+        assert_eq!(ok("/v2/_zot/ext/userprefs/x"), Endpoint::UserPrefs);
+        assert_eq!(ok("/v2/_zot/ext/mgmt"), Endpoint::Mgmt);
+        // mgmt is one exact route; a longer word is no extension at all.
+        assert_eq!(code("/v2/_zot/ext/mgmt/x"), "UNSUPPORTED");
+        assert_eq!(code("/v2/_zot/ext/searchx"), "UNSUPPORTED");
+        assert_eq!(code("/v2/_zot/ext/other"), "UNSUPPORTED");
+        // Under the prefix, resource words name no repository.
+        assert_eq!(ok("/v2/_zot/ext/search/tags/list"), Endpoint::Search);
+        assert_eq!(code("/v2/_zot/tags/list"), "NAME_INVALID");
     }
 
     #[test]

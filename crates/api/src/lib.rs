@@ -15,10 +15,15 @@ pub mod endpoint;
 pub mod errors;
 mod http_util;
 mod manifests;
+pub mod mgmt;
 pub mod mutations;
 mod panic_guard;
 mod security;
 mod token;
+mod zot_ext;
+
+#[cfg(feature = "search")]
+pub use zot_ext::SearchExtension;
 
 use axum::Router;
 use axum::body::Body;
@@ -56,6 +61,10 @@ pub struct AppState {
     pub mutations: Arc<Mutations>,
     /// Bytes of response bodies in flight, process-wide (see `connection`).
     pub send_budget: connection::SendBudget,
+    /// The search extension (GraphQL, userprefs, mgmt); `None` when it is
+    /// off, and its routes answer 404.
+    #[cfg(feature = "search")]
+    pub search: Option<SearchExtension>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -72,14 +81,38 @@ impl AppState {
         extensions: Vec<ExtensionInfo>,
         security: zot_auth::Security,
     ) -> SharedState {
+        Arc::new(Self::plain(stores.into(), extensions, security))
+    }
+
+    /// Like [`AppState::with_security`], with the search extension on.
+    #[cfg(feature = "search")]
+    pub fn with_search(
+        stores: impl Into<Stores>,
+        extensions: Vec<ExtensionInfo>,
+        security: zot_auth::Security,
+        search: SearchExtension,
+    ) -> SharedState {
         Arc::new(AppState {
-            stores: stores.into(),
+            search: Some(search),
+            ..Self::plain(stores.into(), extensions, security)
+        })
+    }
+
+    fn plain(
+        stores: Stores,
+        extensions: Vec<ExtensionInfo>,
+        security: zot_auth::Security,
+    ) -> AppState {
+        AppState {
+            stores,
             extensions,
             ready: AtomicBool::new(true),
             security,
             mutations: Arc::default(),
             send_budget: connection::SendBudget::default(),
-        })
+            #[cfg(feature = "search")]
+            search: None,
+        }
     }
 }
 
@@ -108,6 +141,12 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
         }
         Some(Err(e)) => {
             let resp = e.for_method(req.method()).into_response();
+            audit_unparsed(&state, &req, &path, &resp);
+            resp
+        }
+        // An extension that is off is no route at all.
+        Some(Ok(endpoint)) if zot_ext::is_zot_extension(&endpoint) && !zot_ext::enabled(&state) => {
+            let resp = ApiError::new(ErrorCode::NotFound).into_response();
             audit_unparsed(&state, &req, &path, &resp);
             resp
         }
@@ -234,6 +273,9 @@ async fn route(
     req: Request,
     caller: &security::Caller,
 ) -> ApiResult {
+    if zot_ext::is_zot_extension(&endpoint) {
+        return zot_ext::route(state, endpoint, req, caller).await;
+    }
     let method = req.method().clone();
     let reg = store(state, &endpoint);
     let uploader = blobs::Uploader {
@@ -311,7 +353,12 @@ fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
         | Endpoint::UploadStart(r)
         | Endpoint::Upload(r, _)
         | Endpoint::Referrers(r, _) => state.stores.for_repo(r),
-        Endpoint::Base | Endpoint::Catalog | Endpoint::Discover => state.stores.default_store(),
+        Endpoint::Base
+        | Endpoint::Catalog
+        | Endpoint::Discover
+        | Endpoint::Search
+        | Endpoint::UserPrefs
+        | Endpoint::Mgmt => state.stores.default_store(),
     }
 }
 

@@ -32,6 +32,7 @@ use zot_storage::Registry;
 use crate::endpoint::{Endpoint, percent_decode};
 use crate::errors::{ApiError, ErrorCode};
 use crate::http_util::query;
+use crate::zot_ext;
 
 /// Who is calling, once [`check`] let the request through.
 #[derive(Debug, Default)]
@@ -63,17 +64,27 @@ pub(crate) fn has_body(req: &Request) -> bool {
             .is_some_and(|v| v.as_bytes() != b"0")
 }
 
-/// What an endpoint needs: a repository action, the catalog, or only an
-/// authenticated (or allowed anonymous) client.
+/// What an endpoint needs: a repository action, the catalog, only an
+/// authenticated (or allowed anonymous) client, or nothing (mgmt).
 enum Need {
     Repo(String, Action),
     Catalog,
+    /// `/v2/` and discover: with the built-in token service, an anonymous
+    /// client must bring a token, so that it learns where to get one.
     Login,
+    /// The zot extensions: like `Login`, but an anonymous client needs no
+    /// token (zot's UI sends none; answers are filtered per repository).
+    Caller,
+    Nothing,
 }
 
-fn need(endpoint: &Endpoint, method: &Method) -> Need {
+fn need(endpoint: &Endpoint, req: &Request) -> Need {
     let repo = |r: &zot_oci::RepoName, a| Need::Repo(r.as_str().to_owned(), a);
-    match (endpoint, method) {
+    match (endpoint, req.method()) {
+        // zot's exception: anyone may read exactly `/v2/_zot/ext/mgmt`.
+        (Endpoint::Mgmt, _) if zot_ext::is_public_mgmt(endpoint, req) => Need::Nothing,
+        // The search extension filters its answers per repository itself.
+        (Endpoint::Search | Endpoint::UserPrefs | Endpoint::Mgmt, _) => Need::Caller,
         (Endpoint::Base | Endpoint::Discover, _) => Need::Login,
         (Endpoint::Catalog, _) => Need::Catalog,
         // `create`, or `update` for an existing tag: see `refine`.
@@ -132,7 +143,7 @@ fn scope(need: &Need) -> Option<String> {
             Action::Delete => format!("repository:{name}:delete"),
         }),
         Need::Catalog => Some("registry:catalog:*".to_owned()),
-        Need::Login => None,
+        Need::Login | Need::Caller | Need::Nothing => None,
     }
 }
 
@@ -184,7 +195,7 @@ pub(crate) async fn check(
             client,
         });
     }
-    let need = need(endpoint, req.method());
+    let need = need(endpoint, req);
     let credentials = Credentials::parse(
         req.headers()
             .get(header::AUTHORIZATION)
@@ -234,11 +245,13 @@ pub(crate) async fn check(
                 || (security.anonymous_allowed_anywhere()
                     && (bearing_token || !security.issues_tokens()))
         }
+        Need::Caller => who.is_some() || security.anonymous_allowed_anywhere(),
         Need::Catalog => {
             (who.is_some() || security.anonymous_allowed_anywhere())
                 && security.may_list_catalog(who)
         }
         Need::Repo(name, action) => security.allowed(who, name, *action),
+        Need::Nothing => true,
     };
     if !allowed {
         let response = match who {
@@ -287,7 +300,7 @@ pub(crate) async fn check(
 fn token_would_help(security: &Security, who: &Identity, need: &Need) -> bool {
     match need {
         Need::Repo(name, action) => security.new_token_would_help(who, name, *action),
-        Need::Catalog | Need::Login => true,
+        Need::Catalog | Need::Login | Need::Caller | Need::Nothing => true,
     }
 }
 

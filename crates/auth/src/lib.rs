@@ -360,9 +360,18 @@ impl Security {
     /// a built-in token, what its subject may read (the catalog's own
     /// scope, `registry:catalog:*`, names no repository).
     pub fn may_see_in_catalog(&self, who: Option<&Identity>, repo: &str) -> bool {
+        self.may_in_listing(who, repo, Action::Read)
+    }
+
+    /// What a listing over many repositories (the catalog, search results
+    /// and their `IsDeletable`) shows `who` may do on `repo`: for a built-in
+    /// token, what its subject's policy allows (the token's grants are the
+    /// scopes of single-repository requests, and a listing asks for none);
+    /// otherwise [`Security::allowed`].
+    pub fn may_in_listing(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
         match who {
-            Some(w) if w.method == Method::Token => self.policy_allows(who, repo, Action::Read),
-            _ => self.allowed(who, repo, Action::Read),
+            Some(w) if w.method == Method::Token => self.policy_allows(who, repo, action),
+            _ => self.allowed(who, repo, action),
         }
     }
 

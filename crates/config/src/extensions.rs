@@ -11,9 +11,11 @@
 //!   `lint`, `mgmt`, `apikey` and `events` are not.
 //! - The rest of a section is kept verbatim in [`ExtensionConfig::raw`] for the
 //!   extension to read. The sections of extensions this codebase implements
-//!   (`scrub`, `lint`) are validated here, every key by its path, and read
-//!   through [`ExtensionConfig::scrub`] and [`ExtensionConfig::lint`]; the
-//!   others are not validated.
+//!   (`scrub`, `lint`, `search`, `ui`) are validated here, every key by its
+//!   path, and read through [`ExtensionConfig::scrub`],
+//!   [`ExtensionConfig::lint`] and [`ExtensionConfig::search`]; the others
+//!   are not validated.
+//! - An enabled `ui` needs an enabled `search` (see [`crate::search`]).
 //! - An enabled extension that is not in the list of available extensions
 //!   (by default [`AVAILABLE_EXTENSIONS`]) is a `not available in this build`
 //!   problem; a disabled one is accepted whatever the build.
@@ -24,6 +26,7 @@ use serde_json::Value;
 
 use crate::fields;
 use crate::problem::Problem;
+use crate::search::{SearchConfig, read_search, read_ui};
 use crate::value::Section;
 
 /// Every extension name zot knows, with whether its mere presence enables it.
@@ -43,7 +46,9 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
 /// The extensions this codebase implements; an enabled extension must be
 /// listed here. A binary built without some of them passes its own list to
 /// [`crate::Config::from_file_with`].
-pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint"];
+/// `ui` is accepted with `search` (this build serves no web UI; the API the
+/// UI uses is search's), and so is `mgmt`, which is on whenever search is.
+pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint", "search", "ui", "mgmt"];
 
 /// zot's default `extensions.scrub.interval`.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -79,6 +84,17 @@ impl ExtensionConfig {
         }
         let mut problems = Vec::new();
         Some(read_lint(&self.raw, &mut problems))
+    }
+}
+
+impl ExtensionConfig {
+    /// The settings of an enabled `search` section.
+    pub fn search(&self) -> Option<SearchConfig> {
+        if !self.enabled || self.name != "search" {
+            return None;
+        }
+        let mut problems = Vec::new();
+        Some(read_search(&self.raw, &mut problems))
     }
 }
 
@@ -172,6 +188,12 @@ pub(crate) fn parse(
             "lint" => {
                 read_lint(&raw, problems);
             }
+            "search" => {
+                read_search(&raw, problems);
+            }
+            "ui" => {
+                read_ui(&raw, problems);
+            }
             _ => {}
         }
         out.push(ExtensionConfig {
@@ -182,6 +204,16 @@ pub(crate) fn parse(
     }
     for (key, _) in section.take_rest() {
         problems.push(Problem::new(section.child(key), "unknown extension"));
+    }
+    let on = |name: &str| {
+        out.iter()
+            .any(|e: &ExtensionConfig| e.name == name && e.enabled)
+    };
+    if on("ui") && !on("search") {
+        problems.push(Problem::new(
+            section.child("ui"),
+            "needs the search extension enabled (extensions.search)",
+        ));
     }
     section.finish(problems);
     out

@@ -29,6 +29,7 @@ mod http;
 mod log;
 mod problem;
 mod retention;
+mod search;
 mod storage;
 mod value;
 
@@ -49,6 +50,10 @@ pub use http::{Compat, DEFAULT_ADDRESS, DEFAULT_PORT, HttpConfig, TlsConfig};
 pub use log::{LogConfig, LogLevel, SchedulerConfig};
 pub use problem::Problem;
 pub use retention::{DEFAULT_RETENTION_DELAY, KeepTagsRule, RetentionConfig, RetentionPolicy};
+pub use search::{
+    CveConfig, DEFAULT_TRIVY_DB, DEFAULT_TRIVY_JAVA_DB, MIN_CVE_UPDATE_INTERVAL, SbomFormat,
+    SearchConfig, TrivyConfig,
+};
 pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig, TimeWindow};
 
 use value::Section;

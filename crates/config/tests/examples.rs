@@ -27,7 +27,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     (
         "config-allextensions.json",
         // metrics `{}` and sync without `enable` are enabled by presence.
-        Err(&["extensions.metrics", "extensions.sync", "extensions.search"]),
+        Err(&["extensions.metrics", "extensions.sync"]),
     ),
     ("config-azure.json", Err(&["storage.storageDriver"])),
     ("config-bearer-auth.json", Ok(())),
@@ -41,8 +41,8 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-boltdb.json", Ok(())),
     ("config-commit.json", Ok(())),
     ("config-conformance.json", Ok(())),
-    ("config-cve-trivy.json", Err(&["extensions.search"])),
-    ("config-cve.json", Err(&["extensions.search"])),
+    ("config-cve-trivy.json", Ok(())),
+    ("config-cve.json", Ok(())),
     ("config-docker-compat-sync.json", Err(&["extensions.sync"])),
     ("config-docker-compat.json", Ok(())),
     (
@@ -79,7 +79,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
         Err(&["http.auth.mtls.uriSanPattern"]),
     ),
     ("config-mtls.json", Ok(())),
-    ("config-multiple-cve.json", Err(&["extensions.search"])),
+    ("config-multiple-cve.json", Ok(())),
     // Three sub-paths, each with a root of its own.
     ("config-multiple.json", Ok(())),
     // `"extensions": {}` is accepted.
@@ -116,39 +116,20 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-ratelimit.json", Ok(())),
     (
         "config-redis-all-options.json",
-        Err(&[
-            "storage.cacheDriver",
-            "storage.storageDriver",
-            "extensions.ui",
-            "extensions.search",
-        ]),
+        Err(&["storage.cacheDriver", "storage.storageDriver"]),
     ),
     (
         "config-redis-cluster.json",
-        Err(&[
-            "storage.cacheDriver",
-            "storage.storageDriver",
-            "extensions.ui",
-            "extensions.search",
-        ]),
+        Err(&["storage.cacheDriver", "storage.storageDriver"]),
     ),
     (
         "config-redis.json",
-        Err(&[
-            "storage.cacheDriver",
-            "storage.storageDriver",
-            "extensions.ui",
-            "extensions.search",
-        ]),
+        Err(&["storage.cacheDriver", "storage.storageDriver"]),
     ),
     (
         "config-remote-session-store-redis.json",
-        // search has no `enable`: enabled by presence.
-        Err(&[
-            "http.auth.sessionDriver",
-            "extensions.search",
-            "extensions.ui",
-        ]),
+        // search (no `enable`: enabled by presence) and ui are accepted.
+        Err(&["http.auth.sessionDriver"]),
     ),
     (
         "config-s3.json",
@@ -163,13 +144,10 @@ const EXPECTED: &[(&str, Outcome)] = &[
             "storage.subPaths./c.cacheDriver",
         ]),
     ),
-    (
-        "config-sbom-trivy.json",
-        Err(&["extensions.ui", "extensions.search"]),
-    ),
+    ("config-sbom-trivy.json", Ok(())),
     ("config-scheduler.json", Ok(())),
     ("config-scrub.json", Ok(())),
-    ("config-search.json", Err(&["extensions.search"])),
+    ("config-search.json", Ok(())),
     (
         "config-sync-cloud-storage.json",
         Err(&[
@@ -202,10 +180,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-sync.json", Err(&["extensions.sync"])),
     ("config-test.json", Ok(())),
     ("config-tls.json", Ok(())),
-    (
-        "config-ui.json",
-        Err(&["extensions.search", "extensions.ui"]),
-    ),
+    ("config-ui.json", Ok(())),
 ];
 
 fn examples_dir() -> PathBuf {
@@ -295,12 +270,18 @@ fn unsupported_keys_say_so() {
             .iter()
             .any(|p| p.to_string() == "storage.storageDriver: not supported by this build")
     );
-    let problems =
-        Config::from_file(&examples_dir().join("config-ui.json")).expect_err("ui is not available");
+    // A build without search (`zot` built with `--no-default-features`).
+    let problems = Config::from_file_with(&examples_dir().join("config-ui.json"), &["scrub"])
+        .expect_err("ui is not available");
     assert!(
         problems
             .iter()
             .any(|p| p.to_string() == "extensions.ui: not available in this build")
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.to_string() == "extensions.search: not available in this build")
     );
 }
 

@@ -1,5 +1,6 @@
 //! The storage lifecycle keys: `storage.gcTimeWindow`, `storage.retention`,
-//! `extensions.scrub` and `extensions.lint`.
+//! `extensions.scrub` and `extensions.lint`; and `extensions.search` (with
+//! `cve`) and `extensions.ui`.
 
 use std::time::Duration;
 
@@ -166,5 +167,100 @@ fn scrub_and_lint_settings() {
     assert_eq!(
         problems[0].to_string(),
         "extensions.scrub: not available in this build"
+    );
+}
+
+#[test]
+fn search_settings_and_cve() {
+    let config = json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {}}}"#)
+        .expect("loads");
+    let search = config
+        .extension("search")
+        .and_then(|e| e.search())
+        .expect("on by presence");
+    assert_eq!(search.cve, None);
+
+    let config = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"enable": true,
+            "CVE": {"updateInterval": "30m", "trivy": {"dbRepository": "example.org/db",
+            "vulnSeveritySources": ["nvd", "ghsa"], "sbom": {"enable": true, "format": "cyclonedx"}}}}}}"#,
+    )
+    .expect("loads");
+    let cve = config
+        .extension("search")
+        .and_then(|e| e.search())
+        .and_then(|s| s.cve)
+        .expect("cve on");
+    // Shorter than 2 h is raised to 2 h, as zot does.
+    assert_eq!(cve.update_interval, zot_config::MIN_CVE_UPDATE_INTERVAL);
+    assert_eq!(cve.trivy.db_repository, "example.org/db");
+    assert_eq!(
+        cve.trivy.java_db_repository,
+        zot_config::DEFAULT_TRIVY_JAVA_DB
+    );
+    assert_eq!(cve.trivy.vuln_severity_sources, ["nvd", "ghsa"]);
+    assert!(cve.trivy.sbom);
+    assert_eq!(cve.trivy.sbom_format, zot_config::SbomFormat::CycloneDx);
+
+    let cve = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"cve": {"updateInterval": "24h"}}}}"#,
+    )
+    .expect("loads")
+    .extension("search")
+    .and_then(|e| e.search())
+    .and_then(|s| s.cve)
+    .expect("cve on");
+    assert_eq!(cve.update_interval, Duration::from_secs(24 * 3600));
+    assert_eq!(cve.trivy, zot_config::TrivyConfig::default());
+
+    let off = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"enable": false, "cve": {}}}}"#,
+    )
+    .expect("loads");
+    assert!(off.extension("search").and_then(|e| e.search()).is_none());
+}
+
+#[test]
+fn search_and_ui_problems_name_their_keys() {
+    assert_eq!(
+        paths(json(
+            r#"{"storage": {"rootDirectory": "/d"}, "extensions": {
+                "search": {"cve": {"updateInterval": "soon", "trivy": {"dbRepository": "",
+                "sbom": {"format": "xml", "x": 1}, "y": 2}, "z": 3}, "w": 4},
+                "ui": {"enable": true, "path": "/ui"}}}"#
+        )),
+        [
+            "extensions.search.cve.updateInterval",
+            "extensions.search.cve.trivy.dbRepository",
+            "extensions.search.cve.trivy.sbom.format",
+            "extensions.search.cve.trivy.sbom.x",
+            "extensions.search.cve.trivy.y",
+            "extensions.search.cve.z",
+            "extensions.search.w",
+            "extensions.ui.path",
+        ]
+    );
+    // ui needs search on, as in zot.
+    let problems = json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"enable": false}, "ui": {}}}"#,
+    )
+    .expect_err("refused");
+    assert_eq!(paths(Err(problems.clone())), ["extensions.ui"]);
+    assert!(
+        problems[0].to_string().contains("search"),
+        "{}",
+        problems[0]
+    );
+    // A build without search refuses both by name.
+    let text = r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {}, "ui": {}}}"#;
+    let problems =
+        Config::from_str_with(text, Format::Json, &["scrub", "lint"]).expect_err("refused");
+    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "extensions.search: not available in this build",
+            "extensions.ui: not available in this build",
+        ]
     );
 }

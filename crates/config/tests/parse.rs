@@ -218,11 +218,16 @@ fn yaml_specifics() {
         "storage:\n  rootDirectory: /d\nextensions:\n  search:\n    enable: false\n",
     ));
     assert!(!config.extensions[0].enabled);
-    // An empty extension section is present, so enabled by presence for search.
-    let list = problems(yaml(
+    // An empty extension section is present, so enabled by presence for
+    // search (and sync, which this build lacks).
+    let config = ok(yaml(
         "storage:\n  rootDirectory: /d\nextensions:\n  search:\n",
     ));
-    assert_eq!(list, ["extensions.search: not available in this build"]);
+    assert!(config.extensions[0].enabled);
+    let list = problems(yaml(
+        "storage:\n  rootDirectory: /d\nextensions:\n  sync:\n",
+    ));
+    assert_eq!(list, ["extensions.sync: not available in this build"]);
 }
 
 #[test]
@@ -507,7 +512,7 @@ fn all_problems_are_collected() {
         r#"{"storage": {"gc": 1, "storageDriver": {}},
             "http": {"port": "x", "auth": {"apikey": true}, "tls": {"cert": "c"}},
             "log": {"level": "loud"},
-            "extensions": {"foo": {}, "search": {}},
+            "extensions": {"foo": {}, "sync": {}},
             "bogus": true}"#,
     ));
     let mut paths: Vec<&str> = list
@@ -520,7 +525,7 @@ fn all_problems_are_collected() {
         [
             "bogus",
             "extensions.foo",
-            "extensions.search",
+            "extensions.sync",
             "http.auth.apikey",
             "http.port",
             "http.tls.key",

@@ -24,6 +24,7 @@ pub mod stores;
 pub mod time;
 pub mod types;
 mod views;
+mod userprefs;
 
 pub use source::{DigestStats, Pref, RepoData, Source, SourceError, TagRow, UserPrefs};
 

@@ -27,6 +27,13 @@ pub const AVAILABLE: &[&str] = &[
     "scrub",
     #[cfg(feature = "lint")]
     "lint",
+    // With search come the API zot's UI uses (no UI is served) and mgmt.
+    #[cfg(feature = "search")]
+    "search",
+    #[cfg(feature = "search")]
+    "ui",
+    #[cfg(feature = "search")]
+    "mgmt",
 ];
 
 /// How often pull times are written to the metadata store.
@@ -43,9 +50,25 @@ pub fn mandatory_annotations(cfg: &Config) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// What `/v2/_oci/ext/discover` lists.
+/// What `/v2/_oci/ext/discover` lists: zot's `_zot` extension with the
+/// endpoints that are on (in zot's order; absent when none is), then this
+/// registry's own entries for scrub and lint.
 pub fn discover(cfg: &Config) -> Vec<zot_api::ExtensionInfo> {
     let mut out = Vec::new();
+    let endpoints: Vec<String> = crate::search_ext::endpoints(cfg)
+        .iter()
+        .map(|e| (*e).to_owned())
+        .collect();
+    if !endpoints.is_empty() {
+        out.push(zot_api::ExtensionInfo {
+            name: "_zot".to_owned(),
+            // zot links its own release; ours is no zot release, so the
+            // document on zot's main branch.
+            url: "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md".to_owned(),
+            description: "zot registry extensions".to_owned(),
+            endpoints,
+        });
+    }
     for (name, description) in [
         (
             "scrub",
@@ -82,6 +105,8 @@ pub struct Store {
 /// routing of repository names to them.
 pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storage::Stores)> {
     let open = |settings: &StorageConfig| {
+        // TODO(lead, after merging the model branch): `search:
+        // crate::search_ext::enabled(cfg),` once `storage::Options` has it.
         let options = zot_storage::Options {
             dedupe: settings.dedupe,
             docker2s2: cfg.docker2s2(),

@@ -5,6 +5,7 @@ mod connections;
 mod lifecycle;
 mod listener;
 mod scrub_cmd;
+mod search_ext;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -89,7 +90,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify { config } => match Config::from_file_with(&config, lifecycle::AVAILABLE) {
-            Ok(_) => {
+            Ok(cfg) => {
+                for note in search_ext::notes(&cfg) {
+                    eprintln!("{}: note: {note}", config.display());
+                }
                 println!("{}: configuration is valid", config.display());
                 ExitCode::SUCCESS
             }

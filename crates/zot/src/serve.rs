@@ -98,8 +98,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
-    let state =
-        zot_api::AppState::with_security(routing, crate::lifecycle::discover(&cfg), security);
+    for note in crate::search_ext::notes(&cfg) {
+        tracing::warn!("{note}");
+    }
+    let discover = crate::lifecycle::discover(&cfg);
+    #[cfg(feature = "search")]
+    let state = match crate::search_ext::extension(&cfg, &routing) {
+        Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
+        None => zot_api::AppState::with_security(routing, discover, security),
+    };
+    #[cfg(not(feature = "search"))]
+    let state = zot_api::AppState::with_security(routing, discover, security);
     let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));

@@ -1,0 +1,201 @@
+//! The search extension in the binary: whether it is on, what
+//! `/v2/_oci/ext/discover` lists for it, what the binary says about its
+//! build (mgmt's `commit`, `releaseTag`, `binaryType`), notes on settings
+//! read but not acted on yet, and the handle the API serves.
+//!
+//! Search is on when the binary has the `search` feature and
+//! `extensions.search` is enabled (its mere presence enables it); a
+//! configuration enabling it in a build without the feature is refused by
+//! `zot_config` (`not available in this build`), so `enabled` only has to
+//! agree with `lifecycle::AVAILABLE`.
+
+use zot_config::Config;
+
+/// Whether the search extension (with userprefs and mgmt) is on.
+pub fn enabled(cfg: &Config) -> bool {
+    crate::lifecycle::AVAILABLE.contains(&"search")
+        && cfg.extension("search").is_some_and(|e| e.enabled)
+}
+
+/// The `_zot` endpoints discover lists, in zot's order: search, userprefs
+/// (zot also wants its UI on; here it is on with search) and mgmt.
+pub fn endpoints(cfg: &Config) -> &'static [&'static str] {
+    if enabled(cfg) {
+        &[
+            "/v2/_zot/ext/search",
+            "/v2/_zot/ext/userprefs",
+            "/v2/_zot/ext/mgmt",
+        ]
+    } else {
+        &[]
+    }
+}
+
+/// zot's build tags, in the order its `binaryType` joins them.
+#[cfg(feature = "search")]
+const ZOT_TAGS: &[&str] = &[
+    "sync",
+    "search",
+    "scrub",
+    "metrics",
+    "lint",
+    "ui",
+    "mgmt",
+    "profile",
+    "userprefs",
+    "imagetrust",
+    "events",
+];
+
+/// What this binary reports about its build (in mgmt).
+#[cfg(feature = "search")]
+pub fn build_info() -> zot_api::mgmt::BuildInfo {
+    let available = crate::lifecycle::AVAILABLE;
+    let built: Vec<&str> = ZOT_TAGS
+        .iter()
+        .copied()
+        .filter(|tag| match *tag {
+            // Accepted in the configuration, but no UI is built in.
+            "ui" => false,
+            "userprefs" => available.contains(&"search"),
+            tag => available.contains(&tag),
+        })
+        .collect();
+    zot_api::mgmt::BuildInfo {
+        commit: option_env!("ZOT_COMMIT").unwrap_or_default().to_owned(),
+        release_tag: concat!("v", env!("CARGO_PKG_VERSION")).to_owned(),
+        binary_type: built.iter().map(|t| format!("-{t}")).collect(),
+    }
+}
+
+/// Settings that are valid but not acted on by this build, one line each.
+pub fn notes(cfg: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(search) = cfg.extension("search").and_then(|e| e.search())
+        && search.cve.is_some()
+    {
+        notes.push(
+            "extensions.search.cve: CVE scanning is not in this build yet; its settings are checked and not used"
+                .to_owned(),
+        );
+    }
+    if cfg.extension("ui").is_some_and(|e| e.enabled) {
+        notes.push(
+            "extensions.ui: this build serves no web UI; the API it uses (search, userprefs, mgmt) is on"
+                .to_owned(),
+        );
+    }
+    notes
+}
+
+/// The search extension the API serves, when it is on.
+#[cfg(feature = "search")]
+pub fn extension(cfg: &Config, stores: &zot_storage::Stores) -> Option<zot_api::SearchExtension> {
+    if !enabled(cfg) {
+        return None;
+    }
+    let source = source(stores)?;
+    Some(zot_api::SearchExtension {
+        search: std::sync::Arc::new(zot_search::Search::new(source)),
+        mgmt: zot_api::mgmt::render(&cfg.dist_spec_version, &cfg.http, &build_info()),
+    })
+}
+
+/// The metadata search reads.
+// TODO(lead, after merging the model branch): `Some(Arc::new(
+// zot_search::stores::StoresSource::new(stores.clone())))`.
+#[cfg(feature = "search")]
+fn source(stores: &zot_storage::Stores) -> Option<std::sync::Arc<dyn zot_search::Source>> {
+    let _ = stores;
+    tracing::warn!(
+        "search is enabled but its metadata source is not wired in yet: its routes answer 404"
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zot_config::Format;
+
+    fn config(extensions: &str) -> Config {
+        let text =
+            format!(r#"{{"storage": {{"rootDirectory": "/d"}}, "extensions": {extensions}}}"#);
+        match Config::from_str_with(&text, Format::Json, crate::lifecycle::AVAILABLE) {
+            Ok(c) => c,
+            Err(p) => panic!("{extensions}: {p:?}"),
+        }
+    }
+
+    fn discover_json(cfg: &Config) -> serde_json::Value {
+        serde_json::json!({ "extensions": crate::lifecycle::discover(cfg) })
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn discover_lists_zot_endpoints_when_search_is_on() {
+        for on in [
+            r#"{"search": {}}"#,
+            r#"{"search": {"enable": true, "cve": {}}}"#,
+        ] {
+            assert_eq!(
+                discover_json(&config(on)),
+                serde_json::json!({"extensions": [{
+                    "name": "_zot",
+                    "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
+                    "description": "zot registry extensions",
+                    "endpoints": ["/v2/_zot/ext/search", "/v2/_zot/ext/userprefs", "/v2/_zot/ext/mgmt"],
+                }]}),
+                "{on}"
+            );
+        }
+        // _zot first, then this registry's own entries.
+        let both = discover_json(&config(r#"{"scrub": {}, "search": {}}"#));
+        let names: Vec<&str> = both["extensions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["name"].as_str())
+            .collect();
+        assert_eq!(names, ["_zot", "_zot_scrub"]);
+    }
+
+    #[test]
+    fn discover_omits_zot_when_search_is_off() {
+        for off in ["{}", r#"{"search": {"enable": false}}"#] {
+            assert_eq!(
+                discover_json(&config(off)),
+                serde_json::json!({"extensions": []}),
+                "{off}"
+            );
+        }
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn build_info_names_the_built_extensions_in_zots_order() {
+        let info = build_info();
+        assert_eq!(info.release_tag, concat!("v", env!("CARGO_PKG_VERSION")));
+        let mut expected = String::from("-search");
+        if cfg!(feature = "scrub") {
+            expected.push_str("-scrub");
+        }
+        if cfg!(feature = "lint") {
+            expected.push_str("-lint");
+        }
+        expected.push_str("-mgmt-userprefs");
+        assert_eq!(info.binary_type, expected);
+    }
+
+    #[cfg(feature = "search")]
+    #[test]
+    fn notes_name_settings_not_acted_on() {
+        assert!(notes(&config(r#"{"search": {}}"#)).is_empty());
+        let notes = notes(&config(
+            r#"{"search": {"cve": {}}, "ui": {"enable": true}}"#,
+        ));
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("extensions.search.cve: "));
+        assert!(notes[1].starts_with("extensions.ui: "));
+    }
+}
