@@ -667,9 +667,15 @@ fn hostile_queries(c: &common::Client) {
         " }".repeat(depth)
     );
     clean_error("deep nesting", &nested);
-    let flood: String = (0..2000)
-        .map(|i| format!("a{i}: ImageList(repo: \"\") {{ Results {{ Manifests {{ History {{ Layer {{ Digest }} }} }} }} }} "))
+    // Under the 64 KiB text cap, so that the complexity limit must refuse it.
+    let flood: String = (0..900)
+        .map(|i| {
+            format!(
+                "a{i}:ImageList(repo:\"\"){{Results{{Manifests{{History{{Layer{{Digest}}}}}}}}}} "
+            )
+        })
         .collect();
+    assert!(flood.len() < 64 << 10, "{}", flood.len());
     clean_error("alias flood", &format!("{{ {flood} }}"));
     // Past the 64 KiB cap; small enough that the whole body is on the
     // socket before the server answers.
