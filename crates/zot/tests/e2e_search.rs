@@ -807,7 +807,7 @@ fn discover_and_mgmt(c: &common::Client) {
     let doc = r.json();
     assert_eq!(doc["http"]["auth"]["htpasswd"], json!({}), "{doc}");
     assert!(
-        !r.text().contains("htpasswd\":{\"path"),
+        !r.text().contains("zot-e2e-") && !r.text().contains("\"path\""),
         "the path is never revealed: {r}"
     );
     assert!(doc["distSpecVersion"].is_string(), "{doc}");
