@@ -5,10 +5,16 @@
 //! untimed set-up, and reports per workload: operations per second, MB/s,
 //! latency percentiles and errors. Any non-2xx answer is an error; set-up
 //! errors stop the run, and a run with errors exits non-zero after its report.
+//!
+//! `zb seed-layouts` writes the search data set (OCI image layouts) under a
+//! storage root instead; see [`seed`].
 
 mod client;
 mod data;
+mod names;
 mod ops;
+mod search;
+mod seed;
 mod static_tree;
 mod stats;
 mod workload;
@@ -18,7 +24,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::data::BlobSource;
 use crate::workload::{Ctx, Workload};
@@ -31,8 +37,15 @@ enum Output {
 
 /// Load generator for OCI registries: catalog, manifest, push and pull workloads.
 #[derive(Parser, Debug)]
-#[command(version, after_help = workload_help())]
+#[command(
+    version,
+    after_help = workload_help(),
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Registry to load, e.g. http://127.0.0.1:5000
     #[arg(required_unless_present_any = ["list", "write_static"])]
     url: Option<String>,
@@ -72,11 +85,99 @@ struct Args {
     /// files under DIR (see the static_tree module) and exits.
     #[arg(long, value_name = "DIR")]
     write_static: Option<PathBuf>,
+    /// Search workloads: the seeded repositories' prefix (as given to seed-layouts).
+    #[arg(long, default_value = "seed")]
+    seed_prefix: String,
+    /// Search workloads: how many repositories were seeded.
+    #[arg(long, default_value_t = 10_000)]
+    seed_repos: usize,
+    /// Search workloads: tags per seeded repository.
+    #[arg(long, default_value_t = 5)]
+    seed_tags: usize,
+    /// Search workloads: the big repository ImageList reads.
+    #[arg(long, default_value = "seed/big")]
+    big_repo: String,
+    /// Search workloads: tags of the big repository.
+    #[arg(long, default_value_t = 1000)]
+    big_tags: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Writes the search data set as OCI image layouts under a storage
+    /// root (the registry must be (re)started to serve them); prints a
+    /// JSON summary.
+    SeedLayouts(SeedArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct SeedArgs {
+    /// The registry's storage root (`storage.rootDirectory`).
+    #[arg(long)]
+    root: PathBuf,
+    /// Repositories are <prefix>/teamNN/<word>-NNNNN.
+    #[arg(long, default_value = "seed")]
+    prefix: String,
+    #[arg(long, default_value_t = 10_000)]
+    repos: usize,
+    /// Tags per repository (the last one is `latest`).
+    #[arg(long, default_value_t = 5)]
+    tags: usize,
+    /// Layers per image.
+    #[arg(long, default_value_t = 3)]
+    layers: usize,
+    /// Share of tags that are two-platform image indexes (0 to 1).
+    #[arg(long, default_value_t = 0.1)]
+    index_share: f64,
+    /// Bytes in each layer's file, about (from half to one and a half times).
+    #[arg(long, default_value_t = 1024)]
+    layer_size: usize,
+    /// One more repository, with --big-tags tags.
+    #[arg(long)]
+    big_repo: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    big_tags: usize,
+    /// Writer threads (default: twice the cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn seed_layouts(a: &SeedArgs) -> anyhow::Result<()> {
+    let plan = seed::Plan {
+        root: a.root.clone(),
+        prefix: a.prefix.clone(),
+        repos: a.repos,
+        tags: a.tags,
+        layers: a.layers,
+        index_share: a.index_share,
+        layer_size: a.layer_size,
+        big_repo: a.big_repo.clone(),
+        big_tags: a.big_tags,
+        threads: a.threads.unwrap_or_else(seed::default_threads),
+    };
+    let w = seed::write(&plan)?;
+    let doc = serde_json::json!({
+        "root": a.root,
+        "repos": w.repos,
+        "tags": w.tags,
+        "indexes": w.indexes,
+        "blobs": w.blobs,
+        "bytes": w.bytes,
+        "seconds": w.seconds,
+    });
+    println!("{doc}");
+    Ok(())
 }
 
 fn workload_help() -> String {
     let names: Vec<_> = workload::all().into_iter().map(|w| w.name).collect();
-    format!("Workloads: {}", names.join(", "))
+    let search: Vec<_> = workload::search_all().into_iter().map(|w| w.name).collect();
+    format!(
+        "Workloads: {}\nSearch workloads (chosen only when -t contains \"search\"; \
+         data set from `zb seed-layouts`): {}",
+        names.join(", "),
+        search.join(", ")
+    )
 }
 
 /// A byte count with an optional KiB/MiB/GiB suffix.
@@ -102,6 +203,15 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::SeedLayouts(a)) = &args.command {
+        return match seed_layouts(a) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zb: seed-layouts: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -157,6 +267,13 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         prefix: args.repo_prefix.clone(),
         nonce: nonce(),
         chunk: args.chunk_size,
+        search: search::DataSet {
+            prefix: args.seed_prefix.clone(),
+            repos: args.seed_repos,
+            tags: args.seed_tags,
+            big: args.big_repo.clone(),
+            big_tags: args.big_tags,
+        },
     });
     let text = args.output == Output::Text;
     let mut rows = Vec::new();
@@ -256,6 +373,31 @@ mod tests {
         assert!(Args::try_parse_from(["zb", "--write-static", "/tmp/x"]).is_ok());
         assert!(Args::try_parse_from(["zb", "-c", "0", "http://h"]).is_err());
         assert!(Args::try_parse_from(["zb", "-o", "xml", "http://h"]).is_err());
+
+        let s = Args::try_parse_from([
+            "zb",
+            "seed-layouts",
+            "--root",
+            "/tmp/r",
+            "--repos",
+            "10",
+            "--big-repo",
+            "seed/big",
+        ])?;
+        match s.command {
+            Some(Command::SeedLayouts(a)) => {
+                assert_eq!((a.repos, a.tags, a.layers), (10, 5, 3));
+                assert_eq!(a.big_repo.as_deref(), Some("seed/big"));
+                assert!((a.index_share - 0.1).abs() < 1e-9);
+            }
+            None => panic!("seed-layouts is a subcommand"),
+        }
+        assert!(
+            Args::try_parse_from(["zb", "seed-layouts"]).is_err(),
+            "--root"
+        );
+        let w = Args::try_parse_from(["zb", "-t", "search", "--big-repo", "x/y", "http://h"])?;
+        assert_eq!((w.big_repo.as_str(), w.big_tags), ("x/y", 1000));
         Ok(())
     }
 

@@ -10,6 +10,11 @@
 //! whose name states its shape (`push-concurrent-64x100MiB`,
 //! `dedupe-100x100MiB`) runs with that concurrency or operation count
 //! whatever `-c` and `-n` say.
+//!
+//! The `search-*` workloads ([`crate::search`]) query a data set written by
+//! `zb seed-layouts` and need zot's search extension; they are chosen only
+//! when the `-t` pattern itself contains `search`, so that `-t '.*'` (every
+//! registry workload) stays valid for registries without it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +25,7 @@ use regex::Regex;
 use crate::client::Client;
 use crate::data::BlobSource;
 use crate::ops::{self, Image, Upload};
+use crate::search::{self, DataSet, Query};
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -53,6 +59,8 @@ pub enum Kind {
     /// Monolithic pushes of one layer (same digest every time) to a new
     /// repository each: what storage dedupe should make nearly free on disk.
     Dedupe(u64),
+    /// A GraphQL query of the search extension.
+    Search(Query),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,12 +125,37 @@ pub fn all() -> Vec<Workload> {
     list
 }
 
-/// The workloads whose name matches `pattern` (anywhere in the name).
+/// The search workloads, in the order they run.
+pub fn search_all() -> Vec<Workload> {
+    search::WORKLOADS
+        .iter()
+        .map(|&(name, q)| Workload {
+            name: name.into(),
+            kind: Kind::Search(q),
+            concurrency: None,
+            operations: None,
+        })
+        .collect()
+}
+
+/// The workloads whose name matches `pattern` (anywhere in the name); the
+/// search workloads only when `pattern` contains `search`.
 pub fn select(pattern: &str) -> anyhow::Result<Vec<Workload>> {
     let re = Regex::new(pattern).map_err(|e| anyhow::anyhow!("-t {pattern:?}: {e}"))?;
-    let chosen: Vec<_> = all().into_iter().filter(|w| re.is_match(&w.name)).collect();
+    let mut candidates = all();
+    if pattern.contains("search") {
+        candidates.extend(search_all());
+    }
+    let chosen: Vec<_> = candidates
+        .into_iter()
+        .filter(|w| re.is_match(&w.name))
+        .collect();
     if chosen.is_empty() {
-        let names: Vec<_> = all().into_iter().map(|w| w.name).collect();
+        let names: Vec<_> = all()
+            .into_iter()
+            .chain(search_all())
+            .map(|w| w.name)
+            .collect();
         anyhow::bail!(
             "-t {pattern:?} matches no workload; there are: {}",
             names.join(", ")
@@ -152,6 +185,8 @@ pub struct Ctx {
     pub nonce: String,
     /// PATCH size of chunked pushes; `None` streams the layer in one PATCH.
     pub chunk: Option<u64>,
+    /// The seeded data set the search workloads query.
+    pub search: DataSet,
 }
 
 /// A set-up image: repository, tag, the layer's size and its label.
@@ -199,6 +234,7 @@ impl Workload {
                 vec![s]
             }
             Kind::PullMixed | Kind::Pull75Push25 => MIX.iter().map(|m| m.0).collect(),
+            Kind::Search(_) => Vec::new(),
         }
     }
 
@@ -212,9 +248,11 @@ impl Workload {
         };
         match self.kind {
             Kind::ManifestHead | Kind::ManifestGet => vec![tiny()],
-            Kind::Catalog | Kind::PushMonolithic(_) | Kind::PushChunked(_) | Kind::Dedupe(_) => {
-                Vec::new()
-            }
+            Kind::Catalog
+            | Kind::PushMonolithic(_)
+            | Kind::PushChunked(_)
+            | Kind::Dedupe(_)
+            | Kind::Search(_) => Vec::new(),
             Kind::Pull(s) => vec![Fixture {
                 repo: pull_repo(prefix, s),
                 tag: "latest",
@@ -250,8 +288,10 @@ impl Workload {
             let image = f.image(&ctx.source)?;
             ops::push_image(&ctx.client, &f.repo, f.tag, &image, Upload::Monolithic).await?;
         }
-        if self.kind == Kind::Catalog {
-            setup_catalog(ctx).await?;
+        match self.kind {
+            Kind::Catalog => setup_catalog(ctx).await?,
+            Kind::Search(q) => search::verify(&ctx.client, &ctx.search, q).await?,
+            _ => {}
         }
         Ok(())
     }
@@ -302,6 +342,7 @@ impl Workload {
                 let repo = format!("{}/r{i:03}", self.push_repo(&ctx.prefix));
                 ops::push_image(c, &repo, &ctx.nonce, &image, Upload::Monolithic).await
             }
+            Kind::Search(q) => search::op(c, &ctx.search, q, i).await,
         }
     }
 }
@@ -375,6 +416,13 @@ mod tests {
         );
         assert_eq!(names("100MiB").len(), 5);
         assert!(select("nothing-like-this").is_err());
+        assert!(!names(".*").iter().any(|n| n.starts_with("search")));
+        assert_eq!(names("^search-").len(), 5);
+        assert_eq!(names("search-expanded"), vec!["search-expanded"]);
+        assert_eq!(
+            names("^search-imagelist"),
+            vec!["search-imagelist-page", "search-imagelist-all"]
+        );
         assert!(select("(").is_err());
     }
 
