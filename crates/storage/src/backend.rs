@@ -50,6 +50,15 @@ pub trait Backend: Send + Sync + 'static {
         }
         Ok(out)
     }
+    /// [`Backend::read_at_most`] of several objects (for a backend, one
+    /// round trip where it can: background work reading many small objects).
+    async fn read_many_at_most(&self, keys: Vec<String>, max: u64) -> Vec<io::Result<Vec<u8>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            out.push(self.read_at_most(key, max).await);
+        }
+        out
+    }
     /// `len` bytes from `start`, as a stream of chunks (the object must
     /// exist when this returns).
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;

@@ -128,6 +128,22 @@ fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
     }
 }
 
+/// The whole file if it has at most `max` bytes (see [`Backend::read_at_most`]).
+fn read_file_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if size > max {
+        return Err(crate::backend::too_large(size, max));
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    file.take(max + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(crate::backend::too_large(out.len() as u64, max));
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Backend for LocalBackend {
     async fn size(&self, key: &str) -> io::Result<Option<u64>> {
@@ -142,22 +158,28 @@ impl Backend for LocalBackend {
     async fn read_at_most(&self, key: &str, max: u64) -> io::Result<Vec<u8>> {
         let path = self.path(key);
         // One trip to the blocking pool: open, size, read.
-        tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let file = std::fs::File::open(path)?;
-            let size = file.metadata()?.len();
-            if size > max {
-                return Err(crate::backend::too_large(size, max));
-            }
-            let mut out = Vec::with_capacity(size as usize);
-            file.take(max + 1).read_to_end(&mut out)?;
-            if out.len() as u64 > max {
-                return Err(crate::backend::too_large(out.len() as u64, max));
-            }
-            Ok(out)
+        tokio::task::spawn_blocking(move || read_file_at_most(&path, max))
+            .await
+            .map_err(io::Error::other)?
+    }
+
+    async fn read_many_at_most(&self, keys: Vec<String>, max: u64) -> Vec<io::Result<Vec<u8>>> {
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect();
+        let n = paths.len();
+        // One trip to the blocking pool for all of them.
+        match tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|p| read_file_at_most(p, max))
+                .collect::<Vec<_>>()
         })
         .await
-        .map_err(io::Error::other)?
+        {
+            Ok(out) => out,
+            Err(e) => (0..n)
+                .map(|_| Err(io::Error::other(e.to_string())))
+                .collect(),
+        }
     }
 
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
@@ -461,5 +483,14 @@ mod tests {
             .err()
             .map(|e| e.kind());
         assert_eq!(missing, Some(io::ErrorKind::NotFound));
+        let many = backend
+            .read_many_at_most(vec!["a/b".into(), "a/c".into(), "a/b".into()], 10)
+            .await;
+        let kinds: Vec<_> = many
+            .iter()
+            .map(|r| r.as_ref().map_err(io::Error::kind))
+            .collect();
+        let found = Ok(&b"0123456789".to_vec());
+        assert_eq!(kinds, vec![found, Err(io::ErrorKind::NotFound), found]);
     }
 }

@@ -437,6 +437,7 @@ impl Registry {
         } else {
             HashSet::new()
         };
+        let mut to_derive = Vec::new();
         let mut queue: Vec<(Descriptor, Option<String>)> = index.descriptors();
         while let Some((desc, tag)) = queue.pop() {
             let rec = ManifestRecord {
@@ -482,10 +483,6 @@ impl Registry {
                 }
             };
             changes.push(Change::PutManifest(rec));
-            if self.options.search && !known_images.contains(digest) {
-                let image = self.derive_image(repo, digest, &parsed, &bytes).await;
-                changes.push(Change::PutImage(Box::new(image)));
-            }
             if let Some(subject) = &parsed.subject {
                 changes.push(Change::PutReferrer {
                     subject: subject.digest.clone(),
@@ -493,7 +490,16 @@ impl Registry {
                 });
             }
             queue.extend(parsed.manifests.iter().map(|m| (m.clone(), None)));
+            if self.options.search && !known_images.contains(digest) {
+                to_derive.push(crate::search::ToDerive {
+                    digest: digest.clone(),
+                    parsed,
+                    bytes,
+                });
+            }
         }
+        let images = self.derive_images(repo, to_derive).await;
+        changes.extend(images.into_iter().map(|m| Change::PutImage(Box::new(m))));
         // Every blob of the rebuilt layout counts as just placed for GC (so a
         // GC run that rebuilds a layout removes none of its blobs); push and
         // pull times survive the rebuild in `replace_repo` (retention needs them).

@@ -23,7 +23,9 @@ use zot_meta::{Change, ManifestRecord, Pull};
 use zot_oci::image_meta::{ImageMeta, is_cosign_tag};
 use zot_oci::{Digest, ParsedManifest, Reference, RepoName, media_types};
 
+use crate::documents::MAX_MANIFEST_BYTES;
 use crate::error::Result;
+use crate::paths;
 use crate::registry::Registry;
 
 /// Shards of the in-memory pull log.
@@ -74,6 +76,24 @@ impl PullLog {
     }
 }
 
+/// A manifest whose record is to be derived.
+pub(crate) struct ToDerive {
+    pub digest: Digest,
+    pub parsed: ParsedManifest,
+    pub bytes: Vec<u8>,
+}
+
+/// The config blob a record is derived from: an image's, unless it is the
+/// empty config of an artifact, which says nothing.
+fn config_to_read(parsed: &ParsedManifest) -> Option<&Digest> {
+    match &parsed.config {
+        Some(c) if !parsed.kind.is_index() && c.media_type != media_types::OCI_EMPTY => {
+            Some(&c.digest)
+        }
+        _ => None,
+    }
+}
+
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -110,12 +130,9 @@ impl Registry {
         parsed: &ParsedManifest,
         bytes: &[u8],
     ) -> ImageMeta {
-        let config = match &parsed.config {
-            // The empty config of an artifact says nothing.
-            Some(c) if !parsed.kind.is_index() && c.media_type != media_types::OCI_EMPTY => {
-                self.read_document(repo, &c.digest).await.ok()
-            }
-            _ => None,
+        let config = match config_to_read(parsed) {
+            Some(c) => self.read_document(repo, c).await.ok(),
+            None => None,
         };
         ImageMeta::derive(
             digest.clone(),
@@ -123,6 +140,46 @@ impl Registry {
             bytes,
             config.as_deref(),
         )
+    }
+
+    /// [`Registry::derive_image`] of several manifests of `repo`, their
+    /// configs read in one batch (rebuilds and the start-up fill).
+    pub(crate) async fn derive_images(
+        &self,
+        repo: &RepoName,
+        items: Vec<ToDerive>,
+    ) -> Vec<ImageMeta> {
+        let mut keys = Vec::new();
+        let has_config: Vec<bool> = items
+            .iter()
+            .map(|i| {
+                let c = config_to_read(&i.parsed);
+                keys.extend(c.map(|d| paths::blob(repo, d)));
+                c.is_some()
+            })
+            .collect();
+        let mut configs = self
+            .backend
+            .read_many_at_most(keys, MAX_MANIFEST_BYTES)
+            .await
+            .into_iter();
+        items
+            .into_iter()
+            .zip(has_config)
+            .map(|(item, has_config)| {
+                let config = if has_config {
+                    configs.next().and_then(|c| c.ok())
+                } else {
+                    None
+                };
+                ImageMeta::derive(
+                    item.digest,
+                    item.parsed.kind.media_type(),
+                    &item.bytes,
+                    config.as_deref(),
+                )
+            })
+            .collect()
     }
 
     /// At the end of start-up synchronisation: with search on and the
@@ -160,7 +217,7 @@ impl Registry {
     async fn fill_images(&self, repo: &RepoName) -> Result<usize> {
         let _guard = self.lock_repo(repo).await;
         let missing = self.meta.manifests_without_image(repo.as_str())?;
-        let mut changes = Vec::new();
+        let mut items = Vec::new();
         for rec in missing {
             let desc = zot_oci::Descriptor {
                 media_type: rec.media_type.clone(),
@@ -174,10 +231,19 @@ impl Registry {
             if let (crate::documents::ListedManifest::Parsed(parsed), bytes) =
                 self.read_listed(repo, &desc).await
             {
-                let image = self.derive_image(repo, &rec.digest, &parsed, &bytes).await;
-                changes.push(Change::PutImage(Box::new(image)));
+                items.push(ToDerive {
+                    digest: rec.digest,
+                    parsed: *parsed,
+                    bytes,
+                });
             }
         }
+        let changes: Vec<Change> = self
+            .derive_images(repo, items)
+            .await
+            .into_iter()
+            .map(|m| Change::PutImage(Box::new(m)))
+            .collect();
         let n = changes.len();
         if n > 0 {
             self.apply_meta(repo, changes).await?;
