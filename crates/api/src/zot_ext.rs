@@ -30,7 +30,6 @@ use std::sync::Arc;
 use crate::SharedState;
 use crate::endpoint::Endpoint;
 #[cfg(feature = "search")]
-use crate::errors::ApiError;
 use crate::errors::{ApiResult, ErrorCode};
 use crate::security::Caller;
 
@@ -131,14 +130,11 @@ pub(crate) async fn route(
 }
 
 /// GraphQL over the search handle.
-// TODO(lead, after merging the GraphQL branch): replace the body with
-// `search.graphql(req, viewer).await` (crates/search/src/http.rs).
 #[cfg(feature = "search")]
 async fn graphql(
     search: &zot_search::Search,
     req: Request,
     viewer: zot_search::Viewer,
 ) -> Response {
-    let _ = (search, req, viewer);
-    ApiError::msg(ErrorCode::Unsupported, "GraphQL is not wired in yet").into_response()
+    search.graphql(req, viewer).await
 }

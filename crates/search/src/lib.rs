@@ -23,8 +23,8 @@ pub mod source;
 pub mod stores;
 pub mod time;
 pub mod types;
-mod views;
 mod userprefs;
+mod views;
 
 pub use source::{DigestStats, Pref, RepoData, Source, SourceError, TagRow, UserPrefs};
 

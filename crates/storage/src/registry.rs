@@ -345,7 +345,9 @@ impl Registry {
         }
         // Repositories are independent: checked and rebuilt several at a
         // time, so file latency overlaps (metadata commits still queue).
-        let mut outcomes = futures_util::stream::iter(&found)
+        // Owned names: a stream of futures borrowing its items is not
+        // `Send` for every lifetime, which a spawned task needs.
+        let mut outcomes = futures_util::stream::iter(found.iter().cloned().collect::<Vec<_>>())
             .map(|repo| self.sync_repo(repo))
             .buffer_unordered(SYNC_CONCURRENCY);
         let mut fresh = HashSet::new();
@@ -368,12 +370,12 @@ impl Registry {
     }
 
     /// Brings one repository found on disk in step (see [`Registry::sync_from_disk`]).
-    async fn sync_repo<'r>(&self, repo: &'r RepoName) -> Result<(&'r RepoName, RepoSync)> {
-        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+    async fn sync_repo(&self, repo: RepoName) -> Result<(RepoName, RepoSync)> {
+        let on_disk = self.backend.fingerprint(&paths::index(&repo)).await?;
         let stored = self.meta.fingerprint(repo.as_str())?;
         let mut outcome = RepoSync::Unchanged;
         if on_disk.is_none() || on_disk != stored {
-            if let Err(e) = self.rebuild(repo).await {
+            if let Err(e) = self.rebuild(&repo).await {
                 // One broken layout must not take the others down.
                 tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
                 self.meta.forget_repo(repo.as_str())?;

@@ -196,9 +196,14 @@ impl Registry {
         }
         use futures_util::StreamExt as _;
         let mut filled = 0;
-        let mut fills = futures_util::stream::iter(stale_candidates)
-            .map(|repo| self.fill_images(repo))
-            .buffer_unordered(crate::registry::SYNC_CONCURRENCY);
+        let mut fills = futures_util::stream::iter(
+            stale_candidates
+                .iter()
+                .map(|r| (*r).clone())
+                .collect::<Vec<_>>(),
+        )
+        .map(|repo| async move { self.fill_images(&repo).await })
+        .buffer_unordered(crate::registry::SYNC_CONCURRENCY);
         while let Some(n) = fills.next().await {
             filled += n?;
         }

@@ -105,12 +105,11 @@ pub struct Store {
 /// routing of repository names to them.
 pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storage::Stores)> {
     let open = |settings: &StorageConfig| {
-        // TODO(lead, after merging the model branch): `search:
-        // crate::search_ext::enabled(cfg),` once `storage::Options` has it.
         let options = zot_storage::Options {
             dedupe: settings.dedupe,
             docker2s2: cfg.docker2s2(),
             mandatory_annotations: mandatory_annotations(cfg),
+            search: crate::search_ext::enabled(cfg),
             ..zot_storage::Options::default()
         };
         let (root, commit) = (settings.root_directory.clone(), settings.commit);

@@ -101,16 +101,12 @@ pub fn extension(cfg: &Config, stores: &zot_storage::Stores) -> Option<zot_api::
     })
 }
 
-/// The metadata search reads.
-// TODO(lead, after merging the model branch): `Some(Arc::new(
-// zot_search::stores::StoresSource::new(stores.clone())))`.
+/// The metadata search reads: the registry's stores.
 #[cfg(feature = "search")]
 fn source(stores: &zot_storage::Stores) -> Option<std::sync::Arc<dyn zot_search::Source>> {
-    let _ = stores;
-    tracing::warn!(
-        "search is enabled but its metadata source is not wired in yet: its routes answer 404"
-    );
-    None
+    Some(std::sync::Arc::new(zot_search::stores::StoresSource::new(
+        stores.clone(),
+    )))
 }
 
 #[cfg(test)]
