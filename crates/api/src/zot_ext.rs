@@ -29,7 +29,6 @@ use std::sync::Arc;
 
 use crate::SharedState;
 use crate::endpoint::Endpoint;
-#[cfg(feature = "search")]
 use crate::errors::{ApiResult, ErrorCode};
 use crate::security::Caller;
 
