@@ -436,3 +436,30 @@ async fn built_in_tokens_are_judged_by_their_subjects_policy() {
     assert_eq!(r.status, 200);
     assert_eq!(app.starred("bob"), ["pub/app"]);
 }
+
+/// Requests of zot's UI (`X-ZOT-API-CLIENT: zot-ui`) are refused without a
+/// `WWW-Authenticate` challenge, so a browser shows no login dialog.
+#[tokio::test]
+async fn refusals_of_zot_ui_requests_carry_no_challenge() {
+    let app = app(false).await;
+    for (ui, challenged) in [(None, true), (Some("zot-ui"), false), (Some("zli"), true)] {
+        for uri in [SEARCH, "/v2/", "/v2/pub/app/tags/list"] {
+            let mut req = Request::builder().uri(uri);
+            if let Some(ui) = ui {
+                req = req.header("x-zot-api-client", ui);
+            }
+            let resp = app
+                .router
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401, "{uri} {ui:?}");
+            assert_eq!(
+                resp.headers().contains_key("www-authenticate"),
+                challenged,
+                "{uri} {ui:?}"
+            );
+        }
+    }
+}
