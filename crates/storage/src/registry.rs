@@ -95,14 +95,6 @@ pub struct Registry {
     pub(crate) lifecycle: crate::gc::Lifecycle,
 }
 
-/// Folders found under the root.
-#[derive(Debug, Default)]
-pub(crate) struct Walk {
-    pub layouts: Vec<RepoName>,
-    /// Repositories (layouts or not yet) with a `.uploads` folder.
-    pub upload_folders: Vec<RepoName>,
-}
-
 /// Repositories checked (and rebuilt) at once by start-up synchronisation.
 pub(crate) const SYNC_CONCURRENCY: usize = 16;
 
@@ -264,67 +256,6 @@ impl Registry {
             .await?
             .unwrap_or_default();
         Ok(Change::SetFingerprint(fp))
-    }
-
-    /// Walks the folders under the root (never the blob folders of a
-    /// layout) and returns the layouts and upload folders found.
-    pub(crate) async fn walk(&self) -> Result<Walk> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Folder {
-            Plain,
-            Layout,
-            LayoutBlobs,
-        }
-        let mut walk = Walk::default();
-        let mut pending = vec![(String::new(), Folder::Plain)];
-        while let Some((dir, kind)) = pending.pop() {
-            for entry in self.backend.list(&dir).await? {
-                let name = entry.name;
-                if !entry.is_dir {
-                    continue;
-                }
-                let path = if dir.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{dir}/{name}")
-                };
-                if name == paths::UPLOADS {
-                    if let Ok(repo) = dir.parse::<RepoName>() {
-                        walk.upload_folders.push(repo);
-                    }
-                    continue;
-                }
-                let skip = name.starts_with('.')
-                    || name.starts_with('_')
-                    || (kind == Folder::LayoutBlobs
-                        && matches!(name.as_str(), "sha256" | "sha512"));
-                if skip {
-                    continue;
-                }
-                let layout = self
-                    .backend
-                    .size(&format!("{path}/oci-layout"))
-                    .await?
-                    .is_some();
-                let child = if layout {
-                    match path.parse::<RepoName>() {
-                        Ok(repo) => walk.layouts.push(repo),
-                        Err(e) => tracing::warn!(
-                            path,
-                            error = %e,
-                            "skipping a layout whose path is not a valid repository name"
-                        ),
-                    }
-                    Folder::Layout
-                } else if kind == Folder::Layout && name == "blobs" {
-                    Folder::LayoutBlobs
-                } else {
-                    Folder::Plain
-                };
-                pending.push((path, child));
-            }
-        }
-        Ok(walk)
     }
 
     /// Finds every layout under the root and brings the metadata store in
