@@ -370,6 +370,12 @@ impl Registry {
         };
         let mut to_derive = Vec::new();
         let mut queue: Vec<(Descriptor, Option<String>)> = index.descriptors();
+        // The manifests index.json lists, read in one batch (an index's
+        // children it does not list are read one by one below).
+        let mut listed: Vec<Digest> = queue.iter().map(|(d, _)| d.digest.clone()).collect();
+        listed.sort_unstable();
+        listed.dedup();
+        let mut prefetched = self.read_documents(repo, listed).await;
         while let Some((desc, tag)) = queue.pop() {
             let rec = ManifestRecord {
                 digest: desc.digest.clone(),
@@ -391,7 +397,10 @@ impl Registry {
                 continue;
             }
             let digest = &desc.digest;
-            let (listed, bytes) = self.read_listed(repo, &desc).await;
+            let (listed, bytes) = match prefetched.remove(digest) {
+                Some(read) => self.listed_from(repo, &desc, read).await,
+                None => self.read_listed(repo, &desc).await,
+            };
             let parsed = match listed {
                 ListedManifest::Parsed(parsed) => *parsed,
                 ListedManifest::NotManifest { why, .. } => {
