@@ -276,11 +276,20 @@ impl Registry {
         }
         // Repositories are independent: checked and rebuilt several at a
         // time, so file latency overlaps (metadata commits still queue).
-        let mut outcomes = futures_util::stream::iter(&found)
-            .map(|repo| self.sync_repo(repo))
-            .buffer_unordered(SYNC_CONCURRENCY);
+        // (Futures pushed by hand, not a stream combinator over a closure:
+        // that would make this future not `Send` for every lifetime.)
+        let mut pending = found.iter();
+        let mut outcomes = futures_util::stream::FuturesUnordered::new();
         let mut fresh = HashSet::new();
-        while let Some(outcome) = outcomes.next().await {
+        loop {
+            while outcomes.len() < SYNC_CONCURRENCY
+                && let Some(repo) = pending.next()
+            {
+                outcomes.push(self.sync_repo(repo));
+            }
+            let Some(outcome) = outcomes.next().await else {
+                break;
+            };
             let (repo, outcome) = outcome?;
             match outcome {
                 RepoSync::Unchanged => {}

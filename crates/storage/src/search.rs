@@ -197,10 +197,17 @@ impl Registry {
         }
         use futures_util::StreamExt as _;
         let mut filled = 0;
-        let mut fills = futures_util::stream::iter(stale_candidates)
-            .map(|repo| self.fill_images(repo))
-            .buffer_unordered(crate::registry::SYNC_CONCURRENCY);
-        while let Some(n) = fills.next().await {
+        let mut pending = stale_candidates.iter();
+        let mut fills = futures_util::stream::FuturesUnordered::new();
+        loop {
+            while fills.len() < crate::registry::SYNC_CONCURRENCY
+                && let Some(repo) = pending.next()
+            {
+                fills.push(self.fill_images(repo));
+            }
+            let Some(n) = fills.next().await else {
+                break;
+            };
             filled += n?;
         }
         drop(fills);

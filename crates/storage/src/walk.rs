@@ -85,21 +85,22 @@ impl Registry {
                 candidates.push(name);
             }
         }
-        let checks = futures_util::stream::iter(candidates)
-            .map(|name| {
+        let mut candidates = candidates.into_iter();
+        let mut checks = FuturesUnordered::new();
+        loop {
+            while checks.len() < CHECK_CONCURRENCY
+                && let Some(name) = candidates.next()
+            {
                 let path = if dir.is_empty() {
                     name.clone()
                 } else {
                     format!("{dir}/{name}")
                 };
-                async move {
-                    let layout = self.backend.size(&format!("{path}/oci-layout")).await?;
-                    Ok::<_, crate::StorageError>((name, path, layout.is_some()))
-                }
-            })
-            .buffered(CHECK_CONCURRENCY);
-        futures_util::pin_mut!(checks);
-        while let Some(check) = checks.next().await {
+                checks.push(self.check_layout(name, path));
+            }
+            let Some(check) = checks.next().await else {
+                break;
+            };
             let (name, path, layout) = check?;
             let child = if layout {
                 match path.parse::<RepoName>() {
@@ -119,5 +120,11 @@ impl Registry {
             visit.children.push((path, child));
         }
         Ok(visit)
+    }
+
+    /// Whether folder `path` (named `name`) is a layout.
+    async fn check_layout(&self, name: String, path: String) -> Result<(String, String, bool)> {
+        let layout = self.backend.size(&format!("{path}/oci-layout")).await?;
+        Ok((name, path, layout.is_some()))
     }
 }
