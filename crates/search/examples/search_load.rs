@@ -32,6 +32,9 @@ impl Source for Mem {
     fn toggle(&self, _: &str, _: Pref, _: &str) -> Result<bool, SourceError> {
         Ok(false)
     }
+    fn version(&self) -> Option<u64> {
+        Some(1)
+    }
 }
 
 fn d(s: &str) -> Digest {

@@ -39,21 +39,21 @@ pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
 }
 
 #[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct PaginatedImagesResult {
     pub page: Option<PageInfo>,
     pub results: Vec<ImageSummary>,
 }
 
 #[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct PaginatedReposResult {
     pub page: Option<PageInfo>,
     pub results: Vec<RepoSummary>,
 }
 
 #[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct RepoInfo {
     #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
     pub images: Option<Vec<Option<ImageSummary>>>,
@@ -61,7 +61,7 @@ pub struct RepoInfo {
 }
 
 #[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct GlobalSearchResult {
     pub page: Option<PageInfo>,
     pub images: Option<Vec<Option<ImageSummary>>>,

@@ -96,7 +96,7 @@ impl ImageSummary {
     }
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl ImageSummary {
     #[graphql(complexity = 0)]
     async fn repo_name(&self) -> Option<String> {
@@ -254,7 +254,7 @@ impl ManifestSummary {
     }
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl ManifestSummary {
     #[graphql(complexity = 0)]
     async fn digest(&self) -> Option<String> {
@@ -373,7 +373,7 @@ pub struct RepoSummary {
     pub rank: i32,
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl RepoSummary {
     #[graphql(complexity = 0)]
     async fn name(&self) -> Option<String> {
