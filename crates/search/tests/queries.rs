@@ -447,3 +447,78 @@ impl ToggleForTest for Memory {
         }
     }
 }
+
+#[tokio::test]
+async fn unknown_times_are_null_and_nanoseconds_shown() {
+    let h = Harness::world();
+    let d = h
+        .data(
+            r#"{ Image(image: "private/secret:v1") { PushTimestamp LastPullTimestamp TaggedTimestamp
+                LastUpdated PushedBy DownloadCount Manifests { LastUpdated Vulnerabilities { MaxSeverity Count } } } }"#,
+        )
+        .await;
+    assert_eq!(
+        d["Image"],
+        json!({"PushTimestamp": null, "LastPullTimestamp": null, "TaggedTimestamp": null,
+               "LastUpdated": null, "PushedBy": "", "DownloadCount": 0,
+               "Manifests": [{"LastUpdated": null, "Vulnerabilities": {"MaxSeverity": "", "Count": 0}}]})
+    );
+    let mem = world();
+    mem.put(
+        RepoBuilder::new("nanos")
+            .tag(
+                "1",
+                &M {
+                    created: Some("2024-03-04T05:06:07.123456789Z"),
+                    ..M::new("nanos-1", &["l"])
+                }
+                .meta(),
+                Some("2024-03-04T05:06:08.5+01:00"),
+            )
+            .build(),
+    );
+    let h = Harness::new(mem);
+    let d = h
+        .data(r#"{ Image(image: "nanos:1") { LastUpdated TaggedTimestamp } }"#)
+        .await;
+    assert_eq!(
+        d["Image"],
+        json!({"LastUpdated": "2024-03-04T05:06:07.123456789Z", "TaggedTimestamp": "2024-03-04T04:06:08.5Z"})
+    );
+}
+
+#[tokio::test]
+async fn history_longer_than_layers_reports_an_error_with_data() {
+    let mem = world();
+    let entry = |by: &str| zot_oci::image_meta::HistoryEntry {
+        created_by: by.into(),
+        ..Default::default()
+    };
+    mem.put(
+        RepoBuilder::new("odd")
+            .tag(
+                "1",
+                &M {
+                    history: vec![entry("RUN a"), entry("RUN b")],
+                    ..M::new("odd-1", &["only-layer"])
+                }
+                .meta(),
+                None,
+            )
+            .build(),
+    );
+    let h = Harness::new(mem);
+    let (status, body) = h
+        .post(admin(), r#"{ Image(image: "odd:1") { Tag Manifests { History { HistoryDescription { CreatedBy } } } } }"#)
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    assert_eq!(body["data"]["Image"]["Tag"], "1");
+    assert_eq!(
+        body["data"]["Image"]["Manifests"][0]["History"],
+        json!([{"HistoryDescription": {"CreatedBy": "RUN a"}}])
+    );
+    assert_eq!(
+        body["errors"][0]["message"],
+        "history has more non-empty entries than the manifest has layers"
+    );
+}
