@@ -81,11 +81,16 @@ fn viewer(ctx: &Context<'_>) -> Viewer {
     })
 }
 
+/// A refusal's text goes to the client; a metadata failure is logged and
+/// shown only as "internal error".
 fn gql(e: LookupError) -> async_graphql::Error {
-    if let LookupError::Source(s) = &e {
-        tracing::warn!(error = %s, "search: metadata read failed");
+    match e {
+        LookupError::Refused(text) => async_graphql::Error::new(text),
+        LookupError::Source(s) => {
+            tracing::warn!(error = %s, "search: metadata read failed");
+            async_graphql::Error::new("internal error")
+        }
     }
-    async_graphql::Error::new(e.to_string())
 }
 
 impl Query {

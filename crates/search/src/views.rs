@@ -288,12 +288,14 @@ impl ManifestSummary {
         )
     }
     async fn platform(&self) -> Option<Platform> {
-        Some(
-            self.platform
-                .as_ref()
-                .map(Platform::from)
-                .unwrap_or_default(),
-        )
+        // zot shows empty strings, not nulls, for a config without one.
+        Some(self.platform.as_ref().map_or_else(
+            || Platform {
+                os: Some(String::new()),
+                arch: Some(String::new()),
+            },
+            Platform::from,
+        ))
     }
     #[graphql(complexity = 0)]
     async fn download_count(&self) -> Option<i32> {

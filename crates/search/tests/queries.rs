@@ -522,3 +522,108 @@ async fn history_longer_than_layers_reports_an_error_with_data() {
         "history has more non-empty entries than the manifest has layers"
     );
 }
+
+#[tokio::test]
+async fn newest_image_through_fragments_and_aliases() {
+    let h = Harness::world();
+    let d = h
+        .data(
+            r#"query { GlobalSearch(query: "alpine") { Repos { ...R } } }
+               fragment R on RepoSummary { Name newest: NewestImage { Tag } }"#,
+        )
+        .await;
+    assert_eq!(
+        d["GlobalSearch"]["Repos"][0],
+        json!({"Name": "alpine", "newest": {"Tag": "3.19"}})
+    );
+    let d = h
+        .data(r#"{ RepoListWithNewestImage(requestedPage: {limit: 1}) { Results { ... on RepoSummary { NewestImage { Tag } } } } }"#)
+        .await;
+    assert_eq!(
+        d["RepoListWithNewestImage"]["Results"][0],
+        json!({"NewestImage": {"Tag": "1.0"}})
+    );
+}
+
+#[tokio::test]
+async fn manifest_without_platform_shows_empty_strings() {
+    let mem = world();
+    mem.put(
+        RepoBuilder::new("bare")
+            .tag(
+                "1",
+                &M {
+                    platform: None,
+                    ..M::new("bare-1", &["b"])
+                }
+                .meta(),
+                None,
+            )
+            .build(),
+    );
+    let h = Harness::new(mem);
+    let d = h
+        .data(r#"{ Image(image: "bare:1") { Manifests { Platform { Os Arch } } } }"#)
+        .await;
+    assert_eq!(
+        d["Image"]["Manifests"][0]["Platform"],
+        json!({"Os": "", "Arch": ""})
+    );
+    let d = h
+        .data(r#"{ ExpandedRepoInfo(repo: "bare") { Summary { Platforms { Os } } } }"#)
+        .await;
+    assert_eq!(d["ExpandedRepoInfo"]["Summary"]["Platforms"], json!([]));
+}
+
+/// A source whose reads fail.
+struct Broken;
+
+impl zot_search::Source for Broken {
+    fn repos(&self) -> Result<Vec<(String, u64)>, zot_search::SourceError> {
+        Err(zot_search::SourceError(
+            "disk on fire at /var/lib/zot".into(),
+        ))
+    }
+    fn repo(
+        &self,
+        _: &str,
+    ) -> Result<Option<std::sync::Arc<zot_search::RepoData>>, zot_search::SourceError> {
+        Err(zot_search::SourceError(
+            "disk on fire at /var/lib/zot".into(),
+        ))
+    }
+    fn user_prefs(&self, _: &str) -> Result<zot_search::UserPrefs, zot_search::SourceError> {
+        Err(zot_search::SourceError("disk on fire".into()))
+    }
+    fn toggle(
+        &self,
+        _: &str,
+        _: zot_search::Pref,
+        _: &str,
+    ) -> Result<bool, zot_search::SourceError> {
+        Err(zot_search::SourceError("disk on fire".into()))
+    }
+}
+
+#[tokio::test]
+async fn source_failures_are_not_leaked() {
+    let search = zot_search::Search::new(std::sync::Arc::new(Broken));
+    let body =
+        json!({"query": r#"{ GlobalSearch(query: "a") { Page { TotalCount } } }"#}).to_string();
+    let req = match axum::extract::Request::post("/").body(axum::body::Body::from(body)) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let resp = search.graphql(req, admin()).await;
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let bytes = match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let v: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(v["data"], serde_json::Value::Null);
+    assert_eq!(v["errors"][0]["message"], "internal error");
+}
