@@ -57,22 +57,36 @@ pub struct TagCard {
     pub downloads: u64,
     pub signed: bool,
     pub platforms: Arc<[Platform]>,
-    /// The image's manifests, flattened: `[key, n, layer keys × n]*`.
+    /// Key of the tagged image's digest (manifest or index).
+    pub top: u64,
+    /// The image's manifests, flattened: `[key, config key, n, layer keys
+    /// × n]*` (config key 0 when there is no config).
     manifests: Box<[u64]>,
 }
 
 impl TagCard {
-    /// (manifest key, its layer keys) for each manifest of the image.
-    pub fn manifests(&self) -> impl Iterator<Item = (u64, &[u64])> {
+    /// (manifest key, config key, layer keys) for each manifest of the
+    /// image.
+    pub fn manifests(&self) -> impl Iterator<Item = (u64, u64, &[u64])> {
         let mut rest: &[u64] = &self.manifests;
         std::iter::from_fn(move || {
             let (&key, tail) = rest.split_first()?;
+            let (&config, tail) = tail.split_first()?;
             let (&n, tail) = tail.split_first()?;
             let n = usize::try_from(n).unwrap_or(usize::MAX).min(tail.len());
             let (layers, tail) = tail.split_at(n);
             rest = tail;
-            Some((key, layers))
+            Some((key, config, layers))
         })
+    }
+
+    /// Whether the image names the digest with this key (its own, or a
+    /// manifest, config or layer digest).
+    pub fn names(&self, key: u64) -> bool {
+        self.top == key
+            || self
+                .manifests()
+                .any(|(m, c, layers)| m == key || c == key || layers.contains(&key))
     }
 }
 
@@ -100,8 +114,11 @@ impl RepoCard {
                 let meta = ctx.image(&t.digest)?;
                 let mut manifests = Vec::new();
                 for m in ctx.manifests(meta) {
-                    let layers = manifest_of(&m.meta).map_or(&[][..], |mm| &mm.layers[..]);
+                    let mm = manifest_of(&m.meta);
+                    let layers = mm.map_or(&[][..], |mm| &mm.layers[..]);
+                    let config = mm.and_then(|mm| mm.config.as_ref());
                     manifests.push(digest_key(&m.meta.digest));
+                    manifests.push(config.map_or(0, |c| digest_key(&c.digest)));
                     manifests.push(layers.len() as u64);
                     manifests.extend(layers.iter().map(|l| digest_key(&l.digest)));
                 }
@@ -111,6 +128,7 @@ impl RepoCard {
                     downloads: ctx.downloads_of(&t.digest),
                     signed: ctx.is_signed(&t.digest),
                     platforms: platforms.intern(ctx.platforms(meta)),
+                    top: digest_key(&t.digest),
                     manifests: manifests.into(),
                 })
             })
@@ -145,6 +163,7 @@ impl RepoCard {
                     downloads: ctx.downloads_of(&t.digest),
                     signed: false,
                     platforms: Arc::clone(&none),
+                    top: digest_key(&t.digest),
                     manifests: Box::default(),
                 })
             })

@@ -271,7 +271,15 @@ impl Lookup {
     pub fn digest_rows(&self, id: &str, sieve: &Sieve) -> Result<(Vec<ImageRow>, Loaded)> {
         let mut rows = Vec::new();
         let mut loaded = HashMap::new();
+        // A whole digest is contained only in itself: the cards' keys say
+        // which repositories can match, and only those are read.
+        let exact = id.parse::<Digest>().ok().map(|d| digest_key(&d));
         for card in self.cards()? {
+            if let Some(key) = exact
+                && !card.tags.iter().any(|t| t.names(key))
+            {
+                continue;
+            }
             let Some(ctx) = self.catalog.repo(&card.name)? else {
                 continue;
             };
@@ -380,8 +388,8 @@ impl Lookup {
             for (i, t) in card.tags.iter().enumerate() {
                 let keys: Vec<u64> = t
                     .manifests()
-                    .filter(|(key, layers)| related(*key, layers))
-                    .map(|(key, _)| key)
+                    .filter(|(key, _, layers)| related(*key, layers))
+                    .map(|(key, _, _)| key)
                     .collect();
                 if !keys.is_empty() {
                     rows.push(ImageRow {

@@ -627,3 +627,23 @@ async fn source_failures_are_not_leaked() {
     assert_eq!(v["data"], serde_json::Value::Null);
     assert_eq!(v["errors"][0]["message"], "internal error");
 }
+
+#[tokio::test]
+async fn whole_digest_reads_only_repositories_that_hold_it() {
+    let h = Harness::world();
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    let before = h.source.reads();
+    let q = format!(
+        r#"{{ ImageListForDigest(id: "{}") {{ Results {{ RepoName Tag }} }} }}"#,
+        digest("layer-app2")
+    );
+    let d = h.data(&q).await;
+    assert_eq!(pluck(&d["ImageListForDigest"]["Results"], "Tag"), ["2.0"]);
+    assert_eq!(h.source.reads(), before + 1, "only apps/web is read");
+    // A fragment cannot use the keys: every readable repository is read.
+    let d = h
+        .data(r#"{ ImageListForDigest(id: "sha256:") { Page { TotalCount } } }"#)
+        .await;
+    assert_eq!(d["ImageListForDigest"]["Page"]["TotalCount"], 9);
+}
