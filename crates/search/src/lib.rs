@@ -18,6 +18,7 @@ pub mod http;
 mod lookup;
 mod paging;
 mod query;
+mod results;
 pub mod schema;
 pub mod source;
 pub mod time;

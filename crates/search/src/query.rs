@@ -9,65 +9,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Object};
 
 use crate::Viewer;
 use crate::catalog::Catalog;
 use crate::global::{self, MAX_QUERY, Target};
 use crate::lookup::{Lookup, LookupError, Sieve, split_reference};
 use crate::paging::{ImageRow, paging};
-use crate::types::{
-    CveDiffResult, CveResultForImage, Filter, ImageInput, LayerSummary, PageInfo, PageInput,
-    SortCriteria,
+use crate::results::{
+    CVE_DISABLED, GlobalSearchResult, PaginatedImagesResult, PaginatedReposResult, RepoInfo,
+    page_cost,
 };
+use crate::types::{CveDiffResult, CveResultForImage, Filter, ImageInput, PageInput, SortCriteria};
 use crate::views::{ImageSummary, ImageView, RepoSummary, referrers};
-
-/// What an unpaged list is assumed to hold when costing a query.
-pub const UNBOUNDED_LIST: usize = 1000;
-/// What `RepoInfo.Images` (every tag of one repository) is assumed to hold.
-pub const REPO_IMAGES: usize = 100;
-
-pub const CVE_DISABLED: &str = "cve search is disabled";
-
-/// Complexity of a paginated field.
-pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
-    let n = match page.as_ref().and_then(|p| p.limit) {
-        Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
-        _ => UNBOUNDED_LIST,
-    };
-    n.saturating_mul(child.max(1))
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase", serial)]
-pub struct PaginatedImagesResult {
-    pub page: Option<PageInfo>,
-    pub results: Vec<ImageSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase", serial)]
-pub struct PaginatedReposResult {
-    pub page: Option<PageInfo>,
-    pub results: Vec<RepoSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase", serial)]
-pub struct RepoInfo {
-    #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
-    pub images: Option<Vec<Option<ImageSummary>>>,
-    pub summary: Option<RepoSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase", serial)]
-pub struct GlobalSearchResult {
-    pub page: Option<PageInfo>,
-    pub images: Option<Vec<Option<ImageSummary>>>,
-    pub repos: Option<Vec<Option<RepoSummary>>>,
-    pub layers: Option<Vec<Option<LayerSummary>>>,
-}
 
 /// The root query object.
 pub struct Query {
