@@ -200,7 +200,7 @@ async fn main() {
                 continue;
             }
             let t = run(Arc::clone(&search), q, 300, 1).await;
-            println!("{label}: 1 client p50={:?}", t[t.len() / 2]);
+            println!("{label}: 1 client p50={:?} {}", t[t.len() / 2], rss_kib());
             continue;
         }
         let _ = run(Arc::clone(&search), q, 2, 16).await;
