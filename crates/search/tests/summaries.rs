@@ -259,3 +259,66 @@ async fn source_failures_are_not_leaked() {
     assert_eq!(v["data"], serde_json::Value::Null);
     assert_eq!(v["errors"][0]["message"], "internal error");
 }
+
+#[tokio::test]
+async fn cosign_referrer_signs_the_index_not_its_manifests() {
+    let mem = world();
+    let sig = M {
+        artifact_type: COSIGN,
+        subject: Some(web_2().digest),
+        platform: None,
+        ..M::new("cosign-referrer", &["sig-a", "sig-b"])
+    }
+    .meta();
+    mem.put(
+        RepoBuilder::new("apps/web")
+            .tag("2.0", &web_2(), None)
+            .image(&web_2_amd())
+            .image(&web_2_arm())
+            .referrer(&sig, &[])
+            .build(),
+    );
+    let h = Harness::new(mem);
+    let d = h
+        .data(r#"{ Image(image: "apps/web:2.0") { IsSigned SignatureInfo { Tool IsTrusted Author } Manifests { IsSigned SignatureInfo { Tool } } } }"#)
+        .await;
+    // One entry per signature layer; the children are not signed.
+    assert_eq!(
+        d["Image"],
+        json!({
+            "IsSigned": true,
+            "SignatureInfo": [{"Tool": "cosign", "IsTrusted": false, "Author": ""},
+                              {"Tool": "cosign", "IsTrusted": false, "Author": ""}],
+            "Manifests": [{"IsSigned": false, "SignatureInfo": []}, {"IsSigned": false, "SignatureInfo": []}]
+        })
+    );
+    // A signed newest image makes the repository pass HasToBeSigned only
+    // when the newest image itself is signed.
+    let d = h
+        .data(r#"{ GlobalSearch(query: "apps/web", filter: {HasToBeSigned: true}) { Repos { Name NewestImage { Tag } } } }"#)
+        .await;
+    assert_eq!(d["GlobalSearch"]["Repos"], json!([{"Name": "apps/web", "NewestImage": {"Tag": "2.0"}}]));
+}
+
+#[tokio::test]
+async fn repository_without_tags() {
+    let h = Harness::world();
+    let d = h
+        .data(r#"{ ExpandedRepoInfo(repo: "empty") { Summary { Name Size NewestImage { Tag } Platforms { Os } LastUpdated } Images { Tag } } }"#)
+        .await;
+    assert_eq!(
+        d["ExpandedRepoInfo"],
+        json!({"Summary": {"Name": "empty", "Size": "0", "NewestImage": null, "Platforms": [], "LastUpdated": null}, "Images": []})
+    );
+}
+
+#[tokio::test]
+async fn filter_values_are_bounded() {
+    let h = Harness::world();
+    let long = "x".repeat(257);
+    let q = format!(r#"{{ GlobalSearch(query: "a", filter: {{Arch: ["{long}"]}}) {{ Page {{ TotalCount }} }} }}"#);
+    assert_eq!(
+        h.error(&q).await,
+        "max string size limit exceeded for filter parameter 'Arch'. max=256 current=257 request parameter has invalid value"
+    );
+}
