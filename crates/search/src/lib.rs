@@ -20,6 +20,7 @@ mod paging;
 mod query;
 mod results;
 pub mod schema;
+mod serial;
 pub mod source;
 pub mod time;
 pub mod types;

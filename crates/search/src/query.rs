@@ -20,6 +20,7 @@ use crate::results::{
     CVE_DISABLED, GlobalSearchResult, PaginatedImagesResult, PaginatedReposResult, RepoInfo,
     page_cost,
 };
+use crate::serial::SerialList;
 use crate::types::{CveDiffResult, CveResultForImage, Filter, ImageInput, PageInput, SortCriteria};
 use crate::views::{ImageSummary, ImageView, RepoSummary, referrers};
 
@@ -73,7 +74,7 @@ impl Query {
 fn images(page: crate::lookup::ImagePage) -> PaginatedImagesResult {
     PaginatedImagesResult {
         page: Some(page.info),
-        results: page.results,
+        results: page.results.into(),
     }
 }
 
@@ -171,7 +172,7 @@ impl Query {
             let page = l.repo_page(rows, &p, &l.prefs()?)?;
             Ok(PaginatedReposResult {
                 page: Some(page.info),
-                results: page.results,
+                results: page.results.into(),
             })
         })
         .await
@@ -232,7 +233,7 @@ impl Query {
             let page = l.image_page(rows, &all, loaded, true)?;
             let prefs = l.prefs()?;
             Ok(RepoInfo {
-                images: Some(page.results.into_iter().map(Some).collect()),
+                images: Some(SerialList(page.results.into_iter().map(Some).collect())),
                 summary: Some(RepoSummary {
                     starred: prefs.starred.contains(&repo),
                     bookmarked: prefs.bookmarked.contains(&repo),
@@ -294,8 +295,8 @@ impl Query {
                 let page = l.repo_page(rows, &p, &prefs)?;
                 Ok(GlobalSearchResult {
                     page: Some(page.info),
-                    images: Some(Vec::new()),
-                    repos: Some(page.results.into_iter().map(Some).collect()),
+                    images: Some(SerialList::default()),
+                    repos: Some(SerialList(page.results.into_iter().map(Some).collect())),
                     layers: Some(Vec::new()),
                 })
             })
@@ -332,8 +333,8 @@ impl Query {
             let page = l.image_page(rows, &p, loaded, false)?;
             Ok(GlobalSearchResult {
                 page: Some(page.info),
-                images: Some(page.results.into_iter().map(Some).collect()),
-                repos: Some(Vec::new()),
+                images: Some(SerialList(page.results.into_iter().map(Some).collect())),
+                repos: Some(SerialList::default()),
                 layers: Some(Vec::new()),
             })
         })
@@ -456,7 +457,7 @@ impl Query {
                 let page = l.repo_page(Vec::new(), &p, &Default::default())?;
                 return Ok(PaginatedReposResult {
                     page: Some(page.info),
-                    results: page.results,
+                    results: page.results.into(),
                 });
             }
             let prefs = l.prefs()?;
@@ -469,7 +470,7 @@ impl Query {
             let page = l.repo_page(rows, &p, &prefs)?;
             Ok(PaginatedReposResult {
                 page: Some(page.info),
-                results: page.results,
+                results: page.results.into(),
             })
         })
         .await

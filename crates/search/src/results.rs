@@ -5,6 +5,7 @@
 
 use async_graphql::SimpleObject;
 
+use crate::serial::SerialList;
 use crate::types::{LayerSummary, PageInfo, PageInput};
 use crate::views::{ImageSummary, RepoSummary};
 
@@ -28,21 +29,21 @@ pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct PaginatedImagesResult {
     pub page: Option<PageInfo>,
-    pub results: Vec<ImageSummary>,
+    pub results: SerialList<ImageSummary>,
 }
 
 #[derive(SimpleObject, Default)]
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct PaginatedReposResult {
     pub page: Option<PageInfo>,
-    pub results: Vec<RepoSummary>,
+    pub results: SerialList<RepoSummary>,
 }
 
 #[derive(SimpleObject, Default)]
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct RepoInfo {
     #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
-    pub images: Option<Vec<Option<ImageSummary>>>,
+    pub images: Option<SerialList<Option<ImageSummary>>>,
     pub summary: Option<RepoSummary>,
 }
 
@@ -50,7 +51,7 @@ pub struct RepoInfo {
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct GlobalSearchResult {
     pub page: Option<PageInfo>,
-    pub images: Option<Vec<Option<ImageSummary>>>,
-    pub repos: Option<Vec<Option<RepoSummary>>>,
+    pub images: Option<SerialList<Option<ImageSummary>>>,
+    pub repos: Option<SerialList<Option<RepoSummary>>>,
     pub layers: Option<Vec<Option<LayerSummary>>>,
 }

@@ -297,7 +297,10 @@ async fn cosign_referrer_signs_the_index_not_its_manifests() {
     let d = h
         .data(r#"{ GlobalSearch(query: "apps/web", filter: {HasToBeSigned: true}) { Repos { Name NewestImage { Tag } } } }"#)
         .await;
-    assert_eq!(d["GlobalSearch"]["Repos"], json!([{"Name": "apps/web", "NewestImage": {"Tag": "2.0"}}]));
+    assert_eq!(
+        d["GlobalSearch"]["Repos"],
+        json!([{"Name": "apps/web", "NewestImage": {"Tag": "2.0"}}])
+    );
 }
 
 #[tokio::test]
@@ -316,7 +319,9 @@ async fn repository_without_tags() {
 async fn filter_values_are_bounded() {
     let h = Harness::world();
     let long = "x".repeat(257);
-    let q = format!(r#"{{ GlobalSearch(query: "a", filter: {{Arch: ["{long}"]}}) {{ Page {{ TotalCount }} }} }}"#);
+    let q = format!(
+        r#"{{ GlobalSearch(query: "a", filter: {{Arch: ["{long}"]}}) {{ Page {{ TotalCount }} }} }}"#
+    );
     assert_eq!(
         h.error(&q).await,
         "max string size limit exceeded for filter parameter 'Arch'. max=256 current=257 request parameter has invalid value"
