@@ -6,7 +6,6 @@
 //! `RepoInfo.Images` 100 × its children; with scalars at 0 (see
 //! `types.rs`) a query's complexity estimates the objects it builds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Object};
@@ -49,11 +48,10 @@ fn gql(e: LookupError) -> async_graphql::Error {
 }
 
 impl Query {
-    fn lookup(&self, ctx: &Context<'_>, want_newest: bool) -> Lookup {
+    fn lookup(&self, ctx: &Context<'_>) -> Lookup {
         Lookup {
             catalog: Arc::clone(&self.catalog),
             viewer: viewer(ctx),
-            want_newest,
         }
     }
 
@@ -76,10 +74,6 @@ fn images(page: crate::lookup::ImagePage) -> PaginatedImagesResult {
         page: Some(page.info),
         results: page.results.into(),
     }
-}
-
-fn newest_wanted(ctx: &Context<'_>, list: &str) -> bool {
-    ctx.look_ahead().field(list).field("NewestImage").exists()
 }
 
 #[Object(rename_fields = "PascalCase")]
@@ -153,9 +147,9 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
-            let (rows, loaded) = l.digest_rows(&id, &Sieve::default())?;
-            l.image_page(rows, &p, loaded, false).map(images)
+        Query::run(self.lookup(ctx), move |l| {
+            let (rows, seeds) = l.digest_rows(&id, &Sieve::default())?;
+            Ok(images(l.image_page(rows, &p, seeds, false)))
         })
         .await
     }
@@ -167,9 +161,9 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let rows = l.repo_rows(|_| Some(0))?;
-            let page = l.repo_page(rows, &p, &l.prefs()?)?;
+            let page = l.repo_page(rows, &p, &l.prefs()?);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
                 results: page.results.into(),
@@ -186,25 +180,20 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if repo.is_empty() {
                 let rows = Lookup::all_rows(&l.cards()?, &Sieve::default());
-                return l.image_page(rows, &p, HashMap::new(), false).map(images);
+                return Ok(images(l.image_page(rows, &p, Vec::new(), false)));
             }
             if !l.readable(&repo) {
-                return l
-                    .image_page(Vec::new(), &p, HashMap::new(), false)
-                    .map(images);
+                return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
             }
             let Some(data) = l.catalog.repo(&repo)? else {
-                return l
-                    .image_page(Vec::new(), &p, HashMap::new(), false)
-                    .map(images);
+                return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
             };
             let card = Arc::new(l.catalog.sort_card_of(&data));
             let rows = Lookup::all_rows(&[card], &Sieve::default());
-            let loaded = HashMap::from([(repo, data)]);
-            l.image_page(rows, &p, loaded, false).map(images)
+            Ok(images(l.image_page(rows, &p, vec![data], false)))
         })
         .await
     }
@@ -214,7 +203,7 @@ impl Query {
         ctx: &Context<'_>,
         repo: String,
     ) -> async_graphql::Result<RepoInfo> {
-        Query::run(self.lookup(ctx, true), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if !l.readable(&repo) {
                 return Ok(RepoInfo::default());
             }
@@ -229,8 +218,7 @@ impl Query {
                 offset: 0,
                 sort: SortCriteria::UpdateTime,
             };
-            let loaded = HashMap::from([(repo.clone(), Arc::clone(&data))]);
-            let page = l.image_page(rows, &all, loaded, true)?;
+            let page = l.image_page(rows, &all, vec![Arc::clone(&data)], true);
             let prefs = l.prefs()?;
             Ok(RepoInfo {
                 images: Some(SerialList(page.results.into_iter().map(Some).collect())),
@@ -239,6 +227,7 @@ impl Query {
                     bookmarked: prefs.bookmarked.contains(&repo),
                     card,
                     data: Some(data),
+                    loader: None,
                     rank: 0,
                 }),
             })
@@ -286,13 +275,12 @@ impl Query {
         }
         let target = global::target(&query).map_err(async_graphql::Error::new)?;
         let sieve = Sieve::new(filter.as_ref());
-        let want_newest = newest_wanted(ctx, "Repos");
         if let Target::Repos(q) = target {
             let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-            return Query::run(self.lookup(ctx, want_newest), move |l| {
+            return Query::run(self.lookup(ctx), move |l| {
                 let prefs = l.prefs()?;
                 let rows = l.search_repos(&q, &sieve, &prefs)?;
-                let page = l.repo_page(rows, &p, &prefs)?;
+                let page = l.repo_page(rows, &p, &prefs);
                 Ok(GlobalSearchResult {
                     page: Some(page.info),
                     images: Some(SerialList::default()),
@@ -303,34 +291,35 @@ impl Query {
             .await;
         }
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
-            let (rows, loaded) = match target {
-                Target::Digest(id) => l.digest_rows(&id, &sieve)?,
+        Query::run(self.lookup(ctx), move |l| {
+            let mut seeds = Vec::new();
+            let rows = match target {
+                Target::Digest(id) => {
+                    let (rows, found) = l.digest_rows(&id, &sieve)?;
+                    seeds = found;
+                    rows
+                }
                 Target::Tags { repo, prefix } => {
                     let cards: Vec<_> = l
                         .cards()?
                         .into_iter()
                         .filter(|c| *c.name == *repo)
                         .collect();
-                    let rows = Lookup::all_rows(&cards, &sieve)
+                    Lookup::all_rows(&cards, &sieve)
                         .into_iter()
                         .filter(|r| r.tag_card().is_some_and(|t| t.tag.starts_with(&prefix)))
-                        .collect();
-                    (rows, HashMap::new())
+                        .collect()
                 }
-                Target::AnyTag(text) => {
-                    let rows = Lookup::all_rows(&l.cards()?, &sieve)
-                        .into_iter()
-                        .filter(|r| {
-                            r.tag_card()
-                                .is_some_and(|t| t.tag.to_lowercase().contains(&text))
-                        })
-                        .collect();
-                    (rows, HashMap::new())
-                }
-                Target::Repos(_) => (Vec::<ImageRow>::new(), HashMap::new()),
+                Target::AnyTag(text) => Lookup::all_rows(&l.cards()?, &sieve)
+                    .into_iter()
+                    .filter(|r| {
+                        r.tag_card()
+                            .is_some_and(|t| t.tag.to_lowercase().contains(&text))
+                    })
+                    .collect(),
+                Target::Repos(_) => Vec::<ImageRow>::new(),
             };
-            let page = l.image_page(rows, &p, loaded, false)?;
+            let page = l.image_page(rows, &p, seeds, false);
             Ok(GlobalSearchResult {
                 page: Some(page.info),
                 images: Some(SerialList(page.results.into_iter().map(Some).collect())),
@@ -365,7 +354,7 @@ impl Query {
     }
 
     async fn image(&self, ctx: &Context<'_>, image: String) -> async_graphql::Result<ImageSummary> {
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let (repo, tag) = split_reference(&image)?;
             if !l.readable(repo) {
                 return Ok(ImageSummary::default());
@@ -392,7 +381,7 @@ impl Query {
         digest: String,
         #[graphql(name = "type")] types: Option<Vec<String>>,
     ) -> async_graphql::Result<Vec<Option<crate::types::Referrer>>> {
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if !l.readable(&repo) {
                 return Ok(Vec::new());
             }
@@ -436,11 +425,11 @@ impl Query {
         base: bool,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let rows = l
                 .lineage(&image, digest.as_deref(), base)?
                 .unwrap_or_default();
-            l.image_page(rows, &p, HashMap::new(), false).map(images)
+            Ok(images(l.image_page(rows, &p, Vec::new(), false)))
         })
         .await
     }
@@ -452,9 +441,9 @@ impl Query {
         starred: bool,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if l.viewer.user.is_none() {
-                let page = l.repo_page(Vec::new(), &p, &Default::default())?;
+                let page = l.repo_page(Vec::new(), &p, &Default::default());
                 return Ok(PaginatedReposResult {
                     page: Some(page.info),
                     results: page.results.into(),
@@ -467,7 +456,7 @@ impl Query {
                 &prefs.bookmarked
             };
             let rows = l.named_repos(names)?;
-            let page = l.repo_page(rows, &p, &prefs)?;
+            let page = l.repo_page(rows, &p, &prefs);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
                 results: page.results.into(),

@@ -5,9 +5,10 @@
 
 use async_graphql::SimpleObject;
 
+use crate::lazy::LazyImage;
 use crate::serial::SerialList;
 use crate::types::{LayerSummary, PageInfo, PageInput};
-use crate::views::{ImageSummary, RepoSummary};
+use crate::views::RepoSummary;
 
 /// What an unpaged list is assumed to hold when costing a query.
 pub const UNBOUNDED_LIST: usize = 1000;
@@ -29,7 +30,7 @@ pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct PaginatedImagesResult {
     pub page: Option<PageInfo>,
-    pub results: SerialList<ImageSummary>,
+    pub results: SerialList<LazyImage>,
 }
 
 #[derive(SimpleObject, Default)]
@@ -43,7 +44,7 @@ pub struct PaginatedReposResult {
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct RepoInfo {
     #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
-    pub images: Option<SerialList<Option<ImageSummary>>>,
+    pub images: Option<SerialList<Option<LazyImage>>>,
     pub summary: Option<RepoSummary>,
 }
 
@@ -51,7 +52,7 @@ pub struct RepoInfo {
 #[graphql(rename_fields = "PascalCase", serial)]
 pub struct GlobalSearchResult {
     pub page: Option<PageInfo>,
-    pub images: Option<SerialList<Option<ImageSummary>>>,
+    pub images: Option<SerialList<Option<LazyImage>>>,
     pub repos: Option<SerialList<Option<RepoSummary>>>,
     pub layers: Option<Vec<Option<LayerSummary>>>,
 }

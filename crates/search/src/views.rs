@@ -11,6 +11,7 @@ use zot_oci::image_meta::{Annotated, ImageMeta, Platform as MetaPlatform};
 
 use crate::catalog::RepoCard;
 use crate::facts::{ManifestRef, RepoCtx, manifest_of};
+use crate::lazy::Loader;
 use crate::time::{Time, parse_rfc3339, time};
 use crate::types::{
     Annotation, HistoryDescription, ImageVulnerabilitySummary, LayerHistory, LayerSummary,
@@ -369,7 +370,10 @@ impl ManifestSummary {
 #[derive(Debug, Clone)]
 pub struct RepoSummary {
     pub card: Arc<RepoCard>,
+    /// The repository's data when the resolver has read it already.
     pub data: Option<Arc<RepoCtx>>,
+    /// Otherwise, where `NewestImage` reads it from.
+    pub loader: Option<Arc<Loader>>,
     pub starred: bool,
     pub bookmarked: bool,
     pub rank: i32,
@@ -401,17 +405,29 @@ impl RepoSummary {
     async fn vendors(&self) -> Option<Vec<Option<String>>> {
         Some(self.card.vendors.iter().cloned().map(Some).collect())
     }
-    async fn newest_image(&self) -> Option<ImageSummary> {
-        let repo = self.data.as_ref()?;
-        let tag = repo.newest()?;
-        let meta = repo.image(&tag.digest)?;
-        Some(ImageSummary::new(ImageView {
-            repo: Arc::clone(repo),
+    async fn newest_image(&self) -> async_graphql::Result<Option<ImageSummary>> {
+        let repo = match (&self.data, &self.loader) {
+            (Some(data), _) => Arc::clone(data),
+            (None, Some(loader)) => match loader.repo(&self.card.name).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(async_graphql::Error::new(e.message)),
+            },
+            (None, None) => return Ok(None),
+        };
+        let Some(tag) = repo.newest() else {
+            return Ok(None);
+        };
+        let Some(meta) = repo.image(&tag.digest).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(ImageSummary::new(ImageView {
             tag: tag.tag.clone(),
-            meta: Arc::clone(meta),
+            repo,
+            meta,
             deletable: None,
             only: None,
-        }))
+        })))
     }
     #[graphql(complexity = 0)]
     async fn download_count(&self) -> Option<i32> {

@@ -558,3 +558,59 @@ async fn unchanged_version_skips_the_listing() {
     assert_eq!(d["GlobalSearch"]["Page"]["TotalCount"], 3, "{d}");
     assert_eq!(h.source.listings.load(Ordering::SeqCst), listed + 1);
 }
+
+#[tokio::test]
+async fn long_lists_hold_few_repositories_at_a_time() {
+    use std::sync::atomic::Ordering;
+    let mem = Memory::default();
+    for i in 0..60 {
+        let name = format!("many/r{i:02}");
+        let seed: &'static str = Box::leak(format!("many-{i}").into_boxed_str());
+        mem.put(
+            RepoBuilder::new(&name)
+                .tag("a", &M::new(seed, &["shared-base"]).meta(), None)
+                .tag(
+                    "b",
+                    &M::new(
+                        Box::leak(format!("{seed}-b").into_boxed_str()),
+                        &["shared-base", "x"],
+                    )
+                    .meta(),
+                    None,
+                )
+                .build(),
+        );
+    }
+    let h = Harness::new(mem);
+    // Cards first (each repository read once, one at a time).
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    h.source.most_held.store(0, Ordering::SeqCst);
+    let before = h.source.reads();
+    let d = h
+        .data(r#"{ ImageList(repo: "", requestedPage: {sortBy: UPDATE_TIME}) { Results { RepoName Tag Size Manifests { Digest } } } }"#)
+        .await;
+    assert_eq!(
+        d["ImageList"]["Results"].as_array().map(Vec::len),
+        Some(120)
+    );
+    let d = h
+        .data(r#"{ RepoListWithNewestImage { Results { Name NewestImage { Tag Digest } } } }"#)
+        .await;
+    assert_eq!(
+        d["RepoListWithNewestImage"]["Results"]
+            .as_array()
+            .map(Vec::len),
+        Some(60)
+    );
+    let held = h.source.most_held.load(Ordering::SeqCst);
+    assert!(held <= 10, "held {held} repositories at once");
+    // Sorted by name, each repository's two images share one read.
+    h.data(r#"{ ImageList(repo: "") { Results { Tag } } }"#)
+        .await;
+    assert!(
+        h.source.reads() - before <= 60 + 60 + 60,
+        "reads: {}",
+        h.source.reads() - before
+    );
+}

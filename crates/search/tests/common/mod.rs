@@ -223,6 +223,9 @@ pub struct Memory {
     changes: AtomicU64,
     pub unversioned: bool,
     pub listings: AtomicU64,
+    /// The most repositories held outside this source at once, as seen
+    /// at each read.
+    pub most_held: AtomicU64,
 }
 
 impl Memory {
@@ -256,6 +259,11 @@ impl Source for Memory {
     fn repo(&self, name: &str) -> Result<Option<Arc<RepoData>>, SourceError> {
         *self.repo_reads.lock().unwrap_or_else(|e| e.into_inner()) += 1;
         let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        let held = repos
+            .values()
+            .filter(|(_, d)| Arc::strong_count(d) > 1)
+            .count() as u64;
+        self.most_held.fetch_max(held, Ordering::SeqCst);
         Ok(repos.get(name).map(|(_, d)| Arc::clone(d)))
     }
 
