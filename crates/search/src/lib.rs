@@ -88,6 +88,13 @@ impl Search {
         &self.schema
     }
 
+    /// Builds the summaries of every repository now (blocking: call it
+    /// from a blocking task, e.g. at start-up, so the first query does not
+    /// pay for it). Returns how many repositories there are.
+    pub fn warm(&self) -> Result<usize, SourceError> {
+        Ok(self.catalog.cards()?.len())
+    }
+
     /// How many repository summaries are cached.
     pub fn cached_repos(&self) -> usize {
         self.catalog.cached()

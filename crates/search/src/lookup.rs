@@ -1,6 +1,7 @@
 //! The resolvers' work, run on a blocking thread: select rows from the
 //! cached cards (filtered by what the viewer may read), sort and page
-//! them, and only then load the page's repositories to build views.
+//! them; the page's images and newest images read their repositories
+//! only as the response is written (`lazy.rs`).
 //!
 //! Invariant: every repository that reaches a result passed
 //! `viewer.may(name, Access::Read)`.

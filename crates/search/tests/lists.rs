@@ -614,3 +614,18 @@ async fn long_lists_hold_few_repositories_at_a_time() {
         h.source.reads() - before
     );
 }
+
+#[tokio::test]
+async fn warm_builds_every_card_up_front() {
+    let h = Harness::world();
+    assert_eq!(h.search.cached_repos(), 0);
+    let n = match h.search.warm() {
+        Ok(n) => n,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!((n, h.search.cached_repos()), (7, 7));
+    let reads = h.source.reads();
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    assert_eq!(h.source.reads(), reads);
+}
