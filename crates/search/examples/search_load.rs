@@ -191,6 +191,10 @@ async fn main() {
             r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { RepoName Tag Digest Size LastUpdated IsSigned Manifests { Digest Platform { Os Arch } } } } }"#,
         ),
         (
+            "Thin ImageList",
+            r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { Tag } } }"#,
+        ),
+        (
             "ExpandedRepoInfo",
             r#"{ ExpandedRepoInfo(repo: "team3/app1203") { Summary { Name Size } Images { Tag Digest Size Manifests { Digest Layers { Digest } } } } }"#,
         ),
