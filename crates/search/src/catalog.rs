@@ -3,11 +3,17 @@
 //! them, so a query over 10,000 repositories touches only small cards and
 //! loads full [`RepoData`](crate::RepoData) for the page it returns.
 //!
+//! The cards of one listing form a snapshot, reused as a whole while
+//! [`Source::version`] is unchanged (or, for a source without versions,
+//! while the listing is identical), so an unchanged catalog costs a query
+//! no per-repository work before ranking.
+//!
 //! Invariants: a cached card is reused only while its repository's
 //! generation is unchanged; cards of repositories that disappeared are
-//! dropped on the next listing. Layer and manifest digests are kept as
-//! 64-bit hashes (base/derived matching compares hashes; a collision is
-//! 2^-64 per pair).
+//! dropped on the next listing; one thread at a time rebuilds stale cards.
+//! Layer, manifest and config digests are kept as 64-bit keys (base/derived
+//! matching compares keys, a collision being 2^-64 per pair; a whole-digest
+//! search only uses them to pick the repositories it then reads).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
