@@ -15,7 +15,7 @@
 //! matching compares keys, a collision being 2^-64 per pair; a whole-digest
 //! search only uses them to pick the repositories it then reads).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -197,6 +197,9 @@ impl RepoCard {
     }
 }
 
+/// Repositories kept read (see [`Catalog::repo`]).
+pub const HOT: usize = 4;
+
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
@@ -212,6 +215,8 @@ pub struct Catalog {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     cards: RwLock<HashMap<Box<str>, Arc<RepoCard>>>,
     platforms: Platforms,
+    /// The last repositories read for queries, with their generations.
+    hot: Mutex<VecDeque<(u64, Arc<RepoCtx>)>>,
     /// Held while stale cards are rebuilt, so concurrent queries after a
     /// change (or at start-up) build each card once, not once each.
     rebuilding: Mutex<()>,
@@ -225,6 +230,7 @@ impl Catalog {
             snapshot: RwLock::new(None),
             rebuilding: Mutex::new(()),
             platforms: Platforms::default(),
+            hot: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -232,9 +238,50 @@ impl Catalog {
         &self.source
     }
 
-    /// One repository's full data, or `None` when there is none.
-    pub fn repo(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
+    /// One repository's full data, read from the source now.
+    pub fn read(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
         Ok(self.source.repo(name)?.map(|d| Arc::new(RepoCtx::new(d))))
+    }
+
+    /// One repository's full data, or `None` when there is none. With a
+    /// versioned source, the last few repositories read are kept by
+    /// (name, generation), so a repository queried again and again (the
+    /// one with 1,000 tags) is not read and indexed again while unchanged.
+    pub fn repo(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
+        let Some(card) = self.card(name)? else {
+            return self.read(name);
+        };
+        {
+            let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, ctx)) = hot
+                .iter()
+                .find(|(g, c)| *g == card.generation && c.name() == name)
+            {
+                return Ok(Some(Arc::clone(ctx)));
+            }
+        }
+        let read = self.read(name)?;
+        if let Some(ctx) = &read {
+            let mut hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+            hot.retain(|(_, c)| c.name() != name);
+            if hot.len() >= HOT {
+                hot.pop_front();
+            }
+            hot.push_back((card.generation, Arc::clone(ctx)));
+        }
+        Ok(read)
+    }
+
+    /// The current card of `name`, when the source is versioned (the
+    /// snapshot is then current without a listing); `None` otherwise or
+    /// when there is no such repository.
+    pub fn card(&self, name: &str) -> Result<Option<Arc<RepoCard>>, SourceError> {
+        if self.source.version().is_none() {
+            return Ok(None);
+        }
+        self.cards()?;
+        let map = self.cards.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(name).cloned())
     }
 
     /// Cards of every repository, current as of this call. When the
@@ -268,7 +315,7 @@ impl Catalog {
         let stale = self.collect(&live, &|_| true, &mut out);
         let mut fresh = Vec::with_capacity(stale.len());
         for (name, generation) in stale {
-            if let Some(ctx) = self.repo(&name)? {
+            if let Some(ctx) = self.read(&name)? {
                 let card = Arc::new(RepoCard::build(&ctx, generation, &self.platforms));
                 out.push(Arc::clone(&card));
                 fresh.push(card);

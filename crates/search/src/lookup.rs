@@ -256,7 +256,7 @@ impl Lookup {
             {
                 continue;
             }
-            let Some(ctx) = self.catalog.repo(&card.name)? else {
+            let Some(ctx) = self.catalog.read(&card.name)? else {
                 continue;
             };
             let matched = rows.len();

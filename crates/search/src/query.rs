@@ -188,6 +188,12 @@ impl Query {
             if !l.readable(&repo) {
                 return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
             }
+            // A versioned source: the cached card sorts, and only the
+            // page's images read the repository (kept while unchanged).
+            if let Some(card) = l.catalog.card(&repo)? {
+                let rows = Lookup::all_rows(&[card], &Sieve::default());
+                return Ok(images(l.image_page(rows, &p, Vec::new(), false)));
+            }
             let Some(data) = l.catalog.repo(&repo)? else {
                 return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
             };
@@ -211,7 +217,10 @@ impl Query {
                 .catalog
                 .repo(&repo)?
                 .ok_or("repo metadata not found for given repo name")?;
-            let card = Arc::new(l.catalog.card_of(&data));
+            let card = match l.catalog.card(&repo)? {
+                Some(card) => card,
+                None => Arc::new(l.catalog.card_of(&data)),
+            };
             let rows = Lookup::all_rows(&[Arc::clone(&card)], &Sieve::default());
             let all = crate::paging::Paging {
                 limit: 0,
