@@ -191,6 +191,10 @@ async fn main() {
             r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { RepoName Tag Digest Size LastUpdated IsSigned Manifests { Digest Platform { Os Arch } } } } }"#,
         ),
         (
+            "ImageList page",
+            r#"{ ImageList(repo: "big/repo", requestedPage: {limit: 10, offset: 500, sortBy: UPDATE_TIME}) { Page { TotalCount ItemCount } Results { RepoName Tag Digest MediaType LastUpdated Size DownloadCount IsSigned Vendor Description Manifests { Digest ConfigDigest LastUpdated Size Platform { Os Arch } DownloadCount Layers { Size Digest } History { Layer { Size Digest } HistoryDescription { Created CreatedBy EmptyLayer } } } } } }"#,
+        ),
+        (
             "Thin ImageList",
             r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { Tag } } }"#,
         ),
