@@ -32,6 +32,9 @@ impl Source for Mem {
     fn toggle(&self, _: &str, _: Pref, _: &str) -> Result<bool, SourceError> {
         Ok(false)
     }
+    fn version(&self) -> Option<u64> {
+        Some(1)
+    }
 }
 
 fn d(s: &str) -> Digest {
@@ -188,6 +191,14 @@ async fn main() {
             r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { RepoName Tag Digest Size LastUpdated IsSigned Manifests { Digest Platform { Os Arch } } } } }"#,
         ),
         (
+            "ImageList page",
+            r#"{ ImageList(repo: "big/repo", requestedPage: {limit: 10, offset: 500, sortBy: UPDATE_TIME}) { Page { TotalCount ItemCount } Results { RepoName Tag Digest MediaType LastUpdated Size DownloadCount IsSigned Vendor Description Manifests { Digest ConfigDigest LastUpdated Size Platform { Os Arch } DownloadCount Layers { Size Digest } History { Layer { Size Digest } HistoryDescription { Created CreatedBy EmptyLayer } } } } } }"#,
+        ),
+        (
+            "Thin ImageList",
+            r#"{ ImageList(repo: "big/repo") { Page { TotalCount } Results { Tag } } }"#,
+        ),
+        (
             "ExpandedRepoInfo",
             r#"{ ExpandedRepoInfo(repo: "team3/app1203") { Summary { Name Size } Images { Tag Digest Size Manifests { Digest Layers { Digest } } } } }"#,
         ),
@@ -197,7 +208,7 @@ async fn main() {
                 continue;
             }
             let t = run(Arc::clone(&search), q, 300, 1).await;
-            println!("{label}: 1 client p50={:?}", t[t.len() / 2]);
+            println!("{label}: 1 client p50={:?} {}", t[t.len() / 2], rss_kib());
             continue;
         }
         let _ = run(Arc::clone(&search), q, 2, 16).await;

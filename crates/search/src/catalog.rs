@@ -3,13 +3,19 @@
 //! them, so a query over 10,000 repositories touches only small cards and
 //! loads full [`RepoData`](crate::RepoData) for the page it returns.
 //!
+//! The cards of one listing form a snapshot, reused as a whole while
+//! [`Source::version`] is unchanged (or, for a source without versions,
+//! while the listing is identical), so an unchanged catalog costs a query
+//! no per-repository work before ranking.
+//!
 //! Invariants: a cached card is reused only while its repository's
 //! generation is unchanged; cards of repositories that disappeared are
-//! dropped on the next listing. Layer and manifest digests are kept as
-//! 64-bit hashes (base/derived matching compares hashes; a collision is
-//! 2^-64 per pair).
+//! dropped on the next listing; one thread at a time rebuilds stale cards.
+//! Layer, manifest and config digests are kept as 64-bit keys (base/derived
+//! matching compares keys, a collision being 2^-64 per pair; a whole-digest
+//! search only uses them to pick the repositories it then reads).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -57,22 +63,36 @@ pub struct TagCard {
     pub downloads: u64,
     pub signed: bool,
     pub platforms: Arc<[Platform]>,
-    /// The image's manifests, flattened: `[key, n, layer keys × n]*`.
+    /// Key of the tagged image's digest (manifest or index).
+    pub top: u64,
+    /// The image's manifests, flattened: `[key, config key, n, layer keys
+    /// × n]*` (config key 0 when there is no config).
     manifests: Box<[u64]>,
 }
 
 impl TagCard {
-    /// (manifest key, its layer keys) for each manifest of the image.
-    pub fn manifests(&self) -> impl Iterator<Item = (u64, &[u64])> {
+    /// (manifest key, config key, layer keys) for each manifest of the
+    /// image.
+    pub fn manifests(&self) -> impl Iterator<Item = (u64, u64, &[u64])> {
         let mut rest: &[u64] = &self.manifests;
         std::iter::from_fn(move || {
             let (&key, tail) = rest.split_first()?;
+            let (&config, tail) = tail.split_first()?;
             let (&n, tail) = tail.split_first()?;
             let n = usize::try_from(n).unwrap_or(usize::MAX).min(tail.len());
             let (layers, tail) = tail.split_at(n);
             rest = tail;
-            Some((key, layers))
+            Some((key, config, layers))
         })
+    }
+
+    /// Whether the image names the digest with this key (its own, or a
+    /// manifest, config or layer digest).
+    pub fn names(&self, key: u64) -> bool {
+        self.top == key
+            || self
+                .manifests()
+                .any(|(m, c, layers)| m == key || c == key || layers.contains(&key))
     }
 }
 
@@ -100,8 +120,11 @@ impl RepoCard {
                 let meta = ctx.image(&t.digest)?;
                 let mut manifests = Vec::new();
                 for m in ctx.manifests(meta) {
-                    let layers = manifest_of(&m.meta).map_or(&[][..], |mm| &mm.layers[..]);
+                    let mm = manifest_of(&m.meta);
+                    let layers = mm.map_or(&[][..], |mm| &mm.layers[..]);
+                    let config = mm.and_then(|mm| mm.config.as_ref());
                     manifests.push(digest_key(&m.meta.digest));
+                    manifests.push(config.map_or(0, |c| digest_key(&c.digest)));
                     manifests.push(layers.len() as u64);
                     manifests.extend(layers.iter().map(|l| digest_key(&l.digest)));
                 }
@@ -111,6 +134,7 @@ impl RepoCard {
                     downloads: ctx.downloads_of(&t.digest),
                     signed: ctx.is_signed(&t.digest),
                     platforms: platforms.intern(ctx.platforms(meta)),
+                    top: digest_key(&t.digest),
                     manifests: manifests.into(),
                 })
             })
@@ -145,6 +169,7 @@ impl RepoCard {
                     downloads: ctx.downloads_of(&t.digest),
                     signed: false,
                     platforms: Arc::clone(&none),
+                    top: digest_key(&t.digest),
                     manifests: Box::default(),
                 })
             })
@@ -172,6 +197,9 @@ impl RepoCard {
     }
 }
 
+/// Repositories kept read (see [`Catalog::repo`]).
+pub const HOT: usize = 4;
+
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
@@ -187,6 +215,8 @@ pub struct Catalog {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
     cards: RwLock<HashMap<Box<str>, Arc<RepoCard>>>,
     platforms: Platforms,
+    /// The last repositories read for queries, with their generations.
+    hot: Mutex<VecDeque<(u64, Arc<RepoCtx>)>>,
     /// Held while stale cards are rebuilt, so concurrent queries after a
     /// change (or at start-up) build each card once, not once each.
     rebuilding: Mutex<()>,
@@ -200,6 +230,7 @@ impl Catalog {
             snapshot: RwLock::new(None),
             rebuilding: Mutex::new(()),
             platforms: Platforms::default(),
+            hot: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -207,9 +238,50 @@ impl Catalog {
         &self.source
     }
 
-    /// One repository's full data, or `None` when there is none.
-    pub fn repo(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
+    /// One repository's full data, read from the source now.
+    pub fn read(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
         Ok(self.source.repo(name)?.map(|d| Arc::new(RepoCtx::new(d))))
+    }
+
+    /// One repository's full data, or `None` when there is none. With a
+    /// versioned source, the last few repositories read are kept by
+    /// (name, generation), so a repository queried again and again (the
+    /// one with 1,000 tags) is not read and indexed again while unchanged.
+    pub fn repo(&self, name: &str) -> Result<Option<Arc<RepoCtx>>, SourceError> {
+        let Some(card) = self.card(name)? else {
+            return self.read(name);
+        };
+        {
+            let hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((_, ctx)) = hot
+                .iter()
+                .find(|(g, c)| *g == card.generation && c.name() == name)
+            {
+                return Ok(Some(Arc::clone(ctx)));
+            }
+        }
+        let read = self.read(name)?;
+        if let Some(ctx) = &read {
+            let mut hot = self.hot.lock().unwrap_or_else(PoisonError::into_inner);
+            hot.retain(|(_, c)| c.name() != name);
+            if hot.len() >= HOT {
+                hot.pop_front();
+            }
+            hot.push_back((card.generation, Arc::clone(ctx)));
+        }
+        Ok(read)
+    }
+
+    /// The current card of `name`, when the source is versioned (the
+    /// snapshot is then current without a listing); `None` otherwise or
+    /// when there is no such repository.
+    pub fn card(&self, name: &str) -> Result<Option<Arc<RepoCard>>, SourceError> {
+        if self.source.version().is_none() {
+            return Ok(None);
+        }
+        self.cards()?;
+        let map = self.cards.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(name).cloned())
     }
 
     /// Cards of every repository, current as of this call. When the
@@ -243,7 +315,7 @@ impl Catalog {
         let stale = self.collect(&live, &|_| true, &mut out);
         let mut fresh = Vec::with_capacity(stale.len());
         for (name, generation) in stale {
-            if let Some(ctx) = self.repo(&name)? {
+            if let Some(ctx) = self.read(&name)? {
                 let card = Arc::new(RepoCard::build(&ctx, generation, &self.platforms));
                 out.push(Arc::clone(&card));
                 fresh.push(card);

@@ -42,10 +42,10 @@ fn signature_tag_subject(tag: &str) -> Option<&str> {
 #[derive(Debug)]
 pub struct RepoCtx {
     pub data: Arc<RepoData>,
-    /// `<alg>-<hex>` of each cosign signature tag → the signature manifest.
-    cosign: HashMap<String, Digest>,
-    /// Visible tag name → position in `data.tags`.
-    by_tag: HashMap<String, usize>,
+    /// Subject of each cosign signature tag → the signature manifest.
+    cosign: HashMap<Digest, Digest>,
+    /// Positions in `data.tags` of the visible tags, in name order.
+    by_tag: Vec<u32>,
 }
 
 /// One manifest of an image, with its platform resolved (config first,
@@ -61,15 +61,16 @@ impl RepoCtx {
         let cosign = data
             .tags
             .iter()
-            .filter_map(|t| Some((signature_tag_subject(&t.tag)?.to_owned(), t.digest.clone())))
+            .filter_map(|t| {
+                let subject = signature_tag_subject(&t.tag)?.replacen('-', ":", 1);
+                Some((subject.parse().ok()?, t.digest.clone()))
+            })
             .collect();
-        let by_tag = data
-            .tags
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !is_signature_tag(&t.tag))
-            .map(|(i, t)| (t.tag.clone(), i))
+        let mut by_tag: Vec<u32> = (0..data.tags.len())
+            .filter(|&i| !is_signature_tag(&data.tags[i].tag))
+            .filter_map(|i| u32::try_from(i).ok())
             .collect();
+        by_tag.sort_by(|&a, &b| data.tags[a as usize].tag.cmp(&data.tags[b as usize].tag));
         RepoCtx {
             data,
             cosign,
@@ -87,7 +88,12 @@ impl RepoCtx {
     }
 
     pub fn tag(&self, name: &str) -> Option<&TagRow> {
-        self.by_tag.get(name).and_then(|&i| self.data.tags.get(i))
+        let tags = &self.data.tags;
+        let found = self
+            .by_tag
+            .binary_search_by(|&i| tags[i as usize].tag.as_str().cmp(name))
+            .ok()?;
+        tags.get(self.by_tag[found] as usize)
     }
 
     pub fn image(&self, digest: &Digest) -> Option<&Arc<ImageMeta>> {
@@ -192,28 +198,43 @@ impl RepoCtx {
     /// signature layer.
     pub fn signatures(&self, digest: &Digest) -> Vec<SignatureSummary> {
         let mut out = Vec::new();
-        let key = format!("{}-{}", digest.algorithm().as_str(), digest.hex());
-        if let Some(sig) = self.cosign.get(&key) {
+        if let Some(sig) = self.cosign.get(digest) {
             push_layers(&mut out, "cosign", self.image(sig));
         }
-        for r in self.data.referrers.get(digest).into_iter().flatten() {
-            let artifact_type = r
-                .artifact_type
-                .clone()
-                .or_else(|| self.image(&r.digest).map(|m| m.artifact_type.clone()))
-                .unwrap_or_default();
-            let tool = match artifact_type.as_str() {
-                COSIGN_SIGNATURE => "cosign",
-                NOTATION_SIGNATURE => "notation",
-                _ => continue,
-            };
-            push_layers(&mut out, tool, self.image(&r.digest));
+        for (tool, sig) in self.signature_referrers(digest) {
+            push_layers(&mut out, tool, self.image(sig));
         }
         out
     }
 
+    /// Cosign and notation signatures among the referrers of `digest`.
+    fn signature_referrers<'a>(
+        &'a self,
+        digest: &Digest,
+    ) -> impl Iterator<Item = (&'static str, &'a Digest)> + 'a {
+        self.data
+            .referrers
+            .get(digest)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                let artifact_type = match &r.artifact_type {
+                    Some(a) => a.as_str(),
+                    None => self
+                        .image(&r.digest)
+                        .map_or("", |m| m.artifact_type.as_str()),
+                };
+                let tool = match artifact_type {
+                    COSIGN_SIGNATURE => "cosign",
+                    NOTATION_SIGNATURE => "notation",
+                    _ => return None,
+                };
+                Some((tool, &r.digest))
+            })
+    }
+
     pub fn is_signed(&self, digest: &Digest) -> bool {
-        !self.signatures(digest).is_empty()
+        self.cosign.contains_key(digest) || self.signature_referrers(digest).next().is_some()
     }
 
     /// The tagged image with the latest `LastUpdated` (ties: the first tag

@@ -15,10 +15,13 @@ mod catalog;
 mod facts;
 mod global;
 pub mod http;
+mod lazy;
 mod lookup;
 mod paging;
 mod query;
+mod results;
 pub mod schema;
+mod serial;
 pub mod source;
 pub mod stores;
 pub mod time;
@@ -85,6 +88,13 @@ impl Search {
     /// The GraphQL schema (with its depth and complexity limits).
     pub fn schema(&self) -> &SearchSchema {
         &self.schema
+    }
+
+    /// Builds the summaries of every repository now (blocking: call it
+    /// from a blocking task, e.g. at start-up, so the first query does not
+    /// pay for it). Returns how many repositories there are.
+    pub fn warm(&self) -> Result<usize, SourceError> {
+        Ok(self.catalog.cards()?.len())
     }
 
     /// How many repository summaries are cached.

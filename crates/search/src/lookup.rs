@@ -1,11 +1,12 @@
 //! The resolvers' work, run on a blocking thread: select rows from the
 //! cached cards (filtered by what the viewer may read), sort and page
-//! them, and only then load the page's repositories to build views.
+//! them; the page's images and newest images read their repositories
+//! only as the response is written (`lazy.rs`).
 //!
 //! Invariant: every repository that reaches a result passed
 //! `viewer.may(name, Access::Read)`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use zot_oci::Digest;
@@ -13,10 +14,11 @@ use zot_oci::image_meta::Platform;
 
 use crate::catalog::{Catalog, RepoCard, digest_key};
 use crate::facts::{RepoCtx, manifest_of};
+use crate::lazy::{LazyImage, Loader, RECENT};
 use crate::paging::{ImageRow, Paging, RepoRow, slice, sort_images, sort_repos};
 use crate::source::{SourceError, UserPrefs};
 use crate::types::{Filter, PageInfo};
-use crate::views::{ImageSummary, ImageView, RepoSummary};
+use crate::views::RepoSummary;
 use crate::{Access, Viewer};
 
 /// A resolver failure; its text is what the client reads.
@@ -41,9 +43,6 @@ impl From<String> for LookupError {
 }
 
 pub type Result<T> = std::result::Result<T, LookupError>;
-
-/// Repositories already read during a request, by name.
-pub type Loaded = HashMap<String, Arc<RepoCtx>>;
 
 /// The cleaned `Filter` (zot's `cleanFilter`): Os/Arch lower-cased and
 /// trimmed, empties dropped.
@@ -110,14 +109,12 @@ impl Sieve {
 pub struct Lookup {
     pub catalog: Arc<Catalog>,
     pub viewer: Viewer,
-    /// Whether repository summaries need their data (`NewestImage`).
-    pub want_newest: bool,
 }
 
 /// A page of images.
 pub struct ImagePage {
     pub info: PageInfo,
-    pub results: Vec<ImageSummary>,
+    pub results: Vec<LazyImage>,
 }
 
 /// A page of repositories.
@@ -172,79 +169,53 @@ impl Lookup {
             .collect()
     }
 
-    /// Sorts, pages and builds image summaries; `loaded` holds
-    /// repositories already read by the caller.
+    /// Sorts and pages image rows; the summaries read their repositories
+    /// when written (`lazy.rs`), starting from `seeds` (repositories
+    /// already read).
     pub fn image_page(
         &self,
         mut rows: Vec<ImageRow>,
         p: &Paging,
-        mut loaded: Loaded,
+        seeds: Vec<Arc<RepoCtx>>,
         deletable: bool,
-    ) -> Result<ImagePage> {
+    ) -> ImagePage {
         sort_images(&mut rows, p.sort);
         let (mut info, rows) = slice(rows, p);
-        let mut results = Vec::with_capacity(rows.len());
-        for row in rows {
-            let Some(t) = row.tag_card() else { continue };
-            let ctx = match loaded.get(&*row.card.name) {
-                Some(c) => Arc::clone(c),
-                None => match self.catalog.repo(&row.card.name)? {
-                    Some(c) => {
-                        loaded.insert(row.card.name.to_string(), Arc::clone(&c));
-                        c
-                    }
-                    None => continue,
-                },
-            };
-            let Some(tag) = ctx.tag(&t.tag) else { continue };
-            let Some(meta) = ctx.image(&tag.digest) else {
-                continue;
-            };
-            let only = row.only.as_ref().map(|keys| {
-                ctx.manifests(meta)
-                    .into_iter()
-                    .map(|m| m.meta.digest.clone())
-                    .filter(|d| keys.contains(&digest_key(d)))
-                    .collect()
-            });
-            let deletable = deletable.then(|| (self.viewer.may)(ctx.name(), Access::Delete));
-            results.push(ImageSummary::new(ImageView {
-                repo: Arc::clone(&ctx),
-                tag: tag.tag.clone(),
-                meta: Arc::clone(meta),
-                deletable,
-                only,
-            }));
-        }
+        let loader = Loader::new(Arc::clone(&self.catalog), seeds);
+        let results: Vec<LazyImage> = rows
+            .into_iter()
+            .filter_map(|row| {
+                let tag = row.tag_card()?.tag.clone();
+                Some(LazyImage {
+                    loader: Arc::clone(&loader),
+                    deletable: deletable.then(|| (self.viewer.may)(&row.card.name, Access::Delete)),
+                    repo: row.card.name.clone(),
+                    tag,
+                    only: row.only,
+                })
+            })
+            .collect();
         info.item_count = i32::try_from(results.len()).unwrap_or(i32::MAX);
-        Ok(ImagePage { info, results })
+        ImagePage { info, results }
     }
 
     /// Sorts, pages and builds repository summaries.
-    pub fn repo_page(
-        &self,
-        mut rows: Vec<RepoRow>,
-        p: &Paging,
-        prefs: &UserPrefs,
-    ) -> Result<RepoPage> {
+    pub fn repo_page(&self, mut rows: Vec<RepoRow>, p: &Paging, prefs: &UserPrefs) -> RepoPage {
         sort_repos(&mut rows, p.sort);
         let (info, rows) = slice(rows, p);
-        let mut results = Vec::with_capacity(rows.len());
-        for row in rows {
-            let data = if self.want_newest {
-                self.catalog.repo(&row.card.name)?
-            } else {
-                None
-            };
-            results.push(RepoSummary {
+        let loader = Loader::new(Arc::clone(&self.catalog), []);
+        let results = rows
+            .into_iter()
+            .map(|row| RepoSummary {
                 starred: prefs.starred.contains(&*row.card.name),
                 bookmarked: prefs.bookmarked.contains(&*row.card.name),
                 card: row.card,
-                data,
+                data: None,
+                loader: Some(Arc::clone(&loader)),
                 rank: row.rank,
-            });
-        }
-        Ok(RepoPage { info, results })
+            })
+            .collect();
+        RepoPage { info, results }
     }
 
     /// Rows of the readable repositories with a tag that `keep` ranks
@@ -268,14 +239,27 @@ impl Lookup {
     /// ImageListForDigest: an index whose digest equals `id`, or images
     /// with a manifest, config or layer digest containing `id` (an index
     /// then shows only its matching manifests).
-    pub fn digest_rows(&self, id: &str, sieve: &Sieve) -> Result<(Vec<ImageRow>, Loaded)> {
+    pub fn digest_rows(
+        &self,
+        id: &str,
+        sieve: &Sieve,
+    ) -> Result<(Vec<ImageRow>, Vec<Arc<RepoCtx>>)> {
         let mut rows = Vec::new();
-        let mut loaded = HashMap::new();
+        // The first few matching repositories seed the page's loader.
+        let mut seeds = Vec::new();
+        // A whole digest is contained only in itself: the cards' keys say
+        // which repositories can match, and only those are read.
+        let exact = id.parse::<Digest>().ok().map(|d| digest_key(&d));
         for card in self.cards()? {
-            let Some(ctx) = self.catalog.repo(&card.name)? else {
+            if let Some(key) = exact
+                && !card.tags.iter().any(|t| t.names(key))
+            {
+                continue;
+            }
+            let Some(ctx) = self.catalog.read(&card.name)? else {
                 continue;
             };
-            let mut hit = false;
+            let matched = rows.len();
             for (i, t) in card.tags.iter().enumerate() {
                 let Some(tag) = ctx.tag(&t.tag) else { continue };
                 let Some(meta) = ctx.image(&tag.digest) else {
@@ -308,14 +292,13 @@ impl Lookup {
                 };
                 if sieve.image_ok(&row) {
                     rows.push(row);
-                    hit = true;
                 }
             }
-            if hit {
-                loaded.insert(card.name.to_string(), ctx);
+            if rows.len() > matched && seeds.len() < RECENT {
+                seeds.push(ctx);
             }
         }
-        Ok((rows, loaded))
+        Ok((rows, seeds))
     }
 
     /// Repository search rows, ranked and filtered.
@@ -380,8 +363,8 @@ impl Lookup {
             for (i, t) in card.tags.iter().enumerate() {
                 let keys: Vec<u64> = t
                     .manifests()
-                    .filter(|(key, layers)| related(*key, layers))
-                    .map(|(key, _)| key)
+                    .filter(|(key, _, layers)| related(*key, layers))
+                    .map(|(key, _, _)| key)
                     .collect();
                 if !keys.is_empty() {
                     rows.push(ImageRow {

@@ -6,68 +6,22 @@
 //! `RepoInfo.Images` 100 × its children; with scalars at 0 (see
 //! `types.rs`) a query's complexity estimates the objects it builds.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Object};
 
 use crate::Viewer;
 use crate::catalog::Catalog;
 use crate::global::{self, MAX_QUERY, Target};
 use crate::lookup::{Lookup, LookupError, Sieve, split_reference};
 use crate::paging::{ImageRow, paging};
-use crate::types::{
-    CveDiffResult, CveResultForImage, Filter, ImageInput, LayerSummary, PageInfo, PageInput,
-    SortCriteria,
+use crate::results::{
+    CVE_DISABLED, GlobalSearchResult, PaginatedImagesResult, PaginatedReposResult, RepoInfo,
+    page_cost,
 };
+use crate::serial::SerialList;
+use crate::types::{CveDiffResult, CveResultForImage, Filter, ImageInput, PageInput, SortCriteria};
 use crate::views::{ImageSummary, ImageView, RepoSummary, referrers};
-
-/// What an unpaged list is assumed to hold when costing a query.
-pub const UNBOUNDED_LIST: usize = 1000;
-/// What `RepoInfo.Images` (every tag of one repository) is assumed to hold.
-pub const REPO_IMAGES: usize = 100;
-
-pub const CVE_DISABLED: &str = "cve search is disabled";
-
-/// Complexity of a paginated field.
-pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
-    let n = match page.as_ref().and_then(|p| p.limit) {
-        Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
-        _ => UNBOUNDED_LIST,
-    };
-    n.saturating_mul(child.max(1))
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
-pub struct PaginatedImagesResult {
-    pub page: Option<PageInfo>,
-    pub results: Vec<ImageSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
-pub struct PaginatedReposResult {
-    pub page: Option<PageInfo>,
-    pub results: Vec<RepoSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
-pub struct RepoInfo {
-    #[graphql(complexity = "REPO_IMAGES.saturating_mul(child_complexity.max(1))")]
-    pub images: Option<Vec<Option<ImageSummary>>>,
-    pub summary: Option<RepoSummary>,
-}
-
-#[derive(SimpleObject, Default)]
-#[graphql(rename_fields = "PascalCase")]
-pub struct GlobalSearchResult {
-    pub page: Option<PageInfo>,
-    pub images: Option<Vec<Option<ImageSummary>>>,
-    pub repos: Option<Vec<Option<RepoSummary>>>,
-    pub layers: Option<Vec<Option<LayerSummary>>>,
-}
 
 /// The root query object.
 pub struct Query {
@@ -81,19 +35,23 @@ fn viewer(ctx: &Context<'_>) -> Viewer {
     })
 }
 
+/// A refusal's text goes to the client; a metadata failure is logged and
+/// shown only as "internal error".
 fn gql(e: LookupError) -> async_graphql::Error {
-    if let LookupError::Source(s) = &e {
-        tracing::warn!(error = %s, "search: metadata read failed");
+    match e {
+        LookupError::Refused(text) => async_graphql::Error::new(text),
+        LookupError::Source(s) => {
+            tracing::warn!(error = %s, "search: metadata read failed");
+            async_graphql::Error::new("internal error")
+        }
     }
-    async_graphql::Error::new(e.to_string())
 }
 
 impl Query {
-    fn lookup(&self, ctx: &Context<'_>, want_newest: bool) -> Lookup {
+    fn lookup(&self, ctx: &Context<'_>) -> Lookup {
         Lookup {
             catalog: Arc::clone(&self.catalog),
             viewer: viewer(ctx),
-            want_newest,
         }
     }
 
@@ -114,12 +72,8 @@ impl Query {
 fn images(page: crate::lookup::ImagePage) -> PaginatedImagesResult {
     PaginatedImagesResult {
         page: Some(page.info),
-        results: page.results,
+        results: page.results.into(),
     }
-}
-
-fn newest_wanted(ctx: &Context<'_>, list: &str) -> bool {
-    ctx.look_ahead().field(list).field("NewestImage").exists()
 }
 
 #[Object(rename_fields = "PascalCase")]
@@ -193,9 +147,9 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
-            let (rows, loaded) = l.digest_rows(&id, &Sieve::default())?;
-            l.image_page(rows, &p, loaded, false).map(images)
+        Query::run(self.lookup(ctx), move |l| {
+            let (rows, seeds) = l.digest_rows(&id, &Sieve::default())?;
+            Ok(images(l.image_page(rows, &p, seeds, false)))
         })
         .await
     }
@@ -207,12 +161,12 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let rows = l.repo_rows(|_| Some(0))?;
-            let page = l.repo_page(rows, &p, &l.prefs()?)?;
+            let page = l.repo_page(rows, &p, &l.prefs()?);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
-                results: page.results,
+                results: page.results.into(),
             })
         })
         .await
@@ -226,25 +180,26 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if repo.is_empty() {
                 let rows = Lookup::all_rows(&l.cards()?, &Sieve::default());
-                return l.image_page(rows, &p, HashMap::new(), false).map(images);
+                return Ok(images(l.image_page(rows, &p, Vec::new(), false)));
             }
             if !l.readable(&repo) {
-                return l
-                    .image_page(Vec::new(), &p, HashMap::new(), false)
-                    .map(images);
+                return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
+            }
+            // A versioned source: the cached card sorts, and only the
+            // page's images read the repository (kept while unchanged).
+            if let Some(card) = l.catalog.card(&repo)? {
+                let rows = Lookup::all_rows(&[card], &Sieve::default());
+                return Ok(images(l.image_page(rows, &p, Vec::new(), false)));
             }
             let Some(data) = l.catalog.repo(&repo)? else {
-                return l
-                    .image_page(Vec::new(), &p, HashMap::new(), false)
-                    .map(images);
+                return Ok(images(l.image_page(Vec::new(), &p, Vec::new(), false)));
             };
             let card = Arc::new(l.catalog.sort_card_of(&data));
             let rows = Lookup::all_rows(&[card], &Sieve::default());
-            let loaded = HashMap::from([(repo, data)]);
-            l.image_page(rows, &p, loaded, false).map(images)
+            Ok(images(l.image_page(rows, &p, vec![data], false)))
         })
         .await
     }
@@ -254,7 +209,7 @@ impl Query {
         ctx: &Context<'_>,
         repo: String,
     ) -> async_graphql::Result<RepoInfo> {
-        Query::run(self.lookup(ctx, true), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if !l.readable(&repo) {
                 return Ok(RepoInfo::default());
             }
@@ -262,23 +217,26 @@ impl Query {
                 .catalog
                 .repo(&repo)?
                 .ok_or("repo metadata not found for given repo name")?;
-            let card = Arc::new(l.catalog.card_of(&data));
+            let card = match l.catalog.card(&repo)? {
+                Some(card) => card,
+                None => Arc::new(l.catalog.card_of(&data)),
+            };
             let rows = Lookup::all_rows(&[Arc::clone(&card)], &Sieve::default());
             let all = crate::paging::Paging {
                 limit: 0,
                 offset: 0,
                 sort: SortCriteria::UpdateTime,
             };
-            let loaded = HashMap::from([(repo.clone(), Arc::clone(&data))]);
-            let page = l.image_page(rows, &all, loaded, true)?;
+            let page = l.image_page(rows, &all, vec![Arc::clone(&data)], true);
             let prefs = l.prefs()?;
             Ok(RepoInfo {
-                images: Some(page.results.into_iter().map(Some).collect()),
+                images: Some(SerialList(page.results.into_iter().map(Some).collect())),
                 summary: Some(RepoSummary {
                     starred: prefs.starred.contains(&repo),
                     bookmarked: prefs.bookmarked.contains(&repo),
                     card,
                     data: Some(data),
+                    loader: None,
                     rank: 0,
                 }),
             })
@@ -326,55 +284,55 @@ impl Query {
         }
         let target = global::target(&query).map_err(async_graphql::Error::new)?;
         let sieve = Sieve::new(filter.as_ref());
-        let want_newest = newest_wanted(ctx, "Repos");
         if let Target::Repos(q) = target {
             let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-            return Query::run(self.lookup(ctx, want_newest), move |l| {
+            return Query::run(self.lookup(ctx), move |l| {
                 let prefs = l.prefs()?;
                 let rows = l.search_repos(&q, &sieve, &prefs)?;
-                let page = l.repo_page(rows, &p, &prefs)?;
+                let page = l.repo_page(rows, &p, &prefs);
                 Ok(GlobalSearchResult {
                     page: Some(page.info),
-                    images: Some(Vec::new()),
-                    repos: Some(page.results.into_iter().map(Some).collect()),
+                    images: Some(SerialList::default()),
+                    repos: Some(SerialList(page.results.into_iter().map(Some).collect())),
                     layers: Some(Vec::new()),
                 })
             })
             .await;
         }
         let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
-        Query::run(self.lookup(ctx, false), move |l| {
-            let (rows, loaded) = match target {
-                Target::Digest(id) => l.digest_rows(&id, &sieve)?,
+        Query::run(self.lookup(ctx), move |l| {
+            let mut seeds = Vec::new();
+            let rows = match target {
+                Target::Digest(id) => {
+                    let (rows, found) = l.digest_rows(&id, &sieve)?;
+                    seeds = found;
+                    rows
+                }
                 Target::Tags { repo, prefix } => {
                     let cards: Vec<_> = l
                         .cards()?
                         .into_iter()
                         .filter(|c| *c.name == *repo)
                         .collect();
-                    let rows = Lookup::all_rows(&cards, &sieve)
+                    Lookup::all_rows(&cards, &sieve)
                         .into_iter()
                         .filter(|r| r.tag_card().is_some_and(|t| t.tag.starts_with(&prefix)))
-                        .collect();
-                    (rows, HashMap::new())
+                        .collect()
                 }
-                Target::AnyTag(text) => {
-                    let rows = Lookup::all_rows(&l.cards()?, &sieve)
-                        .into_iter()
-                        .filter(|r| {
-                            r.tag_card()
-                                .is_some_and(|t| t.tag.to_lowercase().contains(&text))
-                        })
-                        .collect();
-                    (rows, HashMap::new())
-                }
-                Target::Repos(_) => (Vec::<ImageRow>::new(), HashMap::new()),
+                Target::AnyTag(text) => Lookup::all_rows(&l.cards()?, &sieve)
+                    .into_iter()
+                    .filter(|r| {
+                        r.tag_card()
+                            .is_some_and(|t| t.tag.to_lowercase().contains(&text))
+                    })
+                    .collect(),
+                Target::Repos(_) => Vec::<ImageRow>::new(),
             };
-            let page = l.image_page(rows, &p, loaded, false)?;
+            let page = l.image_page(rows, &p, seeds, false);
             Ok(GlobalSearchResult {
                 page: Some(page.info),
-                images: Some(page.results.into_iter().map(Some).collect()),
-                repos: Some(Vec::new()),
+                images: Some(SerialList(page.results.into_iter().map(Some).collect())),
+                repos: Some(SerialList::default()),
                 layers: Some(Vec::new()),
             })
         })
@@ -405,7 +363,7 @@ impl Query {
     }
 
     async fn image(&self, ctx: &Context<'_>, image: String) -> async_graphql::Result<ImageSummary> {
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let (repo, tag) = split_reference(&image)?;
             if !l.readable(repo) {
                 return Ok(ImageSummary::default());
@@ -432,7 +390,7 @@ impl Query {
         digest: String,
         #[graphql(name = "type")] types: Option<Vec<String>>,
     ) -> async_graphql::Result<Vec<Option<crate::types::Referrer>>> {
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if !l.readable(&repo) {
                 return Ok(Vec::new());
             }
@@ -476,11 +434,11 @@ impl Query {
         base: bool,
     ) -> async_graphql::Result<PaginatedImagesResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, false), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             let rows = l
                 .lineage(&image, digest.as_deref(), base)?
                 .unwrap_or_default();
-            l.image_page(rows, &p, HashMap::new(), false).map(images)
+            Ok(images(l.image_page(rows, &p, Vec::new(), false)))
         })
         .await
     }
@@ -492,12 +450,12 @@ impl Query {
         starred: bool,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
-        Query::run(self.lookup(ctx, newest_wanted(ctx, "Results")), move |l| {
+        Query::run(self.lookup(ctx), move |l| {
             if l.viewer.user.is_none() {
-                let page = l.repo_page(Vec::new(), &p, &Default::default())?;
+                let page = l.repo_page(Vec::new(), &p, &Default::default());
                 return Ok(PaginatedReposResult {
                     page: Some(page.info),
-                    results: page.results,
+                    results: page.results.into(),
                 });
             }
             let prefs = l.prefs()?;
@@ -507,10 +465,10 @@ impl Query {
                 &prefs.bookmarked
             };
             let rows = l.named_repos(names)?;
-            let page = l.repo_page(rows, &p, &prefs)?;
+            let page = l.repo_page(rows, &p, &prefs);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
-                results: page.results,
+                results: page.results.into(),
             })
         })
         .await

@@ -72,7 +72,7 @@ pub struct Filter {
 }
 
 #[derive(SimpleObject, Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct PageInfo {
     #[graphql(complexity = 0)]
     pub total_count: i32,
@@ -81,7 +81,7 @@ pub struct PageInfo {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default, PartialEq, Eq)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct Platform {
     #[graphql(complexity = 0)]
     pub os: Option<String>,
@@ -99,7 +99,7 @@ impl From<&zot_oci::image_meta::Platform> for Platform {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct LayerSummary {
     #[graphql(complexity = 0)]
     pub size: Option<String>,
@@ -108,7 +108,7 @@ pub struct LayerSummary {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct HistoryDescription {
     #[graphql(complexity = 0)]
     pub created: Option<Time>,
@@ -123,14 +123,14 @@ pub struct HistoryDescription {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct LayerHistory {
     pub layer: Option<LayerSummary>,
     pub history_description: Option<HistoryDescription>,
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct Annotation {
     #[graphql(complexity = 0)]
     pub key: Option<String>,
@@ -139,7 +139,7 @@ pub struct Annotation {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct Referrer {
     #[graphql(complexity = 0)]
     pub media_type: Option<String>,
@@ -153,7 +153,7 @@ pub struct Referrer {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default, PartialEq, Eq)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct SignatureSummary {
     #[graphql(complexity = 0)]
     pub tool: Option<String>,
@@ -164,7 +164,7 @@ pub struct SignatureSummary {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct ImageVulnerabilitySummary {
     #[graphql(complexity = 0)]
     pub max_severity: Option<String>,
@@ -199,7 +199,7 @@ impl ImageVulnerabilitySummary {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct PackageInfo {
     #[graphql(complexity = 0)]
     pub name: Option<String>,
@@ -212,7 +212,7 @@ pub struct PackageInfo {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(name = "CVE", rename_fields = "PascalCase")]
+#[graphql(name = "CVE", rename_fields = "PascalCase", serial)]
 pub struct Cve {
     #[graphql(complexity = 0)]
     pub id: Option<String>,
@@ -228,7 +228,7 @@ pub struct Cve {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(name = "CVEResultForImage", rename_fields = "PascalCase")]
+#[graphql(name = "CVEResultForImage", rename_fields = "PascalCase", serial)]
 pub struct CveResultForImage {
     #[graphql(complexity = 0)]
     pub tag: Option<String>,
@@ -239,7 +239,7 @@ pub struct CveResultForImage {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(rename_fields = "PascalCase")]
+#[graphql(rename_fields = "PascalCase", serial)]
 pub struct ImageIdentifier {
     #[graphql(complexity = 0)]
     pub repo: String,
@@ -251,7 +251,7 @@ pub struct ImageIdentifier {
 }
 
 #[derive(SimpleObject, Debug, Clone, Default)]
-#[graphql(name = "CVEDiffResult", rename_fields = "PascalCase")]
+#[graphql(name = "CVEDiffResult", rename_fields = "PascalCase", serial)]
 pub struct CveDiffResult {
     pub minuend: ImageIdentifier,
     pub subtrahend: ImageIdentifier,

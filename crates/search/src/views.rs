@@ -11,6 +11,7 @@ use zot_oci::image_meta::{Annotated, ImageMeta, Platform as MetaPlatform};
 
 use crate::catalog::RepoCard;
 use crate::facts::{ManifestRef, RepoCtx, manifest_of};
+use crate::lazy::Loader;
 use crate::time::{Time, parse_rfc3339, time};
 use crate::types::{
     Annotation, HistoryDescription, ImageVulnerabilitySummary, LayerHistory, LayerSummary,
@@ -96,7 +97,7 @@ impl ImageSummary {
     }
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl ImageSummary {
     #[graphql(complexity = 0)]
     async fn repo_name(&self) -> Option<String> {
@@ -254,7 +255,7 @@ impl ManifestSummary {
     }
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl ManifestSummary {
     #[graphql(complexity = 0)]
     async fn digest(&self) -> Option<String> {
@@ -288,12 +289,14 @@ impl ManifestSummary {
         )
     }
     async fn platform(&self) -> Option<Platform> {
-        Some(
-            self.platform
-                .as_ref()
-                .map(Platform::from)
-                .unwrap_or_default(),
-        )
+        // zot shows empty strings, not nulls, for a config without one.
+        Some(self.platform.as_ref().map_or_else(
+            || Platform {
+                os: Some(String::new()),
+                arch: Some(String::new()),
+            },
+            Platform::from,
+        ))
     }
     #[graphql(complexity = 0)]
     async fn download_count(&self) -> Option<i32> {
@@ -367,13 +370,16 @@ impl ManifestSummary {
 #[derive(Debug, Clone)]
 pub struct RepoSummary {
     pub card: Arc<RepoCard>,
+    /// The repository's data when the resolver has read it already.
     pub data: Option<Arc<RepoCtx>>,
+    /// Otherwise, where `NewestImage` reads it from.
+    pub loader: Option<Arc<Loader>>,
     pub starred: bool,
     pub bookmarked: bool,
     pub rank: i32,
 }
 
-#[Object(rename_fields = "PascalCase")]
+#[Object(rename_fields = "PascalCase", serial)]
 impl RepoSummary {
     #[graphql(complexity = 0)]
     async fn name(&self) -> Option<String> {
@@ -399,17 +405,29 @@ impl RepoSummary {
     async fn vendors(&self) -> Option<Vec<Option<String>>> {
         Some(self.card.vendors.iter().cloned().map(Some).collect())
     }
-    async fn newest_image(&self) -> Option<ImageSummary> {
-        let repo = self.data.as_ref()?;
-        let tag = repo.newest()?;
-        let meta = repo.image(&tag.digest)?;
-        Some(ImageSummary::new(ImageView {
-            repo: Arc::clone(repo),
+    async fn newest_image(&self) -> async_graphql::Result<Option<ImageSummary>> {
+        let repo = match (&self.data, &self.loader) {
+            (Some(data), _) => Arc::clone(data),
+            (None, Some(loader)) => match loader.repo(&self.card.name).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(None),
+                Err(e) => return Err(async_graphql::Error::new(e.message)),
+            },
+            (None, None) => return Ok(None),
+        };
+        let Some(tag) = repo.newest() else {
+            return Ok(None);
+        };
+        let Some(meta) = repo.image(&tag.digest).cloned() else {
+            return Ok(None);
+        };
+        Ok(Some(ImageSummary::new(ImageView {
             tag: tag.tag.clone(),
-            meta: Arc::clone(meta),
+            repo,
+            meta,
             deletable: None,
             only: None,
-        }))
+        })))
     }
     #[graphql(complexity = 0)]
     async fn download_count(&self) -> Option<i32> {

@@ -281,3 +281,28 @@ async fn hostile_queries_get_clean_errors() {
         3
     );
 }
+
+#[tokio::test]
+async fn bad_variables_and_operations_are_422() {
+    let h = Harness::world();
+    let q = r#"query($p: PageInput) { ImageList(repo: "", requestedPage: $p) { Page { TotalCount } } }"#;
+    let body = json!({"query": q, "variables": {"p": {"limit": "ten"}}}).to_string();
+    let (status, body) = h.send(post_raw(body), admin()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let body = json!({"query": "query A { ImageList(repo: \"\") { Page { TotalCount } } }", "operationName": "B"}).to_string();
+    let (status, body) = h.send(post_raw(body), admin()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Variables that are not an object.
+    let body = json!({"query": q, "variables": [1]}).to_string();
+    let (status, _) = h.send(post_raw(body), admin()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // OPTIONS is answered for CORS preflights.
+    let req = match Request::options("/v2/_zot/ext/search").body(Body::empty()) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        h.search.graphql(req, anonymous(&[])).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}

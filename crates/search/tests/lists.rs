@@ -558,3 +558,129 @@ async fn unchanged_version_skips_the_listing() {
     assert_eq!(d["GlobalSearch"]["Page"]["TotalCount"], 3, "{d}");
     assert_eq!(h.source.listings.load(Ordering::SeqCst), listed + 1);
 }
+
+#[tokio::test]
+async fn long_lists_hold_few_repositories_at_a_time() {
+    use std::sync::atomic::Ordering;
+    let mem = Memory::default();
+    for i in 0..60 {
+        let name = format!("many/r{i:02}");
+        let seed: &'static str = Box::leak(format!("many-{i}").into_boxed_str());
+        mem.put(
+            RepoBuilder::new(&name)
+                .tag("a", &M::new(seed, &["shared-base"]).meta(), None)
+                .tag(
+                    "b",
+                    &M::new(
+                        Box::leak(format!("{seed}-b").into_boxed_str()),
+                        &["shared-base", "x"],
+                    )
+                    .meta(),
+                    None,
+                )
+                .build(),
+        );
+    }
+    let h = Harness::new(mem);
+    // Cards first (each repository read once, one at a time).
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    h.source.most_held.store(0, Ordering::SeqCst);
+    let before = h.source.reads();
+    let d = h
+        .data(r#"{ ImageList(repo: "", requestedPage: {sortBy: UPDATE_TIME}) { Results { RepoName Tag Size Manifests { Digest } } } }"#)
+        .await;
+    assert_eq!(
+        d["ImageList"]["Results"].as_array().map(Vec::len),
+        Some(120)
+    );
+    let d = h
+        .data(r#"{ RepoListWithNewestImage { Results { Name NewestImage { Tag Digest } } } }"#)
+        .await;
+    assert_eq!(
+        d["RepoListWithNewestImage"]["Results"]
+            .as_array()
+            .map(Vec::len),
+        Some(60)
+    );
+    let held = h.source.most_held.load(Ordering::SeqCst);
+    assert!(held <= 12, "held {held} repositories at once"); // 8 per request, 4 kept hot
+    // Sorted by name, each repository's two images share one read.
+    h.data(r#"{ ImageList(repo: "") { Results { Tag } } }"#)
+        .await;
+    assert!(
+        h.source.reads() - before <= 60 + 60 + 60,
+        "reads: {}",
+        h.source.reads() - before
+    );
+}
+
+#[tokio::test]
+async fn warm_builds_every_card_up_front() {
+    let h = Harness::world();
+    assert_eq!(h.search.cached_repos(), 0);
+    let n = match h.search.warm() {
+        Ok(n) => n,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!((n, h.search.cached_repos()), (7, 7));
+    let reads = h.source.reads();
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    assert_eq!(h.source.reads(), reads);
+}
+
+#[tokio::test]
+async fn a_repository_queried_again_is_not_read_again_until_it_changes() {
+    let h = Harness::world();
+    let q = r#"{ ImageList(repo: "alpine", requestedPage: {limit: 2, sortBy: UPDATE_TIME}) { Results { Tag Size } } }"#;
+    let tags = |d: &serde_json::Value| pluck(&d["ImageList"]["Results"], "Tag");
+    assert_eq!(tags(&h.data(q).await), ["3.19", "3.18"]);
+    let reads = h.source.reads();
+    assert_eq!(tags(&h.data(q).await), ["3.19", "3.18"]);
+    let d = h
+        .data(r#"{ ExpandedRepoInfo(repo: "alpine") { Images { Tag } } }"#)
+        .await;
+    assert_eq!(
+        d["ExpandedRepoInfo"]["Images"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        h.source.reads(),
+        reads,
+        "unchanged: served from what was read"
+    );
+    // A change is seen at once.
+    h.source.put(
+        RepoBuilder::new("alpine")
+            .tag(
+                "3.20",
+                &M {
+                    created: Some("2025-01-01T00:00:00Z"),
+                    ..M::new("alpine-3.20", &[BASE2])
+                }
+                .meta(),
+                None,
+            )
+            .tag("3.19", &alpine_319(), None)
+            .build(),
+    );
+    assert_eq!(tags(&h.data(q).await), ["3.20", "3.19"]);
+    assert_eq!(
+        h.source.reads(),
+        reads + 2,
+        "the card and the page each read it once"
+    );
+}
+
+#[tokio::test]
+async fn without_versions_every_query_reads() {
+    let mut source = world();
+    source.unversioned = true;
+    let h = Harness::new(source);
+    let q = r#"{ ImageList(repo: "alpine") { Results { Tag } } }"#;
+    h.data(q).await;
+    let reads = h.source.reads();
+    h.data(q).await;
+    assert!(h.source.reads() > reads);
+}

@@ -86,82 +86,6 @@ async fn image_list_of_every_repo_and_unknown_repo() {
 }
 
 #[tokio::test]
-async fn index_summary_fills_blanks_from_first_manifest() {
-    let h = Harness::world();
-    let d = h
-        .data(
-            r#"{ Image(image: "apps/web:2.0") { Digest MediaType Size LastUpdated Title Description Vendor
-                IsSigned DownloadCount
-                Manifests { Digest ConfigDigest Size LastUpdated Platform { Os Arch } DownloadCount
-                  IsSigned Layers { Digest Size } ArtifactType } } }"#,
-        )
-        .await;
-    let img = &d["Image"];
-    assert_eq!(img["Digest"], web_2().digest.to_string());
-    assert_eq!(img["MediaType"], OCI_INDEX);
-    assert_eq!(img["Size"], "5200");
-    assert_eq!(img["LastUpdated"], "2024-05-02T00:00:00Z");
-    assert_eq!(img["Title"], "web");
-    assert_eq!(img["Description"], "web index");
-    assert_eq!(img["Vendor"], "WebCo");
-    assert_eq!(img["DownloadCount"], 7);
-    let manifests = &img["Manifests"];
-    assert_eq!(
-        pluck(manifests, "Digest"),
-        [
-            web_2_amd().digest.to_string(),
-            web_2_arm().digest.to_string()
-        ]
-    );
-    assert_eq!(
-        manifests[0]["Platform"],
-        json!({"Os": "linux", "Arch": "amd64"})
-    );
-    // The arm64 config names no platform: the index descriptor's.
-    assert_eq!(
-        manifests[1]["Platform"],
-        json!({"Os": "linux", "Arch": "arm64/v8"})
-    );
-    assert_eq!(manifests[0]["Size"], "2600");
-    assert_eq!(manifests[0]["LastUpdated"], "2024-05-01T00:00:00Z");
-    assert_eq!(
-        manifests[0]["ConfigDigest"],
-        digest("config-web-2.0-amd64").to_string()
-    );
-    assert_eq!(
-        manifests[0]["Layers"][1],
-        json!({"Digest": digest("layer-app2").to_string(), "Size": "1000"})
-    );
-}
-
-#[tokio::test]
-async fn history_pairs_non_empty_entries_with_layers() {
-    let h = Harness::world();
-    let d = h
-        .data(
-            r#"{ Image(image: "alpine:3.19") { Manifests { History {
-                Layer { Digest } HistoryDescription { Created CreatedBy EmptyLayer } } } }
-                old: Image(image: "alpine:3.18") { Manifests { History {
-                Layer { Digest } HistoryDescription { CreatedBy } } } } }"#,
-        )
-        .await;
-    assert_eq!(
-        d["Image"]["Manifests"][0]["History"],
-        json!([
-            {"Layer": {"Digest": digest(BASE2).to_string()},
-             "HistoryDescription": {"Created": "2023-12-31T00:00:00Z", "CreatedBy": "ADD rootfs", "EmptyLayer": false}},
-            {"Layer": null,
-             "HistoryDescription": {"Created": null, "CreatedBy": "ENV A=1", "EmptyLayer": true}}
-        ])
-    );
-    // No history: one entry per layer, empty description.
-    assert_eq!(
-        d["old"]["Manifests"][0]["History"],
-        json!([{"Layer": {"Digest": digest(BASE1).to_string()}, "HistoryDescription": {"CreatedBy": null}}])
-    );
-}
-
-#[tokio::test]
 async fn image_errors_and_unreadable() {
     let h = Harness::world();
     assert_eq!(
@@ -237,26 +161,6 @@ async fn expanded_repo_info() {
     assert_eq!(
         d["ExpandedRepoInfo"],
         json!({"Summary": null, "Images": null})
-    );
-}
-
-#[tokio::test]
-async fn repo_summary_of_multi_arch_repo() {
-    let h = Harness::world();
-    let d = h
-        .data(
-            r#"{ ExpandedRepoInfo(repo: "apps/web") { Summary { Size Platforms { Os Arch } Vendors
-                 LastUpdated DownloadCount NewestImage { Tag IsSigned SignatureInfo { Tool } } } } }"#,
-        )
-        .await;
-    assert_eq!(
-        d["ExpandedRepoInfo"]["Summary"],
-        json!({
-            "Size": "7100",
-            "Platforms": [{"Os": "linux", "Arch": "amd64"}, {"Os": "linux", "Arch": "arm64/v8"}],
-            "Vendors": ["WebCo"], "LastUpdated": "2024-06-02T00:00:00Z", "DownloadCount": 8,
-            "NewestImage": {"Tag": "1.0", "IsSigned": true, "SignatureInfo": [{"Tool": "notation"}]}
-        })
     );
 }
 
@@ -446,4 +350,46 @@ impl ToggleForTest for Memory {
             other => panic!("toggle: {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn newest_image_through_fragments_and_aliases() {
+    let h = Harness::world();
+    let d = h
+        .data(
+            r#"query { GlobalSearch(query: "alpine") { Repos { ...R } } }
+               fragment R on RepoSummary { Name newest: NewestImage { Tag } }"#,
+        )
+        .await;
+    assert_eq!(
+        d["GlobalSearch"]["Repos"][0],
+        json!({"Name": "alpine", "newest": {"Tag": "3.19"}})
+    );
+    let d = h
+        .data(r#"{ RepoListWithNewestImage(requestedPage: {limit: 1}) { Results { ... on RepoSummary { NewestImage { Tag } } } } }"#)
+        .await;
+    assert_eq!(
+        d["RepoListWithNewestImage"]["Results"][0],
+        json!({"NewestImage": {"Tag": "1.0"}})
+    );
+}
+
+#[tokio::test]
+async fn whole_digest_reads_only_repositories_that_hold_it() {
+    let h = Harness::world();
+    h.data(r#"{ GlobalSearch(query: "") { Page { TotalCount } } }"#)
+        .await;
+    let before = h.source.reads();
+    let q = format!(
+        r#"{{ ImageListForDigest(id: "{}") {{ Results {{ RepoName Tag }} }} }}"#,
+        digest("layer-app2")
+    );
+    let d = h.data(&q).await;
+    assert_eq!(pluck(&d["ImageListForDigest"]["Results"], "Tag"), ["2.0"]);
+    assert_eq!(h.source.reads(), before + 1, "only apps/web is read");
+    // A fragment cannot use the keys: every readable repository is read.
+    let d = h
+        .data(r#"{ ImageListForDigest(id: "sha256:") { Page { TotalCount } } }"#)
+        .await;
+    assert_eq!(d["ImageListForDigest"]["Page"]["TotalCount"], 9);
 }
