@@ -213,6 +213,7 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
     .await;
     let (caller, resp) = match checked {
         Err((caller, mut resp)) => {
+            security::quiet_for_zot_ui(&req, &mut resp);
             // The body was not read: the connection cannot be reused
             // (hyper closes it), so say so rather than let the client
             // send its next request into a closing socket.

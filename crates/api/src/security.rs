@@ -55,6 +55,19 @@ pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
+/// zot's UI marks its requests with `X-ZOT-API-CLIENT: zot-ui`; their
+/// refusals (401, 403) carry no `WWW-Authenticate`, so that a browser shows
+/// the UI's login instead of its own dialog (as zot answers them).
+pub(crate) fn quiet_for_zot_ui(req: &Request, resp: &mut Response) {
+    let from_ui = req
+        .headers()
+        .get("x-zot-api-client")
+        .is_some_and(|v| v.as_bytes() == b"zot-ui");
+    if from_ui && matches!(resp.status().as_u16(), 401 | 403) {
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+}
+
 /// Whether the request carries a body (which a refusal leaves unread).
 pub(crate) fn has_body(req: &Request) -> bool {
     let headers = req.headers();

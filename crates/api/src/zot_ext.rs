@@ -23,7 +23,7 @@ use axum::extract::Request;
 #[cfg(feature = "search")]
 use axum::http::{HeaderValue, Method, header};
 #[cfg(feature = "search")]
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 #[cfg(feature = "search")]
 use std::sync::Arc;
 
@@ -105,7 +105,7 @@ pub(crate) async fn route(
         let method = req.method().clone();
         let mut resp = match (endpoint, &method) {
             (Endpoint::Search, &Method::GET | &Method::POST) => {
-                graphql(&extension.search, req, viewer(state, caller)).await
+                extension.search.graphql(req, viewer(state, caller)).await
             }
             (Endpoint::UserPrefs, &Method::PUT) => {
                 extension.search.userprefs(req, viewer(state, caller)).await
@@ -126,14 +126,4 @@ pub(crate) async fn route(
     }
     let _ = (state, endpoint, req, caller);
     Err(crate::errors::ApiError::new(ErrorCode::NotFound))
-}
-
-/// GraphQL over the search handle.
-#[cfg(feature = "search")]
-async fn graphql(
-    search: &zot_search::Search,
-    req: Request,
-    viewer: zot_search::Viewer,
-) -> Response {
-    search.graphql(req, viewer).await
 }

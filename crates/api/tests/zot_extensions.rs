@@ -1,8 +1,9 @@
 //! The zot extension routes with search on, through the real router with
 //! htpasswd and access control: who may reach `search`, `userprefs` and
 //! `mgmt` (mgmt is open at exactly `/v2/_zot/ext/mgmt`), the methods each
-//! answers, and userprefs' status codes end to end (the caller's name and
-//! read permission reach the handler as its `Viewer`).
+//! answers, and userprefs' status codes end to end; the caller's name and
+//! read permission reach both handlers as their `Viewer` (GraphQL shows a
+//! repository only to those who may read it).
 
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -185,6 +186,21 @@ impl App {
         }
     }
 
+    /// `ExpandedRepoInfo(repo).Summary.Name` as `auth` sees it (null for
+    /// a repository it may not read).
+    async fn repo_name(&self, repo: &str, auth: Option<&str>) -> Value {
+        let query = format!("{{ExpandedRepoInfo(repo:\"{repo}\"){{Summary{{Name}}}}}}");
+        let uri = format!(
+            "/v2/_zot/ext/search?query={}",
+            form_urlencoded::byte_serialize(query.as_bytes()).collect::<String>()
+        );
+        let r = self.call(Method::GET, &uri, auth).await;
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert!(v["errors"].is_null(), "{query}: {v}");
+        v["data"]["ExpandedRepoInfo"]["Summary"]["Name"].clone()
+    }
+
     fn starred(&self, user: &str) -> Vec<String> {
         let prefs = self.memory.user_prefs(user).unwrap();
         prefs.starred.into_iter().collect()
@@ -222,10 +238,19 @@ async fn without_anonymous_access_search_and_userprefs_need_a_login() {
     }
     // Signed in, the request reaches the extension.
     let r = app.call(Method::GET, SEARCH, Some(&login("bob"))).await;
-    assert!(
-        ![401, 403, 404].contains(&r.status),
-        "search as bob: {}",
-        r.status
+    assert_eq!(r.status, 200, "search as bob: {}", r.body);
+    // The caller's permissions reach GraphQL: alice reads secret/db, bob not.
+    assert_eq!(
+        app.repo_name("secret/db", Some(&login("alice"))).await,
+        "secret/db"
+    );
+    assert_eq!(
+        app.repo_name("secret/db", Some(&login("bob"))).await,
+        Value::Null
+    );
+    assert_eq!(
+        app.repo_name("pub/app", Some(&login("bob"))).await,
+        "pub/app"
     );
     let r = app.call(Method::PUT, STAR_PUB, Some(&login("bob"))).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -236,11 +261,9 @@ async fn without_anonymous_access_search_and_userprefs_need_a_login() {
 async fn anonymous_clients_reach_search_when_anonymous_access_exists() {
     let app = app(true).await;
     let r = app.call(Method::GET, SEARCH, None).await;
-    assert!(
-        ![401, 403, 404].contains(&r.status),
-        "anonymous search: {}",
-        r.status
-    );
+    assert_eq!(r.status, 200, "anonymous search: {}", r.body);
+    assert_eq!(app.repo_name("pub/app", None).await, "pub/app");
+    assert_eq!(app.repo_name("secret/db", None).await, Value::Null);
     // ... but have no preferences to keep.
     let r = app.call(Method::PUT, STAR_PUB, None).await;
     assert_eq!(r.status, 403);
@@ -412,4 +435,31 @@ async fn built_in_tokens_are_judged_by_their_subjects_policy() {
     let r = app.call(Method::PUT, STAR_PUB, Some(&bob)).await;
     assert_eq!(r.status, 200);
     assert_eq!(app.starred("bob"), ["pub/app"]);
+}
+
+/// Requests of zot's UI (`X-ZOT-API-CLIENT: zot-ui`) are refused without a
+/// `WWW-Authenticate` challenge, so a browser shows no login dialog.
+#[tokio::test]
+async fn refusals_of_zot_ui_requests_carry_no_challenge() {
+    let app = app(false).await;
+    for (ui, challenged) in [(None, true), (Some("zot-ui"), false), (Some("zli"), true)] {
+        for uri in [SEARCH, "/v2/", "/v2/pub/app/tags/list"] {
+            let mut req = Request::builder().uri(uri);
+            if let Some(ui) = ui {
+                req = req.header("x-zot-api-client", ui);
+            }
+            let resp = app
+                .router
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401, "{uri} {ui:?}");
+            assert_eq!(
+                resp.headers().contains_key("www-authenticate"),
+                challenged,
+                "{uri} {ui:?}"
+            );
+        }
+    }
 }

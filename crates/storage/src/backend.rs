@@ -50,12 +50,26 @@ pub trait Backend: Send + Sync + 'static {
         }
         Ok(out)
     }
-    /// [`Backend::read_at_most`] of several objects (for a backend, one
-    /// round trip where it can: background work reading many small objects).
-    async fn read_many_at_most(&self, keys: Vec<String>, max: u64) -> Vec<io::Result<Vec<u8>>> {
+    /// [`Backend::read_at_most`] of several objects, in order, in one round
+    /// trip where the backend can (background work reading many small
+    /// objects). Once `budget` bytes have been read, the remaining objects
+    /// are not read (`None`), so memory stays bounded whatever the keys.
+    async fn read_many_at_most(
+        &self,
+        keys: Vec<String>,
+        max: u64,
+        budget: u64,
+    ) -> Vec<Option<io::Result<Vec<u8>>>> {
         let mut out = Vec::with_capacity(keys.len());
+        let mut total = 0u64;
         for key in &keys {
-            out.push(self.read_at_most(key, max).await);
+            if total >= budget {
+                out.push(None);
+                continue;
+            }
+            let read = self.read_at_most(key, max).await;
+            total += read.as_ref().map_or(0, |b| b.len() as u64);
+            out.push(Some(read));
         }
         out
     }

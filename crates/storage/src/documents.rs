@@ -20,6 +20,10 @@ use zot_oci::{Descriptor, Digest, ParsedManifest, RepoName};
 /// for parsing: 4 MiB, as zot and distribution.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Bytes one batch of document reads may hold (beyond its last document):
+/// a layout naming many large documents is read a part at a time.
+pub(crate) const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
 /// A listed manifest, as read for GC and the start-up rebuild.
 #[derive(Debug)]
 pub(crate) enum ListedManifest {
@@ -81,7 +85,38 @@ impl Registry {
         repo: &RepoName,
         desc: &Descriptor,
     ) -> (ListedManifest, Vec<u8>) {
-        let bytes = match self.read_document(repo, &desc.digest).await {
+        let read = self.read_document(repo, &desc.digest).await;
+        self.listed_from(repo, desc, read).await
+    }
+
+    /// Several [`Registry::read_document`]s of `repo` in one batch (see
+    /// [`crate::Backend::read_many_at_most`]), by digest; those left unread
+    /// by the batch's memory budget ([`BATCH_BYTES`]) are absent.
+    pub(crate) async fn read_documents(
+        &self,
+        repo: &RepoName,
+        digests: Vec<Digest>,
+    ) -> std::collections::HashMap<Digest, io::Result<Vec<u8>>> {
+        let keys = digests.iter().map(|d| paths::blob(repo, d)).collect();
+        let read = self
+            .backend
+            .read_many_at_most(keys, MAX_MANIFEST_BYTES, BATCH_BYTES)
+            .await;
+        digests
+            .into_iter()
+            .zip(read)
+            .filter_map(|(d, r)| Some((d, r?)))
+            .collect()
+    }
+
+    /// Classifies the result `read` of reading the manifest `desc` names.
+    pub(crate) async fn listed_from(
+        &self,
+        repo: &RepoName,
+        desc: &Descriptor,
+        read: io::Result<Vec<u8>>,
+    ) -> (ListedManifest, Vec<u8>) {
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return (ListedManifest::Missing, Vec::new());

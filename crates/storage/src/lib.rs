@@ -23,6 +23,7 @@ mod stores;
 mod upload_limits;
 mod upload_writer;
 mod uploads;
+mod walk;
 
 pub use backend::{Backend, BoxSink, ByteStream, Entry};
 pub use documents::MAX_MANIFEST_BYTES;

@@ -163,23 +163,31 @@ impl Backend for LocalBackend {
             .map_err(io::Error::other)?
     }
 
-    async fn read_many_at_most(&self, keys: Vec<String>, max: u64) -> Vec<io::Result<Vec<u8>>> {
+    async fn read_many_at_most(
+        &self,
+        keys: Vec<String>,
+        max: u64,
+        budget: u64,
+    ) -> Vec<Option<io::Result<Vec<u8>>>> {
         let paths: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect();
         let n = paths.len();
         // One trip to the blocking pool for all of them.
-        match tokio::task::spawn_blocking(move || {
+        let read = tokio::task::spawn_blocking(move || {
+            let mut total = 0u64;
             paths
                 .iter()
-                .map(|p| read_file_at_most(p, max))
+                .map(|p| {
+                    if total >= budget {
+                        return None;
+                    }
+                    let read = read_file_at_most(p, max);
+                    total += read.as_ref().map_or(0, |b| b.len() as u64);
+                    Some(read)
+                })
                 .collect::<Vec<_>>()
         })
-        .await
-        {
-            Ok(out) => out,
-            Err(e) => (0..n)
-                .map(|_| Err(io::Error::other(e.to_string())))
-                .collect(),
-        }
+        .await;
+        read.unwrap_or_else(|_| (0..n).map(|_| None).collect())
     }
 
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
@@ -483,14 +491,18 @@ mod tests {
             .err()
             .map(|e| e.kind());
         assert_eq!(missing, Some(io::ErrorKind::NotFound));
-        let many = backend
-            .read_many_at_most(vec!["a/b".into(), "a/c".into(), "a/b".into()], 10)
-            .await;
-        let kinds: Vec<_> = many
-            .iter()
-            .map(|r| r.as_ref().map_err(io::Error::kind))
-            .collect();
-        let found = Ok(&b"0123456789".to_vec());
-        assert_eq!(kinds, vec![found, Err(io::ErrorKind::NotFound), found]);
+        let keys = || vec!["a/b".into(), "a/c".into(), "a/b".into()];
+        let kinds = |many: Vec<Option<io::Result<Vec<u8>>>>| -> Vec<_> {
+            many.into_iter()
+                .map(|r| r.map(|r| r.map_err(|e| e.kind())))
+                .collect()
+        };
+        let found = Some(Ok(b"0123456789".to_vec()));
+        let all = backend.read_many_at_most(keys(), 10, 100).await;
+        let missing = Some(Err(io::ErrorKind::NotFound));
+        assert_eq!(kinds(all), vec![found.clone(), missing, found.clone()]);
+        // The budget is spent by the first: nothing more is read.
+        let bounded = backend.read_many_at_most(keys(), 10, 10).await;
+        assert_eq!(kinds(bounded), vec![found, None, None]);
     }
 }

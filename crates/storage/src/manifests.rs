@@ -119,9 +119,10 @@ impl Registry {
             size: desc.size,
         };
         // Before the lock: the config read must not hold up other writes.
-        let image = match self.options.search {
-            true => Some(self.derive_image(repo, &digest, &parsed, body).await),
-            false => None,
+        let image = if self.options.search {
+            Some(self.derive_image(repo, &digest, &parsed, body).await)
+        } else {
+            None
         };
         self.ensure_layout(repo).await?;
         // Under the lock: a delete of the same digest racing this push would

@@ -95,14 +95,6 @@ pub struct Registry {
     pub(crate) lifecycle: crate::gc::Lifecycle,
 }
 
-/// Folders found under the root.
-#[derive(Debug, Default)]
-pub(crate) struct Walk {
-    pub layouts: Vec<RepoName>,
-    /// Repositories (layouts or not yet) with a `.uploads` folder.
-    pub upload_folders: Vec<RepoName>,
-}
-
 /// Repositories checked (and rebuilt) at once by start-up synchronisation.
 pub(crate) const SYNC_CONCURRENCY: usize = 16;
 
@@ -266,67 +258,6 @@ impl Registry {
         Ok(Change::SetFingerprint(fp))
     }
 
-    /// Walks the folders under the root (never the blob folders of a
-    /// layout) and returns the layouts and upload folders found.
-    pub(crate) async fn walk(&self) -> Result<Walk> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Folder {
-            Plain,
-            Layout,
-            LayoutBlobs,
-        }
-        let mut walk = Walk::default();
-        let mut pending = vec![(String::new(), Folder::Plain)];
-        while let Some((dir, kind)) = pending.pop() {
-            for entry in self.backend.list(&dir).await? {
-                let name = entry.name;
-                if !entry.is_dir {
-                    continue;
-                }
-                let path = if dir.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{dir}/{name}")
-                };
-                if name == paths::UPLOADS {
-                    if let Ok(repo) = dir.parse::<RepoName>() {
-                        walk.upload_folders.push(repo);
-                    }
-                    continue;
-                }
-                let skip = name.starts_with('.')
-                    || name.starts_with('_')
-                    || (kind == Folder::LayoutBlobs
-                        && matches!(name.as_str(), "sha256" | "sha512"));
-                if skip {
-                    continue;
-                }
-                let layout = self
-                    .backend
-                    .size(&format!("{path}/oci-layout"))
-                    .await?
-                    .is_some();
-                let child = if layout {
-                    match path.parse::<RepoName>() {
-                        Ok(repo) => walk.layouts.push(repo),
-                        Err(e) => tracing::warn!(
-                            path,
-                            error = %e,
-                            "skipping a layout whose path is not a valid repository name"
-                        ),
-                    }
-                    Folder::Layout
-                } else if kind == Folder::Layout && name == "blobs" {
-                    Folder::LayoutBlobs
-                } else {
-                    Folder::Plain
-                };
-                pending.push((path, child));
-            }
-        }
-        Ok(walk)
-    }
-
     /// Finds every layout under the root and brings the metadata store in
     /// step with it: repositories whose `index.json` changed (or that the
     /// store does not know) are rebuilt from their layout without rehashing
@@ -345,13 +276,20 @@ impl Registry {
         }
         // Repositories are independent: checked and rebuilt several at a
         // time, so file latency overlaps (metadata commits still queue).
-        // Owned names: a stream of futures borrowing its items is not
-        // `Send` for every lifetime, which a spawned task needs.
-        let mut outcomes = futures_util::stream::iter(found.iter().cloned().collect::<Vec<_>>())
-            .map(|repo| self.sync_repo(repo))
-            .buffer_unordered(SYNC_CONCURRENCY);
+        // (Futures pushed by hand, not a stream combinator over a closure:
+        // that would make this future not `Send` for every lifetime.)
+        let mut pending = found.iter();
+        let mut outcomes = futures_util::stream::FuturesUnordered::new();
         let mut fresh = HashSet::new();
-        while let Some(outcome) = outcomes.next().await {
+        loop {
+            while outcomes.len() < SYNC_CONCURRENCY
+                && let Some(repo) = pending.next()
+            {
+                outcomes.push(self.sync_repo(repo));
+            }
+            let Some(outcome) = outcomes.next().await else {
+                break;
+            };
             let (repo, outcome) = outcome?;
             match outcome {
                 RepoSync::Unchanged => {}
@@ -370,12 +308,12 @@ impl Registry {
     }
 
     /// Brings one repository found on disk in step (see [`Registry::sync_from_disk`]).
-    async fn sync_repo(&self, repo: RepoName) -> Result<(RepoName, RepoSync)> {
-        let on_disk = self.backend.fingerprint(&paths::index(&repo)).await?;
+    async fn sync_repo<'r>(&self, repo: &'r RepoName) -> Result<(&'r RepoName, RepoSync)> {
+        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
         let stored = self.meta.fingerprint(repo.as_str())?;
         let mut outcome = RepoSync::Unchanged;
         if on_disk.is_none() || on_disk != stored {
-            if let Err(e) = self.rebuild(&repo).await {
+            if let Err(e) = self.rebuild(repo).await {
                 // One broken layout must not take the others down.
                 tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
                 self.meta.forget_repo(repo.as_str())?;
@@ -441,6 +379,12 @@ impl Registry {
         };
         let mut to_derive = Vec::new();
         let mut queue: Vec<(Descriptor, Option<String>)> = index.descriptors();
+        // The manifests index.json lists, read in one batch (an index's
+        // children it does not list are read one by one below).
+        let mut listed: Vec<Digest> = queue.iter().map(|(d, _)| d.digest.clone()).collect();
+        listed.sort_unstable();
+        listed.dedup();
+        let mut prefetched = self.read_documents(repo, listed).await;
         while let Some((desc, tag)) = queue.pop() {
             let rec = ManifestRecord {
                 digest: desc.digest.clone(),
@@ -462,7 +406,10 @@ impl Registry {
                 continue;
             }
             let digest = &desc.digest;
-            let (listed, bytes) = self.read_listed(repo, &desc).await;
+            let (listed, bytes) = match prefetched.remove(digest) {
+                Some(read) => self.listed_from(repo, &desc, read).await,
+                None => self.read_listed(repo, &desc).await,
+            };
             let parsed = match listed {
                 ListedManifest::Parsed(parsed) => *parsed,
                 ListedManifest::NotManifest { why, .. } => {

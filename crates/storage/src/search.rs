@@ -23,7 +23,7 @@ use zot_meta::{Change, ManifestRecord, Pull};
 use zot_oci::image_meta::{ImageMeta, is_cosign_tag};
 use zot_oci::{Digest, ParsedManifest, Reference, RepoName, media_types};
 
-use crate::documents::MAX_MANIFEST_BYTES;
+use crate::documents::{BATCH_BYTES, MAX_MANIFEST_BYTES};
 use crate::error::Result;
 use crate::paths;
 use crate::registry::Registry;
@@ -160,26 +160,27 @@ impl Registry {
             .collect();
         let mut configs = self
             .backend
-            .read_many_at_most(keys, MAX_MANIFEST_BYTES)
+            .read_many_at_most(keys, MAX_MANIFEST_BYTES, BATCH_BYTES)
             .await
             .into_iter();
-        items
-            .into_iter()
-            .zip(has_config)
-            .map(|(item, has_config)| {
-                let config = if has_config {
-                    configs.next().and_then(|c| c.ok())
-                } else {
-                    None
-                };
-                ImageMeta::derive(
-                    item.digest,
-                    item.parsed.kind.media_type(),
-                    &item.bytes,
-                    config.as_deref(),
-                )
-            })
-            .collect()
+        let mut out = Vec::with_capacity(items.len());
+        for (item, has_config) in items.into_iter().zip(has_config) {
+            // `configs` holds one entry per item that has a config.
+            let read = if has_config { configs.next() } else { None };
+            let config = match (read, config_to_read(&item.parsed)) {
+                (Some(Some(read)), _) => read.ok(),
+                // Left unread by the batch's memory budget: on its own.
+                (Some(None), Some(d)) => self.read_document(repo, d).await.ok(),
+                _ => None,
+            };
+            out.push(ImageMeta::derive(
+                item.digest,
+                item.parsed.kind.media_type(),
+                &item.bytes,
+                config.as_deref(),
+            ));
+        }
+        out
     }
 
     /// At the end of start-up synchronisation: with search on and the
@@ -196,15 +197,17 @@ impl Registry {
         }
         use futures_util::StreamExt as _;
         let mut filled = 0;
-        let mut fills = futures_util::stream::iter(
-            stale_candidates
-                .iter()
-                .map(|r| (*r).clone())
-                .collect::<Vec<_>>(),
-        )
-        .map(|repo| async move { self.fill_images(&repo).await })
-        .buffer_unordered(crate::registry::SYNC_CONCURRENCY);
-        while let Some(n) = fills.next().await {
+        let mut pending = stale_candidates.iter();
+        let mut fills = futures_util::stream::FuturesUnordered::new();
+        loop {
+            while fills.len() < crate::registry::SYNC_CONCURRENCY
+                && let Some(repo) = pending.next()
+            {
+                fills.push(self.fill_images(repo));
+            }
+            let Some(n) = fills.next().await else {
+                break;
+            };
             filled += n?;
         }
         drop(fills);

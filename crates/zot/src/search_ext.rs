@@ -88,25 +88,18 @@ pub fn notes(cfg: &Config) -> Vec<String> {
     notes
 }
 
-/// The search extension the API serves, when it is on.
+/// The search extension the API serves, when it is on: GraphQL and
+/// userprefs over the registry's stores, and the mgmt body.
 #[cfg(feature = "search")]
 pub fn extension(cfg: &Config, stores: &zot_storage::Stores) -> Option<zot_api::SearchExtension> {
     if !enabled(cfg) {
         return None;
     }
-    let source = source(stores)?;
+    let source = zot_search::stores::StoresSource::new(stores.clone());
     Some(zot_api::SearchExtension {
-        search: std::sync::Arc::new(zot_search::Search::new(source)),
+        search: std::sync::Arc::new(zot_search::Search::new(std::sync::Arc::new(source))),
         mgmt: zot_api::mgmt::render(&cfg.dist_spec_version, &cfg.http, &build_info()),
     })
-}
-
-/// The metadata search reads: the registry's stores.
-#[cfg(feature = "search")]
-fn source(stores: &zot_storage::Stores) -> Option<std::sync::Arc<dyn zot_search::Source>> {
-    Some(std::sync::Arc::new(zot_search::stores::StoresSource::new(
-        stores.clone(),
-    )))
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! section with a bad key is refused by its path.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+#[cfg(feature = "search")]
+use std::path::PathBuf;
 use std::process::Command;
 
+#[cfg(feature = "search")]
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/zot-examples")
 }
