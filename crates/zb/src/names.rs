@@ -64,15 +64,17 @@ pub fn tag(t: usize, count: usize) -> String {
 }
 
 /// The GlobalSearch text of operation `i`: whole words, word prefixes,
-/// teams and one exact repository in turn (every one matches something
-/// when at least `WORDS.len() * TEAMS` repositories were seeded).
+/// teams and one exact repository in turn, each drawn from the names of
+/// the first `repos` repositories (so every one matches something).
 pub fn fragment(prefix: &str, i: u64, repos: usize) -> String {
-    let w = WORDS[(i as usize / 4) % WORDS.len()];
+    let repos = repos.max(1);
+    let words = repos.div_ceil(TEAMS).min(WORDS.len());
+    let w = WORDS[(i as usize / 4) % words];
     match i % 4 {
         0 => w.to_owned(),
         1 => w[..3.min(w.len())].to_owned(),
-        2 => format!("team{:02}", (i as usize / 4) % TEAMS),
-        _ => repo(prefix, (i as usize).wrapping_mul(7919) % repos.max(1)),
+        2 => format!("team{:02}", (i as usize / 4) % TEAMS.min(repos)),
+        _ => repo(prefix, (i as usize).wrapping_mul(7919) % repos),
     }
 }
 
@@ -101,11 +103,13 @@ mod tests {
 
     #[test]
     fn fragments_match_seeded_names() {
-        let all: Vec<_> = (0..10_000).map(|i| repo("seed", i)).collect();
-        for i in 0..200 {
-            let f = fragment("seed", i, all.len());
-            let hits = all.iter().filter(|r| r.contains(&f)).count();
-            assert!(hits >= 1, "{f:?} matches nothing");
+        for n in [1, 7, 60, 1000, 10_000] {
+            let all: Vec<_> = (0..n).map(|i| repo("seed", i)).collect();
+            for i in 0..400 {
+                let f = fragment("seed", i, all.len());
+                let hits = all.iter().filter(|r| r.contains(&f)).count();
+                assert!(hits >= 1, "{f:?} matches none of {n}");
+            }
         }
     }
 }

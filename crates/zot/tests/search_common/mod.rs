@@ -242,3 +242,50 @@ pub fn skopeo_push(
         work,
     );
 }
+
+/// POSTs a query body over a raw socket with `Expect: 100-continue`, so
+/// that a server refusing it by its length can answer before the body is
+/// sent (an HTTP library writing the whole body first would see a broken
+/// pipe instead of the answer). Returns the status and the body.
+pub fn post_expecting_continue(addr: &str, user: &str, query: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let body = serde_json::to_vec(&json!({ "query": query })).expect("JSON");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "POST {ENDPOINT} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\
+         Expect: 100-continue\r\nConnection: close\r\n\r\n",
+        auth(user),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("write the head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = |got: &[u8]| got.windows(4).position(|w| w == b"\r\n\r\n");
+    while head_end(&got).is_none() {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    if got.starts_with(b"HTTP/1.1 100") {
+        let end = head_end(&got).map_or(got.len(), |p| p + 4);
+        got.drain(..end);
+        // The server may still refuse halfway; its answer is read below.
+        let _ = s.write_all(&body);
+    }
+    let _ = s.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
