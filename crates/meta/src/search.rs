@@ -206,11 +206,23 @@ impl<'t> Rows<'t> {
 
 /// Gives `repo` a new generation.
 pub(crate) fn bump(txn: &WriteTransaction, repo: &str) -> Result<()> {
+    let next = advance(txn)?;
+    txn.open_table(GENERATIONS)?.insert(repo, next)?;
+    Ok(())
+}
+
+/// Draws the next number of the store-wide sequence: the store's search
+/// version (see [`crate::MetaStore::search_version`]) moves with it.
+fn advance(txn: &WriteTransaction) -> Result<u64> {
     let mut state = txn.open_table(STATE)?;
     let next = state.get(SEQ)?.map_or(0, |v| v.value()) + 1;
     state.insert(SEQ, next)?;
-    txn.open_table(GENERATIONS)?.insert(repo, next)?;
-    Ok(())
+    Ok(next)
+}
+
+/// The last number drawn from the sequence (0: none yet).
+pub(crate) fn version(txn: &redb::ReadTransaction) -> Result<u64> {
+    Ok(txn.open_table(STATE)?.get(SEQ)?.map_or(0, |v| v.value()))
 }
 
 /// Removes every search row of `repo` (it is gone).
@@ -225,6 +237,8 @@ pub(crate) fn forget(txn: &WriteTransaction, repo: &str) -> Result<()> {
     txn.open_table(DOWNLOADS)?.retain_in(range, |_, _| false)?;
     txn.open_table(STARS)?.remove(repo)?;
     txn.open_table(GENERATIONS)?.remove(repo)?;
+    // The listing changed: the store's version moves.
+    advance(txn)?;
     // Keyed by user first: a repository's rows are found by a scan (rare:
     // a repository is forgotten when it is removed).
     txn.open_table(USER_PREFS)?

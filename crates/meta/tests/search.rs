@@ -265,3 +265,21 @@ fn the_indexed_mark() {
     m.set_search_indexed(false).unwrap();
     assert!(!m.search_indexed().unwrap());
 }
+
+#[test]
+fn the_version_moves_with_every_change_to_the_listing() {
+    let (_d, m) = open();
+    let start = m.search_version().unwrap();
+    let a: RepoName = "a".parse().unwrap();
+    push(&m, &a, 1, "v1", "alice", 10);
+    let pushed = m.search_version().unwrap();
+    assert!(pushed > start, "a push moves the version");
+    assert_eq!(m.search_version().unwrap(), pushed, "reading does not");
+    m.forget_repo("a").unwrap();
+    let forgotten = m.search_version().unwrap();
+    assert!(
+        forgotten > pushed,
+        "forgetting a repository moves the version"
+    );
+    assert!(m.search_repos().unwrap().is_empty());
+}

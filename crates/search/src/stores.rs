@@ -97,6 +97,22 @@ impl Source for StoresSource {
         Ok(out)
     }
 
+    /// The sum of the stores' search versions: each only grows, so the sum
+    /// moves whenever any store's listing does.
+    fn version(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for store in self.stores.distinct() {
+            match store.metadata().search_version() {
+                Ok(v) => sum = sum.wrapping_add(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "search: reading a store's version");
+                    return None;
+                }
+            }
+        }
+        Some(sum)
+    }
+
     fn repo(&self, name: &str) -> Result<Option<Arc<RepoData>>, SourceError> {
         let store = self.stores.route(name);
         let found = store.metadata().search_repo(name).map_err(err)?;

@@ -82,6 +82,15 @@ impl MetaStore {
         })
     }
 
+    /// A number that moves whenever a repository of this store is added,
+    /// changed or removed while search is on (the last generation drawn),
+    /// so that a listing of [`MetaStore::search_repos`] may be reused
+    /// while it stays the same.
+    pub fn search_version(&self) -> Result<u64> {
+        let txn = self.db()?.begin_read()?;
+        super::version(&txn)
+    }
+
     /// Every repository with its generation (0: none recorded yet), in
     /// lexical order.
     pub fn search_repos(&self) -> Result<Vec<(String, u64)>> {
