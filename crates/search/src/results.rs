@@ -17,10 +17,14 @@ pub const REPO_IMAGES: usize = 100;
 
 pub const CVE_DISABLED: &str = "cve search is disabled";
 
-/// Complexity of a paginated field.
+/// Complexity of a paginated field: a page costs what it may hold, but
+/// never more than an unpaged list (which returns everything, as zot does):
+/// a client asking for a page larger than the data (`limit: 20000` to get
+/// all) is answered, not refused; the limits bound what queries nest and
+/// repeat, and list items are produced one at a time.
 pub fn page_cost(page: &Option<PageInput>, child: usize) -> usize {
     let n = match page.as_ref().and_then(|p| p.limit) {
-        Some(l) if l > 0 => usize::try_from(l).unwrap_or(usize::MAX),
+        Some(l) if l > 0 => usize::try_from(l).map_or(UNBOUNDED_LIST, |l| l.min(UNBOUNDED_LIST)),
         _ => UNBOUNDED_LIST,
     };
     n.saturating_mul(child.max(1))

@@ -199,6 +199,10 @@ async fn client_queries_pass_the_limits() {
     );
 }
 
+fn post_json(query: &str, variables: Value) -> Request {
+    post_raw(json!({"query": query, "variables": variables}).to_string())
+}
+
 async fn refused(h: &Harness, query: &str, variables: Value) -> String {
     let body = json!({"query": query, "variables": variables}).to_string();
     let (status, body) = h.send(post_raw(body), admin()).await;
@@ -226,18 +230,27 @@ async fn hostile_queries_get_clean_errors() {
     let bomb = format!("{}{}", "{ a ".repeat(5000), "}".repeat(5000));
     assert!(!refused(&h, &bomb, Value::Null).await.is_empty());
 
-    // A huge page of nested lists, literal or through variables.
-    let huge = r#"{ ImageList(repo: "", requestedPage: {limit: 1000000}) { Results {
-        Manifests { Layers { Digest } History { Layer { Digest } } Referrers { Annotations { Key } } } } } }"#;
-    assert_eq!(
-        refused(&h, huge, Value::Null).await,
-        "Query is too complex."
-    );
+    // A huge page costs what an unpaged list costs (both return everything
+    // there is, item by item): answered, as zot answers it, literal or
+    // through variables, with the same data as the unpaged query.
+    let nested = "Results { Manifests { Layers { Digest } History { Layer { Digest } } Referrers { Annotations { Key } } } }";
+    let huge =
+        format!(r#"{{ ImageList(repo: "", requestedPage: {{limit: 1000000}}) {{ {nested} }} }}"#);
+    let unpaged = format!(r#"{{ ImageList(repo: "") {{ {nested} }} }}"#);
+    let (status, body) = h.send(post_json(&huge, Value::Null), admin()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, all) = h.send(post_json(&unpaged, Value::Null), admin()).await;
+    assert_eq!(body, all);
+    assert!(body["errors"].is_null(), "{body}");
     let via_vars = r#"query($p: PageInput) { GlobalSearch(query: "", requestedPage: $p) { Repos { NewestImage { Manifests { Layers { Digest } } } } } }"#;
-    assert_eq!(
-        refused(&h, via_vars, json!({"p": {"limit": 2147483647}})).await,
-        "Query is too complex."
-    );
+    let (status, body) = h
+        .send(
+            post_json(via_vars, json!({"p": {"limit": 2147483647}})),
+            admin(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["errors"].is_null(), "{body}");
 
     // Aliases multiplying an unpaged list.
     let aliases: String = (0..200)
