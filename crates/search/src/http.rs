@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use futures_util::StreamExt as _;
 use serde::Deserialize;
 
 use crate::{Search, Viewer};
@@ -123,6 +124,34 @@ fn from_get(query_string: Option<&str>) -> Result<async_graphql::Request, Refusa
     request(query, variables, operation)
 }
 
+/// A refused body of at most this many bytes is read and dropped before
+/// the answer, so that a client that sends its whole body before reading
+/// (most do, without `Expect: 100-continue`) sees the 413 rather than a
+/// reset connection; past it, or past [`DRAIN_TIME`], the connection is
+/// closed with the answer unread.
+const DRAIN_BYTES: u64 = 4 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn drain(body: Body, declared: Option<u64>) {
+    drain_stream(body.into_data_stream(), declared).await;
+}
+
+async fn drain_stream(mut body: axum::body::BodyDataStream, declared: Option<u64>) {
+    if declared.is_some_and(|n| n > DRAIN_BYTES) {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut seen = 0u64;
+        while let Some(Ok(frame)) = body.next().await {
+            seen += frame.len() as u64;
+            if seen > DRAIN_BYTES {
+                return;
+            }
+        }
+    })
+    .await;
+}
+
 async fn from_post(req: Request) -> Result<async_graphql::Request, Refusal> {
     let too_large = || {
         Refusal::new(
@@ -136,12 +165,24 @@ async fn from_post(req: Request) -> Result<async_graphql::Request, Refusal> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        drain(req.into_body(), declared).await;
         return Err(too_large());
     }
-    let bytes = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return Err(too_large()),
-    };
+    let mut body = req.into_body().into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.next().await {
+        let Ok(frame) = frame else {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "request body not received",
+            ));
+        };
+        if bytes.len() + frame.len() > MAX_BODY_BYTES {
+            drain_stream(body, None).await;
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&frame);
+    }
     let body: PostBody = match serde_json::from_slice(&bytes) {
         Ok(b) => b,
         Err(e) => {
