@@ -15,6 +15,7 @@ mod catalog;
 mod facts;
 mod global;
 pub mod http;
+mod lenient;
 mod lookup;
 mod paging;
 mod query;
