@@ -495,6 +495,15 @@ async fn zli_image_queries() {
             "ImageListForDigest",
             vec!["apps/web:1.0"],
         ),
+        // `zli image digest <hex prefix>`: a substring of the digest.
+        (
+            format!(
+                r#"{{ ImageListForDigest(id: "{}") {{ {results} }} }}"#,
+                &web_1().digest.hex()[..8]
+            ),
+            "ImageListForDigest",
+            vec!["apps/web:1.0"],
+        ),
         (
             format!(
                 r#"{{ DerivedImageList(image:"alpine:3.18", requestedPage: {{sortBy: ALPHABETIC_DSC}}){{ {results} }} }}"#
@@ -584,4 +593,49 @@ async fn zli_cve_queries_answer_cve_disabled() {
     ] {
         cve_disabled(&h, zli_request(&q)).await;
     }
+}
+
+/// A script's query in the style of zot's search tests: a named operation
+/// with variables and fragments, POSTed as JSON.
+#[tokio::test]
+async fn fragments_and_variables() {
+    let h = Harness::world();
+    let query = r#"
+        fragment Img on ImageSummary { RepoName Tag Size LastUpdated }
+        fragment Repo on RepoSummary { Name NewestImage { ...Img } }
+        query Search($q: String!, $page: PageInput, $filter: Filter) {
+            GlobalSearch(query: $q, requestedPage: $page, filter: $filter) {
+                Page { TotalCount ItemCount }
+                Repos { ...Repo }
+                Images { ...Img }
+            }
+        }
+        query Other { ImageList(repo: "alpine") { Page { TotalCount } } }"#;
+    let body = json!({
+        "query": query,
+        "operationName": "Search",
+        "variables": {
+            "q": "web",
+            "page": {"limit": 1, "offset": 0, "sortBy": "RELEVANCE"},
+            "filter": {"Os": ["LINUX "], "Arch": ["arm64/v8"]}
+        }
+    });
+    let req = Request::post("/v2/_zot/ext/search")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let d = ok(&h, req, admin()).await;
+    assert_eq!(
+        d["GlobalSearch"],
+        json!({
+            "Page": {"TotalCount": 1, "ItemCount": 1},
+            "Repos": [{"Name": "apps/web", "NewestImage": {
+                "RepoName": "apps/web", "Tag": "1.0", "Size": "2600",
+                "LastUpdated": "2024-06-01T00:00:00Z"}}],
+            "Images": []
+        })
+    );
 }
