@@ -463,3 +463,69 @@ async fn refusals_of_zot_ui_requests_carry_no_challenge() {
         }
     }
 }
+
+/// The requests zot's clients send, through the router with auth on:
+/// zli (`pkg/cli/client/client.go` makeGraphQLRequest: GET, the query
+/// form-encoded in `?query=` and also as the body, basic auth,
+/// `Content-Type: application/json`; anything but 200 is an error, 401
+/// "unauthorized") and the UI (`src/api.js`: GET with the query written
+/// into the URL, `{`, `}`, `[`, `]`, `:` unencoded, `X-ZOT-API-CLIENT:
+/// zot-ui`, `Accept`/`Content-Type: application/json`).
+#[tokio::test]
+async fn requests_as_zli_and_the_ui_send_them() {
+    let app = app(false).await;
+    let alice = login("alice");
+    let query = "\n\t{\n\t\t__schema() { queryType { fields { name } } }\n\t}";
+    let uri = format!(
+        "/v2/_zot/ext/search?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", query)
+            .finish()
+    );
+    let zli = |auth: &str| {
+        Request::builder()
+            .method(Method::GET)
+            .uri(&uri)
+            .header("authorization", auth)
+            .header("content-type", "application/json")
+            .header("content-length", query.len())
+            .body(Body::from(query))
+            .unwrap()
+    };
+    let resp = app.router.clone().oneshot(zli(&alice)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["errors"].is_null(), "{v}");
+    assert!(
+        v["data"]["__schema"]["queryType"]["fields"].is_array(),
+        "{v}"
+    );
+    let resp = app
+        .router
+        .clone()
+        .oneshot(zli(&basic("alice", "wrong")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+
+    let ui = r#"/v2/_zot/ext/search?query={GlobalSearch(query:%22pub%22,%20requestedPage:%20{limit:15%20offset:0%20sortBy:%20RELEVANCE}%20,filter:%20{%20Os:[%22linux%22]}){Page%20{TotalCount%20ItemCount}%20Repos%20{Name}}}"#;
+    let req = Request::builder()
+        .uri(ui)
+        .header("authorization", &alice)
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("x-zot-api-client", "zot-ui")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["errors"].is_null(), "{v}");
+    assert_eq!(v["data"]["GlobalSearch"]["Page"]["TotalCount"], 0, "{v}");
+}

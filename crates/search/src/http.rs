@@ -3,7 +3,8 @@
 //! without a query, a parse or a validation error → 422; an unreadable
 //! JSON body or variables → 400; a query over 64 KiB (or a body over
 //! 256 KiB) → 413; a resolver error → 200 with `errors` and `data: null`;
-//! methods other than GET, POST and OPTIONS → 405.
+//! methods other than GET, POST and OPTIONS → 405. Empty argument lists
+//! `()` are accepted, as gqlparser accepts them (zli sends `__schema()`).
 //!
 //! Invariant: no request body is buffered past [`MAX_BODY_BYTES`], and no
 //! query text past [`MAX_QUERY_BYTES`] reaches the parser.
@@ -92,6 +93,8 @@ fn request(
             ));
         }
     };
+    // gqlparser accepts `()`; zli sends `__schema()` (see `lenient`).
+    let query = crate::lenient::drop_empty_parens(&query).into_owned();
     let mut req = async_graphql::Request::new(query).variables(variables);
     if let Some(op) = operation_name.filter(|o| !o.is_empty()) {
         req = req.operation_name(op);

@@ -16,6 +16,7 @@ mod facts;
 mod global;
 pub mod http;
 mod lazy;
+mod lenient;
 mod lookup;
 mod paging;
 mod query;

@@ -36,7 +36,9 @@ pub fn referrers(repo: &RepoCtx, digest: &Digest, types: &[String]) -> Vec<Optio
                 .clone()
                 .or_else(|| repo.image(&d.digest).map(|m| m.artifact_type.clone()))
                 .unwrap_or_default();
-            if !types.is_empty() && !types.contains(&artifact_type) {
+            // zot's MatchesArtifactTypes: an empty type in the list matches
+            // every referrer (zot's UI sends `type: ""`).
+            if !types.is_empty() && !types.iter().any(|t| t.is_empty() || *t == artifact_type) {
                 return None;
             }
             Some(Some(Referrer {
