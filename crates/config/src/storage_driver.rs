@@ -90,14 +90,14 @@ fn flag(section: &mut Section<'_>, name: &str, problems: &mut Vec<Problem>) -> O
 
 /// Reads `storageDriver` at `path`; `None` (with problems) when unusable.
 pub(crate) fn parse(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<S3Config> {
-    let mut section = Section::new(path, value, problems)?;
+    let mut section = Section::new(path.clone(), value, problems)?;
     let name = fields::string(&mut section, "name", problems);
     match name.as_deref() {
         Some("s3") => {}
         Some("gcs" | "azure") => {
             problems.push(Problem::new(
-                section.child("name"),
-                "not supported by this build (only s3)",
+                path,
+                "not supported by this build",
             ));
             return None;
         }
@@ -109,7 +109,7 @@ pub(crate) fn parse(path: String, value: &Value, problems: &mut Vec<Problem>) ->
             return None;
         }
         None => {
-            problems.push(Problem::new(section.child("name"), "required"));
+            problems.push(Problem::new(path, "needs a name (s3)"));
             return None;
         }
     }
