@@ -95,10 +95,7 @@ pub(crate) fn parse(path: String, value: &Value, problems: &mut Vec<Problem>) ->
     match name.as_deref() {
         Some("s3") => {}
         Some("gcs" | "azure") => {
-            problems.push(Problem::new(
-                path,
-                "not supported by this build",
-            ));
+            problems.push(Problem::new(path, "not supported by this build"));
             return None;
         }
         Some(other) => {

@@ -46,10 +46,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-docker-compat.json", Ok(())),
     (
         "config-dynamodb.json",
-        Err(&[
-            "storage.remoteCache",
-            "storage.cacheDriver",
-        ]),
+        Err(&["storage.remoteCache", "storage.cacheDriver"]),
     ),
     ("config-events.json", Err(&["extensions.events"])),
     ("config-example.json", Ok(())),
@@ -116,14 +113,8 @@ const EXPECTED: &[(&str, Outcome)] = &[
         "config-redis-all-options.json",
         Err(&["storage.cacheDriver"]),
     ),
-    (
-        "config-redis-cluster.json",
-        Err(&["storage.cacheDriver"]),
-    ),
-    (
-        "config-redis.json",
-        Err(&["storage.cacheDriver"]),
-    ),
+    ("config-redis-cluster.json", Err(&["storage.cacheDriver"])),
+    ("config-redis.json", Err(&["storage.cacheDriver"])),
     (
         "config-remote-session-store-redis.json",
         // search (no `enable`: enabled by presence) and ui are accepted.
@@ -256,8 +247,8 @@ fn show(problems: &[Problem]) -> String {
 
 #[test]
 fn unsupported_keys_say_so() {
-    let problems =
-        Config::from_file(&examples_dir().join("config-gcs.json")).expect_err("gcs is not supported");
+    let problems = Config::from_file(&examples_dir().join("config-gcs.json"))
+        .expect_err("gcs is not supported");
     assert!(
         problems
             .iter()

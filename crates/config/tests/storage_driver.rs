@@ -3,8 +3,7 @@
 use zot_config::{Config, Format, S3Config};
 
 fn load(text: &str) -> Result<Config, Vec<String>> {
-    Config::from_str(text, Format::Json)
-        .map_err(|ps| ps.iter().map(ToString::to_string).collect())
+    Config::from_str(text, Format::Json).map_err(|ps| ps.iter().map(ToString::to_string).collect())
 }
 
 fn driver(text: &str) -> S3Config {

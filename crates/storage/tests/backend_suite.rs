@@ -63,6 +63,7 @@ both!(
     listing_nested_prefixes,
     delete_prefix_removes_only_its_subtree,
     fingerprints_change_with_content,
+    conditional_writes,
 );
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
@@ -387,4 +388,23 @@ async fn fingerprints_change_with_content(b: Arc<dyn Backend>) {
     ok(b.write_atomic("r/index.json", b"two").await);
     let second = ok(b.fingerprint("r/index.json").await);
     assert!(second.is_some() && second != first, "{first:?} {second:?}");
+}
+
+async fn conditional_writes(b: Arc<dyn Backend>) {
+    let key = "r/index.json";
+    assert!(ok(b.write_atomic_if(key, b"first", None).await));
+    // Only if absent: it exists now.
+    assert!(!ok(b.write_atomic_if(key, b"again", None).await));
+    let (data, v1) = ok(b.read_versioned(key).await);
+    assert_eq!(data, b"first");
+    assert!(ok(b.write_atomic_if(key, b"second", Some(&v1)).await));
+    // A writer that read the first version lost the race: nothing written.
+    assert!(!ok(b.write_atomic_if(key, b"lost", Some(&v1)).await));
+    let (data, v2) = ok(b.read_versioned(key).await);
+    assert_eq!(data, b"second");
+    assert_ne!(v1, v2);
+    assert_eq!(
+        kind(b.read_versioned("r/none").await),
+        Some(io::ErrorKind::NotFound)
+    );
 }

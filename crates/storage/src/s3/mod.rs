@@ -3,7 +3,9 @@
 //! layout (`<prefix>/<repo>/index.json`, `.../blobs/sha256/<hex>`).
 //!
 //! How it keeps the [`Backend`] contract where S3 differs from a disk:
-//! - `write_atomic` is one PUT: readers see the old or the new object.
+//! - `write_atomic` is one PUT: readers see the old or the new object;
+//!   `write_atomic_if` a conditional one (`If-Match` on the ETag that
+//!   `read_versioned` returned, or `If-None-Match: *`).
 //! - `sink` appends to a multipart upload held in memory ([`upload`]): parts
 //!   of `chunk_size`, small chunks buffered up to a part, committed at
 //!   flush; an offset inside an uploaded part is refused (`Unsupported`).
@@ -31,8 +33,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMultipartOptions,
-    PutOptions, PutPayload,
+    Attribute, Attributes, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, UpdateVersion,
 };
 use std::collections::HashMap;
 use std::io;
@@ -247,6 +249,49 @@ impl Backend for S3Backend {
             .put(&self.path(key)?, Bytes::copy_from_slice(data))
             .await
             .map(|_| ())
+    }
+
+    async fn read_versioned(&self, key: &str) -> io::Result<(Vec<u8>, String)> {
+        let got = self.store.s3.get(&self.path(key)?).await.map_err(to_io)?;
+        let etag =
+            got.meta.e_tag.clone().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::Unsupported, "the server sent no ETag")
+            })?;
+        Ok((got.bytes().await.map_err(to_io)?.to_vec(), etag))
+    }
+
+    async fn write_atomic_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        expected: Option<&str>,
+    ) -> io::Result<bool> {
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(etag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(etag.to_owned()),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            attributes: self.store.attributes(),
+            ..Default::default()
+        };
+        let payload = PutPayload::from_bytes(Bytes::copy_from_slice(data));
+        match self
+            .store
+            .s3
+            .put_opts(&self.path(key)?, payload, opts)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(false),
+            Err(e) => Err(to_io(e)),
+        }
     }
 
     async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink> {
