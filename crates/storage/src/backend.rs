@@ -24,6 +24,14 @@ use zot_meta::Fingerprint;
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type BoxSink = Box<dyn std::io::Write + Send>;
 
+/// An object read with its version (see [`Backend::read_versioned`]).
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub data: Vec<u8>,
+    pub version: String,
+    pub fingerprint: Fingerprint,
+}
+
 /// A child of a listed prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -70,34 +78,47 @@ pub trait Backend: Send + Sync + 'static {
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
-    /// The whole object (small ones only) and its version, a token that
-    /// changes with every write (S3: the ETag; local disk: the fingerprint).
-    async fn read_versioned(&self, key: &str) -> io::Result<(Vec<u8>, String)> {
-        let version = self
+    /// Whether [`Backend::write_atomic_if`] is one atomic conditional write
+    /// (so that writers in several processes can use it).
+    fn conditional_writes(&self) -> bool {
+        false
+    }
+    /// The whole object (small ones only), its version (a token that
+    /// changes with every write: S3's ETag; on local disk, the fingerprint
+    /// rendered) and its fingerprint, all of the same read.
+    async fn read_versioned(&self, key: &str) -> io::Result<Versioned> {
+        let fingerprint = self
             .fingerprint(key)
             .await?
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        Ok((self.read(key).await?, local_version(&version)))
+        Ok(Versioned {
+            data: self.read(key).await?,
+            version: local_version(&fingerprint),
+            fingerprint,
+        })
     }
     /// [`Backend::write_atomic`] only if the object's version is still
-    /// `expected` (`None`: only if it does not exist); `Ok(false)`, having
-    /// written nothing, when it is not. On S3 the check and the write are
-    /// one conditional PUT (`If-Match` / `If-None-Match`), so writers in
-    /// several processes cannot lose each other's update; the default
-    /// checks, then writes, which is only safe under the caller's lock in
-    /// one process (the local disk, whose root one process holds).
+    /// `expected` (`None`: only if it does not exist). Returns the new
+    /// object's fingerprint, or `None`, having written nothing, when the
+    /// version was another. On S3 the check and the write are one
+    /// conditional PUT (`If-Match` / `If-None-Match`) and the fingerprint
+    /// comes from its answer, so writers in several processes cannot lose
+    /// each other's update nor take the other's version for their own; the
+    /// default checks, writes, then looks, which is only safe under the
+    /// caller's lock in one process (the local disk, whose root one
+    /// process holds).
     async fn write_atomic_if(
         &self,
         key: &str,
         data: &[u8],
         expected: Option<&str>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Option<Fingerprint>> {
         let current = self.fingerprint(key).await?.map(|f| local_version(&f));
         if current.as_deref() != expected {
-            return Ok(false);
+            return Ok(None);
         }
         self.write_atomic(key, data).await?;
-        Ok(true)
+        self.fingerprint(key).await
     }
     /// A blocking writer that writes the object from byte `offset` on,
     /// after cutting the object to `offset` bytes (it is created, empty,

@@ -25,7 +25,7 @@ mod upload_limits;
 mod upload_writer;
 mod uploads;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry};
+pub use backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};

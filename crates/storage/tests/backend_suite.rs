@@ -392,16 +392,23 @@ async fn fingerprints_change_with_content(b: Arc<dyn Backend>) {
 
 async fn conditional_writes(b: Arc<dyn Backend>) {
     let key = "r/index.json";
-    assert!(ok(b.write_atomic_if(key, b"first", None).await));
+    let written = ok(b.write_atomic_if(key, b"first", None).await);
+    assert_eq!(written, ok(b.fingerprint(key).await));
+    assert!(written.is_some());
     // Only if absent: it exists now.
-    assert!(!ok(b.write_atomic_if(key, b"again", None).await));
-    let (data, v1) = ok(b.read_versioned(key).await);
-    assert_eq!(data, b"first");
-    assert!(ok(b.write_atomic_if(key, b"second", Some(&v1)).await));
+    assert_eq!(ok(b.write_atomic_if(key, b"again", None).await), None);
+    let read = ok(b.read_versioned(key).await);
+    assert_eq!(read.data, b"first");
+    assert_eq!(Some(read.fingerprint), ok(b.fingerprint(key).await));
+    let v1 = read.version;
+    let written = ok(b.write_atomic_if(key, b"second", Some(&v1)).await);
+    assert!(written.is_some() && written != ok(b.fingerprint("r/none").await));
+    assert_eq!(written, ok(b.fingerprint(key).await));
     // A writer that read the first version lost the race: nothing written.
-    assert!(!ok(b.write_atomic_if(key, b"lost", Some(&v1)).await));
-    let (data, v2) = ok(b.read_versioned(key).await);
-    assert_eq!(data, b"second");
+    assert_eq!(ok(b.write_atomic_if(key, b"lost", Some(&v1)).await), None);
+    let read = ok(b.read_versioned(key).await);
+    assert_eq!(read.data, b"second");
+    let v2 = read.version;
     assert_ne!(v1, v2);
     assert_eq!(
         kind(b.read_versioned("r/none").await),

@@ -265,3 +265,62 @@ async fn a_restart_finds_the_layouts_in_the_bucket() {
     .unwrap();
     assert_eq!(report.rebuilt, 0, "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_never_lose_a_tag_update() {
+    // Two registries (each its own metadata store) on one bucket prefix:
+    // their index.json writes race, and conditional writes keep every tag.
+    let b = bucket();
+    let other_meta = tempfile::tempdir().unwrap();
+    let one = std::sync::Arc::new(open(&b).await);
+    let (two, _) = open_s3(
+        other_meta.path(),
+        &b.config,
+        &S3Options::default(),
+        Options::default(),
+    )
+    .await
+    .unwrap();
+    let two = std::sync::Arc::new(two);
+    let r = repo("shared/app");
+    let config = push_blob(&one, &r, b"{}").await;
+    let layer = push_blob(&one, &r, b"layer").await;
+    // The second instance needs the blobs in its own metadata store too.
+    assert_eq!(push_blob(&two, &r, b"{}").await, config);
+    assert_eq!(push_blob(&two, &r, b"layer").await, layer);
+    let m = manifest(&config, &[(&layer, 5)]);
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        for (name, reg) in [("one", one.clone()), ("two", two.clone())] {
+            let (r, m) = (r.clone(), m.clone());
+            tasks.push(tokio::spawn(async move {
+                let tag = Reference::Tag(format!("{name}-{i}").parse().unwrap());
+                reg.put_manifest(&r, &tag, None, m.as_bytes()).await
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let raw = S3Backend::open(&b.config, &S3Options::default()).unwrap();
+    let index = String::from_utf8(raw.read("shared/app/index.json").await.unwrap()).unwrap();
+    let index = zot_storage::LayoutIndex::parse(index.as_bytes()).unwrap();
+    let mut tags: Vec<String> = index
+        .descriptors()
+        .into_iter()
+        .filter_map(|(_, t)| t)
+        .collect();
+    tags.sort();
+    let mut want: Vec<String> = (0..12)
+        .flat_map(|i| [format!("one-{i}"), format!("two-{i}")])
+        .collect();
+    want.sort();
+    assert_eq!(tags, want, "a tag update was lost");
+    // Each instance learns the other's tags at its next write.
+    let tag = Reference::Tag("last".parse().unwrap());
+    one.put_manifest(&r, &tag, None, m.as_bytes())
+        .await
+        .unwrap();
+    let (listed, _) = one.tags(&r, None, 100).unwrap();
+    assert_eq!(listed.len(), 25, "{listed:?}");
+}

@@ -14,7 +14,7 @@
 //!   then copied server-side to the target and deleted (S3 has no rename).
 //! - `link` is a server-side copy (dedupe with zero-byte placeholders, as
 //!   zot does on S3, comes later).
-//! - `fingerprint` is size, last-modified and a hash of the ETag.
+//! - `fingerprint` is the size and a hash of the ETag.
 //! - Folders are key prefixes: `list` lists with the `/` delimiter, and
 //!   a folder exists while an object lies under it.
 //!
@@ -26,7 +26,7 @@ mod upload;
 
 pub use open::S3Options;
 
-use crate::backend::{Backend, BoxSink, ByteStream, Entry};
+use crate::backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -102,6 +102,16 @@ fn etag_id(etag: &str) -> u64 {
     etag.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// An object's fingerprint: its size and ETag (no time, so that a write's
+/// answer gives the same fingerprint as a later HEAD).
+fn fingerprint_of(size: u64, etag: Option<&str>) -> Fingerprint {
+    Fingerprint {
+        size,
+        mtime_ns: 0,
+        inode: etag.map(etag_id).unwrap_or(0),
+    }
 }
 
 pub struct S3Backend {
@@ -251,13 +261,22 @@ impl Backend for S3Backend {
             .map(|_| ())
     }
 
-    async fn read_versioned(&self, key: &str) -> io::Result<(Vec<u8>, String)> {
+    fn conditional_writes(&self) -> bool {
+        true
+    }
+
+    async fn read_versioned(&self, key: &str) -> io::Result<Versioned> {
         let got = self.store.s3.get(&self.path(key)?).await.map_err(to_io)?;
         let etag =
             got.meta.e_tag.clone().ok_or_else(|| {
                 io::Error::new(io::ErrorKind::Unsupported, "the server sent no ETag")
             })?;
-        Ok((got.bytes().await.map_err(to_io)?.to_vec(), etag))
+        let fingerprint = fingerprint_of(got.meta.size, Some(&etag));
+        Ok(Versioned {
+            data: got.bytes().await.map_err(to_io)?.to_vec(),
+            version: etag,
+            fingerprint,
+        })
     }
 
     async fn write_atomic_if(
@@ -265,7 +284,7 @@ impl Backend for S3Backend {
         key: &str,
         data: &[u8],
         expected: Option<&str>,
-    ) -> io::Result<bool> {
+    ) -> io::Result<Option<Fingerprint>> {
         let mode = match expected {
             None => PutMode::Create,
             Some(etag) => PutMode::Update(UpdateVersion {
@@ -285,11 +304,14 @@ impl Backend for S3Backend {
             .put_opts(&self.path(key)?, payload, opts)
             .await
         {
-            Ok(_) => Ok(true),
+            Ok(put) => Ok(Some(fingerprint_of(
+                data.len() as u64,
+                put.e_tag.as_deref(),
+            ))),
             Err(
                 object_store::Error::Precondition { .. }
                 | object_store::Error::AlreadyExists { .. },
-            ) => Ok(false),
+            ) => Ok(None),
             Err(e) => Err(to_io(e)),
         }
     }
@@ -453,11 +475,10 @@ impl Backend for S3Backend {
     }
 
     async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>> {
-        Ok(self.head(key).await?.map(|m| Fingerprint {
-            size: m.size,
-            mtime_ns: i128::from(m.last_modified.timestamp_nanos_opt().unwrap_or(0)),
-            inode: m.e_tag.as_deref().map(etag_id).unwrap_or(0),
-        }))
+        Ok(self
+            .head(key)
+            .await?
+            .map(|m| fingerprint_of(m.size, m.e_tag.as_deref())))
     }
 
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>> {
