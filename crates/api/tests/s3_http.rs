@@ -160,7 +160,7 @@ async fn the_protocol_on_s3_storage() {
         &app,
         Method::PUT,
         "/v2/s3/app/manifests/v1",
-        &[media.clone()],
+        &[media],
         manifest.clone().into_bytes(),
     )
     .await;
