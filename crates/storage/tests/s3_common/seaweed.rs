@@ -10,7 +10,7 @@
 //! its folder, when the test process exits (a static is never dropped) or
 //! when a [`Seaweed`] is dropped.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary including this uses part of it")]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
