@@ -125,7 +125,8 @@ pub trait Backend: Send + Sync + 'static {
     /// if missing); it is used from a blocking thread (it may block on the
     /// network). Fails with `UnexpectedEof` when the object is shorter than
     /// `offset`; an S3 upload fails with `Unsupported` when `offset` lies
-    /// inside a part already uploaded (see `s3/upload.rs`). Written data is
+    /// inside a part already uploaded, unless it is the length before the
+    /// last flush (see `s3/upload.rs`). Written data is
     /// committed by `flush`, and not visible under any other key until
     /// [`Backend::publish`].
     async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink>;

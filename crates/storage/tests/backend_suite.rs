@@ -286,6 +286,21 @@ async fn resumed_upload_drops_unacknowledged_data(b: Arc<dyn Backend>) {
         got == [acked, next].concat(),
         "resumed upload content differs"
     );
+    // A request dropped after its flush but before its acknowledgement:
+    // the next one starts at the acknowledged offset, inside a part.
+    let key3 = "r/.uploads/77777777-7777-7777-7777-777777777777";
+    let first = content(3 << 20, 9);
+    drop(write(ok(b.sink(key3, 0).await), first.clone(), true).await);
+    drop(write(ok(b.sink(key3, 3 << 20).await), content(4 << 20, 10), true).await);
+    assert_eq!(ok(b.size(key3).await), Some(7 << 20));
+    let again = content(2 << 20, 11);
+    drop(write(ok(b.sink(key3, 3 << 20).await), again.clone(), true).await);
+    ok(b.publish(key3, "r/blobs/sha256/after-flush").await);
+    let got = ok(b.read("r/blobs/sha256/after-flush").await);
+    assert!(
+        got == [first, again].concat(),
+        "content after the cut differs"
+    );
     // A sink past the end is refused.
     let key2 = "r/.uploads/44444444-4444-4444-4444-444444444444";
     drop(write(ok(b.sink(key2, 0).await), b"abc".to_vec(), true).await);

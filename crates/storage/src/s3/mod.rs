@@ -8,7 +8,8 @@
 //!   `read_versioned` returned, or `If-None-Match: *`).
 //! - `sink` appends to a multipart upload held in memory ([`upload`]): parts
 //!   of `chunk_size`, small chunks buffered up to a part, committed at
-//!   flush; an offset inside an uploaded part is refused (`Unsupported`).
+//!   flush; an offset inside an uploaded part is refused (`Unsupported`)
+//!   unless it is the length before the last flush.
 //! - `publish` of an upload that never filled a part is one PUT of its
 //!   bytes at the target; a larger one is completed at its upload key,
 //!   then copied server-side to the target and deleted (S3 has no rename).

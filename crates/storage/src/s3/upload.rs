@@ -11,10 +11,11 @@
 //!   dropped request) leaves it as it was, its extra parts replaced by the
 //!   next writer (same part numbers) or left out when the upload completes,
 //!   and the multipart upload it created, if any, aborted.
-//! - A sink may start at any offset within the committed tail; an offset
-//!   inside an uploaded part cannot be honoured (the part cannot be read
-//!   back) and fails with `Unsupported`. The registry only asks for one
-//!   after a request dropped between a flush and its acknowledgement.
+//! - A sink may start at any offset within the committed tail, or at the
+//!   length committed before the last flush (the state before it is kept:
+//!   a request dropped between its flush and its acknowledgement is cut
+//!   off that way). Any other offset inside an uploaded part cannot be
+//!   honoured (a part cannot be read back) and fails with `Unsupported`.
 //! - The state lives in memory: after a restart the upload is unknown (its
 //!   multipart upload is left to the bucket's lifecycle rules).
 
@@ -36,6 +37,8 @@ pub(super) struct Pending {
     pub parts_len: u64,
     pub tail: Bytes,
     pub created: SystemTime,
+    /// The committed state before the last flush (its own `previous` empty).
+    pub previous: Option<Box<Pending>>,
 }
 
 impl Pending {
@@ -46,6 +49,7 @@ impl Pending {
             parts_len: 0,
             tail: Bytes::new(),
             created: SystemTime::now(),
+            previous: None,
         }
     }
 
@@ -91,6 +95,18 @@ impl Sink {
                 io::ErrorKind::UnexpectedEof,
                 format!("upload has {} bytes, not {offset}", p.len()),
             ));
+        }
+        if offset < p.parts_len
+            && let Some(prev) = p.previous.take()
+            && (prev.parts_len..=prev.len()).contains(&offset)
+        {
+            // Back to the state before the last flush, keeping the
+            // multipart upload (its later parts are replaced or left out).
+            let multipart = p.multipart.take();
+            *p = *prev;
+            if p.multipart.is_none() {
+                p.multipart = multipart;
+            }
         }
         if offset < p.parts_len {
             return Err(io::Error::new(
@@ -171,6 +187,9 @@ impl io::Write for Sink {
     /// Commits what was written: parts and tail become the upload's state.
     fn flush(&mut self) -> io::Result<()> {
         let mut p = lock(&self.state);
+        let mut before = p.clone();
+        before.previous = None;
+        p.previous = Some(Box::new(before));
         p.multipart = self.multipart.clone();
         p.parts = self.parts.clone();
         p.parts_len = self.parts_len;
