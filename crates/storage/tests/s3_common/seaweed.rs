@@ -114,6 +114,36 @@ fn http(port: u16, method: &str, path: &str) -> Option<u16> {
 impl Seaweed {
     /// Starts a server and waits until its S3 gateway answers.
     pub fn start() -> Seaweed {
+        Seaweed::start_with(&[])
+    }
+
+    /// A server whose S3 gateway accepts only `access`/`secret` (one
+    /// identity allowed everything), with `bucket` created at start-up.
+    pub fn start_with_identity(access: &str, secret: &str, bucket: &str) -> Seaweed {
+        let conf = tempfile::Builder::new()
+            .prefix("seaweed-iam-")
+            .suffix(".json")
+            .tempfile()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let identity = format!(
+            r#"{{"identities":[{{"name":"zot","credentials":[{{"accessKey":"{access}","secretKey":"{secret}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+        );
+        std::fs::write(conf.path(), identity).unwrap_or_else(|e| panic!("{e}"));
+        let (_, path) = conf.keep().unwrap_or_else(|e| panic!("{e}"));
+        let server = Seaweed::start_with(&[
+            format!("-s3.config={}", path.display()),
+            format!("-bucket={bucket}"),
+        ]);
+        // The bucket exists once an anonymous request is refused, not unknown.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while http(server.port, "GET", &format!("/{bucket}")) == Some(404) {
+            assert!(Instant::now() < deadline, "bucket {bucket} never appeared");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        server
+    }
+
+    fn start_with(extra: &[String]) -> Seaweed {
         let weed = weed_binary();
         let dir = tempfile::Builder::new()
             .prefix("seaweed-")
@@ -142,7 +172,10 @@ impl Seaweed {
             format!("-s3.port.iceberg={}", p[12]),
             format!("-s3.port.lance={}", p[13]),
             "-metricsPort=0".into(),
-        ];
+        ]
+        .into_iter()
+        .chain(extra.iter().cloned())
+        .collect::<Vec<String>>();
         std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
         // The watchdog: stops weed when this process is gone or `stop` appears.
         let script = r#"
