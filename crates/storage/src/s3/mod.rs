@@ -143,12 +143,18 @@ impl S3Backend {
     }
 
     /// Completes the pending upload at `key`, if any: it is an object then.
+    /// A failed completion keeps the upload pending (it can be retried).
     async fn settle(&self, key: &str) -> io::Result<()> {
-        let Some(p) = self.pending_map().remove(key) else {
+        let Some(p) = self.pending(key) else {
             return Ok(());
         };
         let state = upload::lock(&p).clone();
-        upload::complete(&self.store, &self.path(key)?, state).await
+        upload::complete(&self.store, &self.path(key)?, state).await?;
+        let mut map = self.pending_map();
+        if map.get(key).is_some_and(|q| Arc::ptr_eq(q, &p)) {
+            map.remove(key);
+        }
+        Ok(())
     }
 
     async fn head(&self, key: &str) -> io::Result<Option<object_store::ObjectMeta>> {
