@@ -118,6 +118,12 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             match driver {
                 // The layouts in the bucket; the metadata store under `root`.
                 Some(s3) => {
+                    tracing::warn!(
+                        bucket = %s3.bucket,
+                        prefix = %s3.root_directory,
+                        metadata = %root.display(),
+                        "S3 storage with a local metadata store: run one instance per bucket prefix"
+                    );
                     zot_storage::open_s3(&root, &s3, &zot_storage::S3Options::default(), options)
                         .await
                         .with_context(|| {
