@@ -31,6 +31,7 @@ mod problem;
 mod retention;
 mod search;
 mod storage;
+pub mod storage_driver;
 mod value;
 
 use std::path::Path;
@@ -55,6 +56,7 @@ pub use search::{
     SearchConfig, TrivyConfig,
 };
 pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig, TimeWindow};
+pub use storage_driver::S3Config;
 
 use value::Section;
 

@@ -9,6 +9,8 @@
 //!   GC runs start only inside it, and a run that falls due outside it
 //!   starts when it next opens.
 //! - `retention` is read by [`crate::retention`].
+//! - `storageDriver` (`name: s3`) is read by [`crate::storage_driver`];
+//!   `rootDirectory` stays a local folder (the metadata store) then.
 //! - `remoteCache: false` is accepted (it is this build's behaviour: a local
 //!   dedupe cache); `remoteCache: true` and every other key zot knows but this
 //!   build does not implement is a `not supported by this build` problem.
@@ -40,7 +42,7 @@ pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(3600);
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Keys zot knows under `storage` that this build does not implement.
-const UNSUPPORTED: &[&str] = &["storageDriver", "cacheDriver"];
+const UNSUPPORTED: &[&str] = &["cacheDriver"];
 
 /// Where and how images are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,10 @@ pub struct StorageConfig {
     /// Stores of their own for repository prefixes (`storage.subPaths`),
     /// by prefix as written (`/a`); always empty inside a sub-path.
     pub sub_paths: BTreeMap<String, StorageConfig>,
+    /// The layouts in an S3 bucket (`storage.storageDriver`, see
+    /// [`crate::storage_driver`]); `None`: under `root_directory`, which
+    /// holds the metadata store either way.
+    pub storage_driver: Option<crate::storage_driver::S3Config>,
 }
 
 /// A daily window of UTC time, `HH:MM-HH:MM`; it wraps past midnight when
@@ -142,6 +148,7 @@ impl StorageConfig {
             gc_time_window: None,
             retention: RetentionConfig::default(),
             sub_paths: BTreeMap::new(),
+            storage_driver: None,
         }
     }
 
@@ -295,6 +302,9 @@ fn parse_section(
         ));
     }
     section.unsupported(UNSUPPORTED, problems);
+    let storage_driver = section
+        .get("storageDriver")
+        .and_then(|v| crate::storage_driver::parse(section.child("storageDriver"), v, problems));
     let sub_paths = if global {
         parse_sub_paths(
             &mut section,
@@ -342,5 +352,6 @@ fn parse_section(
         gc_time_window,
         retention,
         sub_paths,
+        storage_driver,
     })
 }

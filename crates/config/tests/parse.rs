@@ -265,7 +265,7 @@ fn unknown_keys_name_their_path() {
 fn unsupported_keys_name_their_path() {
     for (text, path) in [
         (
-            r#"{"storage": {"rootDirectory": "/d", "storageDriver": {"name": "s3"}}}"#,
+            r#"{"storage": {"rootDirectory": "/d", "storageDriver": {"name": "gcs"}}}"#,
             "storage.storageDriver",
         ),
         (
@@ -273,7 +273,7 @@ fn unsupported_keys_name_their_path() {
             "storage.cacheDriver",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d", "subPaths": {"/a": {"rootDirectory": "/e", "storageDriver": {}}}}}"#,
+            r#"{"storage": {"rootDirectory": "/d", "subPaths": {"/a": {"rootDirectory": "/e", "storageDriver": {"name": "azure"}}}}}"#,
             "storage.subPaths./a.storageDriver",
         ),
         (

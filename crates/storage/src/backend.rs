@@ -6,6 +6,12 @@
 //! - `write_atomic` and `publish` are all-or-nothing: a reader sees the old
 //!   object or the complete new one, never a part.
 //! - With `commit` on, an operation that returns has made its result durable.
+//! - A sink's writes count once it is flushed: a sink dropped without a
+//!   flush may have left a prefix of its data (local disk) or nothing (S3);
+//!   either way the next `sink` at the acknowledged offset cuts it off.
+//! - `delete_prefix` removes every object under the prefix; `list` may
+//!   still report an emptied folder on object stores that keep folder
+//!   entries, so callers treat a listed folder as a hint, not a promise.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,6 +23,14 @@ use zot_meta::Fingerprint;
 /// The content of an object as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type BoxSink = Box<dyn std::io::Write + Send>;
+
+/// An object read with its version (see [`Backend::read_versioned`]).
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub data: Vec<u8>,
+    pub version: String,
+    pub fingerprint: Fingerprint,
+}
 
 /// A child of a listed prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,11 +92,57 @@ pub trait Backend: Send + Sync + 'static {
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
+    /// Whether [`Backend::write_atomic_if`] is one atomic conditional write
+    /// (so that writers in several processes can use it).
+    fn conditional_writes(&self) -> bool {
+        false
+    }
+    /// The whole object (small ones only), its version (a token that
+    /// changes with every write: S3's ETag; on local disk, the fingerprint
+    /// rendered) and its fingerprint, all of the same read.
+    async fn read_versioned(&self, key: &str) -> io::Result<Versioned> {
+        let fingerprint = self
+            .fingerprint(key)
+            .await?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        Ok(Versioned {
+            data: self.read(key).await?,
+            version: local_version(&fingerprint),
+            fingerprint,
+        })
+    }
+    /// [`Backend::write_atomic`] only if the object's version is still
+    /// `expected` (`None`: only if it does not exist). Returns the new
+    /// object's fingerprint, or `None`, having written nothing, when the
+    /// version was another. On S3 the check and the write are one
+    /// conditional PUT (`If-Match` / `If-None-Match`) and the fingerprint
+    /// comes from its answer, so writers in several processes cannot lose
+    /// each other's update nor take the other's version for their own; the
+    /// default checks, writes, then looks, which is only safe under the
+    /// caller's lock in one process (the local disk, whose root one
+    /// process holds).
+    async fn write_atomic_if(
+        &self,
+        key: &str,
+        data: &[u8],
+        expected: Option<&str>,
+    ) -> io::Result<Option<Fingerprint>> {
+        let current = self.fingerprint(key).await?.map(|f| local_version(&f));
+        if current.as_deref() != expected {
+            return Ok(None);
+        }
+        self.write_atomic(key, data).await?;
+        self.fingerprint(key).await
+    }
     /// A blocking writer that writes the object from byte `offset` on,
     /// after cutting the object to `offset` bytes (it is created, empty,
-    /// if missing); it is used from a blocking thread. Fails with
-    /// `UnexpectedEof` when the object is shorter than `offset`. Written
-    /// data is not visible under any other key until [`Backend::publish`].
+    /// if missing); it is used from a blocking thread (it may block on the
+    /// network). Fails with `UnexpectedEof` when the object is shorter than
+    /// `offset`; an S3 upload fails with `Unsupported` when `offset` lies
+    /// inside a part already uploaded, unless it is the length before the
+    /// last flush (see `s3/upload.rs`). Written data is
+    /// committed by `flush`, and not visible under any other key until
+    /// [`Backend::publish`].
     async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink>;
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
@@ -108,4 +168,9 @@ pub(crate) fn too_large(size: u64, max: u64) -> io::Error {
         io::ErrorKind::FileTooLarge,
         format!("{size} bytes, more than the {max} that may be read whole"),
     )
+}
+
+/// The version token of the default [`Backend::read_versioned`].
+fn local_version(f: &Fingerprint) -> String {
+    format!("{}-{}-{}", f.size, f.mtime_ns, f.inode)
 }

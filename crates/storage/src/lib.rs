@@ -1,5 +1,5 @@
 //! Registry storage: the semantics of blobs, uploads, manifests, tags and
-//! referrers, over a narrow [`Backend`] (local disk now) in which every
+//! referrers, over a narrow [`Backend`] (local disk, or an S3 bucket) in which every
 //! repository is an OCI image layout (see [`paths`] for the layout), with
 //! the metadata store kept in step.
 
@@ -17,6 +17,7 @@ mod manifests;
 pub mod paths;
 mod registry;
 pub mod retention;
+mod s3;
 mod scrub;
 mod search;
 mod stores;
@@ -25,7 +26,7 @@ mod upload_writer;
 mod uploads;
 mod walk;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry};
+pub use backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
@@ -33,6 +34,7 @@ pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
+pub use s3::{S3Backend, S3Options};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stores::Stores;
 pub use upload_limits::BodyPermit;
@@ -57,6 +59,27 @@ pub async fn open_local(
     std::fs::create_dir_all(root.join(paths::META_DIR))?;
     let meta = MetaStore::open(&root.join(paths::META_DB))?;
     let backend = LocalBackend::new(root.to_path_buf(), commit)?;
+    let registry = Registry::new(Arc::new(backend), meta, options);
+    let report = registry.sync_from_disk().await?;
+    Ok((registry, report))
+}
+
+/// Opens the registry on an S3 bucket (`storage.storageDriver`): the
+/// layouts in the bucket, the metadata store under the local `root`
+/// (`<root>/_zot/meta.redb`), synchronised with the layouts in the bucket.
+///
+/// The metadata store is local and locked by this process, so one
+/// instance serves one bucket prefix: two instances on one prefix would
+/// each keep a metadata store the other's writes never reach.
+pub async fn open_s3(
+    root: &std::path::Path,
+    driver: &zot_config::S3Config,
+    s3: &S3Options,
+    options: Options,
+) -> Result<(Registry, SyncReport)> {
+    std::fs::create_dir_all(root.join(paths::META_DIR))?;
+    let meta = MetaStore::open(&root.join(paths::META_DB))?;
+    let backend = S3Backend::open(driver, s3)?;
     let registry = Registry::new(Arc::new(backend), meta, options);
     let report = registry.sync_from_disk().await?;
     Ok((registry, report))

@@ -284,7 +284,12 @@ impl Backend for LocalBackend {
     }
 
     async fn list(&self, prefix: &str) -> io::Result<Vec<Entry>> {
-        let Some(mut rd) = not_found_is_none(tokio::fs::read_dir(self.path(prefix)).await)? else {
+        let rd = match tokio::fs::read_dir(self.path(prefix)).await {
+            // An object has no children.
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Ok(Vec::new()),
+            r => not_found_is_none(r)?,
+        };
+        let Some(mut rd) = rd else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();

@@ -116,6 +116,19 @@ pub struct SyncReport {
     pub broken: usize,
 }
 
+/// Conditional writes of one `index.json` update before giving up.
+const INDEX_WRITE_ATTEMPTS: usize = 16;
+
+fn parse_index(repo: &RepoName, bytes: &[u8]) -> Result<LayoutIndex> {
+    LayoutIndex::parse(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{repo}/index.json: {e}"),
+        )
+        .into()
+    })
+}
+
 impl Registry {
     pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
         meta.set_search(options.search);
@@ -231,31 +244,74 @@ impl Registry {
     }
 
     pub(crate) async fn read_index(&self, repo: &RepoName) -> Result<LayoutIndex> {
+        if self.backend.conditional_writes() {
+            return self.read_index_versioned(repo).await;
+        }
         match self.backend.read(&paths::index(repo)).await {
-            Ok(bytes) => LayoutIndex::parse(&bytes).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{repo}/index.json: {e}"),
-                )
-                .into()
-            }),
+            Ok(bytes) => parse_index(repo, &bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LayoutIndex::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `index.json` with the version it was read at, for a conditional write.
+    async fn read_index_versioned(&self, repo: &RepoName) -> Result<LayoutIndex> {
+        match self.backend.read_versioned(&paths::index(repo)).await {
+            Ok(v) => Ok(parse_index(repo, &v.data)?.read_at(Some(v.version), v.fingerprint)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(LayoutIndex::default().read_at(None, Default::default()))
+            }
             Err(e) => Err(e.into()),
         }
     }
 
     /// Writes `index.json` and returns the change that records its new
     /// fingerprint. Call with the repository lock held.
+    ///
+    /// On a store with conditional writes (S3), the write succeeds only if
+    /// `index.json` is still the version `index` was read at; when another
+    /// writer (another instance) changed it meanwhile, this index's changes
+    /// are applied to the newer one ([`LayoutIndex::rebase`]) and the write
+    /// retried, so neither loses the other's update. The fingerprint then
+    /// recorded (also when what was read is not what the metadata store
+    /// reflects) matches nothing, so the next write re-reads the layout
+    /// and the metadata store learns the other writer's changes.
     pub(crate) async fn write_index(&self, repo: &RepoName, index: &LayoutIndex) -> Result<Change> {
-        self.backend
-            .write_atomic(&paths::index(repo), &index.to_bytes())
-            .await?;
-        let fp = self
-            .backend
-            .fingerprint(&paths::index(repo))
-            .await?
-            .unwrap_or_default();
-        Ok(Change::SetFingerprint(fp))
+        let key = paths::index(repo);
+        if !self.backend.conditional_writes() {
+            self.backend.write_atomic(&key, &index.to_bytes()).await?;
+            let fp = self.backend.fingerprint(&key).await?.unwrap_or_default();
+            return Ok(Change::SetFingerprint(fp));
+        }
+        let mut candidate = None::<LayoutIndex>;
+        for _ in 0..INDEX_WRITE_ATTEMPTS {
+            let next = candidate.as_ref().unwrap_or(index);
+            let written = self
+                .backend
+                .write_atomic_if(&key, &next.to_bytes(), next.base_version())
+                .await?;
+            if let Some(fp) = written {
+                // What was read may already hold another writer's changes
+                // that the metadata store has not seen (written after the
+                // caller's reconcile): then the next write re-reads too.
+                let seen = index.base_fingerprint().is_none_or(|read| {
+                    self.meta
+                        .fingerprint(repo.as_str())
+                        .is_ok_and(|stored| stored.as_ref() == Some(read))
+                });
+                let fp = match candidate {
+                    None if seen => fp,
+                    _ => zot_meta::Fingerprint::default(),
+                };
+                return Ok(Change::SetFingerprint(fp));
+            }
+            tracing::info!(%repo, "index.json changed by another writer: merging and retrying");
+            candidate = Some(index.rebase(self.read_index_versioned(repo).await?));
+        }
+        Err(std::io::Error::other(format!(
+            "{repo}/index.json: still changing after {INDEX_WRITE_ATTEMPTS} conditional writes"
+        ))
+        .into())
     }
 
     /// Finds every layout under the root and brings the metadata store in

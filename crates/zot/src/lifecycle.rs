@@ -113,10 +113,32 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             ..zot_storage::Options::default()
         };
         let (root, commit) = (settings.root_directory.clone(), settings.commit);
+        let driver = settings.storage_driver.clone();
         async move {
-            zot_storage::open_local(&root, commit, options)
-                .await
-                .with_context(|| format!("opening storage at {}", root.display()))
+            match driver {
+                // The layouts in the bucket; the metadata store under `root`.
+                Some(s3) => {
+                    tracing::warn!(
+                        bucket = %s3.bucket,
+                        prefix = %s3.root_directory,
+                        metadata = %root.display(),
+                        "S3 storage with a local metadata store: run one instance per bucket prefix"
+                    );
+                    zot_storage::open_s3(&root, &s3, &zot_storage::S3Options::default(), options)
+                        .await
+                        .with_context(|| {
+                            format!(
+                                "opening storage in bucket {} (prefix {:?}, metadata at {})",
+                                s3.bucket,
+                                s3.root_directory,
+                                root.display()
+                            )
+                        })
+                }
+                None => zot_storage::open_local(&root, commit, options)
+                    .await
+                    .with_context(|| format!("opening storage at {}", root.display())),
+            }
         }
     };
     let mut stores: Vec<Store> = Vec::new();
@@ -137,6 +159,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
         tracing::info!(
             store = name,
             root = %settings.root_directory.display(),
+            bucket = settings.storage_driver.as_ref().map(|d| d.bucket.as_str()),
             dedupe = settings.dedupe,
             gc = settings.gc,
             repositories = report.repositories,

@@ -1,0 +1,3 @@
+//! Test support for the S3 driver (shared with `crates/zot/tests` by path).
+
+pub mod seaweed;
