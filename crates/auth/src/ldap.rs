@@ -93,6 +93,12 @@ impl Ldap {
             bind_dn = creds.bind_dn;
             bind_password = creds.bind_password;
         }
+        // With `skipVerify` (and no CA file), ldap3 builds its own rustls
+        // configuration from the process-wide provider; with more than one
+        // provider compiled in (the S3 client brings aws-lc-rs), rustls
+        // cannot pick one itself, so ring (what we use everywhere) is made
+        // the default. A default already installed is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tls = match &config.ca_cert {
             Some(path) if !config.insecure && !config.skip_verify => Some(client_config(path)?),
             _ => None,
