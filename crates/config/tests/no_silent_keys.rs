@@ -131,12 +131,20 @@ fn metrics_path_is_checked_and_defaults_to_slash_metrics() {
     }
     let path = |text: &str| {
         let cfg = load(&with(text)).expect("accepted");
-        cfg.extension("metrics").and_then(|e| e.metrics()).map(|m| m.path)
+        cfg.extension("metrics")
+            .and_then(|e| e.metrics())
+            .map(|m| m.path)
     };
-    assert_eq!(path(r#""extensions": {"metrics": {}}"#).as_deref(), Some("/metrics"));
+    assert_eq!(
+        path(r#""extensions": {"metrics": {}}"#).as_deref(),
+        Some("/metrics")
+    );
     assert_eq!(
         path(r#""extensions": {"metrics": {"prometheus": {"path": "/ops/m"}}}"#).as_deref(),
         Some("/ops/m")
     );
-    assert_eq!(path(r#""extensions": {"metrics": {"enable": false}}"#), None);
+    assert_eq!(
+        path(r#""extensions": {"metrics": {"enable": false}}"#),
+        None
+    );
 }
