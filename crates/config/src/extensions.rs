@@ -61,7 +61,13 @@ pub struct MetricsConfig {
     /// `/v2` (zot refuses `/` and `/v2`; a path under `/v2/` would be taken
     /// for a repository, so it is refused too).
     pub path: String,
+    /// Most repositories given a `repo` label (`maxRepositoryLabels`, ours,
+    /// zot has none; default [`DEFAULT_METRICS_MAX_REPOSITORIES`]).
+    pub max_repository_labels: usize,
 }
+
+/// Default `extensions.metrics.maxRepositoryLabels`.
+pub const DEFAULT_METRICS_MAX_REPOSITORIES: usize = 1000;
 
 /// zot's default `extensions.scrub.interval`.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -141,11 +147,21 @@ fn read_scrub(value: &Value, problems: &mut Vec<Problem>) -> ScrubConfig {
 fn read_metrics(value: &Value, problems: &mut Vec<Problem>) -> MetricsConfig {
     let mut config = MetricsConfig {
         path: DEFAULT_METRICS_PATH.to_owned(),
+        max_repository_labels: DEFAULT_METRICS_MAX_REPOSITORIES,
     };
     let Some(mut section) = Section::new("extensions.metrics".to_owned(), value, problems) else {
         return config;
     };
     section.get("enable");
+    if let Some(v) = section.get("maxRepositoryLabels") {
+        match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n <= 1_000_000 => config.max_repository_labels = n,
+            _ => problems.push(Problem::new(
+                section.child("maxRepositoryLabels"),
+                "must be an integer from 0 to 1000000",
+            )),
+        }
+    }
     if let Some(v) = section.get("prometheus")
         && let Some(mut prom) = Section::new(section.child("prometheus"), v, problems)
     {

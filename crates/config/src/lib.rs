@@ -45,8 +45,9 @@ pub use auth::{
 };
 pub use duration::parse_duration;
 pub use extensions::{
-    AVAILABLE_EXTENSIONS, DEFAULT_METRICS_PATH, DEFAULT_SCRUB_INTERVAL, ExtensionConfig,
-    KNOWN_EXTENSIONS, LintConfig, MetricsConfig, ScrubConfig,
+    AVAILABLE_EXTENSIONS, DEFAULT_METRICS_MAX_REPOSITORIES, DEFAULT_METRICS_PATH,
+    DEFAULT_SCRUB_INTERVAL, ExtensionConfig, KNOWN_EXTENSIONS, LintConfig, MetricsConfig,
+    ScrubConfig,
 };
 pub use http::{Compat, DEFAULT_ADDRESS, DEFAULT_PORT, HttpConfig, TlsConfig};
 pub use log::{LogConfig, LogLevel, SchedulerConfig};
