@@ -148,7 +148,7 @@ impl AccessControl {
         };
         match who {
             None => has(&m.anonymous_policy, Action::Read),
-            Some(w) => m.users.iter().any(|u| *u == w.name),
+            Some(w) => m.users.contains(&w.name),
         }
     }
 
