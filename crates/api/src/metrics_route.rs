@@ -1,7 +1,7 @@
 //! The metrics endpoint (`extensions.metrics.prometheus.path`, outside
 //! `/v2` like the probes): `GET` (and `HEAD`) only, authorised as zot does
 //! (see [`crate::security::check_metrics`]), answered with the Prometheus
-//! text exposition. Scrapes are not counted in the metrics.
+//! text exposition, or OpenMetrics 1.0 when `Accept` asks for it. Scrapes are not counted in the metrics.
 
 use axum::extract::Request;
 use axum::http::{Method, header};
@@ -19,14 +19,19 @@ pub(crate) async fn serve(state: &AppState, metrics: &Metrics, mut req: Request)
         security::quiet_for_zot_ui(&req, &mut refused);
         return refused;
     }
-    let body = if req.method() == Method::HEAD {
-        String::new()
-    } else {
-        metrics.render()
+    // OpenMetrics when the scraper asks for it (Prometheus does by default).
+    let openmetrics = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.contains("application/openmetrics-text"))
+    });
+    let (content_type, body) = match (req.method() == Method::HEAD, openmetrics) {
+        (true, true) => (zot_metrics::render::OPENMETRICS_CONTENT_TYPE, String::new()),
+        (true, false) => (zot_metrics::render::CONTENT_TYPE, String::new()),
+        (false, true) => (
+            zot_metrics::render::OPENMETRICS_CONTENT_TYPE,
+            metrics.render_openmetrics(),
+        ),
+        (false, false) => (zot_metrics::render::CONTENT_TYPE, metrics.render()),
     };
-    (
-        [(header::CONTENT_TYPE, zot_metrics::render::CONTENT_TYPE)],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

@@ -169,7 +169,12 @@ impl Metrics {
 
     /// The Prometheus text exposition (format 0.0.4) of every metric.
     pub fn render(&self) -> String {
-        render::render(self)
+        render::render(self, false)
+    }
+
+    /// The same in OpenMetrics 1.0 text.
+    pub fn render_openmetrics(&self) -> String {
+        render::render(self, true)
     }
 }
 

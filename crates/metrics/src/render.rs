@@ -11,6 +11,10 @@ use crate::{CODES, METHOD_LATENCY_BUCKETS, METHODS, Metrics, Summary};
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The `Content-Type` of [`Metrics::render_openmetrics`]'s output.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
@@ -33,7 +37,13 @@ fn escape(value: &str) -> String {
     out
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+/// `# HELP` and `# TYPE` of a family; in OpenMetrics a counter family is
+/// named without its samples' `_total`.
+fn header(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
+    let name = match (om, kind) {
+        (true, "counter") => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    };
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -43,12 +53,25 @@ fn summary(out: &mut String, name: &str, labels: &str, s: &Summary) {
     let _ = writeln!(out, "{name}_count{{{labels}}} {}", load(&s.count));
 }
 
-pub(crate) fn render(m: &Metrics) -> String {
+/// A bucket bound: as Go's text format writes it (`1`), or canonical for
+/// OpenMetrics (`1.0`).
+fn bound(le: f64, om: bool) -> String {
+    if om && le.fract() == 0.0 {
+        format!("{le:.1}")
+    } else {
+        format!("{le}")
+    }
+}
+
+/// `om`: OpenMetrics 1.0 (counter families without `_total`, canonical
+/// bucket bounds, `# EOF`) instead of the text format 0.0.4.
+pub(crate) fn render(m: &Metrics, om: bool) -> String {
     let mut out = String::with_capacity(4096);
 
     let name = "zot_http_requests_total";
     header(
         &mut out,
+        om,
         name,
         "counter",
         "Total number of http request in zot",
@@ -66,6 +89,7 @@ pub(crate) fn render(m: &Metrics) -> String {
     let name = "zot_http_method_latency_seconds";
     header(
         &mut out,
+        om,
         name,
         "histogram",
         "Latency of HTTP requests by method",
@@ -77,6 +101,7 @@ pub(crate) fn render(m: &Metrics) -> String {
         let mut cumulative = 0;
         for (le, b) in METHOD_LATENCY_BUCKETS.iter().zip(&h.buckets) {
             cumulative += load(b);
+            let le = bound(*le, om);
             let _ = writeln!(
                 out,
                 "{name}_bucket{{method=\"{method}\",le=\"{le}\"}} {cumulative}"
@@ -99,6 +124,7 @@ pub(crate) fn render(m: &Metrics) -> String {
     let name = "zot_http_repo_latency_seconds";
     header(
         &mut out,
+        om,
         name,
         "summary",
         "Latency of serving HTTP requests per repository",
@@ -125,7 +151,7 @@ pub(crate) fn render(m: &Metrics) -> String {
             |s| &s.uploads,
         ),
     ] {
-        header(&mut out, name, "counter", help);
+        header(&mut out, om, name, "counter", help);
         for slot in m.repos.iter() {
             let n = load(pick(slot));
             if n > 0 {
@@ -135,7 +161,13 @@ pub(crate) fn render(m: &Metrics) -> String {
     }
 
     let name = "zot_info";
-    header(&mut out, name, "gauge", "Information about the zot build");
+    header(
+        &mut out,
+        om,
+        name,
+        "gauge",
+        "Information about the zot build",
+    );
     let i = &m.info;
     let _ = writeln!(
         out,
@@ -159,12 +191,13 @@ pub(crate) fn render(m: &Metrics) -> String {
         ),
     ];
     for (name, help, value) in gauges {
-        header(&mut out, name, "gauge", help);
+        header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
     let name = "zot_metrics_repo_labels_dropped_total";
     header(
         &mut out,
+        om,
         name,
         "counter",
         "Successful requests about a repository left without a label by the cap",
@@ -172,18 +205,22 @@ pub(crate) fn render(m: &Metrics) -> String {
     let _ = writeln!(out, "{name} {}", load(&m.dropped_repo_labels));
 
     for (name, help, value) in crate::process::gauges() {
-        header(&mut out, name, "gauge", help);
+        header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
     }
     if let Ok(start) = m.started.duration_since(UNIX_EPOCH) {
         let name = "process_start_time_seconds";
         header(
             &mut out,
+            om,
             name,
             "gauge",
             "Start time of the process since unix epoch in seconds.",
         );
         let _ = writeln!(out, "{name} {}", start.as_secs_f64());
+    }
+    if om {
+        out.push_str("# EOF\n");
     }
     out
 }
@@ -213,6 +250,10 @@ mod tests {
             });
         }
         let text = m.render();
+        let om = m.render_openmetrics();
+        assert!(om.ends_with("# EOF\n"));
+        assert!(om.contains("# TYPE zot_http_requests counter\n"));
+        assert!(om.contains("le=\"1.0\""));
         assert!(
             text.contains("zot_http_requests_total{code=\"200\",method=\"GET\"} 2\n"),
             "{text}"

@@ -25,8 +25,10 @@ use common::{Config, Registry};
 const PARSE: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics import parser as openmetrics
+parse = openmetrics.text_string_to_metric_families if sys.argv[1:] == ["om"] else text_string_to_metric_families
 out = {}
-for f in text_string_to_metric_families(sys.stdin.read()):
+for f in parse(sys.stdin.read()):
     out[f.name] = {"type": f.type,
                    "samples": [[s.name, s.labels, s.value] for s in f.samples]}
 print(json.dumps(out))
@@ -44,10 +46,12 @@ fn prom_python() -> PathBuf {
     python
 }
 
-/// The families of a scrape, as prometheus_client parses them.
-fn parse(text: &str) -> Value {
+/// The families of a scrape, as prometheus_client parses them (its
+/// OpenMetrics parser when `openmetrics`).
+fn parse_as(text: &str, openmetrics: bool) -> Value {
     let mut child = Command::new(prom_python())
         .args(["-c", PARSE])
+        .args(openmetrics.then_some("om"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -66,6 +70,10 @@ fn parse(text: &str) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn parse(text: &str) -> Value {
+    parse_as(text, false)
 }
 
 /// The value of the sample `name` with exactly `labels`, if any.
@@ -168,6 +176,32 @@ fn scraped_text_parses_and_counts_requests() {
         )
         .is_some_and(|v| v > 1e6)
     );
+
+    // OpenMetrics on request, read by the strict OpenMetrics parser.
+    let om = client.request(
+        "GET",
+        "/metrics",
+        &[(
+            "accept",
+            "application/openmetrics-text; version=1.0.0,text/plain;q=0.5",
+        )],
+        None,
+    );
+    om.expect_status(200, "OpenMetrics scrape");
+    assert!(
+        om.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text; version=1.0.0"))
+    );
+    let o = parse_as(&om.text(), true);
+    assert_eq!(o["zot_http_requests"]["type"], "counter");
+    assert_eq!(o["zot_http_method_latency_seconds"]["type"], "histogram");
+    let get200 = sample(
+        &o,
+        "zot_http_requests",
+        "zot_http_requests_total",
+        json!({"method": "GET", "code": "200"}),
+    );
+    assert_eq!(get200, Some(3.0));
 
     // zot never lists metrics in discover.
     let discover = client.get("/v2/_oci/ext/discover");
