@@ -39,7 +39,6 @@ use mutations::Mutations;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 use zot_storage::{Registry, Stores};
 
 /// An extension advertised through `/v2/_oci/ext/discover`.
@@ -151,18 +150,11 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
     if req.uri().path() == metrics.path {
         return metrics_route::serve(&state, &metrics.metrics, req).await;
     }
-    let uri = req.uri().clone();
-    let method = req.method().clone();
-    let start = Instant::now();
+    let pending = metrics
+        .metrics
+        .begin(req.method().as_str(), req.uri().path());
     let resp = route_request(&state, req).await;
-    let target = zot_metrics::repo_of_path(uri.path());
-    metrics.metrics.record(&zot_metrics::Request {
-        method: method.as_str(),
-        status: resp.status().as_u16(),
-        repo: target.map(|(repo, _)| repo),
-        manifest: target.is_some_and(|(_, manifest)| manifest),
-        elapsed: start.elapsed(),
-    });
+    metrics.metrics.finish(pending, resp.status().as_u16());
     resp
 }
 

@@ -5,9 +5,10 @@
 //! process metrics, rendered in the Prometheus text exposition format.
 //!
 //! Invariants:
-//! - Recording a request ([`Metrics::record`]) takes no lock and allocates
-//!   nothing, except the first time a repository gets its label: a handful
-//!   of relaxed atomic additions into fixed arrays.
+//! - Recording a request ([`Metrics::begin`], [`Metrics::finish`]) takes no
+//!   lock and allocates nothing for a labelled repository or a path naming
+//!   none: a lookup and a handful of relaxed atomic additions into fixed
+//!   arrays. A repository without a label yet has its name copied.
 //! - Label cardinality is bounded: `method` is one of [`METHODS`], `code`
 //!   one of 100..=599, and `repo` one of at most `max_repositories` names,
 //!   each given its label only by a successful (2xx) answer about it, so a
@@ -23,10 +24,11 @@ mod process;
 pub mod render;
 mod repos;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use repos::RepoTable;
+use repos::{RepoSlot, RepoTable};
 
 /// How many repositories get labels when the config does not say.
 pub const DEFAULT_MAX_REPOSITORIES: usize = 1000;
@@ -105,6 +107,24 @@ pub struct Request<'a> {
     pub elapsed: Duration,
 }
 
+/// A request being answered ([`Metrics::begin`]): its method and its
+/// repository, looked up before the answer so that the path need not be
+/// kept. A labelled repository is its slot (nothing copied); only a name
+/// without a label yet is copied.
+#[derive(Debug)]
+pub struct Pending<'a> {
+    method: usize,
+    repo: Option<Repo<'a>>,
+    manifest: bool,
+    start: Instant,
+}
+
+#[derive(Debug)]
+enum Repo<'a> {
+    Slot(&'a RepoSlot),
+    Name(Cow<'a, str>),
+}
+
 /// Every metric of the process.
 #[derive(Debug)]
 pub struct Metrics {
@@ -135,31 +155,76 @@ impl Metrics {
         }
     }
 
+    /// Starts timing a request for `path` (what the hot path calls: no
+    /// allocation when the repository has its label).
+    pub fn begin(&self, method: &str, path: &str) -> Pending<'_> {
+        let target = repo_of_path(path);
+        Pending {
+            method: method_index(method),
+            repo: target.map(|(name, _)| match self.repos.find(name) {
+                Some(slot) => Repo::Slot(slot),
+                None => Repo::Name(Cow::Owned(name.to_owned())),
+            }),
+            manifest: target.is_some_and(|(_, manifest)| manifest),
+            start: Instant::now(),
+        }
+    }
+
+    /// Counts a request [`Metrics::begin`] started, answered with `status`.
+    pub fn finish(&self, pending: Pending<'_>, status: u16) {
+        let elapsed = pending.start.elapsed();
+        let Pending {
+            method,
+            repo,
+            manifest,
+            ..
+        } = pending;
+        self.count(method, status, repo, manifest, elapsed);
+    }
+
     /// Counts one answered request.
     pub fn record(&self, r: &Request<'_>) {
-        let m = method_index(r.method);
-        let code = usize::from(r.status.clamp(100, 599)) - 100;
+        let repo = r.repo.map(|name| Repo::Name(Cow::Borrowed(name)));
+        self.count(
+            method_index(r.method),
+            r.status,
+            repo,
+            r.manifest,
+            r.elapsed,
+        );
+    }
+
+    fn count(
+        &self,
+        m: usize,
+        status: u16,
+        repo: Option<Repo<'_>>,
+        manifest: bool,
+        elapsed: Duration,
+    ) {
+        let code = usize::from(status.clamp(100, 599)) - 100;
         self.requests[m * CODES + code].fetch_add(1, Ordering::Relaxed);
-        self.method_latency[m].observe(r.elapsed);
-        let ok = (200..300).contains(&r.status);
-        let slot = match r.repo {
-            Some(repo) if ok => {
-                let slot = self.repos.find_or_insert(repo);
+        self.method_latency[m].observe(elapsed);
+        let ok = (200..300).contains(&status);
+        let slot = match repo {
+            Some(Repo::Slot(slot)) => Some(slot),
+            Some(Repo::Name(name)) if ok => {
+                let slot = self.repos.find_or_insert(&name);
                 if slot.is_none() {
                     self.dropped_repo_labels.fetch_add(1, Ordering::Relaxed);
                 }
                 slot
             }
-            Some(repo) => self.repos.find(repo),
+            Some(Repo::Name(name)) => self.repos.find(&name),
             None => None,
         };
         let latency = slot.map_or(&self.unlabelled_latency, |s| &s.latency);
-        latency.observe(nanos(r.elapsed));
+        latency.observe(nanos(elapsed));
         if let Some(slot) = slot
             && ok
-            && r.manifest
+            && manifest
         {
-            match r.method {
+            match METHODS[m] {
                 "GET" | "HEAD" => slot.downloads.fetch_add(1, Ordering::Relaxed),
                 "PUT" => slot.uploads.fetch_add(1, Ordering::Relaxed),
                 _ => 0,
@@ -263,5 +328,32 @@ mod tests {
         assert!(m.repos.find("c").is_none());
         assert_eq!(m.dropped_repo_labels.load(Ordering::Relaxed), 1);
         assert_eq!(m.unlabelled_latency.count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn begin_and_finish_count_like_record() {
+        let m = Metrics::new(BuildInfo::default(), 10);
+        let p = m.begin("PUT", "/v2/x/y/manifests/v1");
+        assert!(matches!(p.repo, Some(Repo::Name(_))));
+        m.finish(p, 201);
+        let p = m.begin("GET", "/v2/x/y/manifests/v1");
+        assert!(
+            matches!(p.repo, Some(Repo::Slot(_))),
+            "a labelled repository is its slot"
+        );
+        m.finish(p, 200);
+        m.finish(m.begin("GET", "/v2/ghost/manifests/v1"), 404);
+        let slot = m.repos.find("x/y").map(|s| {
+            (
+                s.uploads.load(Ordering::Relaxed),
+                s.downloads.load(Ordering::Relaxed),
+            )
+        });
+        assert_eq!(slot, Some((1, 1)));
+        assert!(m.repos.find("ghost").is_none());
+        assert_eq!(
+            m.requests[method_index("GET") * CODES + 304].load(Ordering::Relaxed),
+            1
+        );
     }
 }

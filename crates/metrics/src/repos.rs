@@ -19,7 +19,7 @@ use crate::Summary;
 
 /// The series of one repository.
 #[derive(Debug)]
-pub struct RepoSlot {
+pub(crate) struct RepoSlot {
     pub(crate) name: Box<str>,
     /// `zot_http_repo_latency_seconds{repo}`.
     pub(crate) latency: Summary,
