@@ -259,3 +259,50 @@ fn without_access_control_any_authenticated_user_may_read() {
     assert_eq!(status(&registry, Some(&basic("bob", "b-pass"))), 200);
     assert_eq!(status(&registry, None), 401);
 }
+
+#[test]
+fn scrapes_during_load_parse_and_never_go_backwards() {
+    let registry = metrics_registry();
+    let client = registry.client();
+    small_image("load").push(&client, "e2e/load", "v1");
+    let gets = |f: &Value| {
+        sample(
+            f,
+            "zot_http_requests",
+            "zot_http_requests_total",
+            json!({"method": "GET", "code": "200"}),
+        )
+        .unwrap_or(0.0)
+    };
+    let mut seen = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let client = registry.client();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    client
+                        .get("/v2/e2e/load/manifests/v1")
+                        .expect_status(200, "pull under load");
+                }
+            });
+        }
+        for _ in 0..5 {
+            let scrape = client.get("/metrics");
+            scrape.expect_status(200, "scrape under load");
+            seen.push(gets(&parse(&scrape.text())));
+        }
+    });
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "a counter went backwards: {seen:?}"
+    );
+    let end = parse(&client.get("/metrics").text());
+    assert_eq!(gets(&end), 200.0);
+    let downloads = sample(
+        &end,
+        "zot_repo_downloads",
+        "zot_repo_downloads_total",
+        json!({"repo": "e2e/load"}),
+    );
+    assert_eq!(downloads, Some(200.0));
+}
