@@ -59,7 +59,7 @@ pub struct MetricsConfig {
     /// Where the Prometheus text is served (`prometheus.path`, default
     /// [`DEFAULT_METRICS_PATH`]): absolute, clean, neither `/` nor under
     /// `/v2` (zot refuses `/` and `/v2`; a path under `/v2/` would be taken
-    /// for a repository, so it is refused too).
+    /// for a repository, so it is refused too), not a probe's path.
     pub path: String,
     /// Most repositories given a `repo` label (`maxRepositoryLabels`, ours,
     /// zot has none; default [`DEFAULT_METRICS_MAX_REPOSITORIES`]).
@@ -193,6 +193,8 @@ fn metrics_path_problem(path: &str) -> Option<&'static str> {
         Some("must be a clean path (no empty, . or .. segment, no trailing /)")
     } else if path == "/v2" || path.starts_with("/v2/") {
         Some("must not be /v2 or under it")
+    } else if matches!(path, "/livez" | "/readyz" | "/startupz") {
+        Some("must not be a health probe's path")
     } else {
         None
     }

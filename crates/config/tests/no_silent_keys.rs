@@ -120,6 +120,7 @@ fn metrics_path_is_checked_and_defaults_to_slash_metrics() {
         ("/a//b", "clean"),
         ("/a/../b", "clean"),
         ("/m/", "clean"),
+        ("/readyz", "probe"),
     ] {
         problem_at(
             &with(&format!(
