@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod errors;
 mod http_util;
 mod manifests;
+mod metrics_route;
 pub mod mgmt;
 pub mod mutations;
 mod panic_guard;
@@ -65,6 +66,17 @@ pub struct AppState {
     /// off, and its routes answer 404.
     #[cfg(feature = "search")]
     pub search: Option<SearchExtension>,
+    /// The metrics extension; `None` when it is off (nothing is recorded
+    /// and its path is no route).
+    pub metrics: Option<MetricsEndpoint>,
+}
+
+/// The metrics extension as the API sees it: where it is served and what
+/// it records.
+pub struct MetricsEndpoint {
+    /// `extensions.metrics.prometheus.path` (outside `/v2`).
+    pub path: String,
+    pub metrics: Arc<zot_metrics::Metrics>,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -112,6 +124,7 @@ impl AppState {
             send_budget: connection::SendBudget::default(),
             #[cfg(feature = "search")]
             search: None,
+            metrics: None,
         }
     }
 }
@@ -128,26 +141,43 @@ pub fn router(state: SharedState) -> Router {
 
 const API_VERSION: &str = "registry/2.0";
 
+/// With metrics on: serves the metrics path, and records every other
+/// request (as zot, the metrics path itself is not counted).
 async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+    let Some(metrics) = &state.metrics else {
+        return route_request(&state, req).await;
+    };
+    if req.uri().path() == metrics.path {
+        return metrics_route::serve(&state, &metrics.metrics, req).await;
+    }
+    let pending = metrics
+        .metrics
+        .begin(req.method().as_str(), req.uri().path());
+    let resp = route_request(&state, req).await;
+    metrics.metrics.finish(pending, resp.status().as_u16());
+    resp
+}
+
+async fn route_request(state: &SharedState, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let mut resp = match Endpoint::parse(&path) {
         None if state.security.token_path() == Some(path.as_str()) => {
             return token::serve(&state.security, req).await;
         }
         None => {
-            let resp = probes(&state, &path, req.method());
-            audit_unparsed(&state, &req, &path, &resp);
+            let resp = probes(state, &path, req.method());
+            audit_unparsed(state, &req, &path, &resp);
             return resp;
         }
         Some(Err(e)) => {
             let resp = e.for_method(req.method()).into_response();
-            audit_unparsed(&state, &req, &path, &resp);
+            audit_unparsed(state, &req, &path, &resp);
             resp
         }
         // An extension that is off is no route at all.
-        Some(Ok(endpoint)) if zot_ext::is_zot_extension(&endpoint) && !zot_ext::enabled(&state) => {
+        Some(Ok(endpoint)) if zot_ext::is_zot_extension(&endpoint) && !zot_ext::enabled(state) => {
             let resp = ApiError::new(ErrorCode::NotFound).into_response();
-            audit_unparsed(&state, &req, &path, &resp);
+            audit_unparsed(state, &req, &path, &resp);
             resp
         }
         Some(Ok(endpoint)) if mutating(req.method()) => {
@@ -172,7 +202,7 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
                 }
             }
         }
-        Some(Ok(endpoint)) => handle(&state, endpoint, req, &path).await,
+        Some(Ok(endpoint)) => handle(state, endpoint, req, &path).await,
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",

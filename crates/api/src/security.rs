@@ -372,3 +372,46 @@ pub(crate) fn audit(
         });
     }
 }
+
+/// Lets a request for the metrics endpoint through, or answers it, as zot's
+/// MetricsAuthzHandler decides (see [`Security::may_read_metrics`]): 401
+/// with a challenge for an anonymous client that may not, 403 for an
+/// authenticated user who may not.
+pub(crate) async fn check_metrics(security: &Security, req: &mut Request) -> Result<(), Response> {
+    let client = client_addr(req);
+    let too_many = |why: &'static str| {
+        ApiError::msg(ErrorCode::TooManyRequests, why)
+            .header(header::RETRY_AFTER, "1".to_owned())
+            .into_response()
+    };
+    if security.rate_limited(client, req.method().as_str()) {
+        return Err(too_many("too many requests"));
+    }
+    if security.is_open() {
+        return Ok(());
+    }
+    let credentials = Credentials::parse(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    );
+    let host = request_host(req);
+    let certificate = req.extensions().get::<PeerCertificate>();
+    let identity = match security.authenticate(credentials, certificate).await {
+        Ok(identity) => identity,
+        Err(AuthFailure::Busy) => {
+            return Err(too_many(
+                "too many logins being verified; try again shortly",
+            ));
+        }
+        Err(failure) => {
+            tracing::info!(client = ?client, reason = %failure, "authentication failed");
+            return Err(unauthorized(security, host, &Need::Login, None));
+        }
+    };
+    match identity {
+        _ if security.may_read_metrics(identity.as_ref()) => Ok(()),
+        None => Err(unauthorized(security, host, &Need::Login, None)),
+        Some(_) => Err(ApiError::new(ErrorCode::Denied).into_response()),
+    }
+}

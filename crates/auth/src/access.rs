@@ -56,6 +56,8 @@ pub(crate) struct AccessControl {
     /// Compiled patterns (those that compile) with their policies.
     repositories: Vec<(Glob, zot_config::RepositoryPolicy)>,
     admin: Option<Policy>,
+    /// `metrics`, when configured.
+    metrics: Option<zot_config::MetricsPolicy>,
 }
 
 impl AccessControl {
@@ -83,6 +85,7 @@ impl AccessControl {
                 })
                 .collect(),
             admin: config.admin_policy.clone(),
+            metrics: config.metrics.clone(),
         }
     }
 
@@ -136,6 +139,19 @@ impl AccessControl {
     }
 
     /// Whether some pattern lets anonymous clients do anything.
+    /// zot's MetricsAuthzHandler under access control: an anonymous client
+    /// needs `metrics.anonymousPolicy` to contain `read`, an authenticated
+    /// one to be in `metrics.users` (no `metrics` key: nobody).
+    pub(crate) fn may_read_metrics(&self, who: Option<&Identity>) -> bool {
+        let Some(m) = &self.metrics else {
+            return false;
+        };
+        match who {
+            None => has(&m.anonymous_policy, Action::Read),
+            Some(w) => m.users.contains(&w.name),
+        }
+    }
+
     pub(crate) fn any_anonymous(&self) -> bool {
         self.repositories
             .iter()
@@ -198,6 +214,7 @@ mod tests {
                 groups: vec![],
                 actions: s(&["read", "create", "update", "delete"]),
             }),
+            metrics: None,
         });
         let bob = user("bob");
         let eve = user("eve");
@@ -208,5 +225,32 @@ mod tests {
         assert!(!ac.allowed(None, "a", Action::Read));
         assert!(!ac.allowed(Some(&bob), "private/x", Action::Read));
         assert!(ac.allowed(Some(&user("root")), "private/x", Action::Delete));
+    }
+
+    #[test]
+    fn metrics_readers_are_the_listed_users_and_anonymous_by_policy() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let with = |metrics| {
+            AccessControl::new(&AccessControlConfig {
+                metrics,
+                ..AccessControlConfig::default()
+            })
+        };
+        let listed = with(Some(zot_config::MetricsPolicy {
+            users: s(&["prom"]),
+            anonymous_policy: vec![],
+        }));
+        assert!(listed.may_read_metrics(Some(&user("prom"))));
+        assert!(!listed.may_read_metrics(Some(&user("bob"))));
+        assert!(!listed.may_read_metrics(None));
+        let anonymous = with(Some(zot_config::MetricsPolicy {
+            users: vec![],
+            anonymous_policy: s(&["read"]),
+        }));
+        assert!(anonymous.may_read_metrics(None));
+        assert!(!anonymous.may_read_metrics(Some(&user("bob"))));
+        let absent = with(None);
+        assert!(!absent.may_read_metrics(None));
+        assert!(!absent.may_read_metrics(Some(&user("prom"))));
     }
 }

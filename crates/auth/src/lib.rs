@@ -375,6 +375,17 @@ impl Security {
         }
     }
 
+    /// May `who` (`None`: anonymous) read the metrics endpoint? As zot: with
+    /// no access control, any authenticated user (anyone when no
+    /// authentication is configured either); with access control, see
+    /// `accessControl.metrics` (`users`, `anonymousPolicy`).
+    pub fn may_read_metrics(&self, who: Option<&Identity>) -> bool {
+        match &self.access {
+            Some(access) => access.may_read_metrics(who),
+            None => who.is_some() || !self.auth_configured,
+        }
+    }
+
     /// May `who` list the catalog at all (each name is then filtered with
     /// [`Security::allowed`])?
     pub fn may_list_catalog(&self, who: Option<&Identity>) -> bool {

@@ -8,8 +8,9 @@
 //! - `auth.failDelay` is an integer number of seconds as in zot (a Go duration
 //!   string such as `"2s"` or `"500ms"` is accepted too), at most
 //!   [`MAX_FAIL_DELAY`] (more is a problem, not silently capped).
-//! - `accessControl.metrics` is refused as `not available in this build`: it
-//!   governs the metrics extension, which this build does not have.
+//! - `accessControl.metrics` (`users`, `anonymousPolicy`) says who may read
+//!   the metrics endpoint (zot's MetricsAuthzHandler); its actions are
+//!   checked like a repository's.
 //! - Every action of an access policy is one of `read`, `create`, `update`,
 //!   `delete`; repository patterns keep the file's order and are valid globs
 //!   (see [`crate::glob`]).
@@ -179,6 +180,18 @@ pub struct AccessControlConfig {
     pub repositories: Vec<(String, RepositoryPolicy)>,
     /// `adminPolicy`: applies to every repository.
     pub admin_policy: Option<Policy>,
+    /// `metrics`: who may read the metrics endpoint (absent: any
+    /// authenticated user, as zot).
+    pub metrics: Option<MetricsPolicy>,
+}
+
+/// `http.accessControl.metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsPolicy {
+    /// Authenticated users who may read the metrics (empty: none).
+    pub users: Vec<String>,
+    /// Actions of anonymous clients (`read` lets them scrape).
+    pub anonymous_policy: Vec<String>,
 }
 
 /// Policies of one repository pattern.
@@ -488,13 +501,14 @@ pub(crate) fn parse_access(
         config.admin_policy = Some(policy(&mut admin, problems));
         admin.finish(problems);
     }
-    if section.get("metrics").is_some() {
-        // Who may read /metrics: only meaningful with the metrics extension.
-        problems.push(Problem::new(
-            section.child("metrics"),
-            "not available in this build: it needs the metrics extension, \
-             which this build does not have (remove the key)",
-        ));
+    if let Some(v) = section.get("metrics")
+        && let Some(mut m) = Section::new(section.child("metrics"), v, problems)
+    {
+        config.metrics = Some(MetricsPolicy {
+            users: names(&mut m, "users", problems),
+            anonymous_policy: actions(&mut m, "anonymousPolicy", problems),
+        });
+        m.finish(problems);
     }
     section.finish(problems);
     config

@@ -11,7 +11,7 @@
 //!   `lint`, `mgmt`, `apikey` and `events` are not.
 //! - The rest of a section is kept verbatim in [`ExtensionConfig::raw`] for the
 //!   extension to read. The sections of extensions this codebase implements
-//!   (`scrub`, `lint`, `search`, `ui`) are validated here, every key by its
+//!   (`scrub`, `lint`, `search`, `ui`, `metrics`) are validated here, every key by its
 //!   path, and read through [`ExtensionConfig::scrub`],
 //!   [`ExtensionConfig::lint`] and [`ExtensionConfig::search`]; the others
 //!   are not validated.
@@ -48,7 +48,26 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
 /// [`crate::Config::from_file_with`].
 /// `ui` is accepted with `search` (this build serves no web UI; the API the
 /// UI uses is search's), and so is `mgmt`, which is on whenever search is.
-pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint", "search", "ui", "mgmt"];
+pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint", "search", "ui", "mgmt", "metrics"];
+
+/// zot's default `extensions.metrics.prometheus.path`.
+pub const DEFAULT_METRICS_PATH: &str = "/metrics";
+
+/// `extensions.metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where the Prometheus text is served (`prometheus.path`, default
+    /// [`DEFAULT_METRICS_PATH`]): absolute, clean, neither `/` nor under
+    /// `/v2` (zot refuses `/` and `/v2`; a path under `/v2/` would be taken
+    /// for a repository, so it is refused too), not a probe's path.
+    pub path: String,
+    /// Most repositories given a `repo` label (`maxRepositoryLabels`, ours,
+    /// zot has none; default [`DEFAULT_METRICS_MAX_REPOSITORIES`]).
+    pub max_repository_labels: usize,
+}
+
+/// Default `extensions.metrics.maxRepositoryLabels`.
+pub const DEFAULT_METRICS_MAX_REPOSITORIES: usize = 1000;
 
 /// zot's default `extensions.scrub.interval`.
 pub const DEFAULT_SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
@@ -75,6 +94,15 @@ impl ExtensionConfig {
         }
         let mut problems = Vec::new();
         Some(read_scrub(&self.raw, &mut problems))
+    }
+
+    /// The settings of an enabled `metrics` section.
+    pub fn metrics(&self) -> Option<MetricsConfig> {
+        if !self.enabled || self.name != "metrics" {
+            return None;
+        }
+        let mut problems = Vec::new();
+        Some(read_metrics(&self.raw, &mut problems))
     }
 
     /// The settings of an enabled `lint` section.
@@ -114,6 +142,62 @@ fn read_scrub(value: &Value, problems: &mut Vec<Problem>) -> ScrubConfig {
         section.finish(problems);
     }
     config
+}
+
+fn read_metrics(value: &Value, problems: &mut Vec<Problem>) -> MetricsConfig {
+    let mut config = MetricsConfig {
+        path: DEFAULT_METRICS_PATH.to_owned(),
+        max_repository_labels: DEFAULT_METRICS_MAX_REPOSITORIES,
+    };
+    let Some(mut section) = Section::new("extensions.metrics".to_owned(), value, problems) else {
+        return config;
+    };
+    section.get("enable");
+    if let Some(v) = section.get("maxRepositoryLabels") {
+        match v.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if n <= 1_000_000 => config.max_repository_labels = n,
+            _ => problems.push(Problem::new(
+                section.child("maxRepositoryLabels"),
+                "must be an integer from 0 to 1000000",
+            )),
+        }
+    }
+    if let Some(v) = section.get("prometheus")
+        && let Some(mut prom) = Section::new(section.child("prometheus"), v, problems)
+    {
+        if let Some(path) = fields::string(&mut prom, "path", problems) {
+            match metrics_path_problem(&path) {
+                Some(why) => problems.push(Problem::new(prom.child("path"), why)),
+                None => config.path = path,
+            }
+        }
+        prom.finish(problems);
+    }
+    section.finish(problems);
+    config
+}
+
+/// Why `path` cannot be the metrics endpoint, if it cannot.
+fn metrics_path_problem(path: &str) -> Option<&'static str> {
+    if !path.starts_with('/') {
+        return Some("must start with /");
+    }
+    let unclean = path.len() > 1 && path.ends_with('/')
+        || path
+            .split('/')
+            .skip(1)
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if path == "/" {
+        Some("must not be /")
+    } else if unclean {
+        Some("must be a clean path (no empty, . or .. segment, no trailing /)")
+    } else if path == "/v2" || path.starts_with("/v2/") {
+        Some("must not be /v2 or under it")
+    } else if matches!(path, "/livez" | "/readyz" | "/startupz") {
+        Some("must not be a health probe's path")
+    } else {
+        None
+    }
 }
 
 fn read_lint(value: &Value, problems: &mut Vec<Problem>) -> LintConfig {
@@ -193,6 +277,9 @@ pub(crate) fn parse(
             }
             "ui" => {
                 read_ui(&raw, problems);
+            }
+            "metrics" => {
+                read_metrics(&raw, problems);
             }
             _ => {}
         }

@@ -40,11 +40,13 @@ use serde_json::Value;
 
 pub use auth::{
     ACTIONS, AccessControlConfig, AuthConfig, BearerConfig, DEFAULT_TOKEN_PATH, LdapConfig,
-    MAX_FAIL_DELAY, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy, TokenConfig,
+    MAX_FAIL_DELAY, MetricsPolicy, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy,
+    TokenConfig,
 };
 pub use duration::parse_duration;
 pub use extensions::{
-    AVAILABLE_EXTENSIONS, DEFAULT_SCRUB_INTERVAL, ExtensionConfig, KNOWN_EXTENSIONS, LintConfig,
+    AVAILABLE_EXTENSIONS, DEFAULT_METRICS_MAX_REPOSITORIES, DEFAULT_METRICS_PATH,
+    DEFAULT_SCRUB_INTERVAL, ExtensionConfig, KNOWN_EXTENSIONS, LintConfig, MetricsConfig,
     ScrubConfig,
 };
 pub use http::{Compat, DEFAULT_ADDRESS, DEFAULT_PORT, HttpConfig, TlsConfig};

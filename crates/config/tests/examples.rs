@@ -26,7 +26,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     (
         "config-allextensions.json",
         // metrics `{}` and sync without `enable` are enabled by presence.
-        Err(&["extensions.metrics", "extensions.sync"]),
+        Err(&["extensions.sync"]),
     ),
     ("config-azure.json", Err(&["storage.storageDriver"])),
     ("config-bearer-auth.json", Ok(())),
@@ -59,15 +59,9 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ),
     ("config-ldap.json", Ok(())),
     ("config-lint.json", Ok(())),
-    (
-        "config-metrics-authn-anonymous-access.json",
-        Err(&["extensions.metrics", "http.accessControl.metrics"]),
-    ),
-    (
-        "config-metrics-authz.json",
-        Err(&["extensions.metrics", "http.accessControl.metrics"]),
-    ),
-    ("config-metrics.json", Err(&["extensions.metrics"])),
+    ("config-metrics-authn-anonymous-access.json", Ok(())),
+    ("config-metrics-authz.json", Ok(())),
+    ("config-metrics.json", Ok(())),
     ("config-minimal.json", Ok(())),
     (
         "config-mtls-spiffe.json",

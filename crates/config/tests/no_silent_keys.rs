@@ -1,6 +1,6 @@
 //! Keys that used to be accepted and then ignored or quietly altered:
-//! `distSpecVersion` must be a version, `http.accessControl.metrics` needs
-//! the metrics extension (absent from this build), `http.auth.failDelay`
+//! `distSpecVersion` must be a version, `http.accessControl.metrics` and
+//! `extensions.metrics` keys are checked, `http.auth.failDelay`
 //! above an hour is refused rather than capped, and repository globs must
 //! be valid.
 
@@ -45,11 +45,16 @@ fn dist_spec_version_must_be_a_version() {
 }
 
 #[test]
-fn access_control_metrics_needs_the_metrics_extension() {
+fn access_control_metrics_keys_are_checked() {
     problem_at(
-        &with(r#""http": {"accessControl": {"metrics": {"users": ["m"]}}}"#),
-        "http.accessControl.metrics",
-        "metrics extension",
+        &with(r#""http": {"accessControl": {"metrics": {"anonymousPolicy": ["pull"]}}}"#),
+        "http.accessControl.metrics.anonymousPolicy[0]",
+        "unknown action",
+    );
+    problem_at(
+        &with(r#""http": {"accessControl": {"metrics": {"user": ["m"]}}}"#),
+        "http.accessControl.metrics.user",
+        "",
     );
 }
 
@@ -103,4 +108,44 @@ fn ldap_bind_password_never_appears_in_debug_output() {
         assert!(text.contains("<redacted>"), "{text}");
         assert!(text.contains("cn=reader"), "{text}");
     }
+}
+
+#[test]
+fn metrics_path_is_checked_and_defaults_to_slash_metrics() {
+    for (bad, why) in [
+        ("metrics", "start with /"),
+        ("/", "not be /"),
+        ("/v2", "not be /v2"),
+        ("/v2/metrics", "not be /v2"),
+        ("/a//b", "clean"),
+        ("/a/../b", "clean"),
+        ("/m/", "clean"),
+        ("/readyz", "probe"),
+    ] {
+        problem_at(
+            &with(&format!(
+                r#""extensions": {{"metrics": {{"prometheus": {{"path": "{bad}"}}}}}}"#
+            )),
+            "extensions.metrics.prometheus.path",
+            why,
+        );
+    }
+    let path = |text: &str| {
+        let cfg = load(&with(text)).expect("accepted");
+        cfg.extension("metrics")
+            .and_then(|e| e.metrics())
+            .map(|m| m.path)
+    };
+    assert_eq!(
+        path(r#""extensions": {"metrics": {}}"#).as_deref(),
+        Some("/metrics")
+    );
+    assert_eq!(
+        path(r#""extensions": {"metrics": {"prometheus": {"path": "/ops/m"}}}"#).as_deref(),
+        Some("/ops/m")
+    );
+    assert_eq!(
+        path(r#""extensions": {"metrics": {"enable": false}}"#),
+        None
+    );
 }

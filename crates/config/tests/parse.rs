@@ -368,8 +368,8 @@ fn extensions() {
         "not available in this build",
     );
     one_problem(
-        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"metrics": {}}}"#),
-        "extensions.metrics",
+        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"trust": {}}}"#),
+        "extensions.trust",
         "not available in this build",
     );
     one_problem(

@@ -34,6 +34,8 @@ pub const AVAILABLE: &[&str] = &[
     "ui",
     #[cfg(feature = "search")]
     "mgmt",
+    #[cfg(feature = "metrics")]
+    "metrics",
 ];
 
 /// How often pull times are written to the metadata store.

@@ -4,6 +4,7 @@
 mod connections;
 mod lifecycle;
 mod listener;
+mod metrics_ext;
 mod scrub_cmd;
 mod search_ext;
 mod serve;

@@ -103,12 +103,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let discover = crate::lifecycle::discover(&cfg);
     #[cfg(feature = "search")]
-    let state = match crate::search_ext::extension(&cfg, &routing) {
+    let mut state = match crate::search_ext::extension(&cfg, &routing) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
         None => zot_api::AppState::with_security(routing, discover, security),
     };
     #[cfg(not(feature = "search"))]
-    let state = zot_api::AppState::with_security(routing, discover, security);
+    let mut state = zot_api::AppState::with_security(routing, discover, security);
+    if let Some(metrics) = crate::metrics_ext::endpoint(&cfg) {
+        tracing::info!(path = %metrics.path, "metrics served");
+        match std::sync::Arc::get_mut(&mut state) {
+            Some(s) => s.metrics = Some(metrics),
+            None => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
     let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));

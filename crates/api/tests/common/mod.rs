@@ -137,6 +137,8 @@ impl TestResponse {
 pub struct TestAppBuilder {
     dedupe: bool,
     docker2s2: bool,
+    /// Metrics at `/metrics`, with this many repository labels.
+    metrics: Option<usize>,
 }
 
 impl TestAppBuilder {
@@ -147,6 +149,12 @@ impl TestAppBuilder {
 
     pub fn docker2s2(mut self, on: bool) -> Self {
         self.docker2s2 = on;
+        self
+    }
+
+    /// Metrics served at `/metrics`, labelling at most `max_repositories`.
+    pub fn metrics(mut self, max_repositories: usize) -> Self {
+        self.metrics = Some(max_repositories);
         self
     }
 
@@ -168,7 +176,15 @@ async fn open(root: &Path, config: &TestAppBuilder) -> Router {
         ..Default::default()
     };
     let (registry, _report) = zot_storage::open_local(root, false, options).await.unwrap();
-    zot_api::router(zot_api::AppState::new(Arc::new(registry), vec![]))
+    let mut state = zot_api::AppState::new(Arc::new(registry), vec![]);
+    if let Some(max) = config.metrics {
+        let info = zot_metrics::BuildInfo::default();
+        Arc::get_mut(&mut state).unwrap().metrics = Some(zot_api::MetricsEndpoint {
+            path: "/metrics".to_owned(),
+            metrics: Arc::new(zot_metrics::Metrics::new(info, max)),
+        });
+    }
+    zot_api::router(state)
 }
 
 pub struct TestApp {
@@ -182,6 +198,7 @@ impl TestApp {
         TestAppBuilder {
             dedupe: true,
             docker2s2: true,
+            metrics: None,
         }
     }
 

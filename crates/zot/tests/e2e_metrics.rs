@@ -1,0 +1,308 @@
+//! The metrics extension on the real binary: the scraped text is read by a
+//! real parser (the `prometheus_client` Python package's
+//! `text_string_to_metric_families`), counters follow the requests, invented
+//! repository names get no label, discover does not list metrics (as zot),
+//! and the endpoint is authorised as zot's MetricsAuthzHandler decides.
+//!
+//! The parser lives in a virtualenv that `scripts/test` creates at
+//! `<target>/tmp/prom-venv` (or name another interpreter with
+//! `ZOT_E2E_PROM_PYTHON`). A missing parser fails the test.
+
+mod auth_common;
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use auth_common::{basic, call, small_image, write_htpasswd};
+use common::{Config, Registry};
+
+/// Reads the text on stdin with prometheus_client's parser and prints each
+/// family as `{name: {type, samples: [[name, labels, value]]}}`.
+const PARSE: &str = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.openmetrics import parser as openmetrics
+parse = openmetrics.text_string_to_metric_families if sys.argv[1:] == ["om"] else text_string_to_metric_families
+out = {}
+for f in parse(sys.stdin.read()):
+    out[f.name] = {"type": f.type,
+                   "samples": [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+"#;
+
+fn prom_python() -> PathBuf {
+    let python = std::env::var_os("ZOT_E2E_PROM_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("prom-venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "no prometheus_client interpreter at {}: `scripts/test` creates it",
+        python.display()
+    );
+    python
+}
+
+/// The families of a scrape, as prometheus_client parses them (its
+/// OpenMetrics parser when `openmetrics`).
+fn parse_as(text: &str, openmetrics: bool) -> Value {
+    let mut child = Command::new(prom_python())
+        .args(["-c", PARSE])
+        .args(openmetrics.then_some("om"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("python");
+    assert!(
+        out.status.success(),
+        "the parser refused the text: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn parse(text: &str) -> Value {
+    parse_as(text, false)
+}
+
+/// The value of the sample `name` with exactly `labels`, if any.
+fn sample(families: &Value, family: &str, name: &str, labels: Value) -> Option<f64> {
+    families[family]["samples"]
+        .as_array()?
+        .iter()
+        .find(|s| s[0] == name && s[1] == labels)
+        .and_then(|s| s[2].as_f64())
+}
+
+fn metrics_registry() -> Registry {
+    Registry::start_with(
+        Config::default().with_extensions(json!({"metrics": {"prometheus": {"path": "/metrics"}}})),
+    )
+}
+
+#[test]
+fn scraped_text_parses_and_counts_requests() {
+    let registry = metrics_registry();
+    let client = registry.client();
+    small_image("m").push(&client, "e2e/app", "v1");
+    for _ in 0..3 {
+        client
+            .get("/v2/e2e/app/manifests/v1")
+            .expect_status(200, "pull");
+    }
+    for i in 0..20 {
+        client
+            .get(&format!("/v2/invented{i}/manifests/latest"))
+            .expect_status(404, "invented");
+    }
+    let scrape = client.get("/metrics");
+    scrape.expect_status(200, "scrape");
+    assert!(
+        scrape
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain; version=0.0.4"))
+    );
+    let f = parse(&scrape.text());
+    for (family, kind) in [
+        ("zot_http_requests", "counter"),
+        ("zot_http_method_latency_seconds", "histogram"),
+        ("zot_http_repo_latency_seconds", "summary"),
+        ("zot_repo_downloads", "counter"),
+        ("zot_repo_uploads", "counter"),
+        ("zot_info", "gauge"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_threads", "gauge"),
+    ] {
+        assert_eq!(f[family]["type"], kind, "{family}: {}", f[family]);
+    }
+    let get = |code: &str| {
+        sample(
+            &f,
+            "zot_http_requests",
+            "zot_http_requests_total",
+            json!({"method": "GET", "code": code}),
+        )
+    };
+    assert_eq!(get("200"), Some(3.0));
+    assert_eq!(get("404"), Some(20.0));
+    let downloads = sample(
+        &f,
+        "zot_repo_downloads",
+        "zot_repo_downloads_total",
+        json!({"repo": "e2e/app"}),
+    );
+    assert_eq!(downloads, Some(3.0));
+    let uploads = sample(
+        &f,
+        "zot_repo_uploads",
+        "zot_repo_uploads_total",
+        json!({"repo": "e2e/app"}),
+    );
+    assert_eq!(uploads, Some(1.0));
+    let inf = sample(
+        &f,
+        "zot_http_method_latency_seconds",
+        "zot_http_method_latency_seconds_bucket",
+        json!({"method": "GET", "le": "+Inf"}),
+    );
+    assert_eq!(inf, Some(23.0));
+    let text = serde_json::to_string(&f).expect("JSON");
+    assert!(!text.contains("invented"), "an invented name got a label");
+    let info = &f["zot_info"]["samples"][0];
+    assert_eq!(info[1]["version"], "1.1.1");
+    assert!(
+        info[1]["binaryType"]
+            .as_str()
+            .is_some_and(|b| b.contains("-metrics"))
+    );
+    assert!(
+        sample(
+            &f,
+            "process_resident_memory_bytes",
+            "process_resident_memory_bytes",
+            json!({})
+        )
+        .is_some_and(|v| v > 1e6)
+    );
+
+    // OpenMetrics on request, read by the strict OpenMetrics parser.
+    let om = client.request(
+        "GET",
+        "/metrics",
+        &[(
+            "accept",
+            "application/openmetrics-text; version=1.0.0,text/plain;q=0.5",
+        )],
+        None,
+    );
+    om.expect_status(200, "OpenMetrics scrape");
+    assert!(
+        om.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text; version=1.0.0"))
+    );
+    let o = parse_as(&om.text(), true);
+    assert_eq!(o["zot_http_requests"]["type"], "counter");
+    assert_eq!(o["zot_http_method_latency_seconds"]["type"], "histogram");
+    let get200 = sample(
+        &o,
+        "zot_http_requests",
+        "zot_http_requests_total",
+        json!({"method": "GET", "code": "200"}),
+    );
+    assert_eq!(get200, Some(3.0));
+
+    // zot never lists metrics in discover.
+    let discover = client.get("/v2/_oci/ext/discover");
+    discover.expect_status(200, "discover");
+    assert!(!discover.text().contains("metrics"), "{}", discover.text());
+}
+
+/// A registry with htpasswd users `metrics` and `bob`, metrics on, and
+/// `accessControl` merged from `access`.
+fn secured(access: Value) -> Registry {
+    let mut registry = metrics_registry();
+    registry.kill9();
+    let htpasswd = registry.work_dir().join("htpasswd");
+    write_htpasswd(&htpasswd, &[("metrics", "m-pass"), ("bob", "b-pass")]);
+    let path = registry.config_path().to_owned();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read config")).expect("JSON");
+    config["http"]["auth"] = json!({"htpasswd": {"path": htpasswd}});
+    if !access.is_null() {
+        config["http"]["accessControl"] = access;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("JSON")).expect("write");
+    registry.restart();
+    registry
+}
+
+fn status(registry: &Registry, auth: Option<&str>) -> u16 {
+    call(&registry.client(), auth, "GET", "/metrics", &[], None).status
+}
+
+#[test]
+fn metrics_users_may_read_others_are_refused() {
+    let registry = secured(json!({
+        "metrics": {"users": ["metrics"]},
+        "repositories": {"**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read", "create"]}},
+    }));
+    assert_eq!(status(&registry, Some(&basic("metrics", "m-pass"))), 200);
+    assert_eq!(status(&registry, Some(&basic("bob", "b-pass"))), 403);
+    assert_eq!(status(&registry, Some(&basic("metrics", "wrong"))), 401);
+    // Anonymous reads of repositories do not open the metrics.
+    assert_eq!(status(&registry, None), 401);
+}
+
+#[test]
+fn anonymous_policy_opens_the_metrics_to_anyone() {
+    let registry = secured(json!({"metrics": {"anonymousPolicy": ["read"]}}));
+    assert_eq!(status(&registry, None), 200);
+    // An authenticated user not listed in `users` is refused, as zot does.
+    assert_eq!(status(&registry, Some(&basic("bob", "b-pass"))), 403);
+}
+
+#[test]
+fn without_access_control_any_authenticated_user_may_read() {
+    let registry = secured(Value::Null);
+    assert_eq!(status(&registry, Some(&basic("bob", "b-pass"))), 200);
+    assert_eq!(status(&registry, None), 401);
+}
+
+#[test]
+fn scrapes_during_load_parse_and_never_go_backwards() {
+    let registry = metrics_registry();
+    let client = registry.client();
+    small_image("load").push(&client, "e2e/load", "v1");
+    let gets = |f: &Value| {
+        sample(
+            f,
+            "zot_http_requests",
+            "zot_http_requests_total",
+            json!({"method": "GET", "code": "200"}),
+        )
+        .unwrap_or(0.0)
+    };
+    let mut seen = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let client = registry.client();
+            s.spawn(move || {
+                for _ in 0..50 {
+                    client
+                        .get("/v2/e2e/load/manifests/v1")
+                        .expect_status(200, "pull under load");
+                }
+            });
+        }
+        for _ in 0..5 {
+            let scrape = client.get("/metrics");
+            scrape.expect_status(200, "scrape under load");
+            seen.push(gets(&parse(&scrape.text())));
+        }
+    });
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "a counter went backwards: {seen:?}"
+    );
+    let end = parse(&client.get("/metrics").text());
+    assert_eq!(gets(&end), 200.0);
+    let downloads = sample(
+        &end,
+        "zot_repo_downloads",
+        "zot_repo_downloads_total",
+        json!({"repo": "e2e/load"}),
+    );
+    assert_eq!(downloads, Some(200.0));
+}
