@@ -169,6 +169,9 @@ mod tests {
         if cfg!(feature = "scrub") {
             expected.push_str("-scrub");
         }
+        if cfg!(feature = "metrics") {
+            expected.push_str("-metrics");
+        }
         if cfg!(feature = "lint") {
             expected.push_str("-lint");
         }
