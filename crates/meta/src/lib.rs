@@ -372,8 +372,32 @@ impl MetaStore {
 
     fn replace_repo_once(&self, r: &str, changes: &[Change]) -> Result<()> {
         let txn = self.begin_write()?;
-        Self::forget_in(&txn, r, false)?;
-        self.apply_in(&txn, r, changes)?;
+        self.replace_in(&txn, r, changes)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// [`MetaStore::replace_repo`] of several repositories in one
+    /// transaction (a start-up rebuild of many layouts): one commit, and
+    /// the B-tree pages that neighbouring repositories share are copied
+    /// once rather than once per repository. All or nothing.
+    pub fn replace_repos(&self, batch: &[(RepoName, Vec<Change>)]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.watch((|| {
+            let txn = self.begin_write()?;
+            for (repo, changes) in batch {
+                self.replace_in(&txn, repo.as_str(), changes)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })())
+    }
+
+    fn replace_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
+        Self::forget_in(txn, r, false)?;
+        self.apply_in(txn, r, changes)?;
         {
             let manifests = txn.open_table(MANIFESTS)?;
             let mut times = txn.open_table(TIMES)?;
@@ -388,8 +412,7 @@ impl MetaStore {
                 times.remove((r, d.as_str()))?;
             }
         }
-        search::prune(&txn, r)?;
-        txn.commit()?;
+        search::prune(txn, r)?;
         Ok(())
     }
 

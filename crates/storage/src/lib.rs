@@ -14,6 +14,7 @@ mod lint;
 mod local;
 mod locks;
 mod manifests;
+mod rebuild_batch;
 pub mod paths;
 mod registry;
 pub mod retention;
