@@ -206,6 +206,36 @@ async fn global_search_repo_ranking() {
     );
 }
 
+/// Queries with folders rank by their last segment (which every matching
+/// name contains: names without it are skipped before ranking).
+#[tokio::test]
+async fn global_search_by_folder_and_segment() {
+    let h = Harness::world();
+    let names = |q: &'static str| {
+        let h = &h;
+        async move {
+            let d = h
+                .data(&format!(
+                    r#"{{ GlobalSearch(query: "{q}") {{ Repos {{ Name Rank }} }} }}"#
+                ))
+                .await;
+            let g = &d["GlobalSearch"]["Repos"];
+            (pluck(g, "Name"), pluck(g, "Rank"))
+        }
+    };
+    assert_eq!(
+        names("tools/alp").await,
+        (vec!["tools/alpine-utils".to_owned()], vec!["1".to_owned()])
+    );
+    assert_eq!(
+        names("foo/alpine").await,
+        (vec!["foo/myalpine".to_owned()], vec!["3".to_owned()])
+    );
+    assert_eq!(names("bar/alpine").await.0, Vec::<String>::new());
+    assert_eq!(names("apps/web").await.0, vec!["apps/web"]);
+    assert_eq!(names("zzz").await.0, Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn global_search_forms() {
     let h = Harness::world();
