@@ -569,6 +569,19 @@ impl MetaStore {
         })
     }
 
+    /// The fingerprint of every repository, from one read transaction
+    /// (start-up compares them all with the layouts).
+    pub fn fingerprints(&self) -> Result<std::collections::HashMap<String, Fingerprint>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(REPOS)?;
+        let mut out = std::collections::HashMap::new();
+        for item in t.range::<&str>(..)? {
+            let (k, v) = item?;
+            out.insert(k.value().to_owned(), serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
+    }
+
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
         let txn = self.db()?.begin_read()?;
         Ok(txn.open_table(REPOS)?.get(repo.as_str())?.is_some())

@@ -338,6 +338,9 @@ fn a_batch_of_replacements_is_the_same_as_one_replacement_each() {
         );
     }
     assert_eq!(batch.search_repo("a").unwrap().unwrap().images.len(), 1);
+    let mut fingerprinted: Vec<String> = batch.fingerprints().unwrap().into_keys().collect();
+    fingerprinted.sort();
+    assert_eq!(fingerprinted, ["a", "b", "c"]);
     assert_eq!(
         batch.blob_repos(&rec(4).digest).unwrap(),
         vec!["b".to_owned()]

@@ -289,7 +289,24 @@ impl Registry {
         // In name order, so that a batch of rebuilds holds neighbours.
         let mut order: Vec<&RepoName> = found.iter().collect();
         order.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-        let mut pending = order.into_iter();
+        // Every fingerprint compared at once (one stat sweep, one read
+        // transaction): only the repositories that differ are visited.
+        let stored = self.meta.fingerprints()?;
+        let keys = order.iter().map(|r| paths::index(r)).collect();
+        let on_disk = self.backend.fingerprints(keys).await;
+        let mut changed = Vec::new();
+        for (repo, fp) in order.into_iter().zip(on_disk) {
+            match fp? {
+                Some(fp) if stored.get(repo.as_str()) == Some(&fp) => {
+                    self.initialised
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(repo.clone());
+                }
+                _ => changed.push(repo),
+            }
+        }
+        let mut pending = changed.into_iter();
         let mut outcomes = futures_util::stream::FuturesUnordered::new();
         let mut fresh = HashSet::new();
         let mut batch = crate::rebuild_batch::RebuildBatch::default();
