@@ -372,8 +372,32 @@ impl MetaStore {
 
     fn replace_repo_once(&self, r: &str, changes: &[Change]) -> Result<()> {
         let txn = self.begin_write()?;
-        Self::forget_in(&txn, r, false)?;
-        self.apply_in(&txn, r, changes)?;
+        self.replace_in(&txn, r, changes)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// [`MetaStore::replace_repo`] of several repositories in one
+    /// transaction (a start-up rebuild of many layouts): one commit, and
+    /// the B-tree pages that neighbouring repositories share are copied
+    /// once rather than once per repository. All or nothing.
+    pub fn replace_repos(&self, batch: &[(RepoName, Vec<Change>)]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.watch((|| {
+            let txn = self.begin_write()?;
+            for (repo, changes) in batch {
+                self.replace_in(&txn, repo.as_str(), changes)?;
+            }
+            txn.commit()?;
+            Ok(())
+        })())
+    }
+
+    fn replace_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
+        Self::forget_in(txn, r, false)?;
+        self.apply_in(txn, r, changes)?;
         {
             let manifests = txn.open_table(MANIFESTS)?;
             let mut times = txn.open_table(TIMES)?;
@@ -388,8 +412,7 @@ impl MetaStore {
                 times.remove((r, d.as_str()))?;
             }
         }
-        search::prune(&txn, r)?;
-        txn.commit()?;
+        search::prune(txn, r)?;
         Ok(())
     }
 
@@ -544,6 +567,19 @@ impl MetaStore {
             Some(v) => Some(serde_json::from_slice(v.value())?),
             None => None,
         })
+    }
+
+    /// The fingerprint of every repository, from one read transaction
+    /// (start-up compares them all with the layouts).
+    pub fn fingerprints(&self) -> Result<std::collections::HashMap<String, Fingerprint>> {
+        let txn = self.db()?.begin_read()?;
+        let t = txn.open_table(REPOS)?;
+        let mut out = std::collections::HashMap::new();
+        for item in t.range::<&str>(..)? {
+            let (k, v) = item?;
+            out.insert(k.value().to_owned(), serde_json::from_slice(v.value())?);
+        }
+        Ok(out)
     }
 
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {

@@ -283,3 +283,66 @@ fn the_version_moves_with_every_change_to_the_listing() {
     );
     assert!(m.search_repos().unwrap().is_empty());
 }
+
+#[test]
+fn a_batch_of_replacements_is_the_same_as_one_replacement_each() {
+    let (_d1, one) = open();
+    let (_d2, batch) = open();
+    let a: RepoName = "a".parse().unwrap();
+    let b: RepoName = "b".parse().unwrap();
+    let c: RepoName = "c".parse().unwrap();
+    for m in [&one, &batch] {
+        push(m, &a, 1, "v1", "alice", 100);
+        push(m, &a, 2, "v2", "alice", 100);
+        push(m, &c, 3, "v1", "carol", 300);
+    }
+    // a keeps manifest 1 only; b is new; c is untouched.
+    let changes = vec![
+        (
+            a.clone(),
+            vec![
+                Change::PutManifest(rec(1)),
+                Change::SetTag("v1".into(), rec(1)),
+            ],
+        ),
+        (
+            b.clone(),
+            vec![
+                Change::PutManifest(rec(4)),
+                Change::PutImage(image(4)),
+                Change::SetTag("latest".into(), rec(4)),
+                Change::AddBlob(rec(4).digest),
+            ],
+        ),
+    ];
+    for (repo, c) in &changes {
+        one.replace_repo(repo, c).unwrap();
+    }
+    let before = batch.search_version().unwrap();
+    batch.replace_repos(&changes).unwrap();
+    assert!(batch.search_version().unwrap() > before);
+    assert!(batch.replace_repos(&[]).is_ok());
+    assert_eq!(one.search_repos().unwrap().len(), 3);
+    for name in ["a", "b", "c"] {
+        let (x, y) = (
+            one.search_repo(name).unwrap().unwrap(),
+            batch.search_repo(name).unwrap().unwrap(),
+        );
+        assert_eq!(x.tags, y.tags, "{name}");
+        assert_eq!(x.images, y.images, "{name}");
+        assert_eq!(x.stats, y.stats, "{name}");
+        let repo: RepoName = name.parse().unwrap();
+        assert_eq!(
+            one.tags(&repo, None, 10).unwrap(),
+            batch.tags(&repo, None, 10).unwrap()
+        );
+    }
+    assert_eq!(batch.search_repo("a").unwrap().unwrap().images.len(), 1);
+    let mut fingerprinted: Vec<String> = batch.fingerprints().unwrap().into_keys().collect();
+    fingerprinted.sort();
+    assert_eq!(fingerprinted, ["a", "b", "c"]);
+    assert_eq!(
+        batch.blob_repos(&rec(4).digest).unwrap(),
+        vec!["b".to_owned()]
+    );
+}

@@ -10,7 +10,8 @@
 //!
 //! Invariants: a cached card is reused only while its repository's
 //! generation is unchanged; cards of repositories that disappeared are
-//! dropped on the next listing; one thread at a time rebuilds stale cards.
+//! dropped on the next listing; one query at a time rebuilds stale cards
+//! (on several threads when there are many, as at start-up).
 //! Layer, manifest and config digests are kept as 64-bit keys (base/derived
 //! matching compares keys, a collision being 2^-64 per pair; a whole-digest
 //! search only uses them to pick the repositories it then reads).
@@ -197,6 +198,9 @@ impl RepoCard {
     }
 }
 
+/// Stale cards per thread below which they are built on one thread.
+const PARALLEL_MIN: usize = 256;
+
 /// Repositories kept read (see [`Catalog::repo`]).
 pub const HOT: usize = 4;
 
@@ -313,14 +317,8 @@ impl Catalog {
         }
         let mut out = Vec::with_capacity(live.len());
         let stale = self.collect(&live, &|_| true, &mut out);
-        let mut fresh = Vec::with_capacity(stale.len());
-        for (name, generation) in stale {
-            if let Some(ctx) = self.read(&name)? {
-                let card = Arc::new(RepoCard::build(&ctx, generation, &self.platforms));
-                out.push(Arc::clone(&card));
-                fresh.push(card);
-            }
-        }
+        let fresh = self.build(&stale)?;
+        out.extend(fresh.iter().cloned());
         {
             let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
             for card in fresh {
@@ -339,6 +337,51 @@ impl Catalog {
             cards: Arc::clone(&cards),
         }));
         Ok(cards)
+    }
+
+    /// Reads and builds the cards of `stale` (repositories that vanished
+    /// meanwhile are left out). Many cards (at start-up, all of them) are
+    /// built on several threads, one slice of the list each.
+    fn build(&self, stale: &[(String, u64)]) -> Result<Vec<Arc<RepoCard>>, SourceError> {
+        let one = |(name, generation): &(String, u64)| -> Result<_, SourceError> {
+            Ok(self
+                .read(name)?
+                .map(|ctx| Arc::new(RepoCard::build(&ctx, *generation, &self.platforms))))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(stale.len() / PARALLEL_MIN)
+            .max(1);
+        if threads == 1 {
+            let mut fresh = Vec::with_capacity(stale.len());
+            for item in stale {
+                fresh.extend(one(item)?);
+            }
+            return Ok(fresh);
+        }
+        let chunk = stale.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = stale
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut fresh = Vec::with_capacity(part.len());
+                        for item in part {
+                            fresh.extend(one(item)?);
+                        }
+                        Ok::<_, SourceError>(fresh)
+                    })
+                })
+                .collect();
+            let mut fresh = Vec::with_capacity(stale.len());
+            for worker in workers {
+                let part = worker
+                    .join()
+                    .map_err(|_| SourceError("search: building summaries panicked".into()))??;
+                fresh.extend(part);
+            }
+            Ok(fresh)
+        })
     }
 
     /// The snapshot's cards if it was taken from exactly this listing

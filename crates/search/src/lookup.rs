@@ -199,11 +199,31 @@ impl Lookup {
         ImagePage { info, results }
     }
 
-    /// Sorts, pages and builds repository summaries.
-    pub fn repo_page(&self, mut rows: Vec<RepoRow>, p: &Paging, prefs: &UserPrefs) -> RepoPage {
+    /// Sorts, pages and builds repository summaries. With `newest` (the
+    /// query asks for their `NewestImage`), the first [`RECENT`]
+    /// repositories of the page are read here, on the resolver's blocking
+    /// thread, rather than one blocking task each while the answer is
+    /// written.
+    pub fn repo_page(
+        &self,
+        mut rows: Vec<RepoRow>,
+        p: &Paging,
+        prefs: &UserPrefs,
+        newest: bool,
+    ) -> RepoPage {
         sort_repos(&mut rows, p.sort);
         let (info, rows) = slice(rows, p);
-        let loader = Loader::new(Arc::clone(&self.catalog), []);
+        let seeds: Vec<Arc<RepoCtx>> = if newest {
+            rows.iter()
+                .take(RECENT)
+                // A failed read is tried again, and reported, when the
+                // summary is written.
+                .filter_map(|r| self.catalog.repo(&r.card.name).ok().flatten())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let loader = Loader::new(Arc::clone(&self.catalog), seeds);
         let results = rows
             .into_iter()
             .map(|row| RepoSummary {
@@ -303,7 +323,12 @@ impl Lookup {
 
     /// Repository search rows, ranked and filtered.
     pub fn search_repos(&self, q: &str, sieve: &Sieve, prefs: &UserPrefs) -> Result<Vec<RepoRow>> {
+        // Every name that ranks contains the query's last segment: one
+        // searcher built per query skips the others at memchr speed.
+        let last = q.rsplit_once('/').map_or(q, |(_, last)| last);
+        let finder = memchr::memmem::Finder::new(last.as_bytes());
         self.repo_rows(|card| {
+            finder.find(card.name.as_bytes())?;
             let rank = crate::global::rank_repo_name(q, &card.name)?;
             sieve.repo_ok(card, prefs).then_some(rank)
         })

@@ -37,6 +37,12 @@ fn viewer(ctx: &Context<'_>) -> Viewer {
 
 /// A refusal's text goes to the client; a metadata failure is logged and
 /// shown only as "internal error".
+/// Whether the query selects `NewestImage` of the repositories listed
+/// under `list` (`Repos`, `Results`).
+fn asks_newest(ctx: &Context<'_>, list: &str) -> bool {
+    ctx.look_ahead().field(list).field("NewestImage").exists()
+}
+
 fn gql(e: LookupError) -> async_graphql::Error {
     match e {
         LookupError::Refused(text) => async_graphql::Error::new(text),
@@ -161,9 +167,10 @@ impl Query {
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        let newest = asks_newest(ctx, "Results");
         Query::run(self.lookup(ctx), move |l| {
             let rows = l.repo_rows(|_| Some(0))?;
-            let page = l.repo_page(rows, &p, &l.prefs()?);
+            let page = l.repo_page(rows, &p, &l.prefs()?, newest);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
                 results: page.results.into(),
@@ -286,10 +293,11 @@ impl Query {
         let sieve = Sieve::new(filter.as_ref());
         if let Target::Repos(q) = target {
             let p = paging(requested_page.as_ref(), SortCriteria::Relevance)?;
+            let newest = asks_newest(ctx, "Repos");
             return Query::run(self.lookup(ctx), move |l| {
                 let prefs = l.prefs()?;
                 let rows = l.search_repos(&q, &sieve, &prefs)?;
-                let page = l.repo_page(rows, &p, &prefs);
+                let page = l.repo_page(rows, &p, &prefs, newest);
                 Ok(GlobalSearchResult {
                     page: Some(page.info),
                     images: Some(SerialList::default()),
@@ -450,9 +458,10 @@ impl Query {
         starred: bool,
     ) -> async_graphql::Result<PaginatedReposResult> {
         let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        let newest = asks_newest(ctx, "Results");
         Query::run(self.lookup(ctx), move |l| {
             if l.viewer.user.is_none() {
-                let page = l.repo_page(Vec::new(), &p, &Default::default());
+                let page = l.repo_page(Vec::new(), &p, &Default::default(), false);
                 return Ok(PaginatedReposResult {
                     page: Some(page.info),
                     results: page.results.into(),
@@ -465,7 +474,7 @@ impl Query {
                 &prefs.bookmarked
             };
             let rows = l.named_repos(names)?;
-            let page = l.repo_page(rows, &p, &prefs);
+            let page = l.repo_page(rows, &p, &prefs, newest);
             Ok(PaginatedReposResult {
                 page: Some(page.info),
                 results: page.results.into(),

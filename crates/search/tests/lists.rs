@@ -206,6 +206,60 @@ async fn global_search_repo_ranking() {
     );
 }
 
+/// Queries with folders rank by their last segment (which every matching
+/// name contains: names without it are skipped before ranking).
+#[tokio::test]
+async fn global_search_by_folder_and_segment() {
+    let h = Harness::world();
+    let names = |q: &'static str| {
+        let h = &h;
+        async move {
+            let d = h
+                .data(&format!(
+                    r#"{{ GlobalSearch(query: "{q}") {{ Repos {{ Name Rank }} }} }}"#
+                ))
+                .await;
+            let g = &d["GlobalSearch"]["Repos"];
+            (pluck(g, "Name"), pluck(g, "Rank"))
+        }
+    };
+    assert_eq!(
+        names("tools/alp").await,
+        (vec!["tools/alpine-utils".to_owned()], vec!["1".to_owned()])
+    );
+    assert_eq!(
+        names("foo/alpine").await,
+        (vec!["foo/myalpine".to_owned()], vec!["3".to_owned()])
+    );
+    assert_eq!(names("bar/alpine").await.0, Vec::<String>::new());
+    assert_eq!(names("apps/web").await.0, vec!["apps/web"]);
+    assert_eq!(names("zzz").await.0, Vec::<String>::new());
+}
+
+/// Each repository of a page shows its own newest image, whether it was
+/// read with the page (selected `NewestImage`) or while being written.
+#[tokio::test]
+async fn global_search_newest_images_belong_to_their_repositories() {
+    let h = Harness::world();
+    for query in [
+        r#"{ GlobalSearch(query: "") { Repos { Name NewestImage { RepoName Tag } } } }"#,
+        r#"{ GlobalSearch(query: "", requestedPage: {limit: 2, offset: 1, sortBy: ALPHABETIC_ASC}) { Repos { Name NewestImage { RepoName Tag } } } }"#,
+    ] {
+        let d = h.data(query).await;
+        let repos = d["GlobalSearch"]["Repos"].as_array().unwrap().clone();
+        assert!(!repos.is_empty(), "{query}");
+        for r in &repos {
+            assert_eq!(r["NewestImage"]["RepoName"], r["Name"], "{query}: {r}");
+            assert!(r["NewestImage"]["Tag"].is_string(), "{query}: {r}");
+        }
+    }
+    // Without NewestImage, the same names.
+    let d = h
+        .data(r#"{ GlobalSearch(query: "") { Repos { Name } } }"#)
+        .await;
+    assert_eq!(pluck(&d["GlobalSearch"]["Repos"], "Name").len(), 6);
+}
+
 #[tokio::test]
 async fn global_search_forms() {
     let h = Harness::world();

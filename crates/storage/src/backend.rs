@@ -158,6 +158,15 @@ pub trait Backend: Send + Sync + 'static {
     /// Identity of an object's current version, to detect changes made
     /// behind the registry's back.
     async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>>;
+    /// [`Backend::fingerprint`] of several objects, in order, in one round
+    /// trip where the backend can (start-up checks every `index.json`).
+    async fn fingerprints(&self, keys: Vec<String>) -> Vec<io::Result<Option<Fingerprint>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in &keys {
+            out.push(self.fingerprint(key).await);
+        }
+        out
+    }
     /// Seconds since the object was last modified.
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>>;
 }

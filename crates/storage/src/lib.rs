@@ -15,6 +15,7 @@ mod local;
 mod locks;
 mod manifests;
 pub mod paths;
+mod rebuild_batch;
 mod registry;
 pub mod retention;
 mod s3;

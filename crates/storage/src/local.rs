@@ -129,6 +129,14 @@ fn not_found_is_none<T>(r: io::Result<T>) -> io::Result<Option<T>> {
 }
 
 /// The whole file if it has at most `max` bytes (see [`Backend::read_at_most`]).
+fn fingerprint_of(m: &std::fs::Metadata) -> Fingerprint {
+    Fingerprint {
+        size: m.len(),
+        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        inode: m.ino(),
+    }
+}
+
 fn read_file_at_most(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::io::Read;
     let file = std::fs::File::open(path)?;
@@ -305,11 +313,31 @@ impl Backend for LocalBackend {
 
     async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>> {
         let m = not_found_is_none(tokio::fs::metadata(self.path(key)).await)?;
-        Ok(m.map(|m| Fingerprint {
-            size: m.len(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            inode: m.ino(),
-        }))
+        Ok(m.as_ref().map(fingerprint_of))
+    }
+
+    async fn fingerprints(&self, keys: Vec<String>) -> Vec<io::Result<Option<Fingerprint>>> {
+        let paths: Vec<PathBuf> = keys.iter().map(|k| self.path(k)).collect();
+        let n = paths.len();
+        let stat = move || {
+            paths
+                .iter()
+                .map(|p| {
+                    Ok(not_found_is_none(std::fs::metadata(p))?
+                        .as_ref()
+                        .map(fingerprint_of))
+                })
+                .collect::<Vec<_>>()
+        };
+        match tokio::task::spawn_blocking(stat).await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = io::Error::other(e.to_string());
+                (0..n)
+                    .map(|_| Err(io::Error::new(e.kind(), e.to_string())))
+                    .collect()
+            }
+        }
     }
 
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>> {

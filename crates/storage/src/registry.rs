@@ -106,6 +106,14 @@ enum RepoSync {
     Broken,
 }
 
+/// One repository checked by start-up synchronisation, with the changes
+/// of its rebuild (and its lock) when it was rebuilt.
+type SyncedRepo<'r> = (
+    &'r RepoName,
+    RepoSync,
+    Option<(crate::locks::ExclusiveGuard, Vec<Change>)>,
+);
+
 /// What start-up synchronisation found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SyncReport {
@@ -334,9 +342,30 @@ impl Registry {
         // time, so file latency overlaps (metadata commits still queue).
         // (Futures pushed by hand, not a stream combinator over a closure:
         // that would make this future not `Send` for every lifetime.)
-        let mut pending = found.iter();
+        // In name order, so that a batch of rebuilds holds neighbours.
+        let mut order: Vec<&RepoName> = found.iter().collect();
+        order.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        // Every fingerprint compared at once (one stat sweep, one read
+        // transaction): only the repositories that differ are visited.
+        let stored = self.meta.fingerprints()?;
+        let keys = order.iter().map(|r| paths::index(r)).collect();
+        let on_disk = self.backend.fingerprints(keys).await;
+        let mut changed = Vec::new();
+        for (repo, fp) in order.into_iter().zip(on_disk) {
+            match fp? {
+                Some(fp) if stored.get(repo.as_str()) == Some(&fp) => {
+                    self.initialised
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(repo.clone());
+                }
+                _ => changed.push(repo),
+            }
+        }
+        let mut pending = changed.into_iter();
         let mut outcomes = futures_util::stream::FuturesUnordered::new();
         let mut fresh = HashSet::new();
+        let mut batch = crate::rebuild_batch::RebuildBatch::default();
         loop {
             while outcomes.len() < SYNC_CONCURRENCY
                 && let Some(repo) = pending.next()
@@ -346,34 +375,51 @@ impl Registry {
             let Some(outcome) = outcomes.next().await else {
                 break;
             };
-            let (repo, outcome) = outcome?;
+            let (repo, outcome, rebuilt) = outcome?;
             match outcome {
                 RepoSync::Unchanged => {}
                 RepoSync::Rebuilt => report.rebuilt += 1,
                 RepoSync::Broken => report.broken += 1,
+            }
+            if let Some((guard, changes)) = rebuilt {
+                batch.push(repo.clone(), guard, changes);
+                if batch.is_full() {
+                    self.commit_batch(&mut batch).await?;
+                }
             }
             if outcome != RepoSync::Unchanged {
                 fresh.insert(repo);
             }
         }
         drop(outcomes);
+        if batch.len() > 0 {
+            self.commit_batch(&mut batch).await?;
+        }
         report.repositories = found.len();
         let stale: Vec<&RepoName> = found.iter().filter(|r| !fresh.contains(r)).collect();
         self.sync_search_index(&stale).await?;
         Ok(report)
     }
 
-    /// Brings one repository found on disk in step (see [`Registry::sync_from_disk`]).
-    async fn sync_repo<'r>(&self, repo: &'r RepoName) -> Result<(&'r RepoName, RepoSync)> {
+    /// Checks one repository found on disk (see [`Registry::sync_from_disk`]):
+    /// when its `index.json` is not the one the store was built from, reads
+    /// its layout and returns the changes to commit (in a batch, see
+    /// `rebuild_batch.rs`) with the repository's lock, held until then.
+    async fn sync_repo<'r>(&self, repo: &'r RepoName) -> Result<SyncedRepo<'r>> {
         let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
         let stored = self.meta.fingerprint(repo.as_str())?;
         let mut outcome = RepoSync::Unchanged;
+        let mut rebuilt = None;
         if on_disk.is_none() || on_disk != stored {
-            if let Err(e) = self.rebuild(repo).await {
-                // One broken layout must not take the others down.
-                tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
-                self.meta.forget_repo(repo.as_str())?;
-                return Ok((repo, RepoSync::Broken));
+            let guard = self.lock_repo(repo).await;
+            match self.layout_changes(repo).await {
+                Ok(changes) => rebuilt = Some((guard, changes)),
+                Err(e) => {
+                    // One broken layout must not take the others down.
+                    tracing::error!(%repo, error = %e, "cannot read this layout; it is not served");
+                    self.meta.forget_repo(repo.as_str())?;
+                    return Ok((repo, RepoSync::Broken, None));
+                }
             }
             outcome = RepoSync::Rebuilt;
         }
@@ -381,7 +427,7 @@ impl Registry {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(repo.clone());
-        Ok((repo, outcome))
+        Ok((repo, outcome, rebuilt))
     }
 
     /// Re-reads the layout of `repo` if its `index.json` is not the one the
@@ -399,14 +445,25 @@ impl Registry {
         Ok(())
     }
 
-    /// Rebuilds the metadata of one repository from its layout.
-    async fn rebuild(&self, repo: &RepoName) -> Result<()> {
-        let _guard = self.lock_repo(repo).await;
-        self.rebuild_locked(repo).await
+    /// Rebuilds the metadata of one repository from its layout, with the
+    /// repository's exclusive lock held.
+    async fn rebuild_locked(&self, repo: &RepoName) -> Result<()> {
+        let changes = self.layout_changes(repo).await?;
+        let meta = self.meta.clone();
+        let name = repo.clone();
+        tokio::task::spawn_blocking(move || meta.replace_repo(&name, &changes))
+            .await
+            .map_err(std::io::Error::other)??;
+        tracing::info!(%repo, "rebuilt metadata from the layout");
+        Ok(())
     }
 
-    /// [`Registry::rebuild`], with the repository's exclusive lock held.
-    async fn rebuild_locked(&self, repo: &RepoName) -> Result<()> {
+    /// Reads the layout of `repo` and returns the changes that make its
+    /// metadata (replacing every row, see [`MetaStore::replace_repo`]);
+    /// every blob of the layout is noted as just placed for GC. Call with
+    /// the repository's exclusive lock held, and keep it until the changes
+    /// are applied.
+    pub(crate) async fn layout_changes(&self, repo: &RepoName) -> Result<Vec<Change>> {
         let fingerprint = match self.backend.fingerprint(&paths::index(repo)).await? {
             Some(fp) => Change::SetFingerprint(fp),
             None => self.write_index(repo, &LayoutIndex::default()).await?,
@@ -509,13 +566,7 @@ impl Registry {
         // GC run that rebuilds a layout removes none of its blobs); push and
         // pull times survive the rebuild in `replace_repo` (retention needs them).
         self.lifecycle.note_changes(repo, &changes);
-        let meta = self.meta.clone();
-        let name = repo.clone();
-        tokio::task::spawn_blocking(move || meta.replace_repo(&name, &changes))
-            .await
-            .map_err(std::io::Error::other)??;
-        tracing::info!(%repo, manifests = seen.len(), "rebuilt metadata from the layout");
-        Ok(())
+        Ok(changes)
     }
 
     /// Repositories in lexical order after `last`, at most `n`, and whether more follow.

@@ -199,6 +199,51 @@ async fn a_changed_index_is_rebuilt_and_a_removed_layout_forgotten() {
     assert_eq!(report.rebuilt, 0);
 }
 
+/// A rebuild of more layouts than one metadata transaction takes (256 a
+/// batch) rebuilds every one, with a broken layout among them skipped,
+/// and the rebuilt metadata serves tags, blobs and the catalogue.
+#[tokio::test]
+async fn a_rebuild_of_many_layouts_commits_them_all() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mut digests = Vec::new();
+    {
+        let (reg, _) = open_local(dir.path(), false, Options::default())
+            .await
+            .unwrap();
+        for i in 0..N {
+            digests.push(push_image(&reg, &repo(&format!("r/{i:03}")), "v1", b"1").await);
+        }
+        push_image(&reg, &repo("r/bad"), "v1", b"1").await;
+    }
+    std::fs::write(dir.path().join("r/bad/index.json"), b"{not json").unwrap();
+    std::fs::remove_file(dir.path().join(zot_storage::paths::META_DB)).unwrap();
+    let (reg, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.repositories, report.rebuilt, report.broken),
+        (N + 1, N, 1)
+    );
+    let (names, more) = reg.catalog(None, N + 10).unwrap();
+    assert!(!more);
+    assert_eq!(names.len(), N);
+    for (i, d) in digests.iter().enumerate() {
+        let r = repo(&format!("r/{i:03}"));
+        assert_eq!(reg.tags(&r, None, 10).unwrap().0, vec!["v1"], "{r}");
+        let rec = reg
+            .manifest_record(&r, &Reference::Tag("v1".parse().unwrap()))
+            .unwrap();
+        assert_eq!(rec.digest, *d, "{r}");
+    }
+    // The rebuilt store is in step: nothing is rebuilt on the next start.
+    drop(reg);
+    let (_, report) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    assert_eq!((report.rebuilt, report.broken), (0, 1));
+}
+
 /// `storage.commit` fsyncs what it stores (counted by the driver), and
 /// nothing is fsynced without it; the content is the same either way.
 #[tokio::test]

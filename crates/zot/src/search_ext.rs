@@ -96,10 +96,37 @@ pub fn extension(cfg: &Config, stores: &zot_storage::Stores) -> Option<zot_api::
         return None;
     }
     let source = zot_search::stores::StoresSource::new(stores.clone());
+    let search = std::sync::Arc::new(zot_search::Search::new(std::sync::Arc::new(source)));
+    warm(&search);
     Some(zot_api::SearchExtension {
-        search: std::sync::Arc::new(zot_search::Search::new(std::sync::Arc::new(source))),
+        search,
         mgmt: zot_api::mgmt::render(&cfg.dist_spec_version, &cfg.http, &build_info()),
     })
+}
+
+/// Builds the search summaries of every repository on a thread of its
+/// own, so that the server listens meanwhile and the first queries find
+/// them built (a query arriving first waits for the same build, it does
+/// not start another).
+#[cfg(feature = "search")]
+fn warm(search: &std::sync::Arc<zot_search::Search>) {
+    let search = std::sync::Arc::clone(search);
+    let spawned = std::thread::Builder::new()
+        .name("search-warm".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match search.warm() {
+                Ok(n) => tracing::info!(
+                    repositories = n,
+                    ms = started.elapsed().as_millis(),
+                    "search summaries built"
+                ),
+                Err(e) => tracing::warn!(error = %e, "search: building the summaries failed"),
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "search: cannot start building the summaries; the first query will");
+    }
 }
 
 #[cfg(test)]
