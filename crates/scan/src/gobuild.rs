@@ -156,7 +156,10 @@ pub(crate) fn packages(version: &[u8], modinfo: &[u8], path: &str) -> Vec<Packag
             ["mod" | "dep", module, version, ..] if !module.is_empty() => {
                 packages.push(package(module, version))
             }
-            ["=>", module, version, ..] if !module.is_empty() && !version.is_empty() => {
+            // A replacement by a directory (`./x`, `/x`) keeps the module's own path and version.
+            ["=>", module, version, ..]
+                if !module.is_empty() && !version.is_empty() && !module.starts_with(['.', '/']) =>
+            {
                 if let Some(last) = packages.last_mut() {
                     *last = package(module, version);
                 }

@@ -52,7 +52,10 @@ fn archive<R: Read + Seek>(
             continue;
         };
         if is_pom_properties(&name) {
-            let bytes = spool::read_head(&mut entry, limits.metadata_bytes, limits.metadata_bytes)?;
+            let size = entry.size();
+            let Ok(bytes) = spool::read_head(&mut entry, size, limits.metadata_bytes) else {
+                continue;
+            };
             if let Some(package) = pom_properties(&bytes, path) {
                 packages.push(package);
             }

@@ -219,3 +219,12 @@ pub fn pairs(inventory: &Inventory, ecosystem: zot_scan::Ecosystem) -> Vec<(Stri
     out.dedup();
     out
 }
+
+/// A command's standard output whatever its exit status (`npm ls` exits 1
+/// when optional development packages are absent, and still lists).
+pub fn stdout_of(command: &mut Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
