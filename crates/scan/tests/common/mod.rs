@@ -114,7 +114,8 @@ impl Layer {
 
     /// Hides everything lower layers had under `dir`.
     pub fn opaque(self, dir: &str) -> Self {
-        self.file(&format!("{dir}/.wh..wh..opq"), b"")
+        let marker = if dir.is_empty() { "./.wh..wh..opq".to_string() } else { format!("{dir}/.wh..wh..opq") };
+        self.file(&marker, b"")
     }
 
     pub fn tar(self) -> Vec<u8> {
