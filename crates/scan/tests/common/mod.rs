@@ -114,7 +114,11 @@ impl Layer {
 
     /// Hides everything lower layers had under `dir`.
     pub fn opaque(self, dir: &str) -> Self {
-        let marker = if dir.is_empty() { "./.wh..wh..opq".to_string() } else { format!("{dir}/.wh..wh..opq") };
+        let marker = if dir.is_empty() {
+            "./.wh..wh..opq".to_string()
+        } else {
+            format!("{dir}/.wh..wh..opq")
+        };
         self.file(&marker, b"")
     }
 
@@ -228,4 +232,16 @@ pub fn stdout_of(command: &mut Command) -> String {
         .output()
         .unwrap_or_else(|e| panic!("run {command:?}: {e}"));
     String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+impl Layer {
+    /// A regular file whose stored name is `name` verbatim (`..` and all),
+    /// which the tar crate's checked setters refuse to write.
+    pub fn raw_file(mut self, name: &[u8], data: &[u8]) -> Self {
+        let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.set_cksum();
+        self.builder.append(&h, data).expect("append raw");
+        self
+    }
 }
