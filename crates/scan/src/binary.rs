@@ -60,7 +60,7 @@ fn stream_go(
         if !found
             && let Some(at) = finder
                 .find_iter(&window)
-                .find(|at| (base + *at as u64) % 16 == 0)
+                .find(|at| (base + *at as u64).is_multiple_of(16))
         {
             window.drain(..at);
             base += at as u64;

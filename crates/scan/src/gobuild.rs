@@ -78,7 +78,7 @@ pub(crate) fn inline(buf: &[u8], cap: u64) -> Inline<'_> {
 /// Finds the header in a whole binary and reads it, either format.
 pub(crate) fn from_memory(bytes: &[u8], path: &str, cap: u64) -> Option<Vec<Package>> {
     let finder = memchr::memmem::Finder::new(MAGIC);
-    let at = finder.find_iter(bytes).find(|at| at % 16 == 0)?;
+    let at = finder.find_iter(bytes).find(|at| at.is_multiple_of(16))?;
     match inline(&bytes[at..], cap) {
         Inline::Strings { version, modinfo } => Some(packages(version, modinfo, path)),
         Inline::Pointers => {

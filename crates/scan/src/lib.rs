@@ -33,6 +33,8 @@ mod layers;
 mod limits;
 mod matcher;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod rpm;
 mod sbom;
 mod spool;

@@ -51,8 +51,8 @@ fn build_go_app(dir: &Path, extra_ldflags: &str) -> PathBuf {
     require("go");
     let write = |rel: &str, text: &str| {
         let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
+        std::fs::create_dir_all(path.parent().expect("test fixture")).expect("test fixture");
+        std::fs::write(path, text).expect("test fixture");
     };
     write(
         "app/go.mod",
@@ -255,15 +255,19 @@ const COMMONS_IO: &str = "/usr/share/java/commons-io.jar";
 fn commons_io_version() -> String {
     let real = std::fs::canonicalize(COMMONS_IO)
         .unwrap_or_else(|_| panic!("{COMMONS_IO}: scripts/test installs libcommons-io-java"));
-    let name = real.file_name().unwrap().to_string_lossy().into_owned();
+    let name = real
+        .file_name()
+        .expect("test fixture")
+        .to_string_lossy()
+        .into_owned();
     let versioned = std::fs::read_dir("/usr/share/java")
-        .unwrap()
+        .expect("test fixture")
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.starts_with("commons-io-") && n.ends_with(".jar"))
         .find(|n| {
             std::fs::canonicalize(Path::new("/usr/share/java").join(n))
-                .is_ok_and(|p| p.file_name().unwrap().to_string_lossy() == name)
+                .is_ok_and(|p| p.file_name().expect("test fixture").to_string_lossy() == name)
         })
         .expect("a versioned name for commons-io");
     versioned
@@ -282,10 +286,10 @@ fn zip(entries: &[(&str, &[u8])], deflate: bool) -> Vec<u8> {
     };
     let options = zip::write::SimpleFileOptions::default().compression_method(method);
     for (name, bytes) in entries {
-        writer.start_file(*name, options).unwrap();
-        writer.write_all(bytes).unwrap();
+        writer.start_file(*name, options).expect("test fixture");
+        writer.write_all(bytes).expect("test fixture");
     }
-    writer.finish().unwrap().into_inner()
+    writer.finish().expect("test fixture").into_inner()
 }
 
 #[test]

@@ -115,10 +115,10 @@ fn jar_with(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     for (name, bytes) in entries {
         writer
             .start_file(name.as_str(), zip::write::SimpleFileOptions::default())
-            .unwrap();
-        writer.write_all(bytes).unwrap();
+            .expect("test fixture");
+        writer.write_all(bytes).expect("test fixture");
     }
-    writer.finish().unwrap().into_inner()
+    writer.finish().expect("test fixture").into_inner()
 }
 
 fn pom(artifact: &str) -> (String, Vec<u8>) {

@@ -239,11 +239,13 @@ fn rpm_sqlite_database_from_rpmbuild() {
 /// keyed by rpm's instance numbers (native-endian, as rpm writes them).
 fn berkeley_packages(sqlite: &Path, out: &Path, page_size: u32) {
     require("db5.3_load");
-    let conn = rusqlite::Connection::open(sqlite).unwrap();
-    let mut stmt = conn.prepare("SELECT hnum, blob FROM Packages").unwrap();
+    let conn = rusqlite::Connection::open(sqlite).expect("test fixture");
+    let mut stmt = conn
+        .prepare("SELECT hnum, blob FROM Packages")
+        .expect("test fixture");
     let rows: Vec<(u32, Vec<u8>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
+        .expect("test fixture")
         .map(Result::unwrap)
         .collect();
     let hex = |bytes: &[u8]| {
@@ -260,7 +262,7 @@ fn berkeley_packages(sqlite: &Path, out: &Path, page_size: u32) {
         text.push('\n');
     }
     let input = out.with_extension("txt");
-    std::fs::write(&input, text).unwrap();
+    std::fs::write(&input, text).expect("test fixture");
     run(Command::new("db5.3_load")
         .args([
             "-T",

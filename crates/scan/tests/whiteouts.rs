@@ -25,13 +25,13 @@ fn jar(group: &str, artifact: &str, version: &str) -> Vec<u8> {
             format!("META-INF/maven/{group}/{artifact}/pom.properties"),
             zip::write::SimpleFileOptions::default(),
         )
-        .unwrap();
+        .expect("test fixture");
     write!(
         writer,
         "groupId={group}\nartifactId={artifact}\nversion={version}\n"
     )
-    .unwrap();
-    writer.finish().unwrap().into_inner()
+    .expect("test fixture");
+    writer.finish().expect("test fixture").into_inner()
 }
 
 fn dpkg(packages: &[(&str, &str)]) -> Vec<u8> {
