@@ -30,7 +30,7 @@ pub(crate) fn scan(
     }
     if size <= limits.binary_bytes {
         let mut bytes = head.to_vec();
-        bytes.extend(spool::read_exact(data, size - 4)?);
+        bytes.extend(spool::read_exact(data, size.saturating_sub(4))?);
         let mut packages =
             gobuild::from_memory(&bytes, path, limits.build_info_bytes).unwrap_or_default();
         if let Some(crates) = auditable::from_memory(&bytes, path, limits.build_info_bytes)? {

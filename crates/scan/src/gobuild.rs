@@ -241,3 +241,110 @@ mod tests {
         assert_eq!(inline(&blob, 4), Inline::Invalid);
     }
 }
+
+/// Go < 1.18's pointer format, in a hand-built ELF executable whose
+/// `.go.buildinfo` points at Go string headers in `.rodata`.
+#[cfg(test)]
+mod pointer_tests {
+    use super::*;
+
+    const RODATA: u64 = 0x40_0000;
+
+    fn section_header(name: u32, kind: u32, addr: u64, offset: u64, size: u64) -> Vec<u8> {
+        let mut h = Vec::with_capacity(64);
+        h.extend_from_slice(&name.to_le_bytes());
+        h.extend_from_slice(&kind.to_le_bytes());
+        h.extend_from_slice(&(if addr != 0 { 2u64 } else { 0 }).to_le_bytes()); // SHF_ALLOC
+        h.extend_from_slice(&addr.to_le_bytes());
+        h.extend_from_slice(&offset.to_le_bytes());
+        h.extend_from_slice(&size.to_le_bytes());
+        h.extend_from_slice(&[0u8; 8]); // link, info
+        h.extend_from_slice(&1u64.to_le_bytes()); // align
+        h.extend_from_slice(&0u64.to_le_bytes()); // entsize
+        h
+    }
+
+    pub(super) fn elf(version: &str, modinfo: &str) -> Vec<u8> {
+        let mut wrapped = vec![0x30u8; 16];
+        wrapped.extend_from_slice(modinfo.as_bytes());
+        wrapped.extend_from_slice(&[0xf9u8; 16]);
+        // .rodata: two string headers, then the strings.
+        let mut rodata = Vec::new();
+        rodata.extend_from_slice(&(RODATA + 64).to_le_bytes());
+        rodata.extend_from_slice(&(version.len() as u64).to_le_bytes());
+        rodata.extend_from_slice(&(RODATA + 64 + version.len() as u64).to_le_bytes());
+        rodata.extend_from_slice(&(wrapped.len() as u64).to_le_bytes());
+        rodata.resize(64, 0);
+        rodata.extend_from_slice(version.as_bytes());
+        rodata.extend_from_slice(&wrapped);
+        let mut buildinfo = MAGIC.to_vec();
+        buildinfo.extend_from_slice(&[8, 0]);
+        buildinfo.extend_from_slice(&RODATA.to_le_bytes());
+        buildinfo.extend_from_slice(&(RODATA + 16).to_le_bytes());
+        let names = b"\0.go.buildinfo\0.rodata\0.shstrtab\0".to_vec();
+        // Layout: header, .go.buildinfo at 64 (aligned), .rodata, names, section headers.
+        let buildinfo_at = 64u64;
+        let rodata_at = buildinfo_at + buildinfo.len() as u64;
+        let names_at = rodata_at + rodata.len() as u64;
+        let sh_at = (names_at + names.len() as u64).next_multiple_of(8);
+        let mut file = b"\x7fELF\x02\x01\x01".to_vec();
+        file.resize(16, 0);
+        file.extend_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        file.extend_from_slice(&0x3eu16.to_le_bytes()); // x86-64
+        file.extend_from_slice(&1u32.to_le_bytes());
+        file.extend_from_slice(&0u64.to_le_bytes()); // entry
+        file.extend_from_slice(&0u64.to_le_bytes()); // phoff
+        file.extend_from_slice(&sh_at.to_le_bytes());
+        file.extend_from_slice(&0u32.to_le_bytes()); // flags
+        file.extend_from_slice(&64u16.to_le_bytes());
+        file.extend_from_slice(&56u16.to_le_bytes());
+        file.extend_from_slice(&0u16.to_le_bytes()); // phnum
+        file.extend_from_slice(&64u16.to_le_bytes());
+        file.extend_from_slice(&4u16.to_le_bytes()); // shnum
+        file.extend_from_slice(&3u16.to_le_bytes()); // shstrndx
+        file.extend_from_slice(&buildinfo);
+        file.extend_from_slice(&rodata);
+        file.extend_from_slice(&names);
+        file.resize(sh_at as usize, 0);
+        file.extend(section_header(0, 0, 0, 0, 0));
+        file.extend(section_header(
+            1,
+            1,
+            0x50_0000,
+            buildinfo_at,
+            buildinfo.len() as u64,
+        ));
+        file.extend(section_header(
+            15,
+            1,
+            RODATA,
+            rodata_at,
+            rodata.len() as u64,
+        ));
+        file.extend(section_header(23, 3, 0, names_at, names.len() as u64));
+        file
+    }
+
+    #[test]
+    fn reads_pointer_format_through_sections() {
+        let modinfo = "path\texample.com/old\nmod\texample.com/old\tv0.1.0\t\ndep\tgithub.com/pkg/errors\tv0.9.1\th1:x=\n";
+        let file = elf("go1.16.15", modinfo);
+        let packages = from_memory(&file, "old", 1 << 20).expect("build info");
+        let found: Vec<_> = packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("example.com/old", "v0.1.0"),
+                ("github.com/pkg/errors", "v0.9.1"),
+                ("stdlib", "v1.16.15")
+            ]
+        );
+        // Pointers to nowhere: nothing, no panic.
+        let mut broken = file.clone();
+        broken[64 + 16..64 + 24].copy_from_slice(&0xdead_beefu64.to_le_bytes());
+        assert!(from_memory(&broken, "old", 1 << 20).is_none());
+    }
+}
