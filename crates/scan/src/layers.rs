@@ -10,6 +10,9 @@
 //!   remove what lower layers had at that path and below; entries of the
 //!   same layer are never hidden by that layer's whiteouts (OCI image spec).
 //! - Every quantity an attacker controls is bounded by [`Limits`].
+//! - A hard link carries what its target yielded. When the target's name
+//!   was not one the matcher reads (a content store's hash) the content
+//!   has gone by; the link is then reported as a problem, not read.
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -206,8 +209,17 @@ impl Scanner {
             let finding = match header.kind {
                 Kind::File => self.read_file(&path, header.size, header.mode, &mut tar.data()),
                 Kind::HardLink => matcher::normalize(&header.link).and_then(|target| {
-                    let from = upper.get(&target).or_else(|| lower.get(&target))?;
-                    Some(from.relinked(&target, &path))
+                    if let Some(from) = upper.get(&target).or_else(|| lower.get(&target)) {
+                        return Some(from.relinked(&target, &path));
+                    }
+                    // The content went by under a name not read; it cannot be read again.
+                    if matcher::classify(&path).is_some() && matcher::classify(&target).is_none() {
+                        self.problem(
+                            path.clone(),
+                            format!("hard link to {target}, which was not read"),
+                        );
+                    }
+                    None
                 }),
                 _ => None,
             };

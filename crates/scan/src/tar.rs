@@ -172,6 +172,23 @@ impl<R: Read> TarReader<R> {
         Ok(true)
     }
 
+    /// Skips old GNU sparse extension blocks (each says whether another follows).
+    fn skip_sparse_extensions(&mut self) -> io::Result<()> {
+        let mut block = [0u8; BLOCK];
+        for _ in 0..MAX_EXTENSION / BLOCK as u64 {
+            if !self.block(&mut block)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "tar stream ends inside a sparse map",
+                ));
+            }
+            if block[504] == 0 {
+                return Ok(());
+            }
+        }
+        Err(malformed("tar sparse map is too large"))
+    }
+
     /// Reads an extension entry's data (a long name, PAX records).
     fn extension(&mut self, size: u64) -> io::Result<Vec<u8>> {
         if size > MAX_EXTENSION {
@@ -248,6 +265,11 @@ impl<R: Read> TarReader<R> {
                             full.extend_from_slice(&path);
                             path = full;
                         }
+                    }
+                    if typeflag == b'S' && block[482] != 0 {
+                        // Old GNU sparse: extension blocks of the sparse map follow
+                        // the header, outside the entry's size.
+                        self.skip_sparse_extensions()?;
                     }
                     let kind = match typeflag {
                         b'0' | 0 | b'7' => Kind::File,

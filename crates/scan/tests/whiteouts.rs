@@ -116,6 +116,10 @@ fn top() -> Vec<u8> {
     Layer::new()
         .file("srv/b.jar", &jar("org.example", "b", "2.0"))
         .hardlink("srv/c.jar", "srv/b.jar")
+        // A content store's file hard-linked into node_modules, the store
+        // first: its content went by unread, which is reported.
+        .file("store/v3/3f9a", &package_json("stored", "1.0.0"))
+        .hardlink("opt/node_modules/stored/package.json", "store/v3/3f9a")
         .whiteout("nothing/here")
         .whiteout("app")
         .tar()
@@ -172,6 +176,18 @@ fn root_whiteout_and_hard_links_of_the_top_layer() {
         ]
     );
     assert_eq!(names(&inventory, Ecosystem::Pypi), ["keep@1.1"]);
+    let problems: Vec<(&str, &str)> = inventory
+        .problems
+        .iter()
+        .map(|p| (p.path.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        problems,
+        [(
+            "opt/node_modules/stored/package.json",
+            "hard link to store/v3/3f9a, which was not read"
+        )]
+    );
 }
 
 #[test]
