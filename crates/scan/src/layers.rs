@@ -247,13 +247,14 @@ impl Scanner {
         };
         match result {
             Ok(finding) => Some(finding),
-            Err(ParseError::Io(e)) if e.kind() != io::ErrorKind::InvalidData => {
-                // The layer stream itself failed; the walk sees it on its next read.
-                self.problem(path.to_string(), format!("read failed: {e}"));
-                None
-            }
             Err(e) => {
-                self.problem(path.to_string(), e.to_string());
+                // When the layer stream itself failed, the walk meets the
+                // error again at its next read and fails the layer.
+                let message = match e {
+                    ParseError::Io(e) => format!("read failed: {e}"),
+                    e => e.to_string(),
+                };
+                self.problem(path.to_string(), message);
                 None
             }
         }

@@ -329,3 +329,57 @@ impl<R: Read> Read for EntryData<'_, R> {
         Ok(got)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &[u8], typeflag: u8, size_field: &[u8]) -> [u8; BLOCK] {
+        let mut block = [0u8; BLOCK];
+        block[..name.len()].copy_from_slice(name);
+        block[100..107].copy_from_slice(b"0000644");
+        block[124..124 + size_field.len()].copy_from_slice(size_field);
+        block[156] = typeflag;
+        block[257..263].copy_from_slice(b"ustar\0");
+        block[148..156].copy_from_slice(b"        ");
+        let sum: u32 = block.iter().map(|b| u32::from(*b)).sum();
+        block[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        block
+    }
+
+    #[test]
+    fn pax_path_and_base256_size() {
+        let records = b"30 path=a/very/long/name.json\n";
+        let mut stream = header(
+            b"PaxHeaders/x",
+            b'x',
+            format!("{:011o}", records.len()).as_bytes(),
+        )
+        .to_vec();
+        stream.extend_from_slice(records);
+        stream.resize(1024, 0);
+        // Size 5 written in GNU base-256.
+        let mut size = [0u8; 12];
+        size[0] = 0x80;
+        size[11] = 5;
+        stream.extend_from_slice(&header(b"short", b'0', &size));
+        stream.extend_from_slice(b"hello");
+        stream.resize(stream.len() + 507, 0);
+        stream.extend_from_slice(&[0u8; 1024]);
+        let mut tar = TarReader::new(stream.as_slice());
+        let entry = tar.next_header().unwrap().unwrap();
+        assert_eq!(entry.path, b"a/very/long/name.json");
+        assert_eq!((entry.kind, entry.size), (Kind::File, 5));
+        let mut data = String::new();
+        tar.data().read_to_string(&mut data).unwrap();
+        assert_eq!(data, "hello");
+        assert!(tar.next_header().unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_checksum_is_an_error() {
+        let mut block = header(b"f", b'0', b"00000000000");
+        block[0] = b'g';
+        assert!(TarReader::new(&block[..]).next_header().is_err());
+    }
+}
