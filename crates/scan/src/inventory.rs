@@ -105,6 +105,10 @@ pub struct Problem {
 /// The package inventory of one image manifest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inventory {
+    /// The [`Inventory::SCANNER`] revision that made it: a stored inventory
+    /// of an older revision may lack what the current scanner finds.
+    #[serde(default)]
+    pub scanner: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<OsRelease>,
     /// Sorted by ecosystem, name, version, path; no duplicates.
@@ -122,6 +126,9 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Inventory {
+    /// The scanner's revision, raised whenever it finds more or differently.
+    pub const SCANNER: u32 = 1;
+
     /// The packages of one ecosystem.
     pub fn of(&self, ecosystem: Ecosystem) -> impl Iterator<Item = &Package> {
         self.packages

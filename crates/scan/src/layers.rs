@@ -308,6 +308,7 @@ impl Scanner {
         packages.sort();
         packages.dedup();
         Inventory {
+            scanner: Inventory::SCANNER,
             os,
             packages,
             problems,

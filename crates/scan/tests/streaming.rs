@@ -126,6 +126,15 @@ async fn files_and_trickling_streams_give_the_same_inventory() {
     assert_eq!(scanner.finish(), expected);
 }
 
+/// The scan can run in a spawned task (its future is `Send`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_run_in_spawned_tasks() {
+    let task = tokio::spawn(scan_trickle(layers(), 4096, None));
+    let inventory = task.await.expect("join").expect("scan");
+    assert_eq!(inventory.scanner, zot_scan::Inventory::SCANNER);
+    assert!(inventory.find(zot_scan::Ecosystem::Cargo, "x").is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_stream_fails_the_scan() {
     let err = scan_trickle(layers(), 512, Some(20_000)).await.unwrap_err();
