@@ -1,4 +1,5 @@
-//! OS packages against real databases of this machine: the host's dpkg
+//! OS packages against real databases of this machine: packages built
+//! with dpkg-deb, installed and removed by dpkg across two layers, the host's dpkg
 //! status (checked against `dpkg-query`), distroless-style `status.d`
 //! files cut from it, an rpm database written by Debian's `rpm` from
 //! packages built with `rpmbuild` (checked against `rpm -qa`), the same
@@ -324,5 +325,91 @@ fn alpine_installed_database() {
     assert_eq!(
         zot_scan::purl(crypto, inventory.os.as_ref()),
         "pkg:apk/alpine/libcrypto3@3.3.1-r3?arch=x86_64&distro=alpine-3.20.1"
+    );
+}
+
+/// A package built with dpkg-deb: one conffile, so removal leaves it in
+/// dpkg's `config-files` state.
+fn build_deb(dir: &Path, name: &str, version: &str, source: &str) -> std::path::PathBuf {
+    let tree = dir.join(name);
+    std::fs::create_dir_all(tree.join("DEBIAN")).expect("mkdir");
+    std::fs::create_dir_all(tree.join("etc")).expect("mkdir");
+    let control = format!(
+        "Package: {name}\nVersion: {version}\n{source}Architecture: all\nMaintainer: t <t@example.com>\nDescription: t\n"
+    );
+    std::fs::write(tree.join("DEBIAN/control"), control).expect("control");
+    std::fs::write(tree.join(format!("etc/{name}.conf")), "x=1\n").expect("conffile");
+    std::fs::write(tree.join("DEBIAN/conffiles"), format!("/etc/{name}.conf\n"))
+        .expect("conffiles");
+    let deb = dir.join(format!("{name}.deb"));
+    run(Command::new("dpkg-deb")
+        .args(["-Zgzip", "--build"])
+        .arg(&tree)
+        .arg(&deb));
+    deb
+}
+
+fn dpkg_in(root: &Path) -> Command {
+    let mut command = Command::new("dpkg");
+    command.arg(format!("--root={}", root.display())).args([
+        "--log=/dev/null",
+        "--force-script-chrootless",
+        "--force-not-root",
+    ]);
+    command
+}
+
+#[test]
+fn dpkg_installs_and_removals_across_layers() {
+    require("dpkg-deb");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lib = build_deb(
+        dir.path(),
+        "zot-lib",
+        "2:1.0-3",
+        "Source: zot-src (1.0-3)\n",
+    );
+    let tool = build_deb(dir.path(), "zot-tool", "0.5-1", "");
+    let root = dir.path().join("root");
+    let admin = root.join("var/lib/dpkg");
+    for sub in ["info", "updates", "triggers"] {
+        std::fs::create_dir_all(admin.join(sub)).expect("mkdir");
+    }
+    std::fs::write(admin.join("status"), "").expect("status");
+    std::fs::write(admin.join("available"), "").expect("available");
+    run(dpkg_in(&root).arg("-i").arg(&lib).arg(&tool));
+    let installed = dpkg_query(&admin.to_string_lossy());
+    let first = Layer::new()
+        .host_file("var/lib/dpkg/status", admin.join("status"))
+        .host_file("etc/zot-lib.conf", root.join("etc/zot-lib.conf"))
+        .gzip();
+    // `apt-get remove zot-lib` in the next layer: dpkg keeps it as config-files.
+    run(dpkg_in(&root).args(["-r", "zot-lib"]));
+    let after_removal = dpkg_query(&admin.to_string_lossy());
+    let second = Layer::new()
+        .host_file("var/lib/dpkg/status", admin.join("status"))
+        .gzip();
+
+    let one = scan(vec![(GZIP, first.clone())]);
+    assert_eq!(deb_tuples(&one), installed);
+    let zot = |n: &str, v: &str, s: &str, sv: &str| {
+        (n.to_string(), v.to_string(), s.to_string(), sv.to_string())
+    };
+    assert_eq!(
+        installed,
+        [
+            zot("zot-lib", "2:1.0-3", "zot-src", "1.0-3"),
+            zot("zot-tool", "0.5-1", "zot-tool", "0.5-1")
+        ]
+        .into_iter()
+        .collect()
+    );
+    let both = scan(vec![(GZIP, first), (GZIP, second)]);
+    assert_eq!(deb_tuples(&both), after_removal);
+    assert_eq!(
+        after_removal,
+        [zot("zot-tool", "0.5-1", "zot-tool", "0.5-1")]
+            .into_iter()
+            .collect()
     );
 }
