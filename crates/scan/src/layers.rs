@@ -139,8 +139,7 @@ impl Scanner {
         let mut lower = std::mem::take(&mut self.found);
         let mut upper = BTreeMap::new();
         let result = self.walk(TarReader::new(counted), &mut lower, &mut upper);
-        // Whatever was read of a failed layer is dropped with it: the
-        // inventory is then the lower layers' (the caller fails the scan).
+        // A failed layer's findings so far are kept; the caller fails the scan.
         lower.extend(upper);
         self.found = lower;
         result.map_err(|e| match e {
@@ -171,6 +170,9 @@ impl Scanner {
         upper: &mut BTreeMap<String, Finding>,
     ) -> Result<(), WalkError> {
         let mut entries: u64 = 0;
+        // Packages held, counting every addition and no removal, so memory
+        // is bounded while the layer is read.
+        let mut held: usize = lower.values().map(|f| f.packages.len()).sum();
         while let Some(header) = tar.next_header()? {
             entries += 1;
             if entries > self.limits.layer_entries {
@@ -223,8 +225,20 @@ impl Scanner {
                 }),
                 _ => None,
             };
-            if let Some(finding) = finding.filter(|f| !f.is_empty()) {
-                upper.insert(path, finding);
+            if let Some(mut finding) = finding.filter(|f| !f.is_empty()) {
+                held += finding.packages.len();
+                if held > self.limits.packages {
+                    held -= finding.packages.len();
+                    let message = format!(
+                        "more than {} packages; these are not listed",
+                        self.limits.packages
+                    );
+                    self.problem(path.clone(), message);
+                    finding.packages.clear();
+                }
+                if !finding.is_empty() {
+                    upper.insert(path, finding);
+                }
             }
         }
         Ok(())
@@ -278,41 +292,16 @@ impl Scanner {
                 break;
             }
         }
-        let mut problems = self.problems;
-        let mut problems_dropped = self.problems_dropped;
-        let mut packages: Vec<Package> = Vec::new();
-        let mut truncated = false;
-        for finding in self.found.into_values() {
-            for package in finding.packages {
-                if packages.len() >= self.limits.packages {
-                    truncated = true;
-                    break;
-                }
-                packages.push(package);
-            }
-        }
-        if truncated {
-            let problem = Problem {
-                path: String::new(),
-                message: format!(
-                    "more than {} packages; the rest are not listed",
-                    self.limits.packages
-                ),
-            };
-            if problems.len() < self.limits.problems {
-                problems.push(problem);
-            } else {
-                problems_dropped += 1;
-            }
-        }
+        let mut packages: Vec<Package> =
+            self.found.into_values().flat_map(|f| f.packages).collect();
         packages.sort();
         packages.dedup();
         Inventory {
             scanner: Inventory::SCANNER,
             os,
             packages,
-            problems,
-            problems_dropped,
+            problems: self.problems,
+            problems_dropped: self.problems_dropped,
         }
     }
 }

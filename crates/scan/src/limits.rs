@@ -32,7 +32,7 @@ pub struct Limits {
     pub archive_depth: u32,
     /// Entries read from one archive.
     pub archive_entries: u64,
-    /// Packages in one inventory.
+    /// Packages in one inventory; the files past it are recorded as problems.
     pub packages: usize,
     /// Problems recorded in one inventory (further ones are counted).
     pub problems: usize,
@@ -53,7 +53,7 @@ impl Default for Limits {
             spool_memory_bytes: 8 << 20,
             archive_depth: 4,
             archive_entries: 200_000,
-            packages: 1_000_000,
+            packages: 500_000,
             problems: 100,
             sqlite_steps: 2_000_000_000,
         }

@@ -439,3 +439,28 @@ fn problems_are_capped() {
         (10, 20)
     );
 }
+
+#[test]
+fn package_count_is_bounded_while_reading() {
+    let mut layer = Layer::new().file("etc/os-release", b"ID=debian\n");
+    for i in 0..50 {
+        let json = format!(r#"{{"name":"p{i}","version":"1.0.{i}"}}"#);
+        layer = layer.file(
+            &format!("app/node_modules/p{i}/package.json"),
+            json.as_bytes(),
+        );
+    }
+    let few = Limits {
+        packages: 20,
+        ..limits()
+    };
+    let inventory = try_scan_with(vec![(GZIP, layer.gzip())], few).unwrap();
+    assert_eq!(inventory.packages.len(), 20);
+    assert_eq!(inventory.problems.len(), 30);
+    assert!(
+        inventory.problems[0]
+            .message
+            .starts_with("more than 20 packages")
+    );
+    assert_eq!(inventory.os.unwrap().id, "debian");
+}
