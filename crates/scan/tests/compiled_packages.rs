@@ -1,8 +1,8 @@
 //! Packages of compiled ecosystems against real artefacts: Go binaries
 //! built here by Debian's Go and the Go binaries of this machine (checked
 //! against `go version -m`, including one past the in-memory limit, read
-//! streaming), a Rust binary linked by rustc carrying a cargo-auditable
-//! `.dep-v0` section, this workspace's own Cargo.lock (checked against
+//! streaming), a Rust binary built by `cargo auditable` and one linked by
+//! rustc carrying a `.dep-v0` section written here, this workspace's own Cargo.lock (checked against
 //! `cargo metadata`), and Debian's commons-io jar, alone and nested in
 //! archives.
 
@@ -362,4 +362,54 @@ fn java_archives_real_jar_and_nesting() {
         zot_scan::purl(p, None),
         format!("pkg:maven/commons-io/commons-io@{version}")
     );
+}
+
+/// A workspace built by the real `cargo auditable`: a binary with a path
+/// dependency (in the binary) and a build dependency (not in it).
+#[test]
+fn rust_binary_built_by_cargo_auditable() {
+    require("cargo-auditable");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "demo/Cargo.toml",
+        "[package]\nname = \"zot-demo\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ndemolib = { path = \"../demolib\", version = \"0.3.1\" }\n\n[build-dependencies]\ndemobuild = { path = \"../demobuild\" }\n\n[workspace]\n",
+    );
+    write(
+        "demo/src/main.rs",
+        "fn main() { println!(\"{}\", demolib::answer()); }\n",
+    );
+    write("demo/build.rs", "fn main() { demobuild::hello(); }\n");
+    write(
+        "demolib/Cargo.toml",
+        "[package]\nname = \"demolib\"\nversion = \"0.3.1\"\nedition = \"2021\"\n",
+    );
+    write("demolib/src/lib.rs", "pub fn answer() -> u32 { 42 }\n");
+    write(
+        "demobuild/Cargo.toml",
+        "[package]\nname = \"demobuild\"\nversion = \"0.9.0\"\nedition = \"2021\"\n",
+    );
+    write("demobuild/src/lib.rs", "pub fn hello() {}\n");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(Command::new(cargo)
+        .args(["auditable", "build", "--offline", "--quiet"])
+        .current_dir(dir.path().join("demo"))
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_PROFILE_DEV_DEBUG", "0"));
+    let binary = dir.path().join("target/debug/zot-demo");
+    let layer = Layer::new()
+        .host_file("usr/local/bin/zot-demo", &binary)
+        .zstd();
+    let inventory = scan(vec![(ZSTD, layer)]);
+    let found = pairs(&inventory, Ecosystem::Cargo);
+    let want: Vec<(String, String)> = [("demolib", "0.3.1"), ("zot-demo", "0.1.0")]
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(found, want, "the build dependency is not in the binary");
 }
