@@ -9,7 +9,9 @@
 //!   whiteouts (`.wh.<name>`, `.wh..wh..opq`) and every non-directory entry
 //!   remove what lower layers had at that path and below; entries of the
 //!   same layer are never hidden by that layer's whiteouts (OCI image spec).
-//! - Every quantity an attacker controls is bounded by [`Limits`].
+//! - Every quantity an attacker controls is bounded by [`Limits`]; the
+//!   decompressors' own memory is bounded by their formats (gzip's 32 KiB
+//!   window, libzstd's default window limit of 128 MiB).
 //! - A hard link carries what its target yielded. When the target's name
 //!   was not one the matcher reads (a content store's hash) the content
 //!   has gone by; the link is then reported as a problem, not read.
@@ -29,7 +31,8 @@ use crate::matcher;
 use crate::tar::{Kind, TarReader};
 use crate::{binary, parse};
 
-/// Layer media types that can be scanned.
+/// Layer media types that can be scanned (zot's four, and the
+/// non-distributable and foreign variants of the same formats).
 pub const SCANNABLE_LAYER_TYPES: &[&str] = &[
     "application/vnd.oci.image.layer.v1.tar",
     "application/vnd.oci.image.layer.v1.tar+gzip",
