@@ -11,16 +11,23 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use crate::error::ParseError;
-use crate::inventory::{Ecosystem, Package};
+use crate::inventory::{Ecosystem, Package, Problem};
 use crate::limits::Limits;
 use crate::matcher::is_java_archive;
 use crate::spool::{self, Spool};
 
-pub(crate) fn scan(spool: &Spool, path: &str, limits: &Limits) -> Result<Vec<Package>, ParseError> {
-    let mut packages = Vec::new();
+/// What the archives yielded: packages, and the nested archives skipped.
+#[derive(Default)]
+pub(crate) struct Found {
+    pub packages: Vec<Package>,
+    pub problems: Vec<Problem>,
+}
+
+pub(crate) fn scan(spool: &Spool, path: &str, limits: &Limits) -> Result<Found, ParseError> {
+    let mut found = Found::default();
     let mut entries = limits.archive_entries;
-    archive(spool.reader(), path, limits, 1, &mut entries, &mut packages)?;
-    Ok(packages)
+    archive(spool.reader(), path, limits, 1, &mut entries, &mut found)?;
+    Ok(found)
 }
 
 fn archive<R: Read + Seek>(
@@ -29,7 +36,7 @@ fn archive<R: Read + Seek>(
     limits: &Limits,
     depth: u32,
     entries: &mut u64,
-    packages: &mut Vec<Package>,
+    found: &mut Found,
 ) -> Result<(), ParseError> {
     let declared = declared_entries(&mut reader)?;
     if declared > *entries {
@@ -57,23 +64,40 @@ fn archive<R: Read + Seek>(
                 continue;
             };
             if let Some(package) = pom_properties(&bytes, path) {
-                packages.push(package);
+                found.packages.push(package);
             }
-        } else if is_java_archive(&name) && depth < limits.archive_depth {
+        } else if is_java_archive(&name) {
             let inner_path = format!("{path}!/{name}");
-            let size = entry.size();
-            let Ok(inner) = Spool::read_from(&mut entry, size, limits) else {
+            if depth >= limits.archive_depth {
+                let message = format!(
+                    "archive nested deeper than {}; not read",
+                    limits.archive_depth
+                );
+                found.problems.push(Problem {
+                    path: inner_path,
+                    message,
+                });
                 continue;
-            };
+            }
+            let size = entry.size();
+            let inner = Spool::read_from(&mut entry, size, limits);
             drop(entry);
-            let _skipped = archive(
-                inner.reader(),
-                &inner_path,
-                limits,
-                depth + 1,
-                entries,
-                packages,
-            );
+            let result = inner.and_then(|inner| {
+                archive(
+                    inner.reader(),
+                    &inner_path,
+                    limits,
+                    depth + 1,
+                    entries,
+                    found,
+                )
+            });
+            if let Err(e) = result {
+                found.problems.push(Problem {
+                    path: inner_path,
+                    message: e.to_string(),
+                });
+            }
         }
     }
     Ok(())

@@ -54,11 +54,17 @@ pub fn is_scannable_layer(media_type: &str) -> bool {
 pub(crate) struct Finding {
     pub os: Option<OsRelease>,
     pub packages: Vec<Package>,
+    /// Parts of the file that could not be read (nested archives); moved
+    /// to the scan's problems when the file is read.
+    pub problems: Vec<Problem>,
 }
 
 impl Finding {
     pub fn packages(packages: Vec<Package>) -> Self {
-        Self { os: None, packages }
+        Self {
+            packages,
+            ..Self::default()
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -263,7 +269,12 @@ impl Scanner {
             None => return None,
         };
         match result {
-            Ok(finding) => Some(finding),
+            Ok(mut finding) => {
+                for problem in std::mem::take(&mut finding.problems) {
+                    self.problem(problem.path, problem.message);
+                }
+                Some(finding)
+            }
             Err(e) => {
                 // When the layer stream itself failed, the walk meets the
                 // error again at its next read and fails the layer.

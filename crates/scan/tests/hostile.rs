@@ -149,6 +149,13 @@ fn deep_jar_nesting_stops_at_the_depth_limit() {
         ["deep:level1", "deep:level2", "deep:level3", "deep:level4"],
         "Limits::archive_depth is 4"
     );
+    let problems: Vec<(&str, &str)> = inventory
+        .problems
+        .iter()
+        .map(|p| (p.path.as_str(), p.message.as_str()))
+        .collect();
+    let deep = "app.jar!/lib/nested.jar!/lib/nested.jar!/lib/nested.jar!/lib/nested.jar";
+    assert_eq!(problems, [(deep, "archive nested deeper than 4; not read")]);
 }
 
 #[test]
@@ -179,6 +186,12 @@ fn oversized_nested_archive_is_skipped_and_the_outer_one_read() {
         .map(|p| p.name.as_str())
         .collect();
     assert_eq!(found, ["deep:outer"]);
+    assert_eq!(inventory.problems.len(), 1);
+    assert_eq!(inventory.problems[0].path, "app.jar!/lib/inner.jar");
+    assert_eq!(
+        inventory.problems[0].message,
+        "larger than the limit of 1048576 bytes"
+    );
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub(crate) fn read(
             let bytes = spool::read_capped(data, size, limits.metadata_bytes)?;
             return Ok(Finding {
                 os: os_release::parse(&bytes),
-                packages: Vec::new(),
+                ..Finding::default()
             });
         }
         FileKind::DpkgStatus => dpkg::parse(
@@ -70,7 +70,12 @@ pub(crate) fn read(
             crate::rpm::bdb::read(&Spool::read_from(data, size, limits)?, path, limits)?
         }
         FileKind::JavaArchive => {
-            crate::java::scan(&Spool::read_from(data, size, limits)?, path, limits)?
+            let found = crate::java::scan(&Spool::read_from(data, size, limits)?, path, limits)?;
+            return Ok(Finding {
+                packages: found.packages,
+                problems: found.problems,
+                os: None,
+            });
         }
     };
     Ok(Finding::packages(packages))
