@@ -9,11 +9,11 @@
 
 use std::io::{self, Read};
 
+use crate::auditable;
 use crate::error::ParseError;
 use crate::gobuild::{self, Inline};
 use crate::inventory::Package;
 use crate::limits::Limits;
-use crate::{auditable, spool};
 
 const CHUNK: usize = 256 * 1024;
 
@@ -29,8 +29,13 @@ pub(crate) fn scan(
         return Ok(Vec::new());
     }
     if size <= limits.binary_bytes {
-        let mut bytes = head.to_vec();
-        bytes.extend(spool::read_exact(data, size.saturating_sub(4))?);
+        // One buffer for the whole binary (the caller's size is at most the limit).
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        bytes.extend_from_slice(&head);
+        data.take(size.saturating_sub(4)).read_to_end(&mut bytes)?;
+        if (bytes.len() as u64) < size {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "content ends early").into());
+        }
         let mut packages =
             gobuild::from_memory(&bytes, path, limits.build_info_bytes).unwrap_or_default();
         if let Some(crates) = auditable::from_memory(&bytes, path, limits.build_info_bytes)? {
