@@ -11,6 +11,7 @@ pub(crate) enum FileKind {
     ApkInstalled,
     RpmSqlite,
     RpmBerkeley,
+    RpmNdb,
     PythonMetadata,
     NpmPackage,
     CargoLock,
@@ -44,6 +45,9 @@ pub(crate) fn classify(path: &str) -> Option<FileKind> {
         }
         "var/lib/rpm/Packages" | "usr/lib/sysimage/rpm/Packages" => {
             return Some(FileKind::RpmBerkeley);
+        }
+        "var/lib/rpm/Packages.db" | "usr/lib/sysimage/rpm/Packages.db" => {
+            return Some(FileKind::RpmNdb);
         }
         _ => {}
     }

@@ -62,14 +62,20 @@ proptest! {
     }
 
     #[test]
-    fn berkeley_db(bytes in proptest::collection::vec(any::<u8>(), 0..4096), magic in any::<bool>()) {
+    fn rpm_databases(bytes in proptest::collection::vec(any::<u8>(), 0..8192), magic in any::<bool>()) {
         let mut bytes = bytes;
         if magic && bytes.len() >= 512 {
             bytes[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
             bytes[20..24].copy_from_slice(&512u32.to_le_bytes());
             bytes[24] = 0;
         }
-        let _ = crate::rpm::bdb::read(&Spool::Memory(bytes), "p", &small_limits());
+        let _ = crate::rpm::bdb::read(&Spool::Memory(bytes.clone()), "p", &small_limits());
+        let mut ndb = bytes;
+        if magic && ndb.len() >= 4096 {
+            ndb[..4].copy_from_slice(b"RpmP");
+            ndb[4..16].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        }
+        let _ = crate::rpm::ndb::read(&Spool::Memory(ndb), "p", &small_limits());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! files cut from it, an rpm database written by Debian's `rpm` from
 //! packages built with `rpmbuild` (checked against `rpm -qa`), the same
 //! headers in a Berkeley DB hash file written by `db5.3_load` (read back
-//! by rpm's own `bdb_ro` backend as a cross-check), and an Alpine
+//! by rpm's own `bdb_ro` backend as a cross-check) and in rpm's ndb
+//! layout written here (Debian's rpm cannot write ndb), and an Alpine
 //! database written by hand (no apk tooling is reachable from here).
 
 mod common;
@@ -411,5 +412,70 @@ fn dpkg_installs_and_removals_across_layers() {
         [zot("zot-tool", "0.5-1", "zot-tool", "0.5-1")]
             .into_iter()
             .collect()
+    );
+}
+
+/// rpm's ndb layout, written here (Debian's rpm has no ndb backend) around
+/// the real header blobs rpm wrote to SQLite: header, one slot page, blobs
+/// of 16-byte blocks with their head and tail.
+fn ndb_packages(sqlite: &Path) -> Vec<u8> {
+    let conn = rusqlite::Connection::open(sqlite).expect("open rpmdb");
+    let mut stmt = conn
+        .prepare("SELECT hnum, blob FROM Packages")
+        .expect("prepare");
+    let rows: Vec<(u32, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    let mut file = vec![0u8; 4096];
+    file[..4].copy_from_slice(b"RpmP");
+    file[12..16].copy_from_slice(&1u32.to_le_bytes());
+    file[16..20].copy_from_slice(&(rows.len() as u32 + 1).to_le_bytes());
+    for slot in (32..4096).step_by(16) {
+        file[slot..slot + 4].copy_from_slice(b"Slot");
+    }
+    for (i, (index, blob)) in rows.iter().enumerate() {
+        let offset = file.len() as u32 / 16;
+        let mut record = Vec::new();
+        record.extend_from_slice(b"BlbS");
+        record.extend_from_slice(&index.to_le_bytes());
+        record.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        record.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+        record.extend_from_slice(blob);
+        record.resize((record.len() + 12).next_multiple_of(16), 0);
+        let tail = record.len() - 12;
+        record[tail + 4..tail + 8].copy_from_slice(&(blob.len() as u32).to_le_bytes());
+        record[tail + 8..tail + 12].copy_from_slice(b"BlbE");
+        let slot = 32 + 16 * i;
+        file[slot + 4..slot + 8].copy_from_slice(&index.to_le_bytes());
+        file[slot + 8..slot + 12].copy_from_slice(&offset.to_le_bytes());
+        file[slot + 12..slot + 16].copy_from_slice(&(record.len() as u32 / 16).to_le_bytes());
+        file.extend(record);
+    }
+    file
+}
+
+#[test]
+fn rpm_ndb_database_of_suse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = rpm_database(dir.path());
+    let expected = rpm_qa(&db, "sqlite");
+    let ndb = ndb_packages(&db.join("rpmdb.sqlite"));
+    let layer = Layer::new()
+        .file("etc/os-release", b"ID=\"sles\"\nVERSION_ID=\"15.6\"\n")
+        .file("usr/lib/sysimage/rpm/Packages.db", &ndb)
+        .gzip();
+    let inventory = scan(vec![(GZIP, layer)]);
+    assert_eq!(rpm_tuples(&inventory), expected);
+    // A slot pointing past the end of the file: the database is refused.
+    let mut broken = ndb.clone();
+    broken[32 + 8..32 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    let layer = Layer::new().file("var/lib/rpm/Packages.db", &broken).gzip();
+    let inventory = scan(vec![(GZIP, layer)]);
+    assert!(inventory.packages.is_empty());
+    assert_eq!(
+        inventory.problems[0].message,
+        "malformed: rpm ndb: slot out of range"
     );
 }

@@ -69,6 +69,9 @@ pub(crate) fn read(
         FileKind::RpmBerkeley => {
             crate::rpm::bdb::read(&Spool::read_from(data, size, limits)?, path, limits)?
         }
+        FileKind::RpmNdb => {
+            crate::rpm::ndb::read(&Spool::read_from(data, size, limits)?, path, limits)?
+        }
         FileKind::JavaArchive => {
             let found = crate::java::scan(&Spool::read_from(data, size, limits)?, path, limits)?;
             return Ok(Finding {
