@@ -1,0 +1,4 @@
+//! The vulnerability database and matching.
+//!
+//! - [`version`]: each ecosystem's version order.
+pub mod version;
