@@ -1,4 +1,23 @@
-//! The vulnerability database and matching.
+//! The OSV vulnerability database and the matching of package
+//! inventories (`zot_scan::Inventory`) against it. No HTTP server; the
+//! database source may be fetched over HTTP.
 //!
 //! - [`version`]: each ecosystem's version order.
+//! - [`osv`]: the OSV record format; [`advisory`]: the compact form the
+//!   database stores, with the record's own severity ([`cvss`] scores).
+//! - [`matcher`]: [`match_inventory`] over an [`AdvisoryIndex`].
+
+pub mod advisory;
+pub mod cvss;
+pub mod db;
+mod source;
+mod error;
+pub mod matcher;
+pub mod osv;
 pub mod version;
+
+pub use advisory::{Advisory, Severity, SeveritySource};
+pub use error::DbError;
+pub use matcher::{AdvisoryIndex, Finding, match_inventory};
+pub use db::{DbInfo, Snapshot, VulnDb};
+pub use source::{DEFAULT_URL, MAX_RECORD, Outcome, Source};

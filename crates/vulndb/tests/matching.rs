@@ -1,0 +1,74 @@
+//! Matching inventories against the sample records loaded from a folder
+//! of `*.json` records: expected findings written by hand (packages fixed
+//! in their installed version, other releases, withdrawn records, alias
+//! merging, each severity source).
+
+mod common;
+
+use common::*;
+use zot_vulndb::{Severity, SeveritySource, Source, VulnDb, match_inventory};
+
+async fn loaded() -> (tempfile::TempDir, VulnDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = VulnDb::open(dir.path().join("_zot/cve")).unwrap();
+    db.update(&Source::Path(samples()), &[]).await.unwrap();
+    (dir, db)
+}
+
+#[tokio::test]
+async fn debian_image_findings() {
+    let (_dir, db) = loaded().await;
+    let snapshot = db.current().unwrap();
+    let findings = match_inventory(&debian_inventory(), snapshot.as_ref()).unwrap();
+    assert_eq!(rows(&findings), debian_expected());
+
+    let requests = findings.iter().find(|f| f.package == "requests").unwrap();
+    assert_eq!(requests.advisories, ["GHSA-9wx4-h78v-vm56", "PYSEC-2024-60"]);
+    assert_eq!(requests.severity_source, SeveritySource::Cvss);
+    assert_eq!(requests.cvss.as_ref().unwrap().score, 5.6);
+    assert!(requests.references.contains(&"https://osv.dev/vulnerability/GHSA-9wx4-h78v-vm56".to_string()));
+    assert!(requests.references.contains(&"https://osv.dev/vulnerability/PYSEC-2024-60".to_string()));
+    assert!(requests.title.starts_with("Requests `Session` object"));
+
+    let urllib3 = findings.iter().find(|f| f.package == "urllib3").unwrap();
+    assert_eq!(urllib3.severity_source, SeveritySource::Alias);
+    assert_eq!(urllib3.advisories, ["PYSEC-2023-192"]);
+    assert_eq!(urllib3.cvss.as_ref().unwrap().score, 6.6);
+
+    let ssl = findings.iter().find(|f| f.package == "libssl3").unwrap();
+    assert_eq!(ssl.severity_source, SeveritySource::Own);
+    assert_eq!(ssl.path, "var/lib/dpkg/status");
+    assert_eq!(ssl.advisories, ["DEBIAN-CVE-2024-2511"]);
+    // No summary: the title is the first line of the details.
+    assert!(ssl.title.starts_with("Issue summary"));
+
+    let log4j = findings.iter().find(|f| f.id == "CVE-2021-44228").unwrap();
+    assert_eq!(log4j.severity, Severity::Critical);
+    assert_eq!(log4j.cvss.as_ref().unwrap().score, 10.0);
+
+    let info = db.info().unwrap();
+    assert_eq!(info.version, 1);
+    assert_eq!(info.withdrawn, 1);
+    assert_eq!(info.records, 16);
+}
+
+#[tokio::test]
+async fn alpine_release_and_origin() {
+    let (_dir, db) = loaded().await;
+    let snapshot = db.current().unwrap();
+    let findings = match_inventory(&alpine_inventory("3.20.3"), snapshot.as_ref()).unwrap();
+    assert_eq!(rows(&findings), alpine_expected());
+    // Another release: no advisory of v3.20 applies.
+    let findings = match_inventory(&alpine_inventory("3.19.1"), snapshot.as_ref()).unwrap();
+    assert_eq!(rows(&findings), Vec::<Row>::new());
+}
+
+#[tokio::test]
+async fn unknown_distribution_matches_no_os_package() {
+    let (_dir, db) = loaded().await;
+    let mut inventory = debian_inventory();
+    inventory.os = os("someos", "1");
+    let findings = match_inventory(&inventory, db.current().unwrap().as_ref()).unwrap();
+    assert!(findings.iter().all(|f| !f.ecosystem.is_os()));
+    assert_eq!(findings.len(), debian_expected().len() - 2);
+}
