@@ -175,7 +175,14 @@ async fn fetch(
         let _ = fs::remove_file(&part);
         return Err(fetch_err(format!("truncated download: {written} of {expected} bytes")));
     }
-    let fp = format!("{eco}={:?}/{:?}/{written}", validators.etag, validators.last_modified);
+    // The same fingerprint as a later 304 gives; without validators a
+    // download always counts as new.
+    let fp = if validators.etag.is_none() && validators.last_modified.is_none() {
+        let t = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        format!("{eco}=unvalidated/{t}")
+    } else {
+        format!("{eco}={:?}/{:?}", validators.etag, validators.last_modified)
+    };
     Ok((
         input(part.clone()),
         fp,
