@@ -54,8 +54,8 @@ pub use log::{LogConfig, LogLevel, SchedulerConfig};
 pub use problem::Problem;
 pub use retention::{DEFAULT_RETENTION_DELAY, KeepTagsRule, RetentionConfig, RetentionPolicy};
 pub use search::{
-    CveConfig, DEFAULT_TRIVY_DB, DEFAULT_TRIVY_JAVA_DB, MIN_CVE_UPDATE_INTERVAL, SbomFormat,
-    SearchConfig, TrivyConfig,
+    CveConfig, DEFAULT_OSV_URL, DEFAULT_TRIVY_DB, DEFAULT_TRIVY_JAVA_DB, MIN_CVE_UPDATE_INTERVAL,
+    OsvConfig, OsvSource, SbomFormat, SearchConfig, TrivyConfig,
 };
 pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig, TimeWindow};
 pub use storage_driver::S3Config;

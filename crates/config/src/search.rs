@@ -11,8 +11,13 @@
 //!   list of strings (default `["auto"]`); `trivy.sbom.format` is
 //!   `spdx-json` (the default) or `cyclonedx` (zot warns and falls back on
 //!   anything else; here it is a problem, since nothing is silently
-//!   ignored). Scanning itself is not built yet: the settings are read for
-//!   the scanner to come.
+//!   ignored). The `trivy` keys are accepted for zot's configurations
+//!   and not used: this registry scans with its own OSV-based scanner.
+//! - `cve.osv` (ours) names the OSV database source: exactly one of
+//!   `url` (http or https, default [`DEFAULT_OSV_URL`]), `path` (a
+//!   non-empty folder path) or `repository` (`<host>/<repo>:<tag>` or
+//!   `@<digest>`), and optionally `ecosystems`, a list of OSV ecosystem
+//!   families (non-empty names without `/`) that limits what is fetched.
 //! - `ui` has only `enable`; an enabled `ui` needs an enabled `search`, as
 //!   in zot ("failed to enable ui, search extension must be enabled").
 
@@ -31,6 +36,9 @@ pub const DEFAULT_TRIVY_DB: &str = "ghcr.io/aquasecurity/trivy-db";
 /// zot's default Trivy Java database.
 pub const DEFAULT_TRIVY_JAVA_DB: &str = "ghcr.io/aquasecurity/trivy-java-db";
 
+/// OSV's public bucket, the default `cve.osv.url`.
+pub const DEFAULT_OSV_URL: &str = "https://osv-vulnerabilities.storage.googleapis.com";
+
 /// `extensions.search` when enabled.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SearchConfig {
@@ -44,8 +52,39 @@ pub struct CveConfig {
     /// How often the vulnerability database is refreshed (`updateInterval`,
     /// at least [`MIN_CVE_UPDATE_INTERVAL`]).
     pub update_interval: Duration,
-    /// `trivy`
+    /// `trivy` (accepted, not used)
     pub trivy: TrivyConfig,
+    /// `osv`: where the vulnerability database comes from.
+    pub osv: OsvConfig,
+}
+
+/// `extensions.search.cve.osv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsvConfig {
+    pub source: OsvSource,
+    /// `ecosystems`: the OSV ecosystem families fetched (empty: those the
+    /// stored images need).
+    pub ecosystems: Vec<String>,
+}
+
+impl Default for OsvConfig {
+    fn default() -> Self {
+        OsvConfig {
+            source: OsvSource::Url(DEFAULT_OSV_URL.to_owned()),
+            ecosystems: Vec::new(),
+        }
+    }
+}
+
+/// The one source of `extensions.search.cve.osv`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OsvSource {
+    /// `url`: a base URL holding `<ecosystem>/all.zip`.
+    Url(String),
+    /// `path`: a folder holding `<ecosystem>/all.zip` or `<ecosystem>/*.json`.
+    Path(String),
+    /// `repository`: an OCI artifact `<host>/<repo>:<tag>` whose layers are the zips.
+    Repository(String),
 }
 
 /// `extensions.search.cve.trivy`.
@@ -107,11 +146,73 @@ fn read_cve(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<
         Some(trivy) => read_trivy(section.child("trivy"), trivy, problems),
         None => TrivyConfig::default(),
     };
+    let osv = match section.get("osv") {
+        Some(osv) => read_osv(section.child("osv"), osv, problems),
+        None => OsvConfig::default(),
+    };
     section.finish(problems);
     Some(CveConfig {
         update_interval,
         trivy,
+        osv,
     })
+}
+
+fn read_osv(path: String, value: &Value, problems: &mut Vec<Problem>) -> OsvConfig {
+    let mut config = OsvConfig::default();
+    let Some(mut section) = Section::new(path.clone(), value, problems) else {
+        return config;
+    };
+    let mut sources = Vec::new();
+    if let Some(url) = non_empty(&mut section, "url", problems) {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            sources.push(OsvSource::Url(url));
+        } else {
+            problems.push(Problem::new(section.child("url"), "must be an http or https URL"));
+        }
+    }
+    if let Some(p) = non_empty(&mut section, "path", problems) {
+        sources.push(OsvSource::Path(p));
+    }
+    if let Some(r) = non_empty(&mut section, "repository", problems) {
+        let (name, reference) = match r.split_once('@') {
+            Some((n, d)) => (n, d.contains(':')),
+            None => match r.rsplit_once(':') {
+                Some((n, tag)) => (n, !tag.is_empty() && !tag.contains('/')),
+                None => (r.as_str(), false),
+            },
+        };
+        if name.contains('/') && reference {
+            sources.push(OsvSource::Repository(r));
+        } else {
+            problems.push(Problem::new(
+                section.child("repository"),
+                "must be <host>/<repository>:<tag> or <host>/<repository>@<digest>",
+            ));
+        }
+    }
+    match sources.len() {
+        0 | 1 => {
+            if let Some(source) = sources.pop() {
+                config.source = source;
+            }
+        }
+        _ => problems.push(Problem::new(
+            path,
+            "must name exactly one of url, path and repository",
+        )),
+    }
+    if let Some(list) = fields::string_list(&mut section, "ecosystems", problems) {
+        for (item_path, eco) in list {
+            if eco.trim().is_empty() || eco.contains('/') {
+                problems.push(Problem::new(item_path, "must be an OSV ecosystem name (e.g. Debian, PyPI)"));
+            } else if !config.ecosystems.contains(&eco) {
+                config.ecosystems.push(eco);
+            }
+        }
+    }
+    section.finish(problems);
+    config
 }
 
 fn non_empty(section: &mut Section<'_>, key: &str, problems: &mut Vec<Problem>) -> Option<String> {
