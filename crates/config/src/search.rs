@@ -168,7 +168,10 @@ fn read_osv(path: String, value: &Value, problems: &mut Vec<Problem>) -> OsvConf
         if url.starts_with("http://") || url.starts_with("https://") {
             sources.push(OsvSource::Url(url));
         } else {
-            problems.push(Problem::new(section.child("url"), "must be an http or https URL"));
+            problems.push(Problem::new(
+                section.child("url"),
+                "must be an http or https URL",
+            ));
         }
     }
     if let Some(p) = non_empty(&mut section, "path", problems) {
@@ -205,7 +208,10 @@ fn read_osv(path: String, value: &Value, problems: &mut Vec<Problem>) -> OsvConf
     if let Some(list) = fields::string_list(&mut section, "ecosystems", problems) {
         for (item_path, eco) in list {
             if eco.trim().is_empty() || eco.contains('/') {
-                problems.push(Problem::new(item_path, "must be an OSV ecosystem name (e.g. Debian, PyPI)"));
+                problems.push(Problem::new(
+                    item_path,
+                    "must be an OSV ecosystem name (e.g. Debian, PyPI)",
+                ));
             } else if !config.ecosystems.contains(&eco) {
                 config.ecosystems.push(eco);
             }

@@ -279,20 +279,26 @@ fn cve_osv_source() {
                 .osv
         })
     };
-    let default = json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"cve": {}}}}"#)
-        .expect("loads")
-        .extension("search")
-        .and_then(|e| e.search())
-        .and_then(|s| s.cve)
-        .expect("cve on");
+    let default =
+        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"search": {"cve": {}}}}"#)
+            .expect("loads")
+            .extension("search")
+            .and_then(|e| e.search())
+            .and_then(|s| s.cve)
+            .expect("cve on");
     assert_eq!(default.osv, zot_config::OsvConfig::default());
     assert_eq!(
         default.osv.source,
         zot_config::OsvSource::Url(zot_config::DEFAULT_OSV_URL.into())
     );
 
-    let osv = cve(r#"{"url": "http://mirror.example/osv", "ecosystems": ["Debian", "PyPI", "Debian"]}"#).expect("loads");
-    assert_eq!(osv.source, zot_config::OsvSource::Url("http://mirror.example/osv".into()));
+    let osv =
+        cve(r#"{"url": "http://mirror.example/osv", "ecosystems": ["Debian", "PyPI", "Debian"]}"#)
+            .expect("loads");
+    assert_eq!(
+        osv.source,
+        zot_config::OsvSource::Url("http://mirror.example/osv".into())
+    );
     assert_eq!(osv.ecosystems, ["Debian", "PyPI"]);
     let osv = cve(r#"{"path": "/srv/osv"}"#).expect("loads");
     assert_eq!(osv.source, zot_config::OsvSource::Path("/srv/osv".into()));
@@ -306,11 +312,26 @@ fn cve_osv_source() {
         Ok(c) => panic!("expected problems, got {c:?}"),
         Err(p) => p.into_iter().map(|p| p.path).collect::<Vec<_>>(),
     };
-    assert_eq!(problems(r#"{"url": "http://a", "path": "/b"}"#), ["extensions.search.cve.osv"]);
-    assert_eq!(problems(r#"{"url": "ftp://a"}"#), ["extensions.search.cve.osv.url"]);
-    assert_eq!(problems(r#"{"path": ""}"#), ["extensions.search.cve.osv.path"]);
-    assert_eq!(problems(r#"{"repository": "just-a-name"}"#), ["extensions.search.cve.osv.repository"]);
-    assert_eq!(problems(r#"{"repository": "host:5000/repo"}"#), ["extensions.search.cve.osv.repository"]);
+    assert_eq!(
+        problems(r#"{"url": "http://a", "path": "/b"}"#),
+        ["extensions.search.cve.osv"]
+    );
+    assert_eq!(
+        problems(r#"{"url": "ftp://a"}"#),
+        ["extensions.search.cve.osv.url"]
+    );
+    assert_eq!(
+        problems(r#"{"path": ""}"#),
+        ["extensions.search.cve.osv.path"]
+    );
+    assert_eq!(
+        problems(r#"{"repository": "just-a-name"}"#),
+        ["extensions.search.cve.osv.repository"]
+    );
+    assert_eq!(
+        problems(r#"{"repository": "host:5000/repo"}"#),
+        ["extensions.search.cve.osv.repository"]
+    );
     assert_eq!(
         problems(r#"{"ecosystems": ["Debian", "", "a/b", 3], "extra": 1}"#),
         [

@@ -179,7 +179,8 @@ fn own_severity(record: &Record) -> Option<Severity> {
 impl Advisory {
     /// The record's own CVSS (record-level, then per-package entries).
     pub fn record_cvss(record: &Record) -> Option<Scored> {
-        best_cvss(record.severity.iter()).or_else(|| best_cvss(record.affected.iter().flat_map(|a| a.severity.iter())))
+        best_cvss(record.severity.iter())
+            .or_else(|| best_cvss(record.affected.iter().flat_map(|a| a.severity.iter())))
     }
 
     /// The advisory of `record` for the packages that `keep` selects

@@ -80,7 +80,11 @@ pub fn v3_base_score(vector: &str) -> Option<f64> {
     } else {
         (impact + exploitability).min(10.0)
     };
-    Some(if v31 { roundup31(raw) } else { (raw * 10.0).ceil() / 10.0 })
+    Some(if v31 {
+        roundup31(raw)
+    } else {
+        (raw * 10.0).ceil() / 10.0
+    })
 }
 
 // CVSS v3.1 Appendix A.
@@ -118,6 +122,9 @@ mod tests {
         }
         assert_eq!(v3_base_score("CVSS:3.1/AV:N/AC:L"), None);
         assert_eq!(v3_base_score("CVSS:2.0/AV:N"), None);
-        assert_eq!(v3_base_score("CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"), None);
+        assert_eq!(
+            v3_base_score("CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"),
+            None
+        );
     }
 }

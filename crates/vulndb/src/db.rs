@@ -26,8 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
-    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable,
-    TableDefinition,
+    Database, Durability, MultimapTableDefinition, ReadableDatabase, ReadableTable, TableDefinition,
 };
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +87,8 @@ impl Snapshot {
             .get("info")
             .map_err(rerr("meta"))?
             .ok_or_else(|| DbError::index("meta", "no info"))?;
-        let info: DbInfo = serde_json::from_str(info.value()).map_err(|e| DbError::index("meta", e))?;
+        let info: DbInfo =
+            serde_json::from_str(info.value()).map_err(|e| DbError::index("meta", e))?;
         drop(meta);
         drop(txn);
         Ok(Snapshot {
@@ -116,11 +116,19 @@ fn advisory_key(base: &str, key: &str) -> String {
 impl AdvisoryIndex for Snapshot {
     fn advisories(&self, base: &str, name: &str) -> Result<Vec<Advisory>, DbError> {
         let txn = self.db.begin_read().map_err(rerr("begin read"))?;
-        let table = txn.open_multimap_table(ADVISORIES).map_err(rerr("advisories"))?;
+        let table = txn
+            .open_multimap_table(ADVISORIES)
+            .map_err(rerr("advisories"))?;
         let mut out = Vec::new();
-        for value in table.get(advisory_key(base, name).as_str()).map_err(rerr("advisories"))? {
+        for value in table
+            .get(advisory_key(base, name).as_str())
+            .map_err(rerr("advisories"))?
+        {
             let value = value.map_err(rerr("advisories"))?;
-            out.push(serde_json::from_slice(value.value()).map_err(|e| DbError::index("advisories", e))?);
+            out.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| DbError::index("advisories", e))?,
+            );
         }
         Ok(out)
     }
@@ -129,7 +137,9 @@ impl AdvisoryIndex for Snapshot {
         let txn = self.db.begin_read().map_err(rerr("begin read"))?;
         let table = txn.open_table(CVSS).map_err(rerr("cvss"))?;
         match table.get(id).map_err(rerr("cvss"))? {
-            Some(v) => Ok(Some(serde_json::from_slice(v.value()).map_err(|e| DbError::index("cvss", e))?)),
+            Some(v) => Ok(Some(
+                serde_json::from_slice(v.value()).map_err(|e| DbError::index("cvss", e))?,
+            )),
             None => Ok(None),
         }
     }
@@ -164,7 +174,8 @@ impl Builder {
     fn txn(&mut self) -> Result<&redb::WriteTransaction, DbError> {
         if self.txn.is_none() {
             let mut txn = self.db.begin_write().map_err(rerr("begin write"))?;
-            txn.set_durability(Durability::None).map_err(|e| DbError::index("durability", e))?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| DbError::index("durability", e))?;
             self.txn = Some(txn);
         }
         self.txn.as_ref().ok_or(DbError::Missing)
@@ -189,7 +200,9 @@ impl Builder {
         }
         let txn = self.txn()?;
         {
-            let mut table = txn.open_multimap_table(ADVISORIES).map_err(rerr("advisories"))?;
+            let mut table = txn
+                .open_multimap_table(ADVISORIES)
+                .map_err(rerr("advisories"))?;
             for (base, key) in &keys {
                 let adv = Advisory::from_record(record, |eco, name| {
                     base_of(eco) == base && &package_key(base, name) == key
@@ -203,13 +216,19 @@ impl Builder {
         if let Some(cvss) = cvss {
             let mut table = txn.open_table(CVSS).map_err(rerr("cvss"))?;
             let bytes = serde_json::to_vec(&cvss).map_err(|e| DbError::index("encode", e))?;
-            for id in std::iter::once(&record.id).chain(&record.aliases).chain(&record.upstream) {
+            for id in std::iter::once(&record.id)
+                .chain(&record.aliases)
+                .chain(&record.upstream)
+            {
                 let better = match table.get(id.as_str()).map_err(rerr("cvss"))? {
-                    Some(old) => serde_json::from_slice::<Scored>(old.value()).map_or(true, |o| cvss.score > o.score),
+                    Some(old) => serde_json::from_slice::<Scored>(old.value())
+                        .map_or(true, |o| cvss.score > o.score),
                     None => true,
                 };
                 if better {
-                    table.insert(id.as_str(), bytes.as_slice()).map_err(rerr("cvss"))?;
+                    table
+                        .insert(id.as_str(), bytes.as_slice())
+                        .map_err(rerr("cvss"))?;
                 }
             }
         }
@@ -234,7 +253,8 @@ impl Builder {
         self.commit()?;
         let txn = self.db.begin_write().map_err(rerr("begin write"))?;
         {
-            txn.open_multimap_table(ADVISORIES).map_err(rerr("advisories"))?;
+            txn.open_multimap_table(ADVISORIES)
+                .map_err(rerr("advisories"))?;
             txn.open_table(CVSS).map_err(rerr("cvss"))?;
             let mut meta = txn.open_table(META).map_err(rerr("meta"))?;
             let json = serde_json::to_string(info).map_err(|e| DbError::index("meta", e))?;
@@ -254,7 +274,9 @@ pub struct VulnDb {
 }
 
 pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn sync_dir(dir: &Path) -> Result<(), DbError> {
@@ -311,7 +333,8 @@ impl VulnDb {
         let name = format!("db-{version:06}");
         let final_dir = self.dir.join(&name);
         if final_dir.exists() {
-            fs::remove_dir_all(&final_dir).map_err(|e| DbError::io(final_dir.display().to_string(), e))?;
+            fs::remove_dir_all(&final_dir)
+                .map_err(|e| DbError::io(final_dir.display().to_string(), e))?;
         }
         fs::rename(self.building_dir(version), &final_dir)
             .map_err(|e| DbError::io(final_dir.display().to_string(), e))?;
@@ -333,16 +356,17 @@ impl VulnDb {
     /// Removes indexes other than the current one and unfinished builds.
     fn remove_stale(&self) {
         let keep = self.current().map(|s| s.dir.clone());
-        let Ok(entries) = fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().to_string();
             let path = entry.path();
             if (name.starts_with("db-") || name.starts_with("building-"))
                 && Some(&path) != keep.as_ref()
+                && let Err(e) = fs::remove_dir_all(&path)
             {
-                if let Err(e) = fs::remove_dir_all(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "could not remove an old CVE index");
-                }
+                tracing::warn!(path = %path.display(), error = %e, "could not remove an old CVE index");
             }
         }
     }

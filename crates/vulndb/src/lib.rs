@@ -10,14 +10,14 @@
 pub mod advisory;
 pub mod cvss;
 pub mod db;
-mod source;
 mod error;
 pub mod matcher;
 pub mod osv;
+mod source;
 pub mod version;
 
 pub use advisory::{Advisory, Severity, SeveritySource};
+pub use db::{DbInfo, Snapshot, VulnDb};
 pub use error::DbError;
 pub use matcher::{AdvisoryIndex, Finding, match_inventory};
-pub use db::{DbInfo, Snapshot, VulnDb};
 pub use source::{DEFAULT_URL, MAX_RECORD, Outcome, Source};

@@ -118,19 +118,40 @@ fn os_target(os: &OsRelease, eco: Ecosystem) -> Option<(&'static str, Accept)> {
     let ids = std::iter::once(os.id.as_str()).chain(os.id_like.iter().map(String::as_str));
     let id = os.id.as_str();
     Some(match (eco, id) {
-        (Ecosystem::Deb, "debian") => ("Debian", Accept::Exact(vec![format!("Debian:{}", major(v?))])),
+        (Ecosystem::Deb, "debian") => (
+            "Debian",
+            Accept::Exact(vec![format!("Debian:{}", major(v?))]),
+        ),
         (Ecosystem::Deb, "ubuntu") => {
             let v = v?;
-            ("Ubuntu", Accept::Exact(vec![format!("Ubuntu:{v}"), format!("Ubuntu:{v}:LTS")]))
+            (
+                "Ubuntu",
+                Accept::Exact(vec![format!("Ubuntu:{v}"), format!("Ubuntu:{v}:LTS")]),
+            )
         }
-        (Ecosystem::Apk, "alpine") => ("Alpine", Accept::Exact(vec![format!("Alpine:v{}", major_minor(v?))])),
+        (Ecosystem::Apk, "alpine") => (
+            "Alpine",
+            Accept::Exact(vec![format!("Alpine:v{}", major_minor(v?))]),
+        ),
         (Ecosystem::Apk, "wolfi") => ("Wolfi", Accept::Any),
         (Ecosystem::Apk, "chainguard") => ("Chainguard", Accept::Any),
-        (Ecosystem::Rpm, "rocky") => ("Rocky Linux", Accept::Exact(vec![format!("Rocky Linux:{}", major(v?))])),
-        (Ecosystem::Rpm, "almalinux") => ("AlmaLinux", Accept::Exact(vec![format!("AlmaLinux:{}", major(v?))])),
+        (Ecosystem::Rpm, "rocky") => (
+            "Rocky Linux",
+            Accept::Exact(vec![format!("Rocky Linux:{}", major(v?))]),
+        ),
+        (Ecosystem::Rpm, "almalinux") => (
+            "AlmaLinux",
+            Accept::Exact(vec![format!("AlmaLinux:{}", major(v?))]),
+        ),
         (Ecosystem::Rpm, "mageia") => ("Mageia", Accept::Exact(vec![format!("Mageia:{}", v?)])),
-        (Ecosystem::Rpm, "opensuse-leap") => ("openSUSE", Accept::Exact(vec![format!("openSUSE:Leap {}", v?)])),
-        (Ecosystem::Rpm, "rhel") => ("Red Hat", Accept::Contains(format!("enterprise_linux:{}", major(v?)))),
+        (Ecosystem::Rpm, "opensuse-leap") => (
+            "openSUSE",
+            Accept::Exact(vec![format!("openSUSE:Leap {}", v?)]),
+        ),
+        (Ecosystem::Rpm, "rhel") => (
+            "Red Hat",
+            Accept::Contains(format!("enterprise_linux:{}", major(v?))),
+        ),
         _ => {
             // Derivatives named only by ID_LIKE are not matched: their
             // packages are not the parent's.
@@ -167,10 +188,17 @@ fn query(os: Option<&OsRelease>, p: &Package) -> Option<Query> {
         let (names, version) = match (p.ecosystem, &p.source) {
             (Ecosystem::Deb, Some(s)) => (vec![s.name.clone()], s.version.clone()),
             (Ecosystem::Apk, Some(s)) => (vec![s.name.clone()], p.version.clone()),
-            (Ecosystem::Rpm, Some(s)) if s.name != p.name => (vec![p.name.clone(), s.name.clone()], p.version.clone()),
+            (Ecosystem::Rpm, Some(s)) if s.name != p.name => {
+                (vec![p.name.clone(), s.name.clone()], p.version.clone())
+            }
             _ => (vec![p.name.clone()], p.version.clone()),
         };
-        Some(Query { base, accept, names, version })
+        Some(Query {
+            base,
+            accept,
+            names,
+            version,
+        })
     } else {
         Some(Query {
             base: language_base(p.ecosystem)?,
@@ -201,14 +229,23 @@ pub fn affects(a: &AffectedPackage, version: &str) -> (bool, Option<String>) {
         let key = |e: &Event| -> (u8, String) {
             match e {
                 Event::Introduced(v) if is_zero(v) => (0, String::new()),
-                Event::Introduced(v) | Event::Fixed(v) | Event::LastAffected(v) | Event::Limit(v) => (1, v.clone()),
+                Event::Introduced(v)
+                | Event::Fixed(v)
+                | Event::LastAffected(v)
+                | Event::Limit(v) => (1, v.clone()),
             }
         };
         let mut events: Vec<&Event> = range.events.iter().collect();
         events.sort_by(|x, y| {
             let (kx, vx) = key(x);
             let (ky, vy) = key(y);
-            kx.cmp(&ky).then_with(|| if kx == 0 { Ordering::Equal } else { scheme.compare(&vx, &vy) })
+            kx.cmp(&ky).then_with(|| {
+                if kx == 0 {
+                    Ordering::Equal
+                } else {
+                    scheme.compare(&vx, &vy)
+                }
+            })
         });
         let mut inside = false;
         let mut limited = false;
@@ -242,7 +279,10 @@ pub fn affects(a: &AffectedPackage, version: &str) -> (bool, Option<String>) {
                 if let Event::Fixed(v) = e
                     && scheme.compare(v, version) == Ordering::Greater
                 {
-                    if fixed_above.as_ref().is_none_or(|(s, f)| s.compare(v, f) == Ordering::Less) {
+                    if fixed_above
+                        .as_ref()
+                        .is_none_or(|(s, f)| s.compare(v, f) == Ordering::Less)
+                    {
                         fixed_above = Some((scheme, v.clone()));
                     }
                     break;
@@ -295,11 +335,16 @@ fn severity_of(
 
 /// Every vulnerability of every package in `inventory`, sorted by
 /// package, path and id.
-pub fn match_inventory(inventory: &Inventory, index: &dyn AdvisoryIndex) -> Result<Vec<Finding>, DbError> {
+pub fn match_inventory(
+    inventory: &Inventory,
+    index: &dyn AdvisoryIndex,
+) -> Result<Vec<Finding>, DbError> {
     // (package position, reported id) -> finding
     let mut found: BTreeMap<(usize, String), Finding> = BTreeMap::new();
     for (pos, p) in inventory.packages.iter().enumerate() {
-        let Some(q) = query(inventory.os.as_ref(), p) else { continue };
+        let Some(q) = query(inventory.os.as_ref(), p) else {
+            continue;
+        };
         let mut seen = Vec::new();
         for name in &q.names {
             let key = package_key(q.base, name);
@@ -346,7 +391,9 @@ pub fn match_inventory(inventory: &Inventory, index: &dyn AdvisoryIndex) -> Resu
                     std::collections::btree_map::Entry::Vacant(v) => {
                         v.insert(finding);
                     }
-                    std::collections::btree_map::Entry::Occupied(mut o) => merge(o.get_mut(), finding),
+                    std::collections::btree_map::Entry::Occupied(mut o) => {
+                        merge(o.get_mut(), finding)
+                    }
                 }
             }
         }

@@ -74,7 +74,13 @@ enum Input {
 
 fn file_name(eco: &str) -> String {
     eco.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -105,7 +111,11 @@ async fn fetch(
     eco: &str,
     cache: &Path,
 ) -> Result<(Input, String, Option<Download>), DbError> {
-    let url = format!("{}/{}/all.zip", base.trim_end_matches('/'), eco.replace(' ', "%20"));
+    let url = format!(
+        "{}/{}/all.zip",
+        base.trim_end_matches('/'),
+        eco.replace(' ', "%20")
+    );
     let name = file_name(eco);
     let zip = cache.join(format!("{name}.zip"));
     let meta_path = cache.join(format!("{name}.json"));
@@ -117,7 +127,10 @@ async fn fetch(
     } else {
         Validators::default()
     };
-    let fetch_err = |message: String| DbError::Fetch { url: url.clone(), message };
+    let fetch_err = |message: String| DbError::Fetch {
+        url: url.clone(),
+        message,
+    };
     let mut req = client.get(&url);
     if let Some(etag) = &old.etag {
         req = req.header(reqwest::header::IF_NONE_MATCH, etag);
@@ -139,7 +152,10 @@ async fn fetch(
         return Err(fetch_err(format!("HTTP status {status}")));
     }
     let header = |h: reqwest::header::HeaderName| {
-        resp.headers().get(h).and_then(|v| v.to_str().ok()).map(str::to_string)
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     };
     let validators = Validators {
         etag: header(reqwest::header::ETAG),
@@ -163,22 +179,31 @@ async fn fetch(
             Err(e) => {
                 drop(file);
                 let _ = fs::remove_file(&part);
-                return Err(fetch_err(format!("download interrupted: {}", error_chain(&e))));
+                return Err(fetch_err(format!(
+                    "download interrupted: {}",
+                    error_chain(&e)
+                )));
             }
         }
     }
-    file.flush().await.map_err(|e| DbError::io(part.display().to_string(), e))?;
+    file.flush()
+        .await
+        .map_err(|e| DbError::io(part.display().to_string(), e))?;
     drop(file);
     if let Some(expected) = expected
         && expected != written
     {
         let _ = fs::remove_file(&part);
-        return Err(fetch_err(format!("truncated download: {written} of {expected} bytes")));
+        return Err(fetch_err(format!(
+            "truncated download: {written} of {expected} bytes"
+        )));
     }
     // The same fingerprint as a later 304 gives; without validators a
     // download always counts as new.
     let fp = if validators.etag.is_none() && validators.last_modified.is_none() {
-        let t = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let t = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         format!("{eco}=unvalidated/{t}")
     } else {
         format!("{eco}={:?}/{:?}", validators.etag, validators.last_modified)
@@ -206,7 +231,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn folder_inputs(path: &Path, ecosystems: &[String]) -> Result<(Vec<Input>, Vec<String>, String), DbError> {
+fn folder_inputs(
+    path: &Path,
+    ecosystems: &[String],
+) -> Result<(Vec<Input>, Vec<String>, String), DbError> {
     let mut ecos: Vec<String> = ecosystems.to_vec();
     if ecos.is_empty() {
         let entries = fs::read_dir(path).map_err(|e| DbError::io(path.display().to_string(), e))?;
@@ -280,14 +308,17 @@ fn add_bytes(builder: &mut Builder, bytes: &[u8], what: &str) -> Result<(), DbEr
 fn import(builder: &mut Builder, input: &Input) -> Result<(), DbError> {
     match input {
         Input::Zip { label, path } => {
-            let file = fs::File::open(path).map_err(|e| DbError::io(path.display().to_string(), e))?;
+            let file =
+                fs::File::open(path).map_err(|e| DbError::io(path.display().to_string(), e))?;
             let mut reader = BufReader::new(file);
             let zip_err = |e: zip::result::ZipError| DbError::Zip {
                 what: label.clone(),
                 message: e.to_string(),
             };
             let mut entries = 0u64;
-            while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader).map_err(zip_err)? {
+            while let Some(mut entry) =
+                zip::read::read_zipfile_from_stream(&mut reader).map_err(zip_err)?
+            {
                 entries += 1;
                 let name = entry.name().map_err(zip_err)?.to_string();
                 if entry.is_dir() || !name.ends_with(".json") {
@@ -339,7 +370,8 @@ impl VulnDb {
         let (inputs, found, fingerprint) = match source {
             Source::Url(base) => {
                 let cache = self.dir().join("cache");
-                fs::create_dir_all(&cache).map_err(|e| DbError::io(cache.display().to_string(), e))?;
+                fs::create_dir_all(&cache)
+                    .map_err(|e| DbError::io(cache.display().to_string(), e))?;
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(30))
                     .read_timeout(Duration::from_secs(120))
@@ -404,7 +436,8 @@ impl VulnDb {
         for d in &downloads {
             fs::rename(&d.part, &d.zip).map_err(|e| DbError::io(d.zip.display().to_string(), e))?;
             let meta = d.zip.with_extension("json");
-            let bytes = serde_json::to_vec(&d.validators).map_err(|e| DbError::index("validators", e))?;
+            let bytes =
+                serde_json::to_vec(&d.validators).map_err(|e| DbError::index("validators", e))?;
             fs::write(&meta, bytes).map_err(|e| DbError::io(meta.display().to_string(), e))?;
             tracing::debug!(ecosystem = %d.eco, "OSV zip downloaded");
         }

@@ -5,6 +5,11 @@
 //! folder (`*.json` records and `all.zip`) updated between two loads.
 //! Every failure leaves the previous index in use, also after reopening.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failure is the test's failure"
+)]
+
 mod common;
 
 use std::path::Path;
@@ -20,12 +25,18 @@ fn ecos() -> Vec<String> {
 
 fn serve_samples(server: &Server, etag: &str) {
     for eco in ECOS {
-        server.put(&format!("/{eco}/all.zip"), zip_of(&samples().join(eco)), &format!("{eco}-{etag}"));
+        server.put(
+            &format!("/{eco}/all.zip"),
+            zip_of(&samples().join(eco)),
+            &format!("{eco}-{etag}"),
+        );
     }
 }
 
 fn only(rows: Vec<Row>, packages: &[&str]) -> Vec<Row> {
-    rows.into_iter().filter(|r| packages.contains(&r.0.as_str())).collect()
+    rows.into_iter()
+        .filter(|r| packages.contains(&r.0.as_str()))
+        .collect()
 }
 
 const DEB_PY: [&str; 4] = ["libssl3", "openssl", "requests", "urllib3"];
@@ -41,15 +52,26 @@ fn pypi_with_new_record() -> Vec<u8> {
     let mut entries: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     entries.sort();
-    entries.push(("GHSA-j8r2-6x86-q33q.json".into(), NEW_REQUESTS_RECORD.as_bytes().to_vec()));
+    entries.push((
+        "GHSA-j8r2-6x86-q33q.json".into(),
+        NEW_REQUESTS_RECORD.as_bytes().to_vec(),
+    ));
     zip_entries(&entries)
 }
 
 fn current_name(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("CURRENT")).unwrap().trim().to_string()
+    std::fs::read_to_string(dir.join("CURRENT"))
+        .unwrap()
+        .trim()
+        .to_string()
 }
 
 #[tokio::test]
@@ -63,49 +85,82 @@ async fn url_source_conditional_requests_and_update() {
     assert!(db.current().is_none());
     let source = Source::Url(base.clone());
 
-    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else { panic!("not updated") };
+    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else {
+        panic!("not updated")
+    };
     assert_eq!(info.version, 1);
     assert_eq!(info.ecosystems, ecos());
     assert_eq!(info.records, 8);
     let mut statuses = server.statuses();
     statuses.sort();
-    assert_eq!(statuses, [("/Debian/all.zip".to_string(), 200), ("/PyPI/all.zip".to_string(), 200)]);
+    assert_eq!(
+        statuses,
+        [
+            ("/Debian/all.zip".to_string(), 200),
+            ("/PyPI/all.zip".to_string(), 200)
+        ]
+    );
     let expected = only(debian_expected(), &DEB_PY);
     assert_eq!(findings(&db), expected);
     let v1 = db.current().unwrap();
 
     // Nothing changed upstream: two 304s, the index is kept.
-    let Outcome::Unchanged(info) = db.update(&source, &ecos()).await.unwrap() else { panic!("rebuilt") };
+    let Outcome::Unchanged(info) = db.update(&source, &ecos()).await.unwrap() else {
+        panic!("rebuilt")
+    };
     assert_eq!(info.version, 1);
     assert!(server.statuses().iter().all(|(_, s)| *s == 304));
 
     // PyPI changes: Debian is revalidated (304), PyPI downloaded (200).
     server.put("/PyPI/all.zip", pypi_with_new_record(), "PyPI-2");
-    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else { panic!("not updated") };
+    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else {
+        panic!("not updated")
+    };
     assert_eq!(info.version, 2);
     let mut statuses = server.statuses();
     statuses.sort();
-    assert_eq!(statuses, [("/Debian/all.zip".to_string(), 304), ("/PyPI/all.zip".to_string(), 200)]);
+    assert_eq!(
+        statuses,
+        [
+            ("/Debian/all.zip".to_string(), 304),
+            ("/PyPI/all.zip".to_string(), 200)
+        ]
+    );
     let mut want = expected.clone();
-    want.push(row("requests", "CVE-2023-32681", "MEDIUM", "2.31.0", Some("2.31.1")));
+    want.push(row(
+        "requests",
+        "CVE-2023-32681",
+        "MEDIUM",
+        "2.31.0",
+        Some("2.31.1"),
+    ));
     want.sort();
     assert_eq!(findings(&db), want);
     assert_eq!(current_name(&dir), "db-000002");
     assert!(!dir.join("db-000001").exists());
     // A reader that took the old index before the swap still reads it.
-    assert_eq!(rows(&match_inventory(&debian_inventory(), v1.as_ref()).unwrap()), expected);
+    assert_eq!(
+        rows(&match_inventory(&debian_inventory(), v1.as_ref()).unwrap()),
+        expected
+    );
 
     // Reopened (a restart): the same index, and still up to date.
     drop(db);
     let db = VulnDb::open(&dir).unwrap();
     assert_eq!(db.info().unwrap().version, 2);
     assert_eq!(findings(&db), want);
-    assert!(matches!(db.update(&source, &ecos()).await.unwrap(), Outcome::Unchanged(_)));
+    assert!(matches!(
+        db.update(&source, &ecos()).await.unwrap(),
+        Outcome::Unchanged(_)
+    ));
 }
 
 async fn assert_kept(db: &VulnDb, dir: &Path, err: DbError, expect: &str) {
     let text = err.to_string();
-    assert!(text.contains(expect), "{text:?} does not mention {expect:?}");
+    assert!(
+        text.contains(expect),
+        "{text:?} does not mention {expect:?}"
+    );
     assert_eq!(db.info().unwrap().version, 1, "after {text}");
     assert_eq!(findings(db), only(debian_expected(), &DEB_PY));
     assert_eq!(current_name(dir), "db-000001");
@@ -113,7 +168,10 @@ async fn assert_kept(db: &VulnDb, dir: &Path, err: DbError, expect: &str) {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .collect();
-    assert!(!names.iter().any(|n| n.starts_with("building-")), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.starts_with("building-")),
+        "{names:?}"
+    );
     let cached: Vec<String> = std::fs::read_dir(dir.join("cache"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -144,24 +202,33 @@ async fn failed_updates_keep_the_previous_database() {
     assert_kept(&db, &dir, err, "PyPI/all.zip").await;
 
     // Not a zip at all.
-    server.put("/PyPI/all.zip", b"<html>proxy error</html>".to_vec(), "html");
+    server.put(
+        "/PyPI/all.zip",
+        b"<html>proxy error</html>".to_vec(),
+        "html",
+    );
     let err = db.update(&source, &ecos()).await.unwrap_err();
     assert_kept(&db, &dir, err, "not a valid zip").await;
 
     // A truncated download (the connection closes early).
-    server
-        .files
-        .lock()
-        .unwrap()
-        .insert("/PyPI/all.zip".into(), Reply::Truncated(pypi_with_new_record()));
+    server.files.lock().unwrap().insert(
+        "/PyPI/all.zip".into(),
+        Reply::Truncated(pypi_with_new_record()),
+    );
     let err = db.update(&source, &ecos()).await.unwrap_err();
     assert!(matches!(err, DbError::Fetch { .. }), "{err}");
     assert_kept(&db, &dir, err, "/PyPI/all.zip").await;
 
     // A malformed record, named in the error.
     let bad = zip_entries(&[
-        ("GOOD-1.json".into(), NEW_REQUESTS_RECORD.as_bytes().to_vec()),
-        ("BAD-1.json".into(), b"{\"id\": \"BAD-1\", \"affected\": [".to_vec()),
+        (
+            "GOOD-1.json".into(),
+            NEW_REQUESTS_RECORD.as_bytes().to_vec(),
+        ),
+        (
+            "BAD-1.json".into(),
+            b"{\"id\": \"BAD-1\", \"affected\": [".to_vec(),
+        ),
     ]);
     server.put("/PyPI/all.zip", bad, "bad-record");
     let err = db.update(&source, &ecos()).await.unwrap_err();
@@ -175,14 +242,20 @@ async fn failed_updates_keep_the_previous_database() {
     assert_kept(&db, &dir, err, "missing field `id`").await;
 
     // An ecosystem the server does not have.
-    let err = db.update(&source, &["Debian".to_string(), "NoSuch".to_string()]).await.unwrap_err();
+    let err = db
+        .update(&source, &["Debian".to_string(), "NoSuch".to_string()])
+        .await
+        .unwrap_err();
     assert_kept(&db, &dir, err, "404").await;
 
     // An unreachable server.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let err = db.update(&Source::Url(dead.clone()), &ecos()).await.unwrap_err();
+    let err = db
+        .update(&Source::Url(dead.clone()), &ecos())
+        .await
+        .unwrap_err();
     assert!(matches!(err, DbError::Fetch { .. }), "{err}");
     assert_kept(&db, &dir, err, &dead).await;
 
@@ -193,7 +266,9 @@ async fn failed_updates_keep_the_previous_database() {
 
     // And a good update goes through afterwards.
     server.put("/PyPI/all.zip", pypi_with_new_record(), "PyPI-good");
-    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else { panic!() };
+    let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(info.version, 2);
 }
 
@@ -224,15 +299,21 @@ async fn folder_source_updated_between_two_loads() {
     let dir = tmp.path().join("_zot/cve");
     let db = VulnDb::open(&dir).unwrap();
     let source = Source::Path(folder.clone());
-    let Outcome::Updated(info) = db.update(&source, &[]).await.unwrap() else { panic!() };
+    let Outcome::Updated(info) = db.update(&source, &[]).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(info.records, 16);
     assert_eq!(findings(&db), debian_expected());
-    assert!(matches!(db.update(&source, &[]).await.unwrap(), Outcome::Unchanged(_)));
+    assert!(matches!(
+        db.update(&source, &[]).await.unwrap(),
+        Outcome::Unchanged(_)
+    ));
 
     // Between two loads: lodash's advisory withdrawn (edited in place),
     // a minimist advisory that covers 1.2.8 added.
     let lodash = folder.join("npm/GHSA-35jh-r3h4-6jhm.json");
-    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&lodash).unwrap()).unwrap();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lodash).unwrap()).unwrap();
     record["withdrawn"] = "2025-01-01T00:00:00Z".into();
     std::fs::write(&lodash, serde_json::to_vec(&record).unwrap()).unwrap();
     std::fs::write(
@@ -240,10 +321,15 @@ async fn folder_source_updated_between_two_loads() {
         r#"{"id":"GHSA-test-mini-mist","aliases":["CVE-2099-0001"],"affected":[{"package":{"ecosystem":"npm","name":"minimist"},"ranges":[{"type":"SEMVER","events":[{"introduced":"1.2.7"},{"last_affected":"1.2.8"}]}]}],"database_specific":{"severity":"moderate"}}"#,
     )
     .unwrap();
-    let Outcome::Updated(info) = db.update(&source, &[]).await.unwrap() else { panic!() };
+    let Outcome::Updated(info) = db.update(&source, &[]).await.unwrap() else {
+        panic!()
+    };
     assert_eq!(info.version, 2);
     assert_eq!(info.withdrawn, 2);
-    let mut want: Vec<Row> = debian_expected().into_iter().filter(|r| r.0 != "lodash").collect();
+    let mut want: Vec<Row> = debian_expected()
+        .into_iter()
+        .filter(|r| r.0 != "lodash")
+        .collect();
     want.push(row("minimist", "CVE-2099-0001", "MEDIUM", "1.2.8", None));
     want.sort();
     assert_eq!(findings(&db), want);

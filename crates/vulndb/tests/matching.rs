@@ -3,6 +3,11 @@
 //! in their installed version, other releases, withdrawn records, alias
 //! merging, each severity source).
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failure is the test's failure"
+)]
+
 mod common;
 
 use common::*;
@@ -23,11 +28,22 @@ async fn debian_image_findings() {
     assert_eq!(rows(&findings), debian_expected());
 
     let requests = findings.iter().find(|f| f.package == "requests").unwrap();
-    assert_eq!(requests.advisories, ["GHSA-9wx4-h78v-vm56", "PYSEC-2024-60"]);
+    assert_eq!(
+        requests.advisories,
+        ["GHSA-9wx4-h78v-vm56", "PYSEC-2024-60"]
+    );
     assert_eq!(requests.severity_source, SeveritySource::Cvss);
     assert_eq!(requests.cvss.as_ref().unwrap().score, 5.6);
-    assert!(requests.references.contains(&"https://osv.dev/vulnerability/GHSA-9wx4-h78v-vm56".to_string()));
-    assert!(requests.references.contains(&"https://osv.dev/vulnerability/PYSEC-2024-60".to_string()));
+    assert!(
+        requests
+            .references
+            .contains(&"https://osv.dev/vulnerability/GHSA-9wx4-h78v-vm56".to_string())
+    );
+    assert!(
+        requests
+            .references
+            .contains(&"https://osv.dev/vulnerability/PYSEC-2024-60".to_string())
+    );
     assert!(requests.title.starts_with("Requests `Session` object"));
 
     let urllib3 = findings.iter().find(|f| f.package == "urllib3").unwrap();

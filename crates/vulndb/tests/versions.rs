@@ -24,10 +24,17 @@ fn check(name: &str, f: fn(&str, &str) -> Ordering, cases: &[(&str, &str, i32)])
     for &(a, b, want) in cases {
         let want = sign(want);
         if f(a, b) != want {
-            failures.push(format!("{name}({a:?}, {b:?}) = {:?}, want {want:?}", f(a, b)));
+            failures.push(format!(
+                "{name}({a:?}, {b:?}) = {:?}, want {want:?}",
+                f(a, b)
+            ));
         }
         if f(b, a) != want.reverse() {
-            failures.push(format!("{name}({b:?}, {a:?}) = {:?}, want {:?}", f(b, a), want.reverse()));
+            failures.push(format!(
+                "{name}({b:?}, {a:?}) = {:?}, want {:?}",
+                f(b, a),
+                want.reverse()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -175,7 +182,10 @@ fn rpm_vectors() {
 fn apk_vectors() {
     let data = include_str!("data/apk-version.data");
     let mut cases = Vec::new();
-    for line in data.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in data
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let want = match fields[1] {
             "<" => -1,
@@ -398,9 +408,9 @@ fn maven_vectors() {
         "maven",
         maven::compare,
         &[
-            "2.0", "2-1", "2.0.a", "2.0.0.a", "2.0.2", "2.0.123", "2.1.0", "2.1-a", "2.1b", "2.1-c",
-            "2.1-1", "2.1.0.1", "2.2", "2.123", "11.a2", "11.a11", "11.b2", "11.b11", "11.m2",
-            "11.m11", "11", "11.a", "11b", "11c", "11m",
+            "2.0", "2-1", "2.0.a", "2.0.0.a", "2.0.2", "2.0.123", "2.1.0", "2.1-a", "2.1b",
+            "2.1-c", "2.1-1", "2.1.0.1", "2.2", "2.123", "11.a2", "11.a11", "11.b2", "11.b11",
+            "11.m2", "11.m11", "11", "11.a", "11b", "11c", "11m",
         ],
     );
     let equal = [
@@ -435,7 +445,10 @@ fn maven_vectors() {
         ("1FINAL", "1"),
         ("1Cr", "1Rc"),
         ("1m3", "1MILESTONE3"),
-        ("1-abcdefghijklmnopqrstuvwxyz", "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ"),
+        (
+            "1-abcdefghijklmnopqrstuvwxyz",
+            "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ),
     ];
     let cases: Vec<(&str, &str, i32)> = equal.iter().map(|&(a, b)| (a, b, 0)).collect();
     check("maven", maven::compare, &cases);
@@ -524,17 +537,38 @@ fn pep440_version() -> impl Strategy<Value = String> {
     (
         prop::option::of(0u8..3),
         prop::collection::vec(0u8..12, 1..4),
-        prop::option::of((prop::sample::select(vec!["a", "b", "rc", "c", "alpha", "-beta", ".pre"]), prop::option::of(0u8..3))),
-        prop::option::of((prop::sample::select(vec![".post", "-", "post", ".r", "rev"]), 0u8..3)),
-        prop::option::of((prop::sample::select(vec![".dev", "dev", "-dev"]), prop::option::of(0u8..3))),
-        prop::option::of(prop::sample::select(vec!["+abc", "+1", "+abc.2", "+1.abc", "+ubuntu-1"])),
+        prop::option::of((
+            prop::sample::select(vec!["a", "b", "rc", "c", "alpha", "-beta", ".pre"]),
+            prop::option::of(0u8..3),
+        )),
+        prop::option::of((
+            prop::sample::select(vec![".post", "-", "post", ".r", "rev"]),
+            0u8..3,
+        )),
+        prop::option::of((
+            prop::sample::select(vec![".dev", "dev", "-dev"]),
+            prop::option::of(0u8..3),
+        )),
+        prop::option::of(prop::sample::select(vec![
+            "+abc",
+            "+1",
+            "+abc.2",
+            "+1.abc",
+            "+ubuntu-1",
+        ])),
     )
         .prop_map(|(epoch, release, pre, post, dev, local)| {
             let mut s = String::new();
             if let Some(e) = epoch {
                 s.push_str(&format!("{e}!"));
             }
-            s.push_str(&release.iter().map(u8::to_string).collect::<Vec<_>>().join("."));
+            s.push_str(
+                &release
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join("."),
+            );
             if let Some((k, n)) = pre {
                 s.push_str(k);
                 if let Some(n) = n {

@@ -41,7 +41,10 @@ impl Scanner<'_> {
         if start == self.i {
             return None;
         }
-        std::str::from_utf8(&self.s[start..self.i]).ok()?.parse().ok()
+        std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .parse()
+            .ok()
     }
     fn sep(&mut self) -> bool {
         if matches!(self.s.get(self.i), Some(b'.' | b'-' | b'_')) {
@@ -202,7 +205,12 @@ impl Ord for Version {
             .cmp(&other.epoch)
             .then_with(|| self.release_trimmed().cmp(other.release_trimmed()))
             .then_with(|| key_pre(self).cmp(&key_pre(other)))
-            .then_with(|| self.post.map(|p| p as i128).unwrap_or(-1).cmp(&other.post.map(|p| p as i128).unwrap_or(-1)))
+            .then_with(|| {
+                self.post
+                    .map(|p| p as i128)
+                    .unwrap_or(-1)
+                    .cmp(&other.post.map(|p| p as i128).unwrap_or(-1))
+            })
             .then_with(|| {
                 self.dev
                     .map(|d| d as i128)

@@ -111,9 +111,7 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
 fn split(version: &str) -> (u64, &str, &str) {
     let version = version.trim();
     let (epoch, rest) = match version.split_once(':') {
-        Some((e, rest)) if e.bytes().all(|b| b.is_ascii_digit()) => {
-            (e.parse().unwrap_or(0), rest)
-        }
+        Some((e, rest)) if e.bytes().all(|b| b.is_ascii_digit()) => (e.parse().unwrap_or(0), rest),
         _ => (0, version),
     };
     match rest.rsplit_once('-') {

@@ -50,13 +50,11 @@ pub fn parse(version: &str) -> Option<Version> {
         None => (v, None),
     };
     let mut parts = [0u64; 3];
-    let mut n = 0;
-    for part in core.split('.') {
+    for (n, part) in core.split('.').enumerate() {
         if n == 3 || part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         parts[n] = part.parse().ok()?;
-        n += 1;
     }
     let mut idents = Vec::new();
     if let Some(pre) = pre {

@@ -3,6 +3,10 @@
 //! server (with ETags, and a truncating mode for fault tests).
 
 #![allow(dead_code)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure is the test's failure"
+)]
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -53,7 +57,13 @@ pub fn zip_entries(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     out.into_inner()
 }
 
-fn pkg(eco: Ecosystem, name: &str, version: &str, source: Option<(&str, &str)>, path: &str) -> Package {
+fn pkg(
+    eco: Ecosystem,
+    name: &str,
+    version: &str,
+    source: Option<(&str, &str)>,
+    path: &str,
+) -> Package {
     Package {
         ecosystem: eco,
         name: name.into(),
@@ -79,18 +89,90 @@ pub fn os(id: &str, version: &str) -> Option<OsRelease> {
 pub fn debian_inventory() -> Inventory {
     let status = "var/lib/dpkg/status";
     let mut packages = vec![
-        pkg(Ecosystem::Deb, "bash", "5.2.15-2+b2", Some(("bash", "5.2.15-2+b2")), status),
-        pkg(Ecosystem::Deb, "libc6", "2.36-9+deb12u4", Some(("glibc", "2.36-9+deb12u4")), status),
-        pkg(Ecosystem::Deb, "libssl3", "3.0.11-1~deb12u2", Some(("openssl", "3.0.11-1~deb12u2")), status),
-        pkg(Ecosystem::Deb, "openssl", "3.0.11-1~deb12u2", Some(("openssl", "3.0.11-1~deb12u2")), status),
-        pkg(Ecosystem::Pypi, "requests", "2.31.0", None, "usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA"),
-        pkg(Ecosystem::Pypi, "urllib3", "1.26.5", None, "usr/lib/python3/dist-packages/urllib3-1.26.5.dist-info/METADATA"),
-        pkg(Ecosystem::Npm, "lodash", "4.17.20", None, "app/node_modules/lodash/package.json"),
-        pkg(Ecosystem::Npm, "minimist", "1.2.8", None, "app/node_modules/minimist/package.json"),
-        pkg(Ecosystem::Golang, "golang.org/x/net", "v0.17.0", None, "usr/local/bin/server"),
-        pkg(Ecosystem::Cargo, "smallvec", "1.6.0", None, "usr/local/bin/tool"),
-        pkg(Ecosystem::Maven, "org.apache.logging.log4j:log4j-core", "2.14.1", None, "app/lib/log4j-core-2.14.1.jar"),
-        pkg(Ecosystem::Gem, "rack", "2.2.3", None, "usr/lib/ruby/gems/3.1.0/specifications/rack-2.2.3.gemspec"),
+        pkg(
+            Ecosystem::Deb,
+            "bash",
+            "5.2.15-2+b2",
+            Some(("bash", "5.2.15-2+b2")),
+            status,
+        ),
+        pkg(
+            Ecosystem::Deb,
+            "libc6",
+            "2.36-9+deb12u4",
+            Some(("glibc", "2.36-9+deb12u4")),
+            status,
+        ),
+        pkg(
+            Ecosystem::Deb,
+            "libssl3",
+            "3.0.11-1~deb12u2",
+            Some(("openssl", "3.0.11-1~deb12u2")),
+            status,
+        ),
+        pkg(
+            Ecosystem::Deb,
+            "openssl",
+            "3.0.11-1~deb12u2",
+            Some(("openssl", "3.0.11-1~deb12u2")),
+            status,
+        ),
+        pkg(
+            Ecosystem::Pypi,
+            "requests",
+            "2.31.0",
+            None,
+            "usr/lib/python3/dist-packages/requests-2.31.0.dist-info/METADATA",
+        ),
+        pkg(
+            Ecosystem::Pypi,
+            "urllib3",
+            "1.26.5",
+            None,
+            "usr/lib/python3/dist-packages/urllib3-1.26.5.dist-info/METADATA",
+        ),
+        pkg(
+            Ecosystem::Npm,
+            "lodash",
+            "4.17.20",
+            None,
+            "app/node_modules/lodash/package.json",
+        ),
+        pkg(
+            Ecosystem::Npm,
+            "minimist",
+            "1.2.8",
+            None,
+            "app/node_modules/minimist/package.json",
+        ),
+        pkg(
+            Ecosystem::Golang,
+            "golang.org/x/net",
+            "v0.17.0",
+            None,
+            "usr/local/bin/server",
+        ),
+        pkg(
+            Ecosystem::Cargo,
+            "smallvec",
+            "1.6.0",
+            None,
+            "usr/local/bin/tool",
+        ),
+        pkg(
+            Ecosystem::Maven,
+            "org.apache.logging.log4j:log4j-core",
+            "2.14.1",
+            None,
+            "app/lib/log4j-core-2.14.1.jar",
+        ),
+        pkg(
+            Ecosystem::Gem,
+            "rack",
+            "2.2.3",
+            None,
+            "usr/lib/ruby/gems/3.1.0/specifications/rack-2.2.3.gemspec",
+        ),
     ];
     packages.sort();
     Inventory {
@@ -107,8 +189,20 @@ pub fn alpine_inventory(version: &str) -> Inventory {
         scanner: Inventory::SCANNER,
         os: os("alpine", version),
         packages: vec![
-            pkg(Ecosystem::Apk, "libcrypto3", "3.3.1-r0", Some(("openssl", "3.3.1-r0")), db),
-            pkg(Ecosystem::Apk, "musl", "1.2.5-r0", Some(("musl", "1.2.5-r0")), db),
+            pkg(
+                Ecosystem::Apk,
+                "libcrypto3",
+                "3.3.1-r0",
+                Some(("openssl", "3.3.1-r0")),
+                db,
+            ),
+            pkg(
+                Ecosystem::Apk,
+                "musl",
+                "1.2.5-r0",
+                Some(("musl", "1.2.5-r0")),
+                db,
+            ),
         ],
         ..Inventory::default()
     }
@@ -135,7 +229,13 @@ pub fn rows(findings: &[Finding]) -> Vec<Row> {
 }
 
 pub fn row(p: &str, id: &str, sev: &'static str, installed: &str, fixed: Option<&str>) -> Row {
-    (p.into(), id.into(), sev, installed.into(), fixed.map(str::to_string))
+    (
+        p.into(),
+        id.into(),
+        sev,
+        installed.into(),
+        fixed.map(str::to_string),
+    )
 }
 
 /// What the Debian inventory has against the sample records, by hand.
@@ -143,16 +243,58 @@ pub fn debian_expected() -> Vec<Row> {
     let mut rows = vec![
         // DEBIAN-CVE-2024-2511 (own severity "low"); DSA-5532-1 is fixed in
         // the installed version; the Debian:11 record is another release.
-        row("libssl3", "CVE-2024-2511", "LOW", "3.0.11-1~deb12u2", Some("3.0.13-1~deb12u1")),
-        row("openssl", "CVE-2024-2511", "LOW", "3.0.11-1~deb12u2", Some("3.0.13-1~deb12u1")),
+        row(
+            "libssl3",
+            "CVE-2024-2511",
+            "LOW",
+            "3.0.11-1~deb12u2",
+            Some("3.0.13-1~deb12u1"),
+        ),
+        row(
+            "openssl",
+            "CVE-2024-2511",
+            "LOW",
+            "3.0.11-1~deb12u2",
+            Some("3.0.13-1~deb12u1"),
+        ),
         // GHSA and PYSEC merged under the CVE; CVSS 5.6.
-        row("requests", "CVE-2024-35195", "MEDIUM", "2.31.0", Some("2.32.0")),
+        row(
+            "requests",
+            "CVE-2024-35195",
+            "MEDIUM",
+            "2.31.0",
+            Some("2.32.0"),
+        ),
         // PYSEC has no severity: the GHSA alias's CVSS (6.6).
-        row("urllib3", "CVE-2023-43804", "MEDIUM", "1.26.5", Some("1.26.17")),
-        row("lodash", "CVE-2021-23337", "HIGH", "4.17.20", Some("4.17.21")),
-        row("golang.org/x/net", "CVE-2023-45288", "UNKNOWN", "v0.17.0", Some("0.23.0")),
+        row(
+            "urllib3",
+            "CVE-2023-43804",
+            "MEDIUM",
+            "1.26.5",
+            Some("1.26.17"),
+        ),
+        row(
+            "lodash",
+            "CVE-2021-23337",
+            "HIGH",
+            "4.17.20",
+            Some("4.17.21"),
+        ),
+        row(
+            "golang.org/x/net",
+            "CVE-2023-45288",
+            "UNKNOWN",
+            "v0.17.0",
+            Some("0.23.0"),
+        ),
         row("smallvec", "CVE-2021-25900", "UNKNOWN", "1.6.0", None),
-        row("org.apache.logging.log4j:log4j-core", "CVE-2021-44228", "CRITICAL", "2.14.1", Some("2.15.0")),
+        row(
+            "org.apache.logging.log4j:log4j-core",
+            "CVE-2021-44228",
+            "CRITICAL",
+            "2.14.1",
+            Some("2.15.0"),
+        ),
         row("rack", "GHSA-xxxx-rubyg-ems1", "UNKNOWN", "2.2.3", None),
     ];
     rows.sort();
@@ -161,8 +303,20 @@ pub fn debian_expected() -> Vec<Row> {
 
 pub fn alpine_expected() -> Vec<Row> {
     let mut rows = vec![
-        row("libcrypto3", "CVE-2024-6119", "UNKNOWN", "3.3.1-r0", Some("3.3.2-r0")),
-        row("musl", "CVE-2025-26519", "HIGH", "1.2.5-r0", Some("1.2.5-r1")),
+        row(
+            "libcrypto3",
+            "CVE-2024-6119",
+            "UNKNOWN",
+            "3.3.1-r0",
+            Some("3.3.2-r0"),
+        ),
+        row(
+            "musl",
+            "CVE-2025-26519",
+            "HIGH",
+            "1.2.5-r0",
+            Some("1.2.5-r1"),
+        ),
     ];
     rows.sort();
     rows
@@ -171,7 +325,10 @@ pub fn alpine_expected() -> Vec<Row> {
 /// How the server answers a path.
 #[derive(Clone)]
 pub enum Reply {
-    File { body: Vec<u8>, etag: String },
+    File {
+        body: Vec<u8>,
+        etag: String,
+    },
     /// Announces the full length, sends half, closes.
     Truncated(Vec<u8>),
 }
@@ -205,7 +362,9 @@ impl Server {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let me = me.clone();
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
@@ -218,12 +377,11 @@ impl Server {
                     }
                     let text = String::from_utf8_lossy(&buf).to_string();
                     let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let inm = text
-                        .lines()
-                        .find_map(|l| {
-                            let (k, v) = l.split_once(':')?;
-                            k.eq_ignore_ascii_case("if-none-match").then(|| v.trim().to_string())
-                        });
+                    let inm = text.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("if-none-match")
+                            .then(|| v.trim().to_string())
+                    });
                     let reply = me.files.lock().unwrap().get(&path).cloned();
                     let (status, head, body): (u16, String, Vec<u8>) = match reply {
                         None => (404, "Content-Length: 0\r\n".into(), Vec::new()),
@@ -247,7 +405,8 @@ impl Server {
                         304 => "Not Modified",
                         _ => "Not Found",
                     };
-                    let head = format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n{head}\r\n");
+                    let head =
+                        format!("HTTP/1.1 {status} {reason}\r\nConnection: close\r\n{head}\r\n");
                     let _ = sock.write_all(head.as_bytes()).await;
                     let _ = sock.write_all(&body).await;
                     let _ = sock.shutdown().await;
