@@ -19,5 +19,5 @@ pub mod version;
 pub use advisory::{Advisory, Severity, SeveritySource};
 pub use db::{DbInfo, Snapshot, VulnDb};
 pub use error::DbError;
-pub use matcher::{AdvisoryIndex, Finding, match_inventory};
+pub use matcher::{AdvisoryIndex, Finding, ecosystems_for, match_inventory};
 pub use source::{DEFAULT_URL, MAX_RECORD, Outcome, Source};

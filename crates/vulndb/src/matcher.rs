@@ -209,6 +209,19 @@ fn query(os: Option<&OsRelease>, p: &Package) -> Option<Query> {
     }
 }
 
+/// The OSV ecosystem families an inventory needs (what an update from
+/// a URL fetches), sorted.
+pub fn ecosystems_for(inventory: &Inventory) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = inventory
+        .packages
+        .iter()
+        .filter_map(|p| query(inventory.os.as_ref(), p).map(|q| q.base))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 fn is_zero(v: &str) -> bool {
     v == "0"
 }

@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use zot_vulndb::{Severity, SeveritySource, Source, VulnDb, match_inventory};
+use zot_vulndb::{Severity, SeveritySource, Source, VulnDb, ecosystems_for, match_inventory};
 
 async fn loaded() -> (tempfile::TempDir, VulnDb) {
     let dir = tempfile::tempdir().unwrap();
@@ -87,4 +87,16 @@ async fn unknown_distribution_matches_no_os_package() {
     let findings = match_inventory(&inventory, db.current().unwrap().as_ref()).unwrap();
     assert!(findings.iter().all(|f| !f.ecosystem.is_os()));
     assert_eq!(findings.len(), debian_expected().len() - 2);
+}
+
+#[test]
+fn ecosystems_an_inventory_needs() {
+    assert_eq!(
+        ecosystems_for(&debian_inventory()),
+        ["Debian", "Go", "Maven", "PyPI", "RubyGems", "crates.io", "npm"]
+    );
+    assert_eq!(ecosystems_for(&alpine_inventory("3.20.0")), ["Alpine"]);
+    let mut unknown = alpine_inventory("3.20.0");
+    unknown.os = None;
+    assert!(ecosystems_for(&unknown).is_empty());
 }
