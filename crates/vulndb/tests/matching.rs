@@ -93,7 +93,15 @@ async fn unknown_distribution_matches_no_os_package() {
 fn ecosystems_an_inventory_needs() {
     assert_eq!(
         ecosystems_for(&debian_inventory()),
-        ["Debian", "Go", "Maven", "PyPI", "RubyGems", "crates.io", "npm"]
+        [
+            "Debian",
+            "Go",
+            "Maven",
+            "PyPI",
+            "RubyGems",
+            "crates.io",
+            "npm"
+        ]
     );
     assert_eq!(ecosystems_for(&alpine_inventory("3.20.0")), ["Alpine"]);
     let mut unknown = alpine_inventory("3.20.0");

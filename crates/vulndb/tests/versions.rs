@@ -654,3 +654,25 @@ proptest! {
         }
     }
 }
+
+const SCHEMES: [Scheme; 7] = [
+    Scheme::Dpkg,
+    Scheme::Apk,
+    Scheme::Rpm,
+    Scheme::Pep440,
+    Scheme::Semver,
+    Scheme::Maven,
+    Scheme::Gem,
+];
+
+proptest! {
+    // Records are untrusted: any strings compare without a panic, and
+    // every order is antisymmetric and reflexive.
+    #[test]
+    fn every_order_is_total_on_any_input(a in "[0-9a-z.~^_+:!-]{0,12}|\\PC{0,8}", b in "[0-9a-z.~^_+:!-]{0,12}|\\PC{0,8}") {
+        for s in SCHEMES {
+            prop_assert_eq!(s.compare(&a, &b), s.compare(&b, &a).reverse(), "{:?}: {:?} vs {:?}", s, a, b);
+            prop_assert_eq!(s.compare(&a, &a), Ordering::Equal, "{:?}: {:?}", s, a);
+        }
+    }
+}
