@@ -14,6 +14,32 @@ pub mod pep440;
 pub mod rpm;
 pub mod semver;
 
+/// Orders two strings by their parsed forms; a string that does not
+/// parse sorts before every version, two such strings compare as bytes.
+pub(crate) fn parsed_or_bytes<T: Ord>(
+    a: &str,
+    b: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Ordering {
+    match (parse(a), parse(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// Orders lists where an empty one sorts `empty_is` relative to any
+/// other (a release without pre-release identifiers, a local label).
+pub(crate) fn empty_then<T: Ord>(a: &[T], b: &[T], empty_is: Ordering) -> Ordering {
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => empty_is,
+        (false, true) => empty_is.reverse(),
+        _ => a.cmp(b),
+    }
+}
+
 /// A version order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {

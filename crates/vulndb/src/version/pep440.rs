@@ -54,6 +54,20 @@ impl Scanner<'_> {
             false
         }
     }
+    /// An optional separator and number after a label (`a1`, `.post-2`);
+    /// 0 when there is none (PEP 440's implicit number).
+    fn implicit_number(&mut self) -> u64 {
+        let save = self.i;
+        self.sep();
+        match self.number() {
+            Some(n) => n,
+            None => {
+                self.i = save;
+                0
+            }
+        }
+    }
+
     fn word(&mut self, words: &[&str]) -> Option<usize> {
         let rest = &self.s[self.i..];
         // Longest first, so `preview` is not read as `pre`.
@@ -114,15 +128,7 @@ pub fn parse(version: &str) -> Option<Version> {
         })
     };
     match kind {
-        Some(kind) => {
-            let save2 = s.i;
-            s.sep();
-            let n = s.number();
-            if n.is_none() {
-                s.i = save2;
-            }
-            v.pre = Some((kind, n.unwrap_or(0)));
-        }
+        Some(kind) => v.pre = Some((kind, s.implicit_number())),
         None => s.i = save,
     }
     // Post-release.
@@ -133,13 +139,7 @@ pub fn parse(version: &str) -> Option<Version> {
     } else {
         s.sep();
         if s.word(&["post", "rev", "r"]).is_some() {
-            let save2 = s.i;
-            s.sep();
-            let n = s.number();
-            if n.is_none() {
-                s.i = save2;
-            }
-            v.post = Some(n.unwrap_or(0));
+            v.post = Some(s.implicit_number());
         } else {
             s.i = save;
         }
@@ -148,13 +148,7 @@ pub fn parse(version: &str) -> Option<Version> {
     let save = s.i;
     s.sep();
     if s.word(&["dev"]).is_some() {
-        let save2 = s.i;
-        s.sep();
-        let n = s.number();
-        if n.is_none() {
-            s.i = save2;
-        }
-        v.dev = Some(n.unwrap_or(0));
+        v.dev = Some(s.implicit_number());
     } else {
         s.i = save;
     }
@@ -217,15 +211,8 @@ impl Ord for Version {
                     .unwrap_or(i128::MAX)
                     .cmp(&other.dev.map(|d| d as i128).unwrap_or(i128::MAX))
             })
-            .then_with(|| {
-                // No local label sorts before any.
-                match (self.local.is_empty(), other.local.is_empty()) {
-                    (true, true) => Ordering::Equal,
-                    (true, false) => Ordering::Less,
-                    (false, true) => Ordering::Greater,
-                    _ => self.local.cmp(&other.local),
-                }
-            })
+            // No local label sorts before any.
+            .then_with(|| super::empty_then(&self.local, &other.local, Ordering::Less))
     }
 }
 
@@ -238,10 +225,5 @@ impl PartialOrd for Version {
 /// Compares two PyPI versions; a string that is not PEP 440 sorts before
 /// every version, and two such strings compare as bytes.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    match (parse(a), parse(b)) {
-        (Some(a), Some(b)) => a.cmp(&b),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
+    super::parsed_or_bytes(a, b, parse)
 }

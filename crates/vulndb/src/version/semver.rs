@@ -83,12 +83,7 @@ impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
         self.core
             .cmp(&other.core)
-            .then_with(|| match (self.pre.is_empty(), other.pre.is_empty()) {
-                (true, true) => Ordering::Equal,
-                (true, false) => Ordering::Greater,
-                (false, true) => Ordering::Less,
-                _ => self.pre.cmp(&other.pre),
-            })
+            .then_with(|| super::empty_then(&self.pre, &other.pre, Ordering::Greater))
     }
 }
 
@@ -101,10 +96,5 @@ impl PartialOrd for Version {
 /// Compares two semantic versions; a string that does not parse sorts
 /// before every version, and two such strings compare as bytes.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    match (parse(a), parse(b)) {
-        (Some(a), Some(b)) => a.cmp(&b),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        (None, None) => a.cmp(b),
-    }
+    super::parsed_or_bytes(a, b, parse)
 }
