@@ -1,14 +1,15 @@
 //! The compact form of an OSV record that the database stores per
 //! (ecosystem, package): what matching and reporting need, nothing else.
 //! Built by [`Advisory::from_record`], which also names the record's own
-//! severity: from a CVSS v3.x vector (the base score computed), else the
+//! severity: from a CVSS v3.x or else v4.0 vector (the base score
+//! computed), else the
 //! distribution's or database's own severity name; the matcher falls back
 //! on an aliased record's CVSS and then `UNKNOWN`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::cvss;
 use crate::osv::{Record, SeverityScore};
+use crate::{cvss, cvss4};
 
 /// zot's severity names, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -133,24 +134,30 @@ fn cut(mut s: String, max: usize) -> String {
     s
 }
 
-/// The best CVSS v3.x score among severity entries.
-pub fn best_cvss<'a>(entries: impl IntoIterator<Item = &'a SeverityScore>) -> Option<Scored> {
-    let mut best: Option<Scored> = None;
-    for e in entries {
-        if e.kind != "CVSS_V3" {
-            continue;
+/// The severity of the best CVSS score among severity entries: v3.x
+/// vectors first (the scores other scanners show), else v4.0.
+pub fn best_cvss<'a>(
+    entries: impl IntoIterator<Item = &'a SeverityScore> + Clone,
+) -> Option<Scored> {
+    let best = |kind: &str, score: fn(&str) -> Option<f64>| {
+        let mut best: Option<Scored> = None;
+        for e in entries.clone() {
+            if e.kind != kind {
+                continue;
+            }
+            if let Some(s) = score(&e.score)
+                && best.as_ref().is_none_or(|b| s > b.score)
+            {
+                best = Some(Scored {
+                    score: s,
+                    vector: e.score.clone(),
+                    severity: Severity::from_score(s),
+                });
+            }
         }
-        if let Some(score) = cvss::v3_base_score(&e.score)
-            && best.as_ref().is_none_or(|b| score > b.score)
-        {
-            best = Some(Scored {
-                score,
-                vector: e.score.clone(),
-                severity: Severity::from_score(score),
-            });
-        }
-    }
-    best
+        best
+    };
+    best("CVSS_V3", cvss::v3_base_score).or_else(|| best("CVSS_V4", cvss4::v4_score))
 }
 
 fn own_severity(record: &Record) -> Option<Severity> {
@@ -251,5 +258,46 @@ impl Advisory {
             modified: record.modified.clone(),
             affected,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_sources_in_order() {
+        let record = |json: &str| crate::osv::parse(json.as_bytes()).expect("parses");
+        let v4 = record(
+            r#"{"id": "X-1", "severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N"}]}"#,
+        );
+        let a = Advisory::from_record(&v4, |_, _| true);
+        assert_eq!(
+            a.cvss.as_ref().map(|c| (c.score, c.severity)),
+            Some((8.7, Severity::High))
+        );
+        let both = record(
+            r#"{"id": "X-2", "severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N"}, {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:U/C:N/I:N/A:H"}]}"#,
+        );
+        let a = Advisory::from_record(&both, |_, _| true);
+        assert_eq!(
+            a.cvss.as_ref().map(|c| (c.score, c.severity)),
+            Some((5.9, Severity::Medium))
+        );
+        let own = record(
+            r#"{"id": "X-3", "severity": [{"type": "Ubuntu", "score": "medium"}], "affected": [{"ecosystem_specific": {"severity": "ignored: record severity first"}}]}"#,
+        );
+        let a = Advisory::from_record(&own, |_, _| true);
+        assert_eq!((a.cvss, a.own_severity), (None, Some(Severity::Medium)));
+        let per_package = record(
+            r#"{"id": "X-4", "affected": [{"package": {"ecosystem": "npm", "name": "a"}, "ecosystem_specific": {"severity": "Important"}}]}"#,
+        );
+        assert_eq!(
+            Advisory::from_record(&per_package, |_, _| true).own_severity,
+            Some(Severity::High)
+        );
+        let none = record(r#"{"id": "X-5", "severity": null, "aliases": null, "affected": null}"#);
+        let a = Advisory::from_record(&none, |_, _| true);
+        assert_eq!((a.cvss, a.own_severity), (None, None));
     }
 }

@@ -1,8 +1,7 @@
 //! CVSS base scores from vectors: v3.0 and v3.1 (the specification's
 //! formulas; v3.1's `Roundup` avoids floating-point artefacts, v3.0
 //! rounds up to one decimal). A vector with a missing or unknown base
-//! metric has no score. CVSS v4.0 vectors are recognised but not scored
-//! yet (the v4.0 score needs the macro-vector table).
+//! metric has no score. CVSS v4.0 scores are in [`crate::cvss4`].
 
 /// The base score of a CVSS v3.x vector (`CVSS:3.1/AV:N/...`).
 pub fn v3_base_score(vector: &str) -> Option<f64> {

@@ -9,6 +9,7 @@
 
 pub mod advisory;
 pub mod cvss;
+pub mod cvss4;
 pub mod db;
 mod error;
 pub mod matcher;

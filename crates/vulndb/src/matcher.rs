@@ -14,7 +14,7 @@
 //!   reported under its own id if it is a `CVE-…`, else under its first
 //!   `CVE-…` alias (or upstream id), else under its own id; merged
 //!   records keep every source advisory's id and an osv.dev reference.
-//! - Severity: the record's CVSS v3.x base score, else its own severity
+//! - Severity: the record's CVSS v3.x (else v4.0) base score, else its own severity
 //!   name, else an aliased record's CVSS (looked up in the database),
 //!   else `UNKNOWN`; merged records keep the best-sourced severity.
 
