@@ -74,16 +74,20 @@ fn current_name(dir: &Path) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn url_source_conditional_requests_and_update() {
+/// A server with the Debian and PyPI samples, its source, a root.
+async fn serving() -> (Server, Source, tempfile::TempDir) {
     let server = Server::default();
     serve_samples(&server, "1");
     let base = server.start().await;
-    let tmp = tempfile::tempdir().unwrap();
+    (server, Source::Url(base), tempfile::tempdir().unwrap())
+}
+
+#[tokio::test]
+async fn url_source_conditional_requests_and_update() {
+    let (server, source, tmp) = serving().await;
     let dir = tmp.path().join("_zot/cve");
     let db = VulnDb::open(&dir).unwrap();
     assert!(db.current().is_none());
-    let source = Source::Url(base.clone());
 
     let Outcome::Updated(info) = db.update(&source, &ecos()).await.unwrap() else {
         panic!("not updated")
@@ -181,13 +185,9 @@ async fn assert_kept(db: &VulnDb, dir: &Path, err: DbError, expect: &str) {
 
 #[tokio::test]
 async fn failed_updates_keep_the_previous_database() {
-    let server = Server::default();
-    serve_samples(&server, "1");
-    let base = server.start().await;
-    let tmp = tempfile::tempdir().unwrap();
+    let (server, source, tmp) = serving().await;
     let dir = tmp.path().join("_zot/cve");
     let db = VulnDb::open(&dir).unwrap();
-    let source = Source::Url(base.clone());
     db.update(&source, &ecos()).await.unwrap();
 
     // A corrupt zip.
