@@ -20,6 +20,7 @@
 //!   last durable commit) and the owner has brought it back in step with the
 //!   layouts and called [`MetaStore::mark_healthy`].
 
+mod dedupe;
 mod fault;
 mod search;
 
@@ -123,6 +124,9 @@ pub enum Change {
         referrer: Digest,
     },
     AddBlob(Digest),
+    /// The repository's object of this blob holds its content (it is no
+    /// placeholder): the blob's entry in the dedupe map (`dedupe.rs`).
+    HoldsContent(Digest),
     RemoveBlob(Digest),
     /// The manifest was pushed at these seconds since the Unix epoch.
     Pushed(Digest, u64),
@@ -258,6 +262,7 @@ impl MetaStore {
             txn.open_table(REPO_BLOBS)?;
             txn.open_table(TIMES)?;
             search::create(&txn)?;
+            dedupe::create(&txn)?;
         }
         txn.commit()?;
         Ok(db)
@@ -477,7 +482,9 @@ impl MetaStore {
                         let d = d.to_string();
                         blobs.remove((d.as_str(), r))?;
                         repo_blobs.remove((r, d.as_str()))?;
+                        dedupe::drop_if(txn, &d, r)?;
                     }
+                    Change::HoldsContent(d) => dedupe::set(txn, &d.to_string(), r)?,
                     Change::PutImage(_) | Change::PushedBy(..) | Change::Tagged(..) => {}
                 }
             }
@@ -518,6 +525,7 @@ impl MetaStore {
             let mut blobs = txn.open_table(BLOBS)?;
             for d in digests {
                 blobs.remove((d.as_str(), repo))?;
+                dedupe::drop_if(txn, &d, repo)?;
             }
             if times_too {
                 let mut times = txn.open_table(TIMES)?;

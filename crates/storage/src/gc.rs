@@ -360,7 +360,8 @@ impl Registry {
         }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {
-            if let Err(e) = self.backend.delete(&paths::blob(repo, d)).await {
+            let _digest_guard = self.lock_digest(d).await;
+            if let Err(e) = self.delete_blob_object(repo, d).await {
                 tracing::warn!(%repo, digest = %d, error = %e, "gc: removing manifest file");
             }
         }
@@ -453,7 +454,7 @@ impl Registry {
                     continue;
                 }
             }
-            match self.backend.delete(&key).await {
+            match self.delete_blob_object(repo, &digest).await {
                 Ok(_) => {
                     tracing::debug!(%repo, %digest, "gc: removed unreferenced blob");
                     report.blobs_removed += 1;

@@ -6,6 +6,7 @@
 mod backend;
 mod blobs;
 mod cache;
+mod dedupe;
 mod documents;
 mod error;
 mod gc;

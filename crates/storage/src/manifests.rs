@@ -297,7 +297,8 @@ impl Registry {
         }
         changes.push(self.write_index(repo, &index).await?);
         if let Reference::Digest(digest) = reference {
-            self.backend.delete(&paths::blob(repo, digest)).await?;
+            let _digest_guard = self.lock_digest(digest).await;
+            self.delete_blob_object(repo, digest).await?;
         }
         self.apply_meta(repo, changes).await?;
         Ok(())

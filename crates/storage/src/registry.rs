@@ -470,19 +470,7 @@ impl Registry {
         };
         let index = self.read_index(repo).await?;
         let mut changes = vec![fingerprint];
-        for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
-            if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
-                continue; // e.g. a repository named `<repo>/blobs`
-            }
-            let folder = format!("{}/{}", paths::blobs_dir(repo), alg.name);
-            for blob in self.backend.list(&folder).await? {
-                if let Ok(d) = format!("{}:{}", alg.name, blob.name).parse::<Digest>()
-                    && !blob.is_dir
-                {
-                    changes.push(Change::AddBlob(d));
-                }
-            }
-        }
+        changes.extend(self.layout_blob_changes(repo).await?);
         let mut seen = HashSet::new();
         // Image records are content-addressed: those kept are not derived again.
         let known_images = if self.options.search {
