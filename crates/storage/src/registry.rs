@@ -138,11 +138,19 @@ fn parse_index(repo: &RepoName, bytes: &[u8]) -> Result<LayoutIndex> {
 }
 
 impl Registry {
-    pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
+    /// A registry over `backend` and the metadata store `meta` (an
+    /// `Arc` when several registries share one store, as instances on one
+    /// bucket do).
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        meta: impl Into<Arc<MetaStore>>,
+        options: Options,
+    ) -> Registry {
+        let meta = meta.into();
         meta.set_search(options.search);
         Registry {
             backend,
-            meta: Arc::new(meta),
+            meta,
             uploads: UploadSessions::default(),
             upload_bodies: crate::upload_limits::BodyGate::new(
                 options.max_upload_bodies_per_client,
