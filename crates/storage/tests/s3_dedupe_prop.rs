@@ -41,8 +41,11 @@ const IMAGES: [&[usize]; 5] = [&[0], &[0, 1], &[1, 2, 3], &[3, 0], &[2]];
 enum Op {
     Push { inst: usize, repo: usize, image: usize, tag: usize },
     Mount { inst: usize, from: usize, to: usize, layer: usize },
-    DeleteTag { inst: usize, repo: usize, tag: usize },
-    DeleteManifest { inst: usize, repo: usize, image: usize },
+    /// Of a tag the model has (`pick` modulo their number), or of one it
+    /// does not when it has none.
+    DeleteTag { inst: usize, pick: usize },
+    /// Of a manifest the model has (`pick` modulo their number).
+    DeleteManifest { inst: usize, pick: usize },
     /// A blob delete, only of a blob no manifest of the repository needs.
     DeleteBlob { inst: usize, repo: usize, layer: usize },
     Gc { inst: usize },
@@ -55,8 +58,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(inst, repo, image, tag)| Op::Push { inst, repo, image, tag }),
         1 => (i.clone(), r.clone(), r.clone(), l.clone())
             .prop_map(|(inst, from, to, layer)| Op::Mount { inst, from, to, layer }),
-        1 => (i.clone(), r.clone(), t).prop_map(|(inst, repo, tag)| Op::DeleteTag { inst, repo, tag }),
-        2 => (i.clone(), r.clone(), m).prop_map(|(inst, repo, image)| Op::DeleteManifest { inst, repo, image }),
+        1 => (i.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::DeleteTag { inst, pick }),
+        2 => (i.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::DeleteManifest { inst, pick }),
         1 => (i.clone(), r, l).prop_map(|(inst, repo, layer)| Op::DeleteBlob { inst, repo, layer }),
         2 => i.prop_map(|inst| Op::Gc { inst }),
     ]
@@ -103,7 +106,12 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
                 .await
                 .unwrap();
         }
-        Op::DeleteTag { inst, repo: r, tag: t } => {
+        Op::DeleteTag { inst, pick } => {
+            let tags: Vec<(usize, usize)> = model.tags.keys().copied().collect();
+            let (r, t) = match tags.len() {
+                0 => (pick % REPOS.len(), pick % TAGS.len()),
+                n => tags[pick % n],
+            };
             let reference = Reference::Tag(TAGS[t].parse().unwrap());
             let deleted = regs[inst].delete_manifest(&repo(REPOS[r]), &reference).await;
             match model.tags.remove(&(r, t)) {
@@ -111,15 +119,19 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
                 None => assert!(matches!(deleted, Err(StorageError::ManifestUnknown))),
             }
         }
-        Op::DeleteManifest { inst, repo: r, image } => {
-            let reference = Reference::Digest(manifest_digest(layers, image));
-            let deleted = regs[inst].delete_manifest(&repo(REPOS[r]), &reference).await;
-            if model.manifests.remove(&(r, image)) {
-                deleted.unwrap();
-                model.tags.retain(|&(rr, _), &mut m| rr != r || m != image);
-            } else {
-                assert!(matches!(deleted, Err(StorageError::ManifestUnknown)));
+        Op::DeleteManifest { inst, pick } => {
+            let all: Vec<(usize, usize)> = model.manifests.iter().copied().collect();
+            if all.is_empty() {
+                return;
             }
+            let (r, image) = all[pick % all.len()];
+            let reference = Reference::Digest(manifest_digest(layers, image));
+            regs[inst]
+                .delete_manifest(&repo(REPOS[r]), &reference)
+                .await
+                .unwrap();
+            model.manifests.remove(&(r, image));
+            model.tags.retain(|&(rr, _), &mut m| rr != r || m != image);
         }
         Op::DeleteBlob { inst, repo: r, layer } => {
             // The config is needed by every image; layers only by some.
@@ -188,13 +200,13 @@ async fn run(ops: Vec<Op>) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(8),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10),
         max_shrink_iters: 64,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn no_sequence_loses_referenced_content(ops in prop::collection::vec(op(), 1..24)) {
+    fn no_sequence_loses_referenced_content(ops in prop::collection::vec(op(), 1..32)) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
