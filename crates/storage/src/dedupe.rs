@@ -135,7 +135,10 @@ impl Registry {
     ) -> io::Result<Vec<u8>> {
         match read {
             Ok(b) if b.is_empty() && self.uses_placeholders() && !is_empty_blob(digest) => {
-                let located = self.locate_blob(repo, digest).await.map_err(io::Error::other)?;
+                let located = self
+                    .locate_blob(repo, digest)
+                    .await
+                    .map_err(io::Error::other)?;
                 let (key, _) = located.ok_or(io::ErrorKind::NotFound)?;
                 self.backend
                     .read_at_most(&key, crate::MAX_MANIFEST_BYTES)
@@ -212,7 +215,11 @@ impl Registry {
     /// held, then record `RemoveBlob`): on a store with placeholders, its
     /// content is first handed over to a placeholder holder when no other
     /// repository holds it. `Ok(false)` when there was no object.
-    pub(crate) async fn delete_blob_object(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+    pub(crate) async fn delete_blob_object(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<bool> {
         let key = paths::blob(repo, digest);
         if self.uses_placeholders()
             && let Some(size) = self.backend.size(&key).await?

@@ -16,8 +16,8 @@ use std::time::Duration;
 use zot_oci::{Digest, Reference, RepoName};
 use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
 use zot_storage::{
-    Backend, Change, GcOptions, LocalBackend, Options, Registry, S3Options, ScrubFault,
-    ScrubItem, StorageError, open_local, open_s3, paths,
+    Backend, Change, GcOptions, LocalBackend, Options, Registry, S3Options, ScrubFault, ScrubItem,
+    StorageError, open_local, open_s3, paths,
 };
 
 #[derive(Clone, Copy)]
@@ -336,16 +336,28 @@ async fn retention_untagged_and_orphan_referrers(driver: Driver) {
     );
     let rd = Digest::sha256_of(referrer.as_bytes());
     s.reg
-        .put_manifest(&r, &Reference::Digest(rd.clone()), None, referrer.as_bytes())
+        .put_manifest(
+            &r,
+            &Reference::Digest(rd.clone()),
+            None,
+            referrer.as_bytes(),
+        )
         .await
         .unwrap();
     let keep_all = KeepTags::default();
-    let report = s.reg.gc_repo(&r, &retention(keep_all.clone())).await.unwrap();
+    let report = s
+        .reg
+        .gc_repo(&r, &retention(keep_all.clone()))
+        .await
+        .unwrap();
     assert_eq!(report.manifests_removed, 0, "{report:?}");
     assert_eq!(s.reg.referrers(&r, &subject, None).unwrap().len(), 1);
     s.reg.delete_manifest(&r, &tag("s")).await.unwrap();
     let report = s.reg.gc_repo(&r, &retention(keep_all)).await.unwrap();
-    assert_eq!(report.manifests_removed, 2, "subject, then referrer: {report:?}");
+    assert_eq!(
+        report.manifests_removed, 2,
+        "subject, then referrer: {report:?}"
+    );
     assert!(report.repository_removed, "{report:?}");
     assert!(s.reg.metadata().manifest(&r, &rd).unwrap().is_none());
 }
@@ -385,9 +397,21 @@ async fn scrub_finds_flipped_truncated_and_missing_blobs(driver: Driver) {
     assert_eq!(
         found(s.reg.scrub_repo(&a).await),
         vec![
-            (some("flip"), Digest::sha256_of(b"flip-me"), ScrubFault::Corrupt),
-            (some("gone"), Digest::sha256_of(b"remove-me"), ScrubFault::Missing),
-            (some("trunc"), Digest::sha256_of(b"truncate-me"), ScrubFault::WrongSize),
+            (
+                some("flip"),
+                Digest::sha256_of(b"flip-me"),
+                ScrubFault::Corrupt
+            ),
+            (
+                some("gone"),
+                Digest::sha256_of(b"remove-me"),
+                ScrubFault::Missing
+            ),
+            (
+                some("trunc"),
+                Digest::sha256_of(b"truncate-me"),
+                ScrubFault::WrongSize
+            ),
         ]
     );
     // b's image is damaged too: on disk the rewrite made a new file (the
@@ -397,7 +421,11 @@ async fn scrub_finds_flipped_truncated_and_missing_blobs(driver: Driver) {
         Driver::Local => assert!(b_found.is_empty(), "{b_found:?}"),
         Driver::S3 => assert_eq!(
             b_found,
-            vec![(some("ok"), Digest::sha256_of(b"flip-me"), ScrubFault::Corrupt)]
+            vec![(
+                some("ok"),
+                Digest::sha256_of(b"flip-me"),
+                ScrubFault::Corrupt
+            )]
         ),
     }
 }

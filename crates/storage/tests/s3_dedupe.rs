@@ -47,7 +47,11 @@ async fn content_is_stored_once_and_placeholders_resolve() {
     push_image(&reg, &repo("a"), "1", &[&shared]).await;
     push_image(&reg, &repo("b"), "1", &[&shared, b"own"]).await;
     assert_eq!(b.object_size("a", &d).await, Some(3000));
-    assert_eq!(b.object_size("b", &d).await, Some(0), "b holds a placeholder");
+    assert_eq!(
+        b.object_size("b", &d).await,
+        Some(0),
+        "b holds a placeholder"
+    );
     assert_eq!(
         reg.metadata().blob_origin(&d).unwrap().as_deref(),
         Some("a")
@@ -57,7 +61,11 @@ async fn content_is_stored_once_and_placeholders_resolve() {
     assert_eq!(read_blob(&reg, &repo("b"), &d).await, shared);
     assert_eq!(range(&reg, "b", &d, 100, 50).await, &shared[100..150]);
     // A mount from the placeholder's repository is a placeholder too.
-    assert!(reg.mount_blob(&repo("c"), &d, Some(&repo("b"))).await.unwrap());
+    assert!(
+        reg.mount_blob(&repo("c"), &d, Some(&repo("b")))
+            .await
+            .unwrap()
+    );
     assert_eq!(b.object_size("c", &d).await, Some(0));
     // A manifest pushed over the placeholder only (no upload) is accepted.
     push_blob(&reg, &repo("c"), b"{}").await;
@@ -192,8 +200,16 @@ async fn a_bucket_written_with_dedupe_is_served_with_it_off() {
     assert_eq!(b.object_size("b", &d).await, Some(0), "not rewritten");
     push_image(&reg, &repo("c"), "1", &[&shared]).await;
     assert_eq!(b.object_size("c", &d).await, Some(2500), "a copy");
-    assert!(reg.mount_blob(&repo("d"), &d, Some(&repo("b"))).await.unwrap());
-    assert_eq!(b.object_size("d", &d).await, Some(2500), "a server-side copy");
+    assert!(
+        reg.mount_blob(&repo("d"), &d, Some(&repo("b")))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        b.object_size("d", &d).await,
+        Some(2500),
+        "a server-side copy"
+    );
     // a and c hold content: when a goes, b's placeholder resolves to c.
     reg.delete_manifest(&repo("a"), &Reference::Digest(ma))
         .await

@@ -39,20 +39,48 @@ const IMAGES: [&[usize]; 5] = [&[0], &[0, 1], &[1, 2, 3], &[3, 0], &[2]];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Push { inst: usize, repo: usize, image: usize, tag: usize },
-    Mount { inst: usize, from: usize, to: usize, layer: usize },
+    Push {
+        inst: usize,
+        repo: usize,
+        image: usize,
+        tag: usize,
+    },
+    Mount {
+        inst: usize,
+        from: usize,
+        to: usize,
+        layer: usize,
+    },
     /// Of a tag the model has (`pick` modulo their number), or of one it
     /// does not when it has none.
-    DeleteTag { inst: usize, pick: usize },
+    DeleteTag {
+        inst: usize,
+        pick: usize,
+    },
     /// Of a manifest the model has (`pick` modulo their number).
-    DeleteManifest { inst: usize, pick: usize },
+    DeleteManifest {
+        inst: usize,
+        pick: usize,
+    },
     /// A blob delete, only of a blob no manifest of the repository needs.
-    DeleteBlob { inst: usize, repo: usize, layer: usize },
-    Gc { inst: usize },
+    DeleteBlob {
+        inst: usize,
+        repo: usize,
+        layer: usize,
+    },
+    Gc {
+        inst: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let (i, r, t, l, m) = (0..2usize, 0..REPOS.len(), 0..TAGS.len(), 0..4usize, 0..IMAGES.len());
+    let (i, r, t, l, m) = (
+        0..2usize,
+        0..REPOS.len(),
+        0..TAGS.len(),
+        0..4usize,
+        0..IMAGES.len(),
+    );
     prop_oneof![
         4 => (i.clone(), r.clone(), m.clone(), t.clone())
             .prop_map(|(inst, repo, image, tag)| Op::Push { inst, repo, image, tag }),
@@ -81,7 +109,10 @@ impl Model {
 }
 
 fn layer_refs(layers: &[Vec<u8>], image: usize) -> Vec<&[u8]> {
-    IMAGES[image].iter().map(|&l| layers[l].as_slice()).collect()
+    IMAGES[image]
+        .iter()
+        .map(|&l| layers[l].as_slice())
+        .collect()
 }
 
 fn manifest_digest(layers: &[Vec<u8>], image: usize) -> Digest {
@@ -94,12 +125,28 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
         ..GcOptions::default()
     };
     match *op {
-        Op::Push { inst, repo: r, image, tag: t } => {
-            push_image(&regs[inst], &repo(REPOS[r]), TAGS[t], &layer_refs(layers, image)).await;
+        Op::Push {
+            inst,
+            repo: r,
+            image,
+            tag: t,
+        } => {
+            push_image(
+                &regs[inst],
+                &repo(REPOS[r]),
+                TAGS[t],
+                &layer_refs(layers, image),
+            )
+            .await;
             model.tags.insert((r, t), image);
             model.manifests.insert((r, image));
         }
-        Op::Mount { inst, from, to, layer } => {
+        Op::Mount {
+            inst,
+            from,
+            to,
+            layer,
+        } => {
             let d = Digest::sha256_of(&layers[layer]);
             regs[inst]
                 .mount_blob(&repo(REPOS[to]), &d, Some(&repo(REPOS[from])))
@@ -113,7 +160,9 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
                 n => tags[pick % n],
             };
             let reference = Reference::Tag(TAGS[t].parse().unwrap());
-            let deleted = regs[inst].delete_manifest(&repo(REPOS[r]), &reference).await;
+            let deleted = regs[inst]
+                .delete_manifest(&repo(REPOS[r]), &reference)
+                .await;
             match model.tags.remove(&(r, t)) {
                 Some(_) => deleted.unwrap(),
                 None => assert!(matches!(deleted, Err(StorageError::ManifestUnknown))),
@@ -133,7 +182,11 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
             model.manifests.remove(&(r, image));
             model.tags.retain(|&(rr, _), &mut m| rr != r || m != image);
         }
-        Op::DeleteBlob { inst, repo: r, layer } => {
+        Op::DeleteBlob {
+            inst,
+            repo: r,
+            layer,
+        } => {
             // The config is needed by every image; layers only by some.
             if !model.needs(r, layer) {
                 let d = Digest::sha256_of(&layers[layer]);
@@ -170,7 +223,7 @@ async fn check(regs: &[Registry], model: &Model, layers: &[Vec<u8>], after: &str
                     .unwrap_or_else(|e| panic!("{after}: layer {l}: {e}"));
             }
         }
-        for (&(r, t), _) in &model.tags {
+        for &(r, t) in model.tags.keys() {
             try_pull_image(reg, &repo(REPOS[r]), TAGS[t])
                 .await
                 .unwrap_or_else(|e| panic!("{after}: {e}"));
