@@ -2,8 +2,10 @@
 //! upload sessions whose bodies stream to disk through incremental hashing.
 //!
 //! A blob becomes visible under `<repo>/blobs/` only once its digest has been
-//! verified, by one atomic rename (or hard link, with dedupe). A mismatch
-//! removes the upload's data and stores nothing.
+//! verified, by one atomic rename (or hard link, with dedupe; on S3 a
+//! zero-byte placeholder, see `dedupe.rs`). A mismatch removes the
+//! upload's data and stores nothing. Reads go through
+//! [`Registry::locate_blob`], so a placeholder is served as its content.
 
 use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};

@@ -20,7 +20,9 @@
 //!   before it links): a blob uploaded or mounted for a manifest not pushed
 //!   yet survives `gcDelay`.
 //! - Blobs are removed from this repository only: with dedupe, another
-//!   repository's hard link keeps the content.
+//!   repository's hard link keeps the content; on S3, content that other
+//!   repositories' placeholders stand for is first moved to one of them
+//!   (`dedupe.rs`), and a failed move keeps the blob (a problem).
 //! - If a listed manifest (in `index.json` or as an index's child) cannot
 //!   be read now (an I/O error, content that no longer matches its digest),
 //!   no blob of the repository is removed in that run: its references are
