@@ -256,3 +256,33 @@ async fn scrub_sees_damaged_content_through_placeholders() {
     assert!(found(reg.scrub_repo(&repo("b")).await).contains(&ScrubFault::Missing));
     assert!(reg.blob_size(&repo("b"), &d).await.unwrap().is_none());
 }
+
+/// A dedupe map that lost its entry (the holder is still recorded): a
+/// read through a placeholder finds the holder and records it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_map_without_the_origin_is_repaired_by_a_read() {
+    let b = Bucket::new();
+    let reg = b.open(dedupe(true)).await;
+    let shared = layer(2048, 6);
+    let d = Digest::sha256_of(&shared);
+    push_image(&reg, &repo("a"), "1", &[&shared]).await;
+    push_image(&reg, &repo("b"), "1", &[&shared]).await;
+    reg.metadata()
+        .apply(
+            &repo("a"),
+            &[
+                zot_storage::Change::RemoveBlob(d.clone()),
+                zot_storage::Change::AddBlob(d.clone()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(reg.metadata().blob_origin(&d).unwrap(), None);
+    // Straight to the stream (no HEAD first): the placeholder is not
+    // served as the blob.
+    assert_eq!(range(&reg, "b", &d, 0, 2048).await, shared);
+    assert_eq!(
+        reg.metadata().blob_origin(&d).unwrap().as_deref(),
+        Some("a")
+    );
+    pull_image(&reg, &repo("b"), "1").await;
+}
