@@ -161,11 +161,16 @@ impl Registry {
     ) -> Result<Vec<Change>> {
         let target = paths::blob(repo, digest);
         let added = vec![Change::AddBlob(digest.clone())];
-        if self.backend.size(&target).await?.is_some() {
-            self.backend.delete(upload_key).await?;
-            return Ok(added);
-        }
-        if self.options.dedupe
+        if let Some(existing) = self.backend.size(&target).await? {
+            // Already placed; unless it is a placeholder whose content is
+            // gone (left by a crash, say): then this upload is the content.
+            if !is_placeholder(digest, existing)
+                || self.content_holder(digest, Some(repo)).await?.is_some()
+            {
+                self.backend.delete(upload_key).await?;
+                return Ok(added);
+            }
+        } else if self.options.dedupe
             && size > 0
             && let Some((holder, held)) = self.content_holder(digest, Some(repo)).await?
             && held == size

@@ -286,3 +286,26 @@ async fn a_map_without_the_origin_is_repaired_by_a_read() {
     );
     pull_image(&reg, &repo("b"), "1").await;
 }
+
+/// A placeholder whose content is nowhere (left by a crash, or written by
+/// hand) is a missing blob, and the next upload of the digest replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_placeholder_is_missing_and_replaced_by_an_upload() {
+    let b = Bucket::new();
+    let reg = b.open(dedupe(true)).await;
+    let data = layer(700, 7);
+    let d = Digest::sha256_of(&data);
+    push_image(&reg, &repo("c"), "1", &[b"other"]).await;
+    b.raw()
+        .write_atomic(&zot_storage::paths::blob(&repo("c"), &d), b"")
+        .await
+        .unwrap();
+    assert_eq!(reg.blob_size(&repo("c"), &d).await.unwrap(), None);
+    assert!(matches!(
+        reg.blob_stream(&repo("c"), &d, 0, 700).await,
+        Err(zot_storage::StorageError::BlobUnknown)
+    ));
+    push_blob(&reg, &repo("c"), &data).await;
+    assert_eq!(b.object_size("c", &d).await, Some(700));
+    assert_eq!(read_blob(&reg, &repo("c"), &d).await, data);
+}
