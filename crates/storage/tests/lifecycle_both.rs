@@ -152,6 +152,22 @@ async fn gc_shared_and_unique(driver: Driver, dedupe: bool) {
     let m1 = push_image(&s.reg, &a, "1", &[b"shared", b"unique-a1"]).await;
     push_image(&s.reg, &a, "2", &[b"unique-a2"]).await;
     push_image(&s.reg, &b, "1", &[b"shared", b"unique-b"]).await;
+    // Shared: one inode on disk; on S3 content in a, a placeholder in b.
+    let shared_in_b = match s.driver {
+        Driver::Local => {
+            use std::os::unix::fs::MetadataExt;
+            let file = s.dir.path().join(s.key("a", b"shared"));
+            std::fs::metadata(file).unwrap().nlink()
+        }
+        Driver::S3 => s.raw.size(&s.key("b", b"shared")).await.unwrap().unwrap(),
+    };
+    let want = match (s.driver, dedupe) {
+        (Driver::Local, true) => 2,
+        (Driver::Local, false) => 1,
+        (Driver::S3, true) => 0,
+        (Driver::S3, false) => 6,
+    };
+    assert_eq!(shared_in_b, want, "links, or the size of b's object");
     let r = s.reg.gc_all(&now_gc()).await.unwrap();
     assert_eq!((r.manifests_removed, r.blobs_removed), (0, 0), "{r:?}");
 
@@ -315,10 +331,21 @@ async fn retention_keep_tags_rules(driver: Driver) {
     };
     assert_eq!(kept_by(driver, count).await, ["v3", "v4"]);
     let pulled = KeepTags {
-        pulled_within: Some(Duration::from_secs(3600)),
+        most_recently_pulled_count: Some(3),
         ..KeepTags::default()
     };
     assert_eq!(kept_by(driver, pulled).await, ["v2"]);
+    let pushed_within = KeepTags {
+        // A little slack for the time the test takes.
+        pushed_within: Some(Duration::from_secs(2 * 3600 + 10)),
+        ..KeepTags::default()
+    };
+    assert_eq!(kept_by(driver, pushed_within).await, ["v3", "v4"]);
+    let pulled_within = KeepTags {
+        pulled_within: Some(Duration::from_secs(3600)),
+        ..KeepTags::default()
+    };
+    assert_eq!(kept_by(driver, pulled_within).await, ["v2"]);
     let patterns = KeepTags {
         patterns: vec![Regex::new("v[13]").unwrap()],
         ..KeepTags::default()
@@ -352,12 +379,16 @@ async fn retention_untagged_and_orphan_referrers(driver: Driver) {
         .unwrap();
     assert_eq!(report.manifests_removed, 0, "{report:?}");
     assert_eq!(s.reg.referrers(&r, &subject, None).unwrap().len(), 1);
+    // The subject's tag goes: the subject is untagged, then its referrer
+    // is orphaned (removed only with deleteReferrers).
     s.reg.delete_manifest(&r, &tag("s")).await.unwrap();
+    let mut no_referrers = retention(keep_all.clone());
+    no_referrers.retention.policies[0].delete_referrers = false;
+    let report = s.reg.gc_repo(&r, &no_referrers).await.unwrap();
+    assert_eq!(report.manifests_removed, 1, "only the subject: {report:?}");
+    assert!(s.reg.metadata().manifest(&r, &rd).unwrap().is_some());
     let report = s.reg.gc_repo(&r, &retention(keep_all)).await.unwrap();
-    assert_eq!(
-        report.manifests_removed, 2,
-        "subject, then referrer: {report:?}"
-    );
+    assert_eq!(report.manifests_removed, 1, "now the referrer: {report:?}");
     assert!(report.repository_removed, "{report:?}");
     assert!(s.reg.metadata().manifest(&r, &rd).unwrap().is_none());
 }
