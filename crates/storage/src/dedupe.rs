@@ -51,6 +51,14 @@ pub(crate) fn is_placeholder(digest: &Digest, size: u64) -> bool {
     size == 0 && !is_empty_blob(digest)
 }
 
+/// The metadata changes of content (no placeholder) placed in a repository.
+fn holds_content(digest: &Digest) -> Vec<Change> {
+    vec![
+        Change::AddBlob(digest.clone()),
+        Change::HoldsContent(digest.clone()),
+    ]
+}
+
 impl Registry {
     /// Whether this store shares content by placeholders.
     pub(crate) fn uses_placeholders(&self) -> bool {
@@ -186,10 +194,7 @@ impl Registry {
             }
         }
         self.backend.publish(upload_key, &target).await?;
-        Ok(vec![
-            Change::AddBlob(digest.clone()),
-            Change::HoldsContent(digest.clone()),
-        ])
+        Ok(holds_content(digest))
     }
 
     /// Mounts blob `digest` into `repo` from `source`'s content at
@@ -210,10 +215,7 @@ impl Registry {
             return Ok(vec![Change::AddBlob(digest.clone())]);
         }
         self.backend.link(content_key, &to_key).await?;
-        Ok(vec![
-            Change::AddBlob(digest.clone()),
-            Change::HoldsContent(digest.clone()),
-        ])
+        Ok(holds_content(digest))
     }
 
     /// Deletes `repo`'s object of blob `digest` (call with the digest lock

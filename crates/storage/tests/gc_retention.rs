@@ -7,9 +7,8 @@ mod gc_common;
 
 use gc_common::*;
 use regex::Regex;
-use std::time::Duration;
 use zot_oci::RepoName;
-use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
+use zot_storage::retention::KeepTags;
 use zot_storage::{Change, GcOptions, Options, Registry, open_local};
 
 fn now() -> u64 {
@@ -41,19 +40,7 @@ async fn seeded() -> (tempfile::TempDir, Registry, RepoName) {
 }
 
 fn options(rule: KeepTags, dry_run: bool) -> GcOptions {
-    GcOptions {
-        delay: Duration::ZERO,
-        retention: Retention {
-            dry_run,
-            delay: Duration::ZERO,
-            policies: vec![RetentionPolicy {
-                repositories: vec![zot_config::glob::Glob::new("apps/**").expect("valid glob")],
-                delete_referrers: true,
-                delete_untagged: true,
-                keep_tags: vec![rule],
-            }],
-        },
-    }
+    retention_options(rule, dry_run)
 }
 
 async fn tags(reg: &Registry, r: &RepoName) -> Vec<String> {

@@ -14,7 +14,7 @@ use regex::Regex;
 use std::sync::Arc;
 use std::time::Duration;
 use zot_oci::{Digest, Reference, RepoName};
-use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
+use zot_storage::retention::{KeepTags, Retention};
 use zot_storage::{
     Backend, Change, GcOptions, LocalBackend, Options, Registry, S3Options, ScrubFault, ScrubItem,
     StorageError, open_local, open_s3, paths,
@@ -272,19 +272,7 @@ fn now() -> u64 {
 }
 
 fn retention(rule: KeepTags) -> GcOptions {
-    GcOptions {
-        delay: Duration::ZERO,
-        retention: Retention {
-            dry_run: false,
-            delay: Duration::ZERO,
-            policies: vec![RetentionPolicy {
-                repositories: vec![zot_config::glob::Glob::new("apps/**").expect("valid glob")],
-                delete_referrers: true,
-                delete_untagged: true,
-                keep_tags: vec![rule],
-            }],
-        },
-    }
+    retention_options(rule, false)
 }
 
 /// Tags v1..v4 pushed 4, 3, 2, 1 hours ago (sharing a layer); v2 pulled a

@@ -21,16 +21,7 @@ use zot_storage::Backend;
 fn an_image_in_two_repositories_is_stored_once_and_survives_gc_of_its_holder() {
     let server = seaweed::shared();
     let bucket = server.bucket();
-    let driver = json!({
-        "name": "s3",
-        "bucket": bucket,
-        "region": "us-east-1",
-        "regionendpoint": server.endpoint,
-        "secure": false,
-        "rootdirectory": "/zot",
-        "accesskey": "test",
-        "secretkey": "test",
-    });
+    let driver = server.driver_json(&bucket);
     let registry = Registry::start_with(
         Config::default()
             .with_storage("storageDriver", driver)

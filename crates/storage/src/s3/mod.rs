@@ -395,12 +395,7 @@ impl Backend for S3Backend {
         if self.head(to).await?.is_some() {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        self.settle(from).await?;
-        self.store
-            .s3
-            .copy(&self.path(from)?, &self.path(to)?)
-            .await
-            .map_err(to_io)
+        self.copy_over(from, to).await
     }
 
     fn placeholders(&self) -> bool {
