@@ -1,8 +1,10 @@
 //! Property: whatever sequence of pushes, mounts, tag and manifest
-//! deletes, blob deletes and GC runs two registries on one bucket (and,
-//! for now, one metadata store) go through with dedupe on, every blob a
-//! remaining manifest references reads back whole with its digest, through
-//! either instance, and again after a rebuild from the bucket alone.
+//! deletes, blob deletes, GC runs and losses of the metadata store (a
+//! rebuild from the bucket, then going on) two registries on one bucket
+//! (and, for now, one metadata store) go through with dedupe on, every
+//! blob a remaining manifest references reads back whole with its digest,
+//! through either instance, and again after a final rebuild; and each
+//! digest's content is stored at most once.
 //!
 //! Cases run against SeaweedFS, so there are few of them by default;
 //! `PROPTEST_CASES` asks for more.
@@ -71,6 +73,9 @@ enum Op {
     Gc {
         inst: usize,
     },
+    /// The metadata store is lost: both registries restart on a new one,
+    /// rebuilt from the bucket.
+    Rebuild,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -90,6 +95,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (i.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::DeleteManifest { inst, pick }),
         1 => (i.clone(), r, l).prop_map(|(inst, repo, layer)| Op::DeleteBlob { inst, repo, layer }),
         2 => i.prop_map(|inst| Op::Gc { inst }),
+        1 => Just(Op::Rebuild),
     ]
 }
 
@@ -200,6 +206,7 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
             let report = regs[inst].gc_all(&gc).await.unwrap();
             assert_eq!(report.problems, 0, "{report:?}");
         }
+        Op::Rebuild => unreachable!("done by run"),
     }
 }
 
@@ -233,18 +240,35 @@ async fn check(regs: &[Registry], model: &Model, layers: &[Vec<u8>], after: &str
 
 async fn run(ops: Vec<Op>) {
     let layers = layers();
-    let b = Bucket::new();
+    let b = Bucket::new_prefix();
     let meta = b.fresh_meta();
-    let regs = b.registries(&meta, &dedupe(true), 2).await;
+    let mut regs = b.registries(&meta, &dedupe(true), 2).await;
     let mut model = Model::default();
     for (i, op) in ops.iter().enumerate() {
-        apply(&regs, &mut model, &layers, op).await;
+        if let Op::Rebuild = op {
+            drop(regs);
+            regs = b.registries(&b.fresh_meta(), &dedupe(true), 2).await;
+        } else {
+            apply(&regs, &mut model, &layers, op).await;
+        }
         // Reads are checked after every step that removes something.
         if !matches!(op, Op::Push { .. } | Op::Mount { .. }) {
             check(&regs[..1], &model, &layers, &format!("step {i} {op:?}")).await;
         }
     }
     check(&regs, &model, &layers, "the end").await;
+    // Stored once: at most one object with content per digest.
+    let mut digests: Vec<Digest> = layers.iter().map(|l| Digest::sha256_of(l)).collect();
+    digests.push(Digest::sha256_of(b"{}"));
+    for d in digests.iter().filter(|d| **d != Digest::sha256_of(b"")) {
+        let mut holders = Vec::new();
+        for r in REPOS {
+            if b.object_size(r, d).await.is_some_and(|n| n > 0) {
+                holders.push(r);
+            }
+        }
+        assert!(holders.len() <= 1, "{d} stored in {holders:?}");
+    }
     drop(regs);
     // The metadata store is lost: rebuilt from the bucket, nothing is.
     let regs = b.registries(&b.fresh_meta(), &dedupe(true), 1).await;

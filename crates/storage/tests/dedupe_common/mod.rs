@@ -31,6 +31,22 @@ impl Bucket {
         }
     }
 
+    /// A fresh prefix (`rootdirectory`) in one bucket shared by the test
+    /// binary: for tests that need many stores (a SeaweedFS server gives
+    /// only some 16 buckets their volumes).
+    pub fn new_prefix() -> Bucket {
+        static SHARED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        static PREFIXES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let server = seaweed::shared();
+        let bucket = SHARED.get_or_init(|| server.bucket());
+        let n = PREFIXES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Bucket {
+            config: server.config(bucket, &format!("zot/case-{n}"), CHUNK),
+            dir: tempfile::tempdir().unwrap(),
+            stores: Default::default(),
+        }
+    }
+
     /// The bucket as the registry's driver sees it (same prefix).
     pub fn raw(&self) -> S3Backend {
         S3Backend::open(&self.config, &S3Options::default()).unwrap()
