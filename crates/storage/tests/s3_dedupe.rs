@@ -309,3 +309,69 @@ async fn a_dangling_placeholder_is_missing_and_replaced_by_an_upload() {
     assert_eq!(b.object_size("c", &d).await, Some(700));
     assert_eq!(read_blob(&reg, &repo("c"), &d).await, data);
 }
+
+/// The repositories `many/r<i>`, `i < n`, whose object of `d` has content.
+async fn holders(b: &Bucket, d: &Digest, n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        if b.object_size(&format!("many/r{i}"), d)
+            .await
+            .is_some_and(|s| s > 0)
+        {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Pushes of one image to many repositories at once, then removals of
+/// half of them (manifest delete and GC) while others push: the content
+/// is stored once throughout, and every remaining image pulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_and_removals_store_the_content_once() {
+    let b = Bucket::new();
+    let reg = std::sync::Arc::new(b.open(dedupe(true)).await);
+    let shared = layer(4096, 9);
+    let d = Digest::sha256_of(&shared);
+    let name = |i: usize| format!("many/r{i}");
+    let push = |i: usize| {
+        let (reg, shared) = (reg.clone(), shared.clone());
+        tokio::spawn(async move { push_image(&reg, &repo(&name(i)), "1", &[&shared]).await })
+    };
+    let mut digests = Vec::new();
+    for task in (0..8).map(push).collect::<Vec<_>>() {
+        digests.push(task.await.unwrap());
+    }
+    assert_eq!(holders(&b, &d, 8).await.len(), 1, "stored once");
+
+    let mut tasks = Vec::new();
+    for (i, m) in digests.iter().enumerate().take(4) {
+        let (reg, m) = (reg.clone(), m.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = repo(&name(i));
+            reg.delete_manifest(&r, &Reference::Digest(m))
+                .await
+                .unwrap();
+            reg.gc_repo(&r, &now_gc()).await.unwrap();
+        }));
+    }
+    let pushes: Vec<_> = (8..12).map(push).collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for t in pushes {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        holders(&b, &d, 12).await.len(),
+        1,
+        "stored once: {:?}",
+        holders(&b, &d, 12).await
+    );
+    for i in 4..12 {
+        pull_image(&reg, &repo(&name(i)), "1").await;
+    }
+    for i in 0..4 {
+        assert_eq!(b.object_size(&name(i), &d).await, None);
+    }
+}
