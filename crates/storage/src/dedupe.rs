@@ -8,9 +8,12 @@
 //! - A placeholder is a zero-byte object whose digest is not the empty
 //!   content's (`sha256:e3b0c442…` / the SHA-512 one): the real empty blob
 //!   is zero bytes too, and is always content, never shared or resolved.
-//! - A placeholder is written only while a content holder exists, and is
-//!   checked again after its row is recorded: if the content went
-//!   meanwhile, the upload's own data replaces the placeholder.
+//! - A placeholder is written only while a content holder exists, after
+//!   its row is recorded, and the holder is checked again after it is
+//!   written: if the content went meanwhile, the upload's own data
+//!   replaces the placeholder. A manifest push records every blob it
+//!   references in its repository, so a placeholder a client found by a
+//!   `HEAD` (one left unrecorded) is known to the removals.
 //! - Content leaves a repository only after it is safe elsewhere: when
 //!   the leaving repository's object holds content and no other recorded
 //!   holder has content, it is copied (server-side) onto the first
@@ -115,8 +118,11 @@ impl Registry {
             }
             if let Some(size) = self.content_size(&other, digest).await? {
                 tracing::info!(%digest, holder = %other, "dedupe map: origin recorded again");
-                self.apply_meta(&other, vec![Change::HoldsContent(digest.clone())])
-                    .await?;
+                // Best effort: the answer does not depend on it.
+                let repair = vec![Change::HoldsContent(digest.clone())];
+                if let Err(e) = self.apply_meta(&other, repair).await {
+                    tracing::warn!(%digest, error = %e, "dedupe map: cannot record the origin");
+                }
                 return Ok(Some((other, size)));
             }
         }
@@ -183,8 +189,13 @@ impl Registry {
             && let Some((holder, held)) = self.content_holder(digest, Some(repo)).await?
             && held == size
         {
-            self.backend.write_atomic(&target, b"").await?;
+            // Recorded before it exists: a removal of the holder that runs
+            // meanwhile (another instance) cannot miss this repository once
+            // its placeholder is there, and a crash in between leaves a row
+            // without an object (skipped), never an unrecorded placeholder
+            // that a removal would leave dangling.
             self.apply_meta(repo, added.clone()).await?;
+            self.backend.write_atomic(&target, b"").await?;
             // The holder may have gone meanwhile (another instance): then
             // this upload is the content.
             if self.content_holder(digest, Some(repo)).await?.is_some() {

@@ -164,6 +164,14 @@ impl Registry {
             Change::PutManifest(record.clone()),
             Change::Pushed(digest.clone(), crate::gc::now_secs()),
         ];
+        // The blobs it needs are recorded here too (checked present above):
+        // on S3 one may be a placeholder no placement recorded (left by a
+        // crash), which a removal of its content must know about.
+        changes.extend(
+            parsed
+                .required_blobs()
+                .map(|b| Change::AddBlob(b.digest.clone())),
+        );
         if let Some(image) = image {
             changes.push(Change::PutImage(Box::new(image)));
             changes.push(Change::PushedBy(

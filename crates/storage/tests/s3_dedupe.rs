@@ -375,3 +375,38 @@ async fn concurrent_pushes_and_removals_store_the_content_once() {
         assert_eq!(b.object_size(&name(i), &d).await, None);
     }
 }
+
+/// A placeholder no placement recorded (a crash between its write and its
+/// record) that a manifest then relies on: the manifest push records it,
+/// so removing the holder moves the content there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_a_manifest_relies_on_is_recorded() {
+    let b = Bucket::new();
+    let reg = b.open(dedupe(true)).await;
+    let data = layer(900, 8);
+    let d = Digest::sha256_of(&data);
+    let ma = push_image(&reg, &repo("a"), "1", &[&data]).await;
+    push_blob(&reg, &repo("z"), b"{}").await;
+    b.raw()
+        .write_atomic(&zot_storage::paths::blob(&repo("z"), &d), b"")
+        .await
+        .unwrap();
+    assert!(
+        !reg.metadata()
+            .blob_repos(&d)
+            .unwrap()
+            .contains(&"z".to_string())
+    );
+    // The client's HEAD finds the blob (through the placeholder): no upload.
+    assert_eq!(reg.blob_size(&repo("z"), &d).await.unwrap(), Some(900));
+    let m = image_manifest(&[&data]);
+    reg.put_manifest(&repo("z"), &tag("1"), None, m.as_bytes())
+        .await
+        .unwrap();
+    reg.delete_manifest(&repo("a"), &Reference::Digest(ma))
+        .await
+        .unwrap();
+    reg.gc_all(&now_gc()).await.unwrap();
+    assert_eq!(b.object_size("z", &d).await, Some(900));
+    pull_image(&reg, &repo("z"), "1").await;
+}
