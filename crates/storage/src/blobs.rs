@@ -41,11 +41,13 @@ impl Registry {
         // Without placeholders, or when the dedupe map says this repository
         // holds the content (no other origin), the object is read directly:
         // no extra request on the common path.
+        // (A metadata store that cannot answer does not stop a read.)
         let direct = !self.uses_placeholders()
             || len == 0
             || self
                 .meta
-                .blob_origin(digest)?
+                .blob_origin(digest)
+                .unwrap_or(None)
                 .is_none_or(|o| o == repo.as_str());
         if direct {
             match self.backend.read_stream(&own, start, len).await {
