@@ -101,7 +101,9 @@ fn an_event_leaves_when_every_sink_acknowledged_it() {
     assert_eq!(ids(&m, 0), vec!["id-4"]);
     // A new sink starts before the oldest event kept; a sink no longer
     // configured holds nothing back.
-    let cursors = m.outbox_sinks(&["http".to_owned(), "new".to_owned()]).unwrap();
+    let cursors = m
+        .outbox_sinks(&["http".to_owned(), "new".to_owned()])
+        .unwrap();
     assert_eq!(cursors, vec![3, 3]);
     m.outbox_ack("http", 4).unwrap();
     assert_eq!(ids(&m, 0), vec!["id-4"], "the new sink has not had it");

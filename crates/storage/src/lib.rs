@@ -8,6 +8,7 @@ mod blobs;
 mod cache;
 mod documents;
 mod error;
+pub mod events;
 mod gc;
 mod index;
 mod lint;
