@@ -166,6 +166,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
     crate::lifecycle::start(&cfg, &stores);
+    // Delivery of the events outboxes (see events_ext.rs).
+    #[cfg(feature = "events")]
+    let _events = crate::events_ext::start(&cfg, &stores).await?;
 
     let registries: Vec<Arc<zot_storage::Registry>> =
         stores.iter().map(|s| s.registry.clone()).collect();
