@@ -204,6 +204,27 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
     );
     let _ = writeln!(out, "{name} {}", load(&m.dropped_repo_labels));
 
+    let kept = load(&m.events_outbox[0]);
+    if kept != u64::MAX {
+        let name = "zot_events_outbox_events";
+        header(
+            &mut out,
+            om,
+            name,
+            "gauge",
+            "Events kept in the outboxes, not yet acknowledged by every sink",
+        );
+        let _ = writeln!(out, "{name} {kept}");
+        let name = "zot_events_outbox_dropped_total";
+        header(
+            &mut out,
+            om,
+            name,
+            "counter",
+            "Events dropped from a full outbox before delivery",
+        );
+        let _ = writeln!(out, "{name} {}", load(&m.events_outbox[1]));
+    }
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

@@ -38,6 +38,25 @@ pub async fn start(
     Ok(Some(delivery))
 }
 
+/// Sets the metrics' outbox gauges: (events kept, events dropped).
+#[cfg(feature = "events")]
+pub type OutboxGauges = Box<dyn Fn(u64, u64) + Send + Sync>;
+
+/// Keeps the delivery running, and copies its outbox counts into the
+/// metrics every second when metrics are on.
+#[cfg(feature = "events")]
+pub fn report(delivery: zot_events::Delivery, metrics: Option<OutboxGauges>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Some(set) = &metrics {
+                set(delivery.pending(), delivery.dropped());
+            }
+        }
+    });
+}
+
 /// Without the feature: never on.
 #[cfg(not(feature = "events"))]
 pub fn outbox_limit(_cfg: &Config) -> Option<u64> {

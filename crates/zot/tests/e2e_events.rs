@@ -1,0 +1,301 @@
+//! The events extension on the real binary: CloudEvents to an HTTP
+//! receiver (binary content mode) that fails, hangs, goes down and comes
+//! back, and to a real NATS server (structured mode, `nats-server`, which
+//! `scripts/test` installs); at-least-once delivery through restarts and
+//! a crash, in order; one event per change, none for an identical
+//! re-push; a full outbox drops the oldest, counted.
+
+mod auth_common;
+mod common;
+mod events_common;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use common::tools::skopeo_copy;
+use common::{Config, OciLayout, Registry, fixtures};
+use events_common::nats::{NatsServer, Subscriber};
+use events_common::receiver::{Mode, Received, Receiver};
+
+const CREATED: &str = "zotregistry.repository.created";
+const UPDATED: &str = "zotregistry.image.updated";
+const DELETED: &str = "zotregistry.image.deleted";
+
+fn http_sink(receiver: &Receiver, outbox: Value) -> Value {
+    json!({"events": {"enable": true, "outbox": outbox, "sinks": [{
+        "type": "http",
+        "address": receiver.url(),
+        "timeout": "1s",
+        "channel": "ci",
+        "headers": {"X-Registry": "e2e"},
+        "credentials": {"username": "hook", "password": "secret"},
+    }]}})
+}
+
+fn small(seed: &str) -> fixtures::Image {
+    fixtures::image(
+        ("linux", "amd64"),
+        &[vec![("seed.txt", seed.as_bytes().to_vec())]],
+        false,
+    )
+}
+
+/// (type, name, reference) of each accepted event.
+fn summary(got: &[Received]) -> Vec<(String, String, String)> {
+    got.iter()
+        .map(|r| {
+            let s = |k: &str| r.data[k].as_str().unwrap_or("").to_owned();
+            (r.event_type().to_owned(), s("name"), s("reference"))
+        })
+        .collect()
+}
+
+fn ev(t: &str, name: &str, reference: &str) -> (String, String, String) {
+    (t.to_owned(), name.to_owned(), reference.to_owned())
+}
+
+#[test]
+fn http_sink_receives_every_event_once_in_order_through_failures() {
+    let receiver = Receiver::start();
+    let registry = Registry::start_with(
+        Config::default().with_extensions(http_sink(&receiver, json!({"maxBackoff": "1s"}))),
+    );
+    let work = registry.work_dir();
+    let image = small("http-a");
+    let src = OciLayout::create(&work.join("src"));
+    src.add_image(&image, "1.0");
+    let push = |to: &str| skopeo_copy(&[], &src.reference("1.0"), &registry.docker_ref(to), &work);
+
+    // A real client's push: the repository, then the tag.
+    let digest = push("ev/a:1.0");
+    let got = receiver.wait_for("the first push", |g| g.len() >= 2);
+    assert_eq!(
+        summary(&got),
+        vec![ev(CREATED, "ev/a", ""), ev(UPDATED, "ev/a", "1.0")]
+    );
+    let e = &got[1];
+    assert_eq!(e.header("ce-specversion"), "1.0");
+    assert_eq!(e.header("ce-source"), "zotregistry.dev");
+    assert_eq!(e.header("ce-channel"), "ci");
+    assert_eq!(e.header("content-type"), "application/json");
+    assert_eq!(e.header("x-registry"), "e2e");
+    assert_eq!(e.header("authorization"), "Basic aG9vazpzZWNyZXQ=");
+    assert!(!e.header("ce-id").is_empty() && e.header("ce-id") != got[0].header("ce-id"));
+    assert!(
+        e.header("ce-time").ends_with('Z'),
+        "{}",
+        e.header("ce-time")
+    );
+    assert_eq!(e.data["digest"], digest.as_str());
+    assert_eq!(
+        e.data["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        e.data["manifest"],
+        String::from_utf8_lossy(&image.manifest.bytes).as_ref()
+    );
+    assert_eq!(e.data["request"]["method"], "PUT");
+    assert!(
+        !e.data["request"]["useragent"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty()
+    );
+    assert_eq!(e.data["request"]["addr"], "127.0.0.1");
+    assert!(e.data.get("actor").is_none(), "anonymous: no actor");
+
+    // An identical re-push makes nothing: the next event is the marker's.
+    push("ev/a:1.0");
+    push("ev/a:marker");
+    let got = receiver.wait_for("the marker", |g| g.len() >= 3);
+    assert_eq!(summary(&got)[2..], [ev(UPDATED, "ev/a", "marker")]);
+
+    // The receiver fails (500), then hangs past the timeout, then is down:
+    // events wait, retried with back-off, and arrive in order afterwards.
+    receiver.set(Mode::Fail);
+    push("ev/a:2.0");
+    push("ev/b:1.0");
+    receiver.wait_failures(|(refused, _)| refused >= 3);
+    receiver.set(Mode::Hang);
+    receiver.wait_failures(|(_, hung)| hung >= 1);
+    receiver.set(Mode::Down);
+    push("ev/a:3.0");
+    std::thread::sleep(Duration::from_secs(3));
+    let client = registry.client();
+    client
+        .request("DELETE", "/v2/ev/a/manifests/2.0", &[], None)
+        .expect_status(202, "delete a tag");
+    assert_eq!(
+        receiver.accepted().len(),
+        3,
+        "nothing accepted while failing"
+    );
+    receiver.set(Mode::Accept);
+    let got = receiver.wait_for("the events held back", |g| g.len() >= 8);
+    assert_eq!(
+        summary(&got)[3..],
+        [
+            ev(UPDATED, "ev/a", "2.0"),
+            ev(CREATED, "ev/b", ""),
+            ev(UPDATED, "ev/b", "1.0"),
+            ev(UPDATED, "ev/a", "3.0"),
+            ev(DELETED, "ev/a", "2.0"),
+        ]
+    );
+    assert_eq!(got[7].data["request"]["method"], "DELETE");
+    // Nothing more comes (each accepted once): one more marker is next.
+    push("ev/a:marker2");
+    let got = receiver.wait_for("the second marker", |g| g.len() >= 9);
+    assert_eq!(summary(&got)[8..], [ev(UPDATED, "ev/a", "marker2")]);
+}
+
+#[test]
+fn undelivered_events_survive_a_restart_and_a_crash() {
+    let receiver = Receiver::start();
+    let mut registry = Registry::start_with(
+        Config::default().with_extensions(http_sink(&receiver, json!({"maxBackoff": "1s"}))),
+    );
+    receiver.set(Mode::Down);
+    small("restart-1").push(&registry.client(), "ev/r", "1");
+    // A graceful stop with the event undelivered.
+    assert!(registry.terminate(Duration::from_secs(30)).is_some());
+    registry.restart();
+    small("restart-2").push(&registry.client(), "ev/r", "2");
+    // A crash right after the push was answered.
+    registry.kill9();
+    registry.restart();
+    assert!(receiver.accepted().is_empty());
+    receiver.set(Mode::Accept);
+    let got = receiver.wait_for("the events of both runs", |g| g.len() >= 3);
+    assert_eq!(
+        summary(&got),
+        vec![
+            ev(CREATED, "ev/r", ""),
+            ev(UPDATED, "ev/r", "1"),
+            ev(UPDATED, "ev/r", "2"),
+        ]
+    );
+    // Acknowledged events are gone: after a graceful stop nothing is sent
+    // again. (After a crash, acknowledgements of the last few seconds,
+    // not yet durable, may be lost: those events are sent again.)
+    assert!(registry.terminate(Duration::from_secs(30)).is_some());
+    registry.restart();
+    small("restart-3").push(&registry.client(), "ev/r", "3");
+    let got = receiver.wait_for("the third push", |g| g.len() >= 4);
+    assert_eq!(summary(&got)[3..], [ev(UPDATED, "ev/r", "3")]);
+}
+
+#[test]
+fn a_full_outbox_drops_the_oldest_and_counts_them() {
+    let receiver = Receiver::start();
+    let outbox = json!({"maxEvents": 3, "maxBackoff": "200ms"});
+    let mut extensions = http_sink(&receiver, outbox);
+    extensions["metrics"] = json!({"enable": true});
+    let registry = Registry::start_with(Config::default().with_extensions(extensions));
+    receiver.set(Mode::Down);
+    let client = registry.client();
+    let image = small("full");
+    image.push(&client, "ev/full", "t1");
+    for t in ["t2", "t3", "t4", "t5"] {
+        client
+            .put_manifest(
+                "ev/full",
+                t,
+                &image.manifest.media_type,
+                &image.manifest.bytes,
+            )
+            .expect_status(201, t);
+    }
+    // 6 events (created, t1..t5), 3 kept: the oldest 3 dropped, logged.
+    let start = std::time::Instant::now();
+    while !registry
+        .logs()
+        .contains("the oldest undelivered events were dropped")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            registry.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let metrics = client.get("/metrics").text();
+    assert!(
+        metrics.contains("zot_events_outbox_dropped_total 3"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("zot_events_outbox_events 3"), "{metrics}");
+    receiver.set(Mode::Accept);
+    let got = receiver.wait_for("the events kept", |g| g.len() >= 3);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        summary(&receiver.accepted()),
+        vec![
+            ev(UPDATED, "ev/full", "t3"),
+            ev(UPDATED, "ev/full", "t4"),
+            ev(UPDATED, "ev/full", "t5"),
+        ],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn nats_subscriber_receives_structured_events_with_the_actor() {
+    let nats = NatsServer::start("zot", "natspass");
+    let subscriber = Subscriber::start(&nats.url(), "zot", "natspass", "zot.events");
+    let events = json!({"events": {"enable": true, "sinks": [{
+        "type": "nats",
+        "address": nats.url(),
+        "channel": "zot.events",
+        "timeout": "5s",
+        "credentials": {"username": "zot", "password": "natspass"},
+    }]}});
+    let mut registry = Registry::start_with(Config::default().with_extensions(events));
+    // With a user: events name the actor.
+    registry.kill9();
+    let htpasswd = registry.work_dir().join("htpasswd");
+    auth_common::write_htpasswd(&htpasswd, &[("alice", "alice-pw")]);
+    let path = registry.config_path().to_owned();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("config")).expect("JSON");
+    config["http"]["auth"] = json!({"htpasswd": {"path": htpasswd}});
+    std::fs::write(&path, serde_json::to_vec(&config).expect("JSON")).expect("write");
+    registry.restart();
+
+    let auth = auth_common::basic("alice", "alice-pw");
+    let client = registry.client();
+    let image = small("nats");
+    auth_common::push_image(&client, Some(&auth), "ev/n", &image, "1.0");
+    // Identical re-push: nothing; a delete: one event.
+    auth_common::push_image(&client, Some(&auth), "ev/n", &image, "1.0");
+    auth_common::call(
+        &client,
+        Some(&auth),
+        "DELETE",
+        &format!("/v2/ev/n/manifests/{}", image.manifest.digest),
+        &[],
+        None,
+    )
+    .expect_status(202, "delete by digest");
+    let got = subscriber.wait_for("three events", |g| g.len() >= 3);
+    let types: Vec<&str> = got
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, vec![CREATED, UPDATED, DELETED]);
+    for v in &got {
+        assert_eq!(v["specversion"], "1.0");
+        assert_eq!(v["source"], "zotregistry.dev");
+        assert_eq!(v["datacontenttype"], "application/json");
+        assert_eq!(v["data"]["name"], "ev/n");
+        assert_eq!(v["data"]["actor"]["name"], "alice");
+        assert!(v["id"].as_str().is_some_and(|id| !id.is_empty()));
+    }
+    assert_eq!(got[1]["data"]["reference"], "1.0");
+    assert_eq!(got[2]["data"]["reference"], image.manifest.digest.as_str());
+    assert_eq!(got[2]["data"]["digest"], image.manifest.digest.as_str());
+    std::thread::sleep(Duration::from_secs(1));
+    subscriber.wait_for("no more", |g| g.len() == 3);
+}
