@@ -221,12 +221,18 @@ fn a_full_outbox_drops_the_oldest_and_counts_them() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let metrics = client.get("/metrics").text();
-    assert!(
-        metrics.contains("zot_events_outbox_dropped_total 3"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("zot_events_outbox_events 3"), "{metrics}");
+    // The metrics follow within a few seconds.
+    let start = std::time::Instant::now();
+    loop {
+        let metrics = client.get("/metrics").text();
+        if metrics.contains("zot_events_outbox_dropped_total 3")
+            && metrics.contains("zot_events_outbox_events 3")
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     receiver.set(Mode::Accept);
     let got = receiver.wait_for("the events kept", |g| g.len() >= 3);
     std::thread::sleep(Duration::from_secs(1));
