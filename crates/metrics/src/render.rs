@@ -253,6 +253,25 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn events_outbox_metrics_appear_once_set() {
+        let m = Metrics::new(BuildInfo::default(), 10);
+        assert!(!m.render().contains("zot_events"));
+        m.set_events_outbox(4, 2);
+        let text = m.render();
+        assert!(text.contains("\nzot_events_outbox_events 4\n"), "{text}");
+        assert!(
+            text.contains("# TYPE zot_events_outbox_dropped_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nzot_events_outbox_dropped_total 2\n"),
+            "{text}"
+        );
+        let om = m.render_openmetrics();
+        assert!(om.contains("zot_events_outbox_dropped_total 2"), "{om}");
+    }
+
+    #[test]
     fn renders_counters_histograms_and_labels() {
         let m = Metrics::new(
             BuildInfo {

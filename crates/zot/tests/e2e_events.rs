@@ -21,6 +21,7 @@ use events_common::receiver::{Mode, Received, Receiver};
 const CREATED: &str = "zotregistry.repository.created";
 const UPDATED: &str = "zotregistry.image.updated";
 const DELETED: &str = "zotregistry.image.deleted";
+const LINT_FAILED: &str = "zotregistry.image.lint_failed";
 
 fn http_sink(receiver: &Receiver, outbox: Value) -> Value {
     json!({"events": {"enable": true, "outbox": outbox, "sinks": [{
@@ -304,4 +305,38 @@ fn nats_subscriber_receives_structured_events_with_the_actor() {
     assert_eq!(got[2]["data"]["digest"], image.manifest.digest.as_str());
     std::thread::sleep(Duration::from_secs(1));
     subscriber.wait_for("no more", |g| g.len() == 3);
+}
+
+#[test]
+fn a_push_refused_by_lint_makes_lint_failed() {
+    let receiver = Receiver::start();
+    let mut extensions = http_sink(&receiver, json!({}));
+    extensions["lint"] = json!({"enable": true, "mandatoryAnnotations": ["org.example.team"]});
+    let registry = Registry::start_with(Config::default().with_extensions(extensions));
+    let client = registry.client();
+    let image = small("lint");
+    for blob in image.blobs() {
+        client.push_blob("ev/lint", &blob.bytes);
+    }
+    let refused = client.put_manifest(
+        "ev/lint",
+        "1.0",
+        &image.manifest.media_type,
+        &image.manifest.bytes,
+    );
+    refused.expect_status(400, "lint refuses the push");
+    let got = receiver.wait_for("lint_failed", |g| g.len() >= 2);
+    assert_eq!(
+        summary(&got),
+        vec![
+            ev(CREATED, "ev/lint", ""),
+            ev(LINT_FAILED, "ev/lint", "1.0")
+        ]
+    );
+    assert_eq!(got[1].data["digest"], image.manifest.digest.as_str());
+    assert_eq!(
+        got[1].data["manifest"],
+        String::from_utf8_lossy(&image.manifest.bytes).as_ref()
+    );
+    assert!(client.get_manifest("ev/lint", "1.0").status == 404);
 }
