@@ -62,6 +62,12 @@ impl NatsSink {
         } else if let Some(token) = &c.credentials.token {
             o = o.token(token.clone());
         }
+        if c.tls.ca_cert_file.is_some() || c.tls.cert_file.is_some() {
+            // async-nats asks rustls for the process's provider, which is
+            // ambiguous with two compiled in (ring, and aws-lc-rs by
+            // reqwest): name one, as the LDAP client does.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         if let Some(ca) = &c.tls.ca_cert_file {
             o = o.add_root_certificates(ca.clone()).require_tls(true);
         }

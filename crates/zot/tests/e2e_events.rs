@@ -340,3 +340,42 @@ fn a_push_refused_by_lint_makes_lint_failed() {
     );
     assert!(client.get_manifest("ev/lint", "1.0").status == 404);
 }
+
+#[test]
+fn nats_sink_with_mutual_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = auth_common::pki::Pki::new(dir.path());
+    let (server_crt, server_key) = pki.issue("nats", "127.0.0.1", true);
+    let (client_crt, client_key) = pki.issue("zot", "zot", false);
+    let ca = pki.path("ca.crt");
+    let path = |p: &std::path::Path| p.to_str().expect("UTF-8 path").to_owned();
+    let nats = NatsServer::start_with(&[
+        "--tlsverify",
+        "--tlscert",
+        &path(&server_crt),
+        "--tlskey",
+        &path(&server_key),
+        "--tlscacert",
+        &path(&ca),
+    ]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let options = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca.clone())
+        .add_client_certificate(client_crt.clone(), client_key.clone())
+        .require_tls(true);
+    let subscriber = Subscriber::start_with(&nats.url(), options, "zot.tls");
+    let events = json!({"events": {"enable": true, "sinks": [{
+        "type": "nats",
+        "address": nats.url(),
+        "channel": "zot.tls",
+        "tlsConfig": {"caCertFile": ca, "certFile": client_crt, "keyFile": client_key},
+    }]}});
+    let registry = Registry::start_with(Config::default().with_extensions(events));
+    small("tls").push(&registry.client(), "ev/tls", "1");
+    let got = subscriber.wait_for("two events over TLS", |g| g.len() >= 2);
+    let types: Vec<&str> = got
+        .iter()
+        .map(|v| v["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, vec![CREATED, UPDATED]);
+}

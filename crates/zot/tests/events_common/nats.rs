@@ -26,13 +26,18 @@ fn binary() -> String {
 impl NatsServer {
     /// Starts `nats-server` requiring `user`/`pass`.
     pub fn start(user: &str, pass: &str) -> NatsServer {
+        NatsServer::start_with(&["--user", user, "--pass", pass])
+    }
+
+    /// Starts `nats-server` with more arguments (TLS, users).
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let child = Command::new(binary())
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .args(["--user", user, "--pass", pass])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -69,6 +74,12 @@ pub struct Subscriber {
 impl Subscriber {
     /// Subscribed once this returns.
     pub fn start(url: &str, user: &str, pass: &str, subject: &str) -> Subscriber {
+        let options = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into());
+        Subscriber::start_with(url, options, subject)
+    }
+
+    /// [`Subscriber::start`] with its own connection options (TLS).
+    pub fn start_with(url: &str, options: async_nats::ConnectOptions, subject: &str) -> Subscriber {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -76,7 +87,6 @@ impl Subscriber {
             .expect("a runtime");
         let got = Arc::new(Mutex::new(Vec::new()));
         let (url, subject) = (url.to_owned(), subject.to_owned());
-        let options = async_nats::ConnectOptions::with_user_and_password(user.into(), pass.into());
         let mut sub = runtime.block_on(async {
             let client = options.connect(url).await.expect("subscriber connects");
             let sub = client.subscribe(subject).await.expect("subscribe");
