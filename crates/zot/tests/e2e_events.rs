@@ -379,3 +379,81 @@ fn nats_sink_with_mutual_tls() {
         .collect();
     assert_eq!(types, vec![CREATED, UPDATED]);
 }
+
+/// An HTTPS receiver (rustls, a certificate of the test's CA) that
+/// accepts every event; returns its URL and what it received.
+fn https_receiver(
+    pki: &auth_common::pki::Pki,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let (crt, key) = pki.issue("hooks", "127.0.0.1", true);
+    let tls = zot_auth::tls::server_config(&crt, &key, None).expect("server TLS");
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/events",
+                post(move |headers: axum::http::HeaderMap, body: String| {
+                    let g = g.clone();
+                    async move {
+                        let ce_type = headers
+                            .get("ce-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let data: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+                        g.lock()
+                            .expect("received")
+                            .push(json!({"type": ce_type, "data": data}));
+                        "ok"
+                    }
+                }),
+            );
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(tls));
+            listener.set_nonblocking(true).expect("nonblocking");
+            axum_server::from_tcp_rustls(listener, config)
+                .expect("server")
+                .serve(app.into_make_service())
+                .await
+                .expect("serve");
+        });
+    });
+    (format!("https://127.0.0.1:{port}/events"), got)
+}
+
+#[test]
+fn http_sink_over_tls_with_the_configured_ca() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = auth_common::pki::Pki::new(dir.path());
+    let (url, got) = https_receiver(&pki);
+    let (client_crt, client_key) = pki.issue("zot", "zot", false);
+    let events = json!({"events": {"enable": true, "sinks": [{
+        "type": "http",
+        "address": url,
+        "timeout": "5s",
+        "tlsConfig": {"caCertFile": pki.path("ca.crt"), "certFile": client_crt, "keyFile": client_key},
+    }]}});
+    let registry = Registry::start_with(Config::default().with_extensions(events));
+    small("https").push(&registry.client(), "ev/https", "1");
+    let start = std::time::Instant::now();
+    loop {
+        let seen = got.lock().expect("received").clone();
+        if seen.len() >= 2 {
+            assert_eq!(seen[0]["type"], CREATED);
+            assert_eq!(seen[1]["type"], UPDATED);
+            assert_eq!(seen[1]["data"]["reference"], "1");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{seen:?}\n{}",
+            registry.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
