@@ -86,17 +86,24 @@ pub struct SinkTls {
 
 impl SinkConfig {
     /// A name that identifies the sink across restarts (its delivery
-    /// position is kept under it).
+    /// position is kept under it) and in logs: its type, address (without
+    /// any `user:password@` in it) and channel.
     pub fn name(&self) -> String {
         let kind = match self.kind {
             SinkKind::Http => "http",
             SinkKind::Nats => "nats",
         };
-        format!(
-            "{kind} {} {}",
-            self.address,
-            self.channel.as_deref().unwrap_or("")
-        )
+        let address = match self.address.split_once("://") {
+            Some((scheme, rest)) => {
+                let host_end = rest.find('/').unwrap_or(rest.len());
+                match rest[..host_end].rfind('@') {
+                    Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                    None => self.address.clone(),
+                }
+            }
+            None => self.address.clone(),
+        };
+        format!("{kind} {address} {}", self.channel.as_deref().unwrap_or(""))
     }
 }
 
@@ -289,6 +296,18 @@ mod tests {
         ] {
             assert!(paths.contains(&want), "{want} in {paths:?}");
         }
+    }
+
+    #[test]
+    fn a_sink_is_named_without_its_password() {
+        let (c, p) = read(
+            r#"{"sinks": [{"type": "nats", "address": "nats://u:secret@h:4222", "channel": "c"},
+                {"type": "http", "address": "https://h/p@q"}]}"#,
+        );
+        assert!(p.is_empty(), "{p:?}");
+        let c = c.unwrap_or_else(|| unreachable!());
+        assert_eq!(c.sinks[0].name(), "nats nats://h:4222 c");
+        assert_eq!(c.sinks[1].name(), "http https://h/p@q ");
     }
 
     #[test]
