@@ -8,7 +8,8 @@
 //!   digest or a digest newly listed (`image.updated`; re-pushing an
 //!   identical manifest under the same tag or digest makes none), a manifest
 //!   or tag deleted (`image.deleted`), a push refused by lint
-//!   (`image.lint_failed`, in a transaction of its own).
+//!   (`image.lint_failed`, in a transaction of its own), a scan finished
+//!   ([`crate::Registry::record_scanned`], by the scanner: `image.scanned`).
 //! - Nothing is made while the store keeps no events
 //!   ([`zot_meta::MetaStore::events_enabled`]).
 //! - Who asked and how (`actor`, `request`) come from the [`Origin`] the
@@ -24,6 +25,7 @@ pub const REPOSITORY_CREATED: &str = "zotregistry.repository.created";
 pub const IMAGE_UPDATED: &str = "zotregistry.image.updated";
 pub const IMAGE_DELETED: &str = "zotregistry.image.deleted";
 pub const IMAGE_LINT_FAILED: &str = "zotregistry.image.lint_failed";
+pub const IMAGE_SCANNED: &str = "zotregistry.image.scanned";
 
 /// The request a change comes from.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,7 @@ pub async fn with_origin<F: std::future::Future>(origin: Origin, work: F) -> F::
 }
 
 /// What identifies an image in `image.*` events.
-pub(crate) struct Image<'a> {
+pub struct Image<'a> {
     pub reference: &'a str,
     pub digest: &'a Digest,
     pub media_type: &'a str,
@@ -112,6 +114,37 @@ pub(crate) fn image_pushed(
         IMAGE_UPDATED
     };
     event(repo, kind, data)
+}
+
+/// What a vulnerability scan found (zot's `summary` of `image.scanned`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub count: u64,
+    pub fixable_count: u64,
+    pub unknown_count: u64,
+    pub low_count: u64,
+    pub medium_count: u64,
+    pub high_count: u64,
+    pub critical_count: u64,
+    pub max_severity: String,
+}
+
+pub(crate) fn image_scanned(repo: &RepoName, image: &Image<'_>, s: &ScanSummary) -> OutboxEvent {
+    let mut data = image_data(repo, image);
+    data.insert(
+        "summary".into(),
+        json!({
+            "count": s.count,
+            "fixableCount": s.fixable_count,
+            "unknownCount": s.unknown_count,
+            "lowCount": s.low_count,
+            "mediumCount": s.medium_count,
+            "highCount": s.high_count,
+            "criticalCount": s.critical_count,
+            "maxSeverity": s.max_severity,
+        }),
+    );
+    event(repo, IMAGE_SCANNED, data)
 }
 
 pub(crate) fn image_deleted(repo: &RepoName, image: &Image<'_>) -> OutboxEvent {

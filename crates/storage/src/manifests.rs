@@ -217,6 +217,26 @@ impl Registry {
         })
     }
 
+    /// Records `image.scanned` (zot's event of a scan that was not served
+    /// from its cache) for `image` of `repo`, when events are on: for the
+    /// scanner, after a scan finishes.
+    pub async fn record_scanned(
+        &self,
+        repo: &RepoName,
+        image: &events::Image<'_>,
+        summary: &events::ScanSummary,
+    ) -> Result<()> {
+        if !self.meta.events_enabled() {
+            return Ok(());
+        }
+        let event = events::image_scanned(repo, image, summary);
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.append_events(&[event]))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
     /// Records `image.lint_failed` for a push refused by lint (in a
     /// transaction of its own: nothing else changed). A failure to record
     /// it is logged; the push is refused either way.

@@ -133,6 +133,43 @@ async fn every_change_makes_one_event_and_a_repush_none() {
 }
 
 #[tokio::test]
+async fn a_scan_is_recorded_with_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        events: Some(10),
+        ..Options::default()
+    };
+    let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
+    let r: RepoName = "a/b".parse().unwrap();
+    let digest = Digest::sha256_of(b"m");
+    let image = zot_storage::events::Image {
+        reference: "v1",
+        digest: &digest,
+        media_type: "application/vnd.oci.image.manifest.v1+json",
+    };
+    let summary = zot_storage::events::ScanSummary {
+        count: 3,
+        critical_count: 1,
+        max_severity: "CRITICAL".into(),
+        ..Default::default()
+    };
+    reg.record_scanned(&r, &image, &summary).await.unwrap();
+    let all = events(&reg);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].0, "zotregistry.image.scanned");
+    assert_eq!(all[0].1["reference"], "v1");
+    assert_eq!(
+        all[0].1["summary"],
+        serde_json::json!({"count": 3, "fixableCount": 0, "unknownCount": 0, "lowCount": 0,
+            "mediumCount": 0, "highCount": 0, "criticalCount": 1, "maxSeverity": "CRITICAL"})
+    );
+    assert!(
+        !reg.repo_exists(&r).unwrap(),
+        "no repository row for an event alone"
+    );
+}
+
+#[tokio::test]
 async fn events_off_makes_none() {
     let dir = tempfile::tempdir().unwrap();
     let (reg, _) = open_local(dir.path(), false, Options::default())
