@@ -12,6 +12,7 @@
 //!   `credentials` (`username`, `password`, `file`, `token`) and
 //!   `tlsConfig` (`caCertFile`, `certFile`, `keyFile`; a certificate needs
 //!   its key). Every other key is a problem.
+//! - A `nats` sink may have `jetstream` (ours, a boolean, default false).
 //! - `outbox` (ours) has `maxEvents` (at least 1, default
 //!   [`DEFAULT_MAX_OUTBOX_EVENTS`]) and `maxBackoff` (the longest wait
 //!   between delivery attempts, default [`DEFAULT_MAX_BACKOFF`], at least
@@ -64,6 +65,9 @@ pub struct SinkConfig {
     pub headers: BTreeMap<String, String>,
     pub credentials: SinkCredentials,
     pub tls: SinkTls,
+    /// NATS: publish through JetStream and wait for the stream's
+    /// acknowledgement (`jetstream`, ours; default off: core NATS).
+    pub jetstream: bool,
 }
 
 /// `credentials` of a sink.
@@ -189,6 +193,10 @@ fn read_sink(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option
     if proxy.is_some() && kind == Some(SinkKind::Nats) {
         problems.push(Problem::new(s.child("proxy"), "only for http sinks"));
     }
+    let jetstream = fields::boolean(&mut s, "jetstream", problems).unwrap_or(false);
+    if jetstream && kind == Some(SinkKind::Http) {
+        problems.push(Problem::new(s.child("jetstream"), "only for nats sinks"));
+    }
     let mut headers = BTreeMap::new();
     if let Some(v) = s.get("headers") {
         match v {
@@ -247,6 +255,7 @@ fn read_sink(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option
         headers,
         credentials,
         tls,
+        jetstream,
     })
 }
 

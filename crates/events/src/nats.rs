@@ -1,13 +1,18 @@
 //! The `nats` sink: each event published to the sink's `channel` (the
 //! subject) as one CloudEvents structured JSON message, over core NATS.
 //!
-//! Accepted means the NATS server has processed the publish: after it, a
-//! request to a fresh inbox subject nobody listens on is sent on the same
-//! connection, and the server's "no responders" answer (or any answer)
-//! proves it read everything before it, since a server handles a
-//! connection's messages in order. Core NATS keeps nothing: a subscriber
-//! not connected at that moment misses the event (use a JetStream stream
-//! on the subject to keep them; the server then stores what it accepts).
+//! Core NATS (the default): accepted means the NATS server has processed
+//! the publish: after it, a request to a fresh inbox subject nobody listens
+//! on is sent on the same connection, and the server's "no responders"
+//! answer (or any answer) proves it read everything before it, since a
+//! server handles a connection's messages in order. Core NATS keeps
+//! nothing: a subscriber not connected at that moment misses the event.
+//!
+//! With `jetstream: true` the event is published through JetStream and
+//! accepted only when the stream bound to the subject acknowledges it
+//! (stored): with no such stream, nothing is accepted and events wait in
+//! the outbox until one exists. The event's id is its `Nats-Msg-Id`, so
+//! the stream stores a resend (after a lost acknowledgement) once.
 //!
 //! `credentials.file` is a NATS credentials file; else `username` and
 //! `password`, else `token`. `tlsConfig` adds a CA and a client certificate
@@ -107,6 +112,25 @@ impl NatsSink {
         event: &OutboxEvent,
     ) -> Result<(), SinkError> {
         let payload = cloudevent::structured(event, self.cfg.channel.as_deref());
+        if self.cfg.jetstream {
+            let js = async_nats::jetstream::new(client.clone());
+            // The stream drops a resend of the same event (its duplicate
+            // window, 2 minutes by default) by this id.
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", event.id.as_str());
+            let stored = async {
+                js.publish_with_headers(self.subject.clone(), headers, payload.into())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            return match tokio::time::timeout(self.cfg.timeout, stored).await {
+                Ok(Ok(_ack)) => Ok(()),
+                Ok(Err(e)) => Err(SinkError::Send(format!("JetStream publish: {e}"))),
+                Err(_) => Err(SinkError::Send("JetStream publish: timed out".into())),
+            };
+        }
         client
             .publish(self.subject.clone(), payload.into())
             .await

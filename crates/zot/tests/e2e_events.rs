@@ -457,3 +457,65 @@ fn http_sink_over_tls_with_the_configured_ca() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn nats_jetstream_sink_waits_for_a_stream_to_store_its_events() {
+    let store = tempfile::tempdir().expect("tempdir");
+    let dir = store.path().to_str().expect("UTF-8 path").to_owned();
+    let nats = NatsServer::start_with(&["-js", "-sd", &dir]);
+    let events = json!({"events": {"enable": true, "outbox": {"maxBackoff": "500ms"}, "sinks": [{
+        "type": "nats",
+        "address": nats.url(),
+        "channel": "zot.js",
+        "jetstream": true,
+        "timeout": "2s",
+    }]}});
+    let registry = Registry::start_with(Config::default().with_extensions(events));
+    small("js").push(&registry.client(), "ev/js", "1");
+    // No stream on the subject yet: nothing is acknowledged; then one is
+    // made, and the events held in the outbox are stored in it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stored = runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut stream = js
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: "ZOT".into(),
+                subjects: vec!["zot.js".into()],
+                ..Default::default()
+            })
+            .await
+            .expect("create the stream");
+        let start = std::time::Instant::now();
+        loop {
+            let n = stream.info().await.expect("stream info").state.messages;
+            if n >= 2 {
+                break n;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{}",
+                registry.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert_eq!(stored, 2, "each event stored once");
+    assert!(
+        registry.logs().contains("JetStream publish"),
+        "the publish without a stream failed and was retried"
+    );
+    let last = runtime.block_on(async {
+        let client = async_nats::connect(nats.url()).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let stream = js.get_stream("ZOT").await.expect("stream");
+        stream
+            .get_last_raw_message_by_subject("zot.js")
+            .await
+            .expect("last message")
+    });
+    let v: Value = serde_json::from_slice(&last.payload).expect("JSON");
+    assert_eq!(v["type"], UPDATED);
+    assert_eq!(v["data"]["reference"], "1");
+}
