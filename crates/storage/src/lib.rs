@@ -9,6 +9,7 @@ mod cache;
 mod dedupe;
 mod documents;
 mod error;
+pub mod events;
 mod gc;
 mod index;
 mod lint;

@@ -60,6 +60,9 @@ pub struct Options {
     /// times, download counts; see `search.rs`). Off: nothing beyond what
     /// the registry itself needs is derived or recorded.
     pub search: bool,
+    /// Events (`extensions.events`): `Some(n)` keeps the events of changes
+    /// in the metadata store's outbox, at most `n` (see `events.rs`).
+    pub events: Option<u64>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             max_upload_bodies: 256,
             mandatory_annotations: Vec::new(),
             search: false,
+            events: None,
         }
     }
 }
@@ -148,6 +152,7 @@ impl Registry {
     ) -> Registry {
         let meta = meta.into();
         meta.set_search(options.search);
+        meta.set_outbox_limit(options.events.unwrap_or(0));
         Registry {
             backend,
             meta,
@@ -169,6 +174,12 @@ impl Registry {
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The metadata store, for the delivery of its events outbox (which
+    /// reads and acknowledges events; see `zot_meta::OutboxEvent`).
+    pub fn outbox(&self) -> Arc<MetaStore> {
+        self.meta.clone()
     }
 
     /// Sole use of `repo`: for writes of its `index.json` and its removal.
@@ -241,8 +252,12 @@ impl Registry {
                 .await?;
         }
         if self.backend.size(&paths::index(repo)).await?.is_none() {
-            let change = self.write_index(repo, &LayoutIndex::default()).await?;
-            self.apply_meta(repo, vec![change]).await?;
+            let mut changes = vec![self.write_index(repo, &LayoutIndex::default()).await?];
+            if self.meta.events_enabled() {
+                let event = crate::events::repository_created(repo);
+                changes.push(Change::Event(Box::new(event)));
+            }
+            self.apply_meta(repo, changes).await?;
         }
         self.initialised
             .lock()
