@@ -254,6 +254,16 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
             (caller, resp)
         }
         Ok(caller) => {
+            #[cfg(feature = "events")]
+            let routed = {
+                let origin = events_origin(&caller, &req);
+                let work = AssertUnwindSafe(route(state, endpoint, req, &caller)).catch_unwind();
+                match origin {
+                    Some(origin) => zot_storage::events::with_origin(origin, work).await,
+                    None => work.await,
+                }
+            };
+            #[cfg(not(feature = "events"))]
             let routed = AssertUnwindSafe(route(state, endpoint, req, &caller))
                 .catch_unwind()
                 .await;
@@ -268,6 +278,23 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
     let status = resp.status().as_u16();
     security::audit(&state.security, &caller, &method, path, status);
     resp
+}
+
+/// Who made a mutating request and how, for the events it causes
+/// (`actor`, `request`); `None` for reads (nothing to record).
+#[cfg(feature = "events")]
+fn events_origin(caller: &security::Caller, req: &Request) -> Option<zot_storage::events::Origin> {
+    if !mutating(req.method()) {
+        return None;
+    }
+    Some(zot_storage::events::Origin {
+        actor: caller.identity.as_ref().map(|i| i.name.clone()),
+        addr: caller.client.map(|a| a.to_string()).unwrap_or_default(),
+        method: req.method().to_string(),
+        user_agent: http_util::header_str(req, header::USER_AGENT)
+            .unwrap_or_default()
+            .to_owned(),
+    })
 }
 
 fn probes(state: &AppState, path: &str, method: &Method) -> Response {

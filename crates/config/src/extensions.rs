@@ -11,7 +11,7 @@
 //!   `lint`, `mgmt`, `apikey` and `events` are not.
 //! - The rest of a section is kept verbatim in [`ExtensionConfig::raw`] for the
 //!   extension to read. The sections of extensions this codebase implements
-//!   (`scrub`, `lint`, `search`, `ui`, `metrics`) are validated here, every key by its
+//!   (`scrub`, `lint`, `search`, `ui`, `metrics`, `events`) are validated here, every key by its
 //!   path, and read through [`ExtensionConfig::scrub`],
 //!   [`ExtensionConfig::lint`] and [`ExtensionConfig::search`]; the others
 //!   are not validated.
@@ -48,7 +48,8 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
 /// [`crate::Config::from_file_with`].
 /// `ui` is accepted with `search` (this build serves no web UI; the API the
 /// UI uses is search's), and so is `mgmt`, which is on whenever search is.
-pub const AVAILABLE_EXTENSIONS: &[&str] = &["scrub", "lint", "search", "ui", "mgmt", "metrics"];
+pub const AVAILABLE_EXTENSIONS: &[&str] =
+    &["scrub", "lint", "search", "ui", "mgmt", "metrics", "events"];
 
 /// zot's default `extensions.metrics.prometheus.path`.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
@@ -116,6 +117,14 @@ impl ExtensionConfig {
 }
 
 impl ExtensionConfig {
+    /// The settings of an enabled `events` section with sinks.
+    pub fn events(&self) -> Option<crate::events::EventsConfig> {
+        if !self.enabled || self.name != "events" {
+            return None;
+        }
+        crate::events::read_events(&self.raw, &mut Vec::new())
+    }
+
     /// The settings of an enabled `search` section.
     pub fn search(&self) -> Option<SearchConfig> {
         if !self.enabled || self.name != "search" {
@@ -280,6 +289,9 @@ pub(crate) fn parse(
             }
             "metrics" => {
                 read_metrics(&raw, problems);
+            }
+            "events" => {
+                crate::events::read_events(&raw, problems);
             }
             _ => {}
         }

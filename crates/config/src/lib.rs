@@ -22,6 +22,7 @@
 
 mod auth;
 mod duration;
+mod events;
 mod extensions;
 mod fields;
 pub mod glob;
@@ -44,6 +45,10 @@ pub use auth::{
     TokenConfig,
 };
 pub use duration::parse_duration;
+pub use events::{
+    DEFAULT_HTTP_SINK_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_OUTBOX_EVENTS,
+    DEFAULT_NATS_SINK_TIMEOUT, EventsConfig, SinkConfig, SinkCredentials, SinkKind, SinkTls,
+};
 pub use extensions::{
     AVAILABLE_EXTENSIONS, DEFAULT_METRICS_MAX_REPOSITORIES, DEFAULT_METRICS_PATH,
     DEFAULT_SCRUB_INTERVAL, ExtensionConfig, KNOWN_EXTENSIONS, LintConfig, MetricsConfig,

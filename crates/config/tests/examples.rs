@@ -48,7 +48,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
         "config-dynamodb.json",
         Err(&["storage.remoteCache", "storage.cacheDriver"]),
     ),
-    ("config-events.json", Err(&["extensions.events"])),
+    ("config-events.json", Ok(())),
     ("config-example.json", Ok(())),
     ("config-gc.json", Ok(())),
     ("config-gcs.json", Err(&["storage.storageDriver"])),

@@ -373,9 +373,12 @@ fn extensions() {
         "not available in this build",
     );
     one_problem(
-        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"events": {"enable": true}}}"#),
-        "extensions.events",
-        "not available in this build",
+        json(
+            r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"events": {"enable": true,
+                "sinks": [{"type": "kafka", "address": "k:9092"}]}}}"#,
+        ),
+        "extensions.events.sinks[0].type",
+        "unsupported event sink",
     );
     one_problem(
         json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"scrub": {"enable": "yes"}}}"#),

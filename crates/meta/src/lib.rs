@@ -20,10 +20,13 @@
 //!   last durable commit) and the owner has brought it back in step with the
 //!   layouts and called [`MetaStore::mark_healthy`].
 
+mod dedupe;
 mod fault;
+mod outbox;
 mod search;
 
 pub use fault::FaultSwitch;
+pub use outbox::{OutboxEvent, Queued};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 pub use search::{DigestRow, PrefList, Pull, SearchRepo, TagRow};
 use serde::{Deserialize, Serialize};
@@ -123,6 +126,9 @@ pub enum Change {
         referrer: Digest,
     },
     AddBlob(Digest),
+    /// The repository's object of this blob holds its content (it is no
+    /// placeholder): the blob's entry in the dedupe map (`dedupe.rs`).
+    HoldsContent(Digest),
     RemoveBlob(Digest),
     /// The manifest was pushed at these seconds since the Unix epoch.
     Pushed(Digest, u64),
@@ -132,6 +138,8 @@ pub enum Change {
     PushedBy(Digest, String),
     /// Search: the tag was set at these Unix nanoseconds.
     Tagged(String, u64),
+    /// Events: appended to the outbox (see `outbox`).
+    Event(Box<OutboxEvent>),
 }
 
 /// When a manifest was pushed and last pulled (seconds since the Unix epoch).
@@ -158,6 +166,8 @@ pub struct MetaStore {
     failed: AtomicBool,
     /// The search tables are kept (see `search`).
     search: AtomicBool,
+    /// The events outbox's limit and wake-up (see `outbox`).
+    outbox: outbox::OutboxState,
 }
 
 /// The open database, borrowed for the start of a transaction.
@@ -231,6 +241,7 @@ impl MetaStore {
             dirty: AtomicBool::new(false),
             failed: AtomicBool::new(false),
             search: AtomicBool::new(false),
+            outbox: outbox::OutboxState::default(),
         })
     }
 
@@ -258,6 +269,8 @@ impl MetaStore {
             txn.open_table(REPO_BLOBS)?;
             txn.open_table(TIMES)?;
             search::create(&txn)?;
+            dedupe::create(&txn)?;
+            outbox::create(&txn)?;
         }
         txn.commit()?;
         Ok(db)
@@ -354,13 +367,22 @@ impl MetaStore {
 
     /// Applies `changes` to `repo` in one transaction, registering the
     /// repository if it is new.
+    /// A change that carries an event is committed durably (see `outbox`).
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
+        let event = self.events_enabled() && outbox::carries_event(changes);
         self.watch((|| {
-            let txn = self.begin_write()?;
+            let mut txn = self.begin_write()?;
+            if event {
+                txn.set_durability(Durability::Immediate)?;
+            }
             self.apply_in(&txn, repo.as_str(), changes)?;
             txn.commit()?;
             Ok(())
-        })())
+        })())?;
+        if event {
+            self.outbox.appended();
+        }
+        Ok(())
     }
 
     /// Replaces every row of `repo` by `changes` (a rebuild from its
@@ -418,6 +440,7 @@ impl MetaStore {
 
     fn apply_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
         let mut search_rows = search::Rows::new(txn);
+        let mut events = Vec::new();
         {
             let mut repos = txn.open_table(REPOS)?;
             let mut tags = txn.open_table(TAGS)?;
@@ -477,12 +500,16 @@ impl MetaStore {
                         let d = d.to_string();
                         blobs.remove((d.as_str(), r))?;
                         repo_blobs.remove((r, d.as_str()))?;
+                        dedupe::drop_if(txn, &d, r)?;
                     }
+                    Change::HoldsContent(d) => dedupe::set(txn, &d.to_string(), r)?,
                     Change::PutImage(_) | Change::PushedBy(..) | Change::Tagged(..) => {}
+                    Change::Event(e) => events.push(&**e),
                 }
             }
         }
         drop(search_rows);
+        outbox::append(txn, &events, self.outbox.limit())?;
         if self.search_enabled() {
             search::bump(txn, r)?;
         }
@@ -518,6 +545,7 @@ impl MetaStore {
             let mut blobs = txn.open_table(BLOBS)?;
             for d in digests {
                 blobs.remove((d.as_str(), repo))?;
+                dedupe::drop_if(txn, &d, repo)?;
             }
             if times_too {
                 let mut times = txn.open_table(TIMES)?;

@@ -135,6 +135,9 @@ pub struct Metrics {
     unlabelled_latency: Summary,
     repos: RepoTable,
     dropped_repo_labels: AtomicU64,
+    /// The events outboxes: events kept, events dropped at the bound
+    /// (`u64::MAX` in the first: events off, not rendered).
+    events_outbox: [AtomicU64; 2],
     info: BuildInfo,
     started: SystemTime,
 }
@@ -150,9 +153,17 @@ impl Metrics {
             unlabelled_latency: Summary::default(),
             repos: RepoTable::new(max_repositories),
             dropped_repo_labels: AtomicU64::new(0),
+            events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             info,
             started: SystemTime::now(),
         }
+    }
+
+    /// The events outboxes now: events kept (not yet acknowledged by every
+    /// sink) and events dropped at the bound so far. Rendered once set.
+    pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
+        self.events_outbox[0].store(kept, Ordering::Relaxed);
+        self.events_outbox[1].store(dropped, Ordering::Relaxed);
     }
 
     /// Starts timing a request for `path` (what the hot path calls: no

@@ -204,6 +204,27 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
     );
     let _ = writeln!(out, "{name} {}", load(&m.dropped_repo_labels));
 
+    let kept = load(&m.events_outbox[0]);
+    if kept != u64::MAX {
+        let name = "zot_events_outbox_events";
+        header(
+            &mut out,
+            om,
+            name,
+            "gauge",
+            "Events kept in the outboxes, not yet acknowledged by every sink",
+        );
+        let _ = writeln!(out, "{name} {kept}");
+        let name = "zot_events_outbox_dropped_total";
+        header(
+            &mut out,
+            om,
+            name,
+            "counter",
+            "Events dropped from a full outbox before delivery",
+        );
+        let _ = writeln!(out, "{name} {}", load(&m.events_outbox[1]));
+    }
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");
@@ -230,6 +251,25 @@ mod tests {
     use super::*;
     use crate::{BuildInfo, Request};
     use std::time::Duration;
+
+    #[test]
+    fn events_outbox_metrics_appear_once_set() {
+        let m = Metrics::new(BuildInfo::default(), 10);
+        assert!(!m.render().contains("zot_events"));
+        m.set_events_outbox(4, 2);
+        let text = m.render();
+        assert!(text.contains("\nzot_events_outbox_events 4\n"), "{text}");
+        assert!(
+            text.contains("# TYPE zot_events_outbox_dropped_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nzot_events_outbox_dropped_total 2\n"),
+            "{text}"
+        );
+        let om = m.render_openmetrics();
+        assert!(om.contains("zot_events_outbox_dropped_total 2"), "{om}");
+    }
 
     #[test]
     fn renders_counters_histograms_and_labels() {

@@ -149,6 +149,35 @@ pub trait Backend: Send + Sync + 'static {
     /// Makes `to` share the content of `from` (a hard link on disk), so that
     /// identical content is stored once. Fails with `AlreadyExists` if `to` exists.
     async fn link(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Whether identical content is shared by zero-byte placeholders that
+    /// the registry resolves through the dedupe map (an object store, which
+    /// has no hard links; see `dedupe.rs`) rather than by [`Backend::link`].
+    /// A store answering yes also serves [`Backend::copy_over`].
+    fn placeholders(&self) -> bool {
+        false
+    }
+    /// Replaces `to` with a copy of `from` in one step (a server-side copy):
+    /// moves shared content onto a placeholder. Only asked of a backend
+    /// with [`Backend::placeholders`].
+    async fn copy_over(&self, from: &str, to: &str) -> io::Result<()> {
+        let _ = (from, to);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// The objects directly under a prefix with their sizes, sorted by
+    /// name (folders left out), in one listing where the backend can.
+    async fn list_sizes(&self, prefix: &str) -> io::Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        for entry in self.list(prefix).await? {
+            if entry.is_dir {
+                continue;
+            }
+            let key = format!("{}/{}", prefix.trim_end_matches('/'), entry.name);
+            if let Some(size) = self.size(&key).await? {
+                out.push((entry.name, size));
+            }
+        }
+        Ok(out)
+    }
     /// Removes the object; `Ok(false)` when it did not exist.
     async fn delete(&self, key: &str) -> io::Result<bool>;
     /// Removes everything under the prefix.

@@ -2,8 +2,10 @@
 //! upload sessions whose bodies stream to disk through incremental hashing.
 //!
 //! A blob becomes visible under `<repo>/blobs/` only once its digest has been
-//! verified, by one atomic rename (or hard link, with dedupe). A mismatch
-//! removes the upload's data and stores nothing.
+//! verified, by one atomic rename (or hard link, with dedupe; on S3 a
+//! zero-byte placeholder, see `dedupe.rs`). A mismatch removes the
+//! upload's data and stores nothing. Reads go through
+//! [`Registry::locate_blob`], so a placeholder is served as its content.
 
 use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};
@@ -21,9 +23,10 @@ use zot_oci::{Digest, RepoName};
 pub type ChunkStart = Option<u64>;
 
 impl Registry {
-    /// Size of a blob stored in `repo`, or `None`.
+    /// Size of a blob stored in `repo`, or `None` (a placeholder counts
+    /// with its content's size, see `dedupe.rs`).
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        Ok(self.backend.size(&paths::blob(repo, digest)).await?)
+        Ok(self.locate_blob(repo, digest).await?.map(|(_, size)| size))
     }
 
     /// `len` bytes of the blob from `start`, as a stream of chunks.
@@ -34,14 +37,43 @@ impl Registry {
         start: u64,
         len: u64,
     ) -> Result<ByteStream> {
-        match self
-            .backend
-            .read_stream(&paths::blob(repo, digest), start, len)
-            .await
-        {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::BlobUnknown),
-            r => Ok(r?),
+        let own = paths::blob(repo, digest);
+        // Without placeholders, or when the dedupe map says this repository
+        // holds the content (no other origin), the object is read directly:
+        // no extra request on the common path.
+        // (A metadata store that cannot answer does not stop a read.)
+        let direct = !self.uses_placeholders()
+            || len == 0
+            || self
+                .meta
+                .blob_origin(digest)
+                .unwrap_or(None)
+                .is_none_or(|o| o == repo.as_str());
+        if direct {
+            match self.backend.read_stream(&own, start, len).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(StorageError::BlobUnknown);
+                }
+                Err(e) if !self.uses_placeholders() => return Err(e.into()),
+                Err(e) => {
+                    tracing::debug!(%repo, %digest, error = %e, "reading the blob directly failed; resolving it")
+                }
+                Ok(stream) => return Ok(stream),
+            }
         }
+        // A placeholder (or content moved meanwhile by another holder's
+        // removal: resolved again).
+        let mut last = None;
+        for _ in 0..3 {
+            let Some((key, _)) = self.locate_blob(repo, digest).await? else {
+                return Err(StorageError::BlobUnknown);
+            };
+            match self.backend.read_stream(&key, start, len).await {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => last = Some(e),
+                r => return Ok(r?),
+            }
+        }
+        Err(last.map_or(StorageError::BlobUnknown, StorageError::from))
     }
 
     /// Removes the blob from `repo` only; other repositories sharing its
@@ -53,7 +85,11 @@ impl Registry {
         if self.meta.manifest(repo, digest)?.is_some() {
             return Err(StorageError::BlobIsManifest);
         }
-        if !self.backend.delete(&paths::blob(repo, digest)).await? {
+        let deleted = {
+            let _digest_guard = self.lock_digest(digest).await;
+            self.delete_blob_object(repo, digest).await?
+        };
+        if !deleted {
             return Err(StorageError::BlobUnknown);
         }
         self.apply_meta(repo, vec![Change::RemoveBlob(digest.clone())])
@@ -81,9 +117,12 @@ impl Registry {
             let Ok(source) = source.parse::<RepoName>() else {
                 continue;
             };
-            if source == *repo || self.blob_size(&source, digest).await?.is_none() {
+            if source == *repo {
                 continue;
             }
+            let Some((from_key, _)) = self.locate_blob(&source, digest).await? else {
+                continue;
+            };
             if guards.is_none() {
                 // As a placement: the layout cannot go meanwhile, and GC
                 // (which decides under the digest lock) sees the blob
@@ -93,21 +132,26 @@ impl Registry {
             }
             self.lifecycle
                 .note_changes(repo, &[Change::AddBlob(digest.clone())]);
-            let from_key = paths::blob(&source, digest);
             let to_key = paths::blob(repo, digest);
-            let linked = if self.options.dedupe {
-                self.backend.link(&from_key, &to_key).await
+            let added = vec![Change::AddBlob(digest.clone())];
+            let linked = if self.uses_placeholders() {
+                self.mount_with_placeholders(repo, digest, &from_key).await
+            } else if self.options.dedupe {
+                self.backend.link(&from_key, &to_key).await.map(|()| added)
             } else {
-                self.copy_blob(&from_key, &to_key, repo).await
+                self.copy_blob(&from_key, &to_key, repo)
+                    .await
+                    .map(|()| added)
             };
-            match linked {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            let changes = match linked {
+                Ok(changes) => changes,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    vec![Change::AddBlob(digest.clone())]
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
-            }
-            self.apply_meta(repo, vec![Change::AddBlob(digest.clone())])
-                .await?;
+            };
+            self.apply_meta(repo, changes).await?;
             return Ok(true);
         }
         Ok(false)
@@ -384,6 +428,12 @@ impl Registry {
         // One placement of a digest at a time, so that concurrent pushes of
         // the same content to several repositories end up sharing one file.
         let _digest_guard = self.lock_digest(digest).await;
+        if self.uses_placeholders() {
+            let changes = self
+                .place_with_placeholders(repo, digest, upload_key, size)
+                .await?;
+            return self.apply_meta(repo, changes).await;
+        }
         let target = paths::blob(repo, digest);
         let mut placed = self.backend.size(&target).await?.is_some();
         if !placed && self.options.dedupe {

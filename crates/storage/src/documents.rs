@@ -64,9 +64,11 @@ impl Registry {
         repo: &RepoName,
         digest: &Digest,
     ) -> io::Result<Vec<u8>> {
-        self.backend
+        let read = self
+            .backend
             .read_at_most(&paths::blob(repo, digest), MAX_MANIFEST_BYTES)
-            .await
+            .await;
+        self.resolve_read(repo, digest, read).await
     }
 
     /// Reads and parses a manifest listed in `index.json` or by an index.
@@ -102,11 +104,14 @@ impl Registry {
             .backend
             .read_many_at_most(keys, MAX_MANIFEST_BYTES, BATCH_BYTES)
             .await;
-        digests
-            .into_iter()
-            .zip(read)
-            .filter_map(|(d, r)| Some((d, r?)))
-            .collect()
+        let mut out = std::collections::HashMap::new();
+        for (d, r) in digests.into_iter().zip(read) {
+            if let Some(r) = r {
+                let r = self.resolve_read(repo, &d, r).await;
+                out.insert(d, r);
+            }
+        }
+        out
     }
 
     /// Classifies the result `read` of reading the manifest `desc` names.

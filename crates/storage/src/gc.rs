@@ -20,7 +20,9 @@
 //!   before it links): a blob uploaded or mounted for a manifest not pushed
 //!   yet survives `gcDelay`.
 //! - Blobs are removed from this repository only: with dedupe, another
-//!   repository's hard link keeps the content.
+//!   repository's hard link keeps the content; on S3, content that other
+//!   repositories' placeholders stand for is first moved to one of them
+//!   (`dedupe.rs`), and a failed move keeps the blob (a problem).
 //! - If a listed manifest (in `index.json` or as an index's child) cannot
 //!   be read now (an I/O error, content that no longer matches its digest),
 //!   no blob of the repository is removed in that run: its references are
@@ -360,7 +362,8 @@ impl Registry {
         }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {
-            if let Err(e) = self.backend.delete(&paths::blob(repo, d)).await {
+            let _digest_guard = self.lock_digest(d).await;
+            if let Err(e) = self.delete_blob_object(repo, d).await {
                 tracing::warn!(%repo, digest = %d, error = %e, "gc: removing manifest file");
             }
         }
@@ -453,7 +456,7 @@ impl Registry {
                     continue;
                 }
             }
-            match self.backend.delete(&key).await {
+            match self.delete_blob_object(repo, &digest).await {
                 Ok(_) => {
                     tracing::debug!(%repo, %digest, "gc: removed unreferenced blob");
                     report.blobs_removed += 1;

@@ -6,8 +6,10 @@
 mod backend;
 mod blobs;
 mod cache;
+mod dedupe;
 mod documents;
 mod error;
+pub mod events;
 mod gc;
 mod index;
 mod lint;

@@ -3,6 +3,7 @@
 //! tag), and recorded in the metadata store for fast lookups.
 
 use crate::error::{Result, StorageError};
+use crate::events;
 use crate::paths;
 use crate::registry::Registry;
 use bytes::Bytes;
@@ -100,7 +101,11 @@ impl Registry {
                 return Err(StorageError::ManifestBlobUnknown(blob.digest.clone()));
             }
         }
-        self.lint_manifest(repo, &parsed).await?;
+        if let Err(e) = self.lint_manifest(repo, &parsed).await {
+            self.lint_failed(repo, reference, &digest, &parsed, body)
+                .await;
+            return Err(e);
+        }
         for m in parsed.required_manifests() {
             self.check_child_manifest(repo, m)?;
         }
@@ -164,6 +169,14 @@ impl Registry {
             Change::PutManifest(record.clone()),
             Change::Pushed(digest.clone(), crate::gc::now_secs()),
         ];
+        // The blobs it needs are recorded here too (checked present above):
+        // on S3 one may be a placeholder no placement recorded (left by a
+        // crash), which a removal of its content must know about.
+        changes.extend(
+            parsed
+                .required_blobs()
+                .map(|b| Change::AddBlob(b.digest.clone())),
+        );
         if let Some(image) = image {
             changes.push(Change::PutImage(Box::new(image)));
             changes.push(Change::PushedBy(
@@ -175,12 +188,28 @@ impl Registry {
                 changes.push(Change::Tagged(tag.as_str().to_owned(), now));
             }
         }
-        match reference {
+        // Whether the push changes what the reference names (an identical
+        // re-push makes no event).
+        let updated = match reference {
             Reference::Tag(tag) => {
-                index.set_tag(tag.as_str(), &desc);
+                let before = index.set_tag(tag.as_str(), &desc);
                 changes.push(Change::SetTag(tag.as_str().to_owned(), record));
+                before != Some(digest.to_string())
             }
-            Reference::Digest(_) => index.add_untagged(&desc),
+            Reference::Digest(_) => {
+                let listed = index.contains(&digest);
+                index.add_untagged(&desc);
+                !listed
+            }
+        };
+        if updated && self.meta.events_enabled() {
+            let image = events::Image {
+                reference: &reference.to_string(),
+                digest: &digest,
+                media_type: &desc.media_type,
+            };
+            let event = events::image_pushed(repo, &image, body, false);
+            changes.push(Change::Event(Box::new(event)));
         }
         if let Some(subject) = &parsed.subject {
             changes.push(Change::PutReferrer {
@@ -194,6 +223,54 @@ impl Registry {
             digest,
             subject: parsed.subject.map(|s| s.digest),
         })
+    }
+
+    /// Records `image.scanned` (zot's event of a scan that was not served
+    /// from its cache) for `image` of `repo`, when events are on: for the
+    /// scanner, after a scan finishes.
+    pub async fn record_scanned(
+        &self,
+        repo: &RepoName,
+        image: &events::Image<'_>,
+        summary: &events::ScanSummary,
+    ) -> Result<()> {
+        if !self.meta.events_enabled() {
+            return Ok(());
+        }
+        let event = events::image_scanned(repo, image, summary);
+        let meta = self.meta.clone();
+        tokio::task::spawn_blocking(move || meta.append_events(&[event]))
+            .await
+            .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    /// Records `image.lint_failed` for a push refused by lint (in a
+    /// transaction of its own: nothing else changed). A failure to record
+    /// it is logged; the push is refused either way.
+    async fn lint_failed(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        body: &[u8],
+    ) {
+        if !self.meta.events_enabled() {
+            return;
+        }
+        let image = events::Image {
+            reference: &reference.to_string(),
+            digest,
+            media_type: parsed.kind.media_type(),
+        };
+        let event = events::image_pushed(repo, &image, body, true);
+        let meta = self.meta.clone();
+        match tokio::task::spawn_blocking(move || meta.append_events(&[event])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(%repo, error = %e, "recording image.lint_failed"),
+            Err(e) => tracing::error!(%repo, error = %e, "recording image.lint_failed"),
+        }
     }
 
     /// An index's child must be a manifest stored in `repo` (so parsed and
@@ -263,14 +340,14 @@ impl Registry {
         self.reconcile(repo).await?;
         let mut index = self.read_index(repo).await?;
         let mut changes = Vec::new();
-        match reference {
+        let deleted = match reference {
             Reference::Tag(tag) => {
-                if index.remove_tag(tag.as_str()).is_none()
-                    && self.meta.tag(repo, tag.as_str())?.is_none()
-                {
+                let record = self.meta.tag(repo, tag.as_str())?;
+                if index.remove_tag(tag.as_str()).is_none() && record.is_none() {
                     return Err(StorageError::ManifestUnknown);
                 }
                 changes.push(Change::RemoveTag(tag.as_str().to_owned()));
+                record
             }
             Reference::Digest(digest) => {
                 let Some(record) = self.meta.manifest(repo, digest)? else {
@@ -293,11 +370,21 @@ impl Registry {
                 }
                 changes.push(Change::RemoveManifest(digest.clone()));
                 changes.push(Change::RemoveBlob(digest.clone()));
+                Some(record)
             }
+        };
+        if let Some(record) = deleted.filter(|_| self.meta.events_enabled()) {
+            let image = events::Image {
+                reference: &reference.to_string(),
+                digest: &record.digest,
+                media_type: &record.media_type,
+            };
+            changes.push(Change::Event(Box::new(events::image_deleted(repo, &image))));
         }
         changes.push(self.write_index(repo, &index).await?);
         if let Reference::Digest(digest) = reference {
-            self.backend.delete(&paths::blob(repo, digest)).await?;
+            let _digest_guard = self.lock_digest(digest).await;
+            self.delete_blob_object(repo, digest).await?;
         }
         self.apply_meta(repo, changes).await?;
         Ok(())

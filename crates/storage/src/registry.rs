@@ -60,6 +60,9 @@ pub struct Options {
     /// times, download counts; see `search.rs`). Off: nothing beyond what
     /// the registry itself needs is derived or recorded.
     pub search: bool,
+    /// Events (`extensions.events`): `Some(n)` keeps the events of changes
+    /// in the metadata store's outbox, at most `n` (see `events.rs`).
+    pub events: Option<u64>,
 }
 
 impl Default for Options {
@@ -74,6 +77,7 @@ impl Default for Options {
             max_upload_bodies: 256,
             mandatory_annotations: Vec::new(),
             search: false,
+            events: None,
         }
     }
 }
@@ -138,11 +142,20 @@ fn parse_index(repo: &RepoName, bytes: &[u8]) -> Result<LayoutIndex> {
 }
 
 impl Registry {
-    pub fn new(backend: Arc<dyn Backend>, meta: MetaStore, options: Options) -> Registry {
+    /// A registry over `backend` and the metadata store `meta` (an
+    /// `Arc` when several registries share one store, as instances on one
+    /// bucket do).
+    pub fn new(
+        backend: Arc<dyn Backend>,
+        meta: impl Into<Arc<MetaStore>>,
+        options: Options,
+    ) -> Registry {
+        let meta = meta.into();
         meta.set_search(options.search);
+        meta.set_outbox_limit(options.events.unwrap_or(0));
         Registry {
             backend,
-            meta: Arc::new(meta),
+            meta,
             uploads: UploadSessions::default(),
             upload_bodies: crate::upload_limits::BodyGate::new(
                 options.max_upload_bodies_per_client,
@@ -161,6 +174,12 @@ impl Registry {
 
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The metadata store, for the delivery of its events outbox (which
+    /// reads and acknowledges events; see `zot_meta::OutboxEvent`).
+    pub fn outbox(&self) -> Arc<MetaStore> {
+        self.meta.clone()
     }
 
     /// Sole use of `repo`: for writes of its `index.json` and its removal.
@@ -233,8 +252,12 @@ impl Registry {
                 .await?;
         }
         if self.backend.size(&paths::index(repo)).await?.is_none() {
-            let change = self.write_index(repo, &LayoutIndex::default()).await?;
-            self.apply_meta(repo, vec![change]).await?;
+            let mut changes = vec![self.write_index(repo, &LayoutIndex::default()).await?];
+            if self.meta.events_enabled() {
+                let event = crate::events::repository_created(repo);
+                changes.push(Change::Event(Box::new(event)));
+            }
+            self.apply_meta(repo, changes).await?;
         }
         self.initialised
             .lock()
@@ -470,19 +493,7 @@ impl Registry {
         };
         let index = self.read_index(repo).await?;
         let mut changes = vec![fingerprint];
-        for alg in self.backend.list(&paths::blobs_dir(repo)).await? {
-            if !alg.is_dir || !matches!(alg.name.as_str(), "sha256" | "sha512") {
-                continue; // e.g. a repository named `<repo>/blobs`
-            }
-            let folder = format!("{}/{}", paths::blobs_dir(repo), alg.name);
-            for blob in self.backend.list(&folder).await? {
-                if let Ok(d) = format!("{}:{}", alg.name, blob.name).parse::<Digest>()
-                    && !blob.is_dir
-                {
-                    changes.push(Change::AddBlob(d));
-                }
-            }
-        }
+        changes.extend(self.layout_blob_changes(repo).await?);
         let mut seen = HashSet::new();
         // Image records are content-addressed: those kept are not derived again.
         let known_images = if self.options.search {

@@ -168,7 +168,7 @@ impl Registry {
             // `configs` holds one entry per item that has a config.
             let read = if has_config { configs.next() } else { None };
             let config = match (read, config_to_read(&item.parsed)) {
-                (Some(Some(read)), _) => read.ok(),
+                (Some(Some(read)), Some(d)) => self.resolve_read(repo, d, read).await.ok(),
                 // Left unread by the batch's memory budget: on its own.
                 (Some(None), Some(d)) => self.read_document(repo, d).await.ok(),
                 _ => None,

@@ -42,7 +42,13 @@ pub(crate) struct StreamOutcome {
 
 /// Writes every byte of `batch` with vectored writes.
 fn write_batch(sink: &mut BoxSink, batch: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<io::IoSlice<'_>> = batch.iter().map(|b| io::IoSlice::new(b)).collect();
+    // Empty frames are left out: a write of nothing answers 0, which would
+    // read as a sink that cannot take more (`WriteZero`).
+    let mut slices: Vec<io::IoSlice<'_>> = batch
+        .iter()
+        .filter(|b| !b.is_empty())
+        .map(|b| io::IoSlice::new(b))
+        .collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         match sink.write_vectored(rest) {

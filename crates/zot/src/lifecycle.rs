@@ -36,6 +36,8 @@ pub const AVAILABLE: &[&str] = &[
     "mgmt",
     #[cfg(feature = "metrics")]
     "metrics",
+    #[cfg(feature = "events")]
+    "events",
 ];
 
 /// How often pull times are written to the metadata store.
@@ -112,6 +114,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             docker2s2: cfg.docker2s2(),
             mandatory_annotations: mandatory_annotations(cfg),
             search: crate::search_ext::enabled(cfg),
+            events: crate::events_ext::outbox_limit(cfg),
             ..zot_storage::Options::default()
         };
         let (root, commit) = (settings.root_directory.clone(), settings.commit);

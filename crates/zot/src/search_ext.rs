@@ -203,6 +203,9 @@ mod tests {
             expected.push_str("-lint");
         }
         expected.push_str("-mgmt-userprefs");
+        if cfg!(feature = "events") {
+            expected.push_str("-events");
+        }
         assert_eq!(info.binary_type, expected);
     }
 

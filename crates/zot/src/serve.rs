@@ -109,7 +109,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     };
     #[cfg(not(feature = "search"))]
     let mut state = zot_api::AppState::with_security(routing, discover, security);
-    if let Some(metrics) = crate::metrics_ext::endpoint(&cfg) {
+    let metrics_endpoint = crate::metrics_ext::endpoint(&cfg);
+    #[cfg(feature = "events")]
+    let outbox_gauges = metrics_endpoint.as_ref().map(|m| {
+        let m = m.metrics.clone();
+        Box::new(move |kept, dropped| m.set_events_outbox(kept, dropped))
+            as crate::events_ext::OutboxGauges
+    });
+    if let Some(metrics) = metrics_endpoint {
         tracing::info!(path = %metrics.path, "metrics served");
         match std::sync::Arc::get_mut(&mut state) {
             Some(s) => s.metrics = Some(metrics),
@@ -166,6 +173,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
     crate::lifecycle::start(&cfg, &stores);
+    // Delivery of the events outboxes (see events_ext.rs).
+    #[cfg(feature = "events")]
+    if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {
+        crate::events_ext::report(delivery, outbox_gauges);
+    }
 
     let registries: Vec<Arc<zot_storage::Registry>> =
         stores.iter().map(|s| s.registry.clone()).collect();

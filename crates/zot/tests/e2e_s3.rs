@@ -14,24 +14,13 @@ use common::fixtures::{self, OciLayout};
 use common::registry::Config;
 use common::tools::skopeo_copy;
 use common::{Registry, run};
-use serde_json::json;
 use zot_storage::Backend;
 
 #[test]
 fn skopeo_round_trips_through_s3_storage() {
     let server = seaweed::shared();
     let bucket = server.bucket();
-    let driver = json!({
-        "name": "s3",
-        "bucket": bucket,
-        "region": "us-east-1",
-        "regionendpoint": server.endpoint,
-        "secure": false,
-        "rootdirectory": "/zot",
-        "chunksize": 5 << 20,
-        "accesskey": "test",
-        "secretkey": "test",
-    });
+    let driver = server.driver_json(&bucket);
     let mut registry =
         Registry::start_with(Config::default().with_storage("storageDriver", driver));
     let work = registry.work_dir();

@@ -13,8 +13,9 @@
 //! - `publish` of an upload that never filled a part is one PUT of its
 //!   bytes at the target; a larger one is completed at its upload key,
 //!   then copied server-side to the target and deleted (S3 has no rename).
-//! - `link` is a server-side copy (dedupe with zero-byte placeholders, as
-//!   zot does on S3, comes later).
+//! - `link` and `copy_over` are server-side copies; with dedupe the
+//!   registry shares content by zero-byte placeholders instead
+//!   (`placeholders()`, see `crate::dedupe`).
 //! - `fingerprint` is the size and a hash of the ETag.
 //! - Folders are key prefixes: `list` lists with the `/` delimiter, and
 //!   a folder exists while an object lies under it.
@@ -394,12 +395,38 @@ impl Backend for S3Backend {
         if self.head(to).await?.is_some() {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
+        self.copy_over(from, to).await
+    }
+
+    fn placeholders(&self) -> bool {
+        true
+    }
+
+    async fn copy_over(&self, from: &str, to: &str) -> io::Result<()> {
         self.settle(from).await?;
         self.store
             .s3
             .copy(&self.path(from)?, &self.path(to)?)
             .await
             .map_err(to_io)
+    }
+
+    async fn list_sizes(&self, prefix: &str) -> io::Result<Vec<(String, u64)>> {
+        let path = self.path(prefix)?;
+        let listed = self
+            .store
+            .s3
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(to_io)?;
+        let mut out: Vec<(String, u64)> = listed
+            .objects
+            .iter()
+            .filter(|m| m.location != path)
+            .filter_map(|m| Some((m.location.filename()?.to_owned(), m.size)))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     async fn delete(&self, key: &str) -> io::Result<bool> {

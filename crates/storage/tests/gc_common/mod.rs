@@ -110,3 +110,25 @@ pub async fn try_pull_image(reg: &Registry, r: &RepoName, t: &str) -> Result<(),
 pub async fn pull_image(reg: &Registry, r: &RepoName, t: &str) {
     try_pull_image(reg, r, t).await.unwrap();
 }
+
+/// GC with no delay and one retention policy for `apps/**` with `rule`
+/// (untagged manifests and orphan referrers removed).
+pub fn retention_options(
+    rule: zot_storage::retention::KeepTags,
+    dry_run: bool,
+) -> zot_storage::GcOptions {
+    use zot_storage::retention::{Retention, RetentionPolicy};
+    zot_storage::GcOptions {
+        delay: std::time::Duration::ZERO,
+        retention: Retention {
+            dry_run,
+            delay: std::time::Duration::ZERO,
+            policies: vec![RetentionPolicy {
+                repositories: vec![zot_config::glob::Glob::new("apps/**").unwrap()],
+                delete_referrers: true,
+                delete_untagged: true,
+                keep_tags: vec![rule],
+            }],
+        },
+    }
+}

@@ -262,6 +262,22 @@ impl Seaweed {
         }
     }
 
+    /// zot's `storage.storageDriver` map for `bucket` under `/zot`, with
+    /// 5 MiB parts (the binary's configuration of [`Seaweed::config`]).
+    pub fn driver_json(&self, bucket: &str) -> serde_json::Value {
+        serde_json::json!({
+            "name": "s3",
+            "bucket": bucket,
+            "region": "us-east-1",
+            "regionendpoint": self.endpoint,
+            "secure": false,
+            "rootdirectory": "/zot",
+            "chunksize": 5 << 20,
+            "accesskey": "test",
+            "secretkey": "test",
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -1,0 +1,136 @@
+//! The events extension's delivery: events are made by storage and kept in
+//! each store's outbox (`zot_meta`, written in the same transaction as the
+//! change they describe); this crate sends them to the configured sinks
+//! (`extensions.events.sinks`) as CloudEvents 1.0 — binary content mode
+//! over HTTP, structured JSON over NATS — at least once, in order.
+//!
+//! Invariants:
+//! - [`start`] spawns one delivery lane per (store, sink) and one monitor
+//!   per store (see `delivery.rs`); nothing here runs on the request path:
+//!   a commit that appends events only wakes the lanes.
+//! - Each sink's position in each outbox is kept in the store under the
+//!   sink's name ([`zot_config::SinkConfig::name`]), so a restart resumes
+//!   where it stopped; a sink added later starts at the oldest event kept.
+
+mod cloudevent;
+mod delivery;
+mod http;
+mod nats;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::Notify;
+use zot_config::{EventsConfig, SinkConfig, SinkKind};
+use zot_meta::{MetaStore, OutboxEvent};
+
+pub use cloudevent::{DATA_CONTENT_TYPE, SOURCE, SPEC_VERSION, binary_headers, structured};
+pub use delivery::OutboxGauge;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink cannot be set up from its configuration.
+    #[error("event sink {0}")]
+    Setup(String),
+    /// The event did not reach the sink.
+    #[error("{0}")]
+    Send(String),
+    /// The sink answered, but did not accept the event.
+    #[error("{0}")]
+    Refused(String),
+    /// The outbox could not be read or written.
+    #[error("events outbox: {0}")]
+    Outbox(#[from] zot_meta::MetaError),
+}
+
+/// One configured sink.
+pub(crate) enum Sink {
+    Http(Box<http::HttpSink>),
+    Nats(Box<nats::NatsSink>),
+}
+
+impl Sink {
+    fn new(cfg: &SinkConfig) -> Result<Sink, SinkError> {
+        Ok(match cfg.kind {
+            SinkKind::Http => Sink::Http(Box::new(http::HttpSink::new(cfg)?)),
+            SinkKind::Nats => Sink::Nats(Box::new(nats::NatsSink::new(cfg)?)),
+        })
+    }
+
+    pub(crate) async fn send(&self, event: &OutboxEvent) -> Result<(), SinkError> {
+        match self {
+            Sink::Http(s) => s.send(event).await,
+            Sink::Nats(s) => s.send(event).await,
+        }
+    }
+}
+
+/// The running delivery: the outbox gauges of every store.
+pub struct Delivery {
+    gauges: Vec<Arc<OutboxGauge>>,
+}
+
+impl Delivery {
+    /// Events kept in the outboxes (not yet acknowledged by every sink).
+    pub fn pending(&self) -> u64 {
+        self.gauges
+            .iter()
+            .map(|g| g.pending.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Events dropped at the outboxes' bound since they were made.
+    pub fn dropped(&self) -> u64 {
+        self.gauges
+            .iter()
+            .map(|g| g.dropped.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// Starts delivering the outboxes of `stores` (name, metadata store) to
+/// the sinks of `cfg`. The stores must keep events already
+/// (`MetaStore::set_outbox_limit`).
+pub async fn start(
+    cfg: &EventsConfig,
+    stores: Vec<(String, Arc<MetaStore>)>,
+) -> Result<Delivery, SinkError> {
+    let sinks: Vec<(String, Arc<Sink>)> = cfg
+        .sinks
+        .iter()
+        .map(|s| Ok((s.name(), Arc::new(Sink::new(s)?))))
+        .collect::<Result<_, SinkError>>()?;
+    let names: Vec<String> = sinks.iter().map(|(n, _)| n.clone()).collect();
+    let mut gauges = Vec::new();
+    for (store, meta) in stores {
+        let m = meta.clone();
+        let n = names.clone();
+        let cursors = tokio::task::spawn_blocking(move || m.outbox_sinks(&n))
+            .await
+            .map_err(|_| SinkError::Outbox(zot_meta::MetaError::Unavailable))??;
+        let wakes: Vec<Arc<Notify>> = sinks.iter().map(|_| Arc::new(Notify::new())).collect();
+        let hook_wakes = wakes.clone();
+        meta.on_outbox_append(Box::new(move || {
+            for w in &hook_wakes {
+                w.notify_one();
+            }
+        }));
+        for (((name, sink), cursor), wake) in sinks.iter().zip(cursors).zip(wakes) {
+            tracing::info!(store, sink = name, from = cursor, "events: delivering");
+            let lane = delivery::Lane {
+                meta: meta.clone(),
+                store: store.clone(),
+                sink: sink.clone(),
+                name: name.clone(),
+                cursor,
+                wake,
+                max_backoff: cfg.max_backoff,
+            };
+            tokio::spawn(lane.run());
+        }
+        let gauge = Arc::new(OutboxGauge::default());
+        tokio::spawn(delivery::monitor(meta, store, gauge.clone()));
+        gauges.push(gauge);
+    }
+    Ok(Delivery { gauges })
+}
