@@ -108,3 +108,134 @@ fn ecosystems_an_inventory_needs() {
     unknown.os = None;
     assert!(ecosystems_for(&unknown).is_empty());
 }
+
+fn record(eco: &str, id: &str, name: &str, fixed: &str) -> String {
+    format!(
+        r#"{{"id": "{id}", "upstream": ["CVE-2099-{n}"], "affected": [{{"package": {{"ecosystem": "{eco}", "name": "{name}"}}, "ranges": [{{"type": "ECOSYSTEM", "events": [{{"introduced": "0"}}, {{"fixed": "{fixed}"}}]}}]}}]}}"#,
+        n = id.len()
+    )
+}
+
+#[tokio::test]
+async fn ubuntu_and_rocky_releases_and_an_ecosystem_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("osv");
+    for (eco, dir, id, name, fixed) in [
+        (
+            "Ubuntu:22.04:LTS",
+            "Ubuntu",
+            "UBUNTU-CVE-2099-1",
+            "openssl",
+            "3.0.2-0ubuntu1.15",
+        ),
+        (
+            "Ubuntu:24.04:LTS",
+            "Ubuntu",
+            "UBUNTU-CVE-2099-22",
+            "openssl",
+            "3.0.13-0ubuntu3.2",
+        ),
+        (
+            "Rocky Linux:9",
+            "Rocky Linux",
+            "RLSA-2099:333",
+            "openssl",
+            "1:3.0.7-27.el9",
+        ),
+        (
+            "Rocky Linux:8",
+            "Rocky Linux",
+            "RLSA-2099:4444",
+            "openssl",
+            "1:1.1.1k-12.el8",
+        ),
+    ] {
+        std::fs::create_dir_all(folder.join(dir)).unwrap();
+        std::fs::write(
+            folder
+                .join(dir)
+                .join(format!("{}.json", id.replace(':', "_"))),
+            record(eco, id, name, fixed),
+        )
+        .unwrap();
+    }
+    let db = VulnDb::open(tmp.path().join("_zot/cve")).unwrap();
+    let info = match db
+        .update(&Source::Path(folder.clone()), &["Ubuntu".to_string()])
+        .await
+        .unwrap()
+    {
+        zot_vulndb::Outcome::Updated(info) => info,
+        other => panic!("{other:?}"),
+    };
+    // Only the ecosystem asked for is imported.
+    assert_eq!(
+        (info.records, info.ecosystems.clone()),
+        (2, vec!["Ubuntu".to_string()])
+    );
+
+    let pkg = |eco, name: &str, version: &str, source: &str| zot_scan::Package {
+        ecosystem: eco,
+        name: name.into(),
+        version: version.into(),
+        source: Some(zot_scan::SourcePackage {
+            name: source.into(),
+            version: version.into(),
+        }),
+        arch: None,
+        path: "db".into(),
+    };
+    let ubuntu = zot_scan::Inventory {
+        os: os("ubuntu", "22.04"),
+        packages: vec![pkg(
+            zot_scan::Ecosystem::Deb,
+            "libssl3",
+            "3.0.2-0ubuntu1.10",
+            "openssl",
+        )],
+        ..Default::default()
+    };
+    let findings = match_inventory(&ubuntu, db.current().unwrap().as_ref()).unwrap();
+    assert_eq!(
+        rows(&findings),
+        [row(
+            "libssl3",
+            "CVE-2099-17",
+            "UNKNOWN",
+            "3.0.2-0ubuntu1.10",
+            Some("3.0.2-0ubuntu1.15")
+        )]
+    );
+
+    db.update(&Source::Path(folder), &[]).await.unwrap();
+    // rpm: by binary name and by source name; epochs compared.
+    let rocky = zot_scan::Inventory {
+        os: os("rocky", "9.3"),
+        packages: vec![
+            pkg(
+                zot_scan::Ecosystem::Rpm,
+                "openssl-libs",
+                "1:3.0.7-24.el9",
+                "openssl",
+            ),
+            pkg(
+                zot_scan::Ecosystem::Rpm,
+                "openssl",
+                "1:3.0.7-27.el9",
+                "openssl",
+            ),
+        ],
+        ..Default::default()
+    };
+    let findings = match_inventory(&rocky, db.current().unwrap().as_ref()).unwrap();
+    assert_eq!(
+        rows(&findings),
+        [row(
+            "openssl-libs",
+            "CVE-2099-13",
+            "UNKNOWN",
+            "1:3.0.7-24.el9",
+            Some("1:3.0.7-27.el9")
+        )]
+    );
+}
