@@ -341,3 +341,52 @@ async fn folder_source_updated_between_two_loads() {
     assert_eq!(db.info().unwrap().version, 2);
     assert_eq!(findings(&db), want);
 }
+
+#[tokio::test]
+async fn hostile_zips_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("osv");
+    std::fs::create_dir_all(folder.join("PyPI")).unwrap();
+    let db = VulnDb::open(tmp.path().join("_zot/cve")).unwrap();
+    let source = Source::Path(folder.clone());
+    let cases: [(&str, Vec<u8>, &str); 2] = [
+        // A record inflating past the cap (a zip bomb of spaces).
+        (
+            "BIG.json",
+            vec![b' '; (zot_vulndb::MAX_RECORD + 1) as usize],
+            "larger than",
+        ),
+        // Not UTF-8.
+        (
+            "BIN.json",
+            vec![0xff, 0xfe, 0x00, 0x7b],
+            "malformed OSV record",
+        ),
+    ];
+    for (name, body, expect) in cases {
+        let zip = zip_entries(&[(name.to_string(), body)]);
+        std::fs::write(folder.join("PyPI/all.zip"), zip).unwrap();
+        let err = db.update(&source, &[]).await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(expect) && text.contains(name), "{text}");
+        assert!(db.current().is_none());
+    }
+    // Deep nesting in a field the model ignores is skipped without
+    // recursion: the record is read, nothing overflows.
+    let deep = [
+        &br#"{"id": "D", "x": "#[..],
+        &b"[".repeat(100_000),
+        &b"]".repeat(100_000),
+        b"}",
+    ]
+    .concat();
+    std::fs::write(
+        folder.join("PyPI/all.zip"),
+        zip_entries(&[("DEEP.json".into(), deep)]),
+    )
+    .unwrap();
+    let Outcome::Updated(info) = db.update(&source, &[]).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(info.records, 1);
+}
