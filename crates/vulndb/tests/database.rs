@@ -390,3 +390,42 @@ async fn hostile_zips_are_refused() {
     };
     assert_eq!(info.records, 1);
 }
+
+#[tokio::test]
+async fn last_modified_alone_validates() {
+    let server = Server::default();
+    let zip = zip_of(&samples().join("PyPI"));
+    server.put_dated(
+        "/PyPI/all.zip",
+        zip.clone(),
+        "Wed, 02 Dec 2026 10:00:00 GMT",
+    );
+    let source = Source::Url(server.start().await);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = VulnDb::open(tmp.path().join("_zot/cve")).unwrap();
+    let pypi = vec!["PyPI".to_string()];
+    assert!(matches!(
+        db.update(&source, &pypi).await.unwrap(),
+        Outcome::Updated(_)
+    ));
+    assert!(matches!(
+        db.update(&source, &pypi).await.unwrap(),
+        Outcome::Unchanged(_)
+    ));
+    assert_eq!(
+        server.statuses(),
+        [
+            ("/PyPI/all.zip".to_string(), 200),
+            ("/PyPI/all.zip".to_string(), 304)
+        ]
+    );
+    server.put_dated(
+        "/PyPI/all.zip",
+        pypi_with_new_record(),
+        "Thu, 03 Dec 2026 10:00:00 GMT",
+    );
+    let Outcome::Updated(info) = db.update(&source, &pypi).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((info.version, info.records), (2, 5));
+}

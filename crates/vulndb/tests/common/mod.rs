@@ -329,6 +329,11 @@ pub enum Reply {
         body: Vec<u8>,
         etag: String,
     },
+    /// Validated by `Last-Modified` only (no ETag).
+    Dated {
+        body: Vec<u8>,
+        date: String,
+    },
     /// Announces the full length, sends half, closes.
     Truncated(Vec<u8>),
 }
@@ -347,6 +352,16 @@ impl Server {
             Reply::File {
                 body,
                 etag: format!("\"{etag}\""),
+            },
+        );
+    }
+
+    pub fn put_dated(&self, path: &str, body: Vec<u8>, date: &str) {
+        self.files.lock().unwrap().insert(
+            path.into(),
+            Reply::Dated {
+                body,
+                date: date.into(),
             },
         );
     }
@@ -377,11 +392,14 @@ impl Server {
                     }
                     let text = String::from_utf8_lossy(&buf).to_string();
                     let path = text.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let inm = text.lines().find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("if-none-match")
-                            .then(|| v.trim().to_string())
-                    });
+                    let header = |name: &str| {
+                        text.lines().find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                    };
+                    let inm = header("if-none-match");
+                    let ims = header("if-modified-since");
                     let reply = me.files.lock().unwrap().get(&path).cloned();
                     let (status, head, body): (u16, String, Vec<u8>) = match reply {
                         None => (404, "Content-Length: 0\r\n".into(), Vec::new()),
@@ -391,6 +409,19 @@ impl Server {
                         Some(Reply::File { body, etag }) => (
                             200,
                             format!("ETag: {etag}\r\nContent-Length: {}\r\n", body.len()),
+                            body,
+                        ),
+                        Some(Reply::Dated { date, .. })
+                            if ims.as_deref() == Some(date.as_str()) =>
+                        {
+                            (304, String::new(), Vec::new())
+                        }
+                        Some(Reply::Dated { body, date }) => (
+                            200,
+                            format!(
+                                "Last-Modified: {date}\r\nContent-Length: {}\r\n",
+                                body.len()
+                            ),
                             body,
                         ),
                         Some(Reply::Truncated(body)) => (
