@@ -6,6 +6,9 @@
 //! - [`osv`]: the OSV record format; [`advisory`]: the compact form the
 //!   database stores, with the record's own severity ([`cvss`] scores).
 //! - [`matcher`]: [`match_inventory`] over an [`AdvisoryIndex`].
+//! - [`VulnDb`]: the on-disk index under `_zot/cve/`, updated from a
+//!   [`Source`] (a URL or a folder). Not yet: the OCI-artifact source
+//!   (`cve.osv.repository`), which needs the registry client.
 
 pub mod advisory;
 pub mod cvss;
