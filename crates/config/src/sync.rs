@@ -272,9 +272,12 @@ fn read_registry(path: String, value: &Value, problems: &mut Vec<Problem>) -> Op
 }
 
 fn url_problem(u: &str) -> Option<&'static str> {
-    let rest = u
+    let Some(rest) = u
         .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"))?;
+        .or_else(|| u.strip_prefix("https://"))
+    else {
+        return Some("must be an http:// or https:// URL with a host");
+    };
     let host = rest.split('/').next().unwrap_or("");
     if host.is_empty() || host.contains(char::is_whitespace) {
         return Some("must be an http:// or https:// URL with a host");
