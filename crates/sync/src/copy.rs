@@ -1,0 +1,176 @@
+//! Copying one image (a manifest or an index with its children, and their
+//! blobs) from an upstream into a store, through the storage `Registry`
+//! API, so the metadata store stays in step exactly as for a push.
+//!
+//! Invariants:
+//! - Order of a push: blobs, then child manifests (by digest), then the
+//!   manifest itself (by tag or digest). A manifest is never stored before
+//!   everything it references is.
+//! - Present content is not fetched again: a blob already in the local
+//!   repository, or a manifest already recorded there, is skipped.
+//! - A blob is streamed into an upload session (bounded memory) and
+//!   completed with its digest: storage verifies it again and stores
+//!   nothing on a mismatch; a stream that failed (transport, size, digest
+//!   as checked by the client) cancels the session.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use zot_client::{Manifest, RegistryClient};
+use zot_oci::media_types as mt;
+use zot_oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag};
+use zot_storage::Registry;
+
+use crate::SyncError;
+
+/// How much a copy moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    pub manifests: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for CopyStats {
+    fn add_assign(&mut self, o: CopyStats) {
+        self.manifests += o.manifests;
+        self.blobs += o.blobs;
+        self.bytes += o.bytes;
+    }
+}
+
+/// One upstream repository and the local repository it is mirrored into.
+pub struct RepoPair<'a> {
+    pub client: &'a RegistryClient,
+    pub upstream: &'a str,
+    pub registry: &'a Registry,
+    pub local: &'a RepoName,
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl RepoPair<'_> {
+    /// Whether `local` records the manifest `digest`.
+    pub fn has_manifest(&self, digest: &Digest) -> bool {
+        self.registry
+            .manifest_record(self.local, &Reference::Digest(digest.clone()))
+            .is_ok()
+    }
+
+    /// The digest `tag` names locally, if any.
+    pub fn local_tag(&self, tag: &Tag) -> Option<Digest> {
+        self.registry
+            .manifest_record(self.local, &Reference::Tag(tag.clone()))
+            .ok()
+            .map(|r| r.digest)
+    }
+
+    /// Stores `manifest` (already fetched) under `reference`, with
+    /// everything it references first.
+    pub fn store_manifest<'s>(
+        &'s self,
+        manifest: &'s Manifest,
+        reference: Reference,
+    ) -> BoxFuture<'s, Result<CopyStats, SyncError>> {
+        Box::pin(async move {
+            let parsed = ParsedManifest::parse(&manifest.bytes, Some(&manifest.media_type), true)
+                .map_err(|e| SyncError::Invalid(format!("{}: {e}", manifest.digest)))?;
+            let mut stats = CopyStats::default();
+            for child in parsed.required_manifests() {
+                if self.has_manifest(&child.digest) {
+                    continue;
+                }
+                let m = self
+                    .client
+                    .manifest(self.upstream, &child.digest.to_string())
+                    .await?;
+                stats += self
+                    .store_manifest(&m, Reference::Digest(child.digest.clone()))
+                    .await?;
+            }
+            for blob in parsed.required_blobs() {
+                stats += self.copy_blob(blob).await?;
+            }
+            self.registry
+                .put_manifest(
+                    self.local,
+                    &reference,
+                    Some(&manifest.media_type),
+                    &manifest.bytes,
+                )
+                .await?;
+            stats.manifests += 1;
+            Ok(stats)
+        })
+    }
+
+    /// Fetches `reference` upstream and stores it, unless a manifest of
+    /// the same digest is already there under the same reference.
+    pub async fn copy_reference(
+        &self,
+        reference: &Reference,
+    ) -> Result<(Digest, CopyStats), SyncError> {
+        let m = self
+            .client
+            .manifest(self.upstream, &reference.to_string())
+            .await?;
+        let present = match reference {
+            Reference::Tag(t) => self.local_tag(t).as_ref() == Some(&m.digest),
+            Reference::Digest(d) => self.has_manifest(d),
+        };
+        if present {
+            return Ok((m.digest, CopyStats::default()));
+        }
+        let stats = self.store_manifest(&m, reference.clone()).await?;
+        Ok((m.digest, stats))
+    }
+
+    /// Streams one blob into the local repository unless it is there.
+    async fn copy_blob(&self, desc: &Descriptor) -> Result<CopyStats, SyncError> {
+        if mt::NON_DISTRIBUTABLE_LAYERS.contains(&desc.media_type.as_str()) {
+            return Ok(CopyStats::default());
+        }
+        if self
+            .registry
+            .blob_size(self.local, &desc.digest)
+            .await?
+            .is_some()
+        {
+            return Ok(CopyStats::default());
+        }
+        let stream = self
+            .client
+            .blob(self.upstream, &desc.digest, Some(desc.size))
+            .await?;
+        let id = self.registry.start_upload(self.local).await?;
+        let written = async {
+            self.registry
+                .append_upload(self.local, &id, Some(0), stream)
+                .await?;
+            self.registry
+                .complete_upload(
+                    self.local,
+                    &id,
+                    &desc.digest,
+                    None,
+                    None::<futures_util::stream::Empty<Result<Bytes, std::io::Error>>>,
+                )
+                .await
+        }
+        .await;
+        match written {
+            Ok(size) => Ok(CopyStats {
+                manifests: 0,
+                blobs: 1,
+                bytes: size,
+            }),
+            Err(e) => {
+                if let Err(c) = self.registry.cancel_upload(self.local, &id).await {
+                    tracing::debug!(error = %c, "cancelling a failed sync upload");
+                }
+                Err(e.into())
+            }
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! [`Upstream`]: one `registries[]` entry: its client, its content rules,
+//! and a periodic run over its catalog.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use zot_client::{ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
+use zot_config::SyncRegistry;
+use zot_oci::{Digest, Reference, RepoName, Tag};
+use zot_storage::Stores;
+
+use crate::SyncError;
+use crate::content::{Content, Rule, is_subject_tag};
+use crate::copy::{CopyStats, RepoPair};
+
+/// Artifact types that make an image signed (notation, cosign).
+const SIGNATURE_TYPES: &[&str] = &[
+    "application/vnd.cncf.notary.signature",
+    "application/vnd.dev.cosign.artifact.sig.v1+json",
+    "application/vnd.dev.sigstore.bundle.v0.3+json",
+];
+/// How deep referrers of referrers are followed.
+const MAX_REFERRER_DEPTH: usize = 8;
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    /// Upstream repositories matched by `content`.
+    pub repositories: usize,
+    /// Of those, how many failed (logged each).
+    pub failed: usize,
+    /// Images (tags) copied, already present, and skipped (not signed, ...).
+    pub copied: usize,
+    pub present: usize,
+    pub skipped: usize,
+    pub stats: CopyStats,
+}
+
+/// One upstream registry.
+pub struct Upstream {
+    /// The first URL, for logs.
+    pub name: String,
+    client: RegistryClient,
+    content: Content,
+    poll_interval: Option<Duration>,
+    only_signed: bool,
+    legacy_cosign_tags: bool,
+}
+
+/// The client settings of a `registries[]` entry.
+pub fn client_options(cfg: &SyncRegistry, credentials: &CredentialsFile) -> ClientOptions {
+    let mut o = ClientOptions::new(cfg.urls.clone());
+    o.tls_verify = cfg.tls_verify;
+    o.cert_dir = cfg.cert_dir.clone();
+    o.credentials = credentials.clone();
+    if let Some(delay) = cfg.retry_delay {
+        o.retry = RetryPolicy {
+            max_retries: cfg.max_retries.unwrap_or(0),
+            delay,
+            max_delay: cfg.max_retry_delay.unwrap_or(delay).max(delay),
+        };
+    }
+    o.timeout = cfg.sync_timeout;
+    o.response_header_timeout = cfg.response_header_timeout;
+    if let Some(n) = cfg.req_concurrent {
+        o.concurrency = n;
+    }
+    o.requests_per_second = cfg.req_per_sec;
+    o.disable_http2 = cfg.disable_http2;
+    o.max_idle_per_host = cfg.max_idle_conns_per_host;
+    o
+}
+
+impl Upstream {
+    pub fn new(cfg: &SyncRegistry, credentials: &CredentialsFile) -> Result<Upstream, SyncError> {
+        let client = RegistryClient::new(&client_options(cfg, credentials))?;
+        let content = Content::new(&cfg.content).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        Ok(Upstream {
+            name: cfg.urls.first().cloned().unwrap_or_default(),
+            client,
+            content,
+            poll_interval: cfg.poll_interval,
+            only_signed: cfg.only_signed,
+            legacy_cosign_tags: cfg.sync_legacy_cosign_tags,
+        })
+    }
+
+    /// The period of the periodic sync: set only with a `pollInterval` and
+    /// `content` (zot's rule).
+    pub fn poll_interval(&self) -> Option<Duration> {
+        self.poll_interval.filter(|_| !self.content.is_empty())
+    }
+
+    pub fn client(&self) -> &RegistryClient {
+        &self.client
+    }
+
+    /// One periodic run: the catalog, then every repository that a content
+    /// rule matches, each holding one of `permits` while it syncs. Fails
+    /// only when the catalog cannot be read.
+    pub async fn sync_once(
+        &self,
+        stores: &Stores,
+        permits: &Arc<Semaphore>,
+    ) -> Result<RunReport, SyncError> {
+        let started = Instant::now();
+        let catalog = self.client.catalog().await?;
+        let mut report = RunReport::default();
+        for repo in &catalog {
+            let Some(rule) = self.content.rule_for(repo) else {
+                continue;
+            };
+            report.repositories += 1;
+            let Ok(_permit) = permits.acquire().await else {
+                break;
+            };
+            match self.sync_repo(stores, repo, rule, &mut report).await {
+                Ok(()) => {}
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(upstream = %self.name, repo, error = %e, "sync: repository failed; the others go on");
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        tracing::info!(
+            upstream = %self.name,
+            repositories = report.repositories,
+            failed = report.failed,
+            copied = report.copied,
+            present = report.present,
+            skipped = report.skipped,
+            blobs = report.stats.blobs,
+            bytes = report.stats.bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sync: run finished"
+        );
+        Ok(report)
+    }
+
+    /// Syncs the tags of one upstream repository that `rule` keeps.
+    async fn sync_repo(
+        &self,
+        stores: &Stores,
+        repo: &str,
+        rule: &Rule,
+        report: &mut RunReport,
+    ) -> Result<(), SyncError> {
+        let local_name = rule
+            .local_name(repo)
+            .ok_or_else(|| SyncError::Invalid(format!("{repo} maps to no local name")))?;
+        let local: RepoName = local_name
+            .parse()
+            .map_err(|e| SyncError::Invalid(format!("local name {local_name:?}: {e}")))?;
+        let registry = stores.for_repo(&local);
+        let pair = RepoPair {
+            client: &self.client,
+            upstream: repo,
+            registry,
+            local: &local,
+        };
+        let tags = self.client.tags(repo).await?;
+        let all: HashSet<&str> = tags.iter().map(String::as_str).collect();
+        for tag in tags
+            .iter()
+            .filter(|t| !is_subject_tag(t) && rule.keeps_tag(t))
+        {
+            let Ok(tag) = tag.parse::<Tag>() else {
+                continue;
+            };
+            match self.sync_tag(&pair, &tag, &all).await {
+                Ok((true, stats)) => {
+                    report.copied += 1;
+                    report.stats += stats;
+                    tracing::info!(upstream = %self.name, repo, local = %local, %tag, manifests = stats.manifests, blobs = stats.blobs, bytes = stats.bytes, "sync: image copied");
+                }
+                Ok((false, stats)) => {
+                    report.present += 1;
+                    report.stats += stats;
+                }
+                Err(e) if e.skips_image() => {
+                    report.skipped += 1;
+                    tracing::info!(upstream = %self.name, repo, %tag, reason = %e, "sync: image skipped");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// One tag with its referrers; `true` when the image itself was copied.
+    async fn sync_tag(
+        &self,
+        pair: &RepoPair<'_>,
+        tag: &Tag,
+        all_tags: &HashSet<&str>,
+    ) -> Result<(bool, CopyStats), SyncError> {
+        let manifest = self.client.manifest(pair.upstream, tag.as_str()).await?;
+        if self.only_signed
+            && !self
+                .is_signed(pair.upstream, &manifest.digest, all_tags)
+                .await?
+        {
+            return Err(SyncError::NotSigned);
+        }
+        let mut stats = CopyStats::default();
+        let copied = pair.local_tag(tag).as_ref() != Some(&manifest.digest);
+        if copied {
+            stats += pair
+                .store_manifest(&manifest, Reference::Tag(tag.clone()))
+                .await?;
+        }
+        stats += self.copy_referrers(pair, &manifest.digest).await?;
+        if self.legacy_cosign_tags {
+            for suffix in [".sig", ".sbom", ".att"] {
+                let legacy = format!("sha256-{}{suffix}", manifest.digest.hex());
+                if manifest.digest.algorithm() != zot_oci::Algorithm::Sha256
+                    || !all_tags.contains(legacy.as_str())
+                {
+                    continue;
+                }
+                if let Ok(t) = legacy.parse::<Tag>() {
+                    stats += pair.copy_reference(&Reference::Tag(t)).await?.1;
+                }
+            }
+        }
+        Ok((copied, stats))
+    }
+
+    /// Referrers of `subject` (and theirs, to a bounded depth) that the
+    /// local repository lacks.
+    async fn copy_referrers(
+        &self,
+        pair: &RepoPair<'_>,
+        subject: &Digest,
+    ) -> Result<CopyStats, SyncError> {
+        let mut stats = CopyStats::default();
+        let mut queue = VecDeque::from([(subject.clone(), 0usize)]);
+        let mut seen = HashSet::new();
+        while let Some((digest, depth)) = queue.pop_front() {
+            if depth >= MAX_REFERRER_DEPTH || !seen.insert(digest.clone()) {
+                continue;
+            }
+            for desc in self.client.referrers(pair.upstream, &digest).await? {
+                if !pair.has_manifest(&desc.digest) {
+                    stats += pair
+                        .copy_reference(&Reference::Digest(desc.digest.clone()))
+                        .await?
+                        .1;
+                }
+                queue.push_back((desc.digest, depth + 1));
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Whether the image `digest` has a signature upstream.
+    async fn is_signed(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        all_tags: &HashSet<&str>,
+    ) -> Result<bool, SyncError> {
+        if all_tags.contains(format!("sha256-{}.sig", digest.hex()).as_str()) {
+            return Ok(true);
+        }
+        let referrers = self.client.referrers(repo, digest).await?;
+        Ok(referrers.iter().any(|d| {
+            d.artifact_type
+                .as_deref()
+                .is_some_and(|t| SIGNATURE_TYPES.contains(&t))
+        }))
+    }
+}
