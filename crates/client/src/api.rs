@@ -16,8 +16,6 @@ use crate::{ClientError, Result, paging};
 
 /// Manifests larger than this are refused (zot's and distribution's limit).
 pub const MAX_MANIFEST: usize = 4 << 20;
-/// Page size asked for when listing.
-const PAGE: usize = 1000;
 
 /// Every manifest type the registry stores, for `Accept`.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -117,7 +115,7 @@ impl RegistryClient {
         let mut out = Vec::new();
         let mut last: Option<String> = None;
         loop {
-            let mut query = vec![("n", PAGE.to_string())];
+            let mut query = vec![("n", self.page_size.to_string())];
             if let Some(l) = &last {
                 query.push(("last", l.clone()));
             }

@@ -26,6 +26,16 @@ pub struct BlobStream {
     _permit: OwnedSemaphorePermit,
 }
 
+impl std::fmt::Debug for BlobStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStream")
+            .field("digest", &self.expected)
+            .field("size", &self.size)
+            .field("seen", &self.seen)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BlobStream {
     pub(crate) fn new(
         resp: reqwest::Response,

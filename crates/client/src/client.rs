@@ -115,6 +115,7 @@ pub struct RegistryClient {
     endpoints: Vec<Endpoint>,
     auth: AuthState,
     retry: RetryPolicy,
+    pub(crate) page_size: usize,
 }
 
 fn host_port(url: &url::Url) -> String {
@@ -211,6 +212,7 @@ impl RegistryClient {
             endpoints,
             auth: AuthState::default(),
             retry: options.retry,
+            page_size: options.page_size.max(1),
         })
     }
 

@@ -56,12 +56,17 @@ pub struct ClientOptions {
     pub disable_http2: bool,
     /// `maxIdleConnsPerHost` (default: `concurrency`).
     pub max_idle_per_host: Option<usize>,
+    /// Entries asked for per page of `_catalog` and `tags/list` (`n`;
+    /// default 1000, as regclient).
+    pub page_size: usize,
 }
 
 /// zot's default `syncTimeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 /// zot's default `responseHeaderTimeout`.
 pub const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default page size of listings.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// regclient's default `reqConcurrent`.
 pub const DEFAULT_CONCURRENCY: usize = 3;
 
@@ -80,6 +85,7 @@ impl ClientOptions {
             requests_per_second: None,
             disable_http2: false,
             max_idle_per_host: None,
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 }

@@ -22,7 +22,8 @@ pub mod content;
 pub mod copy;
 mod upstream;
 
-pub use upstream::{RunReport, Upstream};
+pub use upstream::{RunReport, Upstream, client_options};
+pub use zot_client::{ClientError, CredentialsFile};
 
 /// What stopped a repository or an image.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!("{note}");
     }
     let discover = crate::lifecycle::discover(&cfg);
+    let sync_stores = routing.clone();
     #[cfg(feature = "search")]
     let mut state = match crate::search_ext::extension(&cfg, &routing) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
@@ -165,7 +166,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    crate::lifecycle::start(&cfg, &stores);
+    let permits = crate::lifecycle::start(&cfg, &stores);
+    // Periodic sync of upstream registries, on the same permits.
+    crate::sync_ext::start(&cfg, &sync_stores, &permits)?;
 
     let registries: Vec<Arc<zot_storage::Registry>> =
         stores.iter().map(|s| s.registry.clone()).collect();
