@@ -157,7 +157,7 @@ fn content_rules_tag_filters_referrers_and_skip_by_digest() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(listed, [sig.digest.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&sig.digest));
 
     // The next run finds everything present by digest and copies nothing.
     let second = wait_run(&down, 2);
