@@ -435,3 +435,30 @@ async fn requests_per_host_are_bounded_by_req_concurrent() {
     }
     assert_eq!(proxy.with(|f| f.max_in_flight), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_timeout_bounds_a_request_and_req_per_sec_spaces_them() {
+    let registry = Registry::start();
+    let image = small_image("slow");
+    image.push(&registry.client(), "app", "v1");
+    let proxy = FaultProxy::start(&registry.url());
+    proxy.with(|f| f.blob_delay = Duration::from_secs(5));
+    let mut o = plain(&proxy.url());
+    o.timeout = Duration::from_millis(500);
+    let c = client(o);
+    let layer = &image.layers[0];
+    let start = Instant::now();
+    let r = c.blob("app", &digest(&layer.digest), Some(layer.size())).await;
+    assert!(matches!(r, Err(ClientError::Transport { .. })), "{r:?}");
+    assert!(start.elapsed() < Duration::from_secs(4), "syncTimeout not applied");
+
+    // Two requests a second: the fifth starts two seconds after the first.
+    let mut o = plain(&proxy.url());
+    o.requests_per_second = Some(2.0);
+    let c = client(o);
+    let start = Instant::now();
+    for _ in 0..5 {
+        c.manifest("app", "v1").await.expect("manifest");
+    }
+    assert!(start.elapsed() >= Duration::from_millis(1900), "reqPerSec not applied");
+}
