@@ -11,6 +11,9 @@
 //! - Tags: kept when matching `regex` (unanchored), then dropped when
 //!   matching `excludeRegex`, then, with `semver`, kept only when they parse
 //!   as Masterminds/semver v1 does (lenient: `1`, `v1.2`, `1.2.3-rc1`).
+//! - Rules without glob characters name their repositories: those are
+//!   synced without reading the catalog (Docker Hub has none); the catalog
+//!   is read only when some rule is a glob.
 //! - Tags of cosign signatures and of the referrers tag schema
 //!   (`sha256-<hex>`, `sha256-<hex>.sig`/`.sbom`/`.att`) are never synced
 //!   as images: they follow their subjects.
@@ -103,6 +106,26 @@ impl Content {
         self.rules.is_empty()
     }
 
+    /// The repositories named by rules without a glob character: they are
+    /// asked for directly, so an upstream without a catalog (Docker Hub)
+    /// can be mirrored by name.
+    pub fn literal_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .rules
+            .iter()
+            .filter(|r| !is_glob(r.glob.as_str()))
+            .map(|r| r.glob.as_str().trim_matches('/').to_owned())
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.dedup();
+        names
+    }
+
+    /// Whether some rule is a glob, so the upstream's catalog is needed.
+    pub fn needs_catalog(&self) -> bool {
+        self.rules.iter().any(|r| is_glob(r.glob.as_str()))
+    }
+
     /// The first rule matching the upstream repository `repo`.
     pub fn rule_for(&self, repo: &str) -> Option<&Rule> {
         let repo = repo.trim_matches('/');
@@ -145,6 +168,10 @@ impl Rule {
         }
         !t.semver || is_lenient_semver(tag)
     }
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '[', '{', '\\'])
 }
 
 /// Masterminds/semver v1's `NewVersion`: `v?MAJOR(.MINOR(.PATCH)?)?`, then
@@ -223,6 +250,26 @@ mod tests {
         assert_eq!(local(&c, "x/y").as_deref(), Some("mirror/x/y"));
         let c = rule("team/**", Some("/m"), true, None);
         assert_eq!(local(&c, "team/app/db").as_deref(), Some("m/app/db"));
+    }
+
+    #[test]
+    fn literal_rules_need_no_catalog() {
+        let c = Content::new(&[
+            ContentRule {
+                prefix: "/library/alpine".into(),
+                ..Default::default()
+            },
+            ContentRule {
+                prefix: "bitnami/redis".into(),
+                ..Default::default()
+            },
+        ])
+        .expect("rules");
+        assert!(!c.needs_catalog());
+        assert_eq!(c.literal_names(), ["library/alpine", "bitnami/redis"]);
+        let c = rule("a/**", None, false, None);
+        assert!(c.needs_catalog());
+        assert!(c.literal_names().is_empty());
     }
 
     #[test]

@@ -97,7 +97,8 @@ impl Upstream {
         &self.client
     }
 
-    /// One periodic run: the catalog, then every repository that a content
+    /// One periodic run: the repositories named by literal rules and, when
+    /// a rule is a glob, the catalog; then every repository that a content
     /// rule matches, each holding one of `permits` while it syncs. Fails
     /// only when the catalog cannot be read.
     pub async fn sync_once(
@@ -106,9 +107,16 @@ impl Upstream {
         permits: &Arc<Semaphore>,
     ) -> Result<RunReport, SyncError> {
         let started = Instant::now();
-        let catalog = self.client.catalog().await?;
+        let mut names = self.content.literal_names();
+        if self.content.needs_catalog() {
+            for repo in self.client.catalog().await? {
+                if !names.contains(&repo) {
+                    names.push(repo);
+                }
+            }
+        }
         let mut report = RunReport::default();
-        for repo in &catalog {
+        for repo in &names {
             let Some(rule) = self.content.rule_for(repo) else {
                 continue;
             };

@@ -287,3 +287,22 @@ fn credentials_file_reaches_a_token_protected_upstream() {
         image.manifest.bytes
     );
 }
+
+#[test]
+fn literal_prefixes_are_synced_without_the_catalog() {
+    let upstream = Registry::start();
+    small_image("named").push(&upstream.client(), "library/alpine", "3.20");
+    small_image("unnamed").push(&upstream.client(), "library/other", "1");
+    let proxy = FaultProxy::start(&upstream.url());
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "pollInterval": "1h",
+        "content": [{ "prefix": "/library/alpine", "destination": "/docker.io", "stripPrefix": false }]
+    }]));
+    let run = wait_run(&down, 1);
+    assert_eq!(run["copied"], 1, "{run}");
+    assert_eq!(tags(&down, "docker.io/library/alpine"), set(&["3.20"]));
+    assert!(tags(&down, "docker.io/library/other").is_empty());
+    let seen = proxy.with(|f| f.seen.clone());
+    assert!(!seen.iter().any(|l| l.contains("_catalog")), "{seen:?}");
+}

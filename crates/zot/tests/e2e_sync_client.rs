@@ -448,9 +448,14 @@ async fn sync_timeout_bounds_a_request_and_req_per_sec_spaces_them() {
     let c = client(o);
     let layer = &image.layers[0];
     let start = Instant::now();
-    let r = c.blob("app", &digest(&layer.digest), Some(layer.size())).await;
+    let r = c
+        .blob("app", &digest(&layer.digest), Some(layer.size()))
+        .await;
     assert!(matches!(r, Err(ClientError::Transport { .. })), "{r:?}");
-    assert!(start.elapsed() < Duration::from_secs(4), "syncTimeout not applied");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "syncTimeout not applied"
+    );
 
     // Two requests a second: the fifth starts two seconds after the first.
     let mut o = plain(&proxy.url());
@@ -460,5 +465,8 @@ async fn sync_timeout_bounds_a_request_and_req_per_sec_spaces_them() {
     for _ in 0..5 {
         c.manifest("app", "v1").await.expect("manifest");
     }
-    assert!(start.elapsed() >= Duration::from_millis(1900), "reqPerSec not applied");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "reqPerSec not applied"
+    );
 }
