@@ -18,6 +18,8 @@ mod manifests;
 mod metrics_route;
 pub mod mgmt;
 pub mod mutations;
+#[cfg(feature = "sync")]
+pub mod on_demand;
 mod panic_guard;
 mod security;
 mod token;
@@ -69,6 +71,9 @@ pub struct AppState {
     /// The metrics extension; `None` when it is off (nothing is recorded
     /// and its path is no route).
     pub metrics: Option<MetricsEndpoint>,
+    /// The sync extension's on-demand fetches; `None` when off.
+    #[cfg(feature = "sync")]
+    pub on_demand: Option<Arc<dyn on_demand::OnDemand>>,
 }
 
 /// The metrics extension as the API sees it: where it is served and what
@@ -125,6 +130,8 @@ impl AppState {
             #[cfg(feature = "search")]
             search: None,
             metrics: None,
+            #[cfg(feature = "sync")]
+            on_demand: None,
         }
     }
 }
@@ -333,6 +340,27 @@ async fn route(
                 .into_response())
         }
         (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
+        #[cfg(feature = "sync")]
+        (Endpoint::Manifest(repo, r), Method::GET | Method::HEAD) if state.on_demand.is_some() => {
+            if let Some(od) = &state.on_demand
+                && (matches!(r, zot_oci::Reference::Tag(_))
+                    || reg.manifest_record(&repo, &r).is_err())
+            {
+                od.manifest(&repo, &r).await;
+            }
+            let send = (req.method() == Method::GET).then(|| connection::Download {
+                budget: &state.send_budget,
+                load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
+            });
+            manifests::get(reg, &repo, &r, send).await
+        }
+        #[cfg(feature = "sync")]
+        (Endpoint::Referrers(repo, d), Method::GET) if state.on_demand.is_some() => {
+            if let Some(od) = &state.on_demand {
+                od.referrers(&repo, &d).await;
+            }
+            manifests::referrers(reg, &repo, &d, &req)
+        }
         (Endpoint::Manifest(repo, r), Method::GET) => {
             let send = connection::Download {
                 budget: &state.send_budget,

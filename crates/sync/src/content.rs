@@ -26,6 +26,10 @@ use zot_config::{ContentRule, TagFilter};
 #[derive(Debug, Clone)]
 pub struct Rule {
     glob: Glob,
+    /// The pattern local names of this rule match (on demand): the
+    /// destination joined with the prefix, or with its glob part only when
+    /// `stripPrefix`.
+    local_glob: Option<Glob>,
     /// The prefix trimmed of `/` and `*`: what `stripPrefix` removes.
     literal: String,
     destination: String,
@@ -78,7 +82,23 @@ impl Content {
             .iter()
             .map(|r| {
                 let prefix = r.prefix.trim_start_matches('/');
+                let literal = prefix.trim_matches(|c| c == '/' || c == '*');
+                let destination = r.destination.as_deref().unwrap_or("").trim_matches('/');
+                let tail = if r.strip_prefix {
+                    prefix
+                        .strip_prefix(literal)
+                        .unwrap_or(prefix)
+                        .trim_start_matches('/')
+                } else {
+                    prefix
+                };
+                let local_pattern = match (destination.is_empty(), tail.is_empty()) {
+                    (true, _) => tail.to_owned(),
+                    (false, true) => destination.to_owned(),
+                    (false, false) => format!("{destination}/{tail}"),
+                };
                 Ok(Rule {
+                    local_glob: Glob::new(&local_pattern).ok(),
                     glob: Glob::new(prefix).map_err(|e| RuleError {
                         prefix: prefix.to_owned(),
                         why: e.to_string(),
@@ -133,7 +153,44 @@ impl Content {
     }
 }
 
+impl Content {
+    /// The upstream name of the local repository `local` (on demand): the
+    /// first rule whose local pattern matches, mapped back; the same name
+    /// when there are no rules (zot: empty content is everything).
+    pub fn upstream_name(&self, local: &str) -> Option<String> {
+        if self.rules.is_empty() {
+            return Some(local.to_owned());
+        }
+        self.rules.iter().find_map(|r| r.upstream_name(local))
+    }
+}
+
 impl Rule {
+    fn upstream_name(&self, local: &str) -> Option<String> {
+        if !self.local_glob.as_ref()?.matches(local) {
+            return None;
+        }
+        let rest = if self.destination.is_empty() {
+            local
+        } else {
+            local
+                .strip_prefix(self.destination.as_str())?
+                .trim_start_matches('/')
+        };
+        let upstream = if self.strip_prefix {
+            match (self.literal.is_empty(), rest.is_empty()) {
+                (true, _) => rest.to_owned(),
+                (false, true) => self.literal.clone(),
+                (false, false) => format!("{}/{rest}", self.literal),
+            }
+        } else {
+            rest.to_owned()
+        };
+        // The name must come back to `local` by the forward mapping.
+        (self.glob.matches(&upstream) && self.local_name(&upstream).as_deref() == Some(local))
+            .then_some(upstream)
+    }
+
     /// The local name of upstream `repo`; `None` when it maps to nothing.
     pub fn local_name(&self, repo: &str) -> Option<String> {
         let mut remote = repo.trim_matches('/');
@@ -270,6 +327,30 @@ mod tests {
         let c = rule("a/**", None, false, None);
         assert!(c.needs_catalog());
         assert!(c.literal_names().is_empty());
+    }
+
+    #[test]
+    fn on_demand_maps_local_names_back() {
+        let c = rule("/repo2/repo", Some("/repo"), true, None);
+        assert_eq!(c.upstream_name("repo").as_deref(), Some("repo2/repo"));
+        assert_eq!(c.upstream_name("repo2/repo"), None);
+        let c = rule("/repo3/**", None, false, None);
+        assert_eq!(c.upstream_name("repo3/a/b").as_deref(), Some("repo3/a/b"));
+        assert_eq!(c.upstream_name("other"), None);
+        let c = rule("a/*", Some("/"), true, None);
+        assert_eq!(c.upstream_name("b").as_deref(), Some("a/b"));
+        let c = rule("**", Some("/docker.io"), false, None);
+        assert_eq!(
+            c.upstream_name("docker.io/library/alpine").as_deref(),
+            Some("library/alpine")
+        );
+        assert_eq!(c.upstream_name("ghcr.io/x"), None);
+        let c = rule("team/**", Some("/m"), true, None);
+        assert_eq!(c.upstream_name("m/app/db").as_deref(), Some("team/app/db"));
+        assert_eq!(
+            Content::default().upstream_name("x/y").as_deref(),
+            Some("x/y")
+        );
     }
 
     #[test]

@@ -14,13 +14,18 @@
 //!   then each repository matched by `content` on its own: a failing
 //!   repository is logged and counted, and the others go on. Each
 //!   repository holds one of the scheduler's permits while it syncs.
+//! - On demand ([`OnDemandSync`]), a manifest or referrers request for a
+//!   name an `onDemand` upstream maps is fetched from there first.
 //! - Signatures and other referrers follow their subjects (the referrers
 //!   API, or the tag schema, and legacy cosign `sha256-<hex>.sig/.sbom/.att`
 //!   tags); with `onlySigned`, an unsigned image is skipped.
 
 pub mod content;
 pub mod copy;
+mod on_demand;
 mod upstream;
+
+pub use on_demand::OnDemandSync;
 
 pub use upstream::{RunReport, Upstream, client_options};
 pub use zot_client::{ClientError, CredentialsFile};

@@ -47,6 +47,10 @@ pub struct Upstream {
     poll_interval: Option<Duration>,
     only_signed: bool,
     legacy_cosign_tags: bool,
+    /// `onDemand`, `manifestCheckInterval`, `syncTimeout`.
+    pub(crate) on_demand: bool,
+    pub(crate) check_interval: Duration,
+    pub(crate) timeout: Duration,
 }
 
 /// The client settings of a `registries[]` entry.
@@ -84,6 +88,9 @@ impl Upstream {
             poll_interval: cfg.poll_interval,
             only_signed: cfg.only_signed,
             legacy_cosign_tags: cfg.sync_legacy_cosign_tags,
+            on_demand: cfg.on_demand,
+            check_interval: cfg.manifest_check_interval,
+            timeout: cfg.sync_timeout,
         })
     }
 
@@ -235,6 +242,62 @@ impl Upstream {
             }
         }
         Ok((copied, stats))
+    }
+
+    /// On demand: copies `reference` of the local repository `local` from
+    /// this upstream (only the image: referrers come with a referrers
+    /// request). `Ok(false)` when this upstream does not map `local`.
+    pub(crate) async fn fetch_image(
+        &self,
+        stores: &Stores,
+        local: &RepoName,
+        reference: &Reference,
+    ) -> Result<bool, SyncError> {
+        let Some(upstream) = self.content.upstream_name(local.as_str()) else {
+            return Ok(false);
+        };
+        let pair = RepoPair {
+            client: &self.client,
+            upstream: &upstream,
+            registry: stores.for_repo(local),
+            local,
+        };
+        if self.only_signed {
+            let manifest = self
+                .client
+                .manifest(&upstream, &reference.to_string())
+                .await?;
+            let tags = self.client.tags(&upstream).await.unwrap_or_default();
+            let all: HashSet<&str> = tags.iter().map(String::as_str).collect();
+            if !self.is_signed(&upstream, &manifest.digest, &all).await? {
+                return Err(SyncError::NotSigned);
+            }
+        }
+        let (digest, stats) = pair.copy_reference(reference).await?;
+        if stats.manifests > 0 {
+            tracing::info!(upstream = %self.name, repo = %local, %reference, %digest, blobs = stats.blobs, bytes = stats.bytes, "sync: image fetched on demand");
+        }
+        Ok(true)
+    }
+
+    /// On demand: the referrers of `subject` in `local` from this upstream.
+    pub(crate) async fn fetch_referrers(
+        &self,
+        stores: &Stores,
+        local: &RepoName,
+        subject: &Digest,
+    ) -> Result<bool, SyncError> {
+        let Some(upstream) = self.content.upstream_name(local.as_str()) else {
+            return Ok(false);
+        };
+        let pair = RepoPair {
+            client: &self.client,
+            upstream: &upstream,
+            registry: stores.for_repo(local),
+            local,
+        };
+        self.copy_referrers(&pair, subject).await?;
+        Ok(true)
     }
 
     /// Referrers of `subject` (and theirs, to a bounded depth) that the

@@ -103,6 +103,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     let discover = crate::lifecycle::discover(&cfg);
     let sync_stores = routing.clone();
+    let sync = crate::sync_ext::prepare(&cfg, &sync_stores)?;
     #[cfg(feature = "search")]
     let mut state = match crate::search_ext::extension(&cfg, &routing) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
@@ -114,6 +115,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(path = %metrics.path, "metrics served");
         match std::sync::Arc::get_mut(&mut state) {
             Some(s) => s.metrics = Some(metrics),
+            None => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
+    #[cfg(feature = "sync")]
+    if let Some(hook) = sync.on_demand.clone() {
+        match std::sync::Arc::get_mut(&mut state) {
+            Some(s) => s.on_demand = Some(hook),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }
@@ -168,7 +176,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
     let permits = crate::lifecycle::start(&cfg, &stores);
     // Periodic sync of upstream registries, on the same permits.
-    crate::sync_ext::start(&cfg, &sync_stores, &permits)?;
+    crate::sync_ext::start(&sync, &sync_stores, &permits);
 
     let registries: Vec<Arc<zot_storage::Registry>> =
         stores.iter().map(|s| s.registry.clone()).collect();

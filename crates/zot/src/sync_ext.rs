@@ -2,55 +2,109 @@
 //! off nothing of it is compiled, and an enabled `extensions.sync` is
 //! refused by `zot verify` as not available.
 //!
-//! Each upstream with a `pollInterval` and `content` gets one task: a run
-//! right after start-up, then one every `pollInterval` after the previous
-//! run ended. A run whose catalog cannot be read is tried again after 2 s,
-//! 4 s, ... up to `pollInterval` (zot's generator back-off). Each
-//! repository of a run holds one of the `scheduler.numWorkers` permits that
-//! GC and scrub share, so background work stays bounded.
+//! [`prepare`] builds a client per upstream (a broken `certDir` or
+//! `credentialsFile` stops start-up) and the on-demand hook handed to the
+//! API; [`start`] gives each upstream with a `pollInterval` and `content`
+//! one task: a run right after start-up, then one every `pollInterval`
+//! after the previous run ended. A run whose catalog cannot be read is
+//! tried again after 2 s, 4 s, ... up to `pollInterval` (zot's generator
+//! back-off). Each repository of a run holds one of the
+//! `scheduler.numWorkers` permits that GC and scrub share.
 
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use zot_config::Config;
 
-/// Starts the periodic sync of every configured upstream.
+/// The upstreams of `extensions.sync`, ready to run.
+#[derive(Default)]
+pub struct SyncSetup {
+    #[cfg(feature = "sync")]
+    upstreams: Vec<Arc<zot_sync::Upstream>>,
+    /// The on-demand hook, when an upstream has `onDemand`.
+    #[cfg(feature = "sync")]
+    pub on_demand: Option<Arc<dyn zot_api::on_demand::OnDemand>>,
+}
+
 #[cfg(feature = "sync")]
-pub fn start(
-    cfg: &Config,
-    stores: &zot_storage::Stores,
-    permits: &Arc<Semaphore>,
-) -> anyhow::Result<()> {
+struct Hook(Arc<zot_sync::OnDemandSync>);
+
+#[cfg(feature = "sync")]
+impl zot_api::on_demand::OnDemand for Hook {
+    fn manifest<'a>(
+        &'a self,
+        repo: &'a zot_oci::RepoName,
+        reference: &'a zot_oci::Reference,
+    ) -> zot_api::on_demand::Fetch<'a> {
+        Box::pin(self.0.manifest(repo, reference))
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        repo: &'a zot_oci::RepoName,
+        subject: &'a zot_oci::Digest,
+    ) -> zot_api::on_demand::Fetch<'a> {
+        Box::pin(self.0.referrers(repo, subject))
+    }
+}
+
+/// Builds every upstream's client and the on-demand hook.
+#[cfg(feature = "sync")]
+pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<SyncSetup> {
     use anyhow::Context;
     let Some(sync) = cfg.extension("sync").and_then(|e| e.sync()) else {
-        return Ok(());
+        return Ok(SyncSetup::default());
     };
     let credentials = match &sync.credentials_file {
         Some(path) => zot_sync::CredentialsFile::read(path)
             .with_context(|| "extensions.sync.credentialsFile".to_owned())?,
         None => zot_sync::CredentialsFile::default(),
     };
+    let mut upstreams = Vec::new();
     for (i, registry) in sync.registries.iter().enumerate() {
         if let Some(helper) = &registry.credential_helper {
             tracing::warn!(upstream = ?registry.urls, helper, "sync: credential helpers are not built in; using credentialsFile or anonymous access");
         }
-        if registry.on_demand {
-            tracing::warn!(upstream = ?registry.urls, "sync: onDemand is not built yet; only the periodic sync runs");
-        }
         let upstream = zot_sync::Upstream::new(registry, &credentials)
             .with_context(|| format!("extensions.sync.registries[{i}]"))?;
+        upstreams.push(Arc::new(upstream));
+    }
+    let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone()).map(|o| {
+        tracing::info!("sync: on-demand fetches on");
+        Arc::new(Hook(o)) as Arc<dyn zot_api::on_demand::OnDemand>
+    });
+    Ok(SyncSetup {
+        upstreams,
+        on_demand,
+    })
+}
+
+/// Without the feature: nothing (the configuration was refused).
+#[cfg(not(feature = "sync"))]
+pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<SyncSetup> {
+    Ok(SyncSetup::default())
+}
+
+/// Starts the periodic sync of every upstream that has one.
+#[cfg(feature = "sync")]
+pub fn start(setup: &SyncSetup, stores: &zot_storage::Stores, permits: &Arc<Semaphore>) {
+    for upstream in &setup.upstreams {
         let Some(period) = upstream.poll_interval() else {
             continue;
         };
         tracing::info!(upstream = %upstream.name, period_s = period.as_secs(), "sync: periodic sync scheduled");
-        tokio::spawn(run(upstream, stores.clone(), permits.clone(), period));
+        tokio::spawn(run(
+            upstream.clone(),
+            stores.clone(),
+            permits.clone(),
+            period,
+        ));
     }
-    Ok(())
 }
 
 #[cfg(feature = "sync")]
 async fn run(
-    upstream: zot_sync::Upstream,
+    upstream: Arc<zot_sync::Upstream>,
     stores: zot_storage::Stores,
     permits: Arc<Semaphore>,
     period: std::time::Duration,
@@ -74,12 +128,6 @@ async fn run(
     }
 }
 
-/// Without the feature: nothing to start (the configuration was refused).
+/// Without the feature: nothing to start.
 #[cfg(not(feature = "sync"))]
-pub fn start(
-    _cfg: &Config,
-    _stores: &zot_storage::Stores,
-    _permits: &Arc<Semaphore>,
-) -> anyhow::Result<()> {
-    Ok(())
-}
+pub fn start(_setup: &SyncSetup, _stores: &zot_storage::Stores, _permits: &Arc<Semaphore>) {}

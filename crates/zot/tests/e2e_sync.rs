@@ -306,3 +306,113 @@ fn literal_prefixes_are_synced_without_the_catalog() {
     let seen = proxy.with(|f| f.seen.clone());
     assert!(!seen.iter().any(|l| l.contains("_catalog")), "{seen:?}");
 }
+
+#[test]
+fn on_demand_fetches_coalesces_checks_and_falls_back_to_local_content() {
+    let upstream = Registry::start();
+    let up = upstream.client();
+    let image = small_image("on-demand");
+    image.push(&up, "library/alpine", "3.20");
+    let (sig, sig_blobs) = sync_common::referrer(
+        &image.manifest,
+        "application/vnd.dev.cosign.artifact.sig.v1+json",
+        "od-signature",
+    );
+    sync_common::push_referrer(&up, "library/alpine", &sig, &sig_blobs);
+    let proxy = FaultProxy::start(&upstream.url());
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "onDemand": true,
+        "maxRetries": 0,
+        "retryDelay": "10ms",
+        "content": [{ "prefix": "**", "destination": "/docker.io" }]
+    }]));
+    let client = down.client();
+    let local = "docker.io/library/alpine";
+
+    // A tag is fetched on first request, with its blobs; HEAD works too.
+    let m = client.get_manifest(local, "3.20");
+    m.expect_status(200, "on-demand manifest");
+    assert_eq!(m.body, image.manifest.bytes);
+    for blob in image.blobs() {
+        assert_eq!(
+            client
+                .get(&format!("/v2/{local}/blobs/{}", blob.digest))
+                .body,
+            blob.bytes
+        );
+    }
+    client
+        .head(&format!("/v2/{local}/manifests/3.20"))
+        .expect_status(200, "HEAD");
+    // Names no upstream has, or that no rule maps, are 404.
+    assert_eq!(client.get_manifest(local, "nope").status, 404);
+    assert_eq!(client.get_manifest("ghcr.io/x", "v1").status, 404);
+    // Referrers come with a referrers request.
+    let r = client.get(&format!("/v2/{local}/referrers/{}", image.manifest.digest));
+    r.expect_status(200, "referrers");
+    assert_eq!(r.json()["manifests"][0]["digest"], sig.digest.as_str());
+
+    // Concurrent requests of a new tag: one upstream fetch.
+    let second = small_image("on-demand-2");
+    second.push(&up, "library/alpine", "3.21");
+    proxy.with(|f| f.blob_delay = Duration::from_millis(500));
+    let fetches = || {
+        proxy.with(|f| {
+            f.seen
+                .iter()
+                .filter(|l| l.starts_with("GET /v2/library/alpine/manifests/3.21 "))
+                .count()
+        })
+    };
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let c = down.client();
+            std::thread::spawn(move || c.get_manifest("docker.io/library/alpine", "3.21").status)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().expect("thread"), 200);
+    }
+    assert_eq!(fetches(), 1, "identical requests are coalesced");
+    proxy.with(|f| f.blob_delay = Duration::ZERO);
+
+    // An upstream that fails: what is here is served, the rest is 404,
+    // promptly.
+    proxy.with(|f| f.answers = vec![(503, None); 50]);
+    let start = Instant::now();
+    assert_eq!(
+        client.get_manifest(local, "3.20").body,
+        image.manifest.bytes
+    );
+    assert_eq!(client.get_manifest(local, "4.0").status, 404);
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn manifest_check_interval_spares_upstream_requests() {
+    let upstream = Registry::start();
+    small_image("checked").push(&upstream.client(), "app", "v1");
+    let proxy = FaultProxy::start(&upstream.url());
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "onDemand": true,
+        "manifestCheckInterval": "1h"
+    }]));
+    let client = down.client();
+    client.get_manifest("app", "v1").expect_status(200, "first");
+    let asked = || {
+        proxy.with(|f| {
+            f.seen
+                .iter()
+                .filter(|l| l.contains("/manifests/v1"))
+                .count()
+        })
+    };
+    let after_first = asked();
+    assert_eq!(after_first, 1);
+    for _ in 0..3 {
+        client.get_manifest("app", "v1").expect_status(200, "again");
+    }
+    assert_eq!(asked(), after_first, "checked within manifestCheckInterval");
+}

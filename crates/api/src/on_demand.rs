@@ -1,0 +1,22 @@
+//! The hook of the sync extension's on-demand mode (feature `sync`): before
+//! a manifest `GET`/`HEAD` by tag, or by a digest not stored here, and
+//! before a referrers `GET`, the registry asks [`OnDemand`] to fetch from
+//! upstream, then answers from local storage as always. The request has
+//! been authenticated and authorised first; the fetch's own failures are
+//! the extension's to log, and the client gets the local answer.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use zot_oci::{Digest, Reference, RepoName};
+
+/// A boxed future of the hook.
+pub type Fetch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// What the sync extension hands the API.
+pub trait OnDemand: Send + Sync {
+    /// Brings `repo:reference` from upstream when it is mapped there.
+    fn manifest<'a>(&'a self, repo: &'a RepoName, reference: &'a Reference) -> Fetch<'a>;
+    /// Brings the referrers of `subject` in `repo` from upstream.
+    fn referrers<'a>(&'a self, repo: &'a RepoName, subject: &'a Digest) -> Fetch<'a>;
+}

@@ -1,0 +1,137 @@
+//! On-demand sync (`onDemand: true`): a manifest or referrers request for
+//! a name that an upstream's `content` maps is first fetched from there.
+//!
+//! Invariants:
+//! - Upstreams are asked in configuration order; the first that maps the
+//!   name and has the content ends the search. Not found, unauthorized, not
+//!   signed and invalid content mean "ask the next one"; other failures are
+//!   logged and the next is asked too. The client is then answered from
+//!   local storage (what was there, or what arrived).
+//! - Identical requests (repository and reference) arriving while a fetch
+//!   of them runs wait for it and do not fetch again.
+//! - With `manifestCheckInterval`, a reference fetched (or found current)
+//!   within it, and present locally, is not asked upstream again.
+//! - A fetch runs as a task of its own: a client that goes away does not
+//!   cut it short, and the request waits for it at most `syncTimeout`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use zot_oci::{Digest, Reference, RepoName};
+use zot_storage::Stores;
+
+use crate::Upstream;
+
+/// The upstreams with `onDemand`, and the state of their fetches.
+pub struct OnDemandSync {
+    upstreams: Vec<Arc<Upstream>>,
+    stores: Stores,
+    /// Per key: when its last fetch ended (the lock is held while it runs).
+    fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+}
+
+impl OnDemandSync {
+    /// `None` when no upstream has `onDemand`.
+    pub fn new(upstreams: &[Arc<Upstream>], stores: Stores) -> Option<Arc<OnDemandSync>> {
+        let upstreams: Vec<Arc<Upstream>> =
+            upstreams.iter().filter(|u| u.on_demand).cloned().collect();
+        (!upstreams.is_empty()).then(|| {
+            Arc::new(OnDemandSync {
+                upstreams,
+                stores,
+                fetches: Mutex::new(HashMap::new()),
+            })
+        })
+    }
+
+    /// Runs `fetch` for `key` unless one ran since this call began (or,
+    /// with `fresh`, within the check interval), coalescing callers.
+    async fn coalesced<F, Fut>(self: &Arc<Self>, key: String, fresh: bool, fetch: F)
+    where
+        F: FnOnce(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let arrived = Instant::now();
+        let cell = match self.fetches.lock() {
+            Ok(mut map) => map.entry(key.clone()).or_default().clone(),
+            Err(_) => return,
+        };
+        let mut last = cell.lock().await;
+        let interval = self
+            .upstreams
+            .iter()
+            .map(|u| u.check_interval)
+            .max()
+            .unwrap_or_default();
+        let recent = last.is_some_and(|t| t >= arrived || (fresh && t.elapsed() < interval));
+        if !recent {
+            let timeout = self
+                .upstreams
+                .iter()
+                .map(|u| u.timeout)
+                .max()
+                .unwrap_or_default();
+            let task = tokio::spawn(fetch(self.clone()));
+            if tokio::time::timeout(timeout, task).await.is_err() {
+                tracing::warn!(
+                    key,
+                    "sync: on-demand fetch still running after syncTimeout; answering from local content"
+                );
+            }
+            *last = Some(Instant::now());
+        }
+        drop(last);
+        if let Ok(mut map) = self.fetches.lock()
+            && map.get(&key).is_some_and(|c| Arc::strong_count(c) <= 2)
+            && (self.upstreams.iter().all(|u| u.check_interval.is_zero()))
+        {
+            map.remove(&key);
+        }
+    }
+
+    /// Fetches `repo:reference` from the first upstream that has it.
+    pub async fn manifest(self: &Arc<Self>, repo: &RepoName, reference: &Reference) {
+        let present = self
+            .stores
+            .for_repo(repo)
+            .manifest_record(repo, reference)
+            .is_ok();
+        let key = format!("m {repo}:{reference}");
+        let (repo, reference) = (repo.clone(), reference.clone());
+        self.coalesced(key, present, move |this| async move {
+            for up in &this.upstreams {
+                match up.fetch_image(&this.stores, &repo, &reference).await {
+                    Ok(false) => continue,
+                    Ok(true) => return,
+                    Err(e) if e.skips_image() => {
+                        tracing::debug!(upstream = %up.name, %repo, %reference, reason = %e, "sync: not on this upstream");
+                    }
+                    Err(e) => {
+                        tracing::warn!(upstream = %up.name, %repo, %reference, error = %e, "sync: on-demand fetch failed");
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Fetches the referrers of `subject` from every mapped upstream until
+    /// one answers.
+    pub async fn referrers(self: &Arc<Self>, repo: &RepoName, subject: &Digest) {
+        let key = format!("r {repo}@{subject}");
+        let (repo, subject) = (repo.clone(), subject.clone());
+        self.coalesced(key, false, move |this| async move {
+            for up in &this.upstreams {
+                match up.fetch_referrers(&this.stores, &repo, &subject).await {
+                    Ok(false) => continue,
+                    Ok(true) => return,
+                    Err(e) => {
+                        tracing::warn!(upstream = %up.name, %repo, %subject, error = %e, "sync: on-demand referrers failed");
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
