@@ -23,6 +23,7 @@
 pub mod content;
 pub mod copy;
 mod on_demand;
+pub mod self_urls;
 mod upstream;
 
 pub use on_demand::OnDemandSync;

@@ -65,7 +65,13 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
         if let Some(helper) = &registry.credential_helper {
             tracing::warn!(upstream = ?registry.urls, helper, "sync: credential helpers are not built in; using credentialsFile or anonymous access");
         }
-        let upstream = zot_sync::Upstream::new(registry, &credentials)
+        let mut registry = registry.clone();
+        registry.urls =
+            zot_sync::self_urls::without_self(&registry.urls, &cfg.http.address, cfg.http.port);
+        if registry.urls.is_empty() {
+            anyhow::bail!("extensions.sync.registries[{i}]: every URL points at this registry");
+        }
+        let upstream = zot_sync::Upstream::new(&registry, &credentials)
             .with_context(|| format!("extensions.sync.registries[{i}]"))?;
         upstreams.push(Arc::new(upstream));
     }
