@@ -416,3 +416,50 @@ fn manifest_check_interval_spares_upstream_requests() {
     }
     assert_eq!(asked(), after_first, "checked within manifestCheckInterval");
 }
+
+#[test]
+fn skopeo_pulls_a_multi_arch_image_through_the_on_demand_mirror() {
+    let upstream = Distribution::start();
+    let up = common::Client::new(&upstream.url());
+    let index = common::fixtures::multi_platform_index("skopeo-od");
+    for child in &index.images {
+        child.push(&up, "tools/multi", &child.manifest.digest);
+    }
+    up.put_manifest(
+        "tools/multi",
+        "1.0",
+        &index.index.media_type,
+        &index.index.bytes,
+    )
+    .expect_status(201, "index");
+    let down = mirror(json!([{ "urls": [upstream.url()], "onDemand": true }]));
+    let work = down.work_dir();
+    let dest = work.join("pulled");
+    common::run(
+        common::skopeo()
+            .args([
+                "copy",
+                "--all",
+                "--preserve-digests",
+                "--src-tls-verify=false",
+            ])
+            .arg(down.docker_ref("tools/multi:1.0"))
+            .arg(format!("oci:{}:1.0", dest.display())),
+    );
+    let layout = common::OciLayout::open(&dest);
+    let idx: Value =
+        serde_json::from_slice(&std::fs::read(layout.dir.join("index.json")).expect("index.json"))
+            .expect("json");
+    assert_eq!(idx["manifests"][0]["digest"], index.index.digest.as_str());
+    for child in &index.images {
+        for blob in child.blobs() {
+            let path = layout.dir.join("blobs/sha256").join(blob.hex());
+            assert_eq!(std::fs::read(&path).expect("blob pulled"), blob.bytes);
+        }
+    }
+    // The mirror now holds the image itself.
+    assert_eq!(
+        down.client().get_manifest("tools/multi", "1.0").body,
+        index.index.bytes
+    );
+}
