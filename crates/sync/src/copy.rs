@@ -46,6 +46,18 @@ pub struct RepoPair<'a> {
     pub upstream: &'a str,
     pub registry: &'a Registry,
     pub local: &'a RepoName,
+    /// Docker images are converted to OCI (`preserveDigest: false`).
+    pub convert: bool,
+}
+
+/// A manifest fetched from upstream, as it will be stored.
+pub struct Fetched {
+    /// The digest upstream (referrers and signatures name it).
+    pub upstream_digest: Digest,
+    /// The manifest to store (converted when asked).
+    pub manifest: Manifest,
+    /// Converted children of a converted list, stored first by digest.
+    pub children: Vec<Manifest>,
 }
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -105,25 +117,62 @@ impl RepoPair<'_> {
         })
     }
 
+    /// Fetches `reference` upstream, converted to OCI when asked.
+    pub async fn fetch(&self, reference: &str) -> Result<Fetched, SyncError> {
+        let m = self.client.manifest(self.upstream, reference).await?;
+        let upstream_digest = m.digest.clone();
+        let (manifest, children) = if self.convert {
+            crate::convert::to_oci(self.client, self.upstream, m).await?
+        } else {
+            (m, Vec::new())
+        };
+        Ok(Fetched {
+            upstream_digest,
+            manifest,
+            children,
+        })
+    }
+
+    /// Stores what [`RepoPair::fetch`] got: converted children, then the
+    /// manifest under `reference`.
+    pub async fn store(&self, f: &Fetched, reference: Reference) -> Result<CopyStats, SyncError> {
+        let mut stats = CopyStats::default();
+        for child in &f.children {
+            if !self.has_manifest(&child.digest) {
+                stats += self
+                    .store_manifest(child, Reference::Digest(child.digest.clone()))
+                    .await?;
+            }
+        }
+        stats += self.store_manifest(&f.manifest, reference).await?;
+        Ok(stats)
+    }
+
     /// Fetches `reference` upstream and stores it, unless a manifest of
-    /// the same digest is already there under the same reference.
+    /// the same (predicted) digest is already there under the same
+    /// reference. A digest reference of a converted image is stored under
+    /// its converted digest. Returns the digest stored.
     pub async fn copy_reference(
         &self,
         reference: &Reference,
     ) -> Result<(Digest, CopyStats), SyncError> {
-        let m = self
-            .client
-            .manifest(self.upstream, &reference.to_string())
-            .await?;
-        let present = match reference {
-            Reference::Tag(t) => self.local_tag(t).as_ref() == Some(&m.digest),
-            Reference::Digest(d) => self.has_manifest(d),
+        let f = self.fetch(&reference.to_string()).await?;
+        let digest = f.manifest.digest.clone();
+        let (present, reference) = match reference {
+            Reference::Tag(t) => (
+                self.local_tag(t).as_ref() == Some(&digest),
+                reference.clone(),
+            ),
+            Reference::Digest(_) => (
+                self.has_manifest(&digest),
+                Reference::Digest(digest.clone()),
+            ),
         };
         if present {
-            return Ok((m.digest, CopyStats::default()));
+            return Ok((digest, CopyStats::default()));
         }
-        let stats = self.store_manifest(&m, reference.clone()).await?;
-        Ok((m.digest, stats))
+        let stats = self.store(&f, reference).await?;
+        Ok((digest, stats))
     }
 
     /// Streams one blob into the local repository unless it is there.

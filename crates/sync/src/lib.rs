@@ -16,11 +16,15 @@
 //!   repository holds one of the scheduler's permits while it syncs.
 //! - On demand ([`OnDemandSync`]), a manifest or referrers request for a
 //!   name an `onDemand` upstream maps is fetched from there first.
+//! - Docker schema2 images are converted to OCI on the way in unless
+//!   `preserveDigest` ([`convert`]); the skip rule compares the converted
+//!   digest.
 //! - Signatures and other referrers follow their subjects (the referrers
 //!   API, or the tag schema, and legacy cosign `sha256-<hex>.sig/.sbom/.att`
 //!   tags); with `onlySigned`, an unsigned image is skipped.
 
 pub mod content;
+pub mod convert;
 pub mod copy;
 mod on_demand;
 pub mod self_urls;

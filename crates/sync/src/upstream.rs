@@ -47,6 +47,8 @@ pub struct Upstream {
     poll_interval: Option<Duration>,
     only_signed: bool,
     legacy_cosign_tags: bool,
+    /// Docker images converted to OCI (not `preserveDigest`).
+    convert: bool,
     /// `onDemand`, `manifestCheckInterval`, `syncTimeout`.
     pub(crate) on_demand: bool,
     pub(crate) check_interval: Duration,
@@ -88,6 +90,7 @@ impl Upstream {
             poll_interval: cfg.poll_interval,
             only_signed: cfg.only_signed,
             legacy_cosign_tags: cfg.sync_legacy_cosign_tags,
+            convert: !cfg.preserve_digest,
             on_demand: cfg.on_demand,
             check_interval: cfg.manifest_check_interval,
             timeout: cfg.sync_timeout,
@@ -175,6 +178,7 @@ impl Upstream {
             upstream: repo,
             registry,
             local: &local,
+            convert: self.convert,
         };
         let tags = self.client.tags(repo).await?;
         let all: HashSet<&str> = tags.iter().map(String::as_str).collect();
@@ -212,26 +216,27 @@ impl Upstream {
         tag: &Tag,
         all_tags: &HashSet<&str>,
     ) -> Result<(bool, CopyStats), SyncError> {
-        let manifest = self.client.manifest(pair.upstream, tag.as_str()).await?;
+        let fetched = pair.fetch(tag.as_str()).await?;
+        let upstream_digest = &fetched.upstream_digest;
         if self.only_signed
             && !self
-                .is_signed(pair.upstream, &manifest.digest, all_tags)
+                .is_signed(pair.upstream, upstream_digest, all_tags)
                 .await?
         {
             return Err(SyncError::NotSigned);
         }
         let mut stats = CopyStats::default();
-        let copied = pair.local_tag(tag).as_ref() != Some(&manifest.digest);
+        // Skip by digest: the stored digest (predicted when converted).
+        let copied = pair.local_tag(tag).as_ref() != Some(&fetched.manifest.digest);
         if copied {
-            stats += pair
-                .store_manifest(&manifest, Reference::Tag(tag.clone()))
-                .await?;
+            stats += pair.store(&fetched, Reference::Tag(tag.clone())).await?;
         }
-        stats += self.copy_referrers(pair, &manifest.digest).await?;
+        // Referrers and signatures name the upstream digest.
+        stats += self.copy_referrers(pair, upstream_digest).await?;
         if self.legacy_cosign_tags {
             for suffix in [".sig", ".sbom", ".att"] {
-                let legacy = format!("sha256-{}{suffix}", manifest.digest.hex());
-                if manifest.digest.algorithm() != zot_oci::Algorithm::Sha256
+                let legacy = format!("sha256-{}{suffix}", upstream_digest.hex());
+                if upstream_digest.algorithm() != zot_oci::Algorithm::Sha256
                     || !all_tags.contains(legacy.as_str())
                 {
                     continue;
@@ -261,6 +266,7 @@ impl Upstream {
             upstream: &upstream,
             registry: stores.for_repo(local),
             local,
+            convert: self.convert,
         };
         if self.only_signed {
             let manifest = self
@@ -295,6 +301,7 @@ impl Upstream {
             upstream: &upstream,
             registry: stores.for_repo(local),
             local,
+            convert: self.convert,
         };
         self.copy_referrers(&pair, subject).await?;
         Ok(true)

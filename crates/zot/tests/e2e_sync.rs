@@ -463,3 +463,116 @@ fn skopeo_pulls_a_multi_arch_image_through_the_on_demand_mirror() {
         index.index.bytes
     );
 }
+
+/// A Docker manifest list of two Docker images, pushed to `repo:tag`.
+fn push_docker_list(
+    client: &common::Client,
+    repo: &str,
+    tag: &str,
+) -> (common::Blob, Vec<common::Image>) {
+    let platforms = [("linux", "amd64"), ("linux", "arm64")];
+    let images: Vec<common::Image> = platforms
+        .iter()
+        .map(|p| common::fixtures::multi_layer_image_for("docker-list", *p, true))
+        .collect();
+    let mut manifests = Vec::new();
+    for (image, (os, arch)) in images.iter().zip(platforms) {
+        image.push(client, repo, &image.manifest.digest);
+        let mut d = image.manifest.descriptor();
+        d["platform"] = json!({ "os": os, "architecture": arch });
+        manifests.push(d);
+    }
+    let list_type = "application/vnd.docker.distribution.manifest.list.v2+json";
+    let list = common::Blob::json(
+        list_type,
+        &json!({ "schemaVersion": 2, "mediaType": list_type, "manifests": manifests }),
+    );
+    client
+        .put_manifest(repo, tag, list_type, &list.bytes)
+        .expect_status(201, "Docker list");
+    (list, images)
+}
+
+#[test]
+fn docker_images_are_converted_to_oci_unless_digests_are_preserved() {
+    let upstream = Distribution::start();
+    let up = common::Client::new(&upstream.url());
+    let (list, images) = push_docker_list(&up, "dock/multi", "1.0");
+    let single = common::fixtures::multi_layer_image_for("docker-single", ("linux", "amd64"), true);
+    single.push(&up, "dock/single", "1.0");
+
+    // Converted (no http.compat needed).
+    let down = mirror(json!([{
+        "urls": [upstream.url()], "pollInterval": "2s", "content": [{ "prefix": "dock/**" }]
+    }]));
+    let first = wait_run(&down, 1);
+    assert_eq!(first["copied"], 2, "{first}");
+    let client = down.client();
+    let m = client.get_manifest("dock/single", "1.0");
+    m.expect_status(200, "converted image");
+    let v = m.json();
+    assert_eq!(v["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(
+        v["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    assert_eq!(v["config"]["digest"], single.config.digest.as_str());
+    assert_eq!(
+        v["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
+    let idx = client.get_manifest("dock/multi", "1.0");
+    idx.expect_status(200, "converted list");
+    let idx = idx.json();
+    assert_eq!(idx["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_ne!(
+        common::sha256_digest(&serde_json::to_vec(&idx).expect("json")),
+        list.digest
+    );
+    for (child, image) in idx["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .zip(&images)
+    {
+        assert_eq!(
+            child["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        let digest = child["digest"].as_str().expect("digest");
+        let c = client.get_manifest("dock/multi", digest);
+        c.expect_status(200, "converted child");
+        assert_eq!(common::sha256_digest(&c.body), digest);
+        for blob in image.blobs() {
+            assert_eq!(
+                client
+                    .get(&format!("/v2/dock/multi/blobs/{}", blob.digest))
+                    .body,
+                blob.bytes
+            );
+        }
+    }
+    // The predicted digests match what is stored: nothing is copied again.
+    let second = wait_run(&down, 2);
+    assert_eq!(second["copied"], 0, "{second}");
+    assert_eq!(second["present"], 2, "{second}");
+
+    // preserveDigest (with http.compat): stored as they are.
+    let kept = Registry::start_with(
+        Config::default()
+            .with_compat(&["docker2s2"])
+            .with_extensions(json!({ "sync": { "registries": [{
+                "urls": [upstream.url()], "pollInterval": "1h", "preserveDigest": true,
+                "content": [{ "prefix": "dock/**" }]
+            }]}})),
+    );
+    wait_run(&kept, 1);
+    assert_eq!(
+        kept.client().get_manifest("dock/multi", "1.0").body,
+        list.bytes
+    );
+    assert_eq!(
+        kept.client().get_manifest("dock/single", "1.0").body,
+        single.manifest.bytes
+    );
+}
