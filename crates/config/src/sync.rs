@@ -17,6 +17,8 @@
 //!   `reqPerSec` a finite number > 0.
 //! - Checks against other sections (`preserveDigest` needs `http.compat`;
 //!   remote storage needs `downloadDir`) are made by [`cross_check`].
+//! - `platforms` (ours, on a registry or a content rule) lists
+//!   `os/arch[/variant]` entries.
 //! - `credentialHelper` (`ecr`, `gcp`, `oauth2`) and
 //!   `oauth2CredentialHelper` are validated and kept; this build has no
 //!   credential helper and says so when sync starts.
@@ -75,6 +77,9 @@ pub struct SyncRegistry {
     pub req_per_sec: Option<f64>,
     pub disable_http2: bool,
     pub max_idle_conns_per_host: Option<usize>,
+    /// `platforms` (ours, beyond zot): only these children of an index are
+    /// synced (`os/arch[/variant]`); empty: all.
+    pub platforms: Vec<String>,
 }
 
 /// One entry of `content`.
@@ -86,6 +91,8 @@ pub struct ContentRule {
     /// Local name prefix (`/` trimmed; empty: the upstream name).
     pub destination: Option<String>,
     pub strip_prefix: bool,
+    /// `platforms` of this rule (ours); empty: the registry's.
+    pub platforms: Vec<String>,
 }
 
 /// `content[].tags`.
@@ -246,6 +253,7 @@ fn read_registry(path: String, value: &Value, problems: &mut Vec<Problem>) -> Op
     };
     let disable_http2 = fields::boolean(&mut s, "disableHTTP2", problems).unwrap_or(false);
     let max_idle_conns_per_host = positive(&mut s, "maxIdleConnsPerHost", problems);
+    let platforms = read_platforms(&mut s, problems);
     s.finish(problems);
     Some(SyncRegistry {
         urls,
@@ -268,7 +276,28 @@ fn read_registry(path: String, value: &Value, problems: &mut Vec<Problem>) -> Op
         req_per_sec,
         disable_http2,
         max_idle_conns_per_host,
+        platforms,
     })
+}
+
+/// `platforms`: each `os/arch` or `os/arch/variant`, no part empty.
+fn read_platforms(s: &mut Section<'_>, problems: &mut Vec<Problem>) -> Vec<String> {
+    fields::string_list(s, "platforms", problems)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(path, p)| {
+            let parts: Vec<&str> = p.split('/').collect();
+            if (2..=3).contains(&parts.len()) && parts.iter().all(|x| !x.trim().is_empty()) {
+                Some(p)
+            } else {
+                problems.push(Problem::new(
+                    path,
+                    "expected os/arch or os/arch/variant, e.g. linux/arm64/v8",
+                ));
+                None
+            }
+        })
+        .collect()
 }
 
 fn url_problem(u: &str) -> Option<&'static str> {
@@ -327,6 +356,7 @@ fn read_content(path: String, value: &Value, problems: &mut Vec<Problem>) -> Opt
         .map(|d| d.trim_matches('/').to_owned())
         .filter(|d| !d.is_empty());
     rule.strip_prefix = fields::boolean(&mut s, "stripPrefix", problems).unwrap_or(false);
+    rule.platforms = read_platforms(&mut s, problems);
     if rule.strip_prefix
         && rule.destination.is_none()
         && s.has("destination")

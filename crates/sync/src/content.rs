@@ -35,6 +35,8 @@ pub struct Rule {
     destination: String,
     strip_prefix: bool,
     tags: Option<Tags>,
+    /// `platforms` of the rule (empty: the registry's).
+    pub platforms: Vec<crate::platforms::Platform>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +118,7 @@ impl Content {
                         .as_ref()
                         .map(|t| compile_tags(t, prefix))
                         .transpose()?,
+                    platforms: crate::platforms::parse(&r.platforms),
                 })
             })
             .collect::<Result<_, RuleError>>()?;
@@ -158,10 +161,17 @@ impl Content {
     /// first rule whose local pattern matches, mapped back; the same name
     /// when there are no rules (zot: empty content is everything).
     pub fn upstream_name(&self, local: &str) -> Option<String> {
+        self.upstream_rule(local).map(|(name, _)| name)
+    }
+
+    /// [`Content::upstream_name`] with the rule that mapped it.
+    pub fn upstream_rule(&self, local: &str) -> Option<(String, Option<&Rule>)> {
         if self.rules.is_empty() {
-            return Some(local.to_owned());
+            return Some((local.to_owned(), None));
         }
-        self.rules.iter().find_map(|r| r.upstream_name(local))
+        self.rules
+            .iter()
+            .find_map(|r| r.upstream_name(local).map(|n| (n, Some(r))))
     }
 }
 
@@ -280,6 +290,7 @@ mod tests {
             tags,
             destination: dest.map(str::to_owned),
             strip_prefix: strip,
+            platforms: Vec::new(),
         }]) {
             Ok(c) => c,
             Err(e) => panic!("{e}"),

@@ -48,6 +48,8 @@ pub struct RepoPair<'a> {
     pub local: &'a RepoName,
     /// Docker images are converted to OCI (`preserveDigest: false`).
     pub convert: bool,
+    /// Only these children of an index are synced (empty: all).
+    pub platforms: &'a [crate::platforms::Platform],
 }
 
 /// A manifest fetched from upstream, as it will be stored.
@@ -121,11 +123,16 @@ impl RepoPair<'_> {
     pub async fn fetch(&self, reference: &str) -> Result<Fetched, SyncError> {
         let m = self.client.manifest(self.upstream, reference).await?;
         let upstream_digest = m.digest.clone();
-        let (manifest, children) = if self.convert {
+        let (mut manifest, mut children) = if self.convert {
             crate::convert::to_oci(self.client, self.upstream, m).await?
         } else {
             (m, Vec::new())
         };
+        if !self.platforms.is_empty() {
+            manifest = crate::platforms::filter(manifest, self.platforms)?;
+            let kept = crate::platforms::children(&manifest);
+            children.retain(|c| kept.contains(&c.digest.to_string()));
+        }
         Ok(Fetched {
             upstream_digest,
             manifest,

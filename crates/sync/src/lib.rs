@@ -27,6 +27,7 @@ pub mod content;
 pub mod convert;
 pub mod copy;
 mod on_demand;
+pub mod platforms;
 pub mod self_urls;
 mod upstream;
 

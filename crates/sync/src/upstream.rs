@@ -49,6 +49,8 @@ pub struct Upstream {
     legacy_cosign_tags: bool,
     /// Docker images converted to OCI (not `preserveDigest`).
     convert: bool,
+    /// `platforms` of the registry.
+    platforms: Vec<crate::platforms::Platform>,
     /// `onDemand`, `manifestCheckInterval`, `syncTimeout`.
     pub(crate) on_demand: bool,
     pub(crate) check_interval: Duration,
@@ -91,10 +93,19 @@ impl Upstream {
             only_signed: cfg.only_signed,
             legacy_cosign_tags: cfg.sync_legacy_cosign_tags,
             convert: !cfg.preserve_digest,
+            platforms: crate::platforms::parse(&cfg.platforms),
             on_demand: cfg.on_demand,
             check_interval: cfg.manifest_check_interval,
             timeout: cfg.sync_timeout,
         })
+    }
+
+    /// The platforms a rule (or, without its own, the registry) syncs.
+    fn platforms_of<'s>(&'s self, rule: Option<&'s Rule>) -> &'s [crate::platforms::Platform] {
+        match rule {
+            Some(r) if !r.platforms.is_empty() => &r.platforms,
+            _ => &self.platforms,
+        }
     }
 
     /// The period of the periodic sync: set only with a `pollInterval` and
@@ -179,6 +190,7 @@ impl Upstream {
             registry,
             local: &local,
             convert: self.convert,
+            platforms: self.platforms_of(Some(rule)),
         };
         let tags = self.client.tags(repo).await?;
         let all: HashSet<&str> = tags.iter().map(String::as_str).collect();
@@ -258,7 +270,7 @@ impl Upstream {
         local: &RepoName,
         reference: &Reference,
     ) -> Result<bool, SyncError> {
-        let Some(upstream) = self.content.upstream_name(local.as_str()) else {
+        let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
         let pair = RepoPair {
@@ -267,6 +279,7 @@ impl Upstream {
             registry: stores.for_repo(local),
             local,
             convert: self.convert,
+            platforms: self.platforms_of(rule),
         };
         if self.only_signed {
             let manifest = self
@@ -293,7 +306,7 @@ impl Upstream {
         local: &RepoName,
         subject: &Digest,
     ) -> Result<bool, SyncError> {
-        let Some(upstream) = self.content.upstream_name(local.as_str()) else {
+        let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
         let pair = RepoPair {
@@ -302,6 +315,7 @@ impl Upstream {
             registry: stores.for_repo(local),
             local,
             convert: self.convert,
+            platforms: self.platforms_of(rule),
         };
         self.copy_referrers(&pair, subject).await?;
         Ok(true)

@@ -576,3 +576,71 @@ fn docker_images_are_converted_to_oci_unless_digests_are_preserved() {
         single.manifest.bytes
     );
 }
+
+#[test]
+fn platforms_sync_only_the_listed_children_of_an_index() {
+    let upstream = Registry::start();
+    let up = upstream.client();
+    let index = common::fixtures::multi_platform_index("platforms");
+    for repo in ["multi/arm", "other/amd"] {
+        for child in &index.images {
+            child.push(&up, repo, &child.manifest.digest);
+        }
+        up.put_manifest(repo, "1.0", &index.index.media_type, &index.index.bytes)
+            .expect_status(201, "index");
+    }
+    let down = mirror(json!([{
+        "urls": [upstream.url()],
+        "pollInterval": "2s",
+        "platforms": ["linux/arm64"],
+        "content": [
+            { "prefix": "multi/**" },
+            { "prefix": "other/**", "platforms": ["linux/amd64"] }
+        ]
+    }]));
+    let first = wait_run(&down, 1);
+    assert_eq!(first["copied"], 2, "{first}");
+    let client = down.client();
+    // index.images are [amd64, arm64].
+    for (repo, keep, drop) in [("multi/arm", 1, 0), ("other/amd", 0, 1)] {
+        let m = client.get_manifest(repo, "1.0");
+        m.expect_status(200, "filtered index");
+        let v = m.json();
+        let listed: Vec<&str> = v["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .filter_map(|d| d["digest"].as_str())
+            .collect();
+        assert_eq!(
+            listed,
+            [index.images[keep].manifest.digest.as_str()],
+            "{repo}"
+        );
+        for blob in index.images[keep].blobs() {
+            assert_eq!(
+                client
+                    .get(&format!("/v2/{repo}/blobs/{}", blob.digest))
+                    .body,
+                blob.bytes
+            );
+        }
+        let left_out = &index.images[drop];
+        assert_eq!(
+            client.get_manifest(repo, &left_out.manifest.digest).status,
+            404,
+            "{repo}"
+        );
+        assert_eq!(
+            client
+                .head(&format!("/v2/{repo}/blobs/{}", left_out.layers[0].digest))
+                .status,
+            404,
+            "{repo}"
+        );
+    }
+    // The filtered index's digest is predicted: nothing is copied again.
+    let second = wait_run(&down, 2);
+    assert_eq!(second["copied"], 0, "{second}");
+    assert_eq!(second["present"], 2, "{second}");
+}
