@@ -346,7 +346,8 @@ async fn route(
                 && (matches!(r, zot_oci::Reference::Tag(_))
                     || reg.manifest_record(&repo, &r).is_err())
             {
-                od.manifest(&repo, &r).await;
+                let ns = http_util::query(&req, "ns");
+                od.manifest(&repo, &r, ns.as_deref()).await;
             }
             let send = (req.method() == Method::GET).then(|| connection::Download {
                 budget: &state.send_budget,

@@ -4,6 +4,10 @@
 //! upstream, then answers from local storage as always. The request has
 //! been authenticated and authorised first; the fetch's own failures are
 //! the extension's to log, and the client gets the local answer.
+//!
+//! containerd, using this registry as a mirror, adds `?ns=<registry>` to
+//! its requests: the namespace is passed on so that only the upstreams of
+//! that registry are asked.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +19,14 @@ pub type Fetch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What the sync extension hands the API.
 pub trait OnDemand: Send + Sync {
-    /// Brings `repo:reference` from upstream when it is mapped there.
-    fn manifest<'a>(&'a self, repo: &'a RepoName, reference: &'a Reference) -> Fetch<'a>;
+    /// Brings `repo:reference` from upstream when it is mapped there (from
+    /// the upstreams of registry `ns` only, when given).
+    fn manifest<'a>(
+        &'a self,
+        repo: &'a RepoName,
+        reference: &'a Reference,
+        ns: Option<&'a str>,
+    ) -> Fetch<'a>;
     /// Brings the referrers of `subject` in `repo` from upstream.
     fn referrers<'a>(&'a self, repo: &'a RepoName, subject: &'a Digest) -> Fetch<'a>;
 }

@@ -9,6 +9,9 @@
 //!   local storage (what was there, or what arrived).
 //! - Identical requests (repository and reference) arriving while a fetch
 //!   of them runs wait for it and do not fetch again.
+//! - With containerd's `?ns=<registry>`, only the upstreams with a URL of
+//!   that registry (`host[:port]`; Docker Hub by any of its names) are
+//!   asked.
 //! - With `manifestCheckInterval`, a reference fetched (or found current)
 //!   within it, and present locally, is not asked upstream again.
 //! - A fetch runs as a task of its own: a client that goes away does not
@@ -90,17 +93,26 @@ impl OnDemandSync {
         }
     }
 
-    /// Fetches `repo:reference` from the first upstream that has it.
-    pub async fn manifest(self: &Arc<Self>, repo: &RepoName, reference: &Reference) {
+    /// Fetches `repo:reference` from the first upstream that has it (of
+    /// those serving registry `ns`, when given: containerd's mirror
+    /// requests).
+    pub async fn manifest(
+        self: &Arc<Self>,
+        repo: &RepoName,
+        reference: &Reference,
+        ns: Option<&str>,
+    ) {
         let present = self
             .stores
             .for_repo(repo)
             .manifest_record(repo, reference)
             .is_ok();
-        let key = format!("m {repo}:{reference}");
+        let key = format!("m {repo}:{reference} {}", ns.unwrap_or_default());
         let (repo, reference) = (repo.clone(), reference.clone());
+        let ns = ns.map(str::to_owned);
         self.coalesced(key, present, move |this| async move {
-            for up in &this.upstreams {
+            let serving = |up: &&Arc<Upstream>| ns.as_deref().is_none_or(|ns| up.serves(ns));
+            for up in this.upstreams.iter().filter(serving) {
                 match up.fetch_image(&this.stores, &repo, &reference).await {
                     Ok(false) => continue,
                     Ok(true) => return,

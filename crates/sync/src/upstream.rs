@@ -51,6 +51,8 @@ pub struct Upstream {
     convert: bool,
     /// `platforms` of the registry.
     platforms: Vec<crate::platforms::Platform>,
+    /// `host[:port]` of each URL (lower case).
+    hosts: Vec<String>,
     /// `onDemand`, `manifestCheckInterval`, `syncTimeout`.
     pub(crate) on_demand: bool,
     pub(crate) check_interval: Duration,
@@ -94,10 +96,21 @@ impl Upstream {
             legacy_cosign_tags: cfg.sync_legacy_cosign_tags,
             convert: !cfg.preserve_digest,
             platforms: crate::platforms::parse(&cfg.platforms),
+            hosts: cfg.urls.iter().filter_map(|u| host_of(u)).collect(),
             on_demand: cfg.on_demand,
             check_interval: cfg.manifest_check_interval,
             timeout: cfg.sync_timeout,
         })
+    }
+
+    /// Whether this upstream is registry `ns` (containerd's `?ns=`): one of
+    /// its URLs has that `host[:port]`, Docker Hub by any of its names.
+    pub fn serves(&self, ns: &str) -> bool {
+        let ns = ns.to_ascii_lowercase();
+        let hub = zot_client::names::is_docker_hub(&ns);
+        self.hosts
+            .iter()
+            .any(|h| *h == ns || hub && zot_client::names::is_docker_hub(h))
     }
 
     /// The platforms a rule (or, without its own, the registry) syncs.
@@ -365,4 +378,11 @@ impl Upstream {
                 .is_some_and(|t| SIGNATURE_TYPES.contains(&t))
         }))
     }
+}
+
+/// `host[:port]` of a URL, lower case.
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split('/').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }

@@ -35,8 +35,9 @@ impl zot_api::on_demand::OnDemand for Hook {
         &'a self,
         repo: &'a zot_oci::RepoName,
         reference: &'a zot_oci::Reference,
+        ns: Option<&'a str>,
     ) -> zot_api::on_demand::Fetch<'a> {
-        Box::pin(self.0.manifest(repo, reference))
+        Box::pin(self.0.manifest(repo, reference, ns))
     }
 
     fn referrers<'a>(

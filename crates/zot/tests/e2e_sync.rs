@@ -644,3 +644,52 @@ fn platforms_sync_only_the_listed_children_of_an_index() {
     assert_eq!(second["copied"], 0, "{second}");
     assert_eq!(second["present"], 2, "{second}");
 }
+
+/// `curl` of a URL: (status, body).
+fn curl(url: &str) -> (String, Vec<u8>) {
+    let out = common::run(common::tool("curl").args([
+        "-s",
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        "-w",
+        "\n%{http_code}",
+        url,
+    ]))
+    .stdout;
+    let split = out.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+    (
+        String::from_utf8_lossy(&out[split + 1..]).into_owned(),
+        out[..split].to_vec(),
+    )
+}
+
+#[test]
+fn containerd_ns_selects_the_upstream() {
+    let a = Registry::start();
+    let b = Registry::start();
+    let from_a = small_image("ns-a");
+    let from_b = small_image("ns-b");
+    from_a.push(&a.client(), "app", "1");
+    from_b.push(&b.client(), "app", "1");
+    from_b.push(&b.client(), "app", "2");
+    let down = mirror(json!([
+        { "urls": [a.url()], "onDemand": true },
+        { "urls": [b.url()], "onDemand": true }
+    ]));
+    let base = down.url();
+    let (status, body) = curl(&format!("{base}/v2/app/manifests/1?ns={}", b.addr()));
+    assert_eq!(status, "200");
+    assert_eq!(
+        body, from_b.manifest.bytes,
+        "?ns= chose the second upstream"
+    );
+    let (status, body) = curl(&format!("{base}/v2/app/manifests/1?ns={}", a.addr()));
+    assert_eq!(status, "200");
+    assert_eq!(body, from_a.manifest.bytes);
+    // Only the named registry is asked.
+    let (status, _) = curl(&format!("{base}/v2/app/manifests/2?ns={}", a.addr()));
+    assert_eq!(status, "404");
+    let (status, body) = curl(&format!("{base}/v2/app/manifests/2"));
+    assert_eq!(status, "200");
+    assert_eq!(body, from_b.manifest.bytes);
+}
