@@ -693,3 +693,46 @@ fn containerd_ns_selects_the_upstream() {
     assert_eq!(status, "200");
     assert_eq!(body, from_b.manifest.bytes);
 }
+
+#[test]
+fn a_connection_dropped_mid_blob_stores_nothing_and_is_retried() {
+    let upstream = Registry::start();
+    let image = common::fixtures::multi_layer_image("dropped");
+    image.push(&upstream.client(), "big/app", "v1");
+    let proxy = FaultProxy::start(&upstream.url());
+    let layer = image.layers[0].clone();
+    proxy.with(|f| f.truncate = vec![layer.hex().to_owned()]);
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "pollInterval": "2s",
+        "maxRetries": 1,
+        "retryDelay": "10ms",
+        "content": [{ "prefix": "**" }]
+    }]));
+    let first = wait_run(&down, 1);
+    assert_eq!(first["failed"], 1, "{first}");
+    let client = down.client();
+    assert_eq!(client.get_manifest("big/app", "v1").status, 404);
+    assert_eq!(
+        client
+            .head(&format!("/v2/big/app/blobs/{}", layer.digest))
+            .status,
+        404
+    );
+    proxy.with(|f| f.truncate.clear());
+    let start = Instant::now();
+    while client.get_manifest("big/app", "v1").status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "not retried:\n{}",
+            down.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        client
+            .get(&format!("/v2/big/app/blobs/{}", layer.digest))
+            .body,
+        layer.bytes
+    );
+}

@@ -89,6 +89,9 @@ pub struct Faults {
     /// Responses to request paths containing one of these get their last
     /// byte flipped.
     pub corrupt: Vec<String>,
+    /// Responses to request paths containing one of these are cut off
+    /// half-way through the body and the connection closed.
+    pub truncate: Vec<String>,
     /// Delay before forwarding a blob request.
     pub blob_delay: Duration,
     /// Request lines seen (`GET /v2/...`).
@@ -163,19 +166,20 @@ async fn serve(mut conn: tokio::net::TcpStream, upstream: String, faults: Arc<Mu
         let text = String::from_utf8_lossy(&head).into_owned();
         let line = text.lines().next().unwrap_or_default().to_owned();
         let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
-        let (answer, corrupt, delay) = {
+        let (answer, corrupt, truncate, delay) = {
             let mut f = faults.lock().expect("faults");
             f.seen.push(line.clone());
             f.in_flight += 1;
             f.max_in_flight = f.max_in_flight.max(f.in_flight);
             let answer = (!f.answers.is_empty()).then(|| f.answers.remove(0));
             let corrupt = f.corrupt.iter().any(|c| path.contains(c.as_str()));
+            let truncate = f.truncate.iter().any(|c| path.contains(c.as_str()));
             let delay = if path.contains("/blobs/") {
                 f.blob_delay
             } else {
                 Duration::ZERO
             };
-            (answer, corrupt, delay)
+            (answer, corrupt, truncate, delay)
         };
         let response = match answer {
             Some((status, retry_after)) => {
@@ -192,7 +196,17 @@ async fn serve(mut conn: tokio::net::TcpStream, upstream: String, faults: Arc<Mu
             }
         };
         faults.lock().expect("faults").in_flight -= 1;
-        let Some(response) = response else { return };
+        let Some(mut response) = response else { return };
+        if truncate {
+            // Head and half the body, then the connection drops.
+            let head = response
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |p| p + 4);
+            response.truncate(head + (response.len() - head) / 2);
+            let _ = conn.write_all(&response).await;
+            return;
+        }
         if conn.write_all(&response).await.is_err() {
             return;
         }
