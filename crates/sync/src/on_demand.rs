@@ -15,11 +15,14 @@
 //! - With `manifestCheckInterval`, a reference fetched (or found current)
 //!   within it, and present locally, is not asked upstream again.
 //! - A fetch runs as a task of its own: a client that goes away does not
-//!   cut it short, and the request waits for it at most `syncTimeout`.
+//!   cut it short. The request waits for it at most `syncTimeout`, or, when
+//!   the content is already here, at most `responseHeaderTimeout` (a slow
+//!   or unreachable upstream then delays a client by that much, and it gets
+//!   what is here).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zot_oci::{Digest, Reference, RepoName};
 use zot_storage::Stores;
@@ -49,10 +52,14 @@ impl OnDemandSync {
     }
 
     /// Runs `fetch` for `key` unless one ran since this call began (or,
-    /// with `fresh`, within the check interval), coalescing callers.
-    async fn coalesced<F, Fut>(self: &Arc<Self>, key: String, fresh: bool, fetch: F)
+    /// with `present`, within the check interval), coalescing callers: the
+    /// fetch is a task holding the key's lock until it ends. The caller
+    /// waits at most `syncTimeout`, or `responseHeaderTimeout` when the
+    /// content is `present` here (it is then answered as it is, and the
+    /// fetch goes on).
+    async fn coalesced<F, Fut>(self: &Arc<Self>, key: String, present: bool, fetch: F)
     where
-        F: FnOnce(Arc<Self>) -> Fut,
+        F: FnOnce(Arc<Self>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let arrived = Instant::now();
@@ -60,34 +67,43 @@ impl OnDemandSync {
             Ok(mut map) => map.entry(key.clone()).or_default().clone(),
             Err(_) => return,
         };
-        let mut last = cell.lock().await;
-        let interval = self
-            .upstreams
-            .iter()
-            .map(|u| u.check_interval)
-            .max()
-            .unwrap_or_default();
-        let recent = last.is_some_and(|t| t >= arrived || (fresh && t.elapsed() < interval));
-        if !recent {
-            let timeout = self
-                .upstreams
+        let most = |f: fn(&Upstream) -> Duration| {
+            self.upstreams
                 .iter()
-                .map(|u| u.timeout)
+                .map(|u| f(u))
                 .max()
-                .unwrap_or_default();
-            let task = tokio::spawn(fetch(self.clone()));
-            if tokio::time::timeout(timeout, task).await.is_err() {
-                tracing::warn!(
-                    key,
-                    "sync: on-demand fetch still running after syncTimeout; answering from local content"
-                );
+                .unwrap_or_default()
+        };
+        let interval = most(|u| u.check_interval);
+        let wait = if present {
+            most(|u| u.response_header_timeout)
+        } else {
+            most(|u| u.timeout)
+        };
+        let this = self.clone();
+        let work = async move {
+            let last = cell.lock_owned().await;
+            let recent = last.is_some_and(|t| t >= arrived || (present && t.elapsed() < interval));
+            if recent {
+                return;
             }
-            *last = Some(Instant::now());
+            let task = tokio::spawn(async move {
+                let mut last = last;
+                fetch(this).await;
+                *last = Some(Instant::now());
+            });
+            let _ = task.await;
+        };
+        if tokio::time::timeout(wait, work).await.is_err() {
+            tracing::info!(
+                key,
+                wait_ms = wait.as_millis() as u64,
+                "sync: on-demand fetch still running; answering from local content"
+            );
         }
-        drop(last);
         if let Ok(mut map) = self.fetches.lock()
-            && map.get(&key).is_some_and(|c| Arc::strong_count(c) <= 2)
-            && (self.upstreams.iter().all(|u| u.check_interval.is_zero()))
+            && interval.is_zero()
+            && map.get(&key).is_some_and(|c| Arc::strong_count(c) == 1)
         {
             map.remove(&key);
         }

@@ -57,6 +57,7 @@ pub struct Upstream {
     pub(crate) on_demand: bool,
     pub(crate) check_interval: Duration,
     pub(crate) timeout: Duration,
+    pub(crate) response_header_timeout: Duration,
 }
 
 /// The client settings of a `registries[]` entry.
@@ -100,6 +101,7 @@ impl Upstream {
             on_demand: cfg.on_demand,
             check_interval: cfg.manifest_check_interval,
             timeout: cfg.sync_timeout,
+            response_header_timeout: cfg.response_header_timeout,
         })
     }
 

@@ -736,3 +736,35 @@ fn a_connection_dropped_mid_blob_stores_nothing_and_is_retried() {
         layer.bytes
     );
 }
+
+#[test]
+fn a_slow_upstream_delays_a_present_tag_by_response_header_timeout_only() {
+    let upstream = Registry::start();
+    let old = small_image("slow-old");
+    old.push(&upstream.client(), "app", "v1");
+    let proxy = FaultProxy::start(&upstream.url());
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "onDemand": true,
+        "responseHeaderTimeout": "2s"
+    }]));
+    let client = down.client();
+    assert_eq!(client.get_manifest("app", "v1").body, old.manifest.bytes);
+
+    // The tag moves upstream to an image whose blobs come slowly (each
+    // within the 2 s, all together well past it).
+    let new = common::fixtures::multi_layer_image("slow-new");
+    new.push(&upstream.client(), "app", "v1");
+    proxy.with(|f| f.blob_delay = Duration::from_millis(1500));
+    let start = Instant::now();
+    let r = client.get_manifest("app", "v1");
+    let waited = start.elapsed();
+    assert_eq!(r.body, old.manifest.bytes, "what is here is served meanwhile");
+    assert!(waited < Duration::from_secs(4), "waited {waited:?}");
+    // The fetch went on: the new image arrives.
+    let start = Instant::now();
+    while client.get_manifest("app", "v1").body != new.manifest.bytes {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", down.logs());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
