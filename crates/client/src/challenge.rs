@@ -111,6 +111,28 @@ mod tests {
         assert_eq!(c[1].param("service"), Some("y"));
     }
 
+    /// Every string of up to 6 characters over the header's syntax: no
+    /// panic, and every parameter found belongs to a challenge.
+    #[test]
+    fn never_panics_on_short_inputs() {
+        let alphabet: Vec<char> = vec!['B', 'r', '=', '"', '\\', ',', ' ', 'a'];
+        let mut stack = vec![String::new()];
+        let mut seen = 0usize;
+        while let Some(s) = stack.pop() {
+            let parsed = parse(&s);
+            assert!(parsed.iter().all(|c| !c.scheme.is_empty()), "{s:?}");
+            seen += 1;
+            if s.chars().count() < 6 {
+                for c in &alphabet {
+                    let mut t = s.clone();
+                    t.push(*c);
+                    stack.push(t);
+                }
+            }
+        }
+        assert_eq!(seen, (0..=6).map(|k| alphabet.len().pow(k)).sum::<usize>());
+    }
+
     #[test]
     fn escapes_and_garbage() {
         let c = parse(r#"Bearer realm="a\"b""#);

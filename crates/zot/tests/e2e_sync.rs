@@ -759,7 +759,10 @@ fn a_slow_upstream_delays_a_present_tag_by_response_header_timeout_only() {
     let start = Instant::now();
     let r = client.get_manifest("app", "v1");
     let waited = start.elapsed();
-    assert_eq!(r.body, old.manifest.bytes, "what is here is served meanwhile");
+    assert_eq!(
+        r.body, old.manifest.bytes,
+        "what is here is served meanwhile"
+    );
     assert!(waited < Duration::from_secs(4), "waited {waited:?}");
     // The fetch went on: the new image arrives.
     let start = Instant::now();
