@@ -5,6 +5,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use zot_client::{ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
 use zot_config::SyncRegistry;
@@ -36,6 +37,17 @@ pub struct RunReport {
     pub present: usize,
     pub skipped: usize,
     pub stats: CopyStats,
+}
+
+impl std::ops::AddAssign for RunReport {
+    fn add_assign(&mut self, o: RunReport) {
+        self.repositories += o.repositories;
+        self.failed += o.failed;
+        self.copied += o.copied;
+        self.present += o.present;
+        self.skipped += o.skipped;
+        self.stats += o.stats;
+    }
 }
 
 /// One upstream registry.
@@ -151,24 +163,34 @@ impl Upstream {
                 }
             }
         }
-        let mut report = RunReport::default();
-        for repo in &names {
-            let Some(rule) = self.content.rule_for(repo) else {
-                continue;
-            };
-            report.repositories += 1;
-            let Ok(_permit) = permits.acquire().await else {
-                break;
-            };
-            match self.sync_repo(stores, repo, rule, &mut report).await {
-                Ok(()) => {}
-                Err(e) => {
-                    report.failed += 1;
-                    tracing::warn!(upstream = %self.name, repo, error = %e, "sync: repository failed; the others go on");
+        // Repositories sync side by side, as many as the scheduler's
+        // permits allow (requests per host are bounded by the client).
+        let total = std::sync::Mutex::new(RunReport::default());
+        futures_util::stream::iter(names.iter())
+            .for_each_concurrent(None, |repo| {
+                let total = &total;
+                async move {
+                    let Some(rule) = self.content.rule_for(repo) else {
+                        return;
+                    };
+                    let Ok(_permit) = permits.acquire().await else {
+                        return;
+                    };
+                    let mut mine = RunReport {
+                        repositories: 1,
+                        ..RunReport::default()
+                    };
+                    if let Err(e) = self.sync_repo(stores, repo, rule, &mut mine).await {
+                        mine.failed += 1;
+                        tracing::warn!(upstream = %self.name, repo, error = %e, "sync: repository failed; the others go on");
+                    }
+                    if let Ok(mut t) = total.lock() {
+                        *t += mine;
+                    }
                 }
-            }
-            tokio::task::yield_now().await;
-        }
+            })
+            .await;
+        let report = total.into_inner().unwrap_or_default();
         tracing::info!(
             upstream = %self.name,
             repositories = report.repositories,
