@@ -18,10 +18,10 @@ mod manifests;
 mod metrics_route;
 pub mod mgmt;
 pub mod mutations;
-#[cfg(feature = "sync")]
-pub mod on_demand;
 mod panic_guard;
 mod security;
+#[cfg(feature = "sync")]
+pub mod sync_hook;
 mod token;
 mod zot_ext;
 
@@ -71,9 +71,9 @@ pub struct AppState {
     /// The metrics extension; `None` when it is off (nothing is recorded
     /// and its path is no route).
     pub metrics: Option<MetricsEndpoint>,
-    /// The sync extension's on-demand fetches; `None` when off.
+    /// The sync extension (status, on-demand fetches); `None` when off.
     #[cfg(feature = "sync")]
-    pub on_demand: Option<Arc<dyn on_demand::OnDemand>>,
+    pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
 }
 
 /// The metrics extension as the API sees it: where it is served and what
@@ -131,7 +131,7 @@ impl AppState {
             search: None,
             metrics: None,
             #[cfg(feature = "sync")]
-            on_demand: None,
+            sync: None,
         }
     }
 }
@@ -340,9 +340,12 @@ async fn route(
                 .into_response())
         }
         (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
+        (Endpoint::SyncStatus, Method::GET) => sync_status(state),
         #[cfg(feature = "sync")]
-        (Endpoint::Manifest(repo, r), Method::GET | Method::HEAD) if state.on_demand.is_some() => {
-            if let Some(od) = &state.on_demand
+        (Endpoint::Manifest(repo, r), Method::GET | Method::HEAD)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            if let Some(od) = &state.sync
                 && (matches!(r, zot_oci::Reference::Tag(_))
                     || reg.manifest_record(&repo, &r).is_err())
             {
@@ -356,8 +359,10 @@ async fn route(
             manifests::get(reg, &repo, &r, send).await
         }
         #[cfg(feature = "sync")]
-        (Endpoint::Referrers(repo, d), Method::GET) if state.on_demand.is_some() => {
-            if let Some(od) = &state.on_demand {
+        (Endpoint::Referrers(repo, d), Method::GET)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            if let Some(od) = &state.sync {
                 od.referrers(&repo, &d).await;
             }
             manifests::referrers(reg, &repo, &d, &req)
@@ -403,6 +408,17 @@ async fn route(
     }
 }
 
+/// `GET /v2/_zot/ext/sync`: the sync extension's status, or 404 when it
+/// is off (like any unknown path).
+fn sync_status(state: &AppState) -> ApiResult {
+    #[cfg(feature = "sync")]
+    if let Some(sync) = &state.sync {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], sync.status()).into_response());
+    }
+    let _ = state;
+    Err(ApiError::new(ErrorCode::NotFound))
+}
+
 /// The store holding the endpoint's repository (the default store for
 /// endpoints without one).
 fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
@@ -418,7 +434,8 @@ fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
         | Endpoint::Discover
         | Endpoint::Search
         | Endpoint::UserPrefs
-        | Endpoint::Mgmt => state.stores.default_store(),
+        | Endpoint::Mgmt
+        | Endpoint::SyncStatus => state.stores.default_store(),
     }
 }
 

@@ -29,9 +29,11 @@ pub mod copy;
 mod on_demand;
 pub mod platforms;
 pub mod self_urls;
+mod status;
 mod upstream;
 
 pub use on_demand::OnDemandSync;
+pub use status::SyncStatus;
 
 pub use upstream::{RunReport, Upstream, client_options};
 pub use zot_client::{ClientError, CredentialsFile};

@@ -54,6 +54,8 @@ impl std::ops::AddAssign for RunReport {
 pub struct Upstream {
     /// The first URL, for logs.
     pub name: String,
+    /// `urls`, for the status.
+    pub urls: Vec<String>,
     client: RegistryClient,
     content: Content,
     poll_interval: Option<Duration>,
@@ -102,6 +104,7 @@ impl Upstream {
         let content = Content::new(&cfg.content).map_err(|e| SyncError::Invalid(e.to_string()))?;
         Ok(Upstream {
             name: cfg.urls.first().cloned().unwrap_or_default(),
+            urls: cfg.urls.clone(),
             client,
             content,
             poll_interval: cfg.poll_interval,

@@ -119,9 +119,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     }
     #[cfg(feature = "sync")]
-    if let Some(hook) = sync.on_demand.clone() {
+    if let Some(hook) = sync.hook.clone() {
         match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.on_demand = Some(hook),
+            Some(s) => s.sync = Some(hook),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }

@@ -21,31 +21,52 @@ use zot_config::Config;
 pub struct SyncSetup {
     #[cfg(feature = "sync")]
     upstreams: Vec<Arc<zot_sync::Upstream>>,
-    /// The on-demand hook, when an upstream has `onDemand`.
     #[cfg(feature = "sync")]
-    pub on_demand: Option<Arc<dyn zot_api::on_demand::OnDemand>>,
+    status: Arc<zot_sync::SyncStatus>,
+    /// The API's hook (status, on-demand fetches), when sync is on.
+    #[cfg(feature = "sync")]
+    pub hook: Option<Arc<dyn zot_api::sync_hook::SyncHook>>,
 }
 
 #[cfg(feature = "sync")]
-struct Hook(Arc<zot_sync::OnDemandSync>);
+struct Hook {
+    on_demand: Option<Arc<zot_sync::OnDemandSync>>,
+    status: Arc<zot_sync::SyncStatus>,
+}
 
 #[cfg(feature = "sync")]
-impl zot_api::on_demand::OnDemand for Hook {
+impl zot_api::sync_hook::SyncHook for Hook {
+    fn on_demand(&self) -> bool {
+        self.on_demand.is_some()
+    }
+
+    fn status(&self) -> String {
+        self.status.to_json()
+    }
+
     fn manifest<'a>(
         &'a self,
         repo: &'a zot_oci::RepoName,
         reference: &'a zot_oci::Reference,
         ns: Option<&'a str>,
-    ) -> zot_api::on_demand::Fetch<'a> {
-        Box::pin(self.0.manifest(repo, reference, ns))
+    ) -> zot_api::sync_hook::Fetch<'a> {
+        Box::pin(async move {
+            if let Some(o) = &self.on_demand {
+                o.manifest(repo, reference, ns).await;
+            }
+        })
     }
 
     fn referrers<'a>(
         &'a self,
         repo: &'a zot_oci::RepoName,
         subject: &'a zot_oci::Digest,
-    ) -> zot_api::on_demand::Fetch<'a> {
-        Box::pin(self.0.referrers(repo, subject))
+    ) -> zot_api::sync_hook::Fetch<'a> {
+        Box::pin(async move {
+            if let Some(o) = &self.on_demand {
+                o.referrers(repo, subject).await;
+            }
+        })
     }
 }
 
@@ -76,13 +97,19 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
             .with_context(|| format!("extensions.sync.registries[{i}]"))?;
         upstreams.push(Arc::new(upstream));
     }
-    let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone()).map(|o| {
+    let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone());
+    if on_demand.is_some() {
         tracing::info!("sync: on-demand fetches on");
-        Arc::new(Hook(o)) as Arc<dyn zot_api::on_demand::OnDemand>
+    }
+    let status = Arc::new(zot_sync::SyncStatus::new(&upstreams));
+    let hook = Arc::new(Hook {
+        on_demand,
+        status: status.clone(),
     });
     Ok(SyncSetup {
         upstreams,
-        on_demand,
+        status,
+        hook: Some(hook),
     })
 }
 
@@ -95,16 +122,18 @@ pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<S
 /// Starts the periodic sync of every upstream that has one.
 #[cfg(feature = "sync")]
 pub fn start(setup: &SyncSetup, stores: &zot_storage::Stores, permits: &Arc<Semaphore>) {
-    for upstream in &setup.upstreams {
+    for (i, upstream) in setup.upstreams.iter().enumerate() {
         let Some(period) = upstream.poll_interval() else {
             continue;
         };
         tracing::info!(upstream = %upstream.name, period_s = period.as_secs(), "sync: periodic sync scheduled");
+        let status = (setup.status.clone(), i);
         tokio::spawn(run(
             upstream.clone(),
             stores.clone(),
             permits.clone(),
             period,
+            status,
         ));
     }
 }
@@ -115,17 +144,21 @@ async fn run(
     stores: zot_storage::Stores,
     permits: Arc<Semaphore>,
     period: std::time::Duration,
+    (status, i): (Arc<zot_sync::SyncStatus>, usize),
 ) {
     const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
     let mut backoff = FIRST_BACKOFF;
     loop {
+        status.started(i);
         let wait = match upstream.sync_once(&stores, &permits).await {
-            Ok(_) => {
+            Ok(report) => {
                 backoff = FIRST_BACKOFF;
+                status.finished(i, Ok(&report), period);
                 period
             }
             Err(e) => {
                 let wait = backoff.min(period);
+                status.finished(i, Err(e.to_string()), wait);
                 tracing::warn!(upstream = %upstream.name, error = %e, retry_in_s = wait.as_secs_f64(), "sync: run failed");
                 backoff = backoff.saturating_mul(2);
                 wait

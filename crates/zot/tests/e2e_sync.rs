@@ -247,6 +247,27 @@ fn an_upstream_failing_at_start_is_retried_with_back_off() {
     assert_eq!(run["copied"], 1, "{run}");
     assert!(down.logs().contains("sync: run failed"), "{}", down.logs());
     assert_eq!(down.client().get_manifest("late/app", "v1").status, 200);
+
+    // The status endpoint tells the same story.
+    let r = down.client().get("/v2/_zot/ext/sync");
+    r.expect_status(200, "sync status");
+    let s = &r.json()["registries"][0];
+    assert_eq!(s["urls"][0], proxy.url().as_str(), "{s}");
+    assert_eq!(s["pollIntervalSeconds"], 3600, "{s}");
+    assert_eq!(s["onDemand"], false, "{s}");
+    assert!(
+        s["runs"].as_u64().is_some_and(|n| n >= 2),
+        "a failed run, then one that worked: {s}"
+    );
+    assert_eq!(s["lastRun"]["copied"], 1, "{s}");
+    assert_eq!(s["lastRun"]["error"], Value::Null, "{s}");
+    let end = s["lastRun"]["end"].as_u64().expect("end");
+    assert!(
+        s["nextRun"].as_u64().is_some_and(|n| n >= end + 3599),
+        "{s}"
+    );
+    // Without sync, no such route.
+    assert_eq!(upstream.client().get("/v2/_zot/ext/sync").status, 404);
 }
 
 #[test]

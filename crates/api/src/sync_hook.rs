@@ -1,4 +1,6 @@
-//! The hook of the sync extension's on-demand mode (feature `sync`): before
+//! The hook of the sync extension (feature `sync`): its status at
+//! `GET /v2/_zot/ext/sync` (any authenticated caller), and, in on-demand
+//! mode, before
 //! a manifest `GET`/`HEAD` by tag, or by a digest not stored here, and
 //! before a referrers `GET`, the registry asks [`OnDemand`] to fetch from
 //! upstream, then answers from local storage as always. The request has
@@ -18,7 +20,12 @@ use zot_oci::{Digest, Reference, RepoName};
 pub type Fetch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What the sync extension hands the API.
-pub trait OnDemand: Send + Sync {
+pub trait SyncHook: Send + Sync {
+    /// Whether some upstream has `onDemand` (else the fetches below are
+    /// never asked for, and requests pay nothing for the extension).
+    fn on_demand(&self) -> bool;
+    /// The status document (JSON) of `GET /v2/_zot/ext/sync`.
+    fn status(&self) -> String;
     /// Brings `repo:reference` from upstream when it is mapped there (from
     /// the upstreams of registry `ns` only, when given).
     fn manifest<'a>(
