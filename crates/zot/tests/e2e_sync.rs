@@ -792,3 +792,39 @@ fn a_slow_upstream_delays_a_present_tag_by_response_header_timeout_only() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn podman_pulls_through_the_on_demand_mirror() {
+    let upstream = Registry::start();
+    let index = common::fixtures::multi_platform_index("podman-od");
+    for child in &index.images {
+        child.push(&upstream.client(), "apps/web", &child.manifest.digest);
+    }
+    upstream
+        .client()
+        .put_manifest(
+            "apps/web",
+            "2.0",
+            &index.index.media_type,
+            &index.index.bytes,
+        )
+        .expect_status(201, "index");
+    let down = mirror(json!([{
+        "urls": [upstream.url()],
+        "onDemand": true,
+        "content": [{ "prefix": "apps/**", "destination": "/mirror" }]
+    }]));
+    let podman = common::podman::Podman::new();
+    let reference = format!("{}/mirror/apps/web:2.0", down.addr());
+    common::run(
+        podman
+            .cmd()
+            .args(["pull", "--tls-verify=false"])
+            .arg(&reference),
+    );
+    assert_eq!(podman.image_digest(&reference), index.index.digest);
+    assert_eq!(
+        down.client().get_manifest("mirror/apps/web", "2.0").body,
+        index.index.bytes
+    );
+}
