@@ -14,6 +14,9 @@ use crate::blob::BlobStream;
 use crate::client::{Answer, Call, RegistryClient};
 use crate::{ClientError, Result, paging};
 
+const DOCKER_CONTENT_DIGEST: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("docker-content-digest");
+
 /// Manifests larger than this are refused (zot's and distribution's limit).
 pub const MAX_MANIFEST: usize = 4 << 20;
 
@@ -178,12 +181,7 @@ impl RegistryClient {
         let media_type = header(&answer.resp, CONTENT_TYPE)
             .map(|c| mt::essence(&c).to_owned())
             .unwrap_or_default();
-        let announced = header(
-            &answer.resp,
-            "docker-content-digest"
-                .parse()
-                .map_err(|_| ClientError::NoUrl)?,
-        );
+        let announced = header(&answer.resp, DOCKER_CONTENT_DIGEST);
         let url = answer.url.clone();
         let bytes = body_limited(answer, MAX_MANIFEST).await?;
         let expected: Option<Digest> = match reference.parse::<Digest>() {
@@ -243,13 +241,7 @@ impl RegistryClient {
         expect_ok(&answer)?;
         let r = &answer.resp;
         Ok(Some(ManifestHead {
-            digest: header(
-                r,
-                "docker-content-digest"
-                    .parse()
-                    .map_err(|_| ClientError::NoUrl)?,
-            )
-            .and_then(|d| d.parse().ok()),
+            digest: header(r, DOCKER_CONTENT_DIGEST).and_then(|d| d.parse().ok()),
             media_type: header(r, CONTENT_TYPE).map(|c| mt::essence(&c).to_owned()),
             size: header(r, CONTENT_LENGTH).and_then(|s| s.parse().ok()),
         }))
