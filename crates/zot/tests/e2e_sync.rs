@@ -828,3 +828,44 @@ fn podman_pulls_through_the_on_demand_mirror() {
         index.index.bytes
     );
 }
+
+#[test]
+fn only_signed_images_and_legacy_cosign_tags() {
+    let upstream = Registry::start();
+    let up = upstream.client();
+    let signed = small_image("signed");
+    let legacy = small_image("legacy-signed");
+    let unsigned = small_image("unsigned");
+    signed.push(&up, "apps/signed", "v1");
+    legacy.push(&up, "apps/legacy", "v1");
+    unsigned.push(&up, "apps/unsigned", "v1");
+    // A notation signature as a referrer.
+    let (sig, blobs) = sync_common::referrer(
+        &signed.manifest,
+        "application/vnd.cncf.notary.signature",
+        "n",
+    );
+    sync_common::push_referrer(&up, "apps/signed", &sig, &blobs);
+    // A legacy cosign signature: a tag `sha256-<hex>.sig`.
+    let cosign = small_image("cosign-payload");
+    let legacy_tag = format!("sha256-{}.sig", legacy.manifest.hex());
+    cosign.push(&up, "apps/legacy", &legacy_tag);
+
+    let down = mirror(json!([{
+        "urls": [upstream.url()],
+        "pollInterval": "1h",
+        "onlySigned": true,
+        "content": [{ "prefix": "apps/**" }]
+    }]));
+    let run = wait_run(&down, 1);
+    assert_eq!(run["copied"], 2, "{run}");
+    assert_eq!(run["skipped"], 1, "{run}");
+    assert_eq!(tags(&down, "apps/signed"), set(&["v1"]));
+    assert_eq!(tags(&down, "apps/legacy"), set(&["v1", &legacy_tag]));
+    assert!(tags(&down, "apps/unsigned").is_empty());
+    let r = down.client().get(&format!(
+        "/v2/apps/signed/referrers/{}",
+        signed.manifest.digest
+    ));
+    assert_eq!(r.json()["manifests"][0]["digest"], sig.digest.as_str());
+}
