@@ -41,6 +41,7 @@ pub use blob::BlobStream;
 pub use client::RegistryClient;
 pub use credentials::{Credential, CredentialsFile};
 pub use options::{ClientOptions, RetryPolicy};
+pub use retry::backoff;
 
 /// What went wrong talking to an upstream registry.
 #[derive(Debug, thiserror::Error)]

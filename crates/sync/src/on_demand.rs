@@ -14,13 +14,15 @@
 //!   asked.
 //! - With `manifestCheckInterval`, a reference fetched (or found current)
 //!   within it, and present locally, is not asked upstream again.
+//! - A fetch that failed otherwise than "not here" is tried again in the
+//!   background, `maxRetries` times, once per upstream and reference.
 //! - A fetch runs as a task of its own: a client that goes away does not
 //!   cut it short. The request waits for it at most `syncTimeout`, or, when
 //!   the content is already here, at most `responseHeaderTimeout` (a slow
 //!   or unreachable upstream then delays a client by that much, and it gets
 //!   what is here).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,8 @@ pub struct OnDemandSync {
     stores: Stores,
     /// Per key: when its last fetch ended (the lock is held while it runs).
     fetches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+    /// Background retries running, by upstream and reference.
+    retrying: Mutex<HashSet<String>>,
 }
 
 impl OnDemandSync {
@@ -47,6 +51,7 @@ impl OnDemandSync {
                 upstreams,
                 stores,
                 fetches: Mutex::new(HashMap::new()),
+                retrying: Mutex::new(HashSet::new()),
             })
         })
     }
@@ -137,11 +142,48 @@ impl OnDemandSync {
                     }
                     Err(e) => {
                         tracing::warn!(upstream = %up.name, %repo, %reference, error = %e, "sync: on-demand fetch failed");
+                        this.retry_later(up, &repo, &reference);
                     }
                 }
             }
         })
         .await;
+    }
+
+    /// After a failed fetch (not a "not here"): one background task per
+    /// (upstream, repository, reference) tries again `maxRetries` times,
+    /// waiting `retryDelay` doubling to `maxRetryDelay` (zot's background
+    /// retry). A body cut off mid-blob is not retried by the client, so
+    /// this is what heals it without another request.
+    fn retry_later(self: &Arc<Self>, up: &Arc<Upstream>, repo: &RepoName, reference: &Reference) {
+        let Some(policy) = up.background_retry else {
+            return;
+        };
+        let key = format!("{} {repo}:{reference}", up.name);
+        let fresh = self
+            .retrying
+            .lock()
+            .is_ok_and(|mut set| set.insert(key.clone()));
+        if !fresh {
+            return;
+        }
+        let (this, up, repo, reference) =
+            (self.clone(), up.clone(), repo.clone(), reference.clone());
+        tokio::spawn(async move {
+            for n in 0..policy.max_retries {
+                tokio::time::sleep(zot_client::backoff(&policy, n)).await;
+                match up.fetch_image(&this.stores, &repo, &reference).await {
+                    Ok(_) => break,
+                    Err(e) if e.skips_image() => break,
+                    Err(e) => {
+                        tracing::warn!(upstream = %up.name, %repo, %reference, retry = n + 1, error = %e, "sync: background retry failed");
+                    }
+                }
+            }
+            if let Ok(mut set) = this.retrying.lock() {
+                set.remove(&key);
+            }
+        });
     }
 
     /// Fetches the referrers of `subject` from every mapped upstream until

@@ -70,6 +70,9 @@ pub struct Upstream {
     /// `onDemand`, `manifestCheckInterval`, `syncTimeout`.
     pub(crate) on_demand: bool,
     pub(crate) check_interval: Duration,
+    /// Background retries of a failed on-demand fetch (`maxRetries` with
+    /// `retryDelay`/`maxRetryDelay`); none without `maxRetries`.
+    pub(crate) background_retry: Option<RetryPolicy>,
     pub(crate) timeout: Duration,
     pub(crate) response_header_timeout: Duration,
 }
@@ -115,6 +118,14 @@ impl Upstream {
             hosts: cfg.urls.iter().filter_map(|u| host_of(u)).collect(),
             on_demand: cfg.on_demand,
             check_interval: cfg.manifest_check_interval,
+            background_retry: match (cfg.max_retries, cfg.retry_delay) {
+                (Some(n), Some(delay)) if n > 0 => Some(RetryPolicy {
+                    max_retries: n,
+                    delay,
+                    max_delay: cfg.max_retry_delay.unwrap_or(delay).max(delay),
+                }),
+                _ => None,
+            },
             timeout: cfg.sync_timeout,
             response_header_timeout: cfg.response_header_timeout,
         })

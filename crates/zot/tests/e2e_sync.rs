@@ -869,3 +869,31 @@ fn only_signed_images_and_legacy_cosign_tags() {
     ));
     assert_eq!(r.json()["manifests"][0]["digest"], sig.digest.as_str());
 }
+
+#[test]
+fn a_failed_on_demand_fetch_is_retried_in_the_background() {
+    let upstream = Registry::start();
+    let image = small_image("background");
+    image.push(&upstream.client(), "app", "v1");
+    let proxy = FaultProxy::start(&upstream.url());
+    let layer = image.layers[0].clone();
+    proxy.with(|f| f.truncate = vec![layer.hex().to_owned()]);
+    let down = mirror(json!([{
+        "urls": [proxy.url()],
+        "onDemand": true,
+        "maxRetries": 5,
+        "retryDelay": "500ms"
+    }]));
+    let client = down.client();
+    // The layer's body is cut off: nothing is stored, the client gets 404.
+    assert_eq!(client.get_manifest("app", "v1").status, 404);
+    proxy.with(|f| f.truncate.clear());
+    // No further request for it: the background retry brings it (the tags
+    // list never triggers a fetch).
+    let start = Instant::now();
+    while tags(&down, "app").is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", down.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(client.get(&format!("/v2/app/blobs/{}", layer.digest)).body, layer.bytes);
+}
