@@ -895,5 +895,8 @@ fn a_failed_on_demand_fetch_is_retried_in_the_background() {
         assert!(start.elapsed() < Duration::from_secs(30), "{}", down.logs());
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(client.get(&format!("/v2/app/blobs/{}", layer.digest)).body, layer.bytes);
+    assert_eq!(
+        client.get(&format!("/v2/app/blobs/{}", layer.digest)).body,
+        layer.bytes
+    );
 }
