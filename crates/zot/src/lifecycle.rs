@@ -36,6 +36,8 @@ pub const AVAILABLE: &[&str] = &[
     "mgmt",
     #[cfg(feature = "metrics")]
     "metrics",
+    #[cfg(feature = "sync")]
+    "sync",
     #[cfg(feature = "events")]
     "events",
 ];
@@ -255,12 +257,14 @@ fn workers(cfg: &Config) -> usize {
 }
 
 /// Starts the background tasks of every store; they share the
-/// `scheduler.numWorkers` permits.
-pub fn start(cfg: &Config, stores: &[Store]) {
+/// `scheduler.numWorkers` permits, which are returned for the extensions'
+/// background tasks (sync).
+pub fn start(cfg: &Config, stores: &[Store]) -> Arc<Semaphore> {
     let permits = Arc::new(Semaphore::new(workers(cfg)));
     for store in stores {
         start_store(cfg, store, &permits);
     }
+    permits
 }
 
 /// Starts the background tasks of one store, with its own settings.

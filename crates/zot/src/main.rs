@@ -9,6 +9,7 @@ mod metrics_ext;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
+mod sync_ext;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
