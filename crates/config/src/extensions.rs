@@ -49,8 +49,9 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
 /// [`crate::Config::from_file_with`].
 /// `ui` is accepted with `search` (this build serves no web UI; the API the
 /// UI uses is search's), and so is `mgmt`, which is on whenever search is.
-pub const AVAILABLE_EXTENSIONS: &[&str] =
-    &["scrub", "lint", "search", "ui", "mgmt", "metrics", "sync", "events"];
+pub const AVAILABLE_EXTENSIONS: &[&str] = &[
+    "scrub", "lint", "search", "ui", "mgmt", "metrics", "sync", "events",
+];
 
 /// zot's default `extensions.metrics.prometheus.path`.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
@@ -302,7 +303,7 @@ pub(crate) fn parse(
             }
             "sync" => {
                 read_sync(&raw, problems);
-    }
+            }
 
             "events" => {
                 crate::events::read_events(&raw, problems);
