@@ -304,7 +304,6 @@ pub(crate) fn parse(
             "sync" => {
                 read_sync(&raw, problems);
             }
-
             "events" => {
                 crate::events::read_events(&raw, problems);
             }
