@@ -25,6 +25,8 @@ mod search;
 
 pub use fault::FaultSwitch;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+pub use search::cards::SavedCard;
+pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};
 pub use search::{DigestRow, PrefList, Pull, SearchRepo, TagRow};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -62,6 +64,8 @@ pub enum MetaError {
     Db(#[from] redb::Error),
     #[error("metadata store record: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("metadata store record: {0}")]
+    Encoding(String),
     #[error("metadata store: not open since an I/O error; it is being reopened")]
     Unavailable,
 }
@@ -483,9 +487,7 @@ impl MetaStore {
             }
         }
         drop(search_rows);
-        if self.search_enabled() {
-            search::bump(txn, r)?;
-        }
+        search::touched(txn, r, self.search_enabled())?;
         Ok(())
     }
 
