@@ -25,6 +25,7 @@ use zot_oci::Digest;
 use zot_oci::image_meta::Platform;
 
 use crate::facts::{RepoCtx, manifest_of};
+use crate::names::NameIndex;
 use crate::source::{Source, SourceError};
 
 mod saved;
@@ -236,6 +237,8 @@ pub struct Catalog {
     loaded: AtomicBool,
     /// Cards built and not saved yet (see [`SAVE_BATCH`]).
     unsaved: Mutex<Vec<Arc<RepoCard>>>,
+    /// The names of the last list of cards asked for by name search.
+    names: Mutex<Option<(Arc<[Arc<RepoCard>]>, Arc<NameIndex>)>>,
 }
 
 impl Catalog {
@@ -249,6 +252,7 @@ impl Catalog {
             hot: Mutex::new(VecDeque::new()),
             loaded: AtomicBool::new(false),
             unsaved: Mutex::new(Vec::new()),
+            names: Mutex::new(None),
         }
     }
 
@@ -501,6 +505,20 @@ impl Catalog {
             }
         }
         stale
+    }
+
+    /// The names of `cards` (a list [`Catalog::cards`] returned), built
+    /// once per list.
+    pub fn name_index(&self, cards: &Arc<[Arc<RepoCard>]>) -> Arc<NameIndex> {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((of, index)) = names.as_ref()
+            && Arc::ptr_eq(of, cards)
+        {
+            return Arc::clone(index);
+        }
+        let index = Arc::new(NameIndex::new(cards.iter().map(|c| &*c.name)));
+        *names = Some((Arc::clone(cards), Arc::clone(&index)));
+        index
     }
 
     /// A card for one repository read just now (not cached: the caller
