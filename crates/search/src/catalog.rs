@@ -8,9 +8,14 @@
 //! while the listing is identical), so an unchanged catalog costs a query
 //! no per-repository work before ranking.
 //!
+//! The first build takes the cards the source saved (`saved.rs`, by this
+//! run or an earlier one) for the generation each repository has now, and
+//! builds only the others; built cards are handed back to the source to
+//! save, off the query's thread.
+//!
 //! Invariants: a cached card is reused only while its repository's
-//! generation is unchanged; cards of repositories that disappeared are
-//! dropped on the next listing; one query at a time rebuilds stale cards
+//! generation is unchanged (a saved one too); cards of repositories that
+//! disappeared are dropped on the next listing; one query at a time rebuilds stale cards
 //! (on several threads when there are many, as at start-up).
 //! Layer, manifest and config digests are kept as 64-bit keys (base/derived
 //! matching compares keys, a collision being 2^-64 per pair; a whole-digest
