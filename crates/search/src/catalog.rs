@@ -213,11 +213,6 @@ const PARALLEL_MIN: usize = 256;
 /// Repositories kept read (see [`Catalog::repo`]).
 pub const HOT: usize = 4;
 
-/// Cards built since the last save that make a save worth a write
-/// transaction (fewer wait for the next build; a start-up rebuilds the
-/// few left unsaved).
-const SAVE_BATCH: usize = 64;
-
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
@@ -240,7 +235,7 @@ pub struct Catalog {
     rebuilding: Mutex<()>,
     /// Whether the source's saved cards were read (once, at the first build).
     loaded: AtomicBool,
-    /// Cards built and not saved yet (see [`SAVE_BATCH`]).
+    /// Cards built and not saved yet (see `saved::SAVE_BATCH`).
     unsaved: Mutex<Vec<Arc<RepoCard>>>,
     /// The names of the last list of cards asked for by name search.
     names: Mutex<Option<(Arc<[Arc<RepoCard>]>, Arc<NameIndex>)>>,
@@ -365,57 +360,6 @@ impl Catalog {
             cards: Arc::clone(&cards),
         }));
         Ok(cards)
-    }
-
-    /// Puts the source's saved cards of repositories listed in `live`
-    /// (same generation) into the cache. A failure to read them is logged:
-    /// the cards are then built.
-    fn load_saved(&self, live: &[(String, u64)]) {
-        let saved = match self.source.saved_cards() {
-            Ok(saved) => saved,
-            Err(e) => {
-                tracing::warn!(error = %e, "search: reading the saved summaries");
-                return;
-            }
-        };
-        let current: HashMap<&str, u64> = live.iter().map(|(n, g)| (n.as_str(), *g)).collect();
-        let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
-        for (name, generation, bytes) in saved {
-            if current.get(name.as_str()) != Some(&generation) {
-                continue;
-            }
-            if let Some(card) = saved::decode(&name, generation, &bytes, &self.platforms) {
-                map.insert(card.name.clone(), Arc::new(card));
-            }
-        }
-    }
-
-    /// Saves the cards just built, on a thread of its own, once enough
-    /// are waiting (see [`SAVE_BATCH`]) or at the `first` build.
-    fn save(&self, fresh: &[Arc<RepoCard>], first: bool) {
-        let batch = {
-            let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
-            unsaved.extend(fresh.iter().cloned());
-            if unsaved.is_empty() || (unsaved.len() < SAVE_BATCH && !first) {
-                return;
-            }
-            std::mem::take(&mut *unsaved)
-        };
-        let source = Arc::clone(&self.source);
-        let saving = std::thread::Builder::new()
-            .name("search-save".into())
-            .spawn(move || {
-                let encoded = batch
-                    .iter()
-                    .map(|c| (c.name.to_string(), c.generation, saved::encode(c)))
-                    .collect();
-                if let Err(e) = source.save_cards(encoded) {
-                    tracing::warn!(error = %e, "search: saving summaries");
-                }
-            });
-        if let Err(e) = saving {
-            tracing::warn!(error = %e, "search: cannot start saving summaries");
-        }
     }
 
     /// Reads and builds the cards of `stale` (repositories that vanished

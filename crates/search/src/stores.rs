@@ -127,13 +127,16 @@ impl Source for StoresSource {
 
     /// Each summary goes to the store its repository routes to.
     fn save_cards(&self, cards: Vec<(String, u64, Vec<u8>)>) -> Result<(), SourceError> {
-        for store in self.stores.distinct() {
-            let mine: Vec<_> = cards
-                .iter()
-                .filter(|(name, ..)| Arc::ptr_eq(self.stores.route(name), store))
-                .cloned()
-                .collect();
-            store.metadata().save_search_cards(&mine).map_err(err)?;
+        let stores = self.stores.distinct();
+        let mut parts: Vec<Vec<_>> = stores.iter().map(|_| Vec::new()).collect();
+        for card in cards {
+            let home = self.stores.route(&card.0);
+            if let Some(i) = stores.iter().position(|s| Arc::ptr_eq(s, home)) {
+                parts[i].push(card);
+            }
+        }
+        for (store, part) in stores.iter().zip(parts) {
+            store.metadata().save_search_cards(&part).map_err(err)?;
         }
         Ok(())
     }

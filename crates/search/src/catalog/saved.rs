@@ -11,12 +11,18 @@
 //!
 //! [`Source::saved_cards`]: crate::Source::saved_cards
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 
 use zot_meta::{MetaError, RecordReader, RecordWriter};
 use zot_oci::image_meta::Platform;
 
-use super::{Platforms, RepoCard, TagCard};
+use super::{Catalog, Platforms, RepoCard, TagCard};
+
+/// Cards built since the last save that make a save worth a write
+/// transaction (fewer wait for the next build; a start-up rebuilds the
+/// few left unsaved).
+const SAVE_BATCH: usize = 64;
 
 /// The first byte of a saved card (see the module documentation).
 pub const FORMAT: u8 = 1;
@@ -172,4 +178,57 @@ pub fn decode(name: &str, generation: u64, bytes: &[u8], interned: &Platforms) -
         interned,
     };
     d.card(name, generation).ok()
+}
+
+impl Catalog {
+    /// Puts the source's saved cards of repositories listed in `live`
+    /// (same generation) into the cache. A failure to read them is logged:
+    /// the cards are then built.
+    pub(super) fn load_saved(&self, live: &[(String, u64)]) {
+        let saved = match self.source.saved_cards() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::warn!(error = %e, "search: reading the saved summaries");
+                return;
+            }
+        };
+        let current: HashMap<&str, u64> = live.iter().map(|(n, g)| (n.as_str(), *g)).collect();
+        let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
+        for (name, generation, bytes) in saved {
+            if current.get(name.as_str()) != Some(&generation) {
+                continue;
+            }
+            if let Some(card) = decode(&name, generation, &bytes, &self.platforms) {
+                map.insert(card.name.clone(), Arc::new(card));
+            }
+        }
+    }
+
+    /// Saves the cards just built, on a thread of its own, once enough
+    /// are waiting (see [`SAVE_BATCH`]) or at the `first` build.
+    pub(super) fn save(&self, fresh: &[Arc<RepoCard>], first: bool) {
+        let batch = {
+            let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
+            unsaved.extend(fresh.iter().cloned());
+            if unsaved.is_empty() || (unsaved.len() < SAVE_BATCH && !first) {
+                return;
+            }
+            std::mem::take(&mut *unsaved)
+        };
+        let source = Arc::clone(&self.source);
+        let saving = std::thread::Builder::new()
+            .name("search-save".into())
+            .spawn(move || {
+                let encoded = batch
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.generation, encode(c)))
+                    .collect();
+                if let Err(e) = source.save_cards(encoded) {
+                    tracing::warn!(error = %e, "search: saving summaries");
+                }
+            });
+        if let Err(e) = saving {
+            tracing::warn!(error = %e, "search: cannot start saving summaries");
+        }
+    }
 }
