@@ -213,6 +213,9 @@ const PARALLEL_MIN: usize = 256;
 /// Repositories kept read (see [`Catalog::repo`]).
 pub const HOT: usize = 4;
 
+/// The cards of one snapshot, in name order.
+type Cards = Arc<[Arc<RepoCard>]>;
+
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
@@ -238,7 +241,7 @@ pub struct Catalog {
     /// Cards built and not saved yet (see `saved::SAVE_BATCH`).
     unsaved: Mutex<Vec<Arc<RepoCard>>>,
     /// The names of the last list of cards asked for by name search.
-    names: Mutex<Option<(Arc<[Arc<RepoCard>]>, Arc<NameIndex>)>>,
+    names: Mutex<Option<(Cards, Arc<NameIndex>)>>,
 }
 
 impl Catalog {
