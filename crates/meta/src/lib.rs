@@ -28,6 +28,8 @@ mod search;
 pub use fault::FaultSwitch;
 pub use outbox::{OutboxEvent, Queued};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+pub use search::cards::SavedCard;
+pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};
 pub use search::{DigestRow, PrefList, Pull, SearchRepo, TagRow};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -65,6 +67,8 @@ pub enum MetaError {
     Db(#[from] redb::Error),
     #[error("metadata store record: {0}")]
     Record(#[from] serde_json::Error),
+    #[error("metadata store record: {0}")]
+    Encoding(String),
     #[error("metadata store: not open since an I/O error; it is being reopened")]
     Unavailable,
 }
@@ -510,9 +514,7 @@ impl MetaStore {
         }
         drop(search_rows);
         outbox::append(txn, &events, self.outbox.limit())?;
-        if self.search_enabled() {
-            search::bump(txn, r)?;
-        }
+        search::touched(txn, r, self.search_enabled())?;
         Ok(())
     }
 

@@ -18,6 +18,12 @@
 //!   generation, drawn from one store-wide sequence, so a (name,
 //!   generation) pair never names two different states, even across a
 //!   repository removed and pushed again.
+//! - A saved summary (`search_cards`) is current while its repository's
+//!   generation equals the one saved with it: with search on every change
+//!   draws a new generation; with search off every transaction that
+//!   changes a repository drops its summary instead, and forgetting a
+//!   repository drops it too. Summaries are saved only for the generation
+//!   the repository has when they are written.
 //! - The `indexed` mark says image records were kept for every manifest
 //!   since it was set; it is cleared when the store is opened with search
 //!   off, and the owner fills the missing records before setting it again.
@@ -29,9 +35,12 @@ use zot_oci::{Descriptor, Digest};
 
 use crate::{Change, MAX, Result};
 
+pub(crate) mod cards;
+pub(crate) mod codec;
 mod store;
 
-/// (repo, manifest digest) -> [`ImageMeta`] (JSON).
+/// (repo, manifest digest) -> [`ImageMeta`] (binary, see `codec.rs`; JSON
+/// in stores written before it).
 pub(crate) const IMAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("images");
 /// (repo, manifest digest) -> the user who first pushed it.
 pub(crate) const PUSHERS: TableDefinition<(&str, &str), &str> = TableDefinition::new("pushers");
@@ -46,6 +55,10 @@ pub(crate) const USER_PREFS: TableDefinition<(&str, u8, &str), ()> =
 pub(crate) const STARS: TableDefinition<&str, u64> = TableDefinition::new("stars");
 /// repo -> generation (see the module documentation).
 pub(crate) const GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("generations");
+/// repo -> (generation, summary): search's summary of the repository
+/// (opaque here), valid while the repository's generation is the one
+/// stored with it (see the module documentation).
+pub(crate) const CARDS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("search_cards");
 /// "seq" -> last generation handed out; "indexed" -> 1 when set.
 pub(crate) const STATE: TableDefinition<&str, u64> = TableDefinition::new("search_state");
 
@@ -61,6 +74,7 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
     txn.open_table(USER_PREFS)?;
     txn.open_table(STARS)?;
     txn.open_table(GENERATIONS)?;
+    txn.open_table(CARDS)?;
     txn.open_table(STATE)?;
     Ok(())
 }
@@ -173,7 +187,7 @@ impl<'t> Rows<'t> {
         match change {
             Change::PutImage(meta) => {
                 let d = meta.digest.to_string();
-                let v = serde_json::to_vec(meta)?;
+                let v = codec::encode(meta);
                 self.tables()?
                     .images
                     .insert((r, d.as_str()), v.as_slice())?;
@@ -204,10 +218,16 @@ impl<'t> Rows<'t> {
     }
 }
 
-/// Gives `repo` a new generation.
-pub(crate) fn bump(txn: &WriteTransaction, repo: &str) -> Result<()> {
-    let next = advance(txn)?;
-    txn.open_table(GENERATIONS)?.insert(repo, next)?;
+/// Notes that `txn` changes `repo`: with search on, gives it a new
+/// generation; with search off (generations stand still), drops its saved
+/// summary, which would otherwise look current.
+pub(crate) fn touched(txn: &WriteTransaction, repo: &str, search: bool) -> Result<()> {
+    if search {
+        let next = advance(txn)?;
+        txn.open_table(GENERATIONS)?.insert(repo, next)?;
+    } else {
+        txn.open_table(CARDS)?.remove(repo)?;
+    }
     Ok(())
 }
 
@@ -237,6 +257,7 @@ pub(crate) fn forget(txn: &WriteTransaction, repo: &str) -> Result<()> {
     txn.open_table(DOWNLOADS)?.retain_in(range, |_, _| false)?;
     txn.open_table(STARS)?.remove(repo)?;
     txn.open_table(GENERATIONS)?.remove(repo)?;
+    txn.open_table(CARDS)?.remove(repo)?;
     // The listing changed: the store's version moves.
     advance(txn)?;
     // Keyed by user first: a repository's rows are found by a scan (rare:

@@ -1,8 +1,9 @@
 //! The search tables of the metadata store: kept in step by `Change`s,
-//! removed with their manifests, tags and repositories, kept by rebuilds.
+//! removed with their manifests, tags and repositories, kept by rebuilds;
+//! saved summaries handed back only while current.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use zot_meta::{Change, ManifestRecord, MetaStore, PrefList, Pull};
+use zot_meta::{Change, ManifestRecord, MetaStore, PrefList, Pull, SavedCard};
 use zot_oci::image_meta::{ImageMeta, NOTATION_SIGNATURE};
 use zot_oci::{Digest, RepoName};
 
@@ -38,6 +39,10 @@ fn push(m: &MetaStore, repo: &RepoName, n: u8, tag: &str, user: &str, at: u64) {
         ],
     )
     .unwrap();
+}
+
+fn repo(s: &str) -> RepoName {
+    s.parse().unwrap()
 }
 
 fn generation(m: &MetaStore, repo: &str) -> u64 {
@@ -345,4 +350,108 @@ fn a_batch_of_replacements_is_the_same_as_one_replacement_each() {
         batch.blob_repos(&rec(4).digest).unwrap(),
         vec!["b".to_owned()]
     );
+}
+
+// Saved search summaries: handed back only while their repository keeps
+// the generation they were saved for, whatever changed it.
+
+/// Saves a card of `repo` for its current generation.
+fn save(m: &MetaStore, repo: &str, bytes: &[u8]) {
+    let card: SavedCard = (repo.into(), generation(m, repo), bytes.to_vec());
+    m.save_search_cards(&[card]).unwrap();
+}
+
+fn saved(m: &MetaStore) -> Vec<(String, Vec<u8>)> {
+    m.search_cards()
+        .unwrap()
+        .into_iter()
+        .map(|(name, saved_for, bytes)| {
+            assert_eq!(saved_for, generation(m, &name));
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn a_saved_card_is_current_until_its_repository_changes() {
+    let (_d, m) = open();
+    push(&m, &repo("a"), 1, "v1", "u", 1);
+    push(&m, &repo("b"), 2, "v1", "u", 1);
+    save(&m, "a", b"card a");
+    save(&m, "b", b"card b");
+    assert_eq!(
+        saved(&m),
+        vec![
+            ("a".into(), b"card a".to_vec()),
+            ("b".into(), b"card b".to_vec())
+        ]
+    );
+
+    push(&m, &repo("a"), 3, "v2", "u", 1);
+    assert_eq!(saved(&m), vec![("b".into(), b"card b".to_vec())]);
+
+    // A card built for an older generation is not saved.
+    let old = generation(&m, "b");
+    push(&m, &repo("b"), 4, "v2", "u", 1);
+    m.save_search_cards(&[("b".into(), old, b"stale".to_vec())])
+        .unwrap();
+    assert!(saved(&m).is_empty());
+    // Nor one of a repository the store does not know.
+    m.save_search_cards(&[("nope".into(), 1, b"x".to_vec())])
+        .unwrap();
+    assert!(saved(&m).is_empty());
+}
+
+#[test]
+fn changes_with_search_off_drop_the_card() {
+    let (_d, m) = open();
+    push(&m, &repo("a"), 1, "v1", "u", 1);
+    push(&m, &repo("b"), 2, "v1", "u", 1);
+    push(&m, &repo("c"), 3, "v1", "u", 1);
+    for r in ["a", "b", "c"] {
+        save(&m, r, r.as_bytes());
+    }
+    m.set_search(false);
+    // Generations stand still with search off: the card must go instead.
+    let before = generation(&m, "a");
+    push(&m, &repo("a"), 4, "v2", "u", 1);
+    assert_eq!(generation(&m, "a"), before);
+    // A star changes the repository's star count.
+    m.toggle_pref("alice", PrefList::Starred, "b", true)
+        .unwrap();
+    assert_eq!(saved(&m), vec![("c".into(), b"c".to_vec())]);
+    m.set_search(true);
+    m.forget_repo("c").unwrap();
+    assert!(saved(&m).is_empty());
+}
+
+#[test]
+fn stars_and_rebuilds_make_the_card_stale() {
+    let (_d, m) = open();
+    push(&m, &repo("a"), 1, "v1", "u", 1);
+    push(&m, &repo("b"), 2, "v1", "u", 1);
+    save(&m, "a", b"a");
+    save(&m, "b", b"b");
+    m.toggle_pref("alice", PrefList::Starred, "a", true)
+        .unwrap();
+    let b: RepoName = "b".parse().unwrap();
+    m.replace_repos(&[(b, vec![Change::PutManifest(rec(2))])])
+        .unwrap();
+    assert!(saved(&m).is_empty());
+}
+
+#[test]
+fn cards_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.redb");
+    {
+        let m = MetaStore::open(&path).unwrap();
+        m.set_search(true);
+        push(&m, &repo("a"), 1, "v1", "u", 1);
+        save(&m, "a", b"kept");
+        m.flush().unwrap();
+    }
+    let m = MetaStore::open(&path).unwrap();
+    m.set_search(true);
+    assert_eq!(saved(&m), vec![("a".into(), b"kept".to_vec())]);
 }

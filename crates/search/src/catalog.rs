@@ -8,9 +8,14 @@
 //! while the listing is identical), so an unchanged catalog costs a query
 //! no per-repository work before ranking.
 //!
+//! The first build takes the cards the source saved (`saved.rs`, by this
+//! run or an earlier one) for the generation each repository has now, and
+//! builds only the others; built cards are handed back to the source to
+//! save, off the query's thread.
+//!
 //! Invariants: a cached card is reused only while its repository's
-//! generation is unchanged; cards of repositories that disappeared are
-//! dropped on the next listing; one query at a time rebuilds stale cards
+//! generation is unchanged (a saved one too); cards of repositories that
+//! disappeared are dropped on the next listing; one query at a time rebuilds stale cards
 //! (on several threads when there are many, as at start-up).
 //! Layer, manifest and config digests are kept as 64-bit keys (base/derived
 //! matching compares keys, a collision being 2^-64 per pair; a whole-digest
@@ -18,13 +23,17 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use zot_oci::Digest;
 use zot_oci::image_meta::Platform;
 
 use crate::facts::{RepoCtx, manifest_of};
+use crate::names::NameIndex;
 use crate::source::{Source, SourceError};
+
+mod saved;
 
 /// A stable 64-bit key for a digest (SipHash with fixed keys).
 pub fn digest_key(d: &Digest) -> u64 {
@@ -204,6 +213,9 @@ const PARALLEL_MIN: usize = 256;
 /// Repositories kept read (see [`Catalog::repo`]).
 pub const HOT: usize = 4;
 
+/// The cards of one snapshot, in name order.
+type Cards = Arc<[Arc<RepoCard>]>;
+
 /// A listing of the source and the cards built for it.
 struct Snapshot {
     live: Vec<(String, u64)>,
@@ -224,6 +236,12 @@ pub struct Catalog {
     /// Held while stale cards are rebuilt, so concurrent queries after a
     /// change (or at start-up) build each card once, not once each.
     rebuilding: Mutex<()>,
+    /// Whether the source's saved cards were read (once, at the first build).
+    loaded: AtomicBool,
+    /// Cards built and not saved yet (see `saved::SAVE_BATCH`).
+    unsaved: Mutex<Vec<Arc<RepoCard>>>,
+    /// The names of the last list of cards asked for by name search.
+    names: Mutex<Option<(Cards, Arc<NameIndex>)>>,
 }
 
 impl Catalog {
@@ -235,6 +253,9 @@ impl Catalog {
             rebuilding: Mutex::new(()),
             platforms: Platforms::default(),
             hot: Mutex::new(VecDeque::new()),
+            loaded: AtomicBool::new(false),
+            unsaved: Mutex::new(Vec::new()),
+            names: Mutex::new(None),
         }
     }
 
@@ -315,10 +336,15 @@ impl Catalog {
         if let Some(cards) = self.current(&live, version) {
             return Ok(cards);
         }
+        let first = !self.loaded.swap(true, Ordering::AcqRel);
+        if first {
+            self.load_saved(&live);
+        }
         let mut out = Vec::with_capacity(live.len());
         let stale = self.collect(&live, &|_| true, &mut out);
         let fresh = self.build(&stale)?;
         out.extend(fresh.iter().cloned());
+        self.save(&fresh, first);
         {
             let mut map = self.cards.write().unwrap_or_else(PoisonError::into_inner);
             for card in fresh {
@@ -431,6 +457,20 @@ impl Catalog {
             }
         }
         stale
+    }
+
+    /// The names of `cards` (a list [`Catalog::cards`] returned), built
+    /// once per list.
+    pub fn name_index(&self, cards: &Arc<[Arc<RepoCard>]>) -> Arc<NameIndex> {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((of, index)) = names.as_ref()
+            && Arc::ptr_eq(of, cards)
+        {
+            return Arc::clone(index);
+        }
+        let index = Arc::new(NameIndex::new(cards.iter().map(|c| &*c.name)));
+        *names = Some((Arc::clone(cards), Arc::clone(&index)));
+        index
     }
 
     /// A card for one repository read just now (not cached: the caller

@@ -23,8 +23,10 @@ use crate::facts::RepoCtx;
 use crate::views::{ImageSummary, ImageView};
 
 /// Repositories a request keeps after reading them (consecutive images of
-/// one repository read it once).
-pub const RECENT: usize = 8;
+/// one repository read it once): a UI's page of repositories, so that the
+/// `NewestImage`s of a page of 10 are all read on the resolver's thread,
+/// none by a blocking task of its own.
+pub const RECENT: usize = 10;
 
 /// Reads repositories for one request.
 pub struct Loader {

@@ -18,6 +18,7 @@ pub mod http;
 mod lazy;
 mod lenient;
 mod lookup;
+mod names;
 mod paging;
 mod query;
 mod results;

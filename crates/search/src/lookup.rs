@@ -323,15 +323,25 @@ impl Lookup {
 
     /// Repository search rows, ranked and filtered.
     pub fn search_repos(&self, q: &str, sieve: &Sieve, prefs: &UserPrefs) -> Result<Vec<RepoRow>> {
-        // Every name that ranks contains the query's last segment: one
-        // searcher built per query skips the others at memchr speed.
+        // Every name that ranks contains the query's last segment: the
+        // names holding it are found in one pass (`names.rs`), and only
+        // those are ranked.
         let last = q.rsplit_once('/').map_or(q, |(_, last)| last);
-        let finder = memchr::memmem::Finder::new(last.as_bytes());
-        self.repo_rows(|card| {
-            finder.find(card.name.as_bytes())?;
-            let rank = crate::global::rank_repo_name(q, &card.name)?;
-            sieve.repo_ok(card, prefs).then_some(rank)
-        })
+        let cards = self.catalog.cards()?;
+        let names = self.catalog.name_index(&cards);
+        Ok(names
+            .containing(last)
+            .into_iter()
+            .filter_map(|i| cards.get(i))
+            .filter(|card| !card.tags.is_empty())
+            .filter_map(|card| {
+                let rank = crate::global::rank_repo_name(q, &card.name)?;
+                (sieve.repo_ok(card, prefs) && self.readable(&card.name)).then(|| RepoRow {
+                    card: Arc::clone(card),
+                    rank,
+                })
+            })
+            .collect())
     }
 
     /// Base or derived images of `image` (`repo:tag`), or of one of its

@@ -86,4 +86,16 @@ pub trait Source: Send + Sync + 'static {
     fn version(&self) -> Option<u64> {
         None
     }
+    /// Summaries saved by [`Source::save_cards`] (by this run or an
+    /// earlier one) whose repository still has the generation saved with
+    /// them: (name, generation, bytes). None by default.
+    fn saved_cards(&self) -> Result<Vec<(String, u64, Vec<u8>)>, SourceError> {
+        Ok(Vec::new())
+    }
+    /// Keeps summaries for [`Source::saved_cards`]; one whose repository
+    /// has another generation by now is dropped. Does nothing by default.
+    fn save_cards(&self, cards: Vec<(String, u64, Vec<u8>)>) -> Result<(), SourceError> {
+        let _ = cards;
+        Ok(())
+    }
 }

@@ -113,6 +113,34 @@ impl Source for StoresSource {
         Some(sum)
     }
 
+    fn saved_cards(&self) -> Result<Vec<(String, u64, Vec<u8>)>, SourceError> {
+        let mut out = Vec::new();
+        for store in self.stores.distinct() {
+            let mine = store.metadata().search_cards().map_err(err)?;
+            out.extend(
+                mine.into_iter()
+                    .filter(|(name, ..)| Arc::ptr_eq(self.stores.route(name), store)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Each summary goes to the store its repository routes to.
+    fn save_cards(&self, cards: Vec<(String, u64, Vec<u8>)>) -> Result<(), SourceError> {
+        let stores = self.stores.distinct();
+        let mut parts: Vec<Vec<_>> = stores.iter().map(|_| Vec::new()).collect();
+        for card in cards {
+            let home = self.stores.route(&card.0);
+            if let Some(i) = stores.iter().position(|s| Arc::ptr_eq(s, home)) {
+                parts[i].push(card);
+            }
+        }
+        for (store, part) in stores.iter().zip(parts) {
+            store.metadata().save_search_cards(&part).map_err(err)?;
+        }
+        Ok(())
+    }
+
     fn repo(&self, name: &str) -> Result<Option<Arc<RepoData>>, SourceError> {
         let store = self.stores.route(name);
         let found = store.metadata().search_repo(name).map_err(err)?;

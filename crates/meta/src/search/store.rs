@@ -77,7 +77,7 @@ impl MetaStore {
         let txn = self.db()?.begin_read()?;
         let t = txn.open_table(IMAGES)?;
         Ok(match t.get((repo, digest.to_string().as_str()))? {
-            Some(v) => Some(serde_json::from_slice(v.value())?),
+            Some(v) => Some(super::codec::decode(v.value())?),
             None => None,
         })
     }
@@ -142,7 +142,7 @@ impl MetaStore {
             });
         }
         for item in txn.open_table(IMAGES)?.range(range.clone())? {
-            out.images.push(serde_json::from_slice(item?.1.value())?);
+            out.images.push(super::codec::decode(item?.1.value())?);
         }
         let mut stats: BTreeMap<String, DigestRow> = BTreeMap::new();
         for item in txn.open_table(TIMES)?.range(range.clone())? {
@@ -210,8 +210,7 @@ impl MetaStore {
                 }
                 touched.insert(r);
                 let signature = match images.get(key)? {
-                    Some(v) => serde_json::from_slice::<ImageMeta>(v.value())
-                        .is_ok_and(|m| m.is_signature()),
+                    Some(v) => super::codec::decode(v.value()).is_ok_and(|m| m.is_signature()),
                     None => false,
                 };
                 if p.count > 0 && !signature {
@@ -220,8 +219,10 @@ impl MetaStore {
                 }
             }
         }
+        // Pull times alone are not part of a summary: with search off
+        // nothing search keeps changed.
         for r in touched {
-            super::bump(&txn, r)?;
+            super::touched(&txn, r, true)?;
         }
         txn.commit()?;
         Ok(())
@@ -267,9 +268,7 @@ impl MetaStore {
             };
             if list == PrefList::Starred && count_stars_here {
                 add_stars_in(&txn, repo, if now { 1 } else { -1 })?;
-                if self.search_enabled() {
-                    super::bump(&txn, repo)?;
-                }
+                super::touched(&txn, repo, self.search_enabled())?;
             }
             txn.commit()?;
             Ok(now)
@@ -281,9 +280,7 @@ impl MetaStore {
         self.watch((|| {
             let txn = self.begin_write()?;
             add_stars_in(&txn, repo.as_str(), delta)?;
-            if self.search_enabled() {
-                super::bump(&txn, repo.as_str())?;
-            }
+            super::touched(&txn, repo.as_str(), self.search_enabled())?;
             txn.commit()?;
             Ok(())
         })())

@@ -223,6 +223,8 @@ pub struct Memory {
     changes: AtomicU64,
     pub unversioned: bool,
     pub listings: AtomicU64,
+    /// Cards saved by `save_cards`: name -> (generation, bytes).
+    pub saved: Mutex<HashMap<String, (u64, Vec<u8>)>>,
     /// The most repositories held outside this source at once, as seen
     /// at each read.
     pub most_held: AtomicU64,
@@ -238,6 +240,11 @@ impl Memory {
 
     pub fn remove(&self, name: &str) {
         self.repos
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        // Generations restart for a name put again: its card goes with it.
+        self.saved
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
@@ -307,6 +314,27 @@ impl Source for Memory {
     fn version(&self) -> Option<u64> {
         (!self.unversioned).then(|| self.changes.load(Ordering::SeqCst))
     }
+
+    fn saved_cards(&self) -> Result<Vec<(String, u64, Vec<u8>)>, SourceError> {
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(saved
+            .iter()
+            .filter(|(name, (g, _))| repos.get(*name).is_some_and(|(now, _)| now == g))
+            .map(|(name, (g, bytes))| (name.clone(), *g, bytes.clone()))
+            .collect())
+    }
+
+    fn save_cards(&self, cards: Vec<(String, u64, Vec<u8>)>) -> Result<(), SourceError> {
+        let repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, g, bytes) in cards {
+            if repos.get(&name).is_some_and(|(now, _)| *now == g) {
+                saved.insert(name, (g, bytes));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn admin() -> Viewer {
@@ -341,6 +369,13 @@ pub struct Harness {
 impl Harness {
     pub fn new(source: Memory) -> Harness {
         let source = Arc::new(source);
+        let search = Search::new(Arc::clone(&source) as Arc<dyn Source>);
+        Harness { source, search }
+    }
+
+    /// A harness over a source shared with another (a restart over the
+    /// same metadata).
+    pub fn over(source: Arc<Memory>) -> Harness {
         let search = Search::new(Arc::clone(&source) as Arc<dyn Source>);
         Harness { source, search }
     }
