@@ -31,6 +31,7 @@ mod cache;
 mod credentials;
 mod htpasswd;
 mod ldap;
+mod mtls;
 mod ratelimit;
 pub mod tls;
 mod token;
@@ -105,7 +106,7 @@ pub struct Security {
     external_url: Option<String>,
     /// Whether the listener serves TLS (the scheme of a realm built from `Host`).
     tls: bool,
-    mtls: Option<Vec<String>>,
+    mtls: Option<mtls::CertificateMapping>,
     fail_delay: Duration,
     realm: String,
     access: Option<access::AccessControl>,
@@ -163,7 +164,7 @@ impl Security {
                 security.bearer = Some(bearer::Bearer::new(bearer)?);
             }
             if let Some(mtls) = &auth.mtls {
-                security.mtls = Some(mtls.identity_attributes.clone());
+                security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
             }
             security.auth_configured = security.htpasswd.is_some()
                 || security.ldap.is_some()
@@ -172,7 +173,7 @@ impl Security {
         }
         if security.mtls.is_none() && http.tls.as_ref().is_some_and(|t| t.cacert.is_some()) {
             // Client certificates are verified: their CommonName is the user.
-            security.mtls = Some(vec!["CommonName".to_owned()]);
+            security.mtls = Some(mtls::CertificateMapping::common_name());
             security.auth_configured = true;
         }
         if let Some(ac) = &http.access_control {
@@ -316,8 +317,8 @@ impl Security {
     }
 
     fn certificate_identity(&self, certificate: Option<&tls::PeerCertificate>) -> Option<Identity> {
-        let attributes = self.mtls.as_ref()?;
-        let name = certificate?.identity(attributes)?;
+        let mapping = self.mtls.as_ref()?;
+        let name = mapping.identity(&certificate?.0)?;
         Some(Identity {
             name,
             groups: Vec::new(),

@@ -63,10 +63,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-metrics-authz.json", Ok(())),
     ("config-metrics.json", Ok(())),
     ("config-minimal.json", Ok(())),
-    (
-        "config-mtls-spiffe.json",
-        Err(&["http.auth.mtls.uriSanPattern"]),
-    ),
+    ("config-mtls-spiffe.json", Ok(())),
     ("config-mtls.json", Ok(())),
     ("config-multiple-cve.json", Ok(())),
     // Three sub-paths, each with a root of its own.
