@@ -32,6 +32,7 @@ mod credentials;
 mod htpasswd;
 mod ldap;
 mod mtls;
+mod oidc;
 mod ratelimit;
 pub mod tls;
 mod token;
