@@ -36,6 +36,7 @@ mod oidc;
 mod ratelimit;
 pub mod tls;
 mod token;
+mod workload;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -102,6 +103,8 @@ pub struct Security {
     htpasswd: Option<htpasswd::Htpasswd>,
     ldap: Option<ldap::Ldap>,
     bearer: Option<bearer::Bearer>,
+    /// `http.auth.bearer.oidc`: workload identity issuers.
+    workload: Option<workload::Workload>,
     token: Option<token::TokenService>,
     /// `http.externalUrl`: the base of the token realm.
     external_url: Option<String>,
@@ -130,6 +133,7 @@ impl Security {
             htpasswd: None,
             ldap: None,
             bearer: None,
+            workload: None,
             token: None,
             external_url: None,
             tls: false,
@@ -163,6 +167,9 @@ impl Security {
             }
             if let Some(bearer) = &auth.bearer {
                 security.bearer = Some(bearer::Bearer::new(bearer)?);
+                if !bearer.oidc.is_empty() {
+                    security.workload = Some(workload::Workload::new(&bearer.oidc)?);
+                }
             }
             if let Some(mtls) = &auth.mtls {
                 security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
@@ -242,6 +249,12 @@ impl Security {
             Credentials::None => Ok(self.certificate_identity(certificate)),
             Credentials::Invalid => Err(AuthFailure::Malformed),
             Credentials::Bearer(token) => match (&self.bearer, &self.token) {
+                (Some(_), _)
+                    if let Some(w) = &self.workload
+                        && w.claims_issuer(&token) =>
+                {
+                    w.verify(&token).await.map(Some)
+                }
                 (Some(b), _) => b.verify(&token).map(Some),
                 (None, Some(t)) => {
                     let (identity, via) = t.verify_via(&token)?;

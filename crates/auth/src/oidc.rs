@@ -2,9 +2,7 @@
 //! token checked against an issuer's JSON Web Key Set and mapped to a user
 //! and groups.
 //!
-//! Not yet wired to the configuration (the discovery document, fetching and
-//! caching of the key set, and the refresh on an unknown `kid` come next);
-//! `zot verify` still refuses `bearer.oidc` by name until they do.
+//! Fetching and caching the key set is `workload`'s.
 //!
 //! Invariants of [`verify`]:
 //! - The key is chosen by the header's `kid` among the set's keys usable for
@@ -20,14 +18,6 @@
 //!   such as `claims.sub`; the dotted paths `claims.a.b` are understood);
 //!   an empty or missing user refuses the token. Groups come from the
 //!   groups mapping: a string or a list of strings (other values ignored).
-
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "wired to http.auth.bearer.oidc with discovery and fetching next"
-    )
-)]
 
 use base64::Engine;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};

@@ -16,7 +16,7 @@
 //!   (see [`crate::glob`]).
 //! - `ratelimit` rates are requests per second, at least 1.
 //! - zot keys this build does not implement (`openid`, `apikey`,
-//!   `bearer.oidc`, ...) are `not supported by this build` problems.
+//!   ...) are `not supported by this build` problems.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,8 +159,11 @@ impl std::fmt::Debug for LdapConfig {
 pub struct BearerConfig {
     pub realm: String,
     pub service: String,
-    /// Certificate (or public key) PEM whose key signs the tokens.
-    pub cert: PathBuf,
+    /// Certificate (or public key) PEM whose key signs the tokens (required
+    /// unless `oidc` issuers are configured).
+    pub cert: Option<PathBuf>,
+    /// `oidc`: issuers of workload identity tokens.
+    pub oidc: Vec<crate::auth_oidc::OidcIssuerConfig>,
 }
 
 /// `http.auth.mtls`: how a verified client certificate names its user.
@@ -321,13 +324,22 @@ fn bearer(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<Be
     let mut section = Section::new(path, value, problems)?;
     let realm = required(&mut section, "realm", problems);
     let service = required(&mut section, "service", problems);
-    let cert = required(&mut section, "cert", problems);
-    section.unsupported(&["oidc"], problems);
+    let has_oidc = section.has("oidc");
+    let oidc = match section.get("oidc") {
+        Some(v) => crate::auth_oidc::parse(section.child("oidc"), v, problems),
+        None => Vec::new(),
+    };
+    let cert = if section.has("cert") || !has_oidc {
+        Some(required(&mut section, "cert", problems).map(PathBuf::from))
+    } else {
+        None
+    };
     section.finish(problems);
     Some(BearerConfig {
         realm: realm?,
         service: service?,
-        cert: PathBuf::from(cert?),
+        cert: cert.map_or(Ok(None), |c| c.map(Some).ok_or(())).ok()?,
+        oidc,
     })
 }
 

@@ -21,6 +21,7 @@
 //!   here; that is the server's job at start-up.
 
 mod auth;
+mod auth_oidc;
 mod duration;
 mod extensions;
 mod fields;
@@ -43,6 +44,7 @@ pub use auth::{
     MAX_FAIL_DELAY, MetricsPolicy, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy,
     TokenConfig,
 };
+pub use auth_oidc::OidcIssuerConfig;
 pub use duration::parse_duration;
 pub use extensions::{
     AVAILABLE_EXTENSIONS, DEFAULT_METRICS_MAX_REPOSITORIES, DEFAULT_METRICS_PATH,

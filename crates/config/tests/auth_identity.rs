@@ -74,3 +74,54 @@ fn mtls_problems_name_their_keys() {
     assert!(p[0].starts_with("http.auth.mtls.identityAttributes[0]: unknown identity attribute"));
     assert!(p[1].starts_with("http.auth.mtls.uriSanIndex: expected a non-negative integer"));
 }
+
+fn bearer(section: &str) -> Result<Config, Vec<Problem>> {
+    Config::from_str(
+        &format!(
+            r#"{{"storage": {{"rootDirectory": "/d"}},
+                "http": {{"auth": {{"bearer": {section}}}}}}}"#
+        ),
+        Format::Json,
+    )
+}
+
+#[test]
+fn bearer_oidc_issuers_are_read_and_cert_becomes_optional() {
+    let config = bearer(
+        r#"{"realm": "zot", "service": "s", "oidc": [
+              {"issuer": "https://issuer.example", "audiences": ["zot"],
+               "claimMapping": {"username": "claims.email", "groups": "claims.org.teams"}},
+              {"issuer": "https://k8s.example", "audiences": ["a", "b"]}]}"#,
+    )
+    .expect("valid");
+    let b = config.http.auth.and_then(|a| a.bearer).expect("bearer");
+    assert_eq!(b.cert, None);
+    assert_eq!(b.oidc.len(), 2);
+    assert_eq!(b.oidc[0].username_claim, "claims.email");
+    assert_eq!(b.oidc[0].groups_claim.as_deref(), Some("claims.org.teams"));
+    assert_eq!(b.oidc[1].username_claim, "claims.sub");
+    assert_eq!(b.oidc[1].audiences, ["a", "b"]);
+}
+
+#[test]
+fn bearer_oidc_problems_name_their_keys() {
+    let p = problems(bearer(r#"{"realm": "zot", "service": "s"}"#));
+    assert_eq!(p, ["http.auth.bearer.cert: required"]);
+    let p = problems(bearer(
+        r#"{"realm": "zot", "service": "s", "oidc": [
+              {"issuer": "issuer.example", "audiences": []},
+              {"issuer": "https://x", "audiences": ["a"],
+               "claimMapping": {"username": "claims.sub + '@x'"},
+               "skipIssuerVerification": true}]}"#,
+    ));
+    let expect = [
+        "http.auth.bearer.oidc[0].issuer: expected an http(s) URL",
+        "http.auth.bearer.oidc[0].audiences: at least one audience is required",
+        "http.auth.bearer.oidc[1].claimMapping.username: only claim paths",
+        "http.auth.bearer.oidc[1].skipIssuerVerification",
+    ];
+    assert_eq!(p.len(), expect.len(), "{p:?}");
+    for (got, want) in p.iter().zip(expect) {
+        assert!(got.starts_with(want), "{got} does not start with {want}");
+    }
+}

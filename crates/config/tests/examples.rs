@@ -30,11 +30,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ),
     ("config-azure.json", Err(&["storage.storageDriver"])),
     ("config-bearer-auth.json", Ok(())),
-    (
-        "config-bearer-oidc-workload.json",
-        // OIDC workload identity is not implemented; without it `cert` is required.
-        Err(&["http.auth.bearer.cert", "http.auth.bearer.oidc"]),
-    ),
+    ("config-bearer-oidc-workload.json", Ok(())),
     ("config-bench.json", Ok(())),
     // remoteCache: false is this build's behaviour.
     ("config-boltdb.json", Ok(())),
