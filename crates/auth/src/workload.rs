@@ -10,6 +10,8 @@
 //! - A token naming a `kid` the cached set lacks refetches the set (key
 //!   rotation), at most once per [`REFRESH_INTERVAL`] per issuer, so
 //!   tokens with made-up `kid`s cannot make the registry hammer an issuer.
+//! - Each issuer has its own HTTP client: the system's roots plus its
+//!   `certificateAuthority`/`certificateAuthorityFile`, read at start-up.
 //! - Fetches are serialized per issuer, time out after [`FETCH_TIMEOUT`],
 //!   and read at most [`MAX_DOCUMENT`] bytes. A failed fetch keeps the old
 //!   set.
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
-use zot_config::OidcIssuerConfig;
+use zot_config::{IssuerCa, OidcIssuerConfig};
 
 use crate::oidc::{self, IssuerPolicy, KeySet, Rejection};
 use crate::{AuthFailure, Identity, SetupError};
@@ -43,13 +45,14 @@ struct Cached {
 
 struct Issuer {
     policy: IssuerPolicy,
+    /// The system's roots, plus the issuer's configured CA.
+    client: reqwest::Client,
     cache: RwLock<Cached>,
     fetching: Mutex<()>,
 }
 
 pub(crate) struct Workload {
     issuers: Vec<Issuer>,
-    client: reqwest::Client,
 }
 
 fn now() -> f64 {
@@ -91,21 +94,18 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> 
 
 impl Workload {
     pub(crate) fn new(issuers: &[OidcIssuerConfig]) -> Result<Workload, SetupError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(FETCH_TIMEOUT)
-            .build()
-            .map_err(|e| SetupError(format!("http.auth.bearer.oidc: HTTP client: {e}")))?;
-        Ok(Workload {
-            client,
-            issuers: issuers
-                .iter()
-                .map(|c| Issuer {
+        let issuers = issuers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Ok(Issuer {
                     policy: IssuerPolicy {
                         issuer: c.issuer.clone(),
                         audiences: c.audiences.clone(),
                         username: c.username_claim.clone(),
                         groups: c.groups_claim.clone(),
                     },
+                    client: client(i, c)?,
                     cache: RwLock::new(Cached {
                         keys: KeySet::default(),
                         fetched: None,
@@ -113,8 +113,9 @@ impl Workload {
                     }),
                     fetching: Mutex::new(()),
                 })
-                .collect(),
-        })
+            })
+            .collect::<Result<_, SetupError>>()?;
+        Ok(Workload { issuers })
     }
 
     /// Whether `token` claims to come from a configured issuer.
@@ -167,7 +168,7 @@ impl Workload {
         if recent {
             return;
         }
-        let fetched = self.fetch(&issuer.policy.issuer).await;
+        let fetched = fetch(&issuer.client, &issuer.policy.issuer).await;
         let mut cache = issuer.cache.write().await;
         cache.attempted = Some(Instant::now());
         match fetched {
@@ -180,21 +181,49 @@ impl Workload {
             }
         }
     }
+}
 
-    async fn fetch(&self, issuer: &str) -> Result<KeySet, String> {
-        let discovery = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let document = get_json(&self.client, &discovery).await?;
-        if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
-            return Err(format!("{discovery}: its issuer is not {issuer}"));
+/// The HTTP client of issuer `i` (its CA, if configured, added to the
+/// system's roots).
+fn client(i: usize, config: &OidcIssuerConfig) -> Result<reqwest::Client, SetupError> {
+    let fail = |why: String| SetupError(format!("http.auth.bearer.oidc[{i}]: {why}"));
+    let mut builder = reqwest::Client::builder().connect_timeout(FETCH_TIMEOUT);
+    let pem = match &config.certificate_authority {
+        None => None,
+        Some(IssuerCa::Pem(pem)) => Some(pem.as_bytes().to_vec()),
+        Some(IssuerCa::File(path)) => Some(
+            std::fs::read(path)
+                .map_err(|e| fail(format!("certificateAuthorityFile {}: {e}", path.display())))?,
+        ),
+    };
+    if let Some(pem) = pem {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| fail(format!("certificate authority: {e}")))?;
+        if certs.is_empty() {
+            return Err(fail("certificate authority: no PEM certificate".into()));
         }
-        let jwks_uri = document
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("{discovery}: no jwks_uri"))?;
-        let jwks = get_json(&self.client, jwks_uri).await?;
-        KeySet::from_json(jwks.to_string().as_bytes())
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
     }
+    builder
+        .build()
+        .map_err(|e| fail(format!("HTTP client: {e}")))
+}
+
+async fn fetch(client: &reqwest::Client, issuer: &str) -> Result<KeySet, String> {
+    let discovery = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let document = get_json(client, &discovery).await?;
+    if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
+        return Err(format!("{discovery}: its issuer is not {issuer}"));
+    }
+    let jwks_uri = document
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("{discovery}: no jwks_uri"))?;
+    let jwks = get_json(client, jwks_uri).await?;
+    KeySet::from_json(jwks.to_string().as_bytes())
 }

@@ -6,8 +6,9 @@
 //! must equal the tokens' `iss`); `audiences` is non-empty; the claim
 //! mappings are claim paths (`claims.sub`, `claims.a.b`): zot evaluates CEL
 //! there, and an expression this build cannot evaluate is a problem, not a
-//! silently different user. `certificateAuthority`, `certificateAuthorityFile`
-//! and `skipIssuerVerification` are refused by name (not supported yet).
+//! silently different user. At most one of `certificateAuthority` (inline
+//! PEM) and `certificateAuthorityFile` is set (the file is read by the
+//! server). `skipIssuerVerification` is refused by name (not supported).
 
 use serde_json::Value;
 
@@ -25,6 +26,18 @@ pub struct OidcIssuerConfig {
     pub username_claim: String,
     /// `claimMapping.groups`: the claim path of the groups, if any.
     pub groups_claim: Option<String>,
+    /// CA certificates (PEM) the issuer's HTTPS certificate chains to, in
+    /// addition to the system's.
+    pub certificate_authority: Option<IssuerCa>,
+}
+
+/// Where an issuer's CA comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerCa {
+    /// `certificateAuthority`: PEM text.
+    Pem(String),
+    /// `certificateAuthorityFile`.
+    File(std::path::PathBuf),
 }
 
 fn claim_path(
@@ -106,14 +119,23 @@ pub(crate) fn parse(
             groups_claim = claim_path(&mut mapping, "groups", problems);
             mapping.finish(problems);
         }
-        section.unsupported(
-            &[
-                "certificateAuthority",
-                "certificateAuthorityFile",
-                "skipIssuerVerification",
-            ],
-            problems,
-        );
+        let inline = fields::string(&mut section, "certificateAuthority", problems)
+            .filter(|s| !s.is_empty());
+        let file = fields::string(&mut section, "certificateAuthorityFile", problems)
+            .filter(|s| !s.is_empty());
+        let certificate_authority = match (inline, file) {
+            (Some(_), Some(_)) => {
+                problems.push(Problem::new(
+                    section.child("certificateAuthorityFile"),
+                    "only one of certificateAuthority and certificateAuthorityFile may be set",
+                ));
+                None
+            }
+            (Some(pem), None) => Some(IssuerCa::Pem(pem)),
+            (None, Some(f)) => Some(IssuerCa::File(f.into())),
+            (None, None) => None,
+        };
+        section.unsupported(&["skipIssuerVerification"], problems);
         section.finish(problems);
         if let (Some(issuer), Some(username_claim), false) =
             (issuer, username_claim, audiences.is_empty())
@@ -123,6 +145,7 @@ pub(crate) fn parse(
                 audiences,
                 username_claim,
                 groups_claim,
+                certificate_authority,
             });
         }
     }

@@ -44,7 +44,7 @@ pub use auth::{
     MAX_FAIL_DELAY, MetricsPolicy, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy,
     TokenConfig,
 };
-pub use auth_oidc::OidcIssuerConfig;
+pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
 pub use duration::parse_duration;
 pub use extensions::{
     AVAILABLE_EXTENSIONS, DEFAULT_METRICS_MAX_REPOSITORIES, DEFAULT_METRICS_PATH,

@@ -112,12 +112,14 @@ fn bearer_oidc_problems_name_their_keys() {
               {"issuer": "issuer.example", "audiences": []},
               {"issuer": "https://x", "audiences": ["a"],
                "claimMapping": {"username": "claims.sub + '@x'"},
+               "certificateAuthority": "PEM", "certificateAuthorityFile": "ca.pem",
                "skipIssuerVerification": true}]}"#,
     ));
     let expect = [
         "http.auth.bearer.oidc[0].issuer: expected an http(s) URL",
         "http.auth.bearer.oidc[0].audiences: at least one audience is required",
         "http.auth.bearer.oidc[1].claimMapping.username: only claim paths",
+        "http.auth.bearer.oidc[1].certificateAuthorityFile: only one of",
         "http.auth.bearer.oidc[1].skipIssuerVerification",
     ];
     assert_eq!(p.len(), expect.len(), "{p:?}");

@@ -307,3 +307,85 @@ fn workload_tokens_from_a_discovered_issuer_with_rotation_and_groups() {
     ]));
     run_fails(skopeo().args(["inspect", "--tls-verify=false", &dest]));
 }
+
+/// `openssl s_server -WWW` serving a folder over HTTPS; killed on drop.
+struct HttpsFolder(std::process::Child);
+
+impl Drop for HttpsFolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn an_https_issuer_is_trusted_through_its_certificate_authority_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = auth_common::pki::Pki::new(dir.path());
+    let (cert, key) = pki.issue("issuer", "localhost", true);
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join(".well-known")).expect("mkdir");
+    std::fs::write(
+        site.join(".well-known/openid-configuration"),
+        json!({ "issuer": url, "jwks_uri": format!("{url}/keys.json") }).to_string(),
+    )
+    .expect("write discovery");
+    let signer = Key::es256("tls-key");
+    std::fs::write(
+        site.join("keys.json"),
+        json!({ "keys": [signer.jwk()] }).to_string(),
+    )
+    .expect("write JWKS");
+    let _server = HttpsFolder(
+        common::tool("openssl")
+            .current_dir(&site)
+            .args(["s_server", "-WWW", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let registry = start_secure(
+        json!({
+            "auth": { "bearer": { "realm": "zot", "service": "zot-service", "oidc": [{
+                "issuer": url, "audiences": ["zot"],
+                "certificateAuthorityFile": pki.path("ca.crt") }] } },
+            "accessControl": { "repositories": { "**": {
+                "policies": [{ "users": [BUILDER], "actions": ["read", "create"] }] } } }
+        }),
+        json!({}),
+    );
+    let client = registry.client();
+    let status = |token: &str| {
+        call(
+            &client,
+            Some(&format!("Bearer {token}")),
+            "POST",
+            "/v2/tls/app/blobs/uploads/",
+            &[],
+            None,
+        )
+        .status
+    };
+    assert_eq!(status(&signer.sign(&claims(&url, BUILDER))), 202);
+    assert_eq!(
+        status(&Key::es256("tls-key").sign(&claims(&url, BUILDER))),
+        401,
+        "another key, same kid"
+    );
+}
