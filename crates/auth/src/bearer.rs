@@ -130,8 +130,13 @@ fn public_key(path: &Path) -> Result<(Alg, Vec<u8>), SetupError> {
 }
 
 impl Bearer {
+    /// Without `cert` (only workload identity issuers) the challenge is
+    /// the same and no token verifies here (`key` is empty).
     pub(crate) fn new(config: &BearerConfig) -> Result<Bearer, SetupError> {
-        let (alg, key) = public_key(&config.cert)?;
+        let (alg, key) = match &config.cert {
+            Some(cert) => public_key(cert)?,
+            None => (Alg::Es256, Vec::new()),
+        };
         Ok(Bearer {
             realm: config.realm.clone(),
             service: config.service.clone(),
@@ -161,6 +166,9 @@ impl Bearer {
     /// [`Bearer::verify`], with the `via` claim (how the subject logged in).
     pub(crate) fn verify_via(&self, token: &str) -> Result<(Identity, String), AuthFailure> {
         let bad = |why: &str| AuthFailure::BadToken(why.to_owned());
+        if self.key.is_empty() {
+            return Err(bad("no http.auth.bearer.cert to verify it"));
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())

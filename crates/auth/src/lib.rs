@@ -31,9 +31,12 @@ mod cache;
 mod credentials;
 mod htpasswd;
 mod ldap;
+mod mtls;
+mod oidc;
 mod ratelimit;
 pub mod tls;
 mod token;
+mod workload;
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -100,12 +103,14 @@ pub struct Security {
     htpasswd: Option<htpasswd::Htpasswd>,
     ldap: Option<ldap::Ldap>,
     bearer: Option<bearer::Bearer>,
+    /// `http.auth.bearer.oidc`: workload identity issuers.
+    workload: Option<workload::Workload>,
     token: Option<token::TokenService>,
     /// `http.externalUrl`: the base of the token realm.
     external_url: Option<String>,
     /// Whether the listener serves TLS (the scheme of a realm built from `Host`).
     tls: bool,
-    mtls: Option<Vec<String>>,
+    mtls: Option<mtls::CertificateMapping>,
     fail_delay: Duration,
     realm: String,
     access: Option<access::AccessControl>,
@@ -128,6 +133,7 @@ impl Security {
             htpasswd: None,
             ldap: None,
             bearer: None,
+            workload: None,
             token: None,
             external_url: None,
             tls: false,
@@ -161,9 +167,12 @@ impl Security {
             }
             if let Some(bearer) = &auth.bearer {
                 security.bearer = Some(bearer::Bearer::new(bearer)?);
+                if !bearer.oidc.is_empty() {
+                    security.workload = Some(workload::Workload::new(&bearer.oidc)?);
+                }
             }
             if let Some(mtls) = &auth.mtls {
-                security.mtls = Some(mtls.identity_attributes.clone());
+                security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
             }
             security.auth_configured = security.htpasswd.is_some()
                 || security.ldap.is_some()
@@ -172,7 +181,7 @@ impl Security {
         }
         if security.mtls.is_none() && http.tls.as_ref().is_some_and(|t| t.cacert.is_some()) {
             // Client certificates are verified: their CommonName is the user.
-            security.mtls = Some(vec!["CommonName".to_owned()]);
+            security.mtls = Some(mtls::CertificateMapping::common_name());
             security.auth_configured = true;
         }
         if let Some(ac) = &http.access_control {
@@ -240,6 +249,12 @@ impl Security {
             Credentials::None => Ok(self.certificate_identity(certificate)),
             Credentials::Invalid => Err(AuthFailure::Malformed),
             Credentials::Bearer(token) => match (&self.bearer, &self.token) {
+                (Some(_), _)
+                    if let Some(w) = &self.workload
+                        && w.claims_issuer(&token) =>
+                {
+                    w.verify(&token).await.map(Some)
+                }
                 (Some(b), _) => b.verify(&token).map(Some),
                 (None, Some(t)) => {
                     let (identity, via) = t.verify_via(&token)?;
@@ -316,8 +331,8 @@ impl Security {
     }
 
     fn certificate_identity(&self, certificate: Option<&tls::PeerCertificate>) -> Option<Identity> {
-        let attributes = self.mtls.as_ref()?;
-        let name = certificate?.identity(attributes)?;
+        let mapping = self.mtls.as_ref()?;
+        let name = mapping.identity(&certificate?.0)?;
         Some(Identity {
             name,
             groups: Vec::new(),

@@ -1,6 +1,7 @@
 //! TLS settings of the server: the rustls configuration (certificate, key,
 //! and with `http.tls.cacert` verification of client certificates), and the
-//! identity a verified client certificate carries.
+//! verified client certificate a connection carries (the user it names is
+//! found by `mtls`).
 //!
 //! With a CA, a client *may* present a certificate; one that does not chain
 //! to the CA ends the handshake. A client without one is anonymous at the
@@ -12,48 +13,12 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use x509_parser::extensions::GeneralName;
 
 use crate::SetupError;
 
 /// The end-entity certificate a client presented (DER), already verified.
 #[derive(Debug, Clone)]
 pub struct PeerCertificate(pub Vec<u8>);
-
-impl PeerCertificate {
-    /// The first of `attributes` (`CommonName`, `DNSName`, `Email`, `URI`)
-    /// the certificate has.
-    pub fn identity(&self, attributes: &[String]) -> Option<String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(&self.0).ok()?;
-        for attribute in attributes {
-            let found = match attribute.as_str() {
-                "CommonName" => cert
-                    .subject()
-                    .iter_common_name()
-                    .find_map(|cn| cn.as_str().ok().map(str::to_owned)),
-                other => cert
-                    .subject_alternative_name()
-                    .ok()
-                    .flatten()
-                    .and_then(|san| {
-                        san.value
-                            .general_names
-                            .iter()
-                            .find_map(|n| match (other, n) {
-                                ("DNSName", GeneralName::DNSName(s))
-                                | ("Email", GeneralName::RFC822Name(s))
-                                | ("URI", GeneralName::URI(s)) => Some((*s).to_owned()),
-                                _ => None,
-                            })
-                    }),
-            };
-            if let Some(name) = found.filter(|n| !n.is_empty()) {
-                return Some(name);
-            }
-        }
-        None
-    }
-}
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -16,7 +16,7 @@
 //!   (see [`crate::glob`]).
 //! - `ratelimit` rates are requests per second, at least 1.
 //! - zot keys this build does not implement (`openid`, `apikey`,
-//!   `bearer.oidc`, ...) are `not supported by this build` problems.
+//!   ...) are `not supported by this build` problems.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,16 +159,31 @@ impl std::fmt::Debug for LdapConfig {
 pub struct BearerConfig {
     pub realm: String,
     pub service: String,
-    /// Certificate (or public key) PEM whose key signs the tokens.
-    pub cert: PathBuf,
+    /// Certificate (or public key) PEM whose key signs the tokens (required
+    /// unless `oidc` issuers are configured).
+    pub cert: Option<PathBuf>,
+    /// `oidc`: issuers of workload identity tokens.
+    pub oidc: Vec<crate::auth_oidc::OidcIssuerConfig>,
 }
 
-/// `http.auth.mtls`.
+/// `http.auth.mtls`: how a verified client certificate names its user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MtlsConfig {
-    /// `identityAttributes`, in order of preference: `CommonName`, `DNSName`,
-    /// `Email`, `URI` (default `["CommonName"]`).
+    /// `identityAttributes`, tried in order: `CommonName`, `Subject`,
+    /// `Email`, `URI`, `DNSName` (zot's aliases `CN`, `DN`, `rfc822name`,
+    /// `URL`, `DNS` and any letter case are accepted and stored under these
+    /// names; default `["CommonName"]`).
     pub identity_attributes: Vec<String>,
+    /// `uriSanPattern`: a regular expression searched (unanchored, as Go's
+    /// `FindStringSubmatch`) in the URI SAN; its first capture group is the
+    /// user. Checked to compile and to have a capture group.
+    pub uri_san_pattern: Option<String>,
+    /// `uriSanIndex`: which URI SAN (0-based) is used.
+    pub uri_san_index: usize,
+    /// `dnsSanIndex`: which DNS SAN (0-based) is used.
+    pub dns_san_index: usize,
+    /// `emailSanIndex`: which email SAN (0-based) is used.
+    pub email_san_index: usize,
 }
 
 /// `http.accessControl`.
@@ -309,13 +324,22 @@ fn bearer(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<Be
     let mut section = Section::new(path, value, problems)?;
     let realm = required(&mut section, "realm", problems);
     let service = required(&mut section, "service", problems);
-    let cert = required(&mut section, "cert", problems);
-    section.unsupported(&["oidc"], problems);
+    let has_oidc = section.has("oidc");
+    let oidc = match section.get("oidc") {
+        Some(v) => crate::auth_oidc::parse(section.child("oidc"), v, problems),
+        None => Vec::new(),
+    };
+    let cert = if section.has("cert") || !has_oidc {
+        Some(required(&mut section, "cert", problems).map(PathBuf::from))
+    } else {
+        None
+    };
     section.finish(problems);
     Some(BearerConfig {
         realm: realm?,
         service: service?,
-        cert: PathBuf::from(cert?),
+        cert: cert.map_or(Ok(None), |c| c.map(Some).ok_or(())).ok()?,
+        oidc,
     })
 }
 
@@ -377,35 +401,74 @@ fn token(path: String, value: &Value, problems: &mut Vec<Problem>) -> TokenConfi
 }
 
 fn mtls(path: String, value: &Value, problems: &mut Vec<Problem>) -> Option<MtlsConfig> {
-    const KNOWN: &[&str] = &["CommonName", "DNSName", "Email", "URI"];
+    // zot's names (lower-cased) and the canonical name each stands for.
+    const KNOWN: &[(&str, &str)] = &[
+        ("commonname", "CommonName"),
+        ("cn", "CommonName"),
+        ("subject", "Subject"),
+        ("dn", "Subject"),
+        ("email", "Email"),
+        ("rfc822name", "Email"),
+        ("uri", "URI"),
+        ("url", "URI"),
+        ("dnsname", "DNSName"),
+        ("dns", "DNSName"),
+    ];
     let mut section = Section::new(path, value, problems)?;
     let mut attributes = Vec::new();
     for (p, name) in
         fields::string_list(&mut section, "identityAttributes", problems).unwrap_or_default()
     {
-        match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(&name)) {
-            Some(k) => attributes.push((*k).to_owned()),
+        let lower = name.trim().to_ascii_lowercase();
+        match KNOWN.iter().find(|(alias, _)| *alias == lower) {
+            Some((_, canonical)) => attributes.push((*canonical).to_owned()),
             None => problems.push(Problem::new(
                 p,
-                format!("unknown identity attribute {name:?} (expected one of {KNOWN:?})"),
+                format!(
+                    "unknown identity attribute {name:?} (expected CommonName, Subject, Email, URI or DNSName)"
+                ),
             )),
         }
     }
     if attributes.is_empty() {
         attributes.push("CommonName".to_owned());
     }
-    section.unsupported(
-        &[
-            "uriSanPattern",
-            "uriSanIndex",
-            "dnsSanIndex",
-            "emailSanIndex",
-        ],
-        problems,
+    let uri_san_pattern = fields::string(&mut section, "uriSanPattern", problems)
+        .filter(|p| !p.is_empty())
+        .filter(|p| match regex::Regex::new(p) {
+            Ok(re) if re.captures_len() >= 2 => true,
+            Ok(_) => {
+                problems.push(Problem::new(
+                    section.child("uriSanPattern"),
+                    "needs a capture group: its first group is the user name",
+                ));
+                false
+            }
+            Err(e) => {
+                problems.push(Problem::new(
+                    section.child("uriSanPattern"),
+                    format!("not a valid regular expression: {e}"),
+                ));
+                false
+            }
+        });
+    let mut index = |name: &str| {
+        fields::unsigned(&mut section, name, problems)
+            .and_then(|i| usize::try_from(i).ok())
+            .unwrap_or(0)
+    };
+    let (uri_san_index, dns_san_index, email_san_index) = (
+        index("uriSanIndex"),
+        index("dnsSanIndex"),
+        index("emailSanIndex"),
     );
     section.finish(problems);
     Some(MtlsConfig {
         identity_attributes: attributes,
+        uri_san_pattern,
+        uri_san_index,
+        dns_san_index,
+        email_san_index,
     })
 }
 

@@ -21,6 +21,7 @@
 //!   here; that is the server's job at start-up.
 
 mod auth;
+mod auth_oidc;
 mod duration;
 mod events;
 mod extensions;
@@ -45,6 +46,7 @@ pub use auth::{
     MAX_FAIL_DELAY, MetricsPolicy, MtlsConfig, Policy, RateLimitConfig, RepositoryPolicy,
     TokenConfig,
 };
+pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
 pub use duration::parse_duration;
 pub use events::{
     DEFAULT_HTTP_SINK_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_OUTBOX_EVENTS,

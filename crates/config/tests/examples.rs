@@ -27,11 +27,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-allextensions.json", Ok(())),
     ("config-azure.json", Err(&["storage.storageDriver"])),
     ("config-bearer-auth.json", Ok(())),
-    (
-        "config-bearer-oidc-workload.json",
-        // OIDC workload identity is not implemented; without it `cert` is required.
-        Err(&["http.auth.bearer.cert", "http.auth.bearer.oidc"]),
-    ),
+    ("config-bearer-oidc-workload.json", Ok(())),
     ("config-bench.json", Ok(())),
     // remoteCache: false is this build's behaviour.
     ("config-boltdb.json", Ok(())),
@@ -60,10 +56,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-metrics-authz.json", Ok(())),
     ("config-metrics.json", Ok(())),
     ("config-minimal.json", Ok(())),
-    (
-        "config-mtls-spiffe.json",
-        Err(&["http.auth.mtls.uriSanPattern"]),
-    ),
+    ("config-mtls-spiffe.json", Ok(())),
     ("config-mtls.json", Ok(())),
     ("config-multiple-cve.json", Ok(())),
     // Three sub-paths, each with a root of its own.

@@ -41,29 +41,26 @@ impl Pki {
 
     /// A certificate signed by the CA: `name.crt` / `name.key`.
     pub fn issue(&self, name: &str, cn: &str, server: bool) -> (PathBuf, PathBuf) {
+        let extensions = if server {
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
+        } else {
+            "extendedKeyUsage=clientAuth\n"
+        };
+        self.issue_with(name, &format!("/CN={cn}"), extensions)
+    }
+
+    /// A certificate with an openssl `-subj` and extension lines of the
+    /// caller's (SANs of every kind, for the mTLS identity tests).
+    pub fn issue_with(&self, name: &str, subject: &str, extensions: &str) -> (PathBuf, PathBuf) {
         let (key, csr, crt, ext) = (
             format!("{name}.key"),
             format!("{name}.csr"),
             format!("{name}.crt"),
             format!("{name}.ext"),
         );
-        let extensions = if server {
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-        } else {
-            "extendedKeyUsage=clientAuth\n"
-        };
         std::fs::write(self.dir.join(&ext), extensions).expect("write ext");
         self.openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &format!("/CN={cn}"),
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", subject,
         ]);
         self.openssl(&[
             "x509",
