@@ -192,7 +192,11 @@ mod tests {
     fn build_info_names_the_built_extensions_in_zots_order() {
         let info = build_info();
         assert_eq!(info.release_tag, concat!("v", env!("CARGO_PKG_VERSION")));
-        let mut expected = String::from("-search");
+        let mut expected = String::new();
+        if cfg!(feature = "sync") {
+            expected.push_str("-sync");
+        }
+        expected.push_str("-search");
         if cfg!(feature = "scrub") {
             expected.push_str("-scrub");
         }
