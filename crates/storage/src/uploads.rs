@@ -141,6 +141,11 @@ impl UploadSessions {
         }
     }
 
+    /// Sessions open (not closed) now, in all repositories.
+    pub fn open_total(&self) -> usize {
+        self.lock().open_total
+    }
+
     /// Forgets a closed session (its file is gone).
     pub fn remove(&self, id: &uuid::Uuid) {
         self.lock().sessions.remove(id);

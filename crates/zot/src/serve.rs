@@ -116,6 +116,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Box::new(move |kept, dropped| m.set_events_outbox(kept, dropped))
             as crate::events_ext::OutboxGauges
     });
+    let recorder = crate::metrics_ext::Recorder::new(metrics_endpoint.as_ref());
     if let Some(metrics) = metrics_endpoint {
         tracing::info!(path = %metrics.path, "metrics served");
         match std::sync::Arc::get_mut(&mut state) {
@@ -172,7 +173,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    crate::lifecycle::start(&cfg, &stores);
+    crate::lifecycle::start(&cfg, &stores, &recorder);
+    // Gauges no request feeds: uploads open, storage sizes (metrics_sampler.rs).
+    #[cfg(feature = "metrics")]
+    if let Some(metrics) = recorder.metrics() {
+        crate::metrics_sampler::start(metrics.clone(), &stores);
+    }
     // Delivery of the events outboxes (see events_ext.rs).
     #[cfg(feature = "events")]
     if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {
