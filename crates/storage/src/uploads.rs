@@ -180,3 +180,25 @@ impl UploadSessions {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_total_counts_sessions_until_closed() {
+        let table = UploadSessions::default();
+        let caps = Caps {
+            per_repo: 10,
+            total: 10,
+        };
+        let repo: RepoName = "a/b".parse().unwrap();
+        let one = table.open(uuid::Uuid::new_v4(), &repo, caps).unwrap();
+        table.open(uuid::Uuid::new_v4(), &repo, caps).unwrap();
+        assert_eq!(table.open_total(), 2);
+        let mut s = one.try_lock().unwrap();
+        table.close(&repo, &mut s);
+        table.close(&repo, &mut s);
+        assert_eq!(table.open_total(), 1);
+    }
+}
