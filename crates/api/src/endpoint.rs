@@ -25,6 +25,8 @@ pub enum Endpoint {
     UserPrefs,
     /// `/v2/_zot/ext/mgmt`: what the registry's login looks like.
     Mgmt,
+    /// `/v2/_zot/ext/sync`: the sync extension's status (ours).
+    SyncStatus,
 }
 
 /// The zot extension routes, by their path under `/v2/`. No repository can
@@ -33,6 +35,7 @@ const ZOT_EXTENSIONS: &[(&str, Endpoint, bool)] = &[
     ("_zot/ext/search", Endpoint::Search, true),
     ("_zot/ext/userprefs", Endpoint::UserPrefs, true),
     ("_zot/ext/mgmt", Endpoint::Mgmt, false),
+    ("_zot/ext/sync", Endpoint::SyncStatus, false),
 ];
 
 /// The zot extension endpoint `rest` (the path after `/v2/`) names: its

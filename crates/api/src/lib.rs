@@ -20,6 +20,8 @@ pub mod mgmt;
 pub mod mutations;
 mod panic_guard;
 mod security;
+#[cfg(feature = "sync")]
+pub mod sync_hook;
 mod token;
 mod zot_ext;
 
@@ -69,6 +71,9 @@ pub struct AppState {
     /// The metrics extension; `None` when it is off (nothing is recorded
     /// and its path is no route).
     pub metrics: Option<MetricsEndpoint>,
+    /// The sync extension (status, on-demand fetches); `None` when off.
+    #[cfg(feature = "sync")]
+    pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
 }
 
 /// The metrics extension as the API sees it: where it is served and what
@@ -125,6 +130,8 @@ impl AppState {
             #[cfg(feature = "search")]
             search: None,
             metrics: None,
+            #[cfg(feature = "sync")]
+            sync: None,
         }
     }
 }
@@ -360,6 +367,33 @@ async fn route(
                 .into_response())
         }
         (Endpoint::Tags(repo), Method::GET) => manifests::tags(reg, &repo, &req),
+        (Endpoint::SyncStatus, Method::GET) => sync_status(state),
+        #[cfg(feature = "sync")]
+        (Endpoint::Manifest(repo, r), Method::GET | Method::HEAD)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            if let Some(od) = &state.sync
+                && (matches!(r, zot_oci::Reference::Tag(_))
+                    || reg.manifest_record(&repo, &r).is_err())
+            {
+                let ns = http_util::query(&req, "ns");
+                od.manifest(&repo, &r, ns.as_deref()).await;
+            }
+            let send = (req.method() == Method::GET).then(|| connection::Download {
+                budget: &state.send_budget,
+                load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
+            });
+            manifests::get(reg, &repo, &r, send).await
+        }
+        #[cfg(feature = "sync")]
+        (Endpoint::Referrers(repo, d), Method::GET)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            if let Some(od) = &state.sync {
+                od.referrers(&repo, &d).await;
+            }
+            manifests::referrers(reg, &repo, &d, &req)
+        }
         (Endpoint::Manifest(repo, r), Method::GET) => {
             let send = connection::Download {
                 budget: &state.send_budget,
@@ -401,6 +435,17 @@ async fn route(
     }
 }
 
+/// `GET /v2/_zot/ext/sync`: the sync extension's status, or 404 when it
+/// is off (like any unknown path).
+fn sync_status(state: &AppState) -> ApiResult {
+    #[cfg(feature = "sync")]
+    if let Some(sync) = &state.sync {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], sync.status()).into_response());
+    }
+    let _ = state;
+    Err(ApiError::new(ErrorCode::NotFound))
+}
+
 /// The store holding the endpoint's repository (the default store for
 /// endpoints without one).
 fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
@@ -416,7 +461,8 @@ fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
         | Endpoint::Discover
         | Endpoint::Search
         | Endpoint::UserPrefs
-        | Endpoint::Mgmt => state.stores.default_store(),
+        | Endpoint::Mgmt
+        | Endpoint::SyncStatus => state.stores.default_store(),
     }
 }
 

@@ -97,7 +97,9 @@ fn need(endpoint: &Endpoint, req: &Request) -> Need {
         // zot's exception: anyone may read exactly `/v2/_zot/ext/mgmt`.
         (Endpoint::Mgmt, _) if zot_ext::is_public_mgmt(endpoint, req) => Need::Nothing,
         // The search extension filters its answers per repository itself.
-        (Endpoint::Search | Endpoint::UserPrefs | Endpoint::Mgmt, _) => Need::Caller,
+        (Endpoint::Search | Endpoint::UserPrefs | Endpoint::Mgmt | Endpoint::SyncStatus, _) => {
+            Need::Caller
+        }
         (Endpoint::Base | Endpoint::Discover, _) => Need::Login,
         (Endpoint::Catalog, _) => Need::Catalog,
         // `create`, or `update` for an existing tag: see `refine`.

@@ -11,7 +11,7 @@
 //!   `lint`, `mgmt`, `apikey` and `events` are not.
 //! - The rest of a section is kept verbatim in [`ExtensionConfig::raw`] for the
 //!   extension to read. The sections of extensions this codebase implements
-//!   (`scrub`, `lint`, `search`, `ui`, `metrics`, `events`) are validated here, every key by its
+//!   (`scrub`, `lint`, `search`, `ui`, `metrics`, `sync`, `events`) are validated here, every key by its
 //!   path, and read through [`ExtensionConfig::scrub`],
 //!   [`ExtensionConfig::lint`] and [`ExtensionConfig::search`]; the others
 //!   are not validated.
@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::fields;
 use crate::problem::Problem;
 use crate::search::{SearchConfig, read_search, read_ui};
+use crate::sync::{SyncConfig, read_sync};
 use crate::value::Section;
 
 /// Every extension name zot knows, with whether its mere presence enables it.
@@ -48,8 +49,9 @@ pub const KNOWN_EXTENSIONS: &[(&str, bool)] = &[
 /// [`crate::Config::from_file_with`].
 /// `ui` is accepted with `search` (this build serves no web UI; the API the
 /// UI uses is search's), and so is `mgmt`, which is on whenever search is.
-pub const AVAILABLE_EXTENSIONS: &[&str] =
-    &["scrub", "lint", "search", "ui", "mgmt", "metrics", "events"];
+pub const AVAILABLE_EXTENSIONS: &[&str] = &[
+    "scrub", "lint", "search", "ui", "mgmt", "metrics", "sync", "events",
+];
 
 /// zot's default `extensions.metrics.prometheus.path`.
 pub const DEFAULT_METRICS_PATH: &str = "/metrics";
@@ -117,6 +119,15 @@ impl ExtensionConfig {
 }
 
 impl ExtensionConfig {
+    /// The settings of an enabled `sync` section.
+    pub fn sync(&self) -> Option<SyncConfig> {
+        if !self.enabled || self.name != "sync" {
+            return None;
+        }
+        let mut problems = Vec::new();
+        Some(read_sync(&self.raw, &mut problems))
+    }
+
     /// The settings of an enabled `events` section with sinks.
     pub fn events(&self) -> Option<crate::events::EventsConfig> {
         if !self.enabled || self.name != "events" {
@@ -289,6 +300,9 @@ pub(crate) fn parse(
             }
             "metrics" => {
                 read_metrics(&raw, problems);
+            }
+            "sync" => {
+                read_sync(&raw, problems);
             }
             "events" => {
                 crate::events::read_events(&raw, problems);

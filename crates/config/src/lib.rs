@@ -33,6 +33,7 @@ mod retention;
 mod search;
 mod storage;
 pub mod storage_driver;
+mod sync;
 mod value;
 
 use std::path::Path;
@@ -64,6 +65,10 @@ pub use search::{
 };
 pub use storage::{DEFAULT_GC_DELAY, DEFAULT_GC_INTERVAL, StorageConfig, TimeWindow};
 pub use storage_driver::S3Config;
+pub use sync::{
+    ContentRule, DEFAULT_RESPONSE_HEADER_TIMEOUT, DEFAULT_SYNC_TIMEOUT, SyncConfig, SyncRegistry,
+    TagFilter,
+};
 
 use value::Section;
 
@@ -214,6 +219,19 @@ impl Config {
         let extensions =
             extensions::parse(top.get("extensions"), available_extensions, &mut problems);
         let scheduler = log::parse_scheduler(top.get("scheduler"), &mut problems);
+        if let (Some(storage), Some(sync)) = (
+            &storage,
+            extensions
+                .iter()
+                .find_map(extensions::ExtensionConfig::sync),
+        ) {
+            let remote = storage.storage_driver.is_some()
+                || storage
+                    .sub_paths
+                    .values()
+                    .any(|s| s.storage_driver.is_some());
+            sync::cross_check(&sync, !http.compat.is_empty(), remote, &mut problems);
+        }
         top.unsupported(UNSUPPORTED, &mut problems);
         top.finish(&mut problems);
         match storage {

@@ -219,15 +219,15 @@ fn yaml_specifics() {
     ));
     assert!(!config.extensions[0].enabled);
     // An empty extension section is present, so enabled by presence for
-    // search (and sync, which this build lacks).
+    // search (and trust, which this build lacks).
     let config = ok(yaml(
         "storage:\n  rootDirectory: /d\nextensions:\n  search:\n",
     ));
     assert!(config.extensions[0].enabled);
     let list = problems(yaml(
-        "storage:\n  rootDirectory: /d\nextensions:\n  sync:\n",
+        "storage:\n  rootDirectory: /d\nextensions:\n  trust:\n",
     ));
-    assert_eq!(list, ["extensions.sync: not available in this build"]);
+    assert_eq!(list, ["extensions.trust: not available in this build"]);
 }
 
 #[test]
@@ -361,11 +361,6 @@ fn extensions() {
         json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"foo": {}}}"#),
         "extensions.foo",
         "unknown extension",
-    );
-    one_problem(
-        json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"sync": {"enable": true}}}"#),
-        "extensions.sync",
-        "not available in this build",
     );
     one_problem(
         json(r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"trust": {}}}"#),
@@ -515,7 +510,7 @@ fn all_problems_are_collected() {
         r#"{"storage": {"gc": 1, "storageDriver": {}},
             "http": {"port": "x", "auth": {"apikey": true}, "tls": {"cert": "c"}},
             "log": {"level": "loud"},
-            "extensions": {"foo": {}, "sync": {}},
+            "extensions": {"foo": {}, "trust": {}},
             "bogus": true}"#,
     ));
     let mut paths: Vec<&str> = list
@@ -528,7 +523,7 @@ fn all_problems_are_collected() {
         [
             "bogus",
             "extensions.foo",
-            "extensions.sync",
+            "extensions.trust",
             "http.auth.apikey",
             "http.port",
             "http.tls.key",

@@ -38,6 +38,8 @@ pub const AVAILABLE: &[&str] = &[
     "mgmt",
     #[cfg(feature = "metrics")]
     "metrics",
+    #[cfg(feature = "sync")]
+    "sync",
     #[cfg(feature = "events")]
     "events",
 ];
@@ -257,14 +259,16 @@ fn workers(cfg: &Config) -> usize {
 }
 
 /// Starts the background tasks of every store; they share the
-/// `scheduler.numWorkers` permits, and report to `recorder`.
-pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) {
+/// `scheduler.numWorkers` permits, which are returned for the extensions'
+/// background tasks (sync); they report to `recorder`.
+pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) -> Arc<Semaphore> {
     let workers = workers(cfg);
     recorder.set_workers(workers);
     let permits = Arc::new(Semaphore::new(workers));
     for store in stores {
         start_store(cfg, store, &permits, recorder);
     }
+    permits
 }
 
 /// Starts the background tasks of one store, with its own settings.

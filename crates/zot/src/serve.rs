@@ -102,6 +102,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!("{note}");
     }
     let discover = crate::lifecycle::discover(&cfg);
+    let sync_stores = routing.clone();
+    let sync = crate::sync_ext::prepare(&cfg, &sync_stores)?;
     #[cfg(feature = "search")]
     let mut state = match crate::search_ext::extension(&cfg, &routing) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
@@ -121,6 +123,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         tracing::info!(path = %metrics.path, "metrics served");
         match std::sync::Arc::get_mut(&mut state) {
             Some(s) => s.metrics = Some(metrics),
+            None => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
+    #[cfg(feature = "sync")]
+    if let Some(hook) = sync.hook.clone() {
+        match std::sync::Arc::get_mut(&mut state) {
+            Some(s) => s.sync = Some(hook),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }
@@ -173,12 +182,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    crate::lifecycle::start(&cfg, &stores, &recorder);
+    let permits = crate::lifecycle::start(&cfg, &stores, &recorder);
     // Gauges no request feeds: uploads open, storage sizes (metrics_sampler.rs).
     #[cfg(feature = "metrics")]
     if let Some(metrics) = recorder.metrics() {
         crate::metrics_sampler::start(metrics.clone(), &stores);
     }
+    // Periodic sync of upstream registries, on the same permits.
+    crate::sync_ext::start(&sync, &sync_stores, &permits);
     // Delivery of the events outboxes (see events_ext.rs).
     #[cfg(feature = "events")]
     if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {

@@ -8,77 +8,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use common::fixtures;
-use common::tools::{skopeo_copy, skopeo_inspect, tool};
+use common::podman::Podman;
+use common::tools::{skopeo_copy, skopeo_inspect};
 use common::{OciLayout, Registry, run, run_stdout, skopeo};
-use tempfile::TempDir;
-
-/// A podman whose storage lives in its own temporary directory.
-struct Podman {
-    dir: TempDir,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        let dir = tempfile::Builder::new()
-            .prefix("zot-e2e-podman-")
-            .tempdir()
-            .expect("tempdir");
-        let root = dir.path().join("root");
-        let runroot = dir.path().join("run");
-        let storage_conf = format!(
-            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-            root.display(),
-            runroot.display()
-        );
-        std::fs::write(dir.path().join("storage.conf"), storage_conf).expect("write storage.conf");
-        // No unqualified-search registries: every reference here is fully
-        // qualified, and nothing may reach out to the network.
-        std::fs::write(
-            dir.path().join("registries.conf"),
-            "unqualified-search-registries = []\n",
-        )
-        .expect("write registries.conf");
-        Podman { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut cmd = tool("podman");
-        cmd.env("CONTAINERS_STORAGE_CONF", self.path("storage.conf"))
-            .env("CONTAINERS_REGISTRIES_CONF", self.path("registries.conf"))
-            .arg("--root")
-            .arg(self.path("root"))
-            .arg("--runroot")
-            .arg(self.path("run"))
-            .arg("--tmpdir")
-            .arg(self.path("tmp"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ]);
-        cmd
-    }
-
-    fn image_digest(&self, reference: &str) -> String {
-        run_stdout(
-            self.cmd()
-                .args(["image", "inspect", "--format", "{{.Digest}}", reference]),
-        )
-        .trim()
-        .to_owned()
-    }
-}
 
 /// The OCI architecture name of the machine the tests run on.
 fn host_arch() -> &'static str {

@@ -21,6 +21,7 @@
 pub mod docker;
 pub mod fixtures;
 pub mod http;
+pub mod podman;
 pub mod registry;
 pub mod tools;
 

@@ -1,0 +1,69 @@
+//! The sync extension: mirroring upstream registries into this registry's
+//! storage, periodically (`pollInterval`) by zot's content rules.
+//!
+//! Invariants:
+//! - Everything is written through the storage `Registry` API (uploads
+//!   completed with their digest, manifests put after what they
+//!   reference), so the metadata store, search records and dedupe stay in
+//!   step exactly as for a client's push; nothing whose digest does not
+//!   match is ever stored ([`copy`]).
+//! - Present content is skipped by digest: a tag already naming the
+//!   upstream digest is not copied again, nor a blob or manifest already in
+//!   the local repository.
+//! - One run of an upstream ([`Upstream::sync_once`]) takes its catalog,
+//!   then each repository matched by `content` on its own: a failing
+//!   repository is logged and counted, and the others go on. Each
+//!   repository holds one of the scheduler's permits while it syncs.
+//! - On demand ([`OnDemandSync`]), a manifest or referrers request for a
+//!   name an `onDemand` upstream maps is fetched from there first.
+//! - Docker schema2 images are converted to OCI on the way in unless
+//!   `preserveDigest` ([`convert`]); the skip rule compares the converted
+//!   digest.
+//! - Signatures and other referrers follow their subjects (the referrers
+//!   API, or the tag schema, and legacy cosign `sha256-<hex>.sig/.sbom/.att`
+//!   tags); with `onlySigned`, an unsigned image is skipped.
+
+pub mod content;
+pub mod convert;
+pub mod copy;
+mod on_demand;
+pub mod platforms;
+pub mod self_urls;
+mod status;
+mod upstream;
+
+pub use on_demand::OnDemandSync;
+pub use status::SyncStatus;
+
+pub use upstream::{RunReport, Upstream, client_options};
+pub use zot_client::{ClientError, CredentialsFile};
+
+/// What stopped a repository or an image.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Client(#[from] zot_client::ClientError),
+    #[error(transparent)]
+    Storage(#[from] zot_storage::StorageError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the image is not signed (onlySigned)")]
+    NotSigned,
+}
+
+impl SyncError {
+    /// Errors that skip one image and let its repository go on (zot's
+    /// list: not signed, unauthorized, unsupported media type, manifest or
+    /// repository not found).
+    pub fn skips_image(&self) -> bool {
+        match self {
+            SyncError::NotSigned | SyncError::Invalid(_) => true,
+            SyncError::Client(e) => matches!(
+                e,
+                zot_client::ClientError::NotFound { .. }
+                    | zot_client::ClientError::Unauthorized { .. }
+            ),
+            SyncError::Storage(e) => matches!(e, zot_storage::StorageError::ManifestInvalid(_)),
+        }
+    }
+}
