@@ -1,7 +1,8 @@
 //! The registry's Prometheus metrics: zot's names, types and labels
 //! (`zot_http_requests_total`, `zot_http_method_latency_seconds`,
 //! `zot_http_repo_latency_seconds`, `zot_repo_downloads_total`,
-//! `zot_repo_uploads_total`, `zot_info`), ours (repository label use) and
+//! `zot_repo_uploads_total`, `zot_repo_storage_bytes`, `zot_info`, the
+//! scheduler's and GC's, see [`Background`]), ours (repository label use) and
 //! process metrics, rendered in the Prometheus text exposition format.
 //!
 //! Invariants:
@@ -20,6 +21,7 @@
 //!   rendered; a scrape may see a request in a count but not yet in a sum
 //!   (the usual tolerance of lock-free metrics).
 
+mod background;
 mod process;
 pub mod render;
 mod repos;
@@ -28,6 +30,7 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
 use repos::{RepoSlot, RepoTable};
 
 /// How many repositories get labels when the config does not say.
@@ -52,33 +55,43 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
-    fn observe(&self, nanos: u64) {
+    pub(crate) fn observe(&self, nanos: u64) {
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 }
 
-/// A histogram over [`METHOD_LATENCY_BUCKETS`] (plus `+Inf`).
-#[derive(Debug, Default)]
+/// A histogram over `bounds` (plus `+Inf`).
+#[derive(Debug)]
 pub(crate) struct Histogram {
+    pub(crate) bounds: &'static [f64],
     /// Observations falling in each bucket alone (the last is `+Inf`).
-    pub(crate) buckets: [AtomicU64; METHOD_LATENCY_BUCKETS.len() + 1],
+    pub(crate) buckets: Box<[AtomicU64]>,
     pub(crate) sum: Summary,
 }
 
 impl Histogram {
-    fn observe(&self, elapsed: Duration) {
+    pub(crate) fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum: Summary::default(),
+        }
+    }
+
+    pub(crate) fn observe(&self, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
-        let i = METHOD_LATENCY_BUCKETS
+        let i = self
+            .bounds
             .iter()
             .position(|le| secs <= *le)
-            .unwrap_or(METHOD_LATENCY_BUCKETS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.sum.observe(nanos(elapsed));
     }
 }
 
-fn nanos(d: Duration) -> u64 {
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
@@ -138,6 +151,7 @@ pub struct Metrics {
     /// The events outboxes: events kept, events dropped at the bound
     /// (`u64::MAX` in the first: events off, not rendered).
     events_outbox: [AtomicU64; 2],
+    background: Background,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -149,11 +163,12 @@ impl Metrics {
             requests: (0..METHODS.len() * CODES)
                 .map(|_| AtomicU64::new(0))
                 .collect(),
-            method_latency: Default::default(),
+            method_latency: std::array::from_fn(|_| Histogram::new(&METHOD_LATENCY_BUCKETS)),
             unlabelled_latency: Summary::default(),
             repos: RepoTable::new(max_repositories),
             dropped_repo_labels: AtomicU64::new(0),
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
+            background: Background::default(),
             info,
             started: SystemTime::now(),
         }
@@ -164,6 +179,25 @@ impl Metrics {
     pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
         self.events_outbox[0].store(kept, Ordering::Relaxed);
         self.events_outbox[1].store(dropped, Ordering::Relaxed);
+    }
+
+    /// The metrics of background work (scheduler, GC, scrub, samplers).
+    pub fn background(&self) -> &Background {
+        &self.background
+    }
+
+    /// The storage `repo` uses now, as a background task measured it.
+    /// Taking the repository's label like a successful request; `false`
+    /// when the label cap left it without one.
+    pub fn set_repo_storage_bytes(&self, repo: &str, bytes: u64) -> bool {
+        match self.repos.find_or_insert(repo) {
+            Some(slot) => {
+                slot.storage_bytes
+                    .store(bytes.min(u64::MAX - 1), Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Starts timing a request for `path` (what the hot path calls: no
@@ -299,7 +333,7 @@ mod tests {
 
     #[test]
     fn latency_lands_in_its_bucket() {
-        let h = Histogram::default();
+        let h = Histogram::new(&METHOD_LATENCY_BUCKETS);
         h.observe(Duration::from_millis(10));
         h.observe(Duration::from_secs(2));
         h.observe(Duration::from_secs(7200));
@@ -339,6 +373,20 @@ mod tests {
         assert!(m.repos.find("c").is_none());
         assert_eq!(m.dropped_repo_labels.load(Ordering::Relaxed), 1);
         assert_eq!(m.unlabelled_latency.count.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn repo_storage_bytes_share_the_label_cap() {
+        let m = Metrics::new(BuildInfo::default(), 1);
+        assert!(m.set_repo_storage_bytes("a", 10));
+        assert!(m.set_repo_storage_bytes("a", 12));
+        assert!(!m.set_repo_storage_bytes("b", 5));
+        let text = m.render();
+        assert!(
+            text.contains("\nzot_repo_storage_bytes{repo=\"a\"} 12\n"),
+            "{text}"
+        );
+        assert!(!text.contains("repo=\"b\""), "{text}");
     }
 
     #[test]

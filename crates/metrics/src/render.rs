@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
-use crate::{CODES, METHOD_LATENCY_BUCKETS, METHODS, Metrics, Summary};
+use crate::{CODES, Histogram, METHODS, Metrics, Summary};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -15,7 +15,7 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-fn load(a: &AtomicU64) -> u64 {
+pub(crate) fn load(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
@@ -24,7 +24,7 @@ fn secs(nanos: u64) -> f64 {
 }
 
 /// A label value, escaped as the format wants (`\\`, `\"`, `\n`).
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -39,7 +39,7 @@ fn escape(value: &str) -> String {
 
 /// `# HELP` and `# TYPE` of a family; in OpenMetrics a counter family is
 /// named without its samples' `_total`.
-fn header(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
     let name = match (om, kind) {
         (true, "counter") => name.strip_suffix("_total").unwrap_or(name),
         _ => name,
@@ -48,9 +48,14 @@ fn header(out: &mut String, om: bool, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn summary(out: &mut String, name: &str, labels: &str, s: &Summary) {
-    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", secs(load(&s.sum_nanos)));
-    let _ = writeln!(out, "{name}_count{{{labels}}} {}", load(&s.count));
+pub(crate) fn summary(out: &mut String, name: &str, labels: &str, s: &Summary) {
+    let labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{labels} {}", secs(load(&s.sum_nanos)));
+    let _ = writeln!(out, "{name}_count{labels} {}", load(&s.count));
 }
 
 /// A bucket bound: as Go's text format writes it (`1`), or canonical for
@@ -61,6 +66,25 @@ fn bound(le: f64, om: bool) -> String {
     } else {
         format!("{le}")
     }
+}
+
+/// The samples of one histogram series (`labels` without braces).
+pub(crate) fn histogram(out: &mut String, om: bool, name: &str, labels: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (le, b) in h.bounds.iter().zip(h.buckets.iter()) {
+        cumulative += load(b);
+        let le = bound(*le, om);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    cumulative += load(&h.buckets[h.bounds.len()]);
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
+    // The count is the +Inf bucket's, so the two always agree.
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{labels}}} {}",
+        secs(load(&h.sum.sum_nanos))
+    );
+    let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
 }
 
 /// `om`: OpenMetrics 1.0 (counter families without `_total`, canonical
@@ -95,30 +119,9 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
         "Latency of HTTP requests by method",
     );
     for (method, h) in METHODS.iter().zip(&m.method_latency) {
-        if load(&h.sum.count) == 0 {
-            continue;
+        if load(&h.sum.count) > 0 {
+            histogram(&mut out, om, name, &format!("method=\"{method}\""), h);
         }
-        let mut cumulative = 0;
-        for (le, b) in METHOD_LATENCY_BUCKETS.iter().zip(&h.buckets) {
-            cumulative += load(b);
-            let le = bound(*le, om);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{method=\"{method}\",le=\"{le}\"}} {cumulative}"
-            );
-        }
-        cumulative += load(&h.buckets[METHOD_LATENCY_BUCKETS.len()]);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{method=\"{method}\",le=\"+Inf\"}} {cumulative}"
-        );
-        // The count is the +Inf bucket's, so the two always agree.
-        let _ = writeln!(
-            out,
-            "{name}_sum{{method=\"{method}\"}} {}",
-            secs(load(&h.sum.sum_nanos))
-        );
-        let _ = writeln!(out, "{name}_count{{method=\"{method}\"}} {cumulative}");
     }
 
     let name = "zot_http_repo_latency_seconds";
@@ -157,6 +160,15 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
             if n > 0 {
                 let _ = writeln!(out, "{name}{{repo=\"{}\"}} {n}", escape(&slot.name));
             }
+        }
+    }
+
+    let name = "zot_repo_storage_bytes";
+    header(&mut out, om, name, "gauge", "Storage used per repository");
+    for slot in m.repos.iter() {
+        let n = load(&slot.storage_bytes);
+        if n != u64::MAX {
+            let _ = writeln!(out, "{name}{{repo=\"{}\"}} {n}", escape(&slot.name));
         }
     }
 
@@ -225,6 +237,7 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
         );
         let _ = writeln!(out, "{name} {}", load(&m.events_outbox[1]));
     }
+    m.background.render(&mut out, om);
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

@@ -27,6 +27,8 @@ pub(crate) struct RepoSlot {
     pub(crate) downloads: AtomicU64,
     /// `zot_repo_uploads_total{repo}`.
     pub(crate) uploads: AtomicU64,
+    /// `zot_repo_storage_bytes{repo}`; `u64::MAX` until measured.
+    pub(crate) storage_bytes: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,7 @@ impl RepoTable {
                     latency: Summary::default(),
                     downloads: AtomicU64::new(0),
                     uploads: AtomicU64::new(0),
+                    storage_bytes: AtomicU64::new(u64::MAX),
                 }
             });
             if !ours {

@@ -211,6 +211,12 @@ impl Registry {
             .contains(repo)
     }
 
+    /// Upload sessions open now (for metrics; takes the sessions' table
+    /// lock briefly).
+    pub fn open_uploads(&self) -> usize {
+        self.uploads.open_total()
+    }
+
     /// Repositories whose lock is in use (idle ones are pruned).
     pub fn locked_repositories(&self) -> usize {
         self.repo_locks.len()

@@ -141,6 +141,11 @@ impl UploadSessions {
         }
     }
 
+    /// Sessions open (not closed) now, in all repositories.
+    pub fn open_total(&self) -> usize {
+        self.lock().open_total
+    }
+
     /// Forgets a closed session (its file is gone).
     pub fn remove(&self, id: &uuid::Uuid) {
         self.lock().sessions.remove(id);
@@ -173,5 +178,27 @@ impl UploadSessions {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_total_counts_sessions_until_closed() {
+        let table = UploadSessions::default();
+        let caps = Caps {
+            per_repo: 10,
+            total: 10,
+        };
+        let repo: RepoName = "a/b".parse().unwrap();
+        let one = table.open(uuid::Uuid::new_v4(), &repo, caps).unwrap();
+        table.open(uuid::Uuid::new_v4(), &repo, caps).unwrap();
+        assert_eq!(table.open_total(), 2);
+        let mut s = one.try_lock().unwrap();
+        table.close(&repo, &mut s);
+        table.close(&repo, &mut s);
+        assert_eq!(table.open_total(), 1);
     }
 }

@@ -21,6 +21,8 @@ use zot_config::{Config, StorageConfig};
 use zot_storage::retention::{KeepTags, Retention, RetentionPolicy};
 use zot_storage::{GcOptions, Registry};
 
+use crate::metrics_ext::{Recorder, TaskKind};
+
 /// The extensions compiled into this binary.
 pub const AVAILABLE: &[&str] = &[
     #[cfg(feature = "scrub")]
@@ -258,36 +260,46 @@ fn workers(cfg: &Config) -> usize {
 
 /// Starts the background tasks of every store; they share the
 /// `scheduler.numWorkers` permits, which are returned for the extensions'
-/// background tasks (sync).
-pub fn start(cfg: &Config, stores: &[Store]) -> Arc<Semaphore> {
-    let permits = Arc::new(Semaphore::new(workers(cfg)));
+/// background tasks (sync); they report to `recorder`.
+pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) -> Arc<Semaphore> {
+    let workers = workers(cfg);
+    recorder.set_workers(workers);
+    let permits = Arc::new(Semaphore::new(workers));
     for store in stores {
-        start_store(cfg, store, &permits);
+        start_store(cfg, store, &permits, recorder);
     }
     permits
 }
 
 /// Starts the background tasks of one store, with its own settings.
-fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
+fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: &Recorder) {
     let registry = store.registry.clone();
     let settings = &store.settings;
     let name: Arc<str> = Arc::from(store.name.as_str());
 
     let reg = registry.clone();
     let p = permits.clone();
+    let rec = recorder.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPLOAD_SWEEP);
         for round in 0u64.. {
             tick.tick().await;
+            rec.queued();
             let Ok(_permit) = p.acquire().await else {
                 return;
             };
+            rec.started();
+            let started = std::time::Instant::now();
             // Sessions in memory every minute; stray files on disk hourly.
             match reg.expire_uploads(round % 60 == 0).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "expired abandoned upload sessions"),
+                Ok(n) => {
+                    rec.uploads_expired(n);
+                    tracing::info!(removed = n, "expired abandoned upload sessions")
+                }
                 Err(e) => tracing::warn!(error = %e, "expiring upload sessions"),
             }
+            rec.finished(TaskKind::UploadExpiry, started.elapsed());
         }
     });
 
@@ -310,29 +322,44 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
         let reg = registry.clone();
         let p = permits.clone();
         let store = name.clone();
+        let rec = recorder.clone();
         // A run due outside gcTimeWindow waits for it to open (schedule.rs).
         tokio::spawn(schedule::run(
             &schedule::SystemClock,
             period,
             window,
             move || {
-                let (reg, p, options, store) =
-                    (reg.clone(), p.clone(), options.clone(), store.clone());
+                let (reg, p, options, store, rec) = (
+                    reg.clone(),
+                    p.clone(),
+                    options.clone(),
+                    store.clone(),
+                    rec.clone(),
+                );
                 async move {
                     let started = std::time::Instant::now();
-                    let repos = for_each_repo(&reg, &p, "gc", move |reg, repo| {
+                    let reports = for_each_repo(&reg, &p, &rec, TaskKind::Gc, move |reg, repo| {
                         let options = options.clone();
                         async move {
                             match reg.gc_repo(&repo, &options).await {
-                                Ok(r) if r == zot_storage::GcReport::default() => {}
-                                Ok(r) => tracing::info!(%repo, report = ?r, "gc: done"),
+                                Ok(r) if r == zot_storage::GcReport::default() => Some(r),
+                                Ok(r) => {
+                                    tracing::info!(%repo, report = ?r, "gc: done");
+                                    Some(r)
+                                }
                                 Err(e) => {
-                                    tracing::warn!(%repo, error = %e, "gc: repository skipped")
+                                    tracing::warn!(%repo, error = %e, "gc: repository skipped");
+                                    None
                                 }
                             }
                         }
                     })
                     .await;
+                    let mut total = zot_storage::GcReport::default();
+                    reports.iter().flatten().for_each(|r| total.add(r));
+                    let error = reports.iter().any(Option::is_none);
+                    rec.gc_round(&total, error, started.elapsed());
+                    let repos = reports.len();
                     tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
                     std::ops::ControlFlow::Continue(())
                 }
@@ -348,11 +375,12 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
         let reg = registry.clone();
         let p = permits.clone();
         let store = name.clone();
+        let rec = recorder.clone();
         periodic(scrub.interval, move || {
-            let (reg, p, store) = (reg.clone(), p.clone(), store.clone());
+            let (reg, p, store, rec) = (reg.clone(), p.clone(), store.clone(), rec.clone());
             async move {
                 let started = std::time::Instant::now();
-                let repos = for_each_repo(&reg, &p, "scrub", |reg, repo| async move {
+                let reports = for_each_repo(&reg, &p, &rec, TaskKind::Scrub, |reg, repo| async move {
                     let r = reg.scrub_repo(&repo).await;
                     if r.problems.is_empty() {
                         tracing::info!(%repo, blobs = r.blobs_checked, "scrub: no problem")
@@ -360,8 +388,12 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>) {
                         // Each problem was logged with its reference and blob.
                         tracing::error!(%repo, problems = r.problems.len(), "scrub: problems found")
                     }
+                    (r.blobs_checked, r.manifests_checked, r.problems.len())
                 })
                 .await;
+                let sum = |f: fn(&(usize, usize, usize)) -> usize| reports.iter().map(f).sum();
+                rec.scrub_round(sum(|r| r.0), sum(|r| r.1), sum(|r| r.2));
+                let repos = reports.len();
                 tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "scrub: round finished");
             }
         });
@@ -385,37 +417,51 @@ where
 }
 
 /// Runs `task` on every repository, at most as many at once as there are
-/// permits, and waits for all; returns how many repositories there were.
-async fn for_each_repo<F, Fut>(
+/// permits, and waits for all; returns each repository's result (in no
+/// particular order). Each task is timed as one of `kind`, and counted in
+/// the scheduler's queue while it waits for a permit.
+async fn for_each_repo<F, Fut, T>(
     reg: &Arc<Registry>,
     permits: &Arc<Semaphore>,
-    what: &str,
+    recorder: &Recorder,
+    kind: TaskKind,
     task: F,
-) -> usize
+) -> Vec<T>
 where
     F: Fn(Arc<Registry>, zot_oci::RepoName) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
     let repos = match reg.repositories().await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, "{what}: listing repositories");
-            return 0;
+            tracing::warn!(error = %e, ?kind, "listing repositories");
+            return Vec::new();
         }
     };
-    let count = repos.len();
     let mut running = tokio::task::JoinSet::new();
     for repo in repos {
+        recorder.queued();
         let Ok(permit) = permits.clone().acquire_owned().await else {
-            return count;
+            break;
         };
+        recorder.started();
         let fut = task(reg.clone(), repo);
+        let rec = recorder.clone();
         running.spawn(async move {
-            fut.await;
+            let started = std::time::Instant::now();
+            let out = fut.await;
+            rec.finished(kind, started.elapsed());
             drop(permit);
+            out
         });
         tokio::task::yield_now().await;
     }
-    while running.join_next().await.is_some() {}
-    count
+    let mut out = Vec::new();
+    while let Some(r) = running.join_next().await {
+        if let Ok(r) = r {
+            out.push(r);
+        }
+    }
+    out
 }

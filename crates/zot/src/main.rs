@@ -6,6 +6,8 @@ mod events_ext;
 mod lifecycle;
 mod listener;
 mod metrics_ext;
+#[cfg(feature = "metrics")]
+mod metrics_sampler;
 mod scrub_cmd;
 mod search_ext;
 mod serve;

@@ -118,6 +118,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         Box::new(move |kept, dropped| m.set_events_outbox(kept, dropped))
             as crate::events_ext::OutboxGauges
     });
+    let recorder = crate::metrics_ext::Recorder::new(metrics_endpoint.as_ref());
     if let Some(metrics) = metrics_endpoint {
         tracing::info!(path = %metrics.path, "metrics served");
         match std::sync::Arc::get_mut(&mut state) {
@@ -181,7 +182,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    let permits = crate::lifecycle::start(&cfg, &stores);
+    let permits = crate::lifecycle::start(&cfg, &stores, &recorder);
+    // Gauges no request feeds: uploads open, storage sizes (metrics_sampler.rs).
+    #[cfg(feature = "metrics")]
+    if let Some(metrics) = recorder.metrics() {
+        crate::metrics_sampler::start(metrics.clone(), &stores);
+    }
     // Periodic sync of upstream registries, on the same permits.
     crate::sync_ext::start(&sync, &sync_stores, &permits);
     // Delivery of the events outboxes (see events_ext.rs).

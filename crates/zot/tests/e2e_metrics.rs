@@ -306,3 +306,174 @@ fn scrapes_during_load_parse_and_never_go_backwards() {
     );
     assert_eq!(downloads, Some(200.0));
 }
+
+/// The bytes of the regular files under `dir`, as the registry measures a
+/// repository.
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let t = entry.file_type().expect("file type");
+        if t.is_dir() {
+            total += disk_usage(&entry.path());
+        } else if t.is_file() {
+            total += entry.metadata().expect("metadata").len();
+        }
+    }
+    total
+}
+
+#[test]
+fn background_work_and_storage_are_measured() {
+    let registry = Registry::start_with(
+        Config::default()
+            .with_gc(true)
+            .with_storage("gcDelay", json!("1s"))
+            .with_storage("gcInterval", json!("1s"))
+            .with_extensions(json!({
+                "metrics": {"prometheus": {"path": "/metrics"}},
+                "scrub": {"enable": true, "interval": "1s"},
+            })),
+    );
+    let client = registry.client();
+    let keep = small_image("bg-keep");
+    keep.push(&client, "bg/app", "v1");
+    let gone = small_image("bg-gone");
+    gone.push(&client, "bg/app", "v2");
+    client
+        .request("POST", "/v2/bg/app/blobs/uploads/", &[], None)
+        .expect_status(202, "an upload left open");
+    client
+        .request(
+            "DELETE",
+            &format!("/v2/bg/app/manifests/{}", gone.manifest.digest),
+            &[],
+            None,
+        )
+        .expect_status(202, "delete v2");
+    let repo_dir = registry.root().join("bg/app");
+    let gone_layer = repo_dir
+        .join("blobs/sha256")
+        .join(gone.layers[0].digest.trim_start_matches("sha256:"));
+    let value = |f: &Value, family: &str, name: &str, labels: Value| {
+        sample(f, family, name, labels).unwrap_or(-1.0)
+    };
+    let start = std::time::Instant::now();
+    let f = loop {
+        let f = parse(&client.get("/metrics").text());
+        let gc_blobs = value(
+            &f,
+            "zot_gc_deleted",
+            "zot_gc_deleted_total",
+            json!({"type": "blob"}),
+        );
+        let scrubs = value(&f, "zot_scrub_runs", "zot_scrub_runs_total", json!({}));
+        let stored = value(
+            &f,
+            "zot_repo_storage_bytes",
+            "zot_repo_storage_bytes",
+            json!({"repo": "bg/app"}),
+        );
+        if gc_blobs >= 2.0
+            && scrubs >= 1.0
+            && !gone_layer.exists()
+            && stored == disk_usage(&repo_dir) as f64
+        {
+            break f;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "GC, scrub and the sampler not seen within a minute: gc blobs {gc_blobs}, scrubs {scrubs}, stored {stored} (disk {}); output:\n{}",
+            disk_usage(&repo_dir),
+            registry.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let kept: u64 = [&keep.manifest, &keep.config]
+        .into_iter()
+        .chain(&keep.layers)
+        .map(|b| b.bytes.len() as u64)
+        .sum();
+    let stored = value(
+        &f,
+        "zot_repo_storage_bytes",
+        "zot_repo_storage_bytes",
+        json!({"repo": "bg/app"}),
+    );
+    assert!(stored >= kept as f64, "{stored} < {kept}");
+    assert_eq!(f["zot_repo_storage_bytes"]["type"], "gauge");
+
+    let workers = value(
+        &f,
+        "zot_scheduler_workers_total",
+        "zot_scheduler_workers_total",
+        json!({}),
+    );
+    assert!(workers >= 1.0, "{}", f["zot_scheduler_workers_total"]);
+    let tasks = "zot_scheduler_workers_tasks_duration_seconds";
+    assert_eq!(f[tasks]["type"], "histogram");
+    for kind in ["gc", "scrub"] {
+        let n = value(&f, tasks, &format!("{tasks}_count"), json!({"name": kind}));
+        assert!(n >= 1.0, "{kind} tasks: {}", f[tasks]);
+    }
+    let runs = value(
+        &f,
+        "zot_gc_runs",
+        "zot_gc_runs_total",
+        json!({"error": "false"}),
+    );
+    assert!(runs >= 1.0, "{}", f["zot_gc_runs"]);
+    assert_eq!(f["zot_gc_duration_seconds"]["type"], "summary");
+    assert_eq!(
+        value(&f, "zot_gc_problems", "zot_gc_problems_total", json!({})),
+        0.0
+    );
+    let checked = value(
+        &f,
+        "zot_scrub_blobs_checked",
+        "zot_scrub_blobs_checked_total",
+        json!({}),
+    );
+    assert!(checked >= 2.0, "{}", f["zot_scrub_blobs_checked"]);
+    assert_eq!(
+        value(
+            &f,
+            "zot_scrub_problems",
+            "zot_scrub_problems_total",
+            json!({})
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &f,
+            "zot_upload_sessions_open",
+            "zot_upload_sessions_open",
+            json!({})
+        ),
+        1.0
+    );
+    let meta = value(
+        &f,
+        "zot_meta_store_bytes",
+        "zot_meta_store_bytes",
+        json!({"store": "default"}),
+    );
+    let on_disk = std::fs::metadata(registry.root().join("_zot/meta.redb"))
+        .expect("meta.redb")
+        .len();
+    assert!(
+        meta > 0.0 && meta <= on_disk as f64 * 4.0,
+        "{meta} vs {on_disk}"
+    );
+
+    // The same families pass the strict OpenMetrics parser.
+    let om = client.request(
+        "GET",
+        "/metrics",
+        &[("accept", "application/openmetrics-text; version=1.0.0")],
+        None,
+    );
+    let o = parse_as(&om.text(), true);
+    assert_eq!(o[tasks]["type"], "histogram");
+    assert_eq!(o["zot_gc_deleted"]["type"], "counter");
+}
