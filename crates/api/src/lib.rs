@@ -74,6 +74,10 @@ pub struct AppState {
     /// The sync extension (status, on-demand fetches); `None` when off.
     #[cfg(feature = "sync")]
     pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
+    /// Whether any store keeps events (`extensions.events`, fixed when the
+    /// stores open): only then do mutating requests carry their origin.
+    #[cfg(feature = "events")]
+    events: bool,
 }
 
 /// The metrics extension as the API sees it: where it is served and what
@@ -121,6 +125,11 @@ impl AppState {
         security: zot_auth::Security,
     ) -> AppState {
         AppState {
+            #[cfg(feature = "events")]
+            events: stores
+                .distinct()
+                .iter()
+                .any(|r| r.outbox().events_enabled()),
             stores,
             extensions,
             ready: AtomicBool::new(true),
@@ -263,7 +272,11 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
         Ok(caller) => {
             #[cfg(feature = "events")]
             let routed = {
-                let origin = events_origin(&caller, &req);
+                let origin = if state.events {
+                    events_origin(&caller, &req)
+                } else {
+                    None
+                };
                 let work = AssertUnwindSafe(route(state, endpoint, req, &caller)).catch_unwind();
                 match origin {
                     Some(origin) => zot_storage::events::with_origin(origin, work).await,
