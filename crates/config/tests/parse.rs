@@ -288,10 +288,6 @@ fn unsupported_keys_name_their_path() {
             r#"{"storage": {"rootDirectory": "/d"}, "http": {"allowOrigin": "x"}}"#,
             "http.allowOrigin",
         ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "cluster": {}}"#,
-            "cluster",
-        ),
     ] {
         one_problem(json(text), path, "not supported by this build");
     }
