@@ -1,0 +1,405 @@
+//! Cluster mode with three real `zot` processes on loopback, one storage
+//! root each, the same `cluster` section: every repository is stored by its
+//! owner only (SipHash-2-4 of the name, as the Go zot), whichever member a
+//! client talks to; catalog and GraphQL search are merged across members;
+//! a member down makes them partial (200 with a marker) and its
+//! repositories a 502; a forwarded request that would be forwarded again is
+//! refused; credentials are checked before anything is forwarded.
+
+mod auth_common;
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use auth_common::{basic, write_htpasswd};
+use common::fixtures::{Image, image, noise};
+use common::{Client, Config, Registry, sha256_digest};
+
+const HASH_KEY: &str = "loremipsumdolors";
+const HOP: &str = "X-Zot-Cluster-Hop-Count";
+const PARTIAL: &str = "x-zot-cluster-partial";
+
+/// Repositories and the index of their owner among three members, as
+/// dchest/siphash's Go code computes them with [`HASH_KEY`] (the same table
+/// as the unit test of `zot_api::cluster::ring`).
+const REPOS: &[(&str, usize)] = &[
+    ("project/app-0", 1),
+    ("project/app-1", 2),
+    ("project/app-2", 0),
+    ("project/app-3", 2),
+    ("project/app-4", 0),
+    ("project/app-5", 2),
+];
+
+fn free_ports(n: usize) -> Vec<u16> {
+    // Held together so that the OS hands out distinct ports.
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("address").port())
+        .collect()
+}
+
+/// Three members; `http` holds more keys of each one's `http` section.
+fn start_cluster(http: &[(&str, Value)]) -> Vec<Registry> {
+    let ports = free_ports(3);
+    let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    ports
+        .iter()
+        .map(|port| {
+            let mut config = Config::default()
+                .with_http("port", json!(port.to_string()))
+                .with_section(
+                    "cluster",
+                    json!({ "members": members, "hashKey": HASH_KEY }),
+                )
+                .with_extensions(json!({ "search": { "enable": true } }));
+            for (key, value) in http {
+                config = config.with_http(key, value.clone());
+            }
+            Registry::start_with(config)
+        })
+        .collect()
+}
+
+fn small(seed: &str) -> Image {
+    image(
+        ("linux", "amd64"),
+        &[vec![("seed.txt", noise(seed, 4096))]],
+        false,
+    )
+}
+
+fn stored(root: &Path, repo: &str) -> bool {
+    root.join(repo).join("index.json").exists()
+}
+
+fn catalog_pages(client: &Client, n: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut next = format!("/v2/_catalog?n={n}");
+    loop {
+        let r = client.get(&next);
+        r.expect_status(200, "catalog page");
+        assert_eq!(r.header(PARTIAL), None, "nobody is down: {r}");
+        let page = r.json()["repositories"].clone();
+        names.extend(
+            page.as_array()
+                .expect("repositories")
+                .iter()
+                .map(|v| v.as_str().expect("name").to_owned()),
+        );
+        match r.header("link") {
+            Some(link) => {
+                next = link
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .expect("link target")
+                    .to_owned()
+            }
+            None => return names,
+        }
+    }
+}
+
+fn global_search(client: &Client, query: &str) -> common::Response {
+    let body = json!({
+        "query": format!("{{ GlobalSearch(query: \"{query}\") {{ Page {{ TotalCount ItemCount }} Repos {{ Name }} }} }}")
+    });
+    client.request(
+        "POST",
+        "/v2/_zot/ext/search",
+        &[("content-type", "application/json")],
+        Some(&serde_json::to_vec(&body).expect("JSON")),
+    )
+}
+
+fn repo_names(answer: &Value) -> Vec<String> {
+    let mut names: Vec<String> = answer["data"]["GlobalSearch"]["Repos"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Repos in {answer}"))
+        .iter()
+        .map(|r| r["Name"].as_str().expect("Name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn repositories_live_on_their_owner_and_are_served_by_every_member() {
+    let mut members = start_cluster(&[]);
+    let clients: Vec<Client> = members.iter().map(Registry::client).collect();
+    let all: Vec<String> = REPOS.iter().map(|(r, _)| (*r).to_owned()).collect();
+
+    // Everything pushed through member 0.
+    let images: Vec<Image> = REPOS.iter().map(|(repo, _)| small(repo)).collect();
+    for ((repo, _), image) in REPOS.iter().zip(&images) {
+        image.push(&clients[0], repo, "v1");
+    }
+    for (repo, owner) in REPOS {
+        for (i, member) in members.iter().enumerate() {
+            assert_eq!(
+                stored(member.root(), repo),
+                i == *owner,
+                "{repo} must be stored by member {owner} only (checked member {i})"
+            );
+        }
+    }
+
+    // Every repository pulled through every member.
+    for ((repo, _), image) in REPOS.iter().zip(&images) {
+        for client in &clients {
+            let m = client.get_manifest(repo, "v1");
+            m.expect_status(200, &format!("GET {repo}:v1"));
+            assert_eq!(m.body, image.manifest.bytes);
+            assert_eq!(
+                m.header("docker-content-digest"),
+                Some(sha256_digest(&image.manifest.bytes).as_str())
+            );
+            for blob in image.blobs() {
+                let d = sha256_digest(&blob.bytes);
+                let b = client.get(&format!("/v2/{repo}/blobs/{d}"));
+                b.expect_status(200, &format!("GET {repo} blob"));
+                assert_eq!(b.body, blob.bytes);
+                // A range goes through too.
+                let r = client.request(
+                    "GET",
+                    &format!("/v2/{repo}/blobs/{d}"),
+                    &[("range", "bytes=1-3")],
+                    None,
+                );
+                r.expect_status(206, "ranged GET");
+                assert_eq!(r.body, blob.bytes[1..4]);
+            }
+            let tags = client.get(&format!("/v2/{repo}/tags/list"));
+            tags.expect_status(200, "tags");
+            assert_eq!(tags.json()["tags"], json!(["v1"]));
+        }
+    }
+
+    // A chunked upload through a member that does not own the repository.
+    let (repo, owner) = ("project/app-1", 2);
+    let via = &clients[0];
+    let data = noise("chunked", 300_000);
+    let digest = sha256_digest(&data);
+    let start = via.request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Some(b""));
+    start.expect_status(202, "POST upload through a non-owner");
+    let mut location = start.header("location").expect("Location").to_owned();
+    assert!(
+        location.starts_with('/'),
+        "the client keeps talking to the member it knows: {location}"
+    );
+    for (from, to) in [(0, 100_000), (100_000, 300_000)] {
+        let range = format!("{from}-{}", to - 1);
+        let r = via.request(
+            "PATCH",
+            &location,
+            &[
+                ("content-type", "application/octet-stream"),
+                ("content-range", &range),
+            ],
+            Some(&data[from..to]),
+        );
+        r.expect_status(202, "PATCH through a non-owner");
+        assert_eq!(r.header("range"), Some(format!("0-{}", to - 1).as_str()));
+        location = r.header("location").expect("Location").to_owned();
+    }
+    let sep = if location.contains('?') { '&' } else { '?' };
+    via.request("PUT", &format!("{location}{sep}digest={digest}"), &[], None)
+        .expect_status(201, "PUT closing the upload");
+    assert!(
+        members[owner]
+            .root()
+            .join(repo)
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+            .exists(),
+        "the chunked blob is on its owner"
+    );
+    let b = clients[1].get(&format!("/v2/{repo}/blobs/{digest}"));
+    b.expect_status(200, "GET the chunked blob through a third member");
+    assert_eq!(b.body, data);
+
+    // The catalog is the same from every member, whole and page by page.
+    for client in &clients {
+        let r = client.get("/v2/_catalog");
+        r.expect_status(200, "catalog");
+        assert_eq!(r.json()["repositories"], json!(all));
+        assert_eq!(catalog_pages(client, 4), all);
+        assert_eq!(catalog_pages(client, 1), all);
+        let after = client.get("/v2/_catalog?n=2&last=project/app-2");
+        assert_eq!(
+            after.json()["repositories"],
+            json!(["project/app-3", "project/app-4"])
+        );
+    }
+
+    // GlobalSearch merged from every member.
+    for client in &clients {
+        let r = global_search(client, "project/app");
+        r.expect_status(200, "GlobalSearch");
+        let doc = r.json();
+        assert!(doc["errors"].is_null(), "no errors: {doc}");
+        assert_eq!(repo_names(&doc), all);
+        assert_eq!(doc["data"]["GlobalSearch"]["Page"]["TotalCount"], 6);
+    }
+
+    // A forwarded request that would be forwarded again is refused.
+    let looped = clients[0].request(
+        "GET",
+        "/v2/project/app-1/tags/list",
+        &[(HOP, "1")],
+        None,
+    );
+    looped.expect_oci_error(500, "UNKNOWN", "a request forwarded twice");
+    assert!(looped.text().contains("cluster"), "{looped}");
+    // The member is still up and serving.
+    clients[0]
+        .get_manifest("project/app-2", "v1")
+        .expect_status(200, "member 0 after refusing a loop");
+
+    // One member down: partial catalog and search, clean errors for its repositories.
+    let down = members[2].addr().to_owned();
+    members[2].kill9();
+    let alive: Vec<String> = REPOS
+        .iter()
+        .filter(|(_, owner)| *owner != 2)
+        .map(|(r, _)| (*r).to_owned())
+        .collect();
+    for client in &clients[..2] {
+        let r = client.get("/v2/_catalog");
+        r.expect_status(200, "catalog with a member down");
+        assert_eq!(r.json()["repositories"], json!(alive));
+        let partial = r.header(PARTIAL).unwrap_or_else(|| panic!("partial: {r}"));
+        assert!(partial.contains(&down), "{partial} names {down}");
+
+        let s = global_search(client, "project/app");
+        s.expect_status(200, "GlobalSearch with a member down");
+        let doc = s.json();
+        assert_eq!(repo_names(&doc), alive);
+        let errors = doc["errors"].to_string();
+        assert!(errors.contains(&down), "errors name {down}: {doc}");
+        assert!(s.header(PARTIAL).is_some_and(|p| p.contains(&down)));
+
+        client
+            .get_manifest("project/app-1", "v1")
+            .expect_oci_error(502, "UNAVAILABLE", "a repository of the stopped member");
+        client
+            .request(
+                "POST",
+                "/v2/project/app-3/blobs/uploads/",
+                &[],
+                Some(b""),
+            )
+            .expect_oci_error(502, "UNAVAILABLE", "an upload to the stopped member");
+        client
+            .get_manifest("project/app-0", "v1")
+            .expect_status(200, "a repository of a live member");
+    }
+}
+
+#[test]
+fn big_blobs_stream_through_a_non_owner() {
+    let members = start_cluster(&[]);
+    let (repo, owner) = ("project/app-2", 0);
+    let via = &members[1];
+    // 96 MiB: well above what a buffering proxy could hide.
+    let data = noise("big", 96 << 20);
+    let before = via.peak_rss_kib();
+    let digest = via.client().push_blob(repo, &data);
+    let got = members[2].client().get(&format!("/v2/{repo}/blobs/{digest}"));
+    got.expect_status(200, "GET the big blob through another non-owner");
+    assert!(got.body == data, "the big blob comes back whole");
+    let grown = via.peak_rss_kib().saturating_sub(before);
+    assert!(
+        grown < 48 * 1024,
+        "the forwarding member's peak memory grew by {grown} KiB for a 96 MiB blob"
+    );
+    assert!(
+        members[owner]
+            .root()
+            .join(repo)
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+            .exists()
+    );
+}
+
+#[test]
+fn credentials_are_checked_before_forwarding_and_by_the_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let htpasswd = dir.path().join("htpasswd");
+    write_htpasswd(&htpasswd, &[("alice", "alice-pw")]);
+    let members = start_cluster(&[("auth", json!({ "htpasswd": { "path": htpasswd } }))]);
+    let alice = basic("alice", "alice-pw");
+    let (repo, owner) = ("project/app-0", 1);
+    let via = members[0].client();
+    let owner_client = members[owner].client();
+
+    // Anonymous, through a non-owner: refused there.
+    via.get(&format!("/v2/{repo}/tags/list"))
+        .expect_status(401, "anonymous through a non-owner");
+    via.request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Some(b""))
+        .expect_status(401, "anonymous upload through a non-owner");
+    // The hop header opens nothing on the owner.
+    owner_client
+        .request("GET", &format!("/v2/{repo}/tags/list"), &[(HOP, "1")], None)
+        .expect_status(401, "anonymous with the hop header");
+    // Wrong password: refused.
+    via.request(
+        "GET",
+        &format!("/v2/{repo}/tags/list"),
+        &[("authorization", &basic("alice", "nope"))],
+        None,
+    )
+    .expect_status(401, "a wrong password through a non-owner");
+
+    // Alice pushes through the non-owner; the owner stores it.
+    let image = small("secured");
+    let auth = [("authorization", alice.as_str())];
+    for blob in image.blobs() {
+        let start = via.request(
+            "POST",
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &auth,
+            Some(b""),
+        );
+        start.expect_status(202, "POST as alice");
+        let location = start.header("location").expect("Location");
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let digest = sha256_digest(&blob.bytes);
+        via.request(
+            "PUT",
+            &format!("{location}{sep}digest={digest}"),
+            &auth,
+            Some(&blob.bytes),
+        )
+        .expect_status(201, "PUT as alice");
+    }
+    via.request(
+        "PUT",
+        &format!("/v2/{repo}/manifests/v1"),
+        &[
+            auth[0],
+            ("content-type", image.manifest.media_type.as_str()),
+        ],
+        Some(&image.manifest.bytes),
+    )
+    .expect_status(201, "PUT manifest as alice");
+    assert!(stored(members[owner].root(), repo));
+    assert!(!stored(members[0].root(), repo));
+    let tags = via.request("GET", &format!("/v2/{repo}/tags/list"), &auth, None);
+    tags.expect_status(200, "tags as alice");
+    // The merged catalog needs credentials too, and forwards them.
+    via.get("/v2/_catalog")
+        .expect_status(401, "anonymous catalog");
+    let catalog = via.request("GET", "/v2/_catalog", &auth, None);
+    catalog.expect_status(200, "catalog as alice");
+    assert_eq!(catalog.json()["repositories"], json!([repo]));
+    assert_eq!(catalog.header(PARTIAL), None, "{catalog}");
+}
