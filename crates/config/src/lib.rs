@@ -79,7 +79,6 @@ use value::Section;
 /// The distribution-spec version zot reports by default.
 pub const DEFAULT_DIST_SPEC_VERSION: &str = "1.1.1";
 
-
 /// The whole configuration of a registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

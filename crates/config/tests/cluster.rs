@@ -33,8 +33,7 @@ fn zot_cluster_examples_are_read() {
         );
         // The same file with local storage loads, with zot's members and key.
         let mut value: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&file).expect("readable"))
-                .expect("JSON");
+            serde_json::from_str(&std::fs::read_to_string(&file).expect("readable")).expect("JSON");
         value["storage"] = serde_json::json!({"rootDirectory": "/tmp/zot"});
         let config = Config::from_value(&value, &[]).expect("loads");
         let cluster = config.cluster.expect("cluster");

@@ -134,8 +134,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
     }
     if let Some(cluster) = &cfg.cluster {
-        let cluster = zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
-            .context("cluster mode")?;
+        let cluster =
+            zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
+                .context("cluster mode")?;
         tracing::info!(
             member = %cluster.local().name,
             members = cluster.peers().count() + 1,

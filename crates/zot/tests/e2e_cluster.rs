@@ -187,7 +187,12 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
     let via = &clients[0];
     let data = noise("chunked", 300_000);
     let digest = sha256_digest(&data);
-    let start = via.request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Some(b""));
+    let start = via.request(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Some(b""),
+    );
     start.expect_status(202, "POST upload through a non-owner");
     let mut location = start.header("location").expect("Location").to_owned();
     assert!(
@@ -250,12 +255,7 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
     }
 
     // A forwarded request that would be forwarded again is refused.
-    let looped = clients[0].request(
-        "GET",
-        "/v2/project/app-1/tags/list",
-        &[(HOP, "1")],
-        None,
-    );
+    let looped = clients[0].request("GET", "/v2/project/app-1/tags/list", &[(HOP, "1")], None);
     looped.expect_oci_error(500, "UNKNOWN", "a request forwarded twice");
     assert!(looped.text().contains("cluster"), "{looped}");
     // The member is still up and serving.
@@ -286,16 +286,13 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         assert!(errors.contains(&down), "errors name {down}: {doc}");
         assert!(s.header(PARTIAL).is_some_and(|p| p.contains(&down)));
 
+        client.get_manifest("project/app-1", "v1").expect_oci_error(
+            502,
+            "UNAVAILABLE",
+            "a repository of the stopped member",
+        );
         client
-            .get_manifest("project/app-1", "v1")
-            .expect_oci_error(502, "UNAVAILABLE", "a repository of the stopped member");
-        client
-            .request(
-                "POST",
-                "/v2/project/app-3/blobs/uploads/",
-                &[],
-                Some(b""),
-            )
+            .request("POST", "/v2/project/app-3/blobs/uploads/", &[], Some(b""))
             .expect_oci_error(502, "UNAVAILABLE", "an upload to the stopped member");
         client
             .get_manifest("project/app-0", "v1")
@@ -312,7 +309,9 @@ fn big_blobs_stream_through_a_non_owner() {
     let data = noise("big", 96 << 20);
     let before = via.peak_rss_kib();
     let digest = via.client().push_blob(repo, &data);
-    let got = members[2].client().get(&format!("/v2/{repo}/blobs/{digest}"));
+    let got = members[2]
+        .client()
+        .get(&format!("/v2/{repo}/blobs/{digest}"));
     got.expect_status(200, "GET the big blob through another non-owner");
     assert!(got.body == data, "the big blob comes back whole");
     let grown = via.peak_rss_kib().saturating_sub(before);
@@ -344,8 +343,13 @@ fn credentials_are_checked_before_forwarding_and_by_the_owner() {
     // Anonymous, through a non-owner: refused there.
     via.get(&format!("/v2/{repo}/tags/list"))
         .expect_status(401, "anonymous through a non-owner");
-    via.request("POST", &format!("/v2/{repo}/blobs/uploads/"), &[], Some(b""))
-        .expect_status(401, "anonymous upload through a non-owner");
+    via.request(
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        Some(b""),
+    )
+    .expect_status(401, "anonymous upload through a non-owner");
     // The hop header opens nothing on the owner.
     owner_client
         .request("GET", &format!("/v2/{repo}/tags/list"), &[(HOP, "1")], None)

@@ -357,7 +357,10 @@ mod tests {
     #[test]
     fn credentials_only_and_the_hop() {
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic eA=="));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eA=="),
+        );
         h.insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
         let out = credentials(&h);
         assert_eq!(out.len(), 2);

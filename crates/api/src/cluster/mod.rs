@@ -261,9 +261,7 @@ mod tests {
             b.body(axum::body::Body::empty()).expect("request")
         };
         let route = |path: &str, hop: bool| {
-            let endpoint = Endpoint::parse(path)
-                .expect("an API path")
-                .expect("parses");
+            let endpoint = Endpoint::parse(path).expect("an API path").expect("parses");
             c.route(&endpoint, &get(path, hop))
                 .map(|r| match r {
                     Route::Local => None,

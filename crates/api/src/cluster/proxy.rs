@@ -152,7 +152,10 @@ mod tests {
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
         assert!(has_body(&h));
         let mut h = HeaderMap::new();
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         assert!(has_body(&h));
     }
 }

@@ -31,7 +31,9 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClusterError> {
 
 /// The client configuration for `tls` (`None`: system roots, no client
 /// certificate).
-pub(super) fn client_config(tls: Option<&ClusterTls>) -> Result<rustls::ClientConfig, ClusterError> {
+pub(super) fn client_config(
+    tls: Option<&ClusterTls>,
+) -> Result<rustls::ClientConfig, ClusterError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
