@@ -14,9 +14,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
+use auth_common::pki::Pki;
 use auth_common::{basic, write_htpasswd};
-use common::fixtures::{Image, image, noise};
-use common::{Client, Config, Registry, sha256_digest};
+use common::fixtures::{Image, image, multi_layer_image, noise};
+use common::{Client, Config, OciLayout, Registry, run, run_stdout, sha256_digest, skopeo, tool};
 
 const HASH_KEY: &str = "loremipsumdolors";
 const HOP: &str = "X-Zot-Cluster-Hop-Count";
@@ -47,17 +48,23 @@ fn free_ports(n: usize) -> Vec<u16> {
 
 /// Three members; `http` holds more keys of each one's `http` section.
 fn start_cluster(http: &[(&str, Value)]) -> Vec<Registry> {
+    start_cluster_with(http, None)
+}
+
+/// Like [`start_cluster`], with `cluster.tls` when given.
+fn start_cluster_with(http: &[(&str, Value)], tls: Option<Value>) -> Vec<Registry> {
     let ports = free_ports(3);
     let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut cluster = json!({ "members": members, "hashKey": HASH_KEY });
+    if let Some(tls) = tls {
+        cluster["tls"] = tls;
+    }
     ports
         .iter()
         .map(|port| {
             let mut config = Config::default()
                 .with_http("port", json!(port.to_string()))
-                .with_section(
-                    "cluster",
-                    json!({ "members": members, "hashKey": HASH_KEY }),
-                )
+                .with_section("cluster", cluster.clone())
                 .with_extensions(json!({ "search": { "enable": true } }));
             for (key, value) in http {
                 config = config.with_http(key, value.clone());
@@ -406,4 +413,56 @@ fn credentials_are_checked_before_forwarding_and_by_the_owner() {
     catalog.expect_status(200, "catalog as alice");
     assert_eq!(catalog.json()["repositories"], json!([repo]));
     assert_eq!(catalog.header(PARTIAL), None, "{catalog}");
+}
+
+#[test]
+fn members_talk_https_and_skopeo_pushes_through_any() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new(dir.path());
+    let (cert, key) = pki.issue("server", "zot-member", true);
+    let ca = pki.path("ca.crt");
+    let members = start_cluster_with(
+        &[("tls", json!({ "cert": cert, "key": key }))],
+        Some(json!({ "cacert": ca })),
+    );
+    // skopeo's cert dir: our CA.
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).expect("mkdir");
+    std::fs::copy(&ca, certs.join("ca.crt")).expect("copy CA");
+    let certs = certs.to_str().expect("UTF-8 path").to_owned();
+    let layout = OciLayout::create(&dir.path().join("layout"));
+    layout.add_image(&multi_layer_image("cluster-tls"), "v1");
+
+    for (repo, owner) in REPOS {
+        let dest = format!("docker://{}/{repo}:v1", members[0].addr());
+        run(skopeo().args([
+            "copy",
+            "--dest-cert-dir",
+            &certs,
+            &layout.reference("v1"),
+            &dest,
+        ]));
+        for (i, member) in members.iter().enumerate() {
+            assert_eq!(stored(member.root(), repo), i == *owner, "{repo} on {i}");
+        }
+        let src = format!("docker://{}/{repo}:v1", members[2].addr());
+        let digest = run_stdout(skopeo().args([
+            "inspect",
+            "--cert-dir",
+            &certs,
+            "--format",
+            "{{.Digest}}",
+            &src,
+        ]));
+        assert!(digest.trim().starts_with("sha256:"), "{digest}");
+    }
+    let catalog = run_stdout(tool("curl").args([
+        "-s",
+        "--cacert",
+        ca.to_str().expect("UTF-8 path"),
+        &format!("https://{}/v2/_catalog", members[1].addr()),
+    ]));
+    let all: Vec<&str> = REPOS.iter().map(|(r, _)| *r).collect();
+    let got: Value = serde_json::from_str(&catalog).expect("JSON catalog");
+    assert_eq!(got["repositories"], json!(all), "merged over HTTPS");
 }
