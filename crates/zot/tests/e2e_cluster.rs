@@ -261,6 +261,23 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         assert_eq!(doc["data"]["GlobalSearch"]["Page"]["TotalCount"], 6);
     }
 
+    // Other queries merge the same way (GET form of GraphQL here).
+    let r = clients[1].get(
+        "/v2/_zot/ext/search?query=%7B%20RepoListWithNewestImage%20%7B%20Page%20%7B%20TotalCount%20%7D%20Results%20%7B%20Name%20%7D%20%7D%20%7D",
+    );
+    r.expect_status(200, "RepoListWithNewestImage");
+    let doc = r.json();
+    let list = &doc["data"]["RepoListWithNewestImage"];
+    let mut names: Vec<&str> = list["Results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("Results: {doc}"))
+        .iter()
+        .filter_map(|r| r["Name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, all, "{doc}");
+    assert_eq!(list["Page"]["TotalCount"], 6, "{doc}");
+
     // A forwarded request that would be forwarded again is refused.
     let looped = clients[0].request("GET", "/v2/project/app-1/tags/list", &[(HOP, "1")], None);
     looped.expect_oci_error(500, "UNKNOWN", "a request forwarded twice");
