@@ -251,7 +251,13 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         );
     }
 
-    // GlobalSearch merged from every member.
+    // GlobalSearch merged from every member, the same answer from each.
+    let answers: Vec<Value> = clients
+        .iter()
+        .map(|c| global_search(c, "project/app").json())
+        .collect();
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
     for client in &clients {
         let r = global_search(client, "project/app");
         r.expect_status(200, "GlobalSearch");

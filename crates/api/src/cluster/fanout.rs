@@ -10,7 +10,8 @@
 //!   storage list the same names) and paginated after the merge, so pages
 //!   and `Link`s are the same whichever member answers.
 //! - GraphQL: the same query goes to every member; in `data`, lists are
-//!   concatenated (this member's first) without duplicates, and each
+//!   concatenated in the order of `members` (so every member gives the same
+//!   answer) without duplicates, and each
 //!   `Page`'s counts are summed less the duplicates dropped; `errors` are
 //!   concatenated.
 //! - A member that is down, slow (past [`FANOUT_TIMEOUT`]) or answers an
@@ -164,34 +165,39 @@ pub(crate) async fn search(
             tracing::error!(error = %e, "reading this member's search answer");
             ApiError::new(ErrorCode::Unknown)
         })?;
-    let Ok(mut merged) = serde_json::from_slice::<Value>(&local_body) else {
+    let Ok(local_answer) = serde_json::from_slice::<Value>(&local_body) else {
         return Ok(Response::from_parts(local_parts, Body::from(local_body)));
     };
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
     let peers: Vec<&Member> = cluster.peers().collect();
-    let answers = join_all(
+    let mut answers = join_all(
         peers
             .iter()
             .map(|m| peer_search(cluster, m, &method, path, &headers, query.clone())),
     )
     .await;
+    // In the order of `members`, so every member merges alike.
+    answers.insert(cluster.local_index(), Ok(local_answer));
+    let mut merged: Option<Value> = None;
     let mut partial = Vec::new();
-    for (member, answer) in peers.iter().zip(answers) {
-        match answer {
-            Ok(part) => merge_graphql(&mut merged, part),
-            Err(why) => {
-                let name = missing(member, "search", &why);
-                push_error(
-                    &mut merged,
-                    serde_json::json!({
-                        "message": format!("cluster member {name} did not answer ({why}): results are partial"),
-                        "extensions": { "code": "CLUSTER_PARTIAL", "member": name },
-                    }),
-                );
-                partial.push(name);
-            }
+    for (member, answer) in cluster.members().iter().zip(answers) {
+        match (answer, &mut merged) {
+            (Ok(part), Some(merged)) => merge_graphql(merged, part),
+            (Ok(part), None) => merged = Some(part),
+            (Err(why), _) => partial.push((missing(member, "search", &why), why)),
         }
     }
+    let mut merged = merged.unwrap_or(Value::Null);
+    for (name, why) in &partial {
+        push_error(
+            &mut merged,
+            serde_json::json!({
+                "message": format!("cluster member {name} did not answer ({why}): results are partial"),
+                "extensions": { "code": "CLUSTER_PARTIAL", "member": name },
+            }),
+        );
+    }
+    let partial: Vec<String> = partial.into_iter().map(|(name, _)| name).collect();
     local_parts.headers.remove(header::CONTENT_LENGTH);
     if !partial.is_empty()
         && let Ok(value) = HeaderValue::try_from(partial.join(", "))

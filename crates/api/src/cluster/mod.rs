@@ -126,7 +126,17 @@ impl Cluster {
         &self.members[self.local]
     }
 
-    /// Every other member.
+    /// Every member, in the configured order.
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The index of this member in [`Cluster::members`].
+    pub fn local_index(&self) -> usize {
+        self.local
+    }
+
+    /// Every other member, in the configured order.
     pub fn peers(&self) -> impl Iterator<Item = &Member> {
         self.members
             .iter()
