@@ -267,6 +267,33 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         assert_eq!(doc["data"]["GlobalSearch"]["Page"]["TotalCount"], 6);
     }
 
+    // Pages of the merged answer: the same from every member, together
+    // every repository once.
+    for client in &clients {
+        let mut seen = Vec::new();
+        for offset in [0, 2, 4, 6] {
+            let q = format!(
+                "{{ GlobalSearch(query: \"project/app\", requestedPage: {{limit: 2, offset: {offset}, sortBy: ALPHABETIC_ASC}}) {{ Page {{ TotalCount ItemCount }} Repos {{ Name }} }} }}"
+            );
+            let body = serde_json::to_vec(&json!({ "query": q })).expect("JSON");
+            let r = client.request(
+                "POST",
+                "/v2/_zot/ext/search",
+                &[("content-type", "application/json")],
+                Some(&body),
+            );
+            r.expect_status(200, "a page of GlobalSearch");
+            let doc = r.json();
+            let page = repo_names(&doc);
+            assert_eq!(page.len(), if offset < 6 { 2 } else { 0 }, "{doc}");
+            assert_eq!(doc["data"]["GlobalSearch"]["Page"]["TotalCount"], 6);
+            assert_eq!(doc["data"]["GlobalSearch"]["Page"]["ItemCount"], page.len());
+            seen.extend(page);
+        }
+        seen.sort();
+        assert_eq!(seen, all, "pages overlap or skip");
+    }
+
     // Other queries merge the same way (GET form of GraphQL here).
     let r = clients[1].get(
         "/v2/_zot/ext/search?query=%7B%20RepoListWithNewestImage%20%7B%20Page%20%7B%20TotalCount%20%7D%20Results%20%7B%20Name%20%7D%20%7D%20%7D",

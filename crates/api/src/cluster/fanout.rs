@@ -9,9 +9,10 @@
 //!   access control); the union is sorted, deduplicated (members sharing a
 //!   storage list the same names) and paginated after the merge, so pages
 //!   and `Link`s are the same whichever member answers.
-//! - GraphQL: the same query goes to every member; in `data`, lists are
-//!   concatenated in the order of `members` (so every member gives the same
-//!   answer) without duplicates, and each
+//! - GraphQL: the same query goes to every member (its page widened, see
+//!   [`paging`]); in `data`, lists are concatenated in the order of
+//!   `members` (so every member gives the same answer) without duplicates,
+//!   then cut to the page, and each
 //!   `Page`'s counts are summed less the duplicates dropped; `errors` are
 //!   concatenated.
 //! - A member that is down, slow (past [`FANOUT_TIMEOUT`]) or answers an
@@ -23,11 +24,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::join_all;
 use serde_json::Value;
 
+use super::paging::{self, Page};
 use super::{Cluster, HOP_HEADER, Member, PARTIAL_HEADER};
 use crate::endpoint::Endpoint;
 use crate::errors::{ApiError, ApiResult, ErrorCode};
@@ -144,10 +146,19 @@ pub(crate) async fn search(
     req: Request,
     caller: &Caller,
 ) -> ApiResult {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let query = axum::body::to_bytes(body, MAX_GRAPHQL_BYTES)
         .await
         .map_err(|_| ApiError::msg(ErrorCode::SizeInvalid, "GraphQL request too large"))?;
+    // Every member is asked for everything up to the page's end; the merge
+    // is cut to the page (see `paging`).
+    let (query, page) = match widen_request(&mut parts.uri, &query) {
+        Some((body, page)) => (body, Some(page)),
+        None => (query, None),
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(query.len()));
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let mut headers = credentials(&parts.headers);
     if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
@@ -197,6 +208,9 @@ pub(crate) async fn search(
             }),
         );
     }
+    if let Some(page) = page {
+        paging::cut(&mut merged, page);
+    }
     let partial: Vec<String> = partial.into_iter().map(|(name, _)| name).collect();
     local_parts.headers.remove(header::CONTENT_LENGTH);
     if !partial.is_empty()
@@ -205,6 +219,36 @@ pub(crate) async fn search(
         local_parts.headers.insert(PARTIAL_HEADER, value);
     }
     Ok(Response::from_parts(local_parts, Body::from(merged.to_string())).into_response())
+}
+
+/// Widens the page of a GraphQL request (the `query` of a JSON body, or
+/// of the URL): its new body (`uri` is updated in place) and the page.
+fn widen_request(uri: &mut Uri, body: &bytes::Bytes) -> Option<(bytes::Bytes, Page)> {
+    if let Ok(Value::Object(mut request)) = serde_json::from_slice::<Value>(body) {
+        let (query, page) = paging::widen(request.get("query")?.as_str()?)?;
+        request.insert("query".into(), Value::String(query));
+        let body = serde_json::to_vec(&request).ok()?;
+        return Some((body.into(), page));
+    }
+    let mut page = None;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(uri.query()?.as_bytes())
+        .map(|(k, v)| {
+            if k == "query"
+                && page.is_none()
+                && let Some((wide, p)) = paging::widen(&v)
+            {
+                page = Some(p);
+                return (k.into_owned(), wide);
+            }
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    let page = page?;
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    *uri = format!("{}?{query}", uri.path()).parse().ok()?;
+    Some((body.clone(), page))
 }
 
 async fn peer_search(

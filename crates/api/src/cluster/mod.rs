@@ -20,6 +20,7 @@
 //!   and `cluster.tls.cacert`, presenting `cluster.tls.cert` when set.
 
 pub mod fanout;
+pub mod paging;
 pub mod proxy;
 pub mod ring;
 mod tls;
