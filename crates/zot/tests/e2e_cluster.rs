@@ -11,6 +11,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -46,13 +47,18 @@ fn free_ports(n: usize) -> Vec<u16> {
         .collect()
 }
 
-/// Three members; `http` holds more keys of each one's `http` section.
+/// Three members with search on; `http` holds more keys of each one's
+/// `http` section.
 fn start_cluster(http: &[(&str, Value)]) -> Vec<Registry> {
-    start_cluster_with(http, None)
+    start_cluster_with(http, None, json!({ "search": { "enable": true } }))
 }
 
-/// Like [`start_cluster`], with `cluster.tls` when given.
-fn start_cluster_with(http: &[(&str, Value)], tls: Option<Value>) -> Vec<Registry> {
+/// Like [`start_cluster`], with `cluster.tls` when given, and `extensions`.
+fn start_cluster_with(
+    http: &[(&str, Value)],
+    tls: Option<Value>,
+    extensions: Value,
+) -> Vec<Registry> {
     let ports = free_ports(3);
     let members: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let mut cluster = json!({ "members": members, "hashKey": HASH_KEY });
@@ -65,7 +71,7 @@ fn start_cluster_with(http: &[(&str, Value)], tls: Option<Value>) -> Vec<Registr
             let mut config = Config::default()
                 .with_http("port", json!(port.to_string()))
                 .with_section("cluster", cluster.clone())
-                .with_extensions(json!({ "search": { "enable": true } }));
+                .with_extensions(extensions.clone());
             for (key, value) in http {
                 config = config.with_http(key, value.clone());
             }
@@ -474,6 +480,7 @@ fn members_talk_https_and_skopeo_pushes_through_any() {
     let members = start_cluster_with(
         &[("tls", json!({ "cert": cert, "key": key }))],
         Some(json!({ "cacert": ca })),
+        json!({ "search": { "enable": true } }),
     );
     // skopeo's cert dir: our CA.
     let certs = dir.path().join("certs");
@@ -515,4 +522,51 @@ fn members_talk_https_and_skopeo_pushes_through_any() {
     let all: Vec<&str> = REPOS.iter().map(|(r, _)| *r).collect();
     let got: Value = serde_json::from_str(&catalog).expect("JSON catalog");
     assert_eq!(got["repositories"], json!(all), "merged over HTTPS");
+}
+
+#[test]
+fn each_member_syncs_the_repositories_it_owns() {
+    let upstream = Registry::start();
+    let client = upstream.client();
+    for (repo, _) in REPOS {
+        small(repo).push(&client, repo, "v1");
+    }
+    let members = start_cluster_with(
+        &[],
+        None,
+        json!({ "sync": { "enable": true, "registries": [{
+            "urls": [upstream.url()], "tlsVerify": false, "pollInterval": "1h",
+            "content": [{ "prefix": "**" }] }] } }),
+    );
+    // Every member's first run (at start-up) ends.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut runs = Vec::new();
+    for member in &members {
+        let run = loop {
+            let s = member.client().get("/v2/_zot/ext/sync").json();
+            let registry = s["registries"][0].clone();
+            if registry["runs"].as_u64().is_some_and(|n| n >= 1) {
+                break registry["lastRun"].clone();
+            }
+            assert!(Instant::now() < deadline, "no sync run finished: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        runs.push(run);
+    }
+    for (i, member) in members.iter().enumerate() {
+        let owned = REPOS.iter().filter(|(_, owner)| *owner == i).count();
+        assert_eq!(runs[i]["error"], Value::Null, "member {i}: {}", runs[i]);
+        assert_eq!(runs[i]["copied"], owned, "member {i}: {}", runs[i]);
+        for (repo, owner) in REPOS {
+            assert_eq!(stored(member.root(), repo), i == *owner, "{repo} on {i}");
+        }
+    }
+    // And every member serves every synced repository.
+    for member in &members {
+        let c = member.client();
+        for (repo, _) in REPOS {
+            c.get_manifest(repo, "v1")
+                .expect_status(200, &format!("synced {repo}"));
+        }
+    }
 }
