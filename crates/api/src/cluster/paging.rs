@@ -44,7 +44,7 @@ pub fn widen(query: &str) -> Option<(String, Page)> {
         .split(|c: char| c.is_whitespace() || c == ',' || c == ':')
         .filter(|t| !t.is_empty())
         .collect();
-    if tokens.len() % 2 != 0 {
+    if !tokens.len().is_multiple_of(2) {
         return None;
     }
     let (mut limit, mut offset, mut others) = (None, 0u64, Vec::new());
