@@ -9,7 +9,8 @@
 //! after the previous run ended. A run whose catalog cannot be read is
 //! tried again after 2 s, 4 s, ... up to `pollInterval` (zot's generator
 //! back-off). Each repository of a run holds one of the
-//! `scheduler.numWorkers` permits that GC and scrub share.
+//! `scheduler.numWorkers` permits that GC and scrub share. In cluster mode
+//! a run writes only the repositories this member owns.
 
 use std::sync::Arc;
 
