@@ -174,6 +174,18 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
                 m.header("docker-content-digest"),
                 Some(sha256_digest(&image.manifest.bytes).as_str())
             );
+            let head = client.request(
+                "HEAD",
+                &format!("/v2/{repo}/manifests/v1"),
+                &[("accept", image.manifest.media_type.as_str())],
+                None,
+            );
+            head.expect_status(200, "HEAD manifest");
+            assert_eq!(
+                head.header("content-length"),
+                Some(image.manifest.bytes.len().to_string().as_str()),
+                "{head}"
+            );
             for blob in image.blobs() {
                 let d = sha256_digest(&blob.bytes);
                 let b = client.get(&format!("/v2/{repo}/blobs/{d}"));
@@ -569,4 +581,36 @@ fn each_member_syncs_the_repositories_it_owns() {
                 .expect_status(200, &format!("synced {repo}"));
         }
     }
+}
+
+#[test]
+fn a_member_list_without_this_instance_stops_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_ports(1)[0];
+    let config = json!({
+        "storage": { "rootDirectory": dir.path().join("root") },
+        "http": { "address": "127.0.0.1", "port": port.to_string() },
+        "cluster": { "members": ["192.0.2.1:5000", "127.0.0.1:1"], "hashKey": HASH_KEY },
+    });
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).expect("write config");
+    // The file is valid: which member is this one is known only at start-up.
+    run(std::process::Command::new(common::registry::binary())
+        .arg("verify")
+        .arg(&path));
+    let out = std::process::Command::new(common::registry::binary())
+        .arg("serve")
+        .arg(&path)
+        .output()
+        .expect("run zot");
+    assert!(!out.status.success(), "zot must not start");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("no cluster member is this instance"),
+        "{text}"
+    );
 }

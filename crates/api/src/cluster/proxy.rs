@@ -58,7 +58,10 @@ pub(crate) async fn forward(cluster: &Cluster, owner: &Member, req: Request) -> 
     let url = format!("{}{target}", owner.base);
     let mut headers = HeaderMap::with_capacity(parts.headers.len() + 1);
     for (name, value) in &parts.headers {
-        if !hop_by_hop(name) && name != header::HOST && name != HOP_HEADER {
+        // `Expect: 100-continue` was answered here already (the body is
+        // being read); the owner gets the body at once.
+        if !hop_by_hop(name) && name != header::HOST && name != header::EXPECT && name != HOP_HEADER
+        {
             headers.append(name.clone(), value.clone());
         }
     }
