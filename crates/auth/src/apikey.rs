@@ -163,6 +163,15 @@ pub(crate) fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// A time as zot's JSON shows it (RFC 3339, UTC); `None` is Go's zero
+/// time (`0001-01-01T00:00:00Z`), which zot shows for "never".
+pub fn json_time(secs: Option<u64>) -> String {
+    match secs {
+        Some(s) => crate::audit::rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(s)),
+        None => "0001-01-01T00:00:00Z".to_owned(),
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -47,7 +47,7 @@ use std::time::Duration;
 pub use access::Action;
 pub use apikey::{
     ApiKeys, CreatedKey, KEY_PREFIX, KeyError, KeyHash, KeyStore, KeyStoreError, KeyUse, NewKey,
-    StoredKey,
+    StoredKey, json_time,
 };
 pub use apikey_scope::{KeyScope, MAX_KEY_SCOPES};
 pub use audit::AuditEntry;
