@@ -13,6 +13,7 @@ pub mod apikey;
 mod apikey_store;
 mod blobs;
 pub mod connection;
+pub mod cors;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
@@ -74,6 +75,8 @@ pub struct AppState {
     /// The metrics extension; `None` when it is off (nothing is recorded
     /// and its path is no route).
     pub metrics: Option<MetricsEndpoint>,
+    /// Cross-origin answers (`http.allowOrigin`); `None`: none.
+    pub cors: Option<cors::Cors>,
     /// The sync extension (status, on-demand fetches); `None` when off.
     #[cfg(feature = "sync")]
     pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
@@ -142,6 +145,7 @@ impl AppState {
             #[cfg(feature = "search")]
             search: None,
             metrics: None,
+            cors: None,
             #[cfg(feature = "sync")]
             sync: None,
         }
@@ -160,19 +164,32 @@ pub fn router(state: SharedState) -> Router {
 
 const API_VERSION: &str = "registry/2.0";
 
+/// Every request: CORS when configured, around [`measured`].
+async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+    let Some(cors) = &state.cors else {
+        return measured(&state, req).await;
+    };
+    if let Some(preflight) = cors.preflight(&req) {
+        return preflight;
+    }
+    let mut resp = measured(&state, req).await;
+    cors.decorate(resp.headers_mut());
+    resp
+}
+
 /// With metrics on: serves the metrics path, and records every other
 /// request (as zot, the metrics path itself is not counted).
-async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+async fn measured(state: &SharedState, req: Request) -> Response {
     let Some(metrics) = &state.metrics else {
-        return route_request(&state, req).await;
+        return route_request(state, req).await;
     };
     if req.uri().path() == metrics.path {
-        return metrics_route::serve(&state, &metrics.metrics, req).await;
+        return metrics_route::serve(state, &metrics.metrics, req).await;
     }
     let pending = metrics
         .metrics
         .begin(req.method().as_str(), req.uri().path());
-    let resp = route_request(&state, req).await;
+    let resp = route_request(state, req).await;
     metrics.metrics.finish(pending, resp.status().as_u16());
     resp
 }

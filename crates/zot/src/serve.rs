@@ -135,6 +135,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }
+    if let Some(origin) = &cfg.http.allow_origin {
+        let auth = cfg.http.auth.as_ref();
+        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some());
+        match (
+            zot_api::cors::Cors::new(origin, logins),
+            std::sync::Arc::get_mut(&mut state),
+        ) {
+            (Some(cors), Some(s)) => s.cors = Some(cors),
+            (None, _) => anyhow::bail!("http.allowOrigin {origin:?} cannot be a header value"),
+            (_, None) => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
     let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
