@@ -137,7 +137,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     if let Some(origin) = &cfg.http.allow_origin {
         let auth = cfg.http.auth.as_ref();
-        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some());
+        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
         match (
             zot_api::cors::Cors::new(origin, logins),
             std::sync::Arc::get_mut(&mut state),
