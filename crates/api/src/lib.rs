@@ -9,6 +9,8 @@
 //! [`connection`] which connections are idle or stalled.
 
 mod access_log;
+pub mod apikey;
+mod apikey_store;
 mod blobs;
 pub mod cluster;
 pub mod connection;
@@ -27,6 +29,7 @@ pub mod sync_hook;
 mod token;
 mod zot_ext;
 
+pub use apikey_store::MetaKeyStore;
 #[cfg(feature = "search")]
 pub use zot_ext::SearchExtension;
 
@@ -201,6 +204,9 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
     let mut resp = match Endpoint::parse(&path) {
         None if state.security.token_path() == Some(path.as_str()) => {
             return token::serve(&state.security, req).await;
+        }
+        None if path == apikey::PATH && state.security.api_keys().is_some() => {
+            return apikey::serve(state, req).await;
         }
         None => {
             let resp = probes(state, &path, req.method());

@@ -542,7 +542,7 @@ fn wrong_values_name_their_path() {
 fn all_problems_are_collected() {
     let list = problems(json(
         r#"{"storage": {"gc": 1, "storageDriver": {}},
-            "http": {"port": "x", "auth": {"apikey": true}, "tls": {"cert": "c"}},
+            "http": {"port": "x", "auth": {"apikey": "yes"}, "tls": {"cert": "c"}},
             "log": {"level": "loud"},
             "extensions": {"foo": {}, "trust": {}},
             "bogus": true}"#,

@@ -98,6 +98,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
+    // API keys live in the default store's metadata store (apikey_ext.rs).
+    let (security, api_keys) = crate::apikey_ext::attach(security, &routing);
     for note in crate::search_ext::notes(&cfg) {
         tracing::warn!("{note}");
     }
@@ -135,7 +137,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
     if let Some(origin) = &cfg.http.allow_origin {
         let auth = cfg.http.auth.as_ref();
-        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some());
+        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
         match (
             zot_api::cors::Cors::new(origin, logins),
             std::sync::Arc::get_mut(&mut state),
@@ -308,6 +310,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             running = mutations.running(),
             "shutting down with mutating requests still running"
         );
+    }
+    if let Some(keys) = &api_keys {
+        crate::apikey_ext::flush(keys).await;
     }
     for registry in &registries {
         if let Err(e) = registry.flush_pulls().await {
