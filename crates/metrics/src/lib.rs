@@ -25,6 +25,7 @@ mod background;
 mod process;
 pub mod render;
 mod repos;
+mod sources;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
 use repos::{RepoSlot, RepoTable};
+pub use sources::{Collected, Source};
 
 /// How many repositories get labels when the config does not say.
 pub const DEFAULT_MAX_REPOSITORIES: usize = 1000;
@@ -152,6 +154,8 @@ pub struct Metrics {
     /// (`u64::MAX` in the first: events off, not rendered).
     events_outbox: [AtomicU64; 2],
     background: Background,
+    /// Series read from the rest of the process when rendered.
+    sources: sources::Sources,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -169,6 +173,7 @@ impl Metrics {
             dropped_repo_labels: AtomicU64::new(0),
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             background: Background::default(),
+            sources: sources::Sources::default(),
             info,
             started: SystemTime::now(),
         }

@@ -26,12 +26,14 @@
 pub mod content;
 pub mod convert;
 pub mod copy;
+mod counters;
 mod on_demand;
 pub mod platforms;
 pub mod self_urls;
 mod status;
 mod upstream;
 
+pub use counters::{NoHooks, TaskHooks, UpstreamCounters, UpstreamCounts};
 pub use on_demand::OnDemandSync;
 pub use status::SyncStatus;
 

@@ -8,6 +8,8 @@ mod listener;
 mod metrics_ext;
 #[cfg(feature = "metrics")]
 mod metrics_sampler;
+#[cfg(feature = "metrics")]
+mod metrics_sources;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
