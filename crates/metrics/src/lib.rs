@@ -2,8 +2,10 @@
 //! (`zot_http_requests_total`, `zot_http_method_latency_seconds`,
 //! `zot_http_repo_latency_seconds`, `zot_repo_downloads_total`,
 //! `zot_repo_uploads_total`, `zot_repo_storage_bytes`, `zot_info`, the
-//! scheduler's and GC's, see [`Background`]), ours (repository label use) and
-//! process metrics, rendered in the Prometheus text exposition format.
+//! scheduler's and GC's, see [`Background`]), ours (repository label use),
+//! series other crates count and a [`Source`] reads when rendered (storage
+//! locks, the manifest cache, sync) and process metrics, rendered in the
+//! Prometheus text exposition format.
 //!
 //! Invariants:
 //! - Recording a request ([`Metrics::begin`], [`Metrics::finish`]) takes no

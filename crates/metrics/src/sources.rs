@@ -161,7 +161,10 @@ fn histogram(
         );
     }
     cumulative += buckets.get(bounds.len()..).map_or(0, |r| r.iter().sum());
-    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}");
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+    );
     let braces = |s: &str| {
         if s.is_empty() {
             String::new()

@@ -98,9 +98,5 @@ fn retention_deleting_a_tag_sends_image_deleted_once() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let all = receiver.accepted();
-    assert_eq!(
-        all.iter().filter(|r| is_deleted(r)).count(),
-        2,
-        "{all:#?}"
-    );
+    assert_eq!(all.iter().filter(|r| is_deleted(r)).count(), 2, "{all:#?}");
 }

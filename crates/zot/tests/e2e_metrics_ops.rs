@@ -153,7 +153,12 @@ fn sync_runs_failures_and_tasks_are_counted_per_upstream() {
     let start = Instant::now();
     let f = loop {
         let f = scrape(&client);
-        let synced = sample(&f, tasks, &format!("{tasks}_count"), json!({"name": "sync"}));
+        let synced = sample(
+            &f,
+            tasks,
+            &format!("{tasks}_count"),
+            json!({"name": "sync"}),
+        );
         if counter(&f, "zot_sync_runs_total", live_l()) >= 1.0
             && counter(&f, "zot_sync_run_failures_total", dead_l()) >= 1.0
             && synced.is_some_and(|n| n >= 1.0)
