@@ -43,6 +43,7 @@ pub enum TaskKind {
     Scrub,
     UploadExpiry,
     /// One repository of a periodic sync run.
+    #[cfg(feature = "sync")]
     Sync,
 }
 
@@ -86,6 +87,7 @@ impl Recorder {
             TaskKind::Gc => zot_metrics::Task::Gc,
             TaskKind::Scrub => zot_metrics::Task::Scrub,
             TaskKind::UploadExpiry => zot_metrics::Task::UploadExpiry,
+            #[cfg(feature = "sync")]
             TaskKind::Sync => zot_metrics::Task::Sync,
         };
         self.with(|m| m.background().finished(kind, elapsed));
