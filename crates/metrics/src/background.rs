@@ -35,16 +35,19 @@ pub enum Task {
     Scrub,
     /// One sweep of abandoned upload sessions.
     UploadExpiry,
+    /// Sync of one upstream repository in a periodic run.
+    Sync,
 }
 
 impl Task {
-    pub const ALL: [Task; 3] = [Task::Gc, Task::Scrub, Task::UploadExpiry];
+    pub const ALL: [Task; 4] = [Task::Gc, Task::Scrub, Task::UploadExpiry, Task::Sync];
 
     pub fn name(self) -> &'static str {
         match self {
             Task::Gc => "gc",
             Task::Scrub => "scrub",
             Task::UploadExpiry => "upload-expiry",
+            Task::Sync => "sync",
         }
     }
 }

@@ -2,8 +2,10 @@
 //! (`zot_http_requests_total`, `zot_http_method_latency_seconds`,
 //! `zot_http_repo_latency_seconds`, `zot_repo_downloads_total`,
 //! `zot_repo_uploads_total`, `zot_repo_storage_bytes`, `zot_info`, the
-//! scheduler's and GC's, see [`Background`]), ours (repository label use) and
-//! process metrics, rendered in the Prometheus text exposition format.
+//! scheduler's and GC's, see [`Background`]), ours (repository label use),
+//! series other crates count and a [`Source`] reads when rendered (storage
+//! locks, the manifest cache, sync) and process metrics, rendered in the
+//! Prometheus text exposition format.
 //!
 //! Invariants:
 //! - Recording a request ([`Metrics::begin`], [`Metrics::finish`]) takes no
@@ -25,6 +27,7 @@ mod background;
 mod process;
 pub mod render;
 mod repos;
+mod sources;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
 use repos::{RepoSlot, RepoTable};
+pub use sources::{Collected, Source};
 
 /// How many repositories get labels when the config does not say.
 pub const DEFAULT_MAX_REPOSITORIES: usize = 1000;
@@ -152,6 +156,8 @@ pub struct Metrics {
     /// (`u64::MAX` in the first: events off, not rendered).
     events_outbox: [AtomicU64; 2],
     background: Background,
+    /// Series read from the rest of the process when rendered.
+    sources: sources::Sources,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -169,6 +175,7 @@ impl Metrics {
             dropped_repo_labels: AtomicU64::new(0),
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             background: Background::default(),
+            sources: sources::Sources::default(),
             info,
             started: SystemTime::now(),
         }

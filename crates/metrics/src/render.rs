@@ -60,7 +60,7 @@ pub(crate) fn summary(out: &mut String, name: &str, labels: &str, s: &Summary) {
 
 /// A bucket bound: as Go's text format writes it (`1`), or canonical for
 /// OpenMetrics (`1.0`).
-fn bound(le: f64, om: bool) -> String {
+pub(crate) fn bound(le: f64, om: bool) -> String {
     if om && le.fract() == 0.0 {
         format!("{le:.1}")
     } else {
@@ -238,6 +238,7 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
         let _ = writeln!(out, "{name} {}", load(&m.events_outbox[1]));
     }
     m.background.render(&mut out, om);
+    m.sources.render(&mut out, om);
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

@@ -15,6 +15,11 @@
 //! - Who asked and how (`actor`, `request`) come from the [`Origin`] the
 //!   API layer runs a mutating request in ([`with_origin`]); an operation
 //!   outside a request (start-up, GC) has neither.
+//! - GC and retention make `image.deleted` as zot's storage does when they
+//!   call its manifest delete: one per tag a policy removed (the tag as
+//!   `reference`) and one per manifest removed (its digest), in the same
+//!   transaction as the removal; nothing when nothing was removed, and
+//!   nothing in a dry run.
 
 use serde_json::{Map, Value, json};
 use zot_meta::OutboxEvent;
@@ -149,6 +154,44 @@ pub(crate) fn image_scanned(repo: &RepoName, image: &Image<'_>, s: &ScanSummary)
 
 pub(crate) fn image_deleted(repo: &RepoName, image: &Image<'_>) -> OutboxEvent {
     event(repo, IMAGE_DELETED, image_data(repo, image))
+}
+
+/// `image.deleted` for what a GC round removed from `repo`: each of
+/// `tags` (sorted), naming the manifest it pointed at, then each of
+/// `digests` (sorted). `listed` is what `index.json` listed before, each
+/// manifest's descriptor with its tags.
+pub(crate) fn removed_by_gc<'a>(
+    repo: &RepoName,
+    listed: impl Iterator<Item = (&'a zot_oci::Descriptor, &'a [String])> + Clone,
+    tags: &std::collections::HashSet<String>,
+    digests: &std::collections::HashSet<Digest>,
+) -> Vec<OutboxEvent> {
+    let mut out = Vec::new();
+    let mut tags: Vec<&String> = tags.iter().collect();
+    tags.sort();
+    for tag in tags {
+        if let Some((desc, _)) = listed.clone().find(|(_, t)| t.contains(tag)) {
+            let image = Image {
+                reference: tag,
+                digest: &desc.digest,
+                media_type: &desc.media_type,
+            };
+            out.push(image_deleted(repo, &image));
+        }
+    }
+    let mut digests: Vec<&Digest> = digests.iter().collect();
+    digests.sort();
+    for digest in digests {
+        if let Some((desc, _)) = listed.clone().find(|(d, _)| d.digest == *digest) {
+            let image = Image {
+                reference: &digest.to_string(),
+                digest,
+                media_type: &desc.media_type,
+            };
+            out.push(image_deleted(repo, &image));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -360,6 +360,14 @@ impl Registry {
             changes.push(Change::RemoveManifest(d.clone()));
             changes.push(Change::RemoveBlob(d.clone()));
         }
+        if self.meta.events_enabled() {
+            let listed = listed.values().map(|l| (&l.desc, l.tags.as_slice()));
+            changes.extend(
+                crate::events::removed_by_gc(repo, listed, removed_tags, removed)
+                    .into_iter()
+                    .map(|e| Change::Event(Box::new(e))),
+            );
+        }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {
             let _digest_guard = self.lock_digest(d).await;

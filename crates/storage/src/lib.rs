@@ -23,6 +23,7 @@ pub mod retention;
 mod s3;
 mod scrub;
 mod search;
+mod stats;
 mod stores;
 mod upload_limits;
 mod upload_writer;
@@ -39,6 +40,7 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{Options, Registry, SyncReport};
 pub use s3::{S3Backend, S3Options};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
+pub use stats::{LOCK_WAIT_BUCKETS, LockKind, LockWaits, StorageStats};
 pub use stores::Stores;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{

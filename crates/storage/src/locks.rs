@@ -12,11 +12,17 @@
 //!   never lands in a folder that has just stopped being a layout.
 //! - An entry leaves the table only when no guard and no waiter holds it:
 //!   references are taken and checked under the table's mutex.
+//! - Every acquisition is counted in [`crate::stats`]: one that had to
+//!   wait with the time it waited, one that did not (its `try_` succeeded)
+//!   without reading a clock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 use zot_oci::RepoName;
+
+use crate::stats::{LockKind, LockStats};
 
 type Table = HashMap<RepoName, Arc<RwLock<()>>>;
 
@@ -24,6 +30,7 @@ type Table = HashMap<RepoName, Arc<RwLock<()>>>;
 #[derive(Default, Clone)]
 pub(crate) struct RepoLocks {
     table: Arc<Mutex<Table>>,
+    stats: Arc<LockStats>,
 }
 
 /// Held while a repository's `index.json` is rewritten or the repository removed.
@@ -84,11 +91,32 @@ impl RepoLocks {
         (lock, release)
     }
 
+    /// A table counting its waits into `stats`.
+    pub(crate) fn new(stats: Arc<LockStats>) -> RepoLocks {
+        RepoLocks {
+            table: Arc::default(),
+            stats,
+        }
+    }
+
     /// Waits for sole use of `repo`.
     pub(crate) async fn exclusive(&self, repo: &RepoName) -> ExclusiveGuard {
         let (lock, release) = self.entry(repo);
+        let waits = self.stats.of(LockKind::RepoExclusive);
+        let inner = match lock.clone().try_write_owned() {
+            Ok(guard) => {
+                waits.immediate();
+                guard
+            }
+            Err(_) => {
+                let since = Instant::now();
+                let guard = lock.write_owned().await;
+                waits.waited(since);
+                guard
+            }
+        };
         ExclusiveGuard {
-            inner: Some(lock.write_owned().await),
+            inner: Some(inner),
             _release: release,
         }
     }
@@ -96,8 +124,21 @@ impl RepoLocks {
     /// Waits for shared use of `repo` (no exclusive holder).
     pub(crate) async fn shared(&self, repo: &RepoName) -> SharedGuard {
         let (lock, release) = self.entry(repo);
+        let waits = self.stats.of(LockKind::RepoShared);
+        let inner = match lock.clone().try_read_owned() {
+            Ok(guard) => {
+                waits.immediate();
+                guard
+            }
+            Err(_) => {
+                let since = Instant::now();
+                let guard = lock.read_owned().await;
+                waits.waited(since);
+                guard
+            }
+        };
         SharedGuard {
-            inner: Some(lock.read_owned().await),
+            inner: Some(inner),
             _release: release,
         }
     }
@@ -153,5 +194,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(locks.len(), 0);
+        // Two shared guards taken at once, one exclusive that waited.
+        let shared = locks.stats.of(LockKind::RepoShared);
+        let exclusive = locks.stats.of(LockKind::RepoExclusive);
+        let waited = |h: &crate::stats::WaitHistogram| h.snapshot_for_tests();
+        assert_eq!(waited(shared).buckets.iter().sum::<u64>(), 2);
+        assert_eq!(waited(shared).buckets[0], 2);
+        let w = waited(exclusive);
+        assert_eq!(w.buckets.iter().sum::<u64>(), 1);
+        assert!(w.sum >= Duration::from_millis(50), "{w:?}");
     }
 }

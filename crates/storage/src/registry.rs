@@ -91,6 +91,8 @@ pub struct Registry {
     pub(crate) upload_bodies: crate::upload_limits::BodyGate,
     pub(crate) manifests: crate::cache::ManifestCache,
     repo_locks: crate::locks::RepoLocks,
+    /// Waits for the repository and digest locks (see `stats.rs`).
+    pub(crate) lock_stats: Arc<crate::stats::LockStats>,
     /// Striped locks serializing the placement of one digest.
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     /// Repositories whose layout files (`oci-layout`, `index.json`) exist.
@@ -151,6 +153,7 @@ impl Registry {
         options: Options,
     ) -> Registry {
         let meta = meta.into();
+        let lock_stats = Arc::new(crate::stats::LockStats::default());
         meta.set_search(options.search);
         meta.set_outbox_limit(options.events.unwrap_or(0));
         Registry {
@@ -163,7 +166,8 @@ impl Registry {
             ),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
-            repo_locks: crate::locks::RepoLocks::default(),
+            repo_locks: crate::locks::RepoLocks::new(lock_stats.clone()),
+            lock_stats,
             digest_locks: (0..DIGEST_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -228,9 +232,16 @@ impl Registry {
             .bytes()
             .take(8)
             .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
-        self.digest_locks[stripe % self.digest_locks.len()]
-            .lock()
-            .await
+        let lock = &self.digest_locks[stripe % self.digest_locks.len()];
+        let waits = self.lock_stats.of(crate::stats::LockKind::Digest);
+        if let Ok(guard) = lock.try_lock() {
+            waits.immediate();
+            return guard;
+        }
+        let since = std::time::Instant::now();
+        let guard = lock.lock().await;
+        waits.waited(since);
+        guard
     }
 
     /// Applies metadata changes on the blocking pool: a redb write may wait

@@ -16,6 +16,9 @@
 //!   repository holds one of the scheduler's permits while it syncs.
 //! - On demand ([`OnDemandSync`]), a manifest or referrers request for a
 //!   name an `onDemand` upstream maps is fetched from there first.
+//! - Each upstream counts its runs, failures and on-demand fetches
+//!   ([`UpstreamCounters`], read by the metrics), and a run reports each
+//!   repository to the scheduler's metrics through [`TaskHooks`].
 //! - Docker schema2 images are converted to OCI on the way in unless
 //!   `preserveDigest` ([`convert`]); the skip rule compares the converted
 //!   digest.
@@ -26,12 +29,14 @@
 pub mod content;
 pub mod convert;
 pub mod copy;
+mod counters;
 mod on_demand;
 pub mod platforms;
 pub mod self_urls;
 mod status;
 mod upstream;
 
+pub use counters::{NoHooks, TaskHooks, UpstreamCounters, UpstreamCounts};
 pub use on_demand::OnDemandSync;
 pub use status::SyncStatus;
 

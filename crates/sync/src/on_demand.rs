@@ -134,7 +134,10 @@ impl OnDemandSync {
         self.coalesced(key, present, move |this| async move {
             let serving = |up: &&Arc<Upstream>| ns.as_deref().is_none_or(|ns| up.serves(ns));
             for up in this.upstreams.iter().filter(serving) {
-                match up.fetch_image(&this.stores, &repo, &reference).await {
+                let fetched = up.fetch_image(&this.stores, &repo, &reference).await;
+                up.counters
+                    .on_demand(fetched.as_ref().is_err_and(|e| !e.skips_image()));
+                match fetched {
                     Ok(false) => continue,
                     Ok(true) => return,
                     Err(e) if e.skips_image() => {
@@ -172,7 +175,10 @@ impl OnDemandSync {
         tokio::spawn(async move {
             for n in 0..policy.max_retries {
                 tokio::time::sleep(zot_client::backoff(&policy, n)).await;
-                match up.fetch_image(&this.stores, &repo, &reference).await {
+                let fetched = up.fetch_image(&this.stores, &repo, &reference).await;
+                up.counters
+                    .on_demand(fetched.as_ref().is_err_and(|e| !e.skips_image()));
+                match fetched {
                     Ok(_) => break,
                     Err(e) if e.skips_image() => break,
                     Err(e) => {
@@ -193,7 +199,9 @@ impl OnDemandSync {
         let (repo, subject) = (repo.clone(), subject.clone());
         self.coalesced(key, false, move |this| async move {
             for up in &this.upstreams {
-                match up.fetch_referrers(&this.stores, &repo, &subject).await {
+                let fetched = up.fetch_referrers(&this.stores, &repo, &subject).await;
+                up.counters.on_demand(fetched.is_err());
+                match fetched {
                     Ok(false) => continue,
                     Ok(true) => return,
                     Err(e) => {

@@ -78,6 +78,8 @@ pub struct Upstream {
     /// Which local repositories the periodic sync writes (cluster mode:
     /// those this member owns); `None`: all.
     keep: Option<RepoFilter>,
+    /// Runs and fetches, for metrics.
+    pub counters: crate::UpstreamCounters,
 }
 
 /// Whether a local repository name is this instance's to sync.
@@ -135,6 +137,7 @@ impl Upstream {
             timeout: cfg.sync_timeout,
             response_header_timeout: cfg.response_header_timeout,
             keep: None,
+            counters: crate::UpstreamCounters::default(),
         })
     }
 
@@ -175,12 +178,26 @@ impl Upstream {
 
     /// One periodic run: the repositories named by literal rules and, when
     /// a rule is a glob, the catalog; then every repository that a content
-    /// rule matches, each holding one of `permits` while it syncs. Fails
-    /// only when the catalog cannot be read.
+    /// rule matches, each holding one of `permits` while it syncs (and
+    /// reported to `hooks` as a scheduler task). Fails only when the
+    /// catalog cannot be read. Counted in [`Upstream::counters`].
     pub async fn sync_once(
         &self,
         stores: &Stores,
         permits: &Arc<Semaphore>,
+        hooks: &dyn crate::TaskHooks,
+    ) -> Result<RunReport, SyncError> {
+        let run = self.run_once(stores, permits, hooks).await;
+        let failed_repositories = run.as_ref().map_or(0, |r| r.failed);
+        self.counters.run(run.is_err(), failed_repositories);
+        run
+    }
+
+    async fn run_once(
+        &self,
+        stores: &Stores,
+        permits: &Arc<Semaphore>,
+        hooks: &dyn crate::TaskHooks,
     ) -> Result<RunReport, SyncError> {
         let started = Instant::now();
         let mut names = self.content.literal_names();
@@ -206,9 +223,12 @@ impl Upstream {
                     {
                         return;
                     }
+                    hooks.queued();
                     let Ok(_permit) = permits.acquire().await else {
                         return;
                     };
+                    hooks.started();
+                    let began = Instant::now();
                     let mut mine = RunReport {
                         repositories: 1,
                         ..RunReport::default()
@@ -217,6 +237,7 @@ impl Upstream {
                         mine.failed += 1;
                         tracing::warn!(upstream = %self.name, repo, error = %e, "sync: repository failed; the others go on");
                     }
+                    hooks.finished(began.elapsed());
                     if let Ok(mut t) = total.lock() {
                         *t += mine;
                     }

@@ -9,6 +9,8 @@ mod listener;
 mod metrics_ext;
 #[cfg(feature = "metrics")]
 mod metrics_sampler;
+#[cfg(feature = "metrics")]
+mod metrics_sources;
 mod scrub_cmd;
 mod search_ext;
 mod serve;

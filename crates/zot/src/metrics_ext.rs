@@ -42,6 +42,9 @@ pub enum TaskKind {
     Gc,
     Scrub,
     UploadExpiry,
+    /// One repository of a periodic sync run.
+    #[cfg(feature = "sync")]
+    Sync,
 }
 
 /// What background tasks report to the metrics: a no-op without the
@@ -84,6 +87,8 @@ impl Recorder {
             TaskKind::Gc => zot_metrics::Task::Gc,
             TaskKind::Scrub => zot_metrics::Task::Scrub,
             TaskKind::UploadExpiry => zot_metrics::Task::UploadExpiry,
+            #[cfg(feature = "sync")]
+            TaskKind::Sync => zot_metrics::Task::Sync,
         };
         self.with(|m| m.background().finished(kind, elapsed));
     }

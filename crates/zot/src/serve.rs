@@ -215,9 +215,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     #[cfg(feature = "metrics")]
     if let Some(metrics) = recorder.metrics() {
         crate::metrics_sampler::start(metrics.clone(), &stores);
+        // Cache hits, lock waits, sync runs: read when scraped.
+        crate::metrics_sources::add(metrics, &stores, &sync);
     }
     // Periodic sync of upstream registries, on the same permits.
-    crate::sync_ext::start(&sync, &sync_stores, &permits);
+    crate::sync_ext::start(&sync, &sync_stores, &permits, &recorder);
     // Delivery of the events outboxes (see events_ext.rs).
     #[cfg(feature = "events")]
     if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {

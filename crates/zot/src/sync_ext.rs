@@ -21,7 +21,7 @@ use zot_config::Config;
 #[derive(Default)]
 pub struct SyncSetup {
     #[cfg(feature = "sync")]
-    upstreams: Vec<Arc<zot_sync::Upstream>>,
+    pub(crate) upstreams: Vec<Arc<zot_sync::Upstream>>,
     #[cfg(feature = "sync")]
     status: Arc<zot_sync::SyncStatus>,
     /// The API's hook (status, on-demand fetches), when sync is on.
@@ -138,9 +138,32 @@ pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<S
     Ok(SyncSetup::default())
 }
 
-/// Starts the periodic sync of every upstream that has one.
+/// A periodic run's repositories as scheduler tasks (`name="sync"`).
 #[cfg(feature = "sync")]
-pub fn start(setup: &SyncSetup, stores: &zot_storage::Stores, permits: &Arc<Semaphore>) {
+struct SyncTasks(crate::metrics_ext::Recorder);
+
+#[cfg(feature = "sync")]
+impl zot_sync::TaskHooks for SyncTasks {
+    fn queued(&self) {
+        self.0.queued();
+    }
+    fn started(&self) {
+        self.0.started();
+    }
+    fn finished(&self, elapsed: std::time::Duration) {
+        self.0.finished(crate::metrics_ext::TaskKind::Sync, elapsed);
+    }
+}
+
+/// Starts the periodic sync of every upstream that has one; each
+/// repository of a run is reported to `recorder` as a scheduler task.
+#[cfg(feature = "sync")]
+pub fn start(
+    setup: &SyncSetup,
+    stores: &zot_storage::Stores,
+    permits: &Arc<Semaphore>,
+    recorder: &crate::metrics_ext::Recorder,
+) {
     for (i, upstream) in setup.upstreams.iter().enumerate() {
         let Some(period) = upstream.poll_interval() else {
             continue;
@@ -150,7 +173,7 @@ pub fn start(setup: &SyncSetup, stores: &zot_storage::Stores, permits: &Arc<Sema
         tokio::spawn(run(
             upstream.clone(),
             stores.clone(),
-            permits.clone(),
+            (permits.clone(), SyncTasks(recorder.clone())),
             period,
             status,
         ));
@@ -161,7 +184,7 @@ pub fn start(setup: &SyncSetup, stores: &zot_storage::Stores, permits: &Arc<Sema
 async fn run(
     upstream: Arc<zot_sync::Upstream>,
     stores: zot_storage::Stores,
-    permits: Arc<Semaphore>,
+    (permits, tasks): (Arc<Semaphore>, SyncTasks),
     period: std::time::Duration,
     (status, i): (Arc<zot_sync::SyncStatus>, usize),
 ) {
@@ -169,7 +192,7 @@ async fn run(
     let mut backoff = FIRST_BACKOFF;
     loop {
         status.started(i);
-        let wait = match upstream.sync_once(&stores, &permits).await {
+        let wait = match upstream.sync_once(&stores, &permits, &tasks).await {
             Ok(report) => {
                 backoff = FIRST_BACKOFF;
                 status.finished(i, Ok(&report), period);
@@ -189,4 +212,10 @@ async fn run(
 
 /// Without the feature: nothing to start.
 #[cfg(not(feature = "sync"))]
-pub fn start(_setup: &SyncSetup, _stores: &zot_storage::Stores, _permits: &Arc<Semaphore>) {}
+pub fn start(
+    _setup: &SyncSetup,
+    _stores: &zot_storage::Stores,
+    _permits: &Arc<Semaphore>,
+    _recorder: &crate::metrics_ext::Recorder,
+) {
+}
