@@ -20,6 +20,7 @@
 //!   last durable commit) and the owner has brought it back in step with the
 //!   layouts and called [`MetaStore::mark_healthy`].
 
+mod cve;
 mod dedupe;
 mod fault;
 mod outbox;
@@ -274,6 +275,7 @@ impl MetaStore {
             txn.open_table(TIMES)?;
             search::create(&txn)?;
             dedupe::create(&txn)?;
+            cve::create(&txn)?;
             outbox::create(&txn)?;
         }
         txn.commit()?;

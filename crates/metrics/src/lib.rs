@@ -22,6 +22,7 @@
 //!   (the usual tolerance of lock-free metrics).
 
 mod background;
+mod cve;
 mod process;
 pub mod render;
 mod repos;
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
+pub use cve::CveStatus;
 use repos::{RepoSlot, RepoTable};
 
 /// How many repositories get labels when the config does not say.
@@ -152,6 +154,7 @@ pub struct Metrics {
     /// (`u64::MAX` in the first: events off, not rendered).
     events_outbox: [AtomicU64; 2],
     background: Background,
+    cve: cve::Cve,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -169,6 +172,7 @@ impl Metrics {
             dropped_repo_labels: AtomicU64::new(0),
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             background: Background::default(),
+            cve: cve::Cve::default(),
             info,
             started: SystemTime::now(),
         }
@@ -179,6 +183,11 @@ impl Metrics {
     pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
         self.events_outbox[0].store(kept, Ordering::Relaxed);
         self.events_outbox[1].store(dropped, Ordering::Relaxed);
+    }
+
+    /// What the vulnerability scanner reports (rendered once set).
+    pub fn set_cve(&self, status: &CveStatus) {
+        self.cve.set(status);
     }
 
     /// The metrics of background work (scheduler, GC, scrub, samplers).

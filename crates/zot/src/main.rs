@@ -2,6 +2,7 @@
 //! storage and the HTTP API. All errors end here as `anyhow` messages.
 
 mod connections;
+mod cve_ext;
 mod events_ext;
 mod lifecycle;
 mod listener;
