@@ -13,7 +13,7 @@ mod record;
 mod refresh;
 mod scanner;
 
-pub use record::{ScanRecord, StoredCve, StoredPackage};
+pub use record::{ScanRecord, StoredCve, StoredPackage, group};
 pub use refresh::{DbObserver, MAX_BACKOFF, RefreshSettings};
 pub use scanner::{Counters, CveScanner};
 

@@ -66,7 +66,7 @@ async fn refresh_once(
             Ok(true)
         }
         Ok(Outcome::Unchanged(info)) => {
-            tracing::info!(version = info.version, age_secs = age_secs(&info), source = %info.source, "cve: database unchanged");
+            tracing::debug!(version = info.version, age_secs = age_secs(&info), source = %info.source, "cve: database unchanged");
             Ok(false)
         }
         Err(e) => Err(e.to_string()),
@@ -96,7 +96,8 @@ pub async fn run(
                     if let (Some(info), Some(observe)) = (scanner.db().info(), &observer) {
                         observe(&info);
                     }
-                    if updated || first {
+                    let pending = scanner.take_unmatched();
+                    if updated || first || pending {
                         let Ok(_permit) = permits.acquire().await else {
                             return;
                         };

@@ -15,7 +15,7 @@
 //! - A digest is queued at most once at a time.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -59,6 +59,9 @@ pub struct CveScanner {
     counters: Counters,
     /// Woken when a scan found an ecosystem the database lacks.
     pub(crate) wanted: Notify,
+    /// An inventory was stored while there was no database: the next
+    /// refresh re-matches even when the database did not change.
+    unmatched: AtomicBool,
 }
 
 /// Why a manifest was not scanned this time.
@@ -88,6 +91,7 @@ impl CveScanner {
             cache: Mutex::default(),
             counters: Counters::default(),
             wanted: Notify::new(),
+            unmatched: AtomicBool::new(false),
         })
     }
 
@@ -282,6 +286,8 @@ impl CveScanner {
         inventory: &Inventory,
     ) -> Result<Option<Vec<StoredCve>>, Skip> {
         let Some(snapshot) = self.db.current() else {
+            self.unmatched.store(true, Ordering::Release);
+            self.wanted.notify_one();
             return Ok(None);
         };
         let (r, d, inv) = (Arc::clone(reg), digest.clone(), inventory.clone());
@@ -411,6 +417,12 @@ impl CveScanner {
         }
         meta.put_findings(&rows)?;
         Ok(n)
+    }
+
+    /// Whether inventories were stored without a database since the last
+    /// call (they need a re-match once there is one).
+    pub fn take_unmatched(&self) -> bool {
+        self.unmatched.swap(false, Ordering::AcqRel)
     }
 
     /// The ecosystem families stored inventories need (for a URL source

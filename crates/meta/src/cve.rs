@@ -74,6 +74,10 @@ impl MetaStore {
                         .range((digest.as_str(), 0)..=(digest.as_str(), u64::MAX))?
                         .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
                         .collect();
+                    // A slower writer of an older version never wins.
+                    if old.iter().any(|v| v > version) {
+                        continue;
+                    }
                     for v in old {
                         t.remove((digest.as_str(), v))?;
                     }
@@ -154,6 +158,7 @@ mod tests {
         store.put_scan("sha256:a", b"inv")?;
         store.put_findings(&[("sha256:a".into(), 1, b"one".to_vec())])?;
         store.put_findings(&[("sha256:a".into(), 2, b"two".to_vec())])?;
+        store.put_findings(&[("sha256:a".into(), 1, b"late".to_vec())])?;
         store.put_findings(&[("sha256:ab".into(), 1, b"other".to_vec())])?;
         assert_eq!(store.findings("sha256:a")?, Some((2, b"two".to_vec())));
         assert_eq!(store.scan("sha256:a")?, Some(b"inv".to_vec()));

@@ -248,10 +248,7 @@ impl Lookup {
 
     /// One side of a CVE diff: the repository, tag and the manifest it
     /// names (an index needs a digest or a platform).
-    fn diff_side(
-        &self,
-        input: &ImageInput,
-    ) -> Result<Option<Side>> {
+    fn diff_side(&self, input: &ImageInput) -> Result<Option<Side>> {
         if !self.readable(&input.repo) {
             return Ok(None);
         }
