@@ -5,19 +5,22 @@
 //! scheduler's permits (see `zot_cve`). Without the feature the settings
 //! are read, checked and noted as not used (`search_ext::notes`).
 
-use zot_config::Config;
+use std::sync::Arc;
+
+use anyhow::Context;
+use zot_config::{Config, OsvSource};
+use zot_cve::{CveScanner, RefreshSettings};
 
 /// The OSV database directory under a store root.
 pub const DB_DIR: &str = "_zot/cve";
 
 /// How often a local folder source is checked for changes (only file
 /// sizes and times are read; a change is imported at once).
-#[cfg(feature = "cve")]
 const FOLDER_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The CVE settings, when scanning is on in this build.
 pub fn settings(cfg: &Config) -> Option<zot_config::CveConfig> {
-    if !cfg!(feature = "cve") || !crate::search_ext::enabled(cfg) {
+    if !crate::search_ext::enabled(cfg) {
         return None;
     }
     cfg.extension("search")
@@ -25,97 +28,82 @@ pub fn settings(cfg: &Config) -> Option<zot_config::CveConfig> {
         .and_then(|s| s.cve)
 }
 
-#[cfg(feature = "cve")]
-pub use on::*;
-
-#[cfg(feature = "cve")]
-mod on {
-    use std::sync::Arc;
-
-    use anyhow::Context;
-    use zot_config::{Config, OsvSource};
-    use zot_cve::{CveScanner, RefreshSettings};
-
-    /// The scanner, when scanning is on: its database opened (the index
-    /// in use at the last shutdown, if any).
-    pub fn open(
-        cfg: &Config,
-        stores: &zot_storage::Stores,
-    ) -> anyhow::Result<Option<Arc<CveScanner>>> {
-        if super::settings(cfg).is_none() {
-            return Ok(None);
+/// The scanner, when scanning is on: its database opened (the index
+/// in use at the last shutdown, if any).
+pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option<Arc<CveScanner>>> {
+    if settings(cfg).is_none() {
+        return Ok(None);
+    }
+    let dir = cfg.storage.root_directory.join(DB_DIR);
+    let db = zot_vulndb::VulnDb::open(&dir)
+        .with_context(|| format!("opening the vulnerability database at {}", dir.display()))?;
+    match db.info() {
+        Some(info) => {
+            tracing::info!(version = info.version, built_at = info.built_at, source = %info.source, "cve: database in use")
         }
-        let dir = cfg.storage.root_directory.join(super::DB_DIR);
-        let db = zot_vulndb::VulnDb::open(&dir)
-            .with_context(|| format!("opening the vulnerability database at {}", dir.display()))?;
-        match db.info() {
-            Some(info) => {
-                tracing::info!(version = info.version, built_at = info.built_at, source = %info.source, "cve: database in use")
-            }
-            None => tracing::info!("cve: no database yet; the first update runs now"),
-        }
-        Ok(Some(CveScanner::new(stores.clone(), Arc::new(db))))
+        None => tracing::info!("cve: no database yet; the first update runs now"),
     }
-
-    /// Starts the scan queue and the database refresh on `permits`, and
-    /// reports to the metrics every few seconds when they are on.
-    pub fn start(
-        cfg: &Config,
-        scanner: &Arc<CveScanner>,
-        stores: &zot_storage::Stores,
-        permits: &Arc<tokio::sync::Semaphore>,
-        recorder: &crate::metrics_ext::Recorder,
-    ) {
-        let Some(settings) = super::settings(cfg) else {
-            return;
-        };
-        let (source, interval) = match &settings.osv.source {
-            OsvSource::Url(u) => (zot_vulndb::Source::Url(u.clone()), settings.update_interval),
-            OsvSource::Path(p) => (
-                zot_vulndb::Source::Path(p.into()),
-                settings.update_interval.min(super::FOLDER_CHECK),
-            ),
-            OsvSource::Repository(r) => {
-                tracing::error!(repository = %r, "cve: the OCI-artifact database source is not in this build; no database is fetched (use osv.url or osv.path)");
-                zot_cve::start(scanner, stores, None, permits, None);
-                report(scanner, recorder);
-                return;
-            }
-        };
-        let refresh = RefreshSettings {
-            source,
-            ecosystems: settings.osv.ecosystems.clone(),
-            interval,
-        };
-        zot_cve::start(scanner, stores, Some(refresh), permits, None);
-        report(scanner, recorder);
-    }
-
-    #[cfg(feature = "metrics")]
-    fn report(scanner: &Arc<CveScanner>, recorder: &crate::metrics_ext::Recorder) {
-        use std::sync::atomic::Ordering;
-        let Some(metrics) = recorder.metrics().cloned() else {
-            return;
-        };
-        let scanner = Arc::clone(scanner);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
-            loop {
-                tick.tick().await;
-                let info = scanner.db().info();
-                let c = scanner.counters();
-                metrics.set_cve(&zot_metrics::CveStatus {
-                    db_version: info.as_ref().map_or(0, |i| i.version),
-                    db_built_at: info.as_ref().map_or(0, |i| i.built_at),
-                    layers_read: c.layers_read.load(Ordering::Relaxed),
-                    manifests_scanned: c.manifests_scanned.load(Ordering::Relaxed),
-                    manifests_matched: c.manifests_matched.load(Ordering::Relaxed),
-                    queue: scanner.queue_len() as u64,
-                });
-            }
-        });
-    }
-
-    #[cfg(not(feature = "metrics"))]
-    fn report(_scanner: &Arc<CveScanner>, _recorder: &crate::metrics_ext::Recorder) {}
+    Ok(Some(CveScanner::new(stores.clone(), Arc::new(db))))
 }
+
+/// Starts the scan queue and the database refresh on `permits`, and
+/// reports to the metrics every few seconds when they are on.
+pub fn start(
+    cfg: &Config,
+    scanner: &Arc<CveScanner>,
+    stores: &zot_storage::Stores,
+    permits: &Arc<tokio::sync::Semaphore>,
+    recorder: &crate::metrics_ext::Recorder,
+) {
+    let Some(settings) = settings(cfg) else {
+        return;
+    };
+    let (source, interval) = match &settings.osv.source {
+        OsvSource::Url(u) => (zot_vulndb::Source::Url(u.clone()), settings.update_interval),
+        OsvSource::Path(p) => (
+            zot_vulndb::Source::Path(p.into()),
+            settings.update_interval.min(FOLDER_CHECK),
+        ),
+        OsvSource::Repository(r) => {
+            tracing::error!(repository = %r, "cve: the OCI-artifact database source is not in this build; no database is fetched (use osv.url or osv.path)");
+            zot_cve::start(scanner, stores, None, permits, None);
+            report(scanner, recorder);
+            return;
+        }
+    };
+    let refresh = RefreshSettings {
+        source,
+        ecosystems: settings.osv.ecosystems.clone(),
+        interval,
+    };
+    zot_cve::start(scanner, stores, Some(refresh), permits, None);
+    report(scanner, recorder);
+}
+
+#[cfg(feature = "metrics")]
+fn report(scanner: &Arc<CveScanner>, recorder: &crate::metrics_ext::Recorder) {
+    use std::sync::atomic::Ordering;
+    let Some(metrics) = recorder.metrics().cloned() else {
+        return;
+    };
+    let scanner = Arc::clone(scanner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let info = scanner.db().info();
+            let c = scanner.counters();
+            metrics.set_cve(&zot_metrics::CveStatus {
+                db_version: info.as_ref().map_or(0, |i| i.version),
+                db_built_at: info.as_ref().map_or(0, |i| i.built_at),
+                layers_read: c.layers_read.load(Ordering::Relaxed),
+                manifests_scanned: c.manifests_scanned.load(Ordering::Relaxed),
+                manifests_matched: c.manifests_matched.load(Ordering::Relaxed),
+                queue: scanner.queue_len() as u64,
+            });
+        }
+    });
+}
+
+#[cfg(not(feature = "metrics"))]
+fn report(_scanner: &Arc<CveScanner>, _recorder: &crate::metrics_ext::Recorder) {}

@@ -2,6 +2,7 @@
 //! storage and the HTTP API. All errors end here as `anyhow` messages.
 
 mod connections;
+#[cfg(feature = "cve")]
 mod cve_ext;
 mod events_ext;
 mod lifecycle;
