@@ -8,7 +8,9 @@
 //! - `scanner.rs`: the queue, scans, stored results, re-matching.
 //! - `refresh.rs`: the periodic database update with back-off.
 //! - `record.rs`: the stored formats.
+//! - `artifact.rs`: the OCI-artifact database source.
 
+pub mod artifact;
 mod record;
 mod refresh;
 mod scanner;

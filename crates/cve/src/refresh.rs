@@ -27,6 +27,9 @@ const WANTED_SETTLE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct RefreshSettings {
     pub source: Source,
+    /// An OCI artifact (`<host>/<repo>:<tag>`) fetched into the `source`
+    /// folder before each update (`artifact.rs`).
+    pub artifact: Option<String>,
     /// OSV families to fetch; empty: those the stored inventories need
     /// (a URL source) or every folder (a path).
     pub ecosystems: Vec<String>,
@@ -48,6 +51,9 @@ async fn refresh_once(
     scanner: &Arc<CveScanner>,
     settings: &RefreshSettings,
 ) -> Result<bool, String> {
+    if let (Some(reference), Source::Path(dir)) = (&settings.artifact, &settings.source) {
+        crate::artifact::fetch(reference, dir).await?;
+    }
     let ecosystems = if !settings.ecosystems.is_empty() {
         settings.ecosystems.clone()
     } else if matches!(settings.source, Source::Url(_)) {

@@ -65,14 +65,21 @@ pub fn start(
             settings.update_interval.min(FOLDER_CHECK),
         ),
         OsvSource::Repository(r) => {
-            tracing::error!(repository = %r, "cve: the OCI-artifact database source is not in this build; no database is fetched (use osv.url or osv.path)");
-            zot_cve::start(scanner, stores, None, permits, None);
+            let dir = cfg.storage.root_directory.join(DB_DIR).join("artifact");
+            let refresh = RefreshSettings {
+                source: zot_vulndb::Source::Path(dir),
+                artifact: Some(r.clone()),
+                ecosystems: settings.osv.ecosystems.clone(),
+                interval: settings.update_interval,
+            };
+            zot_cve::start(scanner, stores, Some(refresh), permits, None);
             report(scanner, recorder);
             return;
         }
     };
     let refresh = RefreshSettings {
         source,
+        artifact: None,
         ecosystems: settings.osv.ecosystems.clone(),
         interval,
     };

@@ -8,7 +8,7 @@
 //! `_zot/cve`, holding `CURRENT`) used as is, or a folder of OSV records
 //! (`<ecosystem>/all.zip` or `<ecosystem>/*.json`) imported into a
 //! temporary one; else `--config`'s `extensions.search.cve.osv` source
-//! (a URL or a folder), imported into a temporary database.
+//! (a URL, a folder or an OCI artifact), imported into a temporary database.
 //! An index is scanned platform by platform, findings merged.
 //! Exit status: 0 (no finding at or above the threshold), 1 (some), 2
 //! (the scan could not run).
@@ -137,6 +137,7 @@ async fn inventory(layout: &Path, manifest: &serde_json::Value) -> anyhow::Resul
 
 /// The database to match against, and the temporary directory holding it.
 async fn database(args: &ScanArgs) -> anyhow::Result<(VulnDb, Option<tempfile::TempDir>)> {
+    let tmp = tempfile::tempdir().context("a temporary database directory")?;
     let source = match (&args.db, &args.config) {
         (Some(db), _) if db.join("CURRENT").is_file() => return Ok((VulnDb::open(db)?, None)),
         (Some(db), _) => Source::Path(db.clone()),
@@ -151,15 +152,18 @@ async fn database(args: &ScanArgs) -> anyhow::Result<(VulnDb, Option<tempfile::T
             match cve.osv.source {
                 zot_config::OsvSource::Url(u) => Source::Url(u),
                 zot_config::OsvSource::Path(p) => Source::Path(p.into()),
-                zot_config::OsvSource::Repository(_) => {
-                    bail!("the OCI-artifact database source is not in this build")
+                zot_config::OsvSource::Repository(r) => {
+                    let dir = tmp.path().join("artifact");
+                    zot_cve::artifact::fetch(&r, &dir)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    Source::Path(dir)
                 }
             }
         }
         (None, None) => bail!("name a database: --db <dir> or --config <file>"),
     };
-    let tmp = tempfile::tempdir().context("a temporary database directory")?;
-    let db = VulnDb::open(tmp.path())?;
+    let db = VulnDb::open(tmp.path().join("db"))?;
     db.update(&source, &[]).await?;
     Ok((db, Some(tmp)))
 }

@@ -79,11 +79,6 @@ pub fn notes(cfg: &Config) -> Vec<String> {
                 "extensions.search.cve: CVE scanning is not in this build; its settings are checked and not used"
                     .to_owned(),
             );
-        } else if let zot_config::OsvSource::Repository(_) = cve.osv.source {
-            notes.push(
-                "extensions.search.cve.osv.repository: the OCI-artifact database source is not in this build yet; images are inventoried but no database is fetched"
-                    .to_owned(),
-            );
         }
         if cve.trivy != zot_config::TrivyConfig::default() {
             notes.push(
@@ -252,12 +247,11 @@ mod tests {
 
     #[cfg(feature = "cve")]
     #[test]
-    fn notes_name_the_unbuilt_repository_source_and_trivy_keys() {
+    fn notes_name_the_unused_trivy_keys() {
         let notes = notes(&config(
             r#"{"search": {"cve": {"osv": {"repository": "localhost:5000/osv:all"}, "trivy": {"dbRepository": "x/y"}}}}"#,
         ));
-        assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(notes[0].starts_with("extensions.search.cve.osv.repository: "));
-        assert!(notes[1].starts_with("extensions.search.cve.trivy: "));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("extensions.search.cve.trivy: "));
     }
 }

@@ -531,3 +531,71 @@ fn scans_in_the_background_and_answers_zots_cve_queries() {
         .expect("zot scan without --fail-on");
     assert_eq!(pass.status.code(), Some(0));
 }
+
+/// The zip of OSV records, as OSV's bucket serves `<ecosystem>/all.zip`.
+fn osv_zip(records: &[Value]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for r in records {
+        let name = format!("{}.json", r["id"].as_str().expect("id"));
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .expect("zip entry");
+        zip.write_all(&serde_json::to_vec(r).expect("JSON"))
+            .expect("zip write");
+    }
+    zip.finish().expect("zip").into_inner()
+}
+
+/// Pushes the OSV artifact `osv/db:all` (one zip layer per ecosystem,
+/// titled `<ecosystem>/all.zip`, as `oras push` annotates files).
+fn push_osv_artifact(client: &Client, zips: &[(&str, Vec<u8>)]) {
+    let config = Blob::new(fixtures::OCI_EMPTY, b"{}".to_vec());
+    client.push_blob("osv/db", &config.bytes);
+    let mut layers = Vec::new();
+    for (eco, bytes) in zips {
+        let blob = Blob::new("application/zip", bytes.clone());
+        client.push_blob("osv/db", &blob.bytes);
+        let mut d = blob.descriptor();
+        d["annotations"] = json!({ "org.opencontainers.image.title": format!("{eco}/all.zip") });
+        layers.push(d);
+    }
+    let manifest = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.zot.osv.v1",
+        "config": config.descriptor(), "layers": layers,
+    });
+    client
+        .put_manifest(
+            "osv/db",
+            "all",
+            OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).expect("JSON"),
+        )
+        .expect_status(201, "PUT OSV artifact");
+}
+
+#[test]
+fn the_database_comes_from_an_oci_artifact_in_a_registry() {
+    // The registry holding the artifact, as an air-gapped fleet's would.
+    let source = Registry::start();
+    push_osv_artifact(
+        &source.client(),
+        &[(
+            "Debian",
+            osv_zip(&[record("CVE-2099-0001", "openssl", "3.0.13-1~deb12u1", HIGH)]),
+        )],
+    );
+    let registry = Registry::start_with(common::Config::default().with_extensions(json!({
+        "search": { "cve": { "osv": { "repository": format!("{}/osv/db:all", source.addr()) } } },
+    })));
+    let client = registry.client();
+    debian_image("amd64", "2024-01-01T00:00:00Z", "3.0.11-1~deb12u1").push(&client, "app", "1.0");
+    wait_for("app:1.0 matched against the artifact's records", || {
+        cve_list(&client, "app:1.0", "")["Summary"]["MaxSeverity"] != ""
+    });
+    let r = cve_list(&client, "app:1.0", "");
+    assert_eq!(ids(&r["CVEList"]), ["CVE-2099-0001"]);
+    assert_eq!(r["Summary"]["MaxSeverity"], "HIGH");
+    let fetched = registry.root().join("_zot/cve/artifact/Debian/all.zip");
+    assert!(fetched.is_file(), "{} missing", fetched.display());
+}
