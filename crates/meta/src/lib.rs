@@ -21,6 +21,7 @@
 //!   layouts and called [`MetaStore::mark_healthy`].
 
 mod apikeys;
+mod cve;
 mod dedupe;
 mod fault;
 mod outbox;
@@ -277,6 +278,7 @@ impl MetaStore {
             search::create(&txn)?;
             dedupe::create(&txn)?;
             apikeys::create(&txn)?;
+            cve::create(&txn)?;
             outbox::create(&txn)?;
         }
         txn.commit()?;

@@ -24,6 +24,7 @@
 //!   (the usual tolerance of lock-free metrics).
 
 mod background;
+mod cve;
 mod process;
 pub mod render;
 mod repos;
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
+pub use cve::CveStatus;
 use repos::{RepoSlot, RepoTable};
 pub use sources::{Collected, Source};
 
@@ -158,6 +160,7 @@ pub struct Metrics {
     background: Background,
     /// Series read from the rest of the process when rendered.
     sources: sources::Sources,
+    cve: cve::Cve,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -176,6 +179,7 @@ impl Metrics {
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             background: Background::default(),
             sources: sources::Sources::default(),
+            cve: cve::Cve::default(),
             info,
             started: SystemTime::now(),
         }
@@ -186,6 +190,11 @@ impl Metrics {
     pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
         self.events_outbox[0].store(kept, Ordering::Relaxed);
         self.events_outbox[1].store(dropped, Ordering::Relaxed);
+    }
+
+    /// What the vulnerability scanner reports (rendered once set).
+    pub fn set_cve(&self, status: &CveStatus) {
+        self.cve.set(status);
     }
 
     /// The metrics of background work (scheduler, GC, scrub, samplers).

@@ -12,6 +12,8 @@
 //! repositories the viewer may read.
 
 mod catalog;
+pub mod cve;
+mod cve_queries;
 mod facts;
 mod global;
 pub mod http;
@@ -74,8 +76,18 @@ pub struct Search {
 
 impl Search {
     pub fn new(source: Arc<dyn Source>) -> Search {
+        Search::build(source, None)
+    }
+
+    /// Search with CVE queries and summaries answered from `cve` (the
+    /// vulnerability scanner's results).
+    pub fn with_cve(source: Arc<dyn Source>, cve: Arc<dyn cve::CveSource>) -> Search {
+        Search::build(source, Some(cve::CveData(cve)))
+    }
+
+    fn build(source: Arc<dyn Source>, cve: Option<cve::CveData>) -> Search {
         let catalog = Arc::new(Catalog::new(Arc::clone(&source)));
-        let schema = schema::build(Arc::clone(&catalog));
+        let schema = schema::build(Arc::clone(&catalog), cve);
         Search {
             source,
             catalog,

@@ -12,6 +12,8 @@ use async_graphql::{Context, Object};
 
 use crate::Viewer;
 use crate::catalog::Catalog;
+use crate::cve::{CveData, CveSource};
+use crate::cve_queries::CveFilters;
 use crate::global::{self, MAX_QUERY, Target};
 use crate::lookup::{Lookup, LookupError, Sieve, split_reference};
 use crate::paging::{ImageRow, paging};
@@ -41,6 +43,13 @@ fn viewer(ctx: &Context<'_>) -> Viewer {
 /// under `list` (`Repos`, `Results`).
 fn asks_newest(ctx: &Context<'_>, list: &str) -> bool {
     ctx.look_ahead().field(list).field("NewestImage").exists()
+}
+
+/// The scanner's results, or zot's error when CVE search is off.
+fn cve_source(ctx: &Context<'_>) -> async_graphql::Result<Arc<dyn CveSource>> {
+    ctx.data_opt::<CveData>()
+        .map(|c| Arc::clone(&c.0))
+        .ok_or_else(|| async_graphql::Error::new(CVE_DISABLED))
 }
 
 fn gql(e: LookupError) -> async_graphql::Error {
@@ -87,33 +96,46 @@ impl Query {
     #[graphql(name = "CVEListForImage")]
     async fn cve_list_for_image(
         &self,
+        ctx: &Context<'_>,
         image: String,
         requested_page: Option<PageInput>,
         #[graphql(name = "searchedCVE")] searched_cve: Option<String>,
         #[graphql(name = "excludedCVE")] excluded_cve: Option<String>,
         severity: Option<String>,
     ) -> async_graphql::Result<CveResultForImage> {
-        let _ = (image, requested_page, searched_cve, excluded_cve, severity);
-        Err(async_graphql::Error::new(CVE_DISABLED))
+        let cve = cve_source(ctx)?;
+        let filters = CveFilters {
+            searched: searched_cve,
+            excluded: excluded_cve,
+            severity,
+        };
+        Query::run(self.lookup(ctx), move |l| {
+            l.cve_list_for_image(cve.as_ref(), &image, requested_page.as_ref(), &filters)
+        })
+        .await
     }
 
     #[graphql(name = "CVEDiffListForImages")]
     async fn cve_diff_list_for_images(
         &self,
+        ctx: &Context<'_>,
         minuend: ImageInput,
         subtrahend: ImageInput,
         requested_page: Option<PageInput>,
         #[graphql(name = "searchedCVE")] searched_cve: Option<String>,
         #[graphql(name = "excludedCVE")] excluded_cve: Option<String>,
     ) -> async_graphql::Result<CveDiffResult> {
-        let _ = (
-            minuend,
-            subtrahend,
-            requested_page,
-            searched_cve,
-            excluded_cve,
-        );
-        Err(async_graphql::Error::new(CVE_DISABLED))
+        let cve = cve_source(ctx)?;
+        crate::cve::page(Vec::new(), requested_page.as_ref())?;
+        let filters = CveFilters {
+            searched: searched_cve,
+            excluded: excluded_cve,
+            severity: None,
+        };
+        Query::run(self.lookup(ctx), move |l| {
+            l.cve_diff(cve.as_ref(), &minuend, &subtrahend, &filters)
+        })
+        .await
     }
 
     #[graphql(
@@ -122,12 +144,18 @@ impl Query {
     )]
     async fn image_list_for_cve(
         &self,
+        ctx: &Context<'_>,
         id: String,
         filter: Option<Filter>,
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
-        let _ = (id, filter, requested_page);
-        Err(async_graphql::Error::new(CVE_DISABLED))
+        let cve = cve_source(ctx)?;
+        let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        let sieve = Sieve::new(filter.as_ref());
+        Query::run(self.lookup(ctx), move |l| {
+            Ok(images(l.images_for_cve(cve.as_ref(), &id, &sieve, &p)?))
+        })
+        .await
     }
 
     #[graphql(
@@ -136,13 +164,25 @@ impl Query {
     )]
     async fn image_list_with_cve_fixed(
         &self,
+        ctx: &Context<'_>,
         id: String,
         image: String,
         filter: Option<Filter>,
         requested_page: Option<PageInput>,
     ) -> async_graphql::Result<PaginatedImagesResult> {
-        let _ = (id, image, filter, requested_page);
-        Err(async_graphql::Error::new(CVE_DISABLED))
+        let cve = cve_source(ctx)?;
+        let p = paging(requested_page.as_ref(), SortCriteria::UpdateTime)?;
+        let sieve = Sieve::new(filter.as_ref());
+        Query::run(self.lookup(ctx), move |l| {
+            Ok(images(l.images_with_cve_fixed(
+                cve.as_ref(),
+                &id,
+                &image,
+                &sieve,
+                &p,
+            )?))
+        })
+        .await
     }
 
     #[graphql(complexity = "page_cost(&requested_page, child_complexity)")]

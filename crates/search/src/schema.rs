@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 
 use crate::catalog::Catalog;
+use crate::cve::CveData;
 use crate::query::Query;
 use crate::source::{Pref, RepoData, Source, SourceError, UserPrefs};
 
@@ -18,8 +19,12 @@ pub const MAX_RECURSION: usize = 32;
 
 pub type SearchSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
-pub(crate) fn build(catalog: Arc<Catalog>) -> SearchSchema {
-    Schema::build(Query { catalog }, EmptyMutation, EmptySubscription)
+pub(crate) fn build(catalog: Arc<Catalog>, cve: Option<CveData>) -> SearchSchema {
+    let mut builder = Schema::build(Query { catalog }, EmptyMutation, EmptySubscription);
+    if let Some(cve) = cve {
+        builder = builder.data(cve);
+    }
+    builder
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(MAX_RECURSION)
@@ -28,7 +33,7 @@ pub(crate) fn build(catalog: Arc<Catalog>) -> SearchSchema {
 
 /// The schema in SDL, as clients introspecting it see it.
 pub fn sdl() -> String {
-    build(Arc::new(Catalog::new(Arc::new(NoRepos)))).sdl()
+    build(Arc::new(Catalog::new(Arc::new(NoRepos))), None).sdl()
 }
 
 /// A source with nothing in it, for rendering the schema alone.

@@ -10,6 +10,7 @@ use zot_oci::Digest;
 use zot_oci::image_meta::{Annotated, ImageMeta, Platform as MetaPlatform};
 
 use crate::catalog::RepoCard;
+use crate::cve::{CveData, ScanState, image_state, state_summary};
 use crate::facts::{ManifestRef, RepoCtx, manifest_of};
 use crate::lazy::Loader;
 use crate::time::{Time, parse_rfc3339, time};
@@ -60,6 +61,31 @@ pub fn referrers(repo: &RepoCtx, digest: &Digest, types: &[String]) -> Vec<Optio
             }))
         })
         .collect()
+}
+
+/// zot's `Vulnerabilities` of an image (never scanning): disabled,
+/// not scanned, unscannable (with an error entry, data still returned)
+/// or the scanned summary.
+fn vulnerabilities(
+    ctx: &Context<'_>,
+    repo: &RepoCtx,
+    meta: &Arc<ImageMeta>,
+    tag: &str,
+) -> ImageVulnerabilitySummary {
+    let Some(cve) = ctx.data_opt::<CveData>() else {
+        return ImageVulnerabilitySummary::disabled();
+    };
+    let state = image_state(cve.0.as_ref(), repo, meta);
+    if let ScanState::Unscannable(e) = &state {
+        ctx.add_error(ServerError::new(
+            format!(
+                "unable to run vulnerability scan on tag {tag} in repo {}: error: {e}",
+                repo.name()
+            ),
+            None,
+        ));
+    }
+    state_summary(&state)
 }
 
 /// One tagged image (a manifest or an index).
@@ -209,8 +235,8 @@ impl ImageSummary {
     async fn authors(&self) -> Option<String> {
         self.ann(|a| &a.authors)
     }
-    async fn vulnerabilities(&self) -> Option<ImageVulnerabilitySummary> {
-        self.map(|_| ImageVulnerabilitySummary::disabled())
+    async fn vulnerabilities(&self, ctx: &Context<'_>) -> Option<ImageVulnerabilitySummary> {
+        self.map(|v| vulnerabilities(ctx, &v.repo, &v.meta, &v.tag))
     }
     async fn referrers(&self) -> Option<Vec<Option<Referrer>>> {
         self.map(|v| referrers(&v.repo, &v.meta.digest, &[]))
@@ -355,8 +381,13 @@ impl ManifestSummary {
         }
         Some(out)
     }
-    async fn vulnerabilities(&self) -> Option<ImageVulnerabilitySummary> {
-        Some(ImageVulnerabilitySummary::disabled())
+    async fn vulnerabilities(&self, ctx: &Context<'_>) -> Option<ImageVulnerabilitySummary> {
+        Some(vulnerabilities(
+            ctx,
+            &self.repo,
+            &self.meta,
+            &self.meta.digest.to_string(),
+        ))
     }
     async fn referrers(&self) -> Option<Vec<Option<Referrer>>> {
         Some(referrers(&self.repo, &self.meta.digest, &[]))

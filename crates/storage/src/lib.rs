@@ -37,7 +37,7 @@ pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
-pub use registry::{Options, Registry, SyncReport};
+pub use registry::{ManifestListener, Options, Registry, SyncReport};
 pub use s3::{S3Backend, S3Options};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use stats::{LOCK_WAIT_BUCKETS, LockKind, LockWaits, StorageStats};

@@ -219,6 +219,9 @@ impl Registry {
         }
         changes.push(self.write_index(repo, &index).await?);
         self.apply_meta(repo, changes).await?;
+        if let Some(listener) = self.stored_listener.get() {
+            listener(repo, &digest, &desc.media_type);
+        }
         Ok(PushedManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),

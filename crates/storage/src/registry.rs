@@ -99,7 +99,14 @@ pub struct Registry {
     initialised: Mutex<HashSet<RepoName>>,
     /// Recent blob placements and pending pull times (see `gc.rs`).
     pub(crate) lifecycle: crate::gc::Lifecycle,
+    /// Told of every manifest stored (see [`Registry::on_manifest_stored`]).
+    pub(crate) stored_listener: std::sync::OnceLock<ManifestListener>,
 }
+
+/// Called with (repository, digest, media type) after a manifest was
+/// stored (pushed or synced) and its metadata recorded. It runs on the
+/// request's task: it must only hand the work on (a channel send).
+pub type ManifestListener = Arc<dyn Fn(&RepoName, &Digest, &str) + Send + Sync>;
 
 /// Repositories checked (and rebuilt) at once by start-up synchronisation.
 pub(crate) const SYNC_CONCURRENCY: usize = 16;
@@ -173,7 +180,14 @@ impl Registry {
                 .collect(),
             initialised: Mutex::default(),
             lifecycle: crate::gc::Lifecycle::new(),
+            stored_listener: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets the listener told of every manifest stored from now on (the
+    /// vulnerability scanner's queue); only the first call has effect.
+    pub fn on_manifest_stored(&self, listener: ManifestListener) {
+        let _ = self.stored_listener.set(listener);
     }
 
     pub fn options(&self) -> &Options {

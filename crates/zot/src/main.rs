@@ -3,6 +3,8 @@
 
 mod apikey_ext;
 mod connections;
+#[cfg(feature = "cve")]
+mod cve_ext;
 mod events_ext;
 mod lifecycle;
 mod listener;
@@ -11,6 +13,8 @@ mod metrics_ext;
 mod metrics_sampler;
 #[cfg(feature = "metrics")]
 mod metrics_sources;
+#[cfg(feature = "cve")]
+mod scan_cmd;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
@@ -45,6 +49,10 @@ enum Command {
     /// (the server must not be running on it); exits 1 if anything is
     /// corrupt or missing.
     Scrub { config: PathBuf },
+    /// Scan an image of a local OCI layout (or of a storage root) for
+    /// vulnerabilities, offline; exits 1 when a finding reaches --fail-on.
+    #[cfg(feature = "cve")]
+    Scan(scan_cmd::ScanArgs),
 }
 
 /// Blob bodies pass through buffers of up to a few MiB. glibc keeps freed
@@ -122,6 +130,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        #[cfg(feature = "cve")]
+        Command::Scan(args) => scan_cmd::run(args),
         Command::Serve { config } => {
             start_memory_trimmer();
             let cfg = match &config {

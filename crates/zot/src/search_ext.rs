@@ -72,12 +72,20 @@ pub fn build_info() -> zot_api::mgmt::BuildInfo {
 pub fn notes(cfg: &Config) -> Vec<String> {
     let mut notes = Vec::new();
     if let Some(search) = cfg.extension("search").and_then(|e| e.search())
-        && search.cve.is_some()
+        && let Some(cve) = &search.cve
     {
-        notes.push(
-            "extensions.search.cve: CVE scanning is not in this build yet; its settings are checked and not used"
-                .to_owned(),
-        );
+        if !cfg!(feature = "cve") {
+            notes.push(
+                "extensions.search.cve: CVE scanning is not in this build; its settings are checked and not used"
+                    .to_owned(),
+            );
+        }
+        if cve.trivy != zot_config::TrivyConfig::default() {
+            notes.push(
+                "extensions.search.cve.trivy: accepted for zot's configurations and not used (this registry scans with its own OSV-based scanner)"
+                    .to_owned(),
+            );
+        }
     }
     if cfg.extension("ui").is_some_and(|e| e.enabled) {
         notes.push(
@@ -90,13 +98,22 @@ pub fn notes(cfg: &Config) -> Vec<String> {
 
 /// The search extension the API serves, when it is on: GraphQL and
 /// userprefs over the registry's stores, and the mgmt body.
+/// With `cve` (the vulnerability scanner), its results answer the CVE
+/// queries and `Vulnerabilities` summaries.
 #[cfg(feature = "search")]
-pub fn extension(cfg: &Config, stores: &zot_storage::Stores) -> Option<zot_api::SearchExtension> {
+pub fn extension(
+    cfg: &Config,
+    stores: &zot_storage::Stores,
+    cve: Option<std::sync::Arc<dyn zot_search::cve::CveSource>>,
+) -> Option<zot_api::SearchExtension> {
     if !enabled(cfg) {
         return None;
     }
-    let source = zot_search::stores::StoresSource::new(stores.clone());
-    let search = std::sync::Arc::new(zot_search::Search::new(std::sync::Arc::new(source)));
+    let source = std::sync::Arc::new(zot_search::stores::StoresSource::new(stores.clone()));
+    let search = std::sync::Arc::new(match cve {
+        Some(cve) => zot_search::Search::with_cve(source, cve),
+        None => zot_search::Search::new(source),
+    });
     warm(&search);
     Some(zot_api::SearchExtension {
         search,
@@ -220,8 +237,21 @@ mod tests {
         let notes = notes(&config(
             r#"{"search": {"cve": {}}, "ui": {"enable": true}}"#,
         ));
-        assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(notes[0].starts_with("extensions.search.cve: "));
-        assert!(notes[1].starts_with("extensions.ui: "));
+        let cve_note = usize::from(!cfg!(feature = "cve"));
+        assert_eq!(notes.len(), 1 + cve_note, "{notes:?}");
+        if cve_note == 1 {
+            assert!(notes[0].starts_with("extensions.search.cve: "));
+        }
+        assert!(notes[cve_note].starts_with("extensions.ui: "));
+    }
+
+    #[cfg(feature = "cve")]
+    #[test]
+    fn notes_name_the_unused_trivy_keys() {
+        let notes = notes(&config(
+            r#"{"search": {"cve": {"osv": {"repository": "localhost:5000/osv:all"}, "trivy": {"dbRepository": "x/y"}}}}"#,
+        ));
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("extensions.search.cve.trivy: "));
     }
 }

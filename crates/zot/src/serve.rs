@@ -106,8 +106,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let discover = crate::lifecycle::discover(&cfg);
     let sync_stores = routing.clone();
     let sync = crate::sync_ext::prepare(&cfg, &sync_stores)?;
+    #[cfg(feature = "cve")]
+    let cve = crate::cve_ext::open(&cfg, &routing)?;
+    #[cfg(feature = "cve")]
+    let cve_source = cve
+        .clone()
+        .map(|c| c as std::sync::Arc<dyn zot_search::cve::CveSource>);
+    #[cfg(all(feature = "search", not(feature = "cve")))]
+    let cve_source = None;
+    #[cfg(feature = "cve")]
+    let cve_stores = routing.clone();
     #[cfg(feature = "search")]
-    let mut state = match crate::search_ext::extension(&cfg, &routing) {
+    let mut state = match crate::search_ext::extension(&cfg, &routing, cve_source) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
         None => zot_api::AppState::with_security(routing, discover, security),
     };
@@ -217,6 +227,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         crate::metrics_sampler::start(metrics.clone(), &stores);
         // Cache hits, lock waits, sync runs: read when scraped.
         crate::metrics_sources::add(metrics, &stores, &sync);
+    }
+    // Vulnerability scanning: the scan queue and the database refresh,
+    // on the same permits (see cve_ext.rs).
+    #[cfg(feature = "cve")]
+    if let Some(scanner) = &cve {
+        crate::cve_ext::start(&cfg, scanner, &cve_stores, &permits, &recorder);
     }
     // Periodic sync of upstream registries, on the same permits.
     crate::sync_ext::start(&sync, &sync_stores, &permits, &recorder);

@@ -1,0 +1,524 @@
+//! The scan queue and the stored results.
+//!
+//! Invariants:
+//! - One scan runs at a time, and only with one of the scheduler's
+//!   `numWorkers` permits: scanning never takes more than one background
+//!   worker, and requests never wait for it (low priority).
+//! - A manifest's layers are read once (through the storage's blob
+//!   streams, so on any backend); its inventory is kept in the metadata
+//!   store of the store its repository routes to, keyed by digest. A later
+//!   push of the same digest, a restart or a database update reuses it.
+//! - Findings are recomputed from inventories whenever the database
+//!   version changes ([`CveScanner::rematch`]); until then the previous
+//!   findings are shown, never none.
+//! - An index is never scanned itself: search aggregates its manifests.
+//! - A digest is queued at most once at a time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::{Notify, Semaphore, mpsc};
+use zot_oci::{Digest, ManifestKind, ParsedManifest, Reference, RepoName};
+use zot_scan::{Inventory, Limits, ScanError, Scanner, is_scannable_layer};
+use zot_search::cve::{CveRecord, CveSource, ScanState};
+use zot_storage::{Registry, Stores};
+use zot_vulndb::{Snapshot, VulnDb, match_inventory};
+
+use crate::record::{ScanRecord, StoredCve, group, to_record};
+
+/// Findings written per metadata transaction during a re-match.
+const REMATCH_BATCH: usize = 256;
+/// Cached states kept before the cache is emptied.
+const CACHE_MAX: usize = 50_000;
+
+/// Counters of the scanner's work since start.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Layers read (each is one blob stream).
+    pub layers_read: AtomicU64,
+    /// Manifests whose inventory was made.
+    pub manifests_scanned: AtomicU64,
+    /// Manifests matched against a database (after a scan or an update).
+    pub manifests_matched: AtomicU64,
+}
+
+struct Job {
+    repo: String,
+    digest: Digest,
+}
+
+/// The scanner of one registry (all its stores).
+pub struct CveScanner {
+    stores: Stores,
+    db: Arc<VulnDb>,
+    tx: mpsc::UnboundedSender<Job>,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
+    queued: Mutex<HashSet<Digest>>,
+    cache: Mutex<HashMap<Digest, ScanState>>,
+    counters: Counters,
+    /// Woken when a scan found an ecosystem the database lacks.
+    pub(crate) wanted: Notify,
+    /// An inventory was stored while there was no database: the next
+    /// refresh re-matches even when the database did not change.
+    unmatched: AtomicBool,
+}
+
+/// Why a manifest was not scanned this time.
+#[derive(Debug, thiserror::Error)]
+enum Skip {
+    #[error("{0}")]
+    Storage(#[from] zot_storage::StorageError),
+    #[error("{0}")]
+    Meta(#[from] zot_meta::MetaError),
+    #[error("{0}")]
+    Db(#[from] zot_vulndb::DbError),
+    #[error("background task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Name(String),
+}
+
+impl CveScanner {
+    pub fn new(stores: Stores, db: Arc<VulnDb>) -> Arc<CveScanner> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new(CveScanner {
+            stores,
+            db,
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            queued: Mutex::default(),
+            cache: Mutex::default(),
+            counters: Counters::default(),
+            wanted: Notify::new(),
+            unmatched: AtomicBool::new(false),
+        })
+    }
+
+    pub fn db(&self) -> &Arc<VulnDb> {
+        &self.db
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Manifests waiting to be scanned.
+    pub fn queue_len(&self) -> usize {
+        self.queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Queues a scan of `digest` of `repo` (a no-op when it is queued
+    /// already). Cheap: for the push path.
+    pub fn enqueue(&self, repo: &str, digest: &Digest) {
+        let fresh = self
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest.clone());
+        if fresh {
+            let _ = self.tx.send(Job {
+                repo: repo.to_owned(),
+                digest: digest.clone(),
+            });
+        }
+    }
+
+    /// Queues every manifest of every store that has no current scan
+    /// record (at start-up); returns how many.
+    pub async fn enqueue_unscanned(self: &Arc<Self>) -> usize {
+        let mut n = 0;
+        for reg in self.stores.distinct() {
+            let r = Arc::clone(reg);
+            let found = tokio::task::spawn_blocking(move || -> Result<Vec<_>, Skip> {
+                let meta = r.metadata();
+                let mut out = Vec::new();
+                for (repo, record) in meta.all_manifests()? {
+                    if is_index(&record.media_type) {
+                        continue;
+                    }
+                    let current = meta
+                        .scan(&record.digest.to_string())?
+                        .and_then(|b| ScanRecord::from_bytes(&b))
+                        .is_some_and(|r| r.is_current());
+                    if !current {
+                        out.push((repo, record.digest));
+                    }
+                }
+                Ok(out)
+            })
+            .await;
+            match found {
+                Ok(Ok(list)) => {
+                    for (repo, digest) in list {
+                        self.enqueue(&repo, &digest);
+                        n += 1;
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cve: listing manifests to scan"),
+                Err(e) => tracing::warn!(error = %e, "cve: listing manifests to scan"),
+            }
+        }
+        n
+    }
+
+    /// Runs the queue: one scan at a time, each with one of `permits`.
+    pub async fn run_queue(self: Arc<Self>, permits: Arc<Semaphore>) {
+        let mut rx = self.rx.lock().await;
+        while let Some(job) = rx.recv().await {
+            let Ok(permit) = permits.acquire().await else {
+                return;
+            };
+            let started = std::time::Instant::now();
+            match self.process(&job).await {
+                Ok(()) => {
+                    tracing::debug!(repo = %job.repo, digest = %job.digest, ms = started.elapsed().as_millis() as u64, "cve: manifest scanned")
+                }
+                Err(e) => {
+                    tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: scan skipped")
+                }
+            }
+            drop(permit);
+            self.queued
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&job.digest);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn process(&self, job: &Job) -> Result<(), Skip> {
+        let reg = Arc::clone(self.stores.route(&job.repo));
+        let key = job.digest.to_string();
+        let r = Arc::clone(&reg);
+        let k = key.clone();
+        let stored = tokio::task::spawn_blocking(move || r.metadata().scan(&k)).await??;
+        let record = match stored.and_then(|b| ScanRecord::from_bytes(&b)) {
+            Some(r) if r.is_current() => r,
+            _ => {
+                let Some(record) = self.scan(&reg, job).await? else {
+                    return Ok(());
+                };
+                let (r, k, bytes) = (Arc::clone(&reg), key.clone(), record.to_bytes());
+                tokio::task::spawn_blocking(move || r.metadata().put_scan(&k, &bytes)).await??;
+                self.counters
+                    .manifests_scanned
+                    .fetch_add(1, Ordering::Relaxed);
+                record
+            }
+        };
+        match &record {
+            ScanRecord::Unscannable(e) => {
+                self.remember(&job.digest, ScanState::Unscannable(e.clone()));
+            }
+            ScanRecord::Inventory(inventory) => {
+                self.want_ecosystems(inventory);
+                if let Some(list) = self.match_one(&reg, &job.digest, inventory).await? {
+                    self.report(&reg, job, &list).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the manifest's layers into an inventory; `None` for an index
+    /// (aggregated by search) or a manifest gone meanwhile.
+    async fn scan(&self, reg: &Arc<Registry>, job: &Job) -> Result<Option<ScanRecord>, Skip> {
+        let repo: RepoName = job
+            .repo
+            .parse()
+            .map_err(|e: zot_oci::NameError| Skip::Name(e.to_string()))?;
+        let record = match reg.manifest_record(&repo, &Reference::Digest(job.digest.clone())) {
+            Ok(r) => r,
+            Err(zot_storage::StorageError::ManifestUnknown) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let body = reg.manifest_bytes(&repo, &record).await?;
+        let parsed = match ParsedManifest::parse(&body, Some(&record.media_type), true) {
+            Ok(p) => p,
+            Err(e) => return Ok(Some(ScanRecord::Unscannable(e.to_string()))),
+        };
+        if parsed.kind.is_index() {
+            return Ok(None);
+        }
+        if let Some(l) = parsed
+            .layers
+            .iter()
+            .find(|l| !is_scannable_layer(&l.media_type))
+        {
+            return Ok(Some(ScanRecord::Unscannable(
+                ScanError::UnsupportedMediaType(l.media_type.clone()).to_string(),
+            )));
+        }
+        let mut scanner = Scanner::new(Limits::default());
+        for layer in &parsed.layers {
+            let stream = match reg.blob_stream(&repo, &layer.digest, 0, layer.size).await {
+                Ok(s) => s,
+                // A foreign layer the registry need not hold.
+                Err(zot_storage::StorageError::BlobUnknown)
+                    if zot_oci::media_types::NON_DISTRIBUTABLE_LAYERS
+                        .contains(&layer.media_type.as_str()) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
+            let reader = tokio_util::io::StreamReader::new(stream);
+            if let Err(e) = scanner.add_layer(&layer.media_type, reader).await {
+                tracing::warn!(repo = %job.repo, digest = %job.digest, layer = %layer.digest, error = %e, "cve: layer could not be read");
+                return Ok(Some(ScanRecord::Unscannable(e.to_string())));
+            }
+        }
+        Ok(Some(ScanRecord::Inventory(scanner.finish())))
+    }
+
+    /// Matches one inventory against the current database, unless its
+    /// stored findings are of that version already; stores and returns
+    /// them (`None`: no database yet, or nothing to do).
+    async fn match_one(
+        &self,
+        reg: &Arc<Registry>,
+        digest: &Digest,
+        inventory: &Inventory,
+    ) -> Result<Option<Vec<StoredCve>>, Skip> {
+        let Some(snapshot) = self.db.current() else {
+            self.unmatched.store(true, Ordering::Release);
+            self.wanted.notify_one();
+            return Ok(None);
+        };
+        let (r, d, inv) = (Arc::clone(reg), digest.clone(), inventory.clone());
+        let found = tokio::task::spawn_blocking(move || -> Result<_, Skip> {
+            let version = snapshot.info().version;
+            if r.metadata()
+                .findings(&d.to_string())?
+                .is_some_and(|(v, _)| v == version)
+            {
+                return Ok(None);
+            }
+            let list = group(match_inventory(&inv, snapshot.as_ref())?);
+            let bytes = serde_json::to_vec(&list).unwrap_or_default();
+            r.metadata()
+                .put_findings(&[(d.to_string(), version, bytes)])?;
+            Ok(Some(list))
+        })
+        .await??;
+        if let Some(list) = &found {
+            self.counters
+                .manifests_matched
+                .fetch_add(1, Ordering::Relaxed);
+            self.remember(digest, scanned(list.clone()));
+        }
+        Ok(found)
+    }
+
+    /// zot's `image.scanned` event of a fresh result.
+    async fn report(&self, reg: &Arc<Registry>, job: &Job, list: &[StoredCve]) {
+        let records: Vec<CveRecord> = list.iter().cloned().map(to_record).collect();
+        let s = zot_search::cve::summary(&records);
+        let n = |v: Option<i32>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+        let summary = zot_storage::events::ScanSummary {
+            count: n(s.count),
+            fixable_count: list
+                .iter()
+                .filter(|c| c.packages.iter().any(|p| p.fixed.is_some()))
+                .count() as u64,
+            unknown_count: n(s.unknown_count),
+            low_count: n(s.low_count),
+            medium_count: n(s.medium_count),
+            high_count: n(s.high_count),
+            critical_count: n(s.critical_count),
+            max_severity: s.max_severity.unwrap_or_default(),
+        };
+        let Ok(repo) = job.repo.parse::<RepoName>() else {
+            return;
+        };
+        let media_type = reg
+            .manifest_record(&repo, &Reference::Digest(job.digest.clone()))
+            .map(|r| r.media_type)
+            .unwrap_or_default();
+        let reference = job.digest.to_string();
+        let image = zot_storage::events::Image {
+            reference: &reference,
+            digest: &job.digest,
+            media_type: &media_type,
+        };
+        if let Err(e) = reg.record_scanned(&repo, &image, &summary).await {
+            tracing::warn!(repo = %job.repo, error = %e, "cve: recording image.scanned");
+        }
+    }
+
+    /// Re-matches every stored inventory whose findings are not of the
+    /// current database version (after an update, and at start-up), and
+    /// drops the rows of digests no repository holds any more. Blocking
+    /// work, on the blocking pool; returns how many were matched.
+    pub async fn rematch(self: &Arc<Self>) -> usize {
+        let Some(snapshot) = self.db.current() else {
+            return 0;
+        };
+        let mut total = 0;
+        for reg in self.stores.distinct() {
+            let (r, s, me) = (Arc::clone(reg), Arc::clone(&snapshot), Arc::clone(self));
+            match tokio::task::spawn_blocking(move || me.rematch_store(&r, &s)).await {
+                Ok(Ok(n)) => total += n,
+                Ok(Err(e)) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
+                Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
+            }
+        }
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        total
+    }
+
+    fn rematch_store(&self, reg: &Registry, snapshot: &Snapshot) -> Result<usize, Skip> {
+        let meta = reg.metadata();
+        let held: HashSet<String> = meta
+            .all_manifests()?
+            .into_iter()
+            .map(|(_, r)| r.digest.to_string())
+            .collect();
+        let forgotten = meta.forget_scans(|d| held.contains(d))?;
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "cve: dropped the results of manifests no longer stored"
+            );
+        }
+        let version = snapshot.info().version;
+        let mut rows = Vec::new();
+        let mut n = 0;
+        for digest in meta.scanned_digests()? {
+            if meta.findings(&digest)?.is_some_and(|(v, _)| v == version) {
+                continue;
+            }
+            let Some(ScanRecord::Inventory(inv)) =
+                meta.scan(&digest)?.and_then(|b| ScanRecord::from_bytes(&b))
+            else {
+                continue;
+            };
+            let list = group(match_inventory(&inv, snapshot)?);
+            rows.push((
+                digest,
+                version,
+                serde_json::to_vec(&list).unwrap_or_default(),
+            ));
+            n += 1;
+            self.counters
+                .manifests_matched
+                .fetch_add(1, Ordering::Relaxed);
+            if rows.len() >= REMATCH_BATCH {
+                meta.put_findings(&std::mem::take(&mut rows))?;
+            }
+        }
+        meta.put_findings(&rows)?;
+        Ok(n)
+    }
+
+    /// Whether inventories were stored without a database since the last
+    /// call (they need a re-match once there is one).
+    pub fn take_unmatched(&self) -> bool {
+        self.unmatched.swap(false, Ordering::AcqRel)
+    }
+
+    /// The ecosystem families stored inventories need (for a URL source
+    /// without configured ecosystems: only those are fetched).
+    pub async fn needed_ecosystems(&self) -> Vec<String> {
+        let regs: Vec<Arc<Registry>> = self.stores.distinct().into_iter().cloned().collect();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut out = std::collections::BTreeSet::new();
+            for reg in regs {
+                let meta = reg.metadata();
+                for digest in meta.scanned_digests().unwrap_or_default() {
+                    if let Some(ScanRecord::Inventory(inv)) = meta
+                        .scan(&digest)
+                        .ok()
+                        .flatten()
+                        .and_then(|b| ScanRecord::from_bytes(&b))
+                    {
+                        out.extend(
+                            zot_vulndb::ecosystems_for(&inv)
+                                .into_iter()
+                                .map(str::to_owned),
+                        );
+                    }
+                }
+            }
+            out.into_iter().collect()
+        })
+        .await;
+        found.unwrap_or_default()
+    }
+
+    /// Wakes the database refresh when `inventory` needs an ecosystem the
+    /// database was not built with (a URL source fetches only those).
+    fn want_ecosystems(&self, inventory: &Inventory) {
+        let have = self.db.info().map(|i| i.ecosystems).unwrap_or_default();
+        if zot_vulndb::ecosystems_for(inventory)
+            .iter()
+            .any(|e| !have.iter().any(|h| h == e))
+        {
+            self.wanted.notify_one();
+        }
+    }
+
+    fn remember(&self, digest: &Digest, state: ScanState) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(digest.clone(), state);
+    }
+
+    fn lookup(&self, repo: &str, digest: &Digest) -> Result<ScanState, zot_meta::MetaError> {
+        let meta = self.stores.route(repo).metadata();
+        let key = digest.to_string();
+        if let Some((_, bytes)) = meta.findings(&key)? {
+            let list: Vec<StoredCve> = serde_json::from_slice(&bytes)?;
+            return Ok(scanned(list));
+        }
+        Ok(
+            match meta.scan(&key)?.and_then(|b| ScanRecord::from_bytes(&b)) {
+                Some(ScanRecord::Unscannable(e)) => ScanState::Unscannable(e),
+                _ => ScanState::NotScanned,
+            },
+        )
+    }
+}
+
+fn scanned(list: Vec<StoredCve>) -> ScanState {
+    ScanState::Scanned(list.into_iter().map(to_record).collect())
+}
+
+fn is_index(media_type: &str) -> bool {
+    ManifestKind::from_media_type(media_type).is_some_and(ManifestKind::is_index)
+}
+
+impl CveSource for CveScanner {
+    fn state(&self, repo: &str, digest: &Digest) -> ScanState {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(digest)
+        {
+            return hit.clone();
+        }
+        match self.lookup(repo, digest) {
+            Ok(state) => {
+                if !matches!(state, ScanState::NotScanned) {
+                    self.remember(digest, state.clone());
+                }
+                state
+            }
+            Err(e) => {
+                tracing::warn!(repo, %digest, error = %e, "cve: reading stored results");
+                ScanState::NotScanned
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Vulnerability scanning in the binary (Cargo feature `cve`, on top of
+//! `search`): on when search is on and `extensions.search.cve` is present.
+//! Opens the database under the default store's root (`_zot/cve/`), hands
+//! the scanner to search, and starts its background work on the
+//! scheduler's permits (see `zot_cve`). Without the feature the settings
+//! are read, checked and noted as not used (`search_ext::notes`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use zot_config::{Config, OsvSource};
+use zot_cve::{CveScanner, RefreshSettings};
+
+/// The OSV database directory under a store root.
+pub const DB_DIR: &str = "_zot/cve";
+
+/// How often a local folder source is checked for changes (only file
+/// sizes and times are read; a change is imported at once).
+const FOLDER_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The CVE settings, when scanning is on in this build.
+pub fn settings(cfg: &Config) -> Option<zot_config::CveConfig> {
+    if !crate::search_ext::enabled(cfg) {
+        return None;
+    }
+    cfg.extension("search")
+        .and_then(|e| e.search())
+        .and_then(|s| s.cve)
+}
+
+/// The scanner, when scanning is on: its database opened (the index
+/// in use at the last shutdown, if any).
+pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option<Arc<CveScanner>>> {
+    if settings(cfg).is_none() {
+        return Ok(None);
+    }
+    let dir = cfg.storage.root_directory.join(DB_DIR);
+    let db = zot_vulndb::VulnDb::open(&dir)
+        .with_context(|| format!("opening the vulnerability database at {}", dir.display()))?;
+    match db.info() {
+        Some(info) => {
+            tracing::info!(version = info.version, built_at = info.built_at, source = %info.source, "cve: database in use")
+        }
+        None => tracing::info!("cve: no database yet; the first update runs now"),
+    }
+    Ok(Some(CveScanner::new(stores.clone(), Arc::new(db))))
+}
+
+/// Starts the scan queue and the database refresh on `permits`, and
+/// reports to the metrics every few seconds when they are on.
+pub fn start(
+    cfg: &Config,
+    scanner: &Arc<CveScanner>,
+    stores: &zot_storage::Stores,
+    permits: &Arc<tokio::sync::Semaphore>,
+    recorder: &crate::metrics_ext::Recorder,
+) {
+    let Some(settings) = settings(cfg) else {
+        return;
+    };
+    let (source, interval) = match &settings.osv.source {
+        OsvSource::Url(u) => (zot_vulndb::Source::Url(u.clone()), settings.update_interval),
+        OsvSource::Path(p) => (
+            zot_vulndb::Source::Path(p.into()),
+            settings.update_interval.min(FOLDER_CHECK),
+        ),
+        OsvSource::Repository(r) => {
+            let dir = cfg.storage.root_directory.join(DB_DIR).join("artifact");
+            let refresh = RefreshSettings {
+                source: zot_vulndb::Source::Path(dir),
+                artifact: Some(r.clone()),
+                ecosystems: settings.osv.ecosystems.clone(),
+                interval: settings.update_interval,
+            };
+            zot_cve::start(scanner, stores, Some(refresh), permits, None);
+            report(scanner, recorder);
+            return;
+        }
+    };
+    let refresh = RefreshSettings {
+        source,
+        artifact: None,
+        ecosystems: settings.osv.ecosystems.clone(),
+        interval,
+    };
+    zot_cve::start(scanner, stores, Some(refresh), permits, None);
+    report(scanner, recorder);
+}
+
+#[cfg(feature = "metrics")]
+fn report(scanner: &Arc<CveScanner>, recorder: &crate::metrics_ext::Recorder) {
+    use std::sync::atomic::Ordering;
+    let Some(metrics) = recorder.metrics().cloned() else {
+        return;
+    };
+    let scanner = Arc::clone(scanner);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let info = scanner.db().info();
+            let c = scanner.counters();
+            metrics.set_cve(&zot_metrics::CveStatus {
+                db_version: info.as_ref().map_or(0, |i| i.version),
+                db_built_at: info.as_ref().map_or(0, |i| i.built_at),
+                layers_read: c.layers_read.load(Ordering::Relaxed),
+                manifests_scanned: c.manifests_scanned.load(Ordering::Relaxed),
+                manifests_matched: c.manifests_matched.load(Ordering::Relaxed),
+                queue: scanner.queue_len() as u64,
+            });
+        }
+    });
+}
+
+#[cfg(not(feature = "metrics"))]
+fn report(_scanner: &Arc<CveScanner>, _recorder: &crate::metrics_ext::Recorder) {}
