@@ -22,6 +22,7 @@
 //!   (the usual tolerance of lock-free metrics).
 
 mod background;
+mod config;
 mod process;
 pub mod render;
 mod repos;
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
+pub use config::ConfigState;
 use repos::{RepoSlot, RepoTable};
 
 /// How many repositories get labels when the config does not say.
@@ -152,6 +154,8 @@ pub struct Metrics {
     /// (`u64::MAX` in the first: events off, not rendered).
     events_outbox: [AtomicU64; 2],
     background: Background,
+    /// Reloads of the configuration and the hash of the one in use.
+    config: ConfigState,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -169,6 +173,7 @@ impl Metrics {
             dropped_repo_labels: AtomicU64::new(0),
             events_outbox: [AtomicU64::new(u64::MAX), AtomicU64::new(0)],
             background: Background::default(),
+            config: ConfigState::default(),
             info,
             started: SystemTime::now(),
         }
@@ -184,6 +189,11 @@ impl Metrics {
     /// The metrics of background work (scheduler, GC, scrub, samplers).
     pub fn background(&self) -> &Background {
         &self.background
+    }
+
+    /// Configuration reloads and the hash of the configuration in use.
+    pub fn config(&self) -> &ConfigState {
+        &self.config
     }
 
     /// The storage `repo` uses now, as a background task measured it.

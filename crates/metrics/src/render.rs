@@ -238,6 +238,7 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
         let _ = writeln!(out, "{name} {}", load(&m.events_outbox[1]));
     }
     m.background.render(&mut out, om);
+    m.config.render(&mut out, om);
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

@@ -8,6 +8,7 @@ mod listener;
 mod metrics_ext;
 #[cfg(feature = "metrics")]
 mod metrics_sampler;
+mod reload;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
@@ -121,10 +122,11 @@ fn main() -> ExitCode {
         },
         Command::Serve { config } => {
             start_memory_trimmer();
-            let cfg = match &config {
-                None => Config::embedded_default(),
-                Some(path) => match Config::from_file_with(path, lifecycle::AVAILABLE) {
-                    Ok(c) => c,
+            let (cfg, source) = match config {
+                None => (Config::embedded_default(), None),
+                // Read once: the hash is of exactly the text validated.
+                Some(path) => match reload::load(&path) {
+                    Ok((c, hash)) => (c, Some((path, hash))),
                     Err(problems) => {
                         for p in &problems {
                             eprintln!("{}: {p}", path.display());
@@ -133,7 +135,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            match serve::run(cfg) {
+            match serve::run(cfg, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zot: {e:#}");
