@@ -289,13 +289,7 @@ async fn handle(
 ) -> Response {
     // Security decides before any handler touches storage.
     let method = req.method().clone();
-    let checked = security::check(
-        security,
-        store(state, &endpoint),
-        &endpoint,
-        &mut req,
-    )
-    .await;
+    let checked = security::check(security, store(state, &endpoint), &endpoint, &mut req).await;
     let (caller, resp) = match checked {
         Err((caller, mut resp)) => {
             security::quiet_for_zot_ui(&req, &mut resp);
@@ -316,7 +310,8 @@ async fn handle(
                 } else {
                     None
                 };
-                let work = AssertUnwindSafe(route(state, security, endpoint, req, &caller)).catch_unwind();
+                let work =
+                    AssertUnwindSafe(route(state, security, endpoint, req, &caller)).catch_unwind();
                 match origin {
                     Some(origin) => zot_storage::events::with_origin(origin, work).await,
                     None => work.await,

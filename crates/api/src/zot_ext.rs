@@ -104,10 +104,16 @@ pub(crate) async fn route(
         let method = req.method().clone();
         let mut resp = match (endpoint, &method) {
             (Endpoint::Search, &Method::GET | &Method::POST) => {
-                extension.search.graphql(req, viewer(security, caller)).await
+                extension
+                    .search
+                    .graphql(req, viewer(security, caller))
+                    .await
             }
             (Endpoint::UserPrefs, &Method::PUT) => {
-                extension.search.userprefs(req, viewer(security, caller)).await
+                extension
+                    .search
+                    .userprefs(req, viewer(security, caller))
+                    .await
             }
             (Endpoint::Mgmt, &Method::GET) => (
                 // zot sets no type; Go's sniffing answers this one.

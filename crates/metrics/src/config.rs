@@ -73,8 +73,14 @@ mod tests {
         assert!(out.is_empty(), "{out}");
         state.set(2, 1, "abc");
         state.render(&mut out, false);
-        assert!(out.contains("zot_config_reloads_total{result=\"success\"} 2\n"), "{out}");
-        assert!(out.contains("zot_config_reloads_total{result=\"failure\"} 1\n"), "{out}");
+        assert!(
+            out.contains("zot_config_reloads_total{result=\"success\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("zot_config_reloads_total{result=\"failure\"} 1\n"),
+            "{out}"
+        );
         assert!(out.contains("zot_config_info{hash=\"abc\"} 1\n"), "{out}");
         let mut om = String::new();
         state.render(&mut om, true);

@@ -137,7 +137,11 @@ impl Reloader {
         {
             Ok(s) => s,
             Err(e) => {
-                tracing::error!(trigger = trigger.as_str(), "{}: http: {e}", self.path.display());
+                tracing::error!(
+                    trigger = trigger.as_str(),
+                    "{}: http: {e}",
+                    self.path.display()
+                );
                 self.refuse(trigger, 1);
                 return;
             }
@@ -162,8 +166,7 @@ impl Reloader {
             }
         }
         self.metrics.apply(&next, &self.state);
-        self.state
-            .set_extensions(crate::lifecycle::discover(&next));
+        self.state.set_extensions(crate::lifecycle::discover(&next));
         if next.storage != self.running.storage
             || next.extension("scrub") != self.running.extension("scrub")
         {

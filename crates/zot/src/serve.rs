@@ -138,8 +138,10 @@ async fn serve(
     #[cfg(feature = "events")]
     let outbox_gauges = {
         let rec = recorder.clone();
-        Some(Box::new(move |kept, dropped| rec.set_events_outbox(kept, dropped))
-            as crate::events_ext::OutboxGauges)
+        Some(
+            Box::new(move |kept, dropped| rec.set_events_outbox(kept, dropped))
+                as crate::events_ext::OutboxGauges,
+        )
     };
     #[cfg(feature = "sync")]
     if let Some(hook) = sync.hook.clone() {

@@ -142,7 +142,8 @@ fn extension(names: &mut Vec<String>, running: &Config, next: &mut Config, name:
         return;
     }
     names.push(format!("extensions.{name}"));
-    next.extensions.retain(|e| !e.name.eq_ignore_ascii_case(name));
+    next.extensions
+        .retain(|e| !e.name.eq_ignore_ascii_case(name));
     if let Some(e) = running.extension(name) {
         next.extensions.push(e.clone());
     }
@@ -244,7 +245,9 @@ mod tests {
         );
         assert_eq!(next.log.level.as_str(), "warn");
         assert_eq!(
-            next.extension("scrub").and_then(|e| e.scrub()).map(|s| s.interval),
+            next.extension("scrub")
+                .and_then(|e| e.scrub())
+                .map(|s| s.interval),
             Some(std::time::Duration::from_secs(3600))
         );
     }
