@@ -487,7 +487,7 @@ async fn route(
 /// is off (like any unknown path).
 fn sync_status(state: &AppState) -> ApiResult {
     #[cfg(feature = "sync")]
-    if let Some(sync) = &state.sync {
+    if let Some(sync) = state.sync.as_ref().filter(|s| s.enabled()) {
         return Ok(([(header::CONTENT_TYPE, "application/json")], sync.status()).into_response());
     }
     let _ = state;

@@ -32,6 +32,7 @@ fn make(cfg: &Config, max_repository_labels: usize) -> Arc<zot_metrics::Metrics>
 /// (turned off, it is no longer served nor fed; on again, it goes on
 /// counting), so its label cap is the one of that first time.
 pub struct MetricsSwitch {
+    #[cfg(feature = "metrics")]
     recorder: Recorder,
     #[cfg(feature = "metrics")]
     made: Option<Arc<zot_metrics::Metrics>>,
@@ -43,8 +44,9 @@ pub struct MetricsSwitch {
 impl MetricsSwitch {
     pub fn new(recorder: Recorder, stores: &[crate::lifecycle::Store]) -> MetricsSwitch {
         #[cfg(not(feature = "metrics"))]
-        let _ = stores;
+        let _ = (recorder, stores);
         MetricsSwitch {
+            #[cfg(feature = "metrics")]
             recorder,
             #[cfg(feature = "metrics")]
             made: None,
@@ -128,6 +130,7 @@ impl Recorder {
     }
 
     /// The events outboxes: events kept, events dropped at the bound.
+    #[cfg(feature = "events")]
     pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
         self.with(|m| m.set_events_outbox(kept, dropped));
     }
@@ -188,6 +191,7 @@ impl Recorder {
 /// Without the feature: records nothing.
 #[cfg(not(feature = "metrics"))]
 impl Recorder {
+    #[cfg(feature = "events")]
     pub fn set_events_outbox(&self, _kept: u64, _dropped: u64) {}
     pub fn set_workers(&self, _n: usize) {}
     pub fn queued(&self) {}

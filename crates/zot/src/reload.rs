@@ -15,8 +15,10 @@
 //!   endpoint are swapped for requests that start afterwards
 //!   (`zot_api::AppState`); no connection is closed, no request fails.
 //! - Background work takes new settings at its next round: GC and scrub
-//!   are rescheduled (`Lifecycle::reconfigure`), a round in progress
-//!   finishes with the settings it started with.
+//!   are rescheduled (`Lifecycle::reconfigure`), sync's upstreams replaced
+//!   (`SyncSwitch::replace`: on-demand fetches and status at once, periodic
+//!   runs restarted); a round or run in progress finishes with the settings
+//!   it started with.
 //! - Every attempt is counted (success or failure) and the hash of the
 //!   configuration in use is logged and exposed in the metrics
 //!   (`zot_config_reloads_total{result}`, `zot_config_info{hash}`).
@@ -32,6 +34,7 @@ use zot_config::{Config, Problem};
 
 use crate::lifecycle::{AVAILABLE, Lifecycle};
 use crate::metrics_ext::MetricsSwitch;
+use crate::sync_ext::SyncSwitch;
 
 /// Changes the log filter to a `log.level`; `Err` when it cannot.
 pub type LogLevelSetter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -84,6 +87,9 @@ pub struct Reloader {
     pub log_level: Option<LogLevelSetter>,
     pub metrics: MetricsSwitch,
     pub lifecycle: Lifecycle,
+    pub sync: SyncSwitch,
+    /// The routing of repositories to stores (for sync).
+    pub stores: zot_storage::Stores,
     pub succeeded: u64,
     pub failed: u64,
 }
@@ -146,6 +152,19 @@ impl Reloader {
                 return;
             }
         };
+        // Sync's clients read files too (certDir, credentialsFile).
+        let sync = if next.extension("sync") != self.running.extension("sync") {
+            match crate::sync_ext::prepare(&next, &self.stores) {
+                Ok(setup) => Some(setup),
+                Err(e) => {
+                    tracing::error!(trigger = trigger.as_str(), "{}: {e:#}", self.path.display());
+                    self.refuse(trigger, 1);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         if !restart.is_empty() {
             tracing::warn!(
                 keys = %restart.join(", "),
@@ -166,6 +185,9 @@ impl Reloader {
             }
         }
         self.metrics.apply(&next, &self.state);
+        if let Some(setup) = sync {
+            self.sync.replace(setup);
+        }
         self.state.set_extensions(crate::lifecycle::discover(&next));
         if next.storage != self.running.storage
             || next.extension("scrub") != self.running.extension("scrub")
@@ -208,10 +230,11 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("log.level", old.log.level != new.log.level);
     check("storage", old.storage != new.storage);
-    for name in ["scrub", "metrics", "search"] {
+    for name in ["scrub", "metrics", "sync", "search"] {
         let label = match name {
             "scrub" => "extensions.scrub",
             "metrics" => "extensions.metrics",
+            "sync" => "extensions.sync",
             _ => "extensions.search.cve",
         };
         check(label, old.extension(name) != new.extension(name));

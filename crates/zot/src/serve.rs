@@ -124,13 +124,14 @@ async fn serve(
     let discover = crate::lifecycle::discover(&cfg);
     let sync_stores = routing.clone();
     let sync = crate::sync_ext::prepare(&cfg, &sync_stores)?;
+    let sync_handle = crate::sync_ext::hook(&sync);
     #[cfg(feature = "search")]
-    let mut state = match crate::search_ext::extension(&cfg, &routing) {
+    let state = match crate::search_ext::extension(&cfg, &routing) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
         None => zot_api::AppState::with_security(routing, discover, security),
     };
     #[cfg(not(feature = "search"))]
-    let mut state = zot_api::AppState::with_security(routing, discover, security);
+    let state = zot_api::AppState::with_security(routing, discover, security);
     // Metrics on or off, now and at each reload (metrics_ext.rs).
     let recorder = crate::metrics_ext::Recorder::default();
     let mut metrics = crate::metrics_ext::MetricsSwitch::new(recorder.clone(), &stores);
@@ -144,12 +145,14 @@ async fn serve(
         )
     };
     #[cfg(feature = "sync")]
-    if let Some(hook) = sync.hook.clone() {
+    let state = {
+        let mut state = state;
         match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.sync = Some(hook),
+            Some(s) => s.sync = Some(sync_handle.api()),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
-    }
+        state
+    };
     let mutations = state.mutations.clone();
     let live_state = state.clone();
     let app =
@@ -203,7 +206,7 @@ async fn serve(
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
     let lifecycle = crate::lifecycle::start(&cfg, &stores, &recorder);
     // Periodic sync of upstream registries, on the same permits.
-    crate::sync_ext::start(&sync, &sync_stores, &lifecycle.permits);
+    let sync = crate::sync_ext::start(sync_handle, sync, &sync_stores, &lifecycle.permits);
     // Reloads on a change of the file and on SIGHUP (reload.rs).
     if let (Some(triggers), Some((path, hash))) = (reloads, source) {
         tracing::info!(file = %path.display(), hash, "configuration loaded; reloaded on change and on SIGHUP");
@@ -215,6 +218,8 @@ async fn serve(
             log_level,
             metrics,
             lifecycle,
+            sync,
+            stores: sync_stores,
             succeeded: 0,
             failed: 0,
         };

@@ -496,3 +496,49 @@ fn users_and_policies_change_without_restart_while_a_chunked_push_runs() {
     )
     .expect_status(403, "bob's rights withdrawn");
 }
+
+#[cfg(feature = "sync")]
+#[test]
+fn sync_upstreams_change_without_restart() {
+    let upstream = Registry::start();
+    small_image("mirrored").push(&upstream.client(), "lib/app", "v1");
+    let registry = Registry::start();
+    let client = registry.client();
+    client
+        .get_manifest("lib/app", "v1")
+        .expect_status(404, "no sync yet");
+    client
+        .get("/v2/_zot/ext/sync")
+        .expect_status(404, "sync off");
+
+    // Sync on, on demand, from the upstream.
+    let path = registry.config_path().to_owned();
+    let mut config = read_config(&registry);
+    config["extensions"] = json!({"sync": {"registries": [{
+        "urls": [upstream.url()], "onDemand": true, "tlsVerify": false
+    }]}});
+    write_in_place(&path, &text_of(&config));
+    let line = wait_for_log(&registry, "configuration reloaded", 1);
+    assert_eq!(line["changed"], "extensions.sync");
+    client
+        .get_manifest("lib/app", "v1")
+        .expect_status(200, "fetched on demand");
+    let status = client.get("/v2/_zot/ext/sync");
+    status.expect_status(200, "sync status");
+    assert_eq!(
+        status.json()["registries"][0]["urls"][0],
+        upstream.url().as_str()
+    );
+
+    // Sync off again: nothing more is fetched.
+    small_image("later").push(&upstream.client(), "lib/other", "v1");
+    config["extensions"] = json!({});
+    write_in_place(&path, &text_of(&config));
+    wait_for_log(&registry, "configuration reloaded", 2);
+    client
+        .get_manifest("lib/other", "v1")
+        .expect_status(404, "sync off again");
+    client
+        .get("/v2/_zot/ext/sync")
+        .expect_status(404, "sync off again");
+}
