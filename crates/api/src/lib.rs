@@ -163,6 +163,17 @@ impl AppState {
         self.security.store(Arc::new(security));
     }
 
+    /// Replaces the body of `GET /v2/_zot/ext/mgmt` (a reload changing
+    /// the login methods); nothing without the search extension.
+    pub fn set_mgmt(&self, body: String) {
+        #[cfg(feature = "search")]
+        if let Some(search) = &self.search {
+            search.mgmt.store(Arc::new(body));
+        }
+        #[cfg(not(feature = "search"))]
+        let _ = body;
+    }
+
     /// Replaces what discover lists (a reload).
     pub fn set_extensions(&self, extensions: Vec<ExtensionInfo>) {
         self.extensions.store(Arc::new(extensions));

@@ -37,8 +37,9 @@ use crate::security::Caller;
 pub struct SearchExtension {
     /// GraphQL and userprefs.
     pub search: Arc<zot_search::Search>,
-    /// The body of `GET /v2/_zot/ext/mgmt` (see [`crate::mgmt::render`]).
-    pub mgmt: String,
+    /// The body of `GET /v2/_zot/ext/mgmt` (see [`crate::mgmt::render`]);
+    /// a configuration reload changing `http.auth` replaces it.
+    pub mgmt: arc_swap::ArcSwap<String>,
 }
 
 /// The path at which `mgmt` is readable without credentials, exactly.
@@ -118,7 +119,7 @@ pub(crate) async fn route(
             (Endpoint::Mgmt, &Method::GET) => (
                 // zot sets no type; Go's sniffing answers this one.
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                extension.mgmt.clone(),
+                String::clone(&extension.mgmt.load()),
             )
                 .into_response(),
             (_, m) => crate::unsupported(m).into_response(),

@@ -97,6 +97,9 @@ pub struct Registry {
     initialised: Mutex<HashSet<RepoName>>,
     /// Recent blob placements and pending pull times (see `gc.rs`).
     pub(crate) lifecycle: crate::gc::Lifecycle,
+    /// The mandatory annotations lint checks now: `options`' at first,
+    /// replaced by a configuration reload (`lint.rs`).
+    pub(crate) lint: std::sync::RwLock<Arc<Vec<String>>>,
 }
 
 /// Repositories checked (and rebuilt) at once by start-up synchronisation.
@@ -161,6 +164,7 @@ impl Registry {
                 options.max_upload_bodies_per_client,
                 options.max_upload_bodies,
             ),
+            lint: std::sync::RwLock::new(Arc::new(options.mandatory_annotations.clone())),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             repo_locks: crate::locks::RepoLocks::default(),

@@ -174,6 +174,10 @@ impl Reloader {
         }
         let changed = changed_sections(&self.running, &next);
         self.state.set_security(security);
+        #[cfg(feature = "search")]
+        if next.http.auth != self.running.http.auth {
+            self.state.set_mgmt(crate::search_ext::mgmt_body(&next));
+        }
         if next.log.level != self.running.log.level {
             match &self.log_level {
                 Some(set) => {
@@ -187,6 +191,12 @@ impl Reloader {
         self.metrics.apply(&next, &self.state);
         if let Some(setup) = sync {
             self.sync.replace(setup);
+        }
+        if next.extension("lint") != self.running.extension("lint") {
+            let annotations = crate::lifecycle::mandatory_annotations(&next);
+            for registry in self.stores.distinct() {
+                registry.set_mandatory_annotations(annotations.clone());
+            }
         }
         self.state.set_extensions(crate::lifecycle::discover(&next));
         if next.storage != self.running.storage
@@ -230,9 +240,10 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("log.level", old.log.level != new.log.level);
     check("storage", old.storage != new.storage);
-    for name in ["scrub", "metrics", "sync", "search"] {
+    for name in ["scrub", "lint", "metrics", "sync", "search"] {
         let label = match name {
             "scrub" => "extensions.scrub",
+            "lint" => "extensions.lint",
             "metrics" => "extensions.metrics",
             "sync" => "extensions.sync",
             _ => "extensions.search.cve",

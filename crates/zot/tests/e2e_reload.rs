@@ -542,3 +542,38 @@ fn sync_upstreams_change_without_restart() {
         .get("/v2/_zot/ext/sync")
         .expect_status(404, "sync off again");
 }
+
+#[test]
+fn lint_turns_on_and_off_without_restart() {
+    let registry = Registry::start();
+    let client = registry.client();
+    push_image(&client, None, "app", &small_image("before lint"), "v1");
+
+    let path = registry.config_path().to_owned();
+    let mut config = read_config(&registry);
+    config["extensions"] = json!({"lint": {"enable": true,
+        "mandatoryAnnotations": ["org.opencontainers.image.vendor"]}});
+    write_in_place(&path, &text_of(&config));
+    let line = wait_for_log(&registry, "configuration reloaded", 1);
+    assert_eq!(line["changed"], "extensions.lint");
+    let image = small_image("under lint");
+    for blob in image.blobs() {
+        client.push_blob("app", &blob.bytes);
+    }
+    let refused = auth_common::put_manifest(&client, None, "app", &image, "v2");
+    refused.expect_oci_error(400, "MANIFEST_INVALID", "a manifest without the annotation");
+    assert!(refused.text().contains("org.opencontainers.image.vendor"));
+    let names: Vec<Value> = client.get("/v2/_oci/ext/discover").json()["extensions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("_zot_lint")]);
+
+    config["extensions"] = json!({});
+    write_in_place(&path, &text_of(&config));
+    wait_for_log(&registry, "configuration reloaded", 2);
+    auth_common::put_manifest(&client, None, "app", &image, "v2")
+        .expect_status(201, "lint off again");
+}

@@ -19,8 +19,7 @@ use zot_config::{Config, StorageConfig};
 /// storage options or tasks are built once at start-up. (`search` is
 /// compared without `cve`: CVE settings are read but not used by this
 /// build, and take the new value.)
-const RESTART_ONLY_EXTENSIONS: &[&str] =
-    &["search", "ui", "mgmt", "trust", "apikey", "events", "lint"];
+const RESTART_ONLY_EXTENSIONS: &[&str] = &["search", "ui", "mgmt", "trust", "apikey", "events"];
 
 /// Puts `running` back into `next` when they differ, naming `key`.
 fn keep<T: PartialEq + Clone>(names: &mut Vec<String>, key: &str, running: &T, next: &mut T) {
