@@ -28,6 +28,8 @@ pub mod restart_only;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "events")]
+use std::sync::Arc;
 
 use sha2::Digest as _;
 use zot_config::{Config, Problem};
@@ -90,6 +92,9 @@ pub struct Reloader {
     pub sync: SyncSwitch,
     /// The routing of repositories to stores (for sync).
     pub stores: zot_storage::Stores,
+    /// The delivery of events, when on (its sinks reload live).
+    #[cfg(feature = "events")]
+    pub events: Option<Arc<zot_events::Delivery>>,
     pub succeeded: u64,
     pub failed: u64,
 }
@@ -104,7 +109,7 @@ impl Reloader {
     /// Runs reloads as `triggers` asks, one at a time, until it closes.
     pub async fn run(mut self, mut triggers: tokio::sync::mpsc::Receiver<Trigger>) {
         while let Some(trigger) = triggers.recv().await {
-            self.reload(trigger);
+            self.reload(trigger).await;
         }
     }
 
@@ -122,7 +127,7 @@ impl Reloader {
     }
 
     /// One reload: read, validate, apply what is live.
-    pub fn reload(&mut self, trigger: Trigger) {
+    pub async fn reload(&mut self, trigger: Trigger) {
         let (loaded, hash) = match load(&self.path) {
             Ok(loaded) => loaded,
             Err(problems) => {
@@ -165,6 +170,23 @@ impl Reloader {
         } else {
             None
         };
+        // The new sinks, checked before anything changes.
+        #[cfg(feature = "events")]
+        let events = match next.extension("events").and_then(|e| e.events()) {
+            Some(events) if next.extension("events") != self.running.extension("events") => {
+                if let Err(e) = zot_events::check_sinks(&events) {
+                    tracing::error!(
+                        trigger = trigger.as_str(),
+                        "{}: extensions.events: {e}",
+                        self.path.display()
+                    );
+                    self.refuse(trigger, 1);
+                    return;
+                }
+                Some(events)
+            }
+            _ => None,
+        };
         if !restart.is_empty() {
             tracing::warn!(
                 keys = %restart.join(", "),
@@ -191,6 +213,12 @@ impl Reloader {
         self.metrics.apply(&next, &self.state);
         if let Some(setup) = sync {
             self.sync.replace(setup);
+        }
+        #[cfg(feature = "events")]
+        if let (Some(events), Some(delivery)) = (events, &self.events)
+            && let Err(e) = delivery.replace_sinks(&events).await
+        {
+            tracing::error!(error = %e, "events: the new sinks could not start");
         }
         if next.extension("lint") != self.running.extension("lint") {
             let annotations = crate::lifecycle::mandatory_annotations(&next);
@@ -240,9 +268,10 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("log.level", old.log.level != new.log.level);
     check("storage", old.storage != new.storage);
-    for name in ["scrub", "lint", "metrics", "sync", "search"] {
+    for name in ["scrub", "lint", "metrics", "sync", "events", "search"] {
         let label = match name {
             "scrub" => "extensions.scrub",
+            "events" => "extensions.events",
             "lint" => "extensions.lint",
             "metrics" => "extensions.metrics",
             "sync" => "extensions.sync",

@@ -207,6 +207,16 @@ async fn serve(
     let lifecycle = crate::lifecycle::start(&cfg, &stores, &recorder);
     // Periodic sync of upstream registries, on the same permits.
     let sync = crate::sync_ext::start(sync_handle, sync, &sync_stores, &lifecycle.permits);
+    // Delivery of the events outboxes (see events_ext.rs).
+    #[cfg(feature = "events")]
+    let events = match crate::events_ext::start(&cfg, &stores).await? {
+        Some(delivery) => {
+            let delivery = Arc::new(delivery);
+            crate::events_ext::report(delivery.clone(), outbox_gauges);
+            Some(delivery)
+        }
+        None => None,
+    };
     // Reloads on a change of the file and on SIGHUP (reload.rs).
     if let (Some(triggers), Some((path, hash))) = (reloads, source) {
         tracing::info!(file = %path.display(), hash, "configuration loaded; reloaded on change and on SIGHUP");
@@ -220,15 +230,12 @@ async fn serve(
             lifecycle,
             sync,
             stores: sync_stores,
+            #[cfg(feature = "events")]
+            events,
             succeeded: 0,
             failed: 0,
         };
         crate::reload::start(triggers, reloader);
-    }
-    // Delivery of the events outboxes (see events_ext.rs).
-    #[cfg(feature = "events")]
-    if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {
-        crate::events_ext::report(delivery, outbox_gauges);
     }
 
     let registries: Vec<Arc<zot_storage::Registry>> =

@@ -9,6 +9,8 @@
 
 mod auth_common;
 mod common;
+#[cfg(feature = "events")]
+mod events_common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -576,4 +578,55 @@ fn lint_turns_on_and_off_without_restart() {
     wait_for_log(&registry, "configuration reloaded", 2);
     auth_common::put_manifest(&client, None, "app", &image, "v2")
         .expect_status(201, "lint off again");
+}
+
+#[cfg(feature = "events")]
+#[test]
+fn events_sinks_change_without_restart_and_nothing_is_lost() {
+    use events_common::receiver::Receiver;
+    let sink = |r: &Receiver| {
+        json!({"events": {"enable": true, "sinks": [
+        {"type": "http", "address": r.url(), "timeout": "1s"}]}})
+    };
+    let first = Receiver::start();
+    let second = Receiver::start();
+    let registry = Registry::start_with(Config::default().with_extensions(sink(&first)));
+    let client = registry.client();
+    push_image(&client, None, "app", &small_image("one"), "v1");
+    let tagged = |got: &[events_common::receiver::Received], tag: &str| {
+        got.iter()
+            .any(|r| r.event_type() == "zotregistry.image.updated" && r.data["reference"] == tag)
+    };
+    first.wait_for("v1 at the first sink", |got| tagged(got, "v1"));
+
+    let path = registry.config_path().to_owned();
+    let mut config = read_config(&registry);
+    config["extensions"] = sink(&second);
+    write_in_place(&path, &text_of(&config));
+    let line = wait_for_log(&registry, "configuration reloaded", 1);
+    assert_eq!(line["changed"], "extensions.events");
+    assert_eq!(line["restart_needed"], "");
+    push_image(&client, None, "app", &small_image("two"), "v2");
+    let got = second.wait_for("v2 at the second sink", |got| tagged(got, "v2"));
+    // The new sink starts after the events kept when it was added.
+    assert!(
+        !tagged(&got, "v1"),
+        "the new sink starts with what comes next"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !tagged(&first.accepted(), "v2"),
+        "the removed sink gets nothing more"
+    );
+
+    // A sink that cannot be set up refuses the reload; delivery goes on.
+    config["extensions"]["events"]["sinks"][0]["address"] = json!("not a url");
+    write_in_place(&path, &text_of(&config));
+    wait_for_log(
+        &registry,
+        "configuration not reloaded: the running configuration stays",
+        1,
+    );
+    push_image(&client, None, "app", &small_image("three"), "v3");
+    second.wait_for("v3 at the second sink", |got| tagged(got, "v3"));
 }

@@ -19,7 +19,7 @@ use zot_config::{Config, StorageConfig};
 /// storage options or tasks are built once at start-up. (`search` is
 /// compared without `cve`: CVE settings are read but not used by this
 /// build, and take the new value.)
-const RESTART_ONLY_EXTENSIONS: &[&str] = &["search", "ui", "mgmt", "trust", "apikey", "events"];
+const RESTART_ONLY_EXTENSIONS: &[&str] = &["search", "ui", "mgmt", "trust", "apikey"];
 
 /// Puts `running` back into `next` when they differ, naming `key`.
 fn keep<T: PartialEq + Clone>(names: &mut Vec<String>, key: &str, running: &T, next: &mut T) {
@@ -80,6 +80,20 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
     }
     for name in RESTART_ONLY_EXTENSIONS {
         extension(&mut names, running, &mut next, name);
+    }
+    // Events: on or off, and the outbox bound (a store option), need a
+    // restart; the sinks and `outbox.maxBackoff` do not.
+    let events = |cfg: &Config| {
+        cfg.extension("events")
+            .and_then(|e| e.events())
+            .map(|e| e.max_outbox_events)
+    };
+    if events(running) != events(&next) {
+        names.push("extensions.events".to_owned());
+        next.extensions.retain(|e| e.name != "events");
+        if let Some(e) = running.extension("events") {
+            next.extensions.push(e.clone());
+        }
     }
     if let (Some(old), Some(new)) = (metrics(running), metrics(&next))
         && old.max_repository_labels != new.max_repository_labels
