@@ -136,6 +136,9 @@ fn reload_metrics(registry: &Registry, auth: Option<&str>) -> (u64, u64, String)
     )
 }
 
+/// A way of replacing the configuration file (at a path) with a text.
+type Replace = fn(&Path, &str);
+
 fn with_metrics() -> Config {
     Config::default().with_extensions(json!({"metrics": {"prometheus": {"path": "/metrics"}}}))
 }
@@ -150,16 +153,16 @@ fn every_replacement_style_reloads_and_is_counted_with_its_hash() {
     assert_eq!(hash, sha256_hex(&start), "the hash of the file started on");
 
     let mut config = read_config(&registry);
-    let styles: [(&str, &dyn Fn(&str)); 4] = [
-        ("in place", &|t| write_in_place(&path, t)),
-        ("rename", &|t| rename_over(&path, t)),
-        ("symlink (first swap)", &|t| symlink_swap(&path, t, 1)),
-        ("symlink (..data swap)", &|t| symlink_swap(&path, t, 2)),
+    let styles: [(&str, Replace); 4] = [
+        ("in place", write_in_place),
+        ("rename", rename_over),
+        ("symlink (first swap)", |p, t| symlink_swap(p, t, 1)),
+        ("symlink (..data swap)", |p, t| symlink_swap(p, t, 2)),
     ];
     for (i, (style, replace)) in styles.iter().enumerate() {
         config["storage"]["gcDelay"] = json!(format!("{}h", i + 2));
         let text = text_of(&config);
-        replace(&text);
+        replace(&path, &text);
         let line = wait_for_log(&registry, "configuration reloaded", i + 1);
         assert_eq!(line["trigger"], "file changed", "{style}: {line}");
         assert_eq!(line["hash"], sha256_hex(&text).as_str(), "{style}");
