@@ -26,9 +26,10 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use zot_auth::tls::PeerCertificate;
-use zot_auth::{ApiKeys, AuthFailure, Credentials, Identity, KeyError, NewKey, StoredKey};
+use zot_auth::{
+    ApiKeys, AuthFailure, Credentials, Identity, KeyError, NewKey, Security, StoredKey,
+};
 
-use crate::SharedState;
 use crate::errors::{ApiError, ErrorCode};
 use crate::security::{self, Caller};
 
@@ -89,11 +90,10 @@ fn now() -> u64 {
 }
 
 /// Serves the route (only called when API keys are on).
-pub(crate) async fn serve(state: &SharedState, req: Request) -> Response {
+pub(crate) async fn serve(sec: &Security, req: Request) -> Response {
     let client = security::client_addr(&req);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let sec = &state.security;
     let Some(keys) = sec.api_keys().cloned() else {
         return ApiError::new(ErrorCode::NotFound).into_response();
     };
@@ -129,7 +129,7 @@ pub(crate) async fn serve(state: &SharedState, req: Request) -> Response {
         .headers()
         .get("x-zot-api-client")
         .is_some_and(|v| v.as_bytes() == b"zot-ui");
-    let (who, resp) = match login(state, credentials, certificate, from_ui).await {
+    let (who, resp) = match login(sec, credentials, certificate, from_ui).await {
         Err(resp) => (None, resp),
         Ok(who) if !sec.may_manage_keys(&who) => (
             Some(who),
@@ -162,12 +162,11 @@ pub(crate) async fn serve(state: &SharedState, req: Request) -> Response {
 /// The logged-in caller, or the answer to give. zot's UI
 /// (`X-ZOT-API-CLIENT: zot-ui`) gets no challenge, as on `/v2`.
 async fn login(
-    state: &SharedState,
+    sec: &Security,
     credentials: Credentials,
     certificate: Option<PeerCertificate>,
     from_ui: bool,
 ) -> Result<Identity, Response> {
-    let sec = &state.security;
     let unauthorized = || {
         let error = ApiError::new(ErrorCode::Unauthorized);
         if from_ui {

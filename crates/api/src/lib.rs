@@ -33,6 +33,7 @@ pub use apikey_store::MetaKeyStore;
 #[cfg(feature = "search")]
 pub use zot_ext::SearchExtension;
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -46,6 +47,7 @@ use mutations::Mutations;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use zot_auth::Security;
 use zot_storage::{Registry, Stores};
 
 /// An extension advertised through `/v2/_oci/ext/discover`.
@@ -57,14 +59,21 @@ pub struct ExtensionInfo {
     pub endpoints: Vec<String>,
 }
 
+/// The state every request reads. What a configuration reload may change
+/// (security, the discover list, the metrics endpoint) is held in
+/// swappable snapshots: a request loads each once and keeps what it loaded
+/// until it ends, so a reload never changes the rules under a request in
+/// flight, and nothing is closed.
 pub struct AppState {
     /// The stores, and which repository lives in which (`storage.subPaths`).
     pub stores: Stores,
-    pub extensions: Vec<ExtensionInfo>,
+    /// What `/v2/_oci/ext/discover` lists (see [`AppState::set_extensions`]).
+    extensions: ArcSwap<Vec<ExtensionInfo>>,
     /// Set once start-up work is done; `/readyz` and `/startupz` answer 503 before.
     pub ready: AtomicBool,
-    /// Authentication, access control, rate limits and audit (see `security`).
-    pub security: zot_auth::Security,
+    /// Authentication, access control, rate limits and audit (see
+    /// `security`); read with [`AppState::security`].
+    security: ArcSwap<zot_auth::Security>,
     /// Mutating requests in flight (shutdown waits for them).
     pub mutations: Arc<Mutations>,
     /// Bytes of response bodies in flight, process-wide (see `connection`).
@@ -74,8 +83,8 @@ pub struct AppState {
     #[cfg(feature = "search")]
     pub search: Option<SearchExtension>,
     /// The metrics extension; `None` when it is off (nothing is recorded
-    /// and its path is no route).
-    pub metrics: Option<MetricsEndpoint>,
+    /// and its path is no route). Set with [`AppState::set_metrics`].
+    metrics: ArcSwapOption<MetricsEndpoint>,
     /// Cross-origin answers (`http.allowOrigin`); `None`: none.
     pub cors: Option<cors::Cors>,
     /// The sync extension (status, on-demand fetches); `None` when off.
@@ -141,19 +150,51 @@ impl AppState {
                 .iter()
                 .any(|r| r.outbox().events_enabled()),
             stores,
-            extensions,
+            extensions: ArcSwap::from_pointee(extensions),
             ready: AtomicBool::new(true),
-            security,
+            security: ArcSwap::from_pointee(security),
             mutations: Arc::default(),
             send_budget: connection::SendBudget::default(),
             #[cfg(feature = "search")]
             search: None,
-            metrics: None,
+            metrics: ArcSwapOption::empty(),
             cors: None,
             #[cfg(feature = "sync")]
             sync: None,
             cluster: None,
         }
+    }
+
+    /// The security snapshot in use now (a request loads it once).
+    pub fn security(&self) -> Arc<Security> {
+        self.security.load_full()
+    }
+
+    /// Replaces security for requests starting from now (a reload).
+    pub fn set_security(&self, security: Security) {
+        self.security.store(Arc::new(security));
+    }
+
+    /// Replaces the body of `GET /v2/_zot/ext/mgmt` (a reload changing
+    /// the login methods); nothing without the search extension.
+    pub fn set_mgmt(&self, body: String) {
+        #[cfg(feature = "search")]
+        if let Some(search) = &self.search {
+            search.mgmt.store(Arc::new(body));
+        }
+        #[cfg(not(feature = "search"))]
+        let _ = body;
+    }
+
+    /// Replaces what discover lists (a reload).
+    pub fn set_extensions(&self, extensions: Vec<ExtensionInfo>) {
+        self.extensions.store(Arc::new(extensions));
+    }
+
+    /// Turns the metrics endpoint on (or to another path) or off, for
+    /// requests starting from now.
+    pub fn set_metrics(&self, metrics: Option<MetricsEndpoint>) {
+        self.metrics.store(metrics.map(Arc::new));
     }
 }
 
@@ -185,11 +226,11 @@ async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
 /// With metrics on: serves the metrics path, and records every other
 /// request (as zot, the metrics path itself is not counted).
 async fn measured(state: &SharedState, req: Request) -> Response {
-    let Some(metrics) = &state.metrics else {
+    let Some(metrics) = state.metrics.load_full() else {
         return route_request(state, req).await;
     };
     if req.uri().path() == metrics.path {
-        return metrics_route::serve(state, &metrics.metrics, req).await;
+        return metrics_route::serve(&state.security(), &metrics.metrics, req).await;
     }
     let pending = metrics
         .metrics
@@ -201,37 +242,40 @@ async fn measured(state: &SharedState, req: Request) -> Response {
 
 async fn route_request(state: &SharedState, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    // The request's snapshot of security, kept to its end.
+    let security = state.security();
     let mut resp = match Endpoint::parse(&path) {
-        None if state.security.token_path() == Some(path.as_str()) => {
-            return token::serve(&state.security, req).await;
+        None if security.token_path() == Some(path.as_str()) => {
+            return token::serve(&security, req).await;
         }
-        None if path == apikey::PATH && state.security.api_keys().is_some() => {
-            return apikey::serve(state, req).await;
+        None if path == apikey::PATH && security.api_keys().is_some() => {
+            return apikey::serve(&security, req).await;
         }
         None => {
             let resp = probes(state, &path, req.method());
-            audit_unparsed(state, &req, &path, &resp);
+            audit_unparsed(&security, &req, &path, &resp);
             return resp;
         }
         Some(Err(e)) => {
             let resp = e.for_method(req.method()).into_response();
-            audit_unparsed(state, &req, &path, &resp);
+            audit_unparsed(&security, &req, &path, &resp);
             resp
         }
         // An extension that is off is no route at all.
         Some(Ok(endpoint)) if zot_ext::is_zot_extension(&endpoint) && !zot_ext::enabled(state) => {
             let resp = ApiError::new(ErrorCode::NotFound).into_response();
-            audit_unparsed(state, &req, &path, &resp);
+            audit_unparsed(&security, &req, &path, &resp);
             resp
         }
         Some(Ok(endpoint)) if mutating(req.method()) => {
             // Its own task: a client that goes away must not stop a write
             // half-way, nor its audit line (see `mutations`).
             let (task_state, task_path) = (state.clone(), path.clone());
+            let task_security = security.clone();
             let (method, client) = (req.method().clone(), security::client_addr(&req));
-            let task = state
-                .mutations
-                .spawn(async move { handle(&task_state, endpoint, req, &task_path).await });
+            let task = state.mutations.spawn(async move {
+                handle(&task_state, &task_security, endpoint, req, &task_path).await
+            });
             match task.await {
                 Ok(resp) => resp,
                 Err(e) => {
@@ -241,12 +285,12 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
                         identity: None,
                         client,
                     };
-                    security::audit(&state.security, &caller, &method, &path, 500);
+                    security::audit(&security, &caller, &method, &path, 500);
                     ApiError::new(ErrorCode::Unknown).into_response()
                 }
             }
         }
-        Some(Ok(endpoint)) => handle(state, endpoint, req, &path).await,
+        Some(Ok(endpoint)) => handle(state, &security, endpoint, req, &path).await,
     };
     resp.headers_mut().insert(
         "docker-distribution-api-version",
@@ -257,13 +301,13 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
 
 /// Audits a request refused before authentication (its path is not an
 /// endpoint): as anonymous, when its method is mutating.
-fn audit_unparsed(state: &AppState, req: &Request, path: &str, resp: &Response) {
+fn audit_unparsed(security: &Security, req: &Request, path: &str, resp: &Response) {
     let caller = security::Caller {
         identity: None,
         client: security::client_addr(req),
     };
     let status = resp.status().as_u16();
-    security::audit(&state.security, &caller, req.method(), path, status);
+    security::audit(security, &caller, req.method(), path, status);
 }
 
 /// Whether the method changes state (and is audited).
@@ -275,16 +319,16 @@ fn mutating(method: &Method) -> bool {
 }
 
 /// Security check, handler, audit line.
-async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path: &str) -> Response {
+async fn handle(
+    state: &SharedState,
+    security: &Arc<Security>,
+    endpoint: Endpoint,
+    mut req: Request,
+    path: &str,
+) -> Response {
     // Security decides before any handler touches storage.
     let method = req.method().clone();
-    let checked = security::check(
-        &state.security,
-        store(state, &endpoint),
-        &endpoint,
-        &mut req,
-    )
-    .await;
+    let checked = security::check(security, store(state, &endpoint), &endpoint, &mut req).await;
     let (caller, resp) = match checked {
         Err((caller, mut resp)) => {
             security::quiet_for_zot_ui(&req, &mut resp);
@@ -305,14 +349,15 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
                 } else {
                     None
                 };
-                let work = AssertUnwindSafe(route(state, endpoint, req, &caller)).catch_unwind();
+                let work =
+                    AssertUnwindSafe(route(state, security, endpoint, req, &caller)).catch_unwind();
                 match origin {
                     Some(origin) => zot_storage::events::with_origin(origin, work).await,
                     None => work.await,
                 }
             };
             #[cfg(not(feature = "events"))]
-            let routed = AssertUnwindSafe(route(state, endpoint, req, &caller))
+            let routed = AssertUnwindSafe(route(state, security, endpoint, req, &caller))
                 .catch_unwind()
                 .await;
             let resp = match routed {
@@ -324,7 +369,7 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
         }
     };
     let status = resp.status().as_u16();
-    security::audit(&state.security, &caller, &method, path, status);
+    security::audit(security, &caller, &method, path, status);
     resp
 }
 
@@ -375,6 +420,7 @@ fn unsupported(method: &Method) -> ApiError {
 
 async fn route(
     state: &SharedState,
+    security: &Arc<Security>,
     endpoint: Endpoint,
     req: Request,
     caller: &security::Caller,
@@ -386,17 +432,17 @@ async fn route(
         if cluster.proxying() && !cluster::is_forwarded(&req) {
             match (&endpoint, req.method()) {
                 (Endpoint::Catalog, &Method::GET) => {
-                    return cluster::fanout::catalog(state, cluster, req, caller).await;
+                    return cluster::fanout::catalog(state, security, cluster, req, caller).await;
                 }
                 (Endpoint::Search, &Method::GET | &Method::POST) if zot_ext::enabled(state) => {
-                    return cluster::fanout::search(state, cluster, req, caller).await;
+                    return cluster::fanout::search(state, security, cluster, req, caller).await;
                 }
                 _ => {}
             }
         }
     }
     if zot_ext::is_zot_extension(&endpoint) {
-        return zot_ext::route(state, endpoint, req, caller).await;
+        return zot_ext::route(state, security, endpoint, req, caller).await;
     }
     let method = req.method().clone();
     let reg = store(state, &endpoint);
@@ -412,11 +458,11 @@ async fn route(
         )
             .into_response()),
         (Endpoint::Catalog, Method::GET) => {
-            let visible = |repo: &str| caller.may_read(&state.security, repo);
+            let visible = |repo: &str| caller.may_read(security, repo);
             manifests::catalog(&state.stores, &req, &visible)
         }
         (Endpoint::Discover, Method::GET) => {
-            let body = serde_json::json!({ "extensions": state.extensions });
+            let body = serde_json::json!({ "extensions": **state.extensions.load() });
             Ok((
                 [(header::CONTENT_TYPE, "application/json")],
                 body.to_string(),
@@ -496,7 +542,7 @@ async fn route(
 /// is off (like any unknown path).
 fn sync_status(state: &AppState) -> ApiResult {
     #[cfg(feature = "sync")]
-    if let Some(sync) = &state.sync {
+    if let Some(sync) = state.sync.as_ref().filter(|s| s.enabled()) {
         return Ok(([(header::CONTENT_TYPE, "application/json")], sync.status()).into_response());
     }
     let _ = state;

@@ -9,13 +9,14 @@ use axum::response::{IntoResponse, Response};
 use zot_metrics::Metrics;
 
 use crate::errors::{ApiError, ErrorCode};
-use crate::{AppState, security};
+use crate::security;
+use zot_auth::Security;
 
-pub(crate) async fn serve(state: &AppState, metrics: &Metrics, mut req: Request) -> Response {
+pub(crate) async fn serve(security: &Security, metrics: &Metrics, mut req: Request) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return ApiError::new(ErrorCode::NotFound).into_response();
     }
-    if let Err(mut refused) = security::check_metrics(&state.security, &mut req).await {
+    if let Err(mut refused) = security::check_metrics(security, &mut req).await {
         security::quiet_for_zot_ui(&req, &mut refused);
         return refused;
     }

@@ -21,6 +21,11 @@ pub type Fetch<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// What the sync extension hands the API.
 pub trait SyncHook: Send + Sync {
+    /// Whether sync is on now (a reload may turn it on or off); off, its
+    /// status is not served and nothing is fetched.
+    fn enabled(&self) -> bool {
+        true
+    }
     /// Whether some upstream has `onDemand` (else the fetches below are
     /// never asked for, and requests pay nothing for the extension).
     fn on_demand(&self) -> bool;

@@ -37,8 +37,9 @@ use crate::security::Caller;
 pub struct SearchExtension {
     /// GraphQL and userprefs.
     pub search: Arc<zot_search::Search>,
-    /// The body of `GET /v2/_zot/ext/mgmt` (see [`crate::mgmt::render`]).
-    pub mgmt: String,
+    /// The body of `GET /v2/_zot/ext/mgmt` (see [`crate::mgmt::render`]);
+    /// a configuration reload changing `http.auth` replaces it.
+    pub mgmt: arc_swap::ArcSwap<String>,
 }
 
 /// The path at which `mgmt` is readable without credentials, exactly.
@@ -74,11 +75,11 @@ pub(crate) fn is_public_mgmt(endpoint: &Endpoint, req: &Request) -> bool {
 
 /// The caller as the search crate sees it.
 #[cfg(feature = "search")]
-fn viewer(state: &SharedState, caller: &Caller) -> zot_search::Viewer {
+fn viewer(security: &Arc<zot_auth::Security>, caller: &Caller) -> zot_search::Viewer {
     use zot_auth::Action;
     use zot_search::Access;
     let identity = caller.identity.clone();
-    let state = state.clone();
+    let security = security.clone();
     zot_search::Viewer {
         user: identity.as_ref().map(|i| i.name.clone()),
         may: Arc::new(move |repo: &str, access: Access| {
@@ -86,9 +87,7 @@ fn viewer(state: &SharedState, caller: &Caller) -> zot_search::Viewer {
                 Access::Read => Action::Read,
                 Access::Delete => Action::Delete,
             };
-            state
-                .security
-                .may_in_listing(identity.as_ref(), repo, action)
+            security.may_in_listing(identity.as_ref(), repo, action)
         }),
     }
 }
@@ -96,6 +95,7 @@ fn viewer(state: &SharedState, caller: &Caller) -> zot_search::Viewer {
 /// Answers a request to a zot extension route (already authorised).
 pub(crate) async fn route(
     state: &SharedState,
+    security: &std::sync::Arc<zot_auth::Security>,
     endpoint: Endpoint,
     req: Request,
     caller: &Caller,
@@ -105,15 +105,21 @@ pub(crate) async fn route(
         let method = req.method().clone();
         let mut resp = match (endpoint, &method) {
             (Endpoint::Search, &Method::GET | &Method::POST) => {
-                extension.search.graphql(req, viewer(state, caller)).await
+                extension
+                    .search
+                    .graphql(req, viewer(security, caller))
+                    .await
             }
             (Endpoint::UserPrefs, &Method::PUT) => {
-                extension.search.userprefs(req, viewer(state, caller)).await
+                extension
+                    .search
+                    .userprefs(req, viewer(security, caller))
+                    .await
             }
             (Endpoint::Mgmt, &Method::GET) => (
                 // zot sets no type; Go's sniffing answers this one.
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                extension.mgmt.clone(),
+                String::clone(&extension.mgmt.load()),
             )
                 .into_response(),
             (_, m) => crate::unsupported(m).into_response(),
@@ -124,6 +130,6 @@ pub(crate) async fn route(
         );
         return Ok(resp);
     }
-    let _ = (state, endpoint, req, caller);
+    let _ = (state, security, endpoint, req, caller);
     Err(crate::errors::ApiError::new(ErrorCode::NotFound))
 }

@@ -149,7 +149,7 @@ async fn app_with(anonymous: bool, search_on: bool) -> App {
     let mgmt = zot_api::mgmt::render(&config.dist_spec_version, &config.http, &build);
     let search = zot_api::SearchExtension {
         search: Arc::new(zot_search::Search::new(memory.clone())),
-        mgmt: mgmt.clone(),
+        mgmt: arc_swap::ArcSwap::from_pointee(mgmt.clone()),
     };
     let state = if search_on {
         zot_api::AppState::with_search(Arc::new(registry), vec![], security, search)

@@ -42,6 +42,7 @@ mod workload;
 
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::Action;
@@ -118,7 +119,8 @@ pub struct Security {
     bearer: Option<bearer::Bearer>,
     /// `http.auth.bearer.oidc`: workload identity issuers.
     workload: Option<workload::Workload>,
-    token: Option<token::TokenService>,
+    /// Shared so that a reload can keep it (and the tokens it issued).
+    token: Option<Arc<token::TokenService>>,
     /// `http.externalUrl`: the base of the token realm.
     external_url: Option<String>,
     /// Whether the listener serves TLS (the scheme of a realm built from `Host`).
@@ -129,8 +131,8 @@ pub struct Security {
     access: Option<access::AccessControl>,
     auth_configured: bool,
     cache: cache::CredentialCache,
-    ratelimit: Option<ratelimit::RateLimiter>,
-    audit: Option<audit::AuditLog>,
+    ratelimit: Option<Arc<ratelimit::RateLimiter>>,
+    audit: Option<Arc<audit::AuditLog>>,
     /// `http.auth.apikey`: keys are accepted as Basic passwords.
     apikey_enabled: bool,
     /// The keys, once the store holding them is attached
@@ -216,7 +218,7 @@ impl Security {
             && security.has_passwords()
             && security.anonymous_allowed_anywhere()
         {
-            security.token = Some(token::TokenService::new(&auth.token)?);
+            security.token = Some(Arc::new(token::TokenService::new(&auth.token)?));
             let loopback = matches!(http.address.as_str(), "127.0.0.1" | "::1" | "localhost");
             if http.external_url.is_none() && http.tls.is_none() && !loopback {
                 tracing::warn!(
@@ -227,10 +229,42 @@ impl Security {
             }
         }
         if let Some(rl) = &http.ratelimit {
-            security.ratelimit = ratelimit::RateLimiter::new(rl);
+            security.ratelimit = ratelimit::RateLimiter::new(rl).map(Arc::new);
         }
         if let Some(path) = audit {
-            security.audit = Some(audit::AuditLog::open(path)?);
+            security.audit = Some(Arc::new(audit::AuditLog::open(path)?));
+        }
+        Ok(security)
+    }
+
+    /// Builds security from a reloaded `http` section (files it names are
+    /// read again: htpasswd, LDAP credentials, keys), keeping from
+    /// `previous`, built from `previous_http`, what must outlive a reload:
+    /// the audit log (its file is a restart-only setting); the built-in
+    /// token service while `http.auth.token` is unchanged, so tokens already
+    /// issued stay valid; the rate limiter's budgets while `http.ratelimit`
+    /// is unchanged.
+    pub fn reloaded(
+        http: &HttpConfig,
+        previous: &Security,
+        previous_http: &HttpConfig,
+    ) -> Result<Security, SetupError> {
+        let mut security = Security::from_config(http, None)?;
+        security.audit = previous.audit.clone();
+        let token_settings = |h: &HttpConfig| h.auth.as_ref().map(|a| a.token.clone());
+        if security.token.is_some()
+            && previous.token.is_some()
+            && token_settings(http) == token_settings(previous_http)
+        {
+            security.token = previous.token.clone();
+        }
+        if http.ratelimit == previous_http.ratelimit {
+            security.ratelimit = previous.ratelimit.clone();
+        }
+        // The key store is attached once at start-up (`http.auth.apikey`
+        // itself needs a restart).
+        if security.apikey_enabled {
+            security.api_keys = previous.api_keys.clone();
         }
         Ok(security)
     }

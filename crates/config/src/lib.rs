@@ -159,12 +159,23 @@ impl Config {
                 format!("cannot read: {e}"),
             )]
         })?;
+        Self::from_text_with(path, &text, available_extensions)
+    }
+
+    /// [`Config::from_file_with`] on the text of the file at `path`, read
+    /// already (a reload hashes exactly what it validates); the name of
+    /// `path` chooses the format as there.
+    pub fn from_text_with(
+        path: &Path,
+        text: &str,
+        available_extensions: &[&str],
+    ) -> Result<Config, Vec<Problem>> {
         match Format::from_path(path) {
-            Some(format) => Self::from_str_with(&text, format, available_extensions),
+            Some(format) => Self::from_str_with(text, format, available_extensions),
             None => {
-                let value = match serde_json::from_str::<Value>(&text) {
+                let value = match serde_json::from_str::<Value>(text) {
                     Ok(value) => value,
-                    Err(json) => parse_yaml(&text).map_err(|yaml| {
+                    Err(json) => parse_yaml(text).map_err(|yaml| {
                         vec![Problem::new(
                             "",
                             format!("neither valid JSON ({json}) nor valid YAML ({yaml})"),

@@ -65,9 +65,21 @@ impl Sink {
     }
 }
 
-/// The running delivery: the outbox gauges of every store.
+/// One store's outbox as the delivery sees it.
+struct Store {
+    name: String,
+    meta: Arc<MetaStore>,
+    /// The wakes of the store's current lanes: the append hook (set once
+    /// per metadata store) wakes whatever lanes run now.
+    wakes: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
+}
+
+/// The running delivery: the outbox gauges of every store, and the lanes
+/// of the current sinks (replaced by [`Delivery::replace_sinks`]).
 pub struct Delivery {
     gauges: Vec<Arc<OutboxGauge>>,
+    stores: Vec<Store>,
+    lanes: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Delivery {
@@ -86,6 +98,74 @@ impl Delivery {
             .map(|g| g.dropped.load(Ordering::Relaxed))
             .sum()
     }
+
+    /// Delivers to the sinks of `cfg` from now on (a configuration
+    /// reload). The sinks are set up first: one that cannot be changes
+    /// nothing. Then the lanes stop (an event being sent when its lane
+    /// stops is sent again: its cursor had not moved) and new ones start,
+    /// each sink from its cursor; a sink no longer configured loses its
+    /// cursor, and a new one starts after the events already kept.
+    pub async fn replace_sinks(&self, cfg: &EventsConfig) -> Result<(), SinkError> {
+        let sinks = make_sinks(cfg)?;
+        let old: Vec<_> = std::mem::take(&mut *lock(&self.lanes));
+        for lane in old {
+            lane.abort();
+        }
+        self.start_lanes(&sinks, cfg).await
+    }
+
+    async fn start_lanes(
+        &self,
+        sinks: &[(String, Arc<Sink>)],
+        cfg: &EventsConfig,
+    ) -> Result<(), SinkError> {
+        let names: Vec<String> = sinks.iter().map(|(n, _)| n.clone()).collect();
+        for store in &self.stores {
+            let m = store.meta.clone();
+            let n = names.clone();
+            let cursors = tokio::task::spawn_blocking(move || m.outbox_sinks(&n))
+                .await
+                .map_err(|_| SinkError::Outbox(zot_meta::MetaError::Unavailable))??;
+            let wakes: Vec<Arc<Notify>> = sinks.iter().map(|_| Arc::new(Notify::new())).collect();
+            *lock(&store.wakes) = wakes.clone();
+            for (((name, sink), cursor), wake) in sinks.iter().zip(cursors).zip(wakes) {
+                tracing::info!(
+                    store = store.name,
+                    sink = name,
+                    from = cursor,
+                    "events: delivering"
+                );
+                let lane = delivery::Lane {
+                    meta: store.meta.clone(),
+                    store: store.name.clone(),
+                    sink: sink.clone(),
+                    name: name.clone(),
+                    cursor,
+                    wake,
+                    max_backoff: cfg.max_backoff,
+                };
+                lock(&self.lanes).push(tokio::spawn(lane.run()).abort_handle());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether every sink of `cfg` can be set up (what [`start`] and
+/// [`Delivery::replace_sinks`] would refuse), without starting anything.
+pub fn check_sinks(cfg: &EventsConfig) -> Result<(), SinkError> {
+    make_sinks(cfg).map(|_| ())
+}
+
+fn make_sinks(cfg: &EventsConfig) -> Result<Vec<(String, Arc<Sink>)>, SinkError> {
+    cfg.sinks
+        .iter()
+        .map(|s| Ok((s.name(), Arc::new(Sink::new(s)?))))
+        .collect()
 }
 
 /// Starts delivering the outboxes of `stores` (name, metadata store) to
@@ -95,42 +175,25 @@ pub async fn start(
     cfg: &EventsConfig,
     stores: Vec<(String, Arc<MetaStore>)>,
 ) -> Result<Delivery, SinkError> {
-    let sinks: Vec<(String, Arc<Sink>)> = cfg
-        .sinks
-        .iter()
-        .map(|s| Ok((s.name(), Arc::new(Sink::new(s)?))))
-        .collect::<Result<_, SinkError>>()?;
-    let names: Vec<String> = sinks.iter().map(|(n, _)| n.clone()).collect();
-    let mut gauges = Vec::new();
-    for (store, meta) in stores {
-        let m = meta.clone();
-        let n = names.clone();
-        let cursors = tokio::task::spawn_blocking(move || m.outbox_sinks(&n))
-            .await
-            .map_err(|_| SinkError::Outbox(zot_meta::MetaError::Unavailable))??;
-        let wakes: Vec<Arc<Notify>> = sinks.iter().map(|_| Arc::new(Notify::new())).collect();
+    let sinks = make_sinks(cfg)?;
+    let mut delivery = Delivery {
+        gauges: Vec::new(),
+        stores: Vec::new(),
+        lanes: std::sync::Mutex::new(Vec::new()),
+    };
+    for (name, meta) in stores {
+        let wakes: Arc<std::sync::Mutex<Vec<Arc<Notify>>>> = Arc::default();
         let hook_wakes = wakes.clone();
         meta.on_outbox_append(Box::new(move || {
-            for w in &hook_wakes {
+            for w in lock(&hook_wakes).iter() {
                 w.notify_one();
             }
         }));
-        for (((name, sink), cursor), wake) in sinks.iter().zip(cursors).zip(wakes) {
-            tracing::info!(store, sink = name, from = cursor, "events: delivering");
-            let lane = delivery::Lane {
-                meta: meta.clone(),
-                store: store.clone(),
-                sink: sink.clone(),
-                name: name.clone(),
-                cursor,
-                wake,
-                max_backoff: cfg.max_backoff,
-            };
-            tokio::spawn(lane.run());
-        }
         let gauge = Arc::new(OutboxGauge::default());
-        tokio::spawn(delivery::monitor(meta, store, gauge.clone()));
-        gauges.push(gauge);
+        tokio::spawn(delivery::monitor(meta.clone(), name.clone(), gauge.clone()));
+        delivery.gauges.push(gauge);
+        delivery.stores.push(Store { name, meta, wakes });
     }
-    Ok(Delivery { gauges })
+    delivery.start_lanes(&sinks, cfg).await?;
+    Ok(delivery)
 }

@@ -24,6 +24,7 @@
 //!   (the usual tolerance of lock-free metrics).
 
 mod background;
+mod config;
 mod cve;
 mod process;
 pub mod render;
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use background::{Background, GcRound, ScrubRound, TASK_DURATION_BUCKETS, Task};
+pub use config::ConfigState;
 pub use cve::CveStatus;
 use repos::{RepoSlot, RepoTable};
 pub use sources::{Collected, Source};
@@ -161,6 +163,8 @@ pub struct Metrics {
     /// Series read from the rest of the process when rendered.
     sources: sources::Sources,
     cve: cve::Cve,
+    /// Reloads of the configuration and the hash of the one in use.
+    config: ConfigState,
     info: BuildInfo,
     started: SystemTime,
 }
@@ -180,6 +184,7 @@ impl Metrics {
             background: Background::default(),
             sources: sources::Sources::default(),
             cve: cve::Cve::default(),
+            config: ConfigState::default(),
             info,
             started: SystemTime::now(),
         }
@@ -200,6 +205,11 @@ impl Metrics {
     /// The metrics of background work (scheduler, GC, scrub, samplers).
     pub fn background(&self) -> &Background {
         &self.background
+    }
+
+    /// Configuration reloads and the hash of the configuration in use.
+    pub fn config(&self) -> &ConfigState {
+        &self.config
     }
 
     /// The storage `repo` uses now, as a background task measured it.

@@ -240,6 +240,7 @@ pub(crate) fn render(m: &Metrics, om: bool) -> String {
     m.background.render(&mut out, om);
     m.sources.render(&mut out, om);
     m.cve.render(&mut out, om);
+    m.config.render(&mut out, om);
     for (name, help, value) in crate::process::gauges() {
         header(&mut out, om, name, "gauge", help);
         let _ = writeln!(out, "{name} {value}");

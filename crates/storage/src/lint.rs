@@ -11,13 +11,20 @@ use crate::registry::Registry;
 use zot_oci::{ManifestError, ParsedManifest, RepoName};
 
 impl Registry {
+    /// Replaces the mandatory annotations (a configuration reload): pushes
+    /// checked from now on use them; one being checked keeps the old ones.
+    pub fn set_mandatory_annotations(&self, annotations: Vec<String>) {
+        let mut lint = self.lint.write().unwrap_or_else(|e| e.into_inner());
+        *lint = std::sync::Arc::new(annotations);
+    }
+
     /// Checks `parsed` against the mandatory annotations (none configured: Ok).
     pub(crate) async fn lint_manifest(
         &self,
         repo: &RepoName,
         parsed: &ParsedManifest,
     ) -> Result<()> {
-        let wanted = &self.options.mandatory_annotations;
+        let wanted = self.lint.read().unwrap_or_else(|e| e.into_inner()).clone();
         if wanted.is_empty() {
             return Ok(());
         }

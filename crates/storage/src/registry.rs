@@ -101,6 +101,9 @@ pub struct Registry {
     pub(crate) lifecycle: crate::gc::Lifecycle,
     /// Told of every manifest stored (see [`Registry::on_manifest_stored`]).
     pub(crate) stored_listener: std::sync::OnceLock<ManifestListener>,
+    /// The mandatory annotations lint checks now: `options`' at first,
+    /// replaced by a configuration reload (`lint.rs`).
+    pub(crate) lint: std::sync::RwLock<Arc<Vec<String>>>,
 }
 
 /// Called with (repository, digest, media type) after a manifest was
@@ -171,6 +174,7 @@ impl Registry {
                 options.max_upload_bodies_per_client,
                 options.max_upload_bodies,
             ),
+            lint: std::sync::RwLock::new(Arc::new(options.mandatory_annotations.clone())),
             options,
             manifests: crate::cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             repo_locks: crate::locks::RepoLocks::new(lock_stats.clone()),

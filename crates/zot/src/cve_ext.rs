@@ -90,14 +90,16 @@ pub fn start(
 #[cfg(feature = "metrics")]
 fn report(scanner: &Arc<CveScanner>, recorder: &crate::metrics_ext::Recorder) {
     use std::sync::atomic::Ordering;
-    let Some(metrics) = recorder.metrics().cloned() else {
-        return;
-    };
     let scanner = Arc::clone(scanner);
+    // Metrics may be turned on and off by a reload: looked up at each tick.
+    let recorder = recorder.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             tick.tick().await;
+            let Some(metrics) = recorder.metrics() else {
+                continue;
+            };
             let info = scanner.db().info();
             let c = scanner.counters();
             metrics.set_cve(&zot_metrics::CveStatus {

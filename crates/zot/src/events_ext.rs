@@ -42,10 +42,10 @@ pub async fn start(
 #[cfg(feature = "events")]
 pub type OutboxGauges = Box<dyn Fn(u64, u64) + Send + Sync>;
 
-/// Keeps the delivery running, and copies its outbox counts into the
-/// metrics every second when metrics are on.
+/// Copies the delivery's outbox counts into the metrics every second when
+/// metrics are on.
 #[cfg(feature = "events")]
-pub fn report(delivery: zot_events::Delivery, metrics: Option<OutboxGauges>) {
+pub fn report(delivery: std::sync::Arc<zot_events::Delivery>, metrics: Option<OutboxGauges>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {

@@ -100,6 +100,7 @@ pub fn discover(cfg: &Config) -> Vec<zot_api::ExtensionInfo> {
 }
 
 /// One store of the registry: a root directory with its own settings.
+#[derive(Clone)]
 pub struct Store {
     /// `default`, or the `subPaths` keys it serves (joined by `, ` when
     /// several share its root).
@@ -258,24 +259,87 @@ fn workers(cfg: &Config) -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }
 
+/// The background tasks of every store, as far as a reload may change
+/// them: GC and scrub are scheduled from the settings, and rescheduled
+/// with new ones by [`Lifecycle::reconfigure`]; upload expiry and pull-time
+/// flushes need no settings and run on.
+pub struct Lifecycle {
+    /// The `scheduler.numWorkers` permits every background task shares.
+    pub permits: Arc<Semaphore>,
+    recorder: Recorder,
+    /// Each store's name (as in [`Store::name`]) and registry.
+    stores: Vec<(Arc<str>, Arc<Registry>)>,
+    /// The loops scheduling GC and scrub rounds. Aborting one stops only
+    /// its waiting: a round in progress is a task of its own and finishes.
+    scheduled: Vec<tokio::task::AbortHandle>,
+}
+
+impl Lifecycle {
+    /// Reschedules GC and scrub of every store with `cfg`'s settings (the
+    /// next rounds come one period from now).
+    pub fn reconfigure(&mut self, cfg: &Config) {
+        for task in self.scheduled.drain(..) {
+            task.abort();
+        }
+        for (name, registry) in &self.stores {
+            let Some(settings) = store_settings(cfg, name) else {
+                continue;
+            };
+            self.scheduled.extend(schedule_store(
+                cfg,
+                name,
+                settings,
+                registry,
+                &self.permits,
+                &self.recorder,
+            ));
+        }
+    }
+}
+
+/// The settings of the store named `name` in `cfg` (`default`, or its
+/// `subPaths` keys joined by `, `, which share its settings).
+pub fn store_settings<'a>(cfg: &'a Config, name: &str) -> Option<&'a StorageConfig> {
+    match name.split(", ").next() {
+        Some("default") => Some(&cfg.storage),
+        Some(prefix) => cfg.storage.sub_paths.get(prefix),
+        None => None,
+    }
+}
+
 /// Starts the background tasks of every store; they share the
-/// `scheduler.numWorkers` permits, which are returned for the extensions'
-/// background tasks (sync); they report to `recorder`.
-pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) -> Arc<Semaphore> {
+/// `scheduler.numWorkers` permits, which are returned (in the
+/// [`Lifecycle`]) for the extensions' background tasks (sync); they report
+/// to `recorder`.
+pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) -> Lifecycle {
     let workers = workers(cfg);
     recorder.set_workers(workers);
     let permits = Arc::new(Semaphore::new(workers));
+    let mut lifecycle = Lifecycle {
+        permits,
+        recorder: recorder.clone(),
+        stores: Vec::new(),
+        scheduled: Vec::new(),
+    };
     for store in stores {
-        start_store(cfg, store, &permits, recorder);
+        start_store(store, &lifecycle.permits, recorder);
+        let name: Arc<str> = Arc::from(store.name.as_str());
+        lifecycle.scheduled.extend(schedule_store(
+            cfg,
+            &name,
+            &store.settings,
+            &store.registry,
+            &lifecycle.permits,
+            recorder,
+        ));
+        lifecycle.stores.push((name, store.registry.clone()));
     }
-    permits
+    lifecycle
 }
 
-/// Starts the background tasks of one store, with its own settings.
-fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: &Recorder) {
+/// Starts the background tasks of one store that need no settings.
+fn start_store(store: &Store, permits: &Arc<Semaphore>, recorder: &Recorder) {
     let registry = store.registry.clone();
-    let settings = &store.settings;
-    let name: Arc<str> = Arc::from(store.name.as_str());
 
     let reg = registry.clone();
     let p = permits.clone();
@@ -313,9 +377,23 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
             }
         }
     });
+}
 
+/// Schedules GC and scrub of one store with `settings` (and `cfg`'s
+/// scrub); returns the scheduling loops.
+fn schedule_store(
+    cfg: &Config,
+    name: &Arc<str>,
+    settings: &StorageConfig,
+    registry: &Arc<Registry>,
+    permits: &Arc<Semaphore>,
+    recorder: &Recorder,
+) -> Vec<tokio::task::AbortHandle> {
+    let mut scheduled = Vec::new();
+    // Placements are remembered even with GC off, so that GC turned on by
+    // a reload knows which blobs are fresh (see `zot_storage::gc`).
+    registry.track_placements(settings.gc_delay.max(settings.retention.delay));
     if settings.gc && !settings.gc_interval.is_zero() {
-        registry.track_placements(settings.gc_delay.max(settings.retention.delay));
         let options = Arc::new(gc_options(settings));
         let window = settings.gc_time_window;
         let period = settings.gc_interval;
@@ -324,7 +402,7 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
         let store = name.clone();
         let rec = recorder.clone();
         // A run due outside gcTimeWindow waits for it to open (schedule.rs).
-        tokio::spawn(schedule::run(
+        let task = tokio::spawn(schedule::run(
             &schedule::SystemClock,
             period,
             window,
@@ -336,7 +414,8 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
                     store.clone(),
                     rec.clone(),
                 );
-                async move {
+                // Its own task: a reload aborting the schedule lets it finish.
+                let round = tokio::spawn(async move {
                     let started = std::time::Instant::now();
                     let reports = for_each_repo(&reg, &p, &rec, TaskKind::Gc, move |reg, repo| {
                         let options = options.clone();
@@ -361,10 +440,14 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
                     rec.gc_round(&total, error, started.elapsed());
                     let repos = reports.len();
                     tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
+                });
+                async move {
+                    let _ = round.await;
                     std::ops::ControlFlow::Continue(())
                 }
             },
         ));
+        scheduled.push(task.abort_handle());
     }
 
     if let Some(scrub) = cfg
@@ -376,9 +459,10 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
         let p = permits.clone();
         let store = name.clone();
         let rec = recorder.clone();
-        periodic(scrub.interval, move || {
+        let task = periodic(scrub.interval, move || {
             let (reg, p, store, rec) = (reg.clone(), p.clone(), store.clone(), rec.clone());
-            async move {
+            // Its own task: a reload aborting the schedule lets it finish.
+            let round = tokio::spawn(async move {
                 let started = std::time::Instant::now();
                 let reports = for_each_repo(&reg, &p, &rec, TaskKind::Scrub, |reg, repo| async move {
                     let r = reg.scrub_repo(&repo).await;
@@ -395,18 +479,23 @@ fn start_store(cfg: &Config, store: &Store, permits: &Arc<Semaphore>, recorder: 
                 rec.scrub_round(sum(|r| r.0), sum(|r| r.1), sum(|r| r.2));
                 let repos = reports.len();
                 tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "scrub: round finished");
+            });
+            async move {
+                let _ = round.await;
             }
         });
+        scheduled.push(task);
     }
+    scheduled
 }
 
 /// Runs `round` every `period`, the first time one period from now.
-fn periodic<F, Fut>(period: Duration, round: F)
+fn periodic<F, Fut>(period: Duration, round: F) -> tokio::task::AbortHandle
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -414,6 +503,7 @@ where
             round().await;
         }
     });
+    task.abort_handle()
 }
 
 /// Runs `task` on every repository, at most as many at once as there are

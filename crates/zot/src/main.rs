@@ -13,6 +13,7 @@ mod metrics_ext;
 mod metrics_sampler;
 #[cfg(feature = "metrics")]
 mod metrics_sources;
+mod reload;
 #[cfg(feature = "cve")]
 mod scan_cmd;
 mod scrub_cmd;
@@ -134,10 +135,11 @@ fn main() -> ExitCode {
         Command::Scan(args) => scan_cmd::run(args),
         Command::Serve { config } => {
             start_memory_trimmer();
-            let cfg = match &config {
-                None => Config::embedded_default(),
-                Some(path) => match Config::from_file_with(path, lifecycle::AVAILABLE) {
-                    Ok(c) => c,
+            let (cfg, source) = match config {
+                None => (Config::embedded_default(), None),
+                // Read once: the hash is of exactly the text validated.
+                Some(path) => match reload::load(&path) {
+                    Ok((c, hash)) => (c, Some((path, hash))),
                     Err(problems) => {
                         for p in &problems {
                             eprintln!("{}: {p}", path.display());
@@ -146,7 +148,7 @@ fn main() -> ExitCode {
                     }
                 },
             };
-            match serve::run(cfg) {
+            match serve::run(cfg, source) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zot: {e:#}");

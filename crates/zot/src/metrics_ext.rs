@@ -2,14 +2,17 @@
 //! feature off nothing of it is compiled, and an enabled
 //! `extensions.metrics` is refused by `zot verify` as not available.
 //! Recording happens in the API layer; this builds the registry from
-//! `extensions.metrics` and the build's description for `zot_info`.
+//! `extensions.metrics` and the build's description for `zot_info`, and
+//! turns it on and off as the configuration says ([`MetricsSwitch`], at
+//! start-up and at each reload).
 
+#[cfg(feature = "metrics")]
+use std::sync::Arc;
 use zot_config::Config;
 
-/// The metrics endpoint, when the extension is built in and enabled.
+/// A new metrics registry for `cfg` (whose `extensions.metrics` is on).
 #[cfg(feature = "metrics")]
-pub fn endpoint(cfg: &Config) -> Option<zot_api::MetricsEndpoint> {
-    let settings = cfg.extension("metrics").and_then(|e| e.metrics())?;
+fn make(cfg: &Config, max_repository_labels: usize) -> Arc<zot_metrics::Metrics> {
     let built: String = crate::lifecycle::AVAILABLE
         .iter()
         .filter(|tag| **tag != "ui")
@@ -21,19 +24,90 @@ pub fn endpoint(cfg: &Config) -> Option<zot_api::MetricsEndpoint> {
         binary_type: built,
         go_version: "rust".to_owned(),
     };
-    Some(zot_api::MetricsEndpoint {
-        path: settings.path,
-        metrics: std::sync::Arc::new(zot_metrics::Metrics::new(
-            info,
-            settings.max_repository_labels,
-        )),
-    })
+    Arc::new(zot_metrics::Metrics::new(info, max_repository_labels))
 }
 
-/// Without the feature: never on.
-#[cfg(not(feature = "metrics"))]
-pub fn endpoint(_cfg: &Config) -> Option<zot_api::MetricsEndpoint> {
-    None
+/// Metrics on or off as the configuration says, at start-up and at each
+/// reload. The registry is made the first time metrics are on and kept
+/// (turned off, it is no longer served nor fed; on again, it goes on
+/// counting), so its label cap is the one of that first time.
+pub struct MetricsSwitch {
+    #[cfg(feature = "metrics")]
+    recorder: Recorder,
+    #[cfg(feature = "metrics")]
+    made: Option<Arc<zot_metrics::Metrics>>,
+    /// The stores the sampler measures (started with the registry).
+    #[cfg(feature = "metrics")]
+    stores: Vec<crate::lifecycle::Store>,
+    /// The sync upstreams whose counters are read when scraped.
+    #[cfg(feature = "metrics")]
+    sync: crate::sync_ext::LiveUpstreams,
+}
+
+impl MetricsSwitch {
+    pub fn new(
+        recorder: Recorder,
+        stores: &[crate::lifecycle::Store],
+        sync: &crate::sync_ext::LiveUpstreams,
+    ) -> MetricsSwitch {
+        #[cfg(not(feature = "metrics"))]
+        let _ = (recorder, stores, sync);
+        MetricsSwitch {
+            #[cfg(feature = "metrics")]
+            recorder,
+            #[cfg(feature = "metrics")]
+            made: None,
+            #[cfg(feature = "metrics")]
+            stores: stores.to_vec(),
+            #[cfg(feature = "metrics")]
+            sync: sync.clone(),
+        }
+    }
+
+    /// Serves and records metrics when `cfg` turns them on; else neither.
+    #[cfg(feature = "metrics")]
+    pub fn apply(&mut self, cfg: &Config, state: &zot_api::AppState) {
+        let Some(settings) = cfg.extension("metrics").and_then(|e| e.metrics()) else {
+            if self.recorder.metrics().is_some() {
+                tracing::info!("metrics off");
+            }
+            state.set_metrics(None);
+            self.recorder.set(None);
+            return;
+        };
+        let metrics = match &self.made {
+            Some(m) => m.clone(),
+            None => {
+                let m = make(cfg, settings.max_repository_labels);
+                // Gauges no request feeds: uploads open, storage sizes.
+                crate::metrics_sampler::start(m.clone(), &self.stores);
+                // Cache hits, lock waits, sync runs: read when scraped.
+                crate::metrics_sources::add(&m, &self.stores, &self.sync);
+                self.made = Some(m.clone());
+                m
+            }
+        };
+        tracing::info!(path = %settings.path, "metrics served");
+        state.set_metrics(Some(zot_api::MetricsEndpoint {
+            path: settings.path,
+            metrics: metrics.clone(),
+        }));
+        self.recorder.set(Some(metrics));
+    }
+
+    /// Without the feature: never on.
+    #[cfg(not(feature = "metrics"))]
+    pub fn apply(&mut self, _cfg: &Config, _state: &zot_api::AppState) {}
+
+    /// The configuration reload counts and the hash in use.
+    pub fn set_config_state(&self, succeeded: u64, failed: u64, hash: &str) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = &self.made {
+            m.config().set(succeeded, failed, hash);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (succeeded, failed, hash);
+    }
 }
 
 /// The kinds of background task whose durations are measured.
@@ -50,24 +124,29 @@ pub enum TaskKind {
 /// What background tasks report to the metrics: a no-op without the
 /// feature or with `extensions.metrics` off. Every call is a few atomic
 /// additions.
+/// Clones share one switch, turned by [`MetricsSwitch`].
 #[derive(Clone, Default)]
 pub struct Recorder {
     #[cfg(feature = "metrics")]
-    metrics: Option<std::sync::Arc<zot_metrics::Metrics>>,
+    metrics: Arc<arc_swap::ArcSwapOption<zot_metrics::Metrics>>,
 }
 
 #[cfg(feature = "metrics")]
 impl Recorder {
-    pub fn new(endpoint: Option<&zot_api::MetricsEndpoint>) -> Recorder {
-        Recorder {
-            metrics: endpoint.map(|e| e.metrics.clone()),
-        }
+    fn set(&self, metrics: Option<Arc<zot_metrics::Metrics>>) {
+        self.metrics.store(metrics);
     }
 
     fn with(&self, f: impl FnOnce(&zot_metrics::Metrics)) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = &*self.metrics.load() {
             f(m);
         }
+    }
+
+    /// The events outboxes: events kept, events dropped at the bound.
+    #[cfg(feature = "events")]
+    pub fn set_events_outbox(&self, kept: u64, dropped: u64) {
+        self.with(|m| m.set_events_outbox(kept, dropped));
     }
 
     pub fn set_workers(&self, n: usize) {
@@ -119,18 +198,17 @@ impl Recorder {
         self.with(|m| m.background().scrub_round(&round));
     }
 
-    /// The metrics, when on (for the sampler).
-    pub fn metrics(&self) -> Option<&std::sync::Arc<zot_metrics::Metrics>> {
-        self.metrics.as_ref()
+    /// The metrics, when on.
+    pub fn metrics(&self) -> Option<Arc<zot_metrics::Metrics>> {
+        self.metrics.load_full()
     }
 }
 
 /// Without the feature: records nothing.
 #[cfg(not(feature = "metrics"))]
 impl Recorder {
-    pub fn new(_endpoint: Option<&zot_api::MetricsEndpoint>) -> Recorder {
-        Recorder {}
-    }
+    #[cfg(feature = "events")]
+    pub fn set_events_outbox(&self, _kept: u64, _dropped: u64) {}
     pub fn set_workers(&self, _n: usize) {}
     pub fn queued(&self) {}
     pub fn started(&self) {}

@@ -19,7 +19,7 @@ use zot_storage::{LOCK_WAIT_BUCKETS, LockKind, Registry};
 use crate::lifecycle::Store;
 
 /// Adds the storage series of `stores` and the sync series of `sync`.
-pub fn add(metrics: &Metrics, stores: &[Store], sync: &crate::sync_ext::SyncSetup) {
+pub fn add(metrics: &Metrics, stores: &[Store], sync: &crate::sync_ext::LiveUpstreams) {
     metrics.add_source(Box::new(StoreSource {
         stores: stores
             .iter()
@@ -32,9 +32,7 @@ pub fn add(metrics: &Metrics, stores: &[Store], sync: &crate::sync_ext::SyncSetu
             .collect(),
     }));
     #[cfg(feature = "sync")]
-    if !sync.upstreams.is_empty() {
-        metrics.add_source(Box::new(SyncSource::new(sync.upstreams.clone())));
-    }
+    metrics.add_source(Box::new(SyncSource { live: sync.clone() }));
     #[cfg(not(feature = "sync"))]
     let _ = sync;
 }
@@ -78,32 +76,31 @@ impl Source for StoreSource {
 
 #[cfg(feature = "sync")]
 struct SyncSource {
-    /// Each upstream with its `registry` label.
-    upstreams: Vec<(String, Arc<zot_sync::Upstream>)>,
+    /// The upstreams running now (a reload replaces them, and their
+    /// counters start again from zero).
+    live: crate::sync_ext::LiveUpstreams,
 }
 
+/// Each upstream with its `registry` label.
 #[cfg(feature = "sync")]
-impl SyncSource {
-    fn new(upstreams: Vec<Arc<zot_sync::Upstream>>) -> SyncSource {
-        let mut labelled: Vec<(String, Arc<zot_sync::Upstream>)> = Vec::new();
-        for (i, up) in upstreams.into_iter().enumerate() {
-            let label = if labelled.iter().any(|(_, u)| u.name == up.name) {
-                format!("{} #{i}", up.name)
-            } else {
-                up.name.clone()
-            };
-            labelled.push((label, up));
-        }
-        SyncSource {
-            upstreams: labelled,
-        }
+fn labelled(upstreams: &[Arc<zot_sync::Upstream>]) -> Vec<(String, &zot_sync::Upstream)> {
+    let mut labelled: Vec<(String, &zot_sync::Upstream)> = Vec::new();
+    for (i, up) in upstreams.iter().enumerate() {
+        let label = if labelled.iter().any(|(_, u)| u.name == up.name) {
+            format!("{} #{i}", up.name)
+        } else {
+            up.name.clone()
+        };
+        labelled.push((label, up));
     }
+    labelled
 }
 
 #[cfg(feature = "sync")]
 impl Source for SyncSource {
     fn collect(&self, out: &mut Collected) {
-        for (label, up) in &self.upstreams {
+        let upstreams = self.live.load();
+        for (label, up) in labelled(&upstreams) {
             let c = up.counters.counts();
             let l = [("registry", label.as_str())];
             for (name, help, value) in [

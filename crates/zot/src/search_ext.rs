@@ -47,6 +47,12 @@ const ZOT_TAGS: &[&str] = &[
     "events",
 ];
 
+/// The body of `GET /v2/_zot/ext/mgmt` for `cfg`.
+#[cfg(feature = "search")]
+pub fn mgmt_body(cfg: &Config) -> String {
+    zot_api::mgmt::render(&cfg.dist_spec_version, &cfg.http, &build_info())
+}
+
 /// What this binary reports about its build (in mgmt).
 #[cfg(feature = "search")]
 pub fn build_info() -> zot_api::mgmt::BuildInfo {
@@ -117,7 +123,7 @@ pub fn extension(
     warm(&search);
     Some(zot_api::SearchExtension {
         search,
-        mgmt: zot_api::mgmt::render(&cfg.dist_spec_version, &cfg.http, &build_info()),
+        mgmt: arc_swap::ArcSwap::from_pointee(mgmt_body(cfg)),
     })
 }
 

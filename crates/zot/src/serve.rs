@@ -48,14 +48,22 @@ fn log_accept_error(peer: Option<&std::net::SocketAddr>, error: &std::io::Error)
 /// Sets up JSON-lines logging. Lines are written by a background thread
 /// (requests never wait on the terminal or disk for a log write, unless its
 /// queue of 128k lines is full); the returned guard flushes it on drop.
-fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
-    let filter = EnvFilter::try_from_env("ZOT_LOG").unwrap_or_else(|_| {
-        let level = match cfg.log.level.as_str() {
+fn init_logging(
+    cfg: &Config,
+) -> anyhow::Result<(
+    tracing_appender::non_blocking::WorkerGuard,
+    Option<crate::reload::LogLevelSetter>,
+)> {
+    let for_level = |level: &str| {
+        let level = match level {
             "fatal" | "panic" => "error",
             l => l,
         };
         EnvFilter::new(format!("{level},redb=warn,hyper=warn,h2=warn"))
-    });
+    };
+    let from_env = EnvFilter::try_from_env("ZOT_LOG").ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| for_level(cfg.log.level.as_str()));
     let sink: Box<dyn std::io::Write + Send> = match &cfg.log.output {
         Some(path) if !path.as_os_str().is_empty() => Box::new(
             std::fs::OpenOptions::new()
@@ -73,26 +81,38 @@ fn init_logging(cfg: &Config) -> anyhow::Result<tracing_appender::non_blocking::
         .lossy(false)
         .buffered_lines_limit(128 * 1024)
         .finish(sink);
-    tracing_subscriber::fmt()
+    // The filter can be swapped by a reload of `log.level`.
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_env_filter(filter)
         .with_writer(writer)
-        .init();
-    Ok(guard)
+        .with_filter_reloading();
+    let handle = subscriber.reload_handle();
+    subscriber.init();
+    let setter: crate::reload::LogLevelSetter =
+        Box::new(move |level| handle.reload(for_level(level)).map_err(|e| e.to_string()));
+    Ok((guard, (!fixed).then_some(setter)))
 }
 
-pub fn run(cfg: Config) -> anyhow::Result<()> {
-    let _flush_logs_on_exit = init_logging(&cfg)?;
+/// Runs the registry on `cfg`, read from `source` (the file and the hash
+/// of its content) when it came from a file, which is then watched and
+/// reloaded (see `reload.rs`).
+pub fn run(cfg: Config, source: Option<(std::path::PathBuf, String)>) -> anyhow::Result<()> {
+    let (_flush_logs_on_exit, log_level) = init_logging(&cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(cfg))
+    runtime.block_on(serve(cfg, source, log_level))
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+async fn serve(
+    cfg: Config,
+    source: Option<(std::path::PathBuf, String)>,
+    log_level: Option<crate::reload::LogLevelSetter>,
+) -> anyhow::Result<()> {
     let root = cfg.storage.root_directory.clone();
     // The default store and one per `storage.subPaths` root.
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
@@ -116,62 +136,61 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let cve_source = None;
     #[cfg(feature = "cve")]
     let cve_stores = routing.clone();
+    let sync_handle = crate::sync_ext::hook(&sync);
+    let sync_upstreams = crate::sync_ext::live_upstreams(&sync);
     #[cfg(feature = "search")]
-    let mut state = match crate::search_ext::extension(&cfg, &routing, cve_source) {
+    let state = match crate::search_ext::extension(&cfg, &routing, cve_source) {
         Some(search) => zot_api::AppState::with_search(routing, discover, security, search),
         None => zot_api::AppState::with_security(routing, discover, security),
     };
     #[cfg(not(feature = "search"))]
-    let mut state = zot_api::AppState::with_security(routing, discover, security);
-    let metrics_endpoint = crate::metrics_ext::endpoint(&cfg);
+    let state = zot_api::AppState::with_security(routing, discover, security);
+    // Metrics on or off, now and at each reload (metrics_ext.rs).
+    let recorder = crate::metrics_ext::Recorder::default();
+    let mut metrics =
+        crate::metrics_ext::MetricsSwitch::new(recorder.clone(), &stores, &sync_upstreams);
+    metrics.apply(&cfg, &state);
     #[cfg(feature = "events")]
-    let outbox_gauges = metrics_endpoint.as_ref().map(|m| {
-        let m = m.metrics.clone();
-        Box::new(move |kept, dropped| m.set_events_outbox(kept, dropped))
-            as crate::events_ext::OutboxGauges
-    });
-    let recorder = crate::metrics_ext::Recorder::new(metrics_endpoint.as_ref());
-    if let Some(metrics) = metrics_endpoint {
-        tracing::info!(path = %metrics.path, "metrics served");
-        match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.metrics = Some(metrics),
-            None => anyhow::bail!("the API state is shared before start-up ends"),
+    let outbox_gauges = {
+        let rec = recorder.clone();
+        Some(
+            Box::new(move |kept, dropped| rec.set_events_outbox(kept, dropped))
+                as crate::events_ext::OutboxGauges,
+        )
+    };
+    // What only start-up sets, before the state is shared.
+    let state = {
+        let mut state = state;
+        let Some(s) = std::sync::Arc::get_mut(&mut state) else {
+            anyhow::bail!("the API state is shared before start-up ends");
+        };
+        #[cfg(feature = "sync")]
+        {
+            s.sync = Some(sync_handle.api());
         }
-    }
-    #[cfg(feature = "sync")]
-    if let Some(hook) = sync.hook.clone() {
-        match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.sync = Some(hook),
-            None => anyhow::bail!("the API state is shared before start-up ends"),
+        if let Some(origin) = &cfg.http.allow_origin {
+            let auth = cfg.http.auth.as_ref();
+            let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
+            match zot_api::cors::Cors::new(origin, logins) {
+                Some(cors) => s.cors = Some(cors),
+                None => anyhow::bail!("http.allowOrigin {origin:?} cannot be a header value"),
+            }
         }
-    }
-    if let Some(origin) = &cfg.http.allow_origin {
-        let auth = cfg.http.auth.as_ref();
-        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
-        match (
-            zot_api::cors::Cors::new(origin, logins),
-            std::sync::Arc::get_mut(&mut state),
-        ) {
-            (Some(cors), Some(s)) => s.cors = Some(cors),
-            (None, _) => anyhow::bail!("http.allowOrigin {origin:?} cannot be a header value"),
-            (_, None) => anyhow::bail!("the API state is shared before start-up ends"),
+        if let Some(cluster) = &cfg.cluster {
+            let cluster =
+                zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
+                    .context("cluster mode")?;
+            tracing::info!(
+                member = %cluster.local().name,
+                members = cluster.peers().count() + 1,
+                "cluster mode: repositories of other members are proxied to them"
+            );
+            s.cluster = Some(cluster);
         }
-    }
-    if let Some(cluster) = &cfg.cluster {
-        let cluster =
-            zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
-                .context("cluster mode")?;
-        tracing::info!(
-            member = %cluster.local().name,
-            members = cluster.peers().count() + 1,
-            "cluster mode: repositories of other members are proxied to them"
-        );
-        match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.cluster = Some(cluster),
-            None => anyhow::bail!("the API state is shared before start-up ends"),
-        }
-    }
+        state
+    };
     let mutations = state.mutations.clone();
+    let live_state = state.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
 
@@ -186,6 +205,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .map(|e| e.name.as_str())
         .collect();
     let stop = shutdown_signal()?;
+    let reloads = crate::reload::listen(source.is_some())?;
     tracing::info!(
         address = %local,
         root = %root.display(),
@@ -220,26 +240,50 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     }
 
     // Upload expiry, GC, scrub and pull-time flushes (see lifecycle.rs).
-    let permits = crate::lifecycle::start(&cfg, &stores, &recorder);
-    // Gauges no request feeds: uploads open, storage sizes (metrics_sampler.rs).
-    #[cfg(feature = "metrics")]
-    if let Some(metrics) = recorder.metrics() {
-        crate::metrics_sampler::start(metrics.clone(), &stores);
-        // Cache hits, lock waits, sync runs: read when scraped.
-        crate::metrics_sources::add(metrics, &stores, &sync);
-    }
+    let lifecycle = crate::lifecycle::start(&cfg, &stores, &recorder);
     // Vulnerability scanning: the scan queue and the database refresh,
     // on the same permits (see cve_ext.rs).
     #[cfg(feature = "cve")]
     if let Some(scanner) = &cve {
-        crate::cve_ext::start(&cfg, scanner, &cve_stores, &permits, &recorder);
+        crate::cve_ext::start(&cfg, scanner, &cve_stores, &lifecycle.permits, &recorder);
     }
     // Periodic sync of upstream registries, on the same permits.
-    crate::sync_ext::start(&sync, &sync_stores, &permits, &recorder);
+    let sync = crate::sync_ext::start(
+        sync_handle,
+        sync,
+        (&sync_stores, &sync_upstreams),
+        &lifecycle.permits,
+        &recorder,
+    );
     // Delivery of the events outboxes (see events_ext.rs).
     #[cfg(feature = "events")]
-    if let Some(delivery) = crate::events_ext::start(&cfg, &stores).await? {
-        crate::events_ext::report(delivery, outbox_gauges);
+    let events = match crate::events_ext::start(&cfg, &stores).await? {
+        Some(delivery) => {
+            let delivery = Arc::new(delivery);
+            crate::events_ext::report(delivery.clone(), outbox_gauges);
+            Some(delivery)
+        }
+        None => None,
+    };
+    // Reloads on a change of the file and on SIGHUP (reload.rs).
+    if let (Some(triggers), Some((path, hash))) = (reloads, source) {
+        tracing::info!(file = %path.display(), hash, "configuration loaded; reloaded on change and on SIGHUP");
+        let reloader = crate::reload::Reloader {
+            path,
+            running: cfg.clone(),
+            hash,
+            state: live_state,
+            log_level,
+            metrics,
+            lifecycle,
+            sync,
+            stores: sync_stores,
+            #[cfg(feature = "events")]
+            events,
+            succeeded: 0,
+            failed: 0,
+        };
+        crate::reload::start(triggers, reloader);
     }
 
     let registries: Vec<Arc<zot_storage::Registry>> =

@@ -3,10 +3,13 @@
 //! refused by `zot verify` as not available.
 //!
 //! [`prepare`] builds a client per upstream (a broken `certDir` or
-//! `credentialsFile` stops start-up) and the on-demand hook handed to the
-//! API; [`start`] gives each upstream with a `pollInterval` and `content`
-//! one task: a run right after start-up, then one every `pollInterval`
-//! after the previous run ended. A run whose catalog cannot be read is
+//! `credentialsFile` stops start-up, or refuses a reload) and the on-demand
+//! fetcher; [`start`] installs the API's hook (whenever the feature is
+//! built, so that a reload can turn sync on) and gives each upstream with a
+//! `pollInterval` and `content` one task: a run right after start-up, then
+//! one every `pollInterval` after the previous run ended. A reload
+//! replaces all of it ([`SyncSwitch::replace`]): requests starting
+//! afterwards fetch from the new upstreams, runs in progress finish. A run whose catalog cannot be read is
 //! tried again after 2 s, 4 s, ... up to `pollInterval` (zot's generator
 //! back-off). Each repository of a run holds one of the
 //! `scheduler.numWorkers` permits that GC and scrub share. In cluster mode
@@ -17,32 +20,47 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use zot_config::Config;
 
-/// The upstreams of `extensions.sync`, ready to run.
+/// The upstreams of `extensions.sync`, ready to run (none when it is off).
 #[derive(Default)]
 pub struct SyncSetup {
     #[cfg(feature = "sync")]
     pub(crate) upstreams: Vec<Arc<zot_sync::Upstream>>,
     #[cfg(feature = "sync")]
     status: Arc<zot_sync::SyncStatus>,
-    /// The API's hook (status, on-demand fetches), when sync is on.
     #[cfg(feature = "sync")]
-    pub hook: Option<Arc<dyn zot_api::sync_hook::SyncHook>>,
+    on_demand: Option<Arc<zot_sync::OnDemandSync>>,
+    #[cfg(feature = "sync")]
+    enabled: bool,
 }
 
+/// What the API's hook serves now: replaced whole by a reload, so a
+/// request uses one setup from start to end.
 #[cfg(feature = "sync")]
-struct Hook {
+struct Current {
+    enabled: bool,
     on_demand: Option<Arc<zot_sync::OnDemandSync>>,
     status: Arc<zot_sync::SyncStatus>,
 }
 
+/// The API's hook: installed whenever the feature is built, so that a
+/// reload can turn sync on (with sync off it answers as absent).
+#[cfg(feature = "sync")]
+struct Hook {
+    current: arc_swap::ArcSwap<Current>,
+}
+
 #[cfg(feature = "sync")]
 impl zot_api::sync_hook::SyncHook for Hook {
+    fn enabled(&self) -> bool {
+        self.current.load().enabled
+    }
+
     fn on_demand(&self) -> bool {
-        self.on_demand.is_some()
+        self.current.load().on_demand.is_some()
     }
 
     fn status(&self) -> String {
-        self.status.to_json()
+        self.current.load().status.to_json()
     }
 
     fn manifest<'a>(
@@ -51,8 +69,9 @@ impl zot_api::sync_hook::SyncHook for Hook {
         reference: &'a zot_oci::Reference,
         ns: Option<&'a str>,
     ) -> zot_api::sync_hook::Fetch<'a> {
+        let on_demand = self.current.load().on_demand.clone();
         Box::pin(async move {
-            if let Some(o) = &self.on_demand {
+            if let Some(o) = on_demand {
                 o.manifest(repo, reference, ns).await;
             }
         })
@@ -63,12 +82,56 @@ impl zot_api::sync_hook::SyncHook for Hook {
         repo: &'a zot_oci::RepoName,
         subject: &'a zot_oci::Digest,
     ) -> zot_api::sync_hook::Fetch<'a> {
+        let on_demand = self.current.load().on_demand.clone();
         Box::pin(async move {
-            if let Some(o) = &self.on_demand {
+            if let Some(o) = on_demand {
                 o.referrers(repo, subject).await;
             }
         })
     }
+}
+
+/// The running sync extension: the API's hook and the periodic runs,
+/// replaced by [`SyncSwitch::replace`] on a reload.
+pub struct SyncSwitch {
+    #[cfg(feature = "sync")]
+    hook: Arc<Hook>,
+    #[cfg(feature = "sync")]
+    stores: zot_storage::Stores,
+    #[cfg(feature = "sync")]
+    permits: Arc<Semaphore>,
+    #[cfg(feature = "sync")]
+    tasks: SyncTasks,
+    #[cfg(feature = "sync")]
+    live: LiveUpstreams,
+    /// The loops of the periodic runs; aborting one stops its waiting (a
+    /// run in progress is a task of its own and finishes).
+    #[cfg(feature = "sync")]
+    periodic: Vec<tokio::task::AbortHandle>,
+}
+
+#[cfg(feature = "sync")]
+impl SyncSwitch {
+    /// Serves `setup` from now on: on-demand fetches and status at once,
+    /// periodic runs restarted (each upstream's first run now).
+    pub fn replace(&mut self, setup: SyncSetup) {
+        for task in self.periodic.drain(..) {
+            task.abort();
+        }
+        self.hook.current.store(Arc::new(Current {
+            enabled: setup.enabled,
+            on_demand: setup.on_demand.clone(),
+            status: setup.status.clone(),
+        }));
+        self.live.store(Arc::new(setup.upstreams.clone()));
+        self.periodic = start_periodic(&setup, &self.stores, &self.permits, &self.tasks);
+    }
+}
+
+/// Without the feature: nothing runs.
+#[cfg(not(feature = "sync"))]
+impl SyncSwitch {
+    pub fn replace(&mut self, _setup: SyncSetup) {}
 }
 
 /// Builds every upstream's client and the on-demand hook.
@@ -106,14 +169,11 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
         tracing::info!("sync: on-demand fetches on");
     }
     let status = Arc::new(zot_sync::SyncStatus::new(&upstreams));
-    let hook = Arc::new(Hook {
-        on_demand,
-        status: status.clone(),
-    });
     Ok(SyncSetup {
         upstreams,
         status,
-        hook: Some(hook),
+        on_demand,
+        enabled: true,
     })
 }
 
@@ -132,14 +192,9 @@ fn cluster_filter(cfg: &Config) -> anyhow::Result<Option<zot_sync::RepoFilter>> 
     })))
 }
 
-/// Without the feature: nothing (the configuration was refused).
-#[cfg(not(feature = "sync"))]
-pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<SyncSetup> {
-    Ok(SyncSetup::default())
-}
-
 /// A periodic run's repositories as scheduler tasks (`name="sync"`).
 #[cfg(feature = "sync")]
+#[derive(Clone)]
 struct SyncTasks(crate::metrics_ext::Recorder);
 
 #[cfg(feature = "sync")]
@@ -155,29 +210,107 @@ impl zot_sync::TaskHooks for SyncTasks {
     }
 }
 
-/// Starts the periodic sync of every upstream that has one; each
-/// repository of a run is reported to `recorder` as a scheduler task.
+/// Without the feature: nothing (the configuration was refused).
+#[cfg(not(feature = "sync"))]
+pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<SyncSetup> {
+    Ok(SyncSetup::default())
+}
+
+/// The upstreams running now, replaced by a reload (the metrics read
+/// their counters when scraped).
+#[cfg(feature = "sync")]
+pub type LiveUpstreams = Arc<arc_swap::ArcSwap<Vec<Arc<zot_sync::Upstream>>>>;
+/// Without the feature: none.
+#[cfg(not(feature = "sync"))]
+pub type LiveUpstreams = ();
+
+/// The upstreams of `setup`, to be kept current by [`start`].
+pub fn live_upstreams(setup: &SyncSetup) -> LiveUpstreams {
+    #[cfg(feature = "sync")]
+    return Arc::new(arc_swap::ArcSwap::from_pointee(setup.upstreams.clone()));
+    #[cfg(not(feature = "sync"))]
+    let _ = setup;
+}
+
+/// The API's hook, made before the API state is shared; [`start`] takes it.
+pub struct SyncHandle {
+    #[cfg(feature = "sync")]
+    hook: Arc<Hook>,
+}
+
+#[cfg(feature = "sync")]
+impl SyncHandle {
+    /// The hook to give the API.
+    pub fn api(&self) -> Arc<dyn zot_api::sync_hook::SyncHook> {
+        self.hook.clone()
+    }
+}
+
+/// The API's hook serving `setup` (sync on or off).
+#[cfg(feature = "sync")]
+pub fn hook(setup: &SyncSetup) -> SyncHandle {
+    SyncHandle {
+        hook: Arc::new(Hook {
+            current: arc_swap::ArcSwap::from_pointee(Current {
+                enabled: setup.enabled,
+                on_demand: setup.on_demand.clone(),
+                status: setup.status.clone(),
+            }),
+        }),
+    }
+}
+
+/// Without the feature: no hook.
+#[cfg(not(feature = "sync"))]
+pub fn hook(_setup: &SyncSetup) -> SyncHandle {
+    SyncHandle {}
+}
+
+/// Starts the periodic sync of every upstream of `setup` that has one;
+/// each repository of a run is reported to `recorder` as a scheduler task.
 #[cfg(feature = "sync")]
 pub fn start(
+    handle: SyncHandle,
+    setup: SyncSetup,
+    (stores, live): (&zot_storage::Stores, &LiveUpstreams),
+    permits: &Arc<Semaphore>,
+    recorder: &crate::metrics_ext::Recorder,
+) -> SyncSwitch {
+    let tasks = SyncTasks(recorder.clone());
+    SyncSwitch {
+        hook: handle.hook,
+        live: live.clone(),
+        stores: stores.clone(),
+        permits: permits.clone(),
+        periodic: start_periodic(&setup, stores, permits, &tasks),
+        tasks,
+    }
+}
+
+#[cfg(feature = "sync")]
+fn start_periodic(
     setup: &SyncSetup,
     stores: &zot_storage::Stores,
     permits: &Arc<Semaphore>,
-    recorder: &crate::metrics_ext::Recorder,
-) {
+    tasks: &SyncTasks,
+) -> Vec<tokio::task::AbortHandle> {
+    let mut periodic = Vec::new();
     for (i, upstream) in setup.upstreams.iter().enumerate() {
         let Some(period) = upstream.poll_interval() else {
             continue;
         };
         tracing::info!(upstream = %upstream.name, period_s = period.as_secs(), "sync: periodic sync scheduled");
         let status = (setup.status.clone(), i);
-        tokio::spawn(run(
+        let task = tokio::spawn(run(
             upstream.clone(),
             stores.clone(),
-            (permits.clone(), SyncTasks(recorder.clone())),
+            (permits.clone(), tasks.clone()),
             period,
             status,
         ));
+        periodic.push(task.abort_handle());
     }
+    periodic
 }
 
 #[cfg(feature = "sync")]
@@ -192,7 +325,18 @@ async fn run(
     let mut backoff = FIRST_BACKOFF;
     loop {
         status.started(i);
-        let wait = match upstream.sync_once(&stores, &permits, &tasks).await {
+        // Its own task: a reload stopping this loop lets the run finish.
+        let (up, st, p, t) = (
+            upstream.clone(),
+            stores.clone(),
+            permits.clone(),
+            tasks.clone(),
+        );
+        let once = tokio::spawn(async move { up.sync_once(&st, &p, &t).await });
+        let Ok(outcome) = once.await else {
+            return;
+        };
+        let wait = match outcome {
             Ok(report) => {
                 backoff = FIRST_BACKOFF;
                 status.finished(i, Ok(&report), period);
@@ -213,9 +357,11 @@ async fn run(
 /// Without the feature: nothing to start.
 #[cfg(not(feature = "sync"))]
 pub fn start(
-    _setup: &SyncSetup,
-    _stores: &zot_storage::Stores,
+    _handle: SyncHandle,
+    _setup: SyncSetup,
+    _stores: (&zot_storage::Stores, &LiveUpstreams),
     _permits: &Arc<Semaphore>,
     _recorder: &crate::metrics_ext::Recorder,
-) {
+) -> SyncSwitch {
+    SyncSwitch {}
 }

@@ -20,6 +20,7 @@
 //!   [`PARTIAL_HEADER`], and for GraphQL also in an `errors` entry.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,6 +36,7 @@ use crate::endpoint::Endpoint;
 use crate::errors::{ApiError, ApiResult, ErrorCode};
 use crate::security::Caller;
 use crate::{SharedState, http_util, manifests, zot_ext};
+use zot_auth::Security;
 
 /// How long a member may take to answer its part.
 pub const FANOUT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,13 +64,14 @@ fn missing(member: &Member, what: &str, why: impl std::fmt::Display) -> String {
 /// `GET /v2/_catalog` across the cluster.
 pub(crate) async fn catalog(
     state: &SharedState,
+    security: &Arc<Security>,
     cluster: &Cluster,
     req: Request,
     caller: &Caller,
 ) -> ApiResult {
     let (n, last) = http_util::pagination(&req)?;
     let want = n.saturating_add(1);
-    let visible = |repo: &str| caller.may_read(&state.security, repo);
+    let visible = |repo: &str| caller.may_read(security, repo);
     let mut names: BTreeSet<String> =
         manifests::catalog_names(&state.stores, last.clone(), want, &visible)?
             .into_iter()
@@ -142,6 +145,7 @@ async fn peer_catalog(
 /// `GET`/`POST /v2/_zot/ext/search` across the cluster.
 pub(crate) async fn search(
     state: &SharedState,
+    security: &Arc<Security>,
     cluster: &Cluster,
     req: Request,
     caller: &Caller,
@@ -165,7 +169,7 @@ pub(crate) async fn search(
         headers.insert(header::CONTENT_TYPE, ct.clone());
     }
     let local = Request::from_parts(parts, Body::from(query.clone()));
-    let local = zot_ext::route(state, Endpoint::Search, local, caller).await?;
+    let local = zot_ext::route(state, security, Endpoint::Search, local, caller).await?;
     if local.status() != StatusCode::OK {
         return Ok(local);
     }

@@ -176,13 +176,13 @@ async fn open(root: &Path, config: &TestAppBuilder) -> Router {
         ..Default::default()
     };
     let (registry, _report) = zot_storage::open_local(root, false, options).await.unwrap();
-    let mut state = zot_api::AppState::new(Arc::new(registry), vec![]);
+    let state = zot_api::AppState::new(Arc::new(registry), vec![]);
     if let Some(max) = config.metrics {
         let info = zot_metrics::BuildInfo::default();
-        Arc::get_mut(&mut state).unwrap().metrics = Some(zot_api::MetricsEndpoint {
+        state.set_metrics(Some(zot_api::MetricsEndpoint {
             path: "/metrics".to_owned(),
             metrics: Arc::new(zot_metrics::Metrics::new(info, max)),
-        });
+        }));
     }
     zot_api::router(state)
 }
