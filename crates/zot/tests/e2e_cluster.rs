@@ -351,6 +351,29 @@ fn credentials_are_checked_before_forwarding_and_by_the_owner() {
     assert!(!stored(members[0].root(), repo));
     let tags = via.request("GET", &format!("/v2/{repo}/tags/list"), &auth, None);
     tags.expect_status(200, "tags as alice");
+    // A star made through a non-owner is kept by the owner, whose search
+    // reports it, whichever member is asked.
+    via.request(
+        "PUT",
+        &format!("/v2/_zot/ext/userprefs?action=toggleStar&repo={repo}"),
+        &auth,
+        None,
+    )
+    .expect_status(200, "star through a non-owner");
+    let query = json!({ "query": format!("{{ GlobalSearch(query: \"{repo}\") {{ Repos {{ Name StarCount IsStarred }} }} }}") });
+    let body = serde_json::to_vec(&query).expect("JSON");
+    for member in &members {
+        let r = member.client().request(
+            "POST",
+            "/v2/_zot/ext/search",
+            &[auth[0], ("content-type", "application/json")],
+            Some(&body),
+        );
+        r.expect_status(200, "GlobalSearch as alice");
+        let found = &r.json()["data"]["GlobalSearch"]["Repos"][0];
+        assert_eq!(found["StarCount"], 1, "{r}");
+        assert_eq!(found["IsStarred"], true, "{r}");
+    }
     // The merged catalog needs credentials too, and forwards them.
     via.get("/v2/_catalog")
         .expect_status(401, "anonymous catalog");
