@@ -189,6 +189,24 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         assert_eq!(seen, all, "pages overlap or skip");
     }
 
+    // A query about one repository: its owner answers, the others'
+    // "unknown repository" is not an error of the merged answer.
+    for client in &clients {
+        let q = json!({ "query": "{ ExpandedRepoInfo(repo: \"project/app-3\") { Summary { Name } Images { Tag } } }" });
+        let r = client.request(
+            "POST",
+            "/v2/_zot/ext/search",
+            &[("content-type", "application/json")],
+            Some(&serde_json::to_vec(&q).expect("JSON")),
+        );
+        r.expect_status(200, "ExpandedRepoInfo");
+        let doc = r.json();
+        assert!(doc["errors"].is_null(), "{doc}");
+        let info = &doc["data"]["ExpandedRepoInfo"];
+        assert_eq!(info["Summary"]["Name"], "project/app-3", "{doc}");
+        assert_eq!(info["Images"], json!([{ "Tag": "v1" }]), "{doc}");
+    }
+
     // Other queries merge the same way (GET form of GraphQL here).
     let r = clients[1].get(
         "/v2/_zot/ext/search?query=%7B%20RepoListWithNewestImage%20%7B%20Page%20%7B%20TotalCount%20%7D%20Results%20%7B%20Name%20%7D%20%7D%20%7D",
