@@ -189,6 +189,24 @@ fn repositories_live_on_their_owner_and_are_served_by_every_member() {
         assert_eq!(seen, all, "pages overlap or skip");
     }
 
+    // A query about one repository: its owner answers, the others'
+    // "unknown repository" is not an error of the merged answer.
+    for client in &clients {
+        let q = json!({ "query": "{ ExpandedRepoInfo(repo: \"project/app-3\") { Summary { Name } Images { Tag } } }" });
+        let r = client.request(
+            "POST",
+            "/v2/_zot/ext/search",
+            &[("content-type", "application/json")],
+            Some(&serde_json::to_vec(&q).expect("JSON")),
+        );
+        r.expect_status(200, "ExpandedRepoInfo");
+        let doc = r.json();
+        assert!(doc["errors"].is_null(), "{doc}");
+        let info = &doc["data"]["ExpandedRepoInfo"];
+        assert_eq!(info["Summary"]["Name"], "project/app-3", "{doc}");
+        assert_eq!(info["Images"], json!([{ "Tag": "v1" }]), "{doc}");
+    }
+
     // Other queries merge the same way (GET form of GraphQL here).
     let r = clients[1].get(
         "/v2/_zot/ext/search?query=%7B%20RepoListWithNewestImage%20%7B%20Page%20%7B%20TotalCount%20%7D%20Results%20%7B%20Name%20%7D%20%7D%20%7D",
@@ -351,6 +369,29 @@ fn credentials_are_checked_before_forwarding_and_by_the_owner() {
     assert!(!stored(members[0].root(), repo));
     let tags = via.request("GET", &format!("/v2/{repo}/tags/list"), &auth, None);
     tags.expect_status(200, "tags as alice");
+    // A star made through a non-owner is kept by the owner, whose search
+    // reports it, whichever member is asked.
+    via.request(
+        "PUT",
+        &format!("/v2/_zot/ext/userprefs?action=toggleStar&repo={repo}"),
+        &auth,
+        None,
+    )
+    .expect_status(200, "star through a non-owner");
+    let query = json!({ "query": format!("{{ GlobalSearch(query: \"{repo}\") {{ Repos {{ Name StarCount IsStarred }} }} }}") });
+    let body = serde_json::to_vec(&query).expect("JSON");
+    for member in &members {
+        let r = member.client().request(
+            "POST",
+            "/v2/_zot/ext/search",
+            &[auth[0], ("content-type", "application/json")],
+            Some(&body),
+        );
+        r.expect_status(200, "GlobalSearch as alice");
+        let found = &r.json()["data"]["GlobalSearch"]["Repos"][0];
+        assert_eq!(found["StarCount"], 1, "{r}");
+        assert_eq!(found["IsStarred"], true, "{r}");
+    }
     // The merged catalog needs credentials too, and forwards them.
     via.get("/v2/_catalog")
         .expect_status(401, "anonymous catalog");

@@ -14,7 +14,8 @@
 //!   `members` (so every member gives the same answer) without duplicates,
 //!   then cut to the page, and each
 //!   `Page`'s counts are summed less the duplicates dropped; `errors` are
-//!   concatenated.
+//!   concatenated, less those of a field some member answered (the others
+//!   do not know a repository that lives on one member).
 //! - A member that is down, slow (past [`FANOUT_TIMEOUT`]) or answers an
 //!   error makes the answer partial, never failed: it is logged, named in
 //!   [`PARTIAL_HEADER`], and for GraphQL also in an `errors` entry.
@@ -203,6 +204,7 @@ pub(crate) async fn search(
         }
     }
     let mut merged = merged.unwrap_or(Value::Null);
+    drop_answered_errors(&mut merged);
     for (name, why) in &partial {
         push_error(
             &mut merged,
@@ -278,6 +280,34 @@ async fn peer_search(
     }
     let body = answer.bytes().await.map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+/// Drops the errors of fields that some member answered: a repository
+/// lives on one member, and the others report it unknown
+/// (`ExpandedRepoInfo`, `ImageList(repo:)`, ...). Errors of fields nobody
+/// answered, and errors without a `path`, stay.
+fn drop_answered_errors(answer: &mut Value) {
+    let answered: Vec<String> = match answer.get("data").and_then(Value::as_object) {
+        Some(data) => data
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, _)| k.clone())
+            .collect(),
+        None => return,
+    };
+    let Some(errors) = answer.get_mut("errors").and_then(Value::as_array_mut) else {
+        return;
+    };
+    errors.retain(|e| {
+        e["path"][0]
+            .as_str()
+            .is_none_or(|field| !answered.iter().any(|a| a == field))
+    });
+    if errors.is_empty()
+        && let Some(object) = answer.as_object_mut()
+    {
+        object.remove("errors");
+    }
 }
 
 fn push_error(answer: &mut Value, error: Value) {
@@ -398,6 +428,24 @@ mod tests {
                 "Images": [{"RepoName": "b"}], "Layers": []}},
                 "errors": [{"message": "x"}]})
         );
+    }
+
+    #[test]
+    fn errors_of_answered_fields_are_dropped() {
+        let mut a = json!({"data": {"ExpandedRepoInfo": null},
+            "errors": [{"message": "repo not found", "path": ["ExpandedRepoInfo"]}]});
+        merge_graphql(
+            &mut a,
+            json!({"data": {"ExpandedRepoInfo": {"Summary": {"Name": "r"}}}}),
+        );
+        drop_answered_errors(&mut a);
+        assert_eq!(
+            a,
+            json!({"data": {"ExpandedRepoInfo": {"Summary": {"Name": "r"}}}})
+        );
+        let mut b = json!({"data": {"X": null}, "errors": [{"message": "m", "path": ["X"]}, {"message": "n"}]});
+        drop_answered_errors(&mut b);
+        assert_eq!(b["errors"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]

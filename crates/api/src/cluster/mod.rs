@@ -4,6 +4,8 @@
 //! every member and merge ([`fanout`]).
 //!
 //! Invariants:
+//! - A request naming a repository (in its path, or `userprefs?repo=`) is
+//!   served by the repository's owner.
 //! - Routing happens after authentication and authorization on the
 //!   receiving member (as zot); the owner checks the forwarded credentials
 //!   again. An unauthenticated request is refused before it could be
@@ -163,13 +165,22 @@ impl Cluster {
     /// Where a request for `endpoint` is served; an error for a forwarded
     /// request that would be forwarded again.
     pub(crate) fn route(&self, endpoint: &Endpoint, req: &Request) -> Result<Route<'_>, ApiError> {
-        let Some(repo) = endpoint.repository() else {
-            return Ok(Route::Local);
+        // A star or bookmark (`userprefs?repo=`) is kept by the repository's
+        // owner, which is the member whose search reports it.
+        let repo = match endpoint.repository() {
+            Some(repo) => repo.as_str().to_owned(),
+            None if *endpoint == Endpoint::UserPrefs => {
+                match crate::http_util::query(req, "repo") {
+                    Some(repo) => repo,
+                    None => return Ok(Route::Local),
+                }
+            }
+            None => return Ok(Route::Local),
         };
         if !self.proxying() {
             return Ok(Route::Local);
         }
-        let index = ring::owner_index(&self.key, repo.as_str(), self.members.len());
+        let index = ring::owner_index(&self.key, &repo, self.members.len());
         if index == self.local {
             return Ok(Route::Local);
         }
@@ -272,7 +283,9 @@ mod tests {
             b.body(axum::body::Body::empty()).expect("request")
         };
         let route = |path: &str, hop: bool| {
-            let endpoint = Endpoint::parse(path).expect("an API path").expect("parses");
+            let endpoint = Endpoint::parse(path.split('?').next().unwrap_or(path))
+                .expect("an API path")
+                .expect("parses");
             c.route(&endpoint, &get(path, hop))
                 .map(|r| match r {
                     Route::Local => None,
@@ -294,6 +307,15 @@ mod tests {
         assert_eq!(
             route("/v2/zot/manifests/latest", true),
             Err(ErrorCode::Unknown)
+        );
+        // Stars and bookmarks go to the repository's owner.
+        assert_eq!(
+            route("/v2/_zot/ext/userprefs?action=toggleStar&repo=zot", false),
+            Ok(Some("127.0.0.1:9002".to_owned()))
+        );
+        assert_eq!(
+            route("/v2/_zot/ext/userprefs?action=toggleStar", false),
+            Ok(None)
         );
         // No repository: always here.
         assert_eq!(route("/v2/_catalog", true), Ok(None));
