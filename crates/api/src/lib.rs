@@ -14,6 +14,7 @@ pub mod connection;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
+mod login;
 mod manifests;
 mod metrics_route;
 pub mod mgmt;
@@ -180,6 +181,7 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
         None if state.security.token_path() == Some(path.as_str()) => {
             return token::serve(&state.security, req).await;
         }
+        None if login::is_login_path(&path) => return login::serve(state, req).await,
         None => {
             let resp = probes(state, &path, req.method());
             audit_unparsed(state, &req, &path, &resp);
@@ -212,6 +214,7 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
                     let caller = security::Caller {
                         identity: None,
                         client,
+                        set_cookies: Vec::new(),
                     };
                     security::audit(&state.security, &caller, &method, &path, 500);
                     ApiError::new(ErrorCode::Unknown).into_response()
@@ -233,13 +236,14 @@ fn audit_unparsed(state: &AppState, req: &Request, path: &str, resp: &Response) 
     let caller = security::Caller {
         identity: None,
         client: security::client_addr(req),
+        set_cookies: Vec::new(),
     };
     let status = resp.status().as_u16();
     security::audit(&state.security, &caller, req.method(), path, status);
 }
 
 /// Whether the method changes state (and is audited).
-fn mutating(method: &Method) -> bool {
+pub(crate) fn mutating(method: &Method) -> bool {
     matches!(
         *method,
         Method::PUT | Method::POST | Method::PATCH | Method::DELETE
@@ -297,6 +301,12 @@ async fn handle(state: &SharedState, endpoint: Endpoint, mut req: Request, path:
     };
     let status = resp.status().as_u16();
     security::audit(&state.security, &caller, &method, path, status);
+    let mut resp = resp;
+    for cookie in &caller.set_cookies {
+        if let Ok(v) = HeaderValue::from_str(cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
     resp
 }
 

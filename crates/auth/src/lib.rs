@@ -33,7 +33,10 @@ mod htpasswd;
 mod ldap;
 mod mtls;
 mod oidc;
+pub mod openid;
 mod ratelimit;
+pub mod session;
+pub mod session_stores;
 pub mod tls;
 mod token;
 mod workload;
@@ -63,6 +66,8 @@ pub enum Method {
     Certificate,
     /// A token of the built-in token service.
     Token,
+    /// A browser session (cookie) made by an OpenID or Basic login.
+    Session,
 }
 
 /// An authenticated client.
@@ -118,6 +123,10 @@ pub struct Security {
     cache: cache::CredentialCache,
     ratelimit: Option<ratelimit::RateLimiter>,
     audit: Option<audit::AuditLog>,
+    /// `http.auth.openid`: the login providers.
+    openid: Option<std::sync::Arc<openid::OpenId>>,
+    /// Browser sessions, once [`Security::enable_sessions`] was called.
+    sessions: Option<std::sync::Arc<session::Sessions>>,
 }
 
 impl Default for Security {
@@ -145,6 +154,8 @@ impl Security {
             cache: cache::CredentialCache::default(),
             ratelimit: None,
             audit: None,
+            openid: None,
+            sessions: None,
         }
     }
 
@@ -174,7 +185,13 @@ impl Security {
             if let Some(mtls) = &auth.mtls {
                 security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
             }
+            if let Some(openid) = &auth.openid
+                && !openid.providers.is_empty()
+            {
+                security.openid = Some(std::sync::Arc::new(openid::OpenId::new(openid)?));
+            }
             security.auth_configured = security.htpasswd.is_some()
+                || security.openid.is_some()
                 || security.ldap.is_some()
                 || security.bearer.is_some()
                 || security.mtls.is_some();
@@ -439,6 +456,41 @@ impl Security {
     /// The `Basic` challenge (also the token endpoint's).
     pub fn basic_challenge(&self) -> String {
         format!("Basic realm=\"{}\"", self.realm.replace(['"', '\\'], ""))
+    }
+
+    /// Whether browser sessions are made (by an OpenID login, or a Basic
+    /// login from zot's UI): with OpenID providers or password users.
+    pub fn wants_sessions(&self) -> bool {
+        self.openid.is_some() || self.has_passwords()
+    }
+
+    /// Turns browser sessions on, kept in `store` and sealed with `keys`.
+    pub fn enable_sessions(
+        &mut self,
+        keys: session::CookieKeys,
+        store: std::sync::Arc<dyn session::SessionStore>,
+        secure: bool,
+    ) {
+        let secure = secure || self.tls;
+        self.sessions = Some(std::sync::Arc::new(session::Sessions::new(
+            keys, store, secure,
+        )));
+    }
+
+    /// Browser sessions, when on.
+    pub fn sessions(&self) -> Option<&session::Sessions> {
+        self.sessions.as_deref()
+    }
+
+    /// The OpenID providers, when configured.
+    pub fn openid(&self) -> Option<&openid::OpenId> {
+        self.openid.as_deref()
+    }
+
+    /// `scheme://host` of the registry as the client sees it
+    /// (`http.externalUrl`, else built from the request's `Host`).
+    pub fn public_origin(&self, host: Option<&str>) -> String {
+        self.origin(host)
     }
 
     /// `scheme://host` of the registry as the client sees it.

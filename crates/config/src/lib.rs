@@ -22,6 +22,7 @@
 
 mod auth;
 mod auth_oidc;
+mod auth_openid;
 mod duration;
 mod events;
 mod extensions;
@@ -47,6 +48,7 @@ pub use auth::{
     TokenConfig,
 };
 pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
+pub use auth_openid::{OpenIdConfig, ProviderConfig, ProviderKind, SessionDriver};
 pub use duration::parse_duration;
 pub use events::{
     DEFAULT_HTTP_SINK_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_OUTBOX_EVENTS,

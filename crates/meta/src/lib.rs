@@ -24,6 +24,7 @@ mod dedupe;
 mod fault;
 mod outbox;
 mod search;
+mod sessions;
 
 pub use fault::FaultSwitch;
 pub use outbox::{OutboxEvent, Queued};
@@ -275,6 +276,7 @@ impl MetaStore {
             search::create(&txn)?;
             dedupe::create(&txn)?;
             outbox::create(&txn)?;
+            sessions::create(&txn)?;
         }
         txn.commit()?;
         Ok(db)

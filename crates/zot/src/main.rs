@@ -11,6 +11,7 @@ mod metrics_sampler;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
+mod sessions_ext;
 mod sync_ext;
 
 use clap::{Parser, Subcommand};

@@ -96,8 +96,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let root = cfg.storage.root_directory.clone();
     // The default store and one per `storage.subPaths` root.
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
-    let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
+    let mut security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
+    crate::sessions_ext::enable(&cfg, &mut security, routing.default_store())
+        .await
+        .context("setting up sessions")?;
     for note in crate::search_ext::notes(&cfg) {
         tracing::warn!("{note}");
     }
