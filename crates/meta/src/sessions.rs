@@ -7,6 +7,8 @@
 //!   never returned, and [`MetaStore::session_purge`] removes them.
 //! - [`MetaStore::session_take`] reads and removes in one write
 //!   transaction: a key can be taken once (a login state is not replayed).
+//! - Puts and deletes are committed durably (fsync): a session survives a
+//!   crash, and a logout is not undone by one.
 //! - Keys and values are opaque here (the auth crate names and seals them).
 
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction};
@@ -22,9 +24,10 @@ pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
 }
 
 impl MetaStore {
-    /// Stores `value` under `key` until `expires` (seconds since the epoch).
+    /// Stores `value` under `key` until `expires` (seconds since the epoch),
+    /// durably (a login is rare; a session must survive a crash).
     pub fn session_put(&self, key: &str, value: &[u8], expires: u64) -> Result<()> {
-        let txn = self.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         txn.open_table(SESSIONS)?.insert(key, (expires, value))?;
         self.watch(txn.commit().map_err(Into::into))
     }
@@ -54,9 +57,12 @@ impl MetaStore {
         Ok(found)
     }
 
-    /// Removes `key` (absent is fine).
+    /// Removes `key` (absent is fine), durably: a logout must not come
+    /// back after a crash.
     pub fn session_delete(&self, key: &str) -> Result<()> {
-        self.session_take(key, 0).map(|_| ())
+        let txn = self.db()?.begin_write()?;
+        txn.open_table(SESSIONS)?.remove(key)?;
+        self.watch(txn.commit().map_err(Into::into))
     }
 
     /// Removes every record expired at `now`; returns how many.
