@@ -175,6 +175,16 @@ impl CookieKeys {
     }
 }
 
+/// A fresh secret (48 random bytes, URL-safe base64): the cookie secret
+/// instances share through Redis.
+pub fn random_secret() -> Result<String, SetupError> {
+    let mut bytes = [0u8; 48];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| SetupError("no randomness for the session secret".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// What a session record says.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {

@@ -5,6 +5,8 @@
 //! Invariants: metadata-store calls run on the blocking pool (a redb
 //! writer may wait); Redis keys are `<keyprefix>:<key>` and expire in Redis
 //! itself at the record's expiry; a take is `GETDEL`, atomic in Redis.
+//! Without `sessionKeysFile`, instances sharing a Redis share the cookie
+//! secret through it (the first one to start stores it).
 
 use std::sync::Arc;
 
@@ -92,6 +94,30 @@ impl RedisSessions {
 
     fn key(&self, key: &str) -> String {
         format!("{}:{key}", self.prefix)
+    }
+
+    /// The secret every instance sharing this Redis seals cookies with,
+    /// when no `sessionKeysFile` is configured: `candidate` is stored under
+    /// `<keyprefix>:cookie-secret` unless another instance stored one
+    /// first (`SET NX`), and the stored one is returned.
+    pub async fn shared_secret(&self, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.key("cookie-secret");
+        redis::cmd("SET")
+            .arg(&key)
+            .arg(candidate)
+            .arg("NX")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let stored: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        stored
+            .filter(|s| s.len() >= 32)
+            .ok_or_else(|| StoreError(format!("{key} is missing or shorter than 32 bytes")))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Browser sessions wired in (see `zot_auth::session`): the cookie keys
-//! from `http.auth.sessionKeysFile` (random per start without it, with a
-//! warning), the store named by `sessionDriver` (the default store's
+//! from `http.auth.sessionKeysFile` (without it: shared through Redis with
+//! the Redis driver, else random per start, with a warning), the store named by `sessionDriver` (the default store's
 //! metadata store, or Redis), and the hourly purge of expired local records.
 //!
 //! Sessions are on when the registry has logins to make them from: OpenID
@@ -27,17 +27,7 @@ pub async fn enable(
     let Some(auth) = cfg.http.auth.as_ref().filter(|_| security.wants_sessions()) else {
         return Ok(());
     };
-    let keys = match &auth.session_keys_file {
-        Some(path) => CookieKeys::from_file(path)?,
-        None => {
-            tracing::warn!(
-                "http.auth.sessionKeysFile is not set: session cookies are sealed with keys \
-                 made at start-up, so sessions end when the registry restarts and other \
-                 instances do not accept them"
-            );
-            CookieKeys::random()?
-        }
-    };
+    let mut redis_secret = None;
     let store: Arc<dyn SessionStore> = match &auth.session_driver {
         SessionDriver::Local => {
             let local = Arc::new(MetaSessions::new(default_store.outbox()));
@@ -53,11 +43,37 @@ pub async fn enable(
             });
             local
         }
-        SessionDriver::Redis { url, key_prefix } => Arc::new(
-            zot_auth::session_stores::RedisSessions::connect(url, key_prefix)
+        SessionDriver::Redis { url, key_prefix } => {
+            let redis = zot_auth::session_stores::RedisSessions::connect(url, key_prefix)
                 .await
-                .context("http.auth.sessionDriver")?,
-        ),
+                .context("http.auth.sessionDriver")?;
+            if auth.session_keys_file.is_none() {
+                let candidate = zot_auth::session::random_secret()?;
+                redis_secret = Some(
+                    redis
+                        .shared_secret(candidate.as_bytes())
+                        .await
+                        .context("http.auth.sessionDriver: the shared cookie secret")?,
+                );
+            }
+            Arc::new(redis)
+        }
+    };
+    let keys = match (&auth.session_keys_file, redis_secret) {
+        (Some(path), _) => CookieKeys::from_file(path)?,
+        (None, Some(secret)) => CookieKeys::from_secrets(&secret, b""),
+        (None, None) => {
+            // Loud with OpenID logins; with passwords only, sessions serve
+            // zot's UI alone.
+            let why = "http.auth.sessionKeysFile is not set: session cookies are sealed with \
+                       keys made at start-up, so sessions end when the registry restarts";
+            if auth.openid.is_some() {
+                tracing::warn!("{why}");
+            } else {
+                tracing::info!("{why}");
+            }
+            CookieKeys::random()?
+        }
     };
     security.enable_sessions(keys, store, auth.secure_session);
     Ok(())

@@ -2,7 +2,8 @@
 //! login (against a small GitHub-like server written here, the one fake of
 //! these tests: GitHub cannot be reached), sessions made by a Basic login
 //! from zot's UI (`X-ZOT-API-CLIENT: zot-ui`), and sessions kept in a real
-//! Redis (`sessionDriver`) accepted, and revoked, by a second instance.
+//! Redis (`sessionDriver`) accepted, and revoked, by a second instance
+//! (which, without `sessionKeysFile`, shares the cookie secret through it).
 
 mod auth_common;
 mod common;
@@ -228,14 +229,13 @@ fn github_login_maps_email_orgs_and_teams() {
 fn basic_login_from_the_ui_makes_a_session_shared_through_redis() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = Redis::start(dir.path());
-    let keys = dir.path().join("keys.json");
-    write_session_keys(&keys);
     let htpasswd = dir.path().join("htpasswd");
     write_htpasswd(&htpasswd, &[("dana", "dana-pass")]);
     let http = json!({
         "auth": {
             "htpasswd": { "path": htpasswd },
-            "sessionKeysFile": keys,
+            // No sessionKeysFile (as zot's example): the instances share
+            // the cookie secret through Redis.
             "sessionDriver": { "name": "redis", "url": redis.url, "keyprefix": "zottest" },
         },
         "accessControl": { "repositories": { "**": { "defaultPolicy": ["read", "create"] } } },
