@@ -73,7 +73,7 @@ pub(crate) fn quiet_for_zot_ui(req: &Request, resp: &mut Response) {
 
 /// Whether the request carries `X-ZOT-API-CLIENT` (any value): a header a
 /// cross-site form cannot send, and a cross-site script only after a CORS
-/// preflight this registry never grants.
+/// preflight that only the configured `http.allowOrigin` origin passes.
 pub(crate) fn has_client_header<B>(req: &axum::http::Request<B>) -> bool {
     req.headers()
         .get("x-zot-api-client")
@@ -93,7 +93,7 @@ pub(crate) fn csrf_refusal() -> Response {
 /// The request's session cookie, when there is no `Authorization`
 /// header and sessions are on, and whether the request is state-changing
 /// without `X-ZOT-API-CLIENT` (a forgery if made with the cookie).
-fn session_cookie(
+pub(crate) fn session_cookie(
     security: &Security,
     credentials: &Credentials,
     req: &Request,
@@ -109,7 +109,7 @@ fn session_cookie(
 /// The identity of a session cookie, if it names a live session. `Err` is
 /// the CSRF refusal: a mutating request with the cookie and no
 /// `X-ZOT-API-CLIENT`.
-async fn session_identity(
+pub(crate) async fn session_identity(
     security: &Security,
     cookie: Option<(String, bool)>,
 ) -> Result<Option<Identity>, Response> {
@@ -129,7 +129,9 @@ async fn session_identity(
 /// A session for a Basic login from zot's UI (`X-ZOT-API-CLIENT: zot-ui`):
 /// its `Set-Cookie` values, or none.
 async fn ui_session(security: &Security, identity: &Identity, from_ui: bool) -> Vec<String> {
-    let Some(sessions) = security.sessions().filter(|_| from_ui) else {
+    // An API key's scope is not kept in a session: a key logs in alone.
+    let by_password = identity.key.is_none() && identity.method != AuthMethod::ApiKey;
+    let Some(sessions) = security.sessions().filter(|_| from_ui && by_password) else {
         return Vec::new();
     };
     let record = zot_auth::session::SessionRecord {

@@ -169,6 +169,7 @@ pub(crate) fn verify(
         groups,
         method: Method::Bearer,
         grants: None,
+        key: None,
     })
 }
 

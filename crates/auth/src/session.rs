@@ -298,6 +298,7 @@ impl Sessions {
             groups: record.groups,
             method: Method::Session,
             grants: None,
+            key: None,
         })
     }
 

@@ -15,9 +15,11 @@
 //!   `delete`; repository patterns keep the file's order and are valid globs
 //!   (see [`crate::glob`]).
 //! - `ratelimit` rates are requests per second, at least 1.
-//! - zot keys this build does not implement (`apikey`, ...) are `not
-//!   supported by this build` problems. `openid` and the session keys are
-//!   read by `auth_openid`.
+//! - `auth.apikey` (a boolean) turns API keys on; as in zot, the presence
+//!   of `auth.openid` turns them on too.
+//! - zot keys this build does not implement (`sessionHashKey`, ...) are
+//!   `not supported by this build` problems. `openid` and the session keys
+//!   are read by `auth_openid`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,6 +61,8 @@ pub struct AuthConfig {
     pub secure_session: bool,
     /// `sessionDriver`: where sessions are kept.
     pub session_driver: crate::auth_openid::SessionDriver,
+    /// API keys (`http.auth.apikey`), made at `/zot/auth/apikey`.
+    pub apikey: bool,
 }
 
 /// `http.auth.token`: the registry's own token service, used when password
@@ -246,7 +250,7 @@ pub struct RateLimitConfig {
     pub methods: Vec<(String, u32)>,
 }
 
-const AUTH_UNSUPPORTED: &[&str] = &["apikey", "sessionHashKey", "sessionEncryptKey"];
+const AUTH_UNSUPPORTED: &[&str] = &["sessionHashKey", "sessionEncryptKey"];
 
 pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem>) -> AuthConfig {
     let mut config = AuthConfig::default();
@@ -310,6 +314,9 @@ pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem
             None => {}
         }
     }
+    // zot forces API keys on whenever OpenID is configured.
+    config.apikey =
+        fields::boolean(&mut section, "apikey", problems).unwrap_or(false) || section.has("openid");
     section.unsupported(AUTH_UNSUPPORTED, problems);
     section.finish(problems);
     config

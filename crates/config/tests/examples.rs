@@ -80,7 +80,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
         "config-openid-oidc-credentials.json",
         Err(&["clientid", "clientsecret", "storage.rootDirectory"]),
     ),
-    ("config-openid.json", Err(&["http.auth.apikey"])),
+    ("config-openid.json", Ok(())),
     ("config-popular-registries.json", Ok(())),
     ("config-ratelimit.json", Ok(())),
     (

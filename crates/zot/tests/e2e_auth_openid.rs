@@ -268,6 +268,39 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     )
     .expect_status(200, "still there");
 
+    // The UI makes API keys with the session (openid turns apikey on);
+    // the key then pushes as alice with Basic.
+    let body = br#"{"label": "ci", "scopes": []}"#;
+    call(
+        &registry,
+        "POST",
+        "/zot/auth/apikey",
+        &plain,
+        Some(body),
+        Some("application/json"),
+    )
+    .expect_status(403, "key creation with the cookie and no header");
+    let made = call(
+        &registry,
+        "POST",
+        "/zot/auth/apikey",
+        &ui,
+        Some(body),
+        Some("application/json"),
+    );
+    made.expect_status(201, "key creation from the UI session");
+    let key = made.json()["apiKey"].as_str().expect("apiKey").to_owned();
+    let with_key = vec![("authorization", auth_common::basic("alice", &key))];
+    call(
+        &registry,
+        "GET",
+        "/v2/dev/app/tags/list",
+        &with_key,
+        None,
+        None,
+    )
+    .expect_status(200, "the key reads as alice");
+
     // A tampered cookie is no session.
     let mut tampered = session.clone().into_bytes();
     let i = tampered.len() / 2;
