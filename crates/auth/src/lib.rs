@@ -23,6 +23,10 @@
 //!   cannot get a slot in time fails as [`AuthFailure::Busy`], without
 //!   `failDelay`, for the API to answer 429.
 //! - Nothing here panics on input from a client.
+//! - A browser session (`session`, made by an OpenID login in `openid` or
+//!   a Basic login from zot's UI) is an [`Identity`] with
+//!   [`Method::Session`] and the groups recorded at login; the API layer
+//!   reads its cookie only when there is no `Authorization` header.
 
 mod access;
 mod apikey;
