@@ -129,7 +129,16 @@ pub(crate) async fn serve(sec: &Security, req: Request) -> Response {
         .headers()
         .get("x-zot-api-client")
         .is_some_and(|v| v.as_bytes() == b"zot-ui");
-    let (who, resp) = match login(sec, credentials, certificate, from_ui).await {
+    // zot's UI manages keys with its session (state-changing requests need
+    // X-ZOT-API-CLIENT, as everywhere).
+    let cookie = security::session_cookie(sec, &credentials, &req);
+    let session = security::session_identity(sec, cookie).await;
+    let logged_in = match session {
+        Ok(Some(who)) => Ok(who),
+        Err(refusal) => Err(refusal),
+        Ok(None) => login(sec, credentials, certificate, from_ui).await,
+    };
+    let (who, resp) = match logged_in {
         Err(resp) => (None, resp),
         Ok(who) if !sec.may_manage_keys(&who) => (
             Some(who),
@@ -154,6 +163,7 @@ pub(crate) async fn serve(sec: &Security, req: Request) -> Response {
     let caller = Caller {
         identity: who,
         client,
+        set_cookies: Vec::new(),
     };
     security::audit(sec, &caller, &method, &path, resp.status().as_u16());
     resp

@@ -8,7 +8,7 @@ use axum::http::header;
 
 /// The value of query parameter `key`, percent-decoded. A `+` stays a `+`
 /// (this is a URI query, not a form: media types contain `+`).
-pub fn query(req: &Request, key: &str) -> Option<String> {
+pub fn query<B>(req: &axum::http::Request<B>, key: &str) -> Option<String> {
     req.uri().query()?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (percent_decode(k) == key).then(|| percent_decode(v))

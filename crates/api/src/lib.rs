@@ -18,6 +18,7 @@ pub mod cors;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
+mod login;
 mod manifests;
 mod metrics_route;
 pub mod mgmt;
@@ -248,6 +249,7 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
         None if security.token_path() == Some(path.as_str()) => {
             return token::serve(&security, req).await;
         }
+        None if login::is_login_path(&path) => return login::serve(&security, req).await,
         None if path == apikey::PATH && security.api_keys().is_some() => {
             return apikey::serve(&security, req).await;
         }
@@ -284,6 +286,7 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
                     let caller = security::Caller {
                         identity: None,
                         client,
+                        set_cookies: Vec::new(),
                     };
                     security::audit(&security, &caller, &method, &path, 500);
                     ApiError::new(ErrorCode::Unknown).into_response()
@@ -305,13 +308,14 @@ fn audit_unparsed(security: &Security, req: &Request, path: &str, resp: &Respons
     let caller = security::Caller {
         identity: None,
         client: security::client_addr(req),
+        set_cookies: Vec::new(),
     };
     let status = resp.status().as_u16();
     security::audit(security, &caller, req.method(), path, status);
 }
 
 /// Whether the method changes state (and is audited).
-fn mutating(method: &Method) -> bool {
+pub(crate) fn mutating(method: &Method) -> bool {
     matches!(
         *method,
         Method::PUT | Method::POST | Method::PATCH | Method::DELETE
@@ -370,6 +374,12 @@ async fn handle(
     };
     let status = resp.status().as_u16();
     security::audit(security, &caller, &method, path, status);
+    let mut resp = resp;
+    for cookie in &caller.set_cookies {
+        if let Ok(v) = HeaderValue::from_str(cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
     resp
 }
 

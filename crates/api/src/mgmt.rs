@@ -13,8 +13,10 @@
 //! - Nothing else of the configuration appears (no secrets, no paths): the
 //!   body is built from a projection, not by filtering the whole config.
 //! - `http.auth.apikey` is `true` when API keys are on, absent otherwise.
-//! - `http.auth` is `{}` without authentication. (`openid`, which zot may
-//!   list, is refused by this build's configuration.)
+//! - `http.auth.openid.providers` maps each configured provider's key to
+//!   `{"name": ...}` (`{}` without a display name), absent without
+//!   providers; nothing else of a provider (client id, secret, issuer).
+//! - `http.auth` is `{}` without authentication.
 
 use serde::Serialize;
 use zot_config::HttpConfig;
@@ -51,8 +53,21 @@ struct Auth<'a> {
     htpasswd: Option<Empty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer: Option<Bearer<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    openid: Option<OpenId<'a>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     apikey: bool,
+}
+
+#[derive(Serialize)]
+struct OpenId<'a> {
+    providers: std::collections::BTreeMap<&'static str, ProviderName<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProviderName<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -83,6 +98,19 @@ pub fn render(dist_spec_version: &str, http: &HttpConfig, build: &BuildInfo) -> 
                     realm: &b.realm,
                     service: &b.service,
                 }),
+                openid: auth
+                    .and_then(|a| a.openid.as_ref())
+                    .filter(|o| !o.providers.is_empty())
+                    .map(|o| OpenId {
+                        providers: o
+                            .providers
+                            .iter()
+                            .map(|p| {
+                                let name = p.name.as_deref();
+                                (p.kind.key(), ProviderName { name })
+                            })
+                            .collect(),
+                    }),
                 apikey: auth.is_some_and(|a| a.apikey),
             },
         },
@@ -203,6 +231,29 @@ mod tests {
         assert_eq!(
             v["http"],
             serde_json::json!({"auth": {"bearer": {"realm": "r", "service": "s"}, "apikey": true}})
+        );
+    }
+
+    #[test]
+    fn openid_providers_show_their_display_names_only() {
+        let body = mgmt(serde_json::json!({
+            "auth": {"openid": {"providers": {
+                "oidc": {"name": "Corporate SSO", "issuer": "https://sso.example", "clientid": "c",
+                         "clientsecret": "very-secret", "scopes": ["email"]},
+                "github": {"clientid": "g", "scopes": ["read:org"]},
+            }}},
+        }));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["http"],
+            serde_json::json!({"auth": {
+                "openid": {"providers": {"github": {}, "oidc": {"name": "Corporate SSO"}}},
+                "apikey": true,
+            }})
+        );
+        assert!(
+            !body.contains("very-secret") && !body.contains("sso.example"),
+            "{body}"
         );
     }
 

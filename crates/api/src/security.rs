@@ -39,6 +39,9 @@ use crate::zot_ext;
 pub(crate) struct Caller {
     pub identity: Option<Identity>,
     pub client: Option<IpAddr>,
+    /// `Set-Cookie` values of a session made by this request (a Basic
+    /// login from zot's UI).
+    pub set_cookies: Vec<String>,
 }
 
 impl Caller {
@@ -49,7 +52,7 @@ impl Caller {
 }
 
 /// The client's address, when the server recorded it.
-pub(crate) fn client_addr(req: &Request) -> Option<IpAddr> {
+pub(crate) fn client_addr<B>(req: &axum::http::Request<B>) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
@@ -65,6 +68,83 @@ pub(crate) fn quiet_for_zot_ui(req: &Request, resp: &mut Response) {
         .is_some_and(|v| v.as_bytes() == b"zot-ui");
     if from_ui && matches!(resp.status().as_u16(), 401 | 403) {
         resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+}
+
+/// Whether the request carries `X-ZOT-API-CLIENT` (any value): a header a
+/// cross-site form cannot send, and a cross-site script only after a CORS
+/// preflight that only the configured `http.allowOrigin` origin passes.
+pub(crate) fn has_client_header<B>(req: &axum::http::Request<B>) -> bool {
+    req.headers()
+        .get("x-zot-api-client")
+        .is_some_and(|v| !v.is_empty())
+}
+
+/// The refusal of a state-changing request made with a session cookie but
+/// without `X-ZOT-API-CLIENT` (cross-site request forgery).
+pub(crate) fn csrf_refusal() -> Response {
+    ApiError::msg(
+        ErrorCode::Denied,
+        "a request made with a session cookie must carry the X-ZOT-API-CLIENT header",
+    )
+    .into_response()
+}
+
+/// The request's session cookie, when there is no `Authorization`
+/// header and sessions are on, and whether the request is state-changing
+/// without `X-ZOT-API-CLIENT` (a forgery if made with the cookie).
+pub(crate) fn session_cookie(
+    security: &Security,
+    credentials: &Credentials,
+    req: &Request,
+) -> Option<(String, bool)> {
+    if !matches!(credentials, Credentials::None) || security.sessions().is_none() {
+        return None;
+    }
+    let cookie = crate::login::request_cookie(req, zot_auth::session::SESSION_COOKIE)?;
+    let forged = crate::mutating(req.method()) && !has_client_header(req);
+    Some((cookie.to_owned(), forged))
+}
+
+/// The identity of a session cookie, if it names a live session. `Err` is
+/// the CSRF refusal: a mutating request with the cookie and no
+/// `X-ZOT-API-CLIENT`.
+pub(crate) async fn session_identity(
+    security: &Security,
+    cookie: Option<(String, bool)>,
+) -> Result<Option<Identity>, Response> {
+    let (Some((cookie, forged)), Some(sessions)) = (cookie, security.sessions()) else {
+        return Ok(None);
+    };
+    let Some(identity) = sessions.authenticate(&cookie).await else {
+        return Ok(None);
+    };
+    if forged {
+        tracing::info!(user = %identity.name, "refused: session cookie without X-ZOT-API-CLIENT");
+        return Err(csrf_refusal());
+    }
+    Ok(Some(identity))
+}
+
+/// A session for a Basic login from zot's UI (`X-ZOT-API-CLIENT: zot-ui`):
+/// its `Set-Cookie` values, or none.
+async fn ui_session(security: &Security, identity: &Identity, from_ui: bool) -> Vec<String> {
+    // An API key's scope is not kept in a session: a key logs in alone.
+    let by_password = identity.key.is_none() && identity.method != AuthMethod::ApiKey;
+    let Some(sessions) = security.sessions().filter(|_| from_ui && by_password) else {
+        return Vec::new();
+    };
+    let record = zot_auth::session::SessionRecord {
+        user: identity.name.clone(),
+        groups: identity.groups.clone(),
+        provider: None,
+    };
+    match sessions.create(&record).await {
+        Ok(cookies) => cookies,
+        Err(e) => {
+            tracing::warn!(error = %e, "making a session for a UI login");
+            Vec::new()
+        }
     }
 }
 
@@ -163,7 +243,7 @@ fn scope(need: &Need) -> Option<String> {
 }
 
 /// The host the client addressed (`Host`, or the HTTP/2 `:authority`).
-pub(crate) fn request_host(req: &Request) -> Option<&str> {
+pub(crate) fn request_host<B>(req: &axum::http::Request<B>) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -195,6 +275,7 @@ pub(crate) async fn check(
     let anonymous = Caller {
         identity: None,
         client,
+        set_cookies: Vec::new(),
     };
     if security.rate_limited(client, req.method().as_str()) {
         return Err((
@@ -208,6 +289,7 @@ pub(crate) async fn check(
         return Ok(Caller {
             identity: None,
             client,
+            set_cookies: Vec::new(),
         });
     }
     let need = need(endpoint, req);
@@ -220,9 +302,19 @@ pub(crate) async fn check(
     // unless it carries a (verified, possibly anonymous) token, so that
     // clients learn where to get one.
     let bearing_token = matches!(credentials, Credentials::Bearer(_));
+    let basic = matches!(credentials, Credentials::Basic { .. });
+    let cookie = session_cookie(security, &credentials, req);
+    let session = match session_identity(security, cookie).await {
+        Ok(session) => session,
+        Err(refusal) => return Err((anonymous, refusal)),
+    };
     let host = request_host(req);
     let certificate = req.extensions().get::<PeerCertificate>();
-    let identity = match security.authenticate(credentials, certificate).await {
+    let authenticated = match session {
+        Some(identity) => Ok(Some(identity)),
+        None => security.authenticate(credentials, certificate).await,
+    };
+    let identity = match authenticated {
         Ok(identity) => identity,
         Err(AuthFailure::Busy) => {
             tracing::warn!(client = ?client, "login refused: every password-hashing slot is busy");
@@ -293,7 +385,12 @@ pub(crate) async fn check(
             }
             Some(_) => ApiError::new(ErrorCode::Denied).into_response(),
         };
-        return Err((Caller { identity, client }, response));
+        let caller = Caller {
+            identity,
+            client,
+            set_cookies: Vec::new(),
+        };
+        return Err((caller, response));
     }
     if let Endpoint::UploadStart(_) = endpoint {
         restrict_mount(security, who, req);
@@ -307,7 +404,21 @@ pub(crate) async fn check(
         req.extensions_mut()
             .insert(zot_storage::TagPolicy::CreateOnly);
     }
-    Ok(Caller { identity, client })
+    let set_cookies = match &identity {
+        Some(who) if basic => {
+            let from_ui = req
+                .headers()
+                .get("x-zot-api-client")
+                .is_some_and(|v| v.as_bytes() == b"zot-ui");
+            ui_session(security, who, from_ui).await
+        }
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        identity,
+        client,
+        set_cookies,
+    })
 }
 
 /// Whether a client refused with a token should fetch a new one (401) or

@@ -23,6 +23,10 @@
 //!   cannot get a slot in time fails as [`AuthFailure::Busy`], without
 //!   `failDelay`, for the API to answer 429.
 //! - Nothing here panics on input from a client.
+//! - A browser session (`session`, made by an OpenID login in `openid` or
+//!   a Basic login from zot's UI) is an [`Identity`] with
+//!   [`Method::Session`] and the groups recorded at login; the API layer
+//!   reads its cookie only when there is no `Authorization` header.
 
 mod access;
 mod apikey;
@@ -35,7 +39,10 @@ mod htpasswd;
 mod ldap;
 mod mtls;
 mod oidc;
+pub mod openid;
 mod ratelimit;
+pub mod session;
+pub mod session_stores;
 pub mod tls;
 mod token;
 mod workload;
@@ -71,6 +78,8 @@ pub enum Method {
     Certificate,
     /// A token of the built-in token service.
     Token,
+    /// A browser session (cookie) made by an OpenID or Basic login.
+    Session,
     /// An API key (`http.auth.apikey`) as the Basic password.
     ApiKey,
 }
@@ -133,6 +142,10 @@ pub struct Security {
     cache: cache::CredentialCache,
     ratelimit: Option<Arc<ratelimit::RateLimiter>>,
     audit: Option<Arc<audit::AuditLog>>,
+    /// `http.auth.openid`: the login providers.
+    openid: Option<std::sync::Arc<openid::OpenId>>,
+    /// Browser sessions, once [`Security::enable_sessions`] was called.
+    sessions: Option<std::sync::Arc<session::Sessions>>,
     /// `http.auth.apikey`: keys are accepted as Basic passwords.
     apikey_enabled: bool,
     /// The keys, once the store holding them is attached
@@ -165,6 +178,8 @@ impl Security {
             cache: cache::CredentialCache::default(),
             ratelimit: None,
             audit: None,
+            openid: None,
+            sessions: None,
             apikey_enabled: false,
             api_keys: None,
         }
@@ -196,8 +211,14 @@ impl Security {
             if let Some(mtls) = &auth.mtls {
                 security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
             }
+            if let Some(openid) = &auth.openid
+                && !openid.providers.is_empty()
+            {
+                security.openid = Some(std::sync::Arc::new(openid::OpenId::new(openid)?));
+            }
             security.apikey_enabled = auth.apikey;
             security.auth_configured = security.htpasswd.is_some()
+                || security.openid.is_some()
                 || security.ldap.is_some()
                 || security.bearer.is_some()
                 || security.mtls.is_some();
@@ -265,6 +286,11 @@ impl Security {
         // itself needs a restart).
         if security.apikey_enabled {
             security.api_keys = previous.api_keys.clone();
+        }
+        // Sessions (their store and sealing keys) are set up once at
+        // start-up: kept, so a reload logs nobody out.
+        if security.wants_sessions() {
+            security.sessions = previous.sessions.clone();
         }
         Ok(security)
     }
@@ -567,6 +593,41 @@ impl Security {
     /// The `Basic` challenge (also the token endpoint's).
     pub fn basic_challenge(&self) -> String {
         format!("Basic realm=\"{}\"", self.realm.replace(['"', '\\'], ""))
+    }
+
+    /// Whether browser sessions are made (by an OpenID login, or a Basic
+    /// login from zot's UI): with OpenID providers or password users.
+    pub fn wants_sessions(&self) -> bool {
+        self.openid.is_some() || self.has_passwords()
+    }
+
+    /// Turns browser sessions on, kept in `store` and sealed with `keys`.
+    pub fn enable_sessions(
+        &mut self,
+        keys: session::CookieKeys,
+        store: std::sync::Arc<dyn session::SessionStore>,
+        secure: bool,
+    ) {
+        let secure = secure || self.tls;
+        self.sessions = Some(std::sync::Arc::new(session::Sessions::new(
+            keys, store, secure,
+        )));
+    }
+
+    /// Browser sessions, when on.
+    pub fn sessions(&self) -> Option<&session::Sessions> {
+        self.sessions.as_deref()
+    }
+
+    /// The OpenID providers, when configured.
+    pub fn openid(&self) -> Option<&openid::OpenId> {
+        self.openid.as_deref()
+    }
+
+    /// `scheme://host` of the registry as the client sees it
+    /// (`http.externalUrl`, else built from the request's `Host`).
+    pub fn public_origin(&self, host: Option<&str>) -> String {
+        self.origin(host)
     }
 
     /// `scheme://host` of the registry as the client sees it.

@@ -153,6 +153,58 @@ pub(crate) fn verify(
     keys: &KeySet,
     now: f64,
 ) -> Result<Identity, Rejection> {
+    let claims = verify_claims(token, policy, keys, now)?;
+    let name = claim(&claims, &policy.username)
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or(Rejection::Invalid("no user name in the token"))?
+        .to_owned();
+    let groups = policy
+        .groups
+        .as_deref()
+        .map(|g| claim_strings(&claims, g))
+        .unwrap_or_default();
+    Ok(Identity {
+        name,
+        groups,
+        method: Method::Bearer,
+        grants: None,
+        key: None,
+    })
+}
+
+/// The strings at a claim path: a string or a list of strings (other values
+/// ignored), sorted and deduplicated.
+pub(crate) fn claim_strings(claims: &Value, path: &str) -> Vec<String> {
+    let mut out: Vec<String> = match claim(claims, path) {
+        Some(Value::String(g)) => vec![g.clone()],
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The string at a claim path, if non-empty.
+pub(crate) fn claim_str<'a>(claims: &'a Value, path: &str) -> Option<&'a str> {
+    claim(claims, path)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Verifies `token`'s signature, issuer, audience and times, returning its
+/// claims (an object).
+pub(crate) fn verify_claims(
+    token: &str,
+    policy: &IssuerPolicy,
+    keys: &KeySet,
+    now: f64,
+) -> Result<Value, Rejection> {
     let bad = Rejection::Invalid;
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
@@ -226,29 +278,7 @@ pub(crate) fn verify(
     {
         return Err(bad("not yet valid"));
     }
-    let name = claim(&claims, &policy.username)
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or(bad("no user name in the token"))?
-        .to_owned();
-    let mut groups: Vec<String> = match policy.groups.as_deref().and_then(|g| claim(&claims, g)) {
-        Some(Value::String(g)) => vec![g.clone()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    };
-    groups.sort();
-    groups.dedup();
-    Ok(Identity {
-        name,
-        groups,
-        method: Method::Bearer,
-        grants: None,
-        key: None,
-    })
+    Ok(claims)
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use crate::{AuthFailure, Identity, SetupError};
 pub(crate) const KEYS_TTL: Duration = Duration::from_secs(600);
 /// The least time between two fetches of one issuer's keys.
 pub(crate) const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DOCUMENT: usize = 1 << 20;
 
 struct Cached {
@@ -72,7 +72,7 @@ fn peek_issuer(token: &str) -> Option<String> {
     claims.get("iss")?.as_str().map(str::to_owned)
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
     let mut response = client
         .get(url)
         .timeout(FETCH_TIMEOUT)
@@ -212,6 +212,15 @@ fn client(i: usize, config: &OidcIssuerConfig) -> Result<reqwest::Client, SetupE
 }
 
 async fn fetch(client: &reqwest::Client, issuer: &str) -> Result<KeySet, String> {
+    discover(client, issuer).await.map(|(_, keys)| keys)
+}
+
+/// An issuer's discovery document (checked to name `issuer` exactly) and
+/// the key set of its `jwks_uri`.
+pub(crate) async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<(Value, KeySet), String> {
     let discovery = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -225,5 +234,6 @@ async fn fetch(client: &reqwest::Client, issuer: &str) -> Result<KeySet, String>
         .and_then(Value::as_str)
         .ok_or_else(|| format!("{discovery}: no jwks_uri"))?;
     let jwks = get_json(client, jwks_uri).await?;
-    KeySet::from_json(jwks.to_string().as_bytes())
+    let keys = KeySet::from_json(jwks.to_string().as_bytes())?;
+    Ok((document, keys))
 }

@@ -17,8 +17,9 @@
 //! - `ratelimit` rates are requests per second, at least 1.
 //! - `auth.apikey` (a boolean) turns API keys on; as in zot, the presence
 //!   of `auth.openid` turns them on too.
-//! - zot keys this build does not implement (`openid`, ...) are `not
-//!   supported by this build` problems.
+//! - zot keys this build does not implement (`sessionHashKey`, ...) are
+//!   `not supported by this build` problems. `openid` and the session keys
+//!   are read by `auth_openid`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,6 +52,15 @@ pub struct AuthConfig {
     /// The built-in token service (`http.auth.token`); defaults apply when
     /// the section is absent.
     pub token: TokenConfig,
+    /// OpenID Connect and OAuth2 login (`http.auth.openid`).
+    pub openid: Option<crate::auth_openid::OpenIdConfig>,
+    /// `sessionKeysFile`: `{"hashKey", "encryptKey"}` sealing session
+    /// cookies (random keys per start without it).
+    pub session_keys_file: Option<PathBuf>,
+    /// `secureSession`: the session cookie is `Secure` even without TLS.
+    pub secure_session: bool,
+    /// `sessionDriver`: where sessions are kept.
+    pub session_driver: crate::auth_openid::SessionDriver,
     /// API keys (`http.auth.apikey`), made at `/zot/auth/apikey`.
     pub apikey: bool,
 }
@@ -240,14 +250,7 @@ pub struct RateLimitConfig {
     pub methods: Vec<(String, u32)>,
 }
 
-const AUTH_UNSUPPORTED: &[&str] = &[
-    "openid",
-    "sessionKeysFile",
-    "sessionDriver",
-    "sessionHashKey",
-    "sessionEncryptKey",
-    "secureSession",
-];
+const AUTH_UNSUPPORTED: &[&str] = &["sessionHashKey", "sessionEncryptKey"];
 
 pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem>) -> AuthConfig {
     let mut config = AuthConfig::default();
@@ -268,6 +271,22 @@ pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem
     }
     if let Some(v) = section.get("token") {
         config.token = token(section.child("token"), v, problems);
+    }
+    if let Some(v) = section.get("openid") {
+        config.openid = Some(crate::auth_openid::parse_openid(
+            section.child("openid"),
+            v,
+            problems,
+        ));
+    }
+    config.session_keys_file = fields::string(&mut section, "sessionKeysFile", problems)
+        .filter(|s| !s.trim().is_empty())
+        .map(PathBuf::from);
+    config.secure_session =
+        fields::boolean(&mut section, "secureSession", problems).unwrap_or(false);
+    if let Some(v) = section.get("sessionDriver") {
+        config.session_driver =
+            crate::auth_openid::parse_session_driver(section.child("sessionDriver"), v, problems);
     }
     if let Some(v) = section.get("failDelay") {
         let delay = match v {

@@ -22,6 +22,7 @@
 
 mod auth;
 mod auth_oidc;
+mod auth_openid;
 mod cluster;
 mod duration;
 mod events;
@@ -48,6 +49,7 @@ pub use auth::{
     TokenConfig,
 };
 pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
+pub use auth_openid::{OpenIdConfig, ProviderConfig, ProviderKind, SessionDriver};
 pub use cluster::{ClusterConfig, ClusterTls};
 pub use duration::parse_duration;
 pub use events::{

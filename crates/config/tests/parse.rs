@@ -281,8 +281,8 @@ fn unsupported_keys_name_their_path() {
             "storage.remoteCache",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"openid": {}}}}"#,
-            "http.auth.openid",
+            r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"sessionHashKey": "k"}}}"#,
+            "http.auth.sessionHashKey",
         ),
     ] {
         one_problem(json(text), path, "not supported by this build");

@@ -26,6 +26,7 @@ mod dedupe;
 mod fault;
 mod outbox;
 mod search;
+mod sessions;
 
 pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
@@ -280,6 +281,7 @@ impl MetaStore {
             apikeys::create(&txn)?;
             cve::create(&txn)?;
             outbox::create(&txn)?;
+            sessions::create(&txn)?;
         }
         txn.commit()?;
         Ok(db)

@@ -19,6 +19,7 @@ mod scan_cmd;
 mod scrub_cmd;
 mod search_ext;
 mod serve;
+mod sessions_ext;
 mod sync_ext;
 
 use clap::{Parser, Subcommand};

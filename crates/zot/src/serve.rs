@@ -119,7 +119,10 @@ async fn serve(
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
     // API keys live in the default store's metadata store (apikey_ext.rs).
-    let (security, api_keys) = crate::apikey_ext::attach(security, &routing);
+    let (mut security, api_keys) = crate::apikey_ext::attach(security, &routing);
+    crate::sessions_ext::enable(&cfg, &mut security, routing.default_store())
+        .await
+        .context("setting up sessions")?;
     for note in crate::search_ext::notes(&cfg) {
         tracing::warn!("{note}");
     }
