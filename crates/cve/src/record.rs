@@ -139,3 +139,54 @@ pub fn to_record(c: StoredCve) -> CveRecord {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zot_scan::Ecosystem;
+    use zot_vulndb::{Severity, SeveritySource};
+
+    fn finding(id: &str, package: &str, severity: Severity, path: &str) -> Finding {
+        Finding {
+            id: id.into(),
+            severity,
+            severity_source: SeveritySource::Own,
+            cvss: None,
+            ecosystem: Ecosystem::Deb,
+            package: package.into(),
+            installed_version: "1.0".into(),
+            fixed_version: Some("1.1".into()),
+            path: path.into(),
+            title: format!("{package} flaw"),
+            description: String::new(),
+            advisories: vec![format!("DSA-{package}")],
+            references: vec![format!("https://osv.dev/vulnerability/DSA-{package}")],
+        }
+    }
+
+    #[test]
+    fn findings_are_grouped_by_cve_with_the_highest_severity() {
+        let grouped = group(vec![
+            finding("CVE-2", "libssl3", Severity::Medium, "var/lib/dpkg/status"),
+            finding("CVE-2", "openssl", Severity::High, "var/lib/dpkg/status"),
+            finding("CVE-2", "openssl", Severity::High, "var/lib/dpkg/status"),
+            finding(
+                "GHSA-x",
+                "requests",
+                Severity::Low,
+                "usr/lib/python3/requests",
+            ),
+        ]);
+        assert_eq!(grouped.len(), 2);
+        let cve = &grouped[0];
+        assert_eq!((cve.id.as_str(), cve.severity.as_str()), ("CVE-2", "HIGH"));
+        assert_eq!(cve.reference, "https://www.cve.org/CVERecord?id=CVE-2");
+        assert_eq!(cve.packages.len(), 2, "{:?}", cve.packages);
+        assert_eq!(cve.advisories, ["DSA-libssl3", "DSA-openssl"]);
+        let ghsa = &grouped[1];
+        assert_eq!(ghsa.reference, "https://osv.dev/vulnerability/DSA-requests");
+        let record = ScanRecord::Inventory(Inventory::default());
+        assert_eq!(ScanRecord::from_bytes(&record.to_bytes()), Some(record));
+        assert_eq!(ScanRecord::from_bytes(b"not json"), None);
+    }
+}

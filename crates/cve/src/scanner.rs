@@ -29,8 +29,9 @@ use crate::record::{ScanRecord, StoredCve, group, to_record};
 
 /// Findings written per metadata transaction during a re-match.
 const REMATCH_BATCH: usize = 256;
-/// Cached states kept before the cache is emptied.
-const CACHE_MAX: usize = 50_000;
+/// Bytes of cached states (roughly: their strings) kept before the cache
+/// is emptied.
+const CACHE_BYTES: usize = 32 << 20;
 
 /// Counters of the scanner's work since start.
 #[derive(Debug, Default)]
@@ -55,7 +56,8 @@ pub struct CveScanner {
     tx: mpsc::UnboundedSender<Job>,
     rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>,
     queued: Mutex<HashSet<Digest>>,
-    cache: Mutex<HashMap<Digest, ScanState>>,
+    /// Decoded states, and roughly how many bytes they hold.
+    cache: Mutex<(HashMap<Digest, ScanState>, usize)>,
     counters: Counters,
     /// Woken when a scan found an ecosystem the database lacks.
     pub(crate) wanted: Notify,
@@ -88,7 +90,7 @@ impl CveScanner {
             tx,
             rx: tokio::sync::Mutex::new(rx),
             queued: Mutex::default(),
-            cache: Mutex::default(),
+            cache: Mutex::new((HashMap::new(), 0)),
             counters: Counters::default(),
             wanted: Notify::new(),
             unmatched: AtomicBool::new(false),
@@ -368,10 +370,7 @@ impl CveScanner {
                 Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
             }
         }
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = (HashMap::new(), 0);
         total
     }
 
@@ -467,11 +466,16 @@ impl CveScanner {
     }
 
     fn remember(&self, digest: &Digest, state: ScanState) {
+        let bytes = 128 + weight(&state);
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
+        if cache.1 + bytes > CACHE_BYTES {
+            cache.0.clear();
+            cache.1 = 0;
         }
-        cache.insert(digest.clone(), state);
+        if let Some(old) = cache.0.insert(digest.clone(), state) {
+            cache.1 = cache.1.saturating_sub(128 + weight(&old));
+        }
+        cache.1 += bytes;
     }
 
     fn lookup(&self, repo: &str, digest: &Digest) -> Result<ScanState, zot_meta::MetaError> {
@@ -490,6 +494,27 @@ impl CveScanner {
     }
 }
 
+/// Roughly the bytes a state holds.
+fn weight(state: &ScanState) -> usize {
+    match state {
+        ScanState::Scanned(list) => list
+            .iter()
+            .map(|c| {
+                64 + c.id.len()
+                    + c.title.len()
+                    + c.description.len()
+                    + c.reference.len()
+                    + c.packages
+                        .iter()
+                        .map(|p| 48 + p.name.len() + p.path.len() + p.installed.len())
+                        .sum::<usize>()
+            })
+            .sum(),
+        ScanState::Unscannable(e) => e.len(),
+        ScanState::NotScanned => 0,
+    }
+}
+
 fn scanned(list: Vec<StoredCve>) -> ScanState {
     ScanState::Scanned(list.into_iter().map(to_record).collect())
 }
@@ -504,6 +529,7 @@ impl CveSource for CveScanner {
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .get(digest)
         {
             return hit.clone();

@@ -194,10 +194,11 @@ impl Lookup {
         Ok(self.image_page(rows, p, seeds, false))
     }
 
-    /// `ImageListWithCVEFixed`: the tags of `repo` not affected by `id`
-    /// that are newer than its oldest affected tag (all tags when none is
-    /// affected). An image not scanned yet, or not scannable, counts as
-    /// affected (zot counts a failed scan so).
+    /// `ImageListWithCVEFixed`: the images of `repo` not affected by `id`
+    /// that are at least as new as its oldest affected manifest (all when
+    /// none is affected); an index shows only its unaffected manifests
+    /// (zot's rule, per manifest). A manifest not scanned yet, or not
+    /// scannable, counts as affected (zot counts a failed scan so).
     pub fn images_with_cve_fixed(
         &self,
         cve: &dyn CveSource,
@@ -215,34 +216,59 @@ impl Lookup {
         let Some(ctx) = self.catalog.read(repo)? else {
             return Err(NO_REPO.into());
         };
-        // (row, time, affected)
+        // Per tag: its manifests (a manifest tag: itself) as (key, time, affected).
         let mut tags = Vec::new();
         for (i, t) in card.tags.iter().enumerate() {
             let Some(tag) = ctx.tag(&t.tag) else { continue };
             let Some(meta) = ctx.image(&tag.digest) else {
                 continue;
             };
-            let affected = match image_state(cve, &ctx, meta) {
-                ScanState::Scanned(list) => list.iter().any(|c| c.id == id),
-                _ => true,
-            };
+            let index = manifest_of(meta).is_none();
+            let parts: Vec<(u64, Option<i128>, bool)> = ctx
+                .manifests(meta)
+                .iter()
+                .map(|m| {
+                    let affected = match cve.state(ctx.name(), &m.meta.digest) {
+                        ScanState::Scanned(list) => list.iter().any(|c| c.id == id),
+                        _ => true,
+                    };
+                    (
+                        digest_key(&m.meta.digest),
+                        ctx.last_updated(&m.meta),
+                        affected,
+                    )
+                })
+                .collect();
+            tags.push((i, index, parts));
+        }
+        let affected: Vec<Option<i128>> = tags
+            .iter()
+            .flat_map(|t| t.2.iter().filter(|p| p.2).map(|p| p.1))
+            .collect();
+        let oldest = affected.iter().flatten().min().copied();
+        let mut rows = Vec::new();
+        for (i, index, parts) in tags {
+            let keep: Vec<u64> = parts
+                .iter()
+                .filter(|(_, time, hit)| {
+                    affected.is_empty()
+                        || (!hit && oldest.is_none_or(|o| time.is_some_and(|t| t >= o)))
+                })
+                .map(|p| p.0)
+                .collect();
+            if keep.is_empty() && !(affected.is_empty() && parts.is_empty()) {
+                continue;
+            }
+            let only = (index && keep.len() < parts.len()).then_some(keep);
             let row = ImageRow {
                 card: Arc::clone(&card),
                 tag: i,
-                only: None,
+                only,
             };
-            tags.push((row, ctx.last_updated(meta), affected));
+            if sieve.image_ok(&row) {
+                rows.push(row);
+            }
         }
-        let oldest = tags.iter().filter(|t| t.2).filter_map(|t| t.1).min();
-        let any_affected = tags.iter().any(|t| t.2);
-        let rows: Vec<ImageRow> = tags
-            .into_iter()
-            .filter(|(_, time, affected)| {
-                !any_affected || (!affected && oldest.is_none_or(|o| time.is_some_and(|t| t >= o)))
-            })
-            .map(|t| t.0)
-            .filter(|r| sieve.image_ok(r))
-            .collect();
         Ok(self.image_page(rows, p, vec![ctx], false))
     }
 
