@@ -12,6 +12,7 @@ mod access_log;
 pub mod apikey;
 mod apikey_store;
 mod blobs;
+pub mod cluster;
 pub mod connection;
 pub mod cors;
 pub mod endpoint;
@@ -80,6 +81,9 @@ pub struct AppState {
     /// The sync extension (status, on-demand fetches); `None` when off.
     #[cfg(feature = "sync")]
     pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
+    /// Cluster mode (`cluster`): `None` when off, and every request is
+    /// served here.
+    pub cluster: Option<cluster::Cluster>,
     /// Whether any store keeps events (`extensions.events`, fixed when the
     /// stores open): only then do mutating requests carry their origin.
     #[cfg(feature = "events")]
@@ -148,6 +152,7 @@ impl AppState {
             cors: None,
             #[cfg(feature = "sync")]
             sync: None,
+            cluster: None,
         }
     }
 }
@@ -374,6 +379,22 @@ async fn route(
     req: Request,
     caller: &security::Caller,
 ) -> ApiResult {
+    if let Some(cluster) = &state.cluster {
+        if let cluster::Route::Forward(owner) = cluster.route(&endpoint, &req)? {
+            return Ok(cluster::proxy::forward(cluster, owner, req).await);
+        }
+        if cluster.proxying() && !cluster::is_forwarded(&req) {
+            match (&endpoint, req.method()) {
+                (Endpoint::Catalog, &Method::GET) => {
+                    return cluster::fanout::catalog(state, cluster, req, caller).await;
+                }
+                (Endpoint::Search, &Method::GET | &Method::POST) if zot_ext::enabled(state) => {
+                    return cluster::fanout::search(state, cluster, req, caller).await;
+                }
+                _ => {}
+            }
+        }
+    }
     if zot_ext::is_zot_extension(&endpoint) {
         return zot_ext::route(state, endpoint, req, caller).await;
     }
@@ -485,20 +506,9 @@ fn sync_status(state: &AppState) -> ApiResult {
 /// The store holding the endpoint's repository (the default store for
 /// endpoints without one).
 fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
-    match endpoint {
-        Endpoint::Tags(r)
-        | Endpoint::Manifest(r, _)
-        | Endpoint::Blob(r, _)
-        | Endpoint::UploadStart(r)
-        | Endpoint::Upload(r, _)
-        | Endpoint::Referrers(r, _) => state.stores.for_repo(r),
-        Endpoint::Base
-        | Endpoint::Catalog
-        | Endpoint::Discover
-        | Endpoint::Search
-        | Endpoint::UserPrefs
-        | Endpoint::Mgmt
-        | Endpoint::SyncStatus => state.stores.default_store(),
+    match endpoint.repository() {
+        Some(r) => state.stores.for_repo(r),
+        None => state.stores.default_store(),
     }
 }
 

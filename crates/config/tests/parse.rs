@@ -284,10 +284,6 @@ fn unsupported_keys_name_their_path() {
             r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"openid": {}}}}"#,
             "http.auth.openid",
         ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "cluster": {}}"#,
-            "cluster",
-        ),
     ] {
         one_problem(json(text), path, "not supported by this build");
     }

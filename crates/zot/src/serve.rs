@@ -147,6 +147,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             (_, None) => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }
+    if let Some(cluster) = &cfg.cluster {
+        let cluster =
+            zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
+                .context("cluster mode")?;
+        tracing::info!(
+            member = %cluster.local().name,
+            members = cluster.peers().count() + 1,
+            "cluster mode: repositories of other members are proxied to them"
+        );
+        match std::sync::Arc::get_mut(&mut state) {
+            Some(s) => s.cluster = Some(cluster),
+            None => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
     let mutations = state.mutations.clone();
     let app =
         zot_api::router(state).layer(axum::middleware::from_fn(crate::listener::peer_certificate));
