@@ -12,9 +12,15 @@
 //!   service is configured; its certificate is never shown.
 //! - Nothing else of the configuration appears (no secrets, no paths): the
 //!   body is built from a projection, not by filtering the whole config.
+//! - `http.auth.openid.providers` maps each OpenID/OAuth2 provider's key
+//!   (`oidc`, `google`, `gitlab`, `github`) to `{"name": <display name>}`
+//!   (`{}` without one), in key order as Go writes maps; absent without
+//!   providers. Nothing else of a provider (client ids, secrets, issuers)
+//!   is shown. The caller passes the providers ([`render_with`]).
 //! - `http.auth.apikey` is `true` when API keys are on, absent otherwise.
-//! - `http.auth` is `{}` without authentication. (`openid`, which zot may
-//!   list, is refused by this build's configuration.)
+//! - `http.auth` is `{}` without authentication.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use zot_config::HttpConfig;
@@ -51,8 +57,30 @@ struct Auth<'a> {
     htpasswd: Option<Empty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer: Option<Bearer<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    openid: Option<OpenId<'a>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     apikey: bool,
+}
+
+#[derive(Serialize)]
+struct OpenId<'a> {
+    providers: BTreeMap<&'a str, ProviderName<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProviderName<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+/// An OpenID Connect or OAuth2 login provider as mgmt shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider<'a> {
+    /// Its key under `http.auth.openid.providers` (`oidc`, `github`, ...).
+    pub key: &'a str,
+    /// Its display name (`name`), if any.
+    pub name: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -66,9 +94,26 @@ struct Bearer<'a> {
     service: &'a str,
 }
 
-/// The mgmt body for a registry reporting `dist_spec_version` with `http`.
+/// The mgmt body for a registry reporting `dist_spec_version` with `http`
+/// and no OpenID providers.
 pub fn render(dist_spec_version: &str, http: &HttpConfig, build: &BuildInfo) -> String {
+    render_with(dist_spec_version, http, build, &[])
+}
+
+/// [`render`] with the OpenID/OAuth2 login `providers` configured.
+pub fn render_with(
+    dist_spec_version: &str,
+    http: &HttpConfig,
+    build: &BuildInfo,
+    providers: &[Provider<'_>],
+) -> String {
     let auth = http.auth.as_ref();
+    let openid = (!providers.is_empty()).then(|| OpenId {
+        providers: providers
+            .iter()
+            .map(|p| (p.key, ProviderName { name: p.name }))
+            .collect(),
+    });
     let body = Mgmt {
         dist_spec_version,
         commit: &build.commit,
@@ -83,6 +128,7 @@ pub fn render(dist_spec_version: &str, http: &HttpConfig, build: &BuildInfo) -> 
                     realm: &b.realm,
                     service: &b.service,
                 }),
+                openid,
                 apikey: auth.is_some_and(|a| a.apikey),
             },
         },
@@ -204,6 +250,39 @@ mod tests {
             v["http"],
             serde_json::json!({"auth": {"bearer": {"realm": "r", "service": "s"}, "apikey": true}})
         );
+    }
+
+    #[test]
+    fn openid_providers_show_their_display_names_in_key_order() {
+        let config = Config::from_str(
+            &serde_json::json!({
+                "storage": {"rootDirectory": "/tmp/zot"},
+                "http": {"auth": {"htpasswd": {"path": "/h"}, "apikey": true}},
+            })
+            .to_string(),
+            Format::Json,
+        )
+        .unwrap();
+        let providers = [
+            Provider {
+                key: "oidc",
+                name: Some("Corporate SSO"),
+            },
+            Provider {
+                key: "github",
+                name: None,
+            },
+        ];
+        let body = render_with("1.1.0", &config.http, &build(), &providers);
+        assert_eq!(
+            body,
+            format!(
+                r#"{HEAD}"http":{{"auth":{{"htpasswd":{{}},"openid":{{"providers":{{"github":{{}},"oidc":{{"name":"Corporate SSO"}}}}}},"apikey":true}}}}}}"#
+            )
+        );
+        // No providers: no openid key at all.
+        let none = render_with("1.1.0", &config.http, &build(), &[]);
+        assert!(!none.contains("openid"), "{none}");
     }
 
     #[test]
