@@ -78,6 +78,14 @@ impl KeyStore for MetaKeyStore {
         Ok(keys)
     }
 
+    fn update(&self, key: &StoredKey) -> Result<bool, KeyStoreError> {
+        let record = serde_json::to_vec(key).map_err(fail)?;
+        self.registry
+            .metadata()
+            .replace_api_key_record(&key.owner, &key.id, &record)
+            .map_err(fail)
+    }
+
     fn remove(&self, owner: &str, id: &str) -> Result<bool, KeyStoreError> {
         self.registry
             .metadata()

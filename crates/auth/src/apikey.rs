@@ -16,8 +16,9 @@
 //!   about stored ones.
 //! - Records live in a [`KeyStore`] (the default store's metadata store;
 //!   `zot_meta`), with their owner, label, creation and expiry times,
-//!   scopes (`apikey_scope`), the owner's directory groups when the key
-//!   was made, and how the owner logged in then.
+//!   scopes (`apikey_scope`), the owner's directory groups (as of the
+//!   owner's last LDAP login: [`ApiKeys::refresh_groups`]), and how the
+//!   owner logged in when making it.
 //!
 //! Invariants:
 //! - Every use reads the store: no cache outlives a revocation or an
@@ -94,6 +95,9 @@ pub trait KeyStore: Send + Sync {
     fn by_id(&self, owner: &str, id: &str) -> Result<Option<StoredKey>, KeyStoreError>;
     /// The owner's keys, oldest first.
     fn of_owner(&self, owner: &str) -> Result<Vec<StoredKey>, KeyStoreError>;
+    /// Replaces the record of an existing key (its hash kept), durably;
+    /// `false` when the owner has no such key.
+    fn update(&self, key: &StoredKey) -> Result<bool, KeyStoreError>;
     /// `false` when the owner has no such key.
     fn remove(&self, owner: &str, id: &str) -> Result<bool, KeyStoreError>;
     /// `(owner, id, seconds)`; keys no longer stored are skipped.
@@ -288,6 +292,22 @@ impl ApiKeys {
             used.remove(&(owner.to_owned(), id.to_owned()));
         }
         Ok(removed)
+    }
+
+    /// Gives the keys `owner` made with an LDAP login the directory groups
+    /// of a fresh LDAP login (zot reloads the owner's groups at each use of
+    /// a key); writes only the keys whose groups changed. Returns how many.
+    pub fn refresh_groups(&self, owner: &str, groups: &[String]) -> Result<usize, KeyStoreError> {
+        let mut changed = 0;
+        for mut key in self.store.of_owner(owner)? {
+            if key.via == "ldap" && key.groups != groups {
+                key.groups = groups.to_vec();
+                if self.store.update(&key)? {
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// Checks a Basic `user`/`password` pair as a key.

@@ -43,6 +43,13 @@ impl KeyStore for Memory {
             })
             .collect())
     }
+    fn update(&self, key: &StoredKey) -> Result<bool, KeyStoreError> {
+        let mut keys = self.keys.lock().unwrap();
+        let found = keys
+            .values_mut()
+            .find(|k| k.owner == key.owner && k.id == key.id);
+        Ok(found.map(|k| *k = key.clone()).is_some())
+    }
     fn remove(&self, owner: &str, id: &str) -> Result<bool, KeyStoreError> {
         let mut keys = self.keys.lock().unwrap();
         let before = keys.len();
@@ -231,6 +238,35 @@ fn uses_are_batched_and_listed_before_they_are_written() {
             .lock()
             .unwrap()
             .contains_key(&("alice".into(), made.stored.id.clone()))
+    );
+}
+
+#[test]
+fn ldap_groups_follow_the_owners_logins() {
+    let (_, k) = keys();
+    let made = k.create(&alice(), new(&[], None)).unwrap();
+    let htpasswd_owner = Identity {
+        method: Method::Htpasswd,
+        groups: Vec::new(),
+        ..alice()
+    };
+    let other = k.create(&htpasswd_owner, new(&[], None)).unwrap();
+    assert_eq!(
+        k.refresh_groups("alice", &["devs".into()]).unwrap(),
+        0,
+        "unchanged"
+    );
+    assert_eq!(k.refresh_groups("alice", &["ops".into()]).unwrap(), 1);
+    let KeyCheck::Valid(who) = k.check("alice", &made.key) else {
+        panic!("refused");
+    };
+    assert_eq!(who.groups, ["ops"]);
+    let KeyCheck::Valid(who) = k.check("alice", &other.key) else {
+        panic!("refused");
+    };
+    assert!(
+        who.groups.is_empty(),
+        "an htpasswd key has no directory groups"
     );
 }
 

@@ -459,12 +459,29 @@ impl Security {
                 match identity {
                     Some(identity) => {
                         self.cache.insert(key, identity.clone());
+                        if identity.method == Method::Ldap {
+                            self.refresh_key_groups(&identity);
+                        }
                         Ok(Some(identity))
                     }
                     None => Err(AuthFailure::BadCredentials),
                 }
             }
         }
+    }
+
+    /// After a (not cached) LDAP login: the user's keys made with LDAP take
+    /// the directory's groups of now, written off the request's thread.
+    fn refresh_key_groups(&self, identity: &Identity) {
+        let Some(keys) = self.api_keys.clone() else {
+            return;
+        };
+        let (user, groups) = (identity.name.clone(), identity.groups.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = keys.refresh_groups(&user, &groups) {
+                tracing::warn!(error = %e, user, "updating the groups of API keys");
+            }
+        });
     }
 
     /// The htpasswd users, re-read when the file changed (which empties the

@@ -127,3 +127,24 @@ fn bearer_oidc_problems_name_their_keys() {
         assert!(got.starts_with(want), "{got} does not start with {want}");
     }
 }
+
+fn auth(section: &str) -> Result<Config, Vec<Problem>> {
+    Config::from_str(
+        &format!(
+            r#"{{"storage": {{"rootDirectory": "/d"}},
+                "http": {{"auth": {section}}}}}"#
+        ),
+        Format::Json,
+    )
+}
+
+#[test]
+fn apikey_is_a_boolean_off_by_default() {
+    let on = auth(r#"{"htpasswd": {"path": "/h"}, "APIKey": true}"#).expect("valid");
+    assert!(on.http.auth.expect("auth").apikey);
+    let off = auth(r#"{"htpasswd": {"path": "/h"}}"#).expect("valid");
+    assert!(!off.http.auth.expect("auth").apikey);
+    let bad = problems(auth(r#"{"apikey": "yes"}"#));
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].starts_with("http.auth.apikey: "), "{bad:?}");
+}

@@ -123,6 +123,31 @@ impl MetaStore {
         })())
     }
 
+    /// Replaces the record of the key `id` of `owner` (its hash kept),
+    /// durably; `false` when there is no such key.
+    pub fn replace_api_key_record(&self, owner: &str, id: &str, record: &[u8]) -> Result<bool> {
+        self.watch((|| {
+            let mut txn = self.begin_write()?;
+            txn.set_durability(Durability::Immediate)?;
+            let replaced = {
+                let hash = txn
+                    .open_table(KEY_IDS)?
+                    .get((owner, id))?
+                    .map(|h| h.value().to_vec());
+                match hash {
+                    Some(hash) => {
+                        txn.open_table(KEYS)?
+                            .insert(hash.as_slice(), (owner, id, record))?;
+                        true
+                    }
+                    None => false,
+                }
+            };
+            txn.commit()?;
+            Ok(replaced)
+        })())
+    }
+
     /// Removes the key `id` of `owner`, durably; `false` when there is none.
     pub fn remove_api_key(&self, owner: &str, id: &str) -> Result<bool> {
         self.watch((|| {
@@ -244,5 +269,15 @@ mod tests {
             Some(100)
         );
         assert_eq!(s.api_keys_of("alice").unwrap()[0].last_used, Some(100));
+    }
+
+    #[test]
+    fn a_record_is_replaced_under_its_hash() {
+        let (_dir, s) = store();
+        s.put_api_key(&[1; 32], "alice", "id-1", b"one").unwrap();
+        assert!(s.replace_api_key_record("alice", "id-1", b"uno").unwrap());
+        assert_eq!(s.api_key(&[1; 32]).unwrap().unwrap().2.record, b"uno");
+        assert!(!s.replace_api_key_record("alice", "id-9", b"x").unwrap());
+        assert!(!s.replace_api_key_record("bob", "id-1", b"x").unwrap());
     }
 }

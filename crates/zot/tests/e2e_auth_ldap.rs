@@ -177,7 +177,8 @@ fn ldap_login_and_group_based_access() {
                     "baseDN": format!("ou=Users,{BASE}"), "userAttribute": "uid",
                     "userGroupAttribute": "ou", "userFilter": "(!(description=locked))",
                     "subtreeSearch": true, "credentialsFile": creds
-                }
+                },
+                "apikey": true
             },
             "accessControl": { "repositories": {
                 "**": {
@@ -239,6 +240,28 @@ fn ldap_login_and_group_based_access() {
     );
     assert!(!registry.logs().contains("alice-ldap-pw"));
     assert!(!registry.logs().contains("admin-ldap-pw"));
+
+    // An API key carries its owner's directory groups: alice's key may
+    // create where "developers" may, bob's may not.
+    let key_of = |auth: &str| {
+        let r = call(
+            &client,
+            Some(auth),
+            "POST",
+            "/zot/auth/apikey",
+            &[],
+            Some(b"{}"),
+        );
+        r.expect_status(201, "make a key");
+        r.json()["apiKey"].as_str().expect("apiKey").to_owned()
+    };
+    let alice_key = basic("alice", &key_of(&alice));
+    push_image(&client, Some(&alice_key), "ldap/keyed", &img, "v1");
+    let bob_key = basic("bob", &key_of(&bob));
+    assert_eq!(
+        auth_common::put_manifest(&client, Some(&bob_key), "ldap/keyed", &img, "v2").status,
+        403
+    );
 }
 
 #[test]
