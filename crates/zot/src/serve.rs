@@ -118,6 +118,8 @@ async fn serve(
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
+    // API keys live in the default store's metadata store (apikey_ext.rs).
+    let (security, api_keys) = crate::apikey_ext::attach(security, &routing);
     for note in crate::search_ext::notes(&cfg) {
         tracing::warn!("{note}");
     }
@@ -144,15 +146,38 @@ async fn serve(
                 as crate::events_ext::OutboxGauges,
         )
     };
+    let mut state = state;
     #[cfg(feature = "sync")]
-    let state = {
-        let mut state = state;
+    match std::sync::Arc::get_mut(&mut state) {
+        Some(s) => s.sync = Some(sync_handle.api()),
+        None => anyhow::bail!("the API state is shared before start-up ends"),
+    }
+    if let Some(origin) = &cfg.http.allow_origin {
+        let auth = cfg.http.auth.as_ref();
+        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
+        match (
+            zot_api::cors::Cors::new(origin, logins),
+            std::sync::Arc::get_mut(&mut state),
+        ) {
+            (Some(cors), Some(s)) => s.cors = Some(cors),
+            (None, _) => anyhow::bail!("http.allowOrigin {origin:?} cannot be a header value"),
+            (_, None) => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
+    if let Some(cluster) = &cfg.cluster {
+        let cluster =
+            zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
+                .context("cluster mode")?;
+        tracing::info!(
+            member = %cluster.local().name,
+            members = cluster.peers().count() + 1,
+            "cluster mode: repositories of other members are proxied to them"
+        );
         match std::sync::Arc::get_mut(&mut state) {
-            Some(s) => s.sync = Some(sync_handle.api()),
+            Some(s) => s.cluster = Some(cluster),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
-        state
-    };
+    }
     let mutations = state.mutations.clone();
     let live_state = state.clone();
     let app =
@@ -324,6 +349,9 @@ async fn serve(
             running = mutations.running(),
             "shutting down with mutating requests still running"
         );
+    }
+    if let Some(keys) = &api_keys {
+        crate::apikey_ext::flush(keys).await;
     }
     for registry in &registries {
         if let Err(e) = registry.flush_pulls().await {

@@ -48,6 +48,20 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
     keep(n, "http.compat", &old.compat, &mut new.compat);
     keep(
         n,
+        "http.allowOrigin",
+        &old.allow_origin,
+        &mut new.allow_origin,
+    );
+    // The key store is attached at start-up, and only when keys are on.
+    let apikey = |h: &zot_config::HttpConfig| h.auth.as_ref().is_some_and(|a| a.apikey);
+    if apikey(old) != apikey(new) {
+        n.push("http.auth.apikey".to_owned());
+        if let Some(auth) = &mut new.auth {
+            auth.apikey = apikey(old);
+        }
+    }
+    keep(
+        n,
         "http.readTimeout",
         &old.read_timeout,
         &mut new.read_timeout,
@@ -61,6 +75,7 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
     keep(n, "log.output", &running.log.output, &mut next.log.output);
     keep(n, "log.audit", &running.log.audit, &mut next.log.audit);
     keep(n, "scheduler", &running.scheduler, &mut next.scheduler);
+    keep(n, "cluster", &running.cluster, &mut next.cluster);
     store(n, "storage", &running.storage, &mut next.storage);
     let (old, new) = (&running.storage.sub_paths, &mut next.storage.sub_paths);
     if old.keys().ne(new.keys()) {
