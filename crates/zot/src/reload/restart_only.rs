@@ -280,6 +280,24 @@ mod tests {
     }
 
     #[test]
+    fn cors_and_turning_api_keys_on_need_a_restart_other_auth_does_not() {
+        let with = |origin: &str, apikey: bool, fail_delay: &str| {
+            config(&format!(
+                r#"{{"storage": {{"rootDirectory": "/srv/zot"}},
+                    "http": {{"allowOrigin": "{origin}", "auth": {{"apikey": {apikey},
+                        "htpasswd": {{"path": "/etc/zot/htpasswd"}}, "failDelay": "{fail_delay}"}}}}}}"#
+            ))
+        };
+        let running = with("https://a.example", false, "1s");
+        let (next, names) = split(&running, with("https://b.example", true, "2s"));
+        assert_eq!(names, ["http.allowOrigin", "http.auth.apikey"]);
+        assert_eq!(next.http.allow_origin, running.http.allow_origin);
+        let auth = next.http.auth.as_ref().expect("auth");
+        assert!(!auth.apikey);
+        assert_eq!(auth.fail_delay, std::time::Duration::from_secs(2));
+    }
+
+    #[test]
     fn a_sub_path_added_or_removed_needs_a_restart() {
         let running = config(BASE);
         let loaded = config(
