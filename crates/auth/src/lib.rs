@@ -264,7 +264,8 @@ impl Security {
     /// the audit log (its file is a restart-only setting); the built-in
     /// token service while `http.auth.token` is unchanged, so tokens already
     /// issued stay valid; the rate limiter's budgets while `http.ratelimit`
-    /// is unchanged.
+    /// is unchanged; the API key store (turning `http.auth.apikey` on needs
+    /// a restart, which attaches it).
     pub fn reloaded(
         http: &HttpConfig,
         previous: &Security,

@@ -29,8 +29,10 @@ fn make(cfg: &Config, max_repository_labels: usize) -> Arc<zot_metrics::Metrics>
 
 /// Metrics on or off as the configuration says, at start-up and at each
 /// reload. The registry is made the first time metrics are on and kept
-/// (turned off, it is no longer served nor fed; on again, it goes on
-/// counting), so its label cap is the one of that first time.
+/// (turned off, it is no longer served, and requests and background tasks
+/// no longer record into it, though the sampler goes on setting its
+/// gauges; on again, it goes on counting), so its label cap is the one of
+/// that first time.
 pub struct MetricsSwitch {
     #[cfg(feature = "metrics")]
     recorder: Recorder,

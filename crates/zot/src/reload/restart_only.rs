@@ -48,6 +48,20 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
     keep(n, "http.compat", &old.compat, &mut new.compat);
     keep(
         n,
+        "http.allowOrigin",
+        &old.allow_origin,
+        &mut new.allow_origin,
+    );
+    // The key store is attached at start-up, and only when keys are on.
+    let apikey = |h: &zot_config::HttpConfig| h.auth.as_ref().is_some_and(|a| a.apikey);
+    if apikey(old) != apikey(new) {
+        n.push("http.auth.apikey".to_owned());
+        if let Some(auth) = &mut new.auth {
+            auth.apikey = apikey(old);
+        }
+    }
+    keep(
+        n,
         "http.readTimeout",
         &old.read_timeout,
         &mut new.read_timeout,
@@ -76,6 +90,7 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
     keep(n, "log.output", &running.log.output, &mut next.log.output);
     keep(n, "log.audit", &running.log.audit, &mut next.log.audit);
     keep(n, "scheduler", &running.scheduler, &mut next.scheduler);
+    keep(n, "cluster", &running.cluster, &mut next.cluster);
     store(n, "storage", &running.storage, &mut next.storage);
     let (old, new) = (&running.storage.sub_paths, &mut next.storage.sub_paths);
     if old.keys().ne(new.keys()) {
@@ -284,6 +299,24 @@ mod tests {
                 .map(|s| s.interval),
             Some(std::time::Duration::from_secs(3600))
         );
+    }
+
+    #[test]
+    fn cors_and_turning_api_keys_on_need_a_restart_other_auth_does_not() {
+        let with = |origin: &str, apikey: bool, fail_delay: &str| {
+            config(&format!(
+                r#"{{"storage": {{"rootDirectory": "/srv/zot"}},
+                    "http": {{"allowOrigin": "{origin}", "auth": {{"apikey": {apikey},
+                        "htpasswd": {{"path": "/etc/zot/htpasswd"}}, "failDelay": "{fail_delay}"}}}}}}"#
+            ))
+        };
+        let running = with("https://a.example", false, "1s");
+        let (next, names) = split(&running, with("https://b.example", true, "2s"));
+        assert_eq!(names, ["http.allowOrigin", "http.auth.apikey"]);
+        assert_eq!(next.http.allow_origin, running.http.allow_origin);
+        let auth = next.http.auth.as_ref().expect("auth");
+        assert!(!auth.apikey);
+        assert_eq!(auth.fail_delay, std::time::Duration::from_secs(2));
     }
 
     #[test]
