@@ -35,6 +35,7 @@ mod audit;
 mod bearer;
 mod cache;
 mod credentials;
+mod github;
 mod htpasswd;
 mod ldap;
 mod mtls;

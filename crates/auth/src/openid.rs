@@ -34,10 +34,6 @@ use crate::SetupError;
 use crate::oidc::{self, IssuerPolicy, KeySet, Rejection};
 use crate::workload::{FETCH_TIMEOUT, KEYS_TTL, REFRESH_INTERVAL, discover};
 
-const GITHUB_AUTH: &str = "https://github.com/login/oauth/authorize";
-const GITHUB_TOKEN: &str = "https://github.com/login/oauth/access_token";
-const GITHUB_API: &str = "https://api.github.com";
-
 /// Why a login could not be completed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LoginError {
@@ -160,12 +156,18 @@ impl OpenId {
             let (client_id, client_secret) = credentials(p)?;
             let flow = match p.kind {
                 ProviderKind::Github => Flow::Github {
-                    auth_url: p.auth_url.clone().unwrap_or_else(|| GITHUB_AUTH.into()),
-                    token_url: p.token_url.clone().unwrap_or_else(|| GITHUB_TOKEN.into()),
+                    auth_url: p
+                        .auth_url
+                        .clone()
+                        .unwrap_or_else(|| crate::github::AUTH.into()),
+                    token_url: p
+                        .token_url
+                        .clone()
+                        .unwrap_or_else(|| crate::github::TOKEN.into()),
                     api_url: p
                         .api_url
                         .clone()
-                        .unwrap_or_else(|| GITHUB_API.into())
+                        .unwrap_or_else(|| crate::github::API.into())
                         .trim_end_matches('/')
                         .to_owned(),
                 },
@@ -376,7 +378,7 @@ impl OpenId {
                     .get("access_token")
                     .and_then(Value::as_str)
                     .ok_or_else(|| LoginError::Refused("no access_token".into()))?;
-                github_identity(self, api_url, access).await
+                crate::github::identity(self, api_url, access).await
             }
         }
     }
@@ -466,7 +468,7 @@ impl OpenId {
     }
 
     /// GET a JSON API with a bearer access token.
-    async fn get_api(&self, url: &str, access: &str) -> Result<Value, LoginError> {
+    pub(crate) async fn get_api(&self, url: &str, access: &str) -> Result<Value, LoginError> {
         let response = self
             .client
             .get(url)
@@ -527,89 +529,6 @@ fn endpoint(doc: &Value, name: &str) -> Result<String, LoginError> {
         .ok_or_else(|| LoginError::Provider(format!("the discovery document has no {name}")))
 }
 
-/// GitHub's user: the primary verified e-mail; groups: organisations and
-/// `org/team` slugs.
-async fn github_identity(openid: &OpenId, api: &str, access: &str) -> Result<LoggedIn, LoginError> {
-    let emails = openid
-        .get_api(&format!("{api}/user/emails"), access)
-        .await?;
-    let user = emails
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| {
-            e.get("primary").and_then(Value::as_bool) == Some(true)
-                && e.get("verified").and_then(Value::as_bool) == Some(true)
-        })
-        .and_then(|e| e.get("email").and_then(Value::as_str))
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| LoginError::Refused("no primary verified e-mail".into()))?
-        .to_owned();
-    let mut groups = Vec::new();
-    let orgs = openid.get_api(&format!("{api}/user/orgs"), access).await?;
-    for org in orgs.as_array().into_iter().flatten() {
-        if let Some(login) = org.get("login").and_then(Value::as_str) {
-            groups.push(login.to_owned());
-        }
-    }
-    let teams = openid.get_api(&format!("{api}/user/teams"), access).await?;
-    for team in teams.as_array().into_iter().flatten() {
-        let org = team
-            .get("organization")
-            .and_then(|o| o.get("login"))
-            .and_then(Value::as_str);
-        if let (Some(org), Some(slug)) = (org, team.get("slug").and_then(Value::as_str)) {
-            groups.push(format!("{org}/{slug}"));
-        }
-    }
-    groups.sort();
-    groups.dedup();
-    Ok(LoggedIn { user, groups })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn openid() -> OpenId {
-        let config = OpenIdConfig {
-            providers: Vec::new(),
-            callback_allow_origins: vec!["http://127.0.0.1:3000".into()],
-        };
-        OpenId::new(&config).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn callbacks_only_to_allowed_places() {
-        let o = openid();
-        let origin = "http://registry:5000";
-        for ok in [
-            "/",
-            "/home?x=1",
-            "http://registry:5000/ui",
-            "http://127.0.0.1:3000/home",
-        ] {
-            assert!(o.callback_allowed(ok, origin), "{ok}");
-        }
-        for bad in [
-            "//evil.example/x",
-            "/\\evil.example",
-            "https://evil.example/",
-            "http://127.0.0.1:3000@evil.example/",
-            "javascript:alert(1)",
-            "http://127.0.0.1:30000/",
-            "/a\r\nSet-Cookie: x",
-            "evil.example",
-        ] {
-            assert!(!o.callback_allowed(bad, origin), "{bad}");
-        }
-    }
-
-    #[test]
-    fn pkce_s256_matches_rfc7636_example() {
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-}
+#[path = "openid_tests.rs"]
+mod tests;
