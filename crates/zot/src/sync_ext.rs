@@ -222,14 +222,18 @@ pub fn prepare(_cfg: &Config, _stores: &zot_storage::Stores) -> anyhow::Result<S
 pub type LiveUpstreams = Arc<arc_swap::ArcSwap<Vec<Arc<zot_sync::Upstream>>>>;
 /// Without the feature: none.
 #[cfg(not(feature = "sync"))]
-pub type LiveUpstreams = ();
+#[derive(Clone)]
+pub struct LiveUpstreams;
 
 /// The upstreams of `setup`, to be kept current by [`start`].
 pub fn live_upstreams(setup: &SyncSetup) -> LiveUpstreams {
     #[cfg(feature = "sync")]
     return Arc::new(arc_swap::ArcSwap::from_pointee(setup.upstreams.clone()));
     #[cfg(not(feature = "sync"))]
-    let _ = setup;
+    {
+        let _ = setup;
+        LiveUpstreams
+    }
 }
 
 /// The API's hook, made before the API state is shared; [`start`] takes it.
