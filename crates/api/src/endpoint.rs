@@ -105,6 +105,25 @@ fn reference(s: &str) -> Result<Reference, ApiError> {
 }
 
 impl Endpoint {
+    /// The repository the endpoint is about, if any.
+    pub fn repository(&self) -> Option<&RepoName> {
+        match self {
+            Endpoint::Tags(r)
+            | Endpoint::Manifest(r, _)
+            | Endpoint::Blob(r, _)
+            | Endpoint::UploadStart(r)
+            | Endpoint::Upload(r, _)
+            | Endpoint::Referrers(r, _) => Some(r),
+            Endpoint::Base
+            | Endpoint::Catalog
+            | Endpoint::Discover
+            | Endpoint::Search
+            | Endpoint::UserPrefs
+            | Endpoint::Mgmt
+            | Endpoint::SyncStatus => None,
+        }
+    }
+
     /// Parses a request path. `None` for paths outside the API.
     pub fn parse(path: &str) -> Option<Result<Endpoint, ApiError>> {
         let rest = path.strip_prefix("/v2")?;

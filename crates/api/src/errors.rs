@@ -31,6 +31,8 @@ pub enum ErrorCode {
     /// A reference that cannot be a tag (nor a digest) in a manifest `PUT`.
     TagInvalid,
     NotFound,
+    /// A cluster member that owns the repository cannot be reached.
+    Unavailable,
     Unknown,
 }
 
@@ -135,6 +137,11 @@ impl ErrorCode {
                 "invalid tag: tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
             ),
             NotFound => ("UNSUPPORTED", StatusCode::NOT_FOUND, "no such endpoint"),
+            Unavailable => (
+                "UNAVAILABLE",
+                StatusCode::BAD_GATEWAY,
+                "a cluster member is unavailable",
+            ),
             Unknown => (
                 "UNKNOWN",
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,8 +9,12 @@
 //! [`connection`] which connections are idle or stalled.
 
 mod access_log;
+pub mod apikey;
+mod apikey_store;
 mod blobs;
+pub mod cluster;
 pub mod connection;
+pub mod cors;
 pub mod endpoint;
 pub mod errors;
 mod http_util;
@@ -25,6 +29,7 @@ pub mod sync_hook;
 mod token;
 mod zot_ext;
 
+pub use apikey_store::MetaKeyStore;
 #[cfg(feature = "search")]
 pub use zot_ext::SearchExtension;
 
@@ -71,9 +76,14 @@ pub struct AppState {
     /// The metrics extension; `None` when it is off (nothing is recorded
     /// and its path is no route).
     pub metrics: Option<MetricsEndpoint>,
+    /// Cross-origin answers (`http.allowOrigin`); `None`: none.
+    pub cors: Option<cors::Cors>,
     /// The sync extension (status, on-demand fetches); `None` when off.
     #[cfg(feature = "sync")]
     pub sync: Option<Arc<dyn sync_hook::SyncHook>>,
+    /// Cluster mode (`cluster`): `None` when off, and every request is
+    /// served here.
+    pub cluster: Option<cluster::Cluster>,
     /// Whether any store keeps events (`extensions.events`, fixed when the
     /// stores open): only then do mutating requests carry their origin.
     #[cfg(feature = "events")]
@@ -139,8 +149,10 @@ impl AppState {
             #[cfg(feature = "search")]
             search: None,
             metrics: None,
+            cors: None,
             #[cfg(feature = "sync")]
             sync: None,
+            cluster: None,
         }
     }
 }
@@ -157,19 +169,32 @@ pub fn router(state: SharedState) -> Router {
 
 const API_VERSION: &str = "registry/2.0";
 
+/// Every request: CORS when configured, around [`measured`].
+async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+    let Some(cors) = &state.cors else {
+        return measured(&state, req).await;
+    };
+    if let Some(preflight) = cors.preflight(&req) {
+        return preflight;
+    }
+    let mut resp = measured(&state, req).await;
+    cors.decorate(resp.headers_mut());
+    resp
+}
+
 /// With metrics on: serves the metrics path, and records every other
 /// request (as zot, the metrics path itself is not counted).
-async fn dispatch(State(state): State<SharedState>, req: Request) -> Response {
+async fn measured(state: &SharedState, req: Request) -> Response {
     let Some(metrics) = &state.metrics else {
-        return route_request(&state, req).await;
+        return route_request(state, req).await;
     };
     if req.uri().path() == metrics.path {
-        return metrics_route::serve(&state, &metrics.metrics, req).await;
+        return metrics_route::serve(state, &metrics.metrics, req).await;
     }
     let pending = metrics
         .metrics
         .begin(req.method().as_str(), req.uri().path());
-    let resp = route_request(&state, req).await;
+    let resp = route_request(state, req).await;
     metrics.metrics.finish(pending, resp.status().as_u16());
     resp
 }
@@ -179,6 +204,9 @@ async fn route_request(state: &SharedState, req: Request) -> Response {
     let mut resp = match Endpoint::parse(&path) {
         None if state.security.token_path() == Some(path.as_str()) => {
             return token::serve(&state.security, req).await;
+        }
+        None if path == apikey::PATH && state.security.api_keys().is_some() => {
+            return apikey::serve(state, req).await;
         }
         None => {
             let resp = probes(state, &path, req.method());
@@ -351,6 +379,22 @@ async fn route(
     req: Request,
     caller: &security::Caller,
 ) -> ApiResult {
+    if let Some(cluster) = &state.cluster {
+        if let cluster::Route::Forward(owner) = cluster.route(&endpoint, &req)? {
+            return Ok(cluster::proxy::forward(cluster, owner, req).await);
+        }
+        if cluster.proxying() && !cluster::is_forwarded(&req) {
+            match (&endpoint, req.method()) {
+                (Endpoint::Catalog, &Method::GET) => {
+                    return cluster::fanout::catalog(state, cluster, req, caller).await;
+                }
+                (Endpoint::Search, &Method::GET | &Method::POST) if zot_ext::enabled(state) => {
+                    return cluster::fanout::search(state, cluster, req, caller).await;
+                }
+                _ => {}
+            }
+        }
+    }
     if zot_ext::is_zot_extension(&endpoint) {
         return zot_ext::route(state, endpoint, req, caller).await;
     }
@@ -462,20 +506,9 @@ fn sync_status(state: &AppState) -> ApiResult {
 /// The store holding the endpoint's repository (the default store for
 /// endpoints without one).
 fn store<'a>(state: &'a AppState, endpoint: &Endpoint) -> &'a Arc<Registry> {
-    match endpoint {
-        Endpoint::Tags(r)
-        | Endpoint::Manifest(r, _)
-        | Endpoint::Blob(r, _)
-        | Endpoint::UploadStart(r)
-        | Endpoint::Upload(r, _)
-        | Endpoint::Referrers(r, _) => state.stores.for_repo(r),
-        Endpoint::Base
-        | Endpoint::Catalog
-        | Endpoint::Discover
-        | Endpoint::Search
-        | Endpoint::UserPrefs
-        | Endpoint::Mgmt
-        | Endpoint::SyncStatus => state.stores.default_store(),
+    match endpoint.repository() {
+        Some(r) => state.stores.for_repo(r),
+        None => state.stores.default_store(),
     }
 }
 

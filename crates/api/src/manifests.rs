@@ -38,7 +38,17 @@ pub fn catalog(reg: &Stores, req: &Request, visible: &dyn Fn(&str) -> bool) -> A
     let (n, last) = pagination(req)?;
     // One visible repository beyond the page tells whether a next page
     // exists: a `Link` never points at a page of hidden names only.
-    let want = n.saturating_add(1);
+    let repos = catalog_names(reg, last, n.saturating_add(1), visible)?;
+    catalog_page(repos, n, None)
+}
+
+/// Up to `want` visible repositories after `last`, in order.
+pub(crate) fn catalog_names(
+    reg: &Stores,
+    last: Option<String>,
+    want: usize,
+    visible: &dyn Fn(&str) -> bool,
+) -> Result<Vec<String>, ApiError> {
     let mut repos = Vec::new();
     let mut cursor = last;
     while repos.len() < want {
@@ -49,10 +59,29 @@ pub fn catalog(reg: &Stores, req: &Request, visible: &dyn Fn(&str) -> bool) -> A
             break;
         }
     }
+    Ok(repos)
+}
+
+/// The catalog answer for `repos` (up to `n + 1` names: one more than `n`
+/// means a next page), with `extra` headers.
+pub(crate) fn catalog_page(
+    mut repos: Vec<String>,
+    n: usize,
+    extra: Option<(&str, String)>,
+) -> ApiResult {
     let more = repos.len() > n;
     repos.truncate(n);
     let link = link_next("/v2/_catalog", n, repos.last(), more);
-    json_list(serde_json::json!({ "repositories": repos }), link)
+    let mut resp = json_list(serde_json::json!({ "repositories": repos }), link)?;
+    if let Some((name, value)) = extra
+        && let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::try_from(name),
+            axum::http::HeaderValue::try_from(value),
+        )
+    {
+        resp.headers_mut().insert(name, value);
+    }
+    Ok(resp)
 }
 
 pub fn tags(reg: &Registry, repo: &RepoName, req: &Request) -> ApiResult {

@@ -12,8 +12,9 @@
 //!   service is configured; its certificate is never shown.
 //! - Nothing else of the configuration appears (no secrets, no paths): the
 //!   body is built from a projection, not by filtering the whole config.
-//! - `http.auth` is `{}` without authentication. (`openid` and `apikey`,
-//!   which zot may list, are refused by this build's configuration.)
+//! - `http.auth.apikey` is `true` when API keys are on, absent otherwise.
+//! - `http.auth` is `{}` without authentication. (`openid`, which zot may
+//!   list, is refused by this build's configuration.)
 
 use serde::Serialize;
 use zot_config::HttpConfig;
@@ -50,6 +51,8 @@ struct Auth<'a> {
     htpasswd: Option<Empty>,
     #[serde(skip_serializing_if = "Option::is_none")]
     bearer: Option<Bearer<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    apikey: bool,
 }
 
 #[derive(Serialize)]
@@ -80,6 +83,7 @@ pub fn render(dist_spec_version: &str, http: &HttpConfig, build: &BuildInfo) -> 
                     realm: &b.realm,
                     service: &b.service,
                 }),
+                apikey: auth.is_some_and(|a| a.apikey),
             },
         },
     };
@@ -176,6 +180,29 @@ mod tests {
         assert_eq!(
             v["http"],
             serde_json::json!({"auth": {"htpasswd": {}, "bearer": {"realm": "r", "service": "s"}}})
+        );
+    }
+
+    #[test]
+    fn apikey_is_true_when_on_and_absent_when_off() {
+        let body = mgmt(serde_json::json!({
+            "auth": {"htpasswd": {"path": "/etc/zot/htpasswd"}, "apikey": true},
+        }));
+        assert_eq!(
+            body,
+            format!(r#"{HEAD}"http":{{"auth":{{"htpasswd":{{}},"apikey":true}}}}}}"#)
+        );
+        let off = mgmt(serde_json::json!({
+            "auth": {"htpasswd": {"path": "/etc/zot/htpasswd"}, "apikey": false},
+        }));
+        assert!(!off.contains("apikey"), "{off}");
+        let with_bearer = mgmt(serde_json::json!({
+            "auth": {"bearer": {"realm": "r", "service": "s", "cert": "/c"}, "apikey": true},
+        }));
+        let v: serde_json::Value = serde_json::from_str(&with_bearer).unwrap();
+        assert_eq!(
+            v["http"],
+            serde_json::json!({"auth": {"bearer": {"realm": "r", "service": "s"}, "apikey": true}})
         );
     }
 

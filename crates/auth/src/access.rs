@@ -186,6 +186,7 @@ mod tests {
             groups: vec![],
             method: crate::Method::Htpasswd,
             grants: None,
+            key: None,
         }
     }
 

@@ -219,6 +219,7 @@ impl Bearer {
                 groups: claims.groups,
                 method: Method::Bearer,
                 grants: Some(claims.access),
+                key: None,
             },
             claims.via,
         ))

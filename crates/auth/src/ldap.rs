@@ -243,6 +243,7 @@ impl Ldap {
             groups,
             method: Method::Ldap,
             grants: None,
+            key: None,
         }))
     }
 }

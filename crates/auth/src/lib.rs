@@ -25,6 +25,8 @@
 //! - Nothing here panics on input from a client.
 
 mod access;
+mod apikey;
+mod apikey_scope;
 mod audit;
 mod bearer;
 mod cache;
@@ -43,6 +45,11 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use access::Action;
+pub use apikey::{
+    ApiKeys, CreatedKey, KEY_PREFIX, KeyError, KeyHash, KeyStore, KeyStoreError, KeyUse, NewKey,
+    StoredKey, json_time,
+};
+pub use apikey_scope::{KeyScope, MAX_KEY_SCOPES};
 pub use audit::AuditEntry;
 pub use bearer::Grant;
 pub use credentials::Credentials;
@@ -63,6 +70,8 @@ pub enum Method {
     Certificate,
     /// A token of the built-in token service.
     Token,
+    /// An API key (`http.auth.apikey`) as the Basic password.
+    ApiKey,
 }
 
 /// An authenticated client.
@@ -75,6 +84,10 @@ pub struct Identity {
     pub method: Method,
     /// What a bearer token grants; `None` for other methods.
     pub grants: Option<Vec<Grant>>,
+    /// The API key this client logged in with (directly, or through a
+    /// token of the built-in service made from it): its scope limits
+    /// the owner's rights. `None` for other logins.
+    pub key: Option<std::sync::Arc<KeyUse>>,
 }
 
 /// Why a client could not be authenticated.
@@ -118,6 +131,11 @@ pub struct Security {
     cache: cache::CredentialCache,
     ratelimit: Option<ratelimit::RateLimiter>,
     audit: Option<audit::AuditLog>,
+    /// `http.auth.apikey`: keys are accepted as Basic passwords.
+    apikey_enabled: bool,
+    /// The keys, once the store holding them is attached
+    /// ([`Security::with_api_keys`]).
+    api_keys: Option<std::sync::Arc<ApiKeys>>,
 }
 
 impl Default for Security {
@@ -145,6 +163,8 @@ impl Security {
             cache: cache::CredentialCache::default(),
             ratelimit: None,
             audit: None,
+            apikey_enabled: false,
+            api_keys: None,
         }
     }
 
@@ -174,6 +194,7 @@ impl Security {
             if let Some(mtls) = &auth.mtls {
                 security.mtls = Some(mtls::CertificateMapping::new(mtls)?);
             }
+            security.apikey_enabled = auth.apikey;
             security.auth_configured = security.htpasswd.is_some()
                 || security.ldap.is_some()
                 || security.bearer.is_some()
@@ -219,9 +240,37 @@ impl Security {
         !self.auth_configured && self.access.is_none()
     }
 
-    /// Whether Basic credentials can be checked (htpasswd or LDAP).
+    /// Whether Basic credentials can be checked (htpasswd, LDAP or API keys).
     fn has_passwords(&self) -> bool {
-        self.htpasswd.is_some() || self.ldap.is_some()
+        self.htpasswd.is_some() || self.ldap.is_some() || self.apikey_enabled
+    }
+
+    /// Attaches the store of API keys (`http.auth.apikey`); without it no
+    /// key is accepted and none can be made.
+    pub fn with_api_keys(mut self, store: std::sync::Arc<dyn KeyStore>) -> Security {
+        if self.apikey_enabled {
+            self.api_keys = Some(std::sync::Arc::new(ApiKeys::new(store)));
+        }
+        self
+    }
+
+    /// The API keys, when `http.auth.apikey` is on and a store attached.
+    pub fn api_keys(&self) -> Option<&std::sync::Arc<ApiKeys>> {
+        self.api_keys.as_ref()
+    }
+
+    /// Whether `who` may make, list and revoke API keys: a user who logged
+    /// in themselves, not with a key or a token (a leaked key or a
+    /// short-lived token must not mint long-lived keys).
+    pub fn may_manage_keys(&self, who: &Identity) -> bool {
+        !matches!(who.method, Method::ApiKey | Method::Token | Method::Bearer) && who.key.is_none()
+    }
+
+    /// The key scope of `who`, if it logged in with a key, allows `action`
+    /// on `repo` (true for every other login).
+    fn key_allows(who: Option<&Identity>, repo: &str, action: Action) -> bool {
+        who.and_then(|w| w.key.as_ref())
+            .is_none_or(|k| k.scope.allows(repo, action))
     }
 
     /// Who the client is: `Ok(None)` for an anonymous client. `cert_identity`
@@ -257,11 +306,27 @@ impl Security {
                 }
                 (Some(b), _) => b.verify(&token).map(Some),
                 (None, Some(t)) => {
-                    let (identity, via) = t.verify_via(&token)?;
+                    let (mut identity, via) = t.verify_via(&token)?;
+                    // A token made from an API key lives only as long as
+                    // the key: revoked or expired, its tokens stop too.
+                    let mut via = via.as_str();
+                    if let (Some(who), Some(id)) = (&mut identity, via.strip_prefix("apikey:")) {
+                        let key = self
+                            .api_keys
+                            .as_ref()
+                            .and_then(|k| k.still_valid(&who.name, id))
+                            .ok_or_else(|| AuthFailure::BadToken("API key revoked".into()))?;
+                        via = if key.via == "htpasswd" {
+                            "htpasswd"
+                        } else {
+                            ""
+                        };
+                        who.key = Some(std::sync::Arc::new(key));
+                    }
                     // A user removed from the htpasswd file loses their
                     // tokens at once (the file is re-read when it changes).
                     if let (Some(who), "htpasswd", Some(htpasswd)) =
-                        (&identity, via.as_str(), self.current_htpasswd())
+                        (&identity, via, self.current_htpasswd())
                         && !htpasswd.has_user(&who.name)
                     {
                         return Err(AuthFailure::BadToken("user no longer exists".into()));
@@ -283,6 +348,27 @@ impl Security {
                 if user.is_empty() || password.is_empty() {
                     return Err(AuthFailure::BadCredentials);
                 }
+                if let Some(keys) = &self.api_keys {
+                    match keys.check(&user, &password) {
+                        apikey::KeyCheck::NotAKey => {}
+                        apikey::KeyCheck::Valid(identity) => {
+                            // The owner of a key made with an htpasswd
+                            // login must still be in the file.
+                            let gone = identity.key.as_ref().is_some_and(|k| k.via == "htpasswd")
+                                && self
+                                    .current_htpasswd()
+                                    .is_none_or(|h| !h.has_user(&identity.name));
+                            if gone {
+                                return Err(AuthFailure::BadCredentials);
+                            }
+                            return Ok(Some(identity));
+                        }
+                        apikey::KeyCheck::Refused(why) => {
+                            tracing::info!(user = %user, reason = why, "API key refused");
+                            return Err(AuthFailure::BadCredentials);
+                        }
+                    }
+                }
                 let key = self.cache.key(&user, &password);
                 self.current_htpasswd();
                 if let Some(identity) = self.cache.get(&key) {
@@ -302,6 +388,7 @@ impl Security {
                         groups: Vec::new(),
                         method: Method::Htpasswd,
                         grants: None,
+                        key: None,
                     });
                 }
                 if identity.is_none()
@@ -338,6 +425,7 @@ impl Security {
             groups: Vec::new(),
             method: Method::Certificate,
             grants: None,
+            key: None,
         })
     }
 
@@ -346,7 +434,8 @@ impl Security {
         if let Some(w) = who
             && let Some(grants) = &w.grants
         {
-            let granted = bearer::grants_allow(grants, "repository", repo, action);
+            let granted = bearer::grants_allow(grants, "repository", repo, action)
+                && Self::key_allows(who, repo, action);
             // A built-in token is also held to today's policy for its subject.
             return granted && (w.method != Method::Token || self.policy_allows(who, repo, action));
         }
@@ -358,11 +447,16 @@ impl Security {
     /// true for external tokens, and for built-in tokens whose subject the
     /// policy would allow.
     pub fn new_token_would_help(&self, who: &Identity, repo: &str, action: Action) -> bool {
-        who.method != Method::Token || self.policy_allows(Some(who), repo, action)
+        Self::key_allows(Some(who), repo, action)
+            && (who.method != Method::Token || self.policy_allows(Some(who), repo, action))
     }
 
-    /// The access-control decision, without token grants.
+    /// The access-control decision, without token grants, within the
+    /// scope of the key `who` logged in with (if any).
     fn policy_allows(&self, who: Option<&Identity>, repo: &str, action: Action) -> bool {
+        if !Self::key_allows(who, repo, action) {
+            return false;
+        }
         match &self.access {
             Some(access) => access.allowed(who, repo, action),
             // Authentication without access control: any authenticated user

@@ -247,6 +247,7 @@ pub(crate) fn verify(
         groups,
         method: Method::Bearer,
         grants: None,
+        key: None,
     })
 }
 

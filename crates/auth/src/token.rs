@@ -72,8 +72,9 @@ struct Claims<'a> {
     access: &'a [Grant],
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     groups: &'a [String],
-    /// How the subject logged in (`htpasswd`, `ldap`, `certificate`), so
-    /// that a user removed from the htpasswd file loses their tokens.
+    /// How the subject logged in (`htpasswd`, `ldap`, `certificate`, or
+    /// `apikey:<id>`), so that a user removed from the htpasswd file, or a
+    /// revoked key, loses its tokens.
     #[serde(skip_serializing_if = "str::is_empty")]
     via: &'a str,
 }
@@ -276,6 +277,13 @@ impl TokenService {
         let groups: Vec<String> = who
             .map(|w| w.groups.iter().filter(|g| keep_group(g)).cloned().collect())
             .unwrap_or_default();
+        let via = match who.map(|w| (w.method, &w.key)) {
+            Some((_, Some(key))) => format!("apikey:{}", key.id),
+            Some((Method::Htpasswd, _)) => "htpasswd".to_owned(),
+            Some((Method::Ldap, _)) => "ldap".to_owned(),
+            Some((Method::Certificate, _)) => "certificate".to_owned(),
+            _ => String::new(),
+        };
         let iat = now();
         let mut jti = [0u8; 16];
         self.rng
@@ -291,12 +299,7 @@ impl TokenService {
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             access: grants,
             groups: &groups,
-            via: match who.map(|w| w.method) {
-                Some(Method::Htpasswd) => "htpasswd",
-                Some(Method::Ldap) => "ldap",
-                Some(Method::Certificate) => "certificate",
-                _ => "",
-            },
+            via: &via,
         };
         let header = b64(br#"{"alg":"ES256","typ":"JWT"}"#);
         let payload = serde_json::to_vec(&claims)
@@ -330,6 +333,7 @@ mod tests {
             groups: vec!["devs".to_owned()],
             method: Method::Htpasswd,
             grants: None,
+            key: None,
         }
     }
 

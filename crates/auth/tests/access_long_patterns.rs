@@ -26,6 +26,7 @@ fn user(name: &str) -> Identity {
         groups: Vec::new(),
         method: Method::Htpasswd,
         grants: None,
+        key: None,
     }
 }
 

@@ -15,8 +15,10 @@
 //!   `delete`; repository patterns keep the file's order and are valid globs
 //!   (see [`crate::glob`]).
 //! - `ratelimit` rates are requests per second, at least 1.
-//! - zot keys this build does not implement (`openid`, `apikey`,
-//!   ...) are `not supported by this build` problems.
+//! - `auth.apikey` (a boolean) turns API keys on; as in zot, the presence
+//!   of `auth.openid` turns them on too.
+//! - zot keys this build does not implement (`openid`, ...) are `not
+//!   supported by this build` problems.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,6 +51,8 @@ pub struct AuthConfig {
     /// The built-in token service (`http.auth.token`); defaults apply when
     /// the section is absent.
     pub token: TokenConfig,
+    /// API keys (`http.auth.apikey`), made at `/zot/auth/apikey`.
+    pub apikey: bool,
 }
 
 /// `http.auth.token`: the registry's own token service, used when password
@@ -238,7 +242,6 @@ pub struct RateLimitConfig {
 
 const AUTH_UNSUPPORTED: &[&str] = &[
     "openid",
-    "apikey",
     "sessionKeysFile",
     "sessionDriver",
     "sessionHashKey",
@@ -292,6 +295,9 @@ pub(crate) fn parse_auth(path: String, value: &Value, problems: &mut Vec<Problem
             None => {}
         }
     }
+    // zot forces API keys on whenever OpenID is configured.
+    config.apikey =
+        fields::boolean(&mut section, "apikey", problems).unwrap_or(false) || section.has("openid");
     section.unsupported(AUTH_UNSUPPORTED, problems);
     section.finish(problems);
     config

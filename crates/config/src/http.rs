@@ -8,8 +8,8 @@
 //!   turns on verification of client certificates (mutual TLS).
 //! - `auth`, `accessControl` and `ratelimit` are read by [`crate::auth`];
 //!   `readTimeout`/`writeTimeout` are Go durations.
-//! - The other zot keys this build does not implement are
-//!   `not supported by this build` problems.
+//! - `allowOrigin`, when present, is `*` or one origin
+//!   (`scheme://host[:port]`, no path): a value a browser can compare.
 
 use std::path::PathBuf;
 
@@ -25,9 +25,6 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
 /// The default listening port.
 pub const DEFAULT_PORT: u16 = 5000;
 
-/// Keys zot knows under `http` that this build does not implement.
-const UNSUPPORTED: &[&str] = &["allowOrigin"];
-
 /// The HTTP listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -42,6 +39,10 @@ pub struct HttpConfig {
     /// the built-in token service's realm. Without it the realm is built
     /// from the request's `Host`.
     pub external_url: Option<String>,
+    /// The browser origin allowed to call the API from another site
+    /// (`http.allowOrigin`: `*` or one origin). `None`: no CORS headers at
+    /// all, so browsers keep pages of other sites out (zot sends `*` then).
+    pub allow_origin: Option<String>,
     /// Compatibility modes (`http.compat`).
     pub compat: Vec<Compat>,
     /// Serve HTTPS (`http.tls`).
@@ -66,6 +67,7 @@ impl Default for HttpConfig {
             port: DEFAULT_PORT,
             realm: String::new(),
             external_url: None,
+            allow_origin: None,
             compat: Vec::new(),
             tls: None,
             auth: None,
@@ -145,6 +147,12 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpC
             ));
         }
     }
+    if let Some(origin) = fields::string(&mut section, "allowOrigin", problems) {
+        match allow_origin(&origin) {
+            Ok(origin) => config.allow_origin = origin,
+            Err(message) => problems.push(Problem::new(section.child("allowOrigin"), message)),
+        }
+    }
     if let Some(realm) = fields::string(&mut section, "realm", problems) {
         config.realm = realm;
     }
@@ -176,9 +184,36 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> HttpC
     }
     config.read_timeout = fields::duration(&mut section, "readTimeout", problems);
     config.write_timeout = fields::duration(&mut section, "writeTimeout", problems);
-    section.unsupported(UNSUPPORTED, problems);
     section.finish(problems);
     config
+}
+
+/// `http.allowOrigin`: `*`, or an origin as browsers send it in `Origin`
+/// (scheme, host, optional port; no path, no trailing `/`). Empty is the
+/// same as absent.
+fn allow_origin(value: &str) -> Result<Option<String>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value == "*" {
+        return Ok(Some(value.to_owned()));
+    }
+    const EXPECTED: &str = "expected \"*\" or one origin such as \"https://ui.example.com\"";
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| format!("{EXPECTED}, found {value:?}"))?;
+    let host_ok = !rest.is_empty()
+        && value.len() <= 1024
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if host_ok {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(format!("{EXPECTED}, found {value:?}"))
+    }
 }
 
 /// A port as zot writes it: a string of digits, or a number.

@@ -22,6 +22,7 @@
 
 mod auth;
 mod auth_oidc;
+mod cluster;
 mod duration;
 mod events;
 mod extensions;
@@ -47,6 +48,7 @@ pub use auth::{
     TokenConfig,
 };
 pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
+pub use cluster::{ClusterConfig, ClusterTls};
 pub use duration::parse_duration;
 pub use events::{
     DEFAULT_HTTP_SINK_TIMEOUT, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_OUTBOX_EVENTS,
@@ -77,9 +79,6 @@ use value::Section;
 /// The distribution-spec version zot reports by default.
 pub const DEFAULT_DIST_SPEC_VERSION: &str = "1.1.1";
 
-/// Top-level keys zot knows that this build does not implement.
-const UNSUPPORTED: &[&str] = &["cluster"];
-
 /// The whole configuration of a registry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -96,6 +95,8 @@ pub struct Config {
     pub extensions: Vec<ExtensionConfig>,
     /// `scheduler`
     pub scheduler: SchedulerConfig,
+    /// `cluster`: zot's cluster mode (repositories spread over members).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// The syntax of a config text.
@@ -136,6 +137,7 @@ impl Config {
             },
             extensions: Vec::new(),
             scheduler: SchedulerConfig::default(),
+            cluster: None,
         }
     }
 
@@ -234,7 +236,7 @@ impl Config {
                     .any(|s| s.storage_driver.is_some());
             sync::cross_check(&sync, !http.compat.is_empty(), remote, &mut problems);
         }
-        top.unsupported(UNSUPPORTED, &mut problems);
+        let cluster = cluster::parse(top.get("cluster"), &mut problems);
         top.finish(&mut problems);
         match storage {
             Some(storage) if problems.is_empty() => Ok(Config {
@@ -245,6 +247,7 @@ impl Config {
                 log,
                 extensions,
                 scheduler,
+                cluster,
             }),
             _ => Err(problems),
         }

@@ -284,14 +284,6 @@ fn unsupported_keys_name_their_path() {
             r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"openid": {}}}}"#,
             "http.auth.openid",
         ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "http": {"allowOrigin": "x"}}"#,
-            "http.allowOrigin",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d"}, "cluster": {}}"#,
-            "cluster",
-        ),
     ] {
         one_problem(json(text), path, "not supported by this build");
     }
@@ -352,6 +344,48 @@ fn external_url_and_token_service() {
             problems.iter().any(|p| p.path == path),
             "{text}: {problems:?}"
         );
+    }
+}
+
+/// `http.allowOrigin`: `*` or one origin; anything a browser could not
+/// compare with its `Origin` header is a problem.
+#[test]
+fn allow_origin() {
+    let with = |origin: &str| {
+        json(&format!(
+            r#"{{"storage": {{"rootDirectory": "/d"}}, "http": {{"allowOrigin": {origin:?}}}}}"#
+        ))
+    };
+    for (origin, read) in [
+        ("*", Some("*")),
+        ("https://ui.example.com", Some("https://ui.example.com")),
+        ("http://127.0.0.1:8443", Some("http://127.0.0.1:8443")),
+        ("http://[::1]:80", Some("http://[::1]:80")),
+        ("", None),
+    ] {
+        assert_eq!(
+            ok(with(origin)).http.allow_origin.as_deref(),
+            read,
+            "{origin}"
+        );
+    }
+    assert_eq!(
+        ok(json(r#"{"storage": {"rootDirectory": "/d"}}"#))
+            .http
+            .allow_origin,
+        None
+    );
+    for origin in [
+        "x",
+        "ui.example.com",
+        "https://",
+        "https://ui.example.com/",
+        "https://ui.example.com/path",
+        "https://a.example.com, https://b.example.com",
+        "https://a\r\nSet-Cookie: x",
+        "ftp://a",
+    ] {
+        one_problem(with(origin), "http.allowOrigin", "expected");
     }
 }
 
@@ -508,7 +542,7 @@ fn wrong_values_name_their_path() {
 fn all_problems_are_collected() {
     let list = problems(json(
         r#"{"storage": {"gc": 1, "storageDriver": {}},
-            "http": {"port": "x", "auth": {"apikey": true}, "tls": {"cert": "c"}},
+            "http": {"port": "x", "auth": {"apikey": "yes"}, "tls": {"cert": "c"}},
             "log": {"level": "loud"},
             "extensions": {"foo": {}, "trust": {}},
             "bogus": true}"#,

@@ -20,11 +20,13 @@
 //!   last durable commit) and the owner has brought it back in step with the
 //!   layouts and called [`MetaStore::mark_healthy`].
 
+mod apikeys;
 mod dedupe;
 mod fault;
 mod outbox;
 mod search;
 
+pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
 pub use outbox::{OutboxEvent, Queued};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -274,6 +276,7 @@ impl MetaStore {
             txn.open_table(TIMES)?;
             search::create(&txn)?;
             dedupe::create(&txn)?;
+            apikeys::create(&txn)?;
             outbox::create(&txn)?;
         }
         txn.commit()?;

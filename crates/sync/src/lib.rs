@@ -40,7 +40,7 @@ pub use counters::{NoHooks, TaskHooks, UpstreamCounters, UpstreamCounts};
 pub use on_demand::OnDemandSync;
 pub use status::SyncStatus;
 
-pub use upstream::{RunReport, Upstream, client_options};
+pub use upstream::{RepoFilter, RunReport, Upstream, client_options};
 pub use zot_client::{ClientError, CredentialsFile};
 
 /// What stopped a repository or an image.

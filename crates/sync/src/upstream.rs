@@ -75,9 +75,15 @@ pub struct Upstream {
     pub(crate) background_retry: Option<RetryPolicy>,
     pub(crate) timeout: Duration,
     pub(crate) response_header_timeout: Duration,
+    /// Which local repositories the periodic sync writes (cluster mode:
+    /// those this member owns); `None`: all.
+    keep: Option<RepoFilter>,
     /// Runs and fetches, for metrics.
     pub counters: crate::UpstreamCounters,
 }
+
+/// Whether a local repository name is this instance's to sync.
+pub type RepoFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// The client settings of a `registries[]` entry.
 pub fn client_options(cfg: &SyncRegistry, credentials: &CredentialsFile) -> ClientOptions {
@@ -130,8 +136,16 @@ impl Upstream {
             },
             timeout: cfg.sync_timeout,
             response_header_timeout: cfg.response_header_timeout,
+            keep: None,
             counters: crate::UpstreamCounters::default(),
         })
+    }
+
+    /// Makes the periodic sync skip the repositories whose local name
+    /// `keep` refuses (in cluster mode, another member's: that member
+    /// syncs them).
+    pub fn keep_only(&mut self, keep: RepoFilter) {
+        self.keep = Some(keep);
     }
 
     /// Whether this upstream is registry `ns` (containerd's `?ns=`): one of
@@ -204,6 +218,11 @@ impl Upstream {
                     let Some(rule) = self.content.rule_for(repo) else {
                         return;
                     };
+                    if let Some(keep) = &self.keep
+                        && !rule.local_name(repo).is_some_and(|local| keep(&local))
+                    {
+                        return;
+                    }
                     hooks.queued();
                     let Ok(_permit) = permits.acquire().await else {
                         return;

@@ -1,6 +1,7 @@
 //! The `zot` binary: command line, logging, and the wiring of configuration,
 //! storage and the HTTP API. All errors end here as `anyhow` messages.
 
+mod apikey_ext;
 mod connections;
 mod events_ext;
 mod lifecycle;

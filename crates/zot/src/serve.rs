@@ -98,6 +98,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stores, routing) = crate::lifecycle::open_stores(&cfg).await?;
     let security = zot_auth::Security::from_config(&cfg.http, cfg.log.audit.as_deref())
         .context("setting up authentication")?;
+    // API keys live in the default store's metadata store (apikey_ext.rs).
+    let (security, api_keys) = crate::apikey_ext::attach(security, &routing);
     for note in crate::search_ext::notes(&cfg) {
         tracing::warn!("{note}");
     }
@@ -130,6 +132,32 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     if let Some(hook) = sync.hook.clone() {
         match std::sync::Arc::get_mut(&mut state) {
             Some(s) => s.sync = Some(hook),
+            None => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
+    if let Some(origin) = &cfg.http.allow_origin {
+        let auth = cfg.http.auth.as_ref();
+        let logins = auth.is_some_and(|a| a.htpasswd.is_some() || a.ldap.is_some() || a.apikey);
+        match (
+            zot_api::cors::Cors::new(origin, logins),
+            std::sync::Arc::get_mut(&mut state),
+        ) {
+            (Some(cors), Some(s)) => s.cors = Some(cors),
+            (None, _) => anyhow::bail!("http.allowOrigin {origin:?} cannot be a header value"),
+            (_, None) => anyhow::bail!("the API state is shared before start-up ends"),
+        }
+    }
+    if let Some(cluster) = &cfg.cluster {
+        let cluster =
+            zot_api::cluster::Cluster::new(cluster, cfg.http.port, cfg.http.tls.is_some())
+                .context("cluster mode")?;
+        tracing::info!(
+            member = %cluster.local().name,
+            members = cluster.peers().count() + 1,
+            "cluster mode: repositories of other members are proxied to them"
+        );
+        match std::sync::Arc::get_mut(&mut state) {
+            Some(s) => s.cluster = Some(cluster),
             None => anyhow::bail!("the API state is shared before start-up ends"),
         }
     }
@@ -284,6 +312,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             running = mutations.running(),
             "shutting down with mutating requests still running"
         );
+    }
+    if let Some(keys) = &api_keys {
+        crate::apikey_ext::flush(keys).await;
     }
     for registry in &registries {
         if let Err(e) = registry.flush_pulls().await {

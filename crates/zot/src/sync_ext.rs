@@ -9,7 +9,8 @@
 //! after the previous run ended. A run whose catalog cannot be read is
 //! tried again after 2 s, 4 s, ... up to `pollInterval` (zot's generator
 //! back-off). Each repository of a run holds one of the
-//! `scheduler.numWorkers` permits that GC and scrub share.
+//! `scheduler.numWorkers` permits that GC and scrub share. In cluster mode
+//! a run writes only the repositories this member owns.
 
 use std::sync::Arc;
 
@@ -93,8 +94,11 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
         if registry.urls.is_empty() {
             anyhow::bail!("extensions.sync.registries[{i}]: every URL points at this registry");
         }
-        let upstream = zot_sync::Upstream::new(&registry, &credentials)
+        let mut upstream = zot_sync::Upstream::new(&registry, &credentials)
             .with_context(|| format!("extensions.sync.registries[{i}]"))?;
+        if let Some(keep) = cluster_filter(cfg)? {
+            upstream.keep_only(keep);
+        }
         upstreams.push(Arc::new(upstream));
     }
     let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone());
@@ -111,6 +115,21 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
         status,
         hook: Some(hook),
     })
+}
+
+/// In cluster mode, the periodic sync writes only the repositories this
+/// member owns (by their local name, which is what requests are routed by;
+/// zot hashes the upstream name): each member syncs its share.
+#[cfg(feature = "sync")]
+fn cluster_filter(cfg: &Config) -> anyhow::Result<Option<zot_sync::RepoFilter>> {
+    let Some(cluster) = cfg.cluster.clone().filter(|c| c.members.len() > 1) else {
+        return Ok(None);
+    };
+    let local = zot_api::cluster::local_member(&cluster.members, cfg.http.port)?;
+    let members = cluster.members.len();
+    Ok(Some(Arc::new(move |repo: &str| {
+        zot_api::cluster::ring::owner_index(&cluster.hash_key, repo, members) == local
+    })))
 }
 
 /// Without the feature: nothing (the configuration was refused).

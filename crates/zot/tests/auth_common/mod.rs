@@ -19,7 +19,12 @@ use crate::common::{self, Client, Registry, Response};
 /// harness writes its default config; it is rewritten and the registry
 /// restarted on it (so the harness needs no security knobs of its own).
 pub fn start_secure(http: Value, log: Value) -> Registry {
-    let mut registry = Registry::start();
+    start_secure_with(common::Config::default(), http, log)
+}
+
+/// [`start_secure`] on a harness config of the test's own (extensions, ...).
+pub fn start_secure_with(config: common::Config, http: Value, log: Value) -> Registry {
+    let mut registry = Registry::start_with(config);
     registry.kill9();
     let path = registry.config_path().to_owned();
     let mut config: Value =

@@ -40,6 +40,10 @@ pub struct Config {
     pub storage: serde_json::Map<String, Value>,
     /// The `extensions` section, if any.
     pub extensions: Option<Value>,
+    /// More keys of the `http` section (`port`, `auth`, ...).
+    pub http: serde_json::Map<String, Value>,
+    /// More top-level sections (`cluster`, ...).
+    pub top: serde_json::Map<String, Value>,
 }
 
 impl Default for Config {
@@ -52,6 +56,8 @@ impl Default for Config {
             root: None,
             storage: serde_json::Map::new(),
             extensions: None,
+            http: serde_json::Map::new(),
+            top: serde_json::Map::new(),
         }
     }
 }
@@ -88,6 +94,18 @@ impl Config {
         self
     }
 
+    /// Sets one more key of the `http` section, e.g. `("port", "5000")`.
+    pub fn with_http(mut self, key: &str, value: Value) -> Self {
+        self.http.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Sets a top-level section, e.g. `("cluster", {...})`.
+    pub fn with_section(mut self, key: &str, value: Value) -> Self {
+        self.top.insert(key.to_owned(), value);
+        self
+    }
+
     fn to_json(&self, root: &Path) -> Value {
         let mut config = json!({
             "distSpecVersion": "1.1.1",
@@ -105,6 +123,12 @@ impl Config {
         }
         if let Some(extensions) = &self.extensions {
             config["extensions"] = extensions.clone();
+        }
+        for (k, v) in &self.http {
+            config["http"][k] = v.clone();
+        }
+        for (k, v) in &self.top {
+            config[k] = v.clone();
         }
         config
     }
