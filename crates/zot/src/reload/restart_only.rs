@@ -72,21 +72,6 @@ pub fn split(running: &Config, loaded: Config) -> (Config, Vec<String>) {
         &old.write_timeout,
         &mut new.write_timeout,
     );
-    keep(
-        n,
-        "http.allowOrigin",
-        &old.allow_origin,
-        &mut new.allow_origin,
-    );
-    let apikey = |h: &zot_config::HttpConfig| h.auth.as_ref().is_some_and(|a| a.apikey);
-    if apikey(old) != apikey(new) {
-        // The key store is attached at start-up.
-        n.push("http.auth.apikey".to_owned());
-        if let Some(auth) = new.auth.as_mut() {
-            auth.apikey = apikey(old);
-        }
-    }
-    keep(n, "cluster", &running.cluster, &mut next.cluster);
     keep(n, "log.output", &running.log.output, &mut next.log.output);
     keep(n, "log.audit", &running.log.audit, &mut next.log.audit);
     keep(n, "scheduler", &running.scheduler, &mut next.scheduler);
@@ -262,11 +247,11 @@ mod tests {
                 "distSpecVersion",
                 "http.address",
                 "http.port",
-                "http.readTimeout",
                 "http.allowOrigin",
-                "cluster",
+                "http.readTimeout",
                 "log.output",
                 "scheduler",
+                "cluster",
                 "storage.rootDirectory",
                 "storage.dedupe",
                 "storage.subPaths./a.rootDirectory",
