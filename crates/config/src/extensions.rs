@@ -17,7 +17,8 @@
 //!   are not validated.
 //! - An enabled `ui` needs an enabled `search` (see [`crate::search`]).
 //! - An enabled extension that is not in the list of available extensions
-//!   (by default [`AVAILABLE_EXTENSIONS`]) is a `not available in this build`
+//!   (by default [`AVAILABLE_EXTENSIONS`]; `apikey` excepted, which zot
+//!   ignores) is a `not available in this build`
 //!   problem; a disabled one is accepted whatever the build.
 
 use std::time::Duration;
@@ -277,7 +278,10 @@ pub(crate) fn parse(
             // An invalid `enable` is reported once, as such.
             (true, None) => false,
         };
-        if enabled && !available.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+        // zot accepts `extensions.apikey` and ignores it (API keys are
+        // `http.auth.apikey`); so does this build, with a note.
+        let ignored = name.eq_ignore_ascii_case("apikey");
+        if enabled && !ignored && !available.iter().any(|a| a.eq_ignore_ascii_case(name)) {
             problems.push(Problem::new(path, "not available in this build"));
         }
         let raw = if value.is_null() {

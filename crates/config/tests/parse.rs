@@ -401,6 +401,13 @@ fn extensions() {
         "extensions.trust",
         "not available in this build",
     );
+    // zot ignores an enabled `extensions.apikey` (keys are
+    // `http.auth.apikey`): accepted, whatever the build.
+    let ignored = ok(json(
+        r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"apikey": {"enable": true}}}"#,
+    ));
+    assert!(ignored.extension("apikey").is_some_and(|e| e.enabled));
+    assert!(ignored.http.auth.is_none());
     one_problem(
         json(
             r#"{"storage": {"rootDirectory": "/d"}, "extensions": {"events": {"enable": true,

@@ -93,6 +93,12 @@ pub fn notes(cfg: &Config) -> Vec<String> {
             );
         }
     }
+    if cfg.extension("apikey").is_some_and(|e| e.enabled) {
+        notes.push(
+            "extensions.apikey: ignored, as zot does; API keys are turned on by http.auth.apikey"
+                .to_owned(),
+        );
+    }
     if cfg.extension("ui").is_some_and(|e| e.enabled) {
         notes.push(
             "extensions.ui: this build serves no web UI; the API it uses (search, userprefs, mgmt) is on"
