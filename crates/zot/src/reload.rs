@@ -268,14 +268,13 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("log.level", old.log.level != new.log.level);
     check("storage", old.storage != new.storage);
-    for name in ["scrub", "lint", "metrics", "sync", "events", "search"] {
+    for name in ["scrub", "lint", "metrics", "sync", "events"] {
         let label = match name {
             "scrub" => "extensions.scrub",
             "events" => "extensions.events",
             "lint" => "extensions.lint",
             "metrics" => "extensions.metrics",
-            "sync" => "extensions.sync",
-            _ => "extensions.search.cve",
+            _ => "extensions.sync",
         };
         check(label, old.extension(name) != new.extension(name));
     }

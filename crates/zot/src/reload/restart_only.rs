@@ -12,13 +12,12 @@
 //!   as the configuration file spells it (`http.port`,
 //!   `storage.subPaths./a.rootDirectory`, `extensions.search`).
 
-use serde_json::Value;
 use zot_config::{Config, StorageConfig};
 
 /// Extensions whose sections a reload does not apply: their routes,
 /// storage options or tasks are built once at start-up. (`search` is
-/// compared without `cve`: CVE settings are read but not used by this
-/// build, and take the new value.)
+/// compared with its `cve` settings: the scanner and its database refresh
+/// are set up once at start-up, so a CVE change needs a restart too.)
 const RESTART_ONLY_EXTENSIONS: &[&str] = &["search", "ui", "mgmt", "trust", "apikey"];
 
 /// Puts `running` back into `next` when they differ, naming `key`.
@@ -151,20 +150,10 @@ fn store(names: &mut Vec<String>, at: &str, running: &StorageConfig, next: &mut 
     );
 }
 
-/// An extension section compared as a whole (`search` without its `cve`),
-/// absent and present alike; a change puts the running section back.
+/// An extension section compared as a whole, absent and present alike; a
+/// change puts the running section back.
 fn extension(names: &mut Vec<String>, running: &Config, next: &mut Config, name: &str) {
-    let comparable = |cfg: &Config| {
-        cfg.extension(name).map(|e| {
-            let mut raw = e.raw.clone();
-            if name == "search"
-                && let Value::Object(map) = &mut raw
-            {
-                map.retain(|k, _| !k.eq_ignore_ascii_case("cve"));
-            }
-            (e.enabled, raw)
-        })
-    };
+    let comparable = |cfg: &Config| cfg.extension(name).map(|e| (e.enabled, e.raw.clone()));
     if comparable(running) == comparable(next) {
         return;
     }
@@ -213,13 +202,31 @@ mod tests {
                      "ratelimit": {"rate": 10},
                      "accessControl": {"repositories": {"**": {"anonymousPolicy": ["read"]}}}},
             "log": {"level": "debug"},
-            "extensions": {"search": {"enable": true, "cve": {}}, "scrub": {"interval": "1h"},
+            "extensions": {"search": {"enable": true}, "scrub": {"interval": "1h"},
                            "metrics": {}}
         }"#,
         );
         let (next, names) = split(&running, loaded.clone());
         assert!(names.is_empty(), "{names:?}");
         assert_eq!(next, loaded);
+    }
+
+    #[test]
+    fn cve_settings_need_a_restart() {
+        let running = config(BASE);
+        let loaded = config(
+            r#"{
+            "storage": {"rootDirectory": "/srv/zot", "gc": true,
+                        "subPaths": {"/a": {"rootDirectory": "/srv/a"}}},
+            "http": {"address": "127.0.0.1", "port": "5000"},
+            "log": {"level": "info"},
+            "extensions": {"search": {"enable": true, "cve": {"updateInterval": "24h"}},
+                           "scrub": {"interval": "24h"}}
+        }"#,
+        );
+        let (next, names) = split(&running, loaded);
+        assert_eq!(names, ["extensions.search"]);
+        assert_eq!(next.extension("search"), running.extension("search"));
     }
 
     #[test]
