@@ -59,3 +59,21 @@ pub fn start(
         }
     });
 }
+
+/// Starts the database refresh alone (the scan queue is [`start`]'s): a
+/// configuration reload aborts it with the returned handle and starts
+/// another with the new settings. Aborted mid-update, the database in use
+/// stays (an update is built beside it and swapped whole).
+pub fn start_refresh(
+    scanner: &Arc<CveScanner>,
+    settings: RefreshSettings,
+    permits: &Arc<Semaphore>,
+) -> tokio::task::AbortHandle {
+    let task = tokio::spawn(refresh::run(
+        Arc::clone(scanner),
+        settings,
+        Arc::clone(permits),
+        None,
+    ));
+    task.abort_handle()
+}

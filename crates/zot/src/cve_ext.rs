@@ -46,6 +46,61 @@ pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option
     Ok(Some(CveScanner::new(stores.clone(), Arc::new(db))))
 }
 
+/// The database refresh as the configuration says: started with the
+/// scan queue, and replaced by a reload that changes the CVE settings
+/// (scanning on or off needs a restart: search is wired at start-up).
+pub struct CveSwitch {
+    scanner: Arc<CveScanner>,
+    permits: Arc<tokio::sync::Semaphore>,
+    root: std::path::PathBuf,
+    settings: zot_config::CveConfig,
+    refresh: tokio::task::AbortHandle,
+}
+
+impl CveSwitch {
+    /// Applies `cfg`'s CVE settings when they changed: the refresh running
+    /// stops (a database update under way is dropped, the one in use
+    /// stays) and one with the new source and interval starts at once.
+    pub fn replace(&mut self, cfg: &Config) {
+        let Some(settings) = settings(cfg) else {
+            return;
+        };
+        if settings == self.settings {
+            return;
+        }
+        self.refresh.abort();
+        let refresh = refresh_settings(&settings, &self.root);
+        tracing::info!(source = ?refresh.source, interval_s = refresh.interval.as_secs(), "cve: database refresh restarted with the reloaded settings");
+        self.refresh = zot_cve::start_refresh(&self.scanner, refresh, &self.permits);
+        self.settings = settings;
+    }
+}
+
+/// What the refresh of `settings` reads, and how often.
+fn refresh_settings(settings: &zot_config::CveConfig, root: &std::path::Path) -> RefreshSettings {
+    let ecosystems = settings.osv.ecosystems.clone();
+    match &settings.osv.source {
+        OsvSource::Url(u) => RefreshSettings {
+            source: zot_vulndb::Source::Url(u.clone()),
+            artifact: None,
+            ecosystems,
+            interval: settings.update_interval,
+        },
+        OsvSource::Path(p) => RefreshSettings {
+            source: zot_vulndb::Source::Path(p.into()),
+            artifact: None,
+            ecosystems,
+            interval: settings.update_interval.min(FOLDER_CHECK),
+        },
+        OsvSource::Repository(r) => RefreshSettings {
+            source: zot_vulndb::Source::Path(root.join(DB_DIR).join("artifact")),
+            artifact: Some(r.clone()),
+            ecosystems,
+            interval: settings.update_interval,
+        },
+    }
+}
+
 /// Starts the scan queue and the database refresh on `permits`, and
 /// reports to the metrics every few seconds when they are on.
 pub fn start(
@@ -54,37 +109,19 @@ pub fn start(
     stores: &zot_storage::Stores,
     permits: &Arc<tokio::sync::Semaphore>,
     recorder: &crate::metrics_ext::Recorder,
-) {
-    let Some(settings) = settings(cfg) else {
-        return;
-    };
-    let (source, interval) = match &settings.osv.source {
-        OsvSource::Url(u) => (zot_vulndb::Source::Url(u.clone()), settings.update_interval),
-        OsvSource::Path(p) => (
-            zot_vulndb::Source::Path(p.into()),
-            settings.update_interval.min(FOLDER_CHECK),
-        ),
-        OsvSource::Repository(r) => {
-            let dir = cfg.storage.root_directory.join(DB_DIR).join("artifact");
-            let refresh = RefreshSettings {
-                source: zot_vulndb::Source::Path(dir),
-                artifact: Some(r.clone()),
-                ecosystems: settings.osv.ecosystems.clone(),
-                interval: settings.update_interval,
-            };
-            zot_cve::start(scanner, stores, Some(refresh), permits, None);
-            report(scanner, recorder);
-            return;
-        }
-    };
-    let refresh = RefreshSettings {
-        source,
-        artifact: None,
-        ecosystems: settings.osv.ecosystems.clone(),
-        interval,
-    };
-    zot_cve::start(scanner, stores, Some(refresh), permits, None);
+) -> Option<CveSwitch> {
+    let settings = settings(cfg)?;
+    zot_cve::start(scanner, stores, None, permits, None);
+    let root = cfg.storage.root_directory.clone();
+    let refresh = zot_cve::start_refresh(scanner, refresh_settings(&settings, &root), permits);
     report(scanner, recorder);
+    Some(CveSwitch {
+        scanner: Arc::clone(scanner),
+        permits: Arc::clone(permits),
+        root,
+        settings,
+        refresh,
+    })
 }
 
 #[cfg(feature = "metrics")]

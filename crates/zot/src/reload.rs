@@ -95,6 +95,10 @@ pub struct Reloader {
     /// The delivery of events, when on (its sinks reload live).
     #[cfg(feature = "events")]
     pub events: Option<Arc<zot_events::Delivery>>,
+    /// The CVE database refresh, when scanning is on (its settings reload
+    /// live; scanning on or off needs a restart).
+    #[cfg(feature = "cve")]
+    pub cve: Option<crate::cve_ext::CveSwitch>,
     pub succeeded: u64,
     pub failed: u64,
 }
@@ -214,6 +218,10 @@ impl Reloader {
         if let Some(setup) = sync {
             self.sync.replace(setup);
         }
+        #[cfg(feature = "cve")]
+        if let Some(cve) = &mut self.cve {
+            cve.replace(&next);
+        }
         #[cfg(feature = "events")]
         if let (Some(events), Some(delivery)) = (events, &self.events)
             && let Err(e) = delivery.replace_sinks(&events).await
@@ -268,13 +276,14 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<&'static str> {
     );
     check("log.level", old.log.level != new.log.level);
     check("storage", old.storage != new.storage);
-    for name in ["scrub", "lint", "metrics", "sync", "events"] {
+    for name in ["scrub", "lint", "metrics", "sync", "events", "search"] {
         let label = match name {
             "scrub" => "extensions.scrub",
             "events" => "extensions.events",
             "lint" => "extensions.lint",
             "metrics" => "extensions.metrics",
-            _ => "extensions.sync",
+            "sync" => "extensions.sync",
+            _ => "extensions.search.cve",
         };
         check(label, old.extension(name) != new.extension(name));
     }

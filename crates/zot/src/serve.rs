@@ -247,9 +247,9 @@ async fn serve(
     // Vulnerability scanning: the scan queue and the database refresh,
     // on the same permits (see cve_ext.rs).
     #[cfg(feature = "cve")]
-    if let Some(scanner) = &cve {
-        crate::cve_ext::start(&cfg, scanner, &cve_stores, &lifecycle.permits, &recorder);
-    }
+    let cve = cve.as_ref().and_then(|scanner| {
+        crate::cve_ext::start(&cfg, scanner, &cve_stores, &lifecycle.permits, &recorder)
+    });
     // Periodic sync of upstream registries, on the same permits.
     let sync = crate::sync_ext::start(
         sync_handle,
@@ -283,6 +283,8 @@ async fn serve(
             stores: sync_stores,
             #[cfg(feature = "events")]
             events,
+            #[cfg(feature = "cve")]
+            cve,
             succeeded: 0,
             failed: 0,
         };

@@ -599,3 +599,54 @@ fn the_database_comes_from_an_oci_artifact_in_a_registry() {
     let fetched = registry.root().join("_zot/cve/artifact/Debian/all.zip");
     assert!(fetched.is_file(), "{} missing", fetched.display());
 }
+
+/// A configuration reload changing the CVE settings restarts the database
+/// refresh with them: the new source's records are matched without a
+/// restart and without reading layers again.
+#[test]
+fn cve_settings_reload_without_a_restart() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (first, second) = (work.path().join("first"), work.path().join("second"));
+    write_record(
+        &first,
+        &record("CVE-2099-0001", "openssl", "3.0.13-1~deb12u1", HIGH),
+    );
+    write_record(
+        &second,
+        &record("CVE-2099-0002", "zlib", "1:1.3.dfsg-1", LOW),
+    );
+    let registry = Registry::start_with(common::Config::default().with_extensions(json!({
+        "search": { "cve": { "osv": { "path": first } } },
+        "metrics": { "prometheus": { "path": "/metrics" } },
+    })));
+    let client = registry.client();
+    debian_image("amd64", "2024-01-01T00:00:00Z", "3.0.11-1~deb12u1").push(&client, "app", "1.0");
+    let findings = || ids(&cve_list(&client, "app:1.0", "")["CVEList"]);
+    wait_for("a match against the first source", || {
+        findings() == ["CVE-2099-0001"]
+    });
+    // The scan counters reach the metrics every 2 s.
+    wait_for("the scan counted", || {
+        metric(&client, "zot_cve_layers_read_total").is_some_and(|n| n > 0)
+    });
+    let layers = metric(&client, "zot_cve_layers_read_total");
+
+    // The file replaced by a rename, as an editor or a deployment does.
+    let path = registry.config_path().to_owned();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read config")).expect("config JSON");
+    config["extensions"]["search"]["cve"]["osv"]["path"] = json!(second);
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, serde_json::to_vec_pretty(&config).expect("JSON")).expect("write");
+    std::fs::rename(&staged, &path).expect("rename");
+
+    wait_for("a match against the reloaded source", || {
+        findings() == ["CVE-2099-0002"]
+    });
+    assert_eq!(metric(&client, "zot_cve_layers_read_total"), layers);
+    let logs = registry.logs();
+    assert!(
+        logs.contains("cve: database refresh restarted with the reloaded settings"),
+        "{logs}"
+    );
+}

@@ -16,8 +16,9 @@ use zot_config::{Config, StorageConfig};
 
 /// Extensions whose sections a reload does not apply: their routes,
 /// storage options or tasks are built once at start-up. (`search` is
-/// compared with its `cve` settings: the scanner and its database refresh
-/// are set up once at start-up, so a CVE change needs a restart too.)
+/// compared without `cve`, whose settings reload live — the database
+/// refresh is restarted — except turning scanning on or off: search is
+/// wired to the scanner at start-up.)
 const RESTART_ONLY_EXTENSIONS: &[&str] = &["search", "ui", "mgmt", "trust", "apikey"];
 
 /// Puts `running` back into `next` when they differ, naming `key`.
@@ -150,10 +151,23 @@ fn store(names: &mut Vec<String>, at: &str, running: &StorageConfig, next: &mut 
     );
 }
 
-/// An extension section compared as a whole, absent and present alike; a
-/// change puts the running section back.
+/// An extension section compared as a whole (`search` without its `cve`,
+/// but with whether it has one), absent and present alike; a change puts
+/// the running section back.
 fn extension(names: &mut Vec<String>, running: &Config, next: &mut Config, name: &str) {
-    let comparable = |cfg: &Config| cfg.extension(name).map(|e| (e.enabled, e.raw.clone()));
+    let comparable = |cfg: &Config| {
+        cfg.extension(name).map(|e| {
+            let mut raw = e.raw.clone();
+            let mut cve = false;
+            if name == "search"
+                && let serde_json::Value::Object(map) = &mut raw
+            {
+                cve = map.keys().any(|k| k.eq_ignore_ascii_case("cve"));
+                map.retain(|k, _| !k.eq_ignore_ascii_case("cve"));
+            }
+            (e.enabled, raw, cve)
+        })
+    };
     if comparable(running) == comparable(next) {
         return;
     }
@@ -212,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn cve_settings_need_a_restart() {
+    fn cve_settings_reload_but_turning_scanning_on_needs_a_restart() {
         let running = config(BASE);
         let loaded = config(
             r#"{
@@ -227,6 +241,19 @@ mod tests {
         let (next, names) = split(&running, loaded);
         assert_eq!(names, ["extensions.search"]);
         assert_eq!(next.extension("search"), running.extension("search"));
+        // With scanning on in both, the settings pass.
+        let on = |interval: &str| {
+            config(&format!(
+                r#"{{"storage": {{"rootDirectory": "/srv/zot", "gc": true,
+                    "subPaths": {{"/a": {{"rootDirectory": "/srv/a"}}}}}},
+                "http": {{"address": "127.0.0.1", "port": "5000"}},
+                "extensions": {{"search": {{"enable": true, "cve": {{"updateInterval": "{interval}"}}}},
+                               "scrub": {{"interval": "24h"}}}}}}"#
+            ))
+        };
+        let (next, names) = split(&on("24h"), on("48h"));
+        assert!(names.is_empty(), "{names:?}");
+        assert_eq!(next, on("48h"));
     }
 
     #[test]
