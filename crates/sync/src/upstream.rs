@@ -159,6 +159,24 @@ impl Upstream {
     }
 
     /// The platforms a rule (or, without its own, the registry) syncs.
+    /// The copy from `upstream` into `local` (in its store), with the
+    /// platforms `rule` keeps.
+    fn pair<'a>(
+        &'a self,
+        upstream: &'a str,
+        (stores, local): (&'a Stores, &'a RepoName),
+        rule: Option<&'a Rule>,
+    ) -> RepoPair<'a> {
+        RepoPair {
+            client: &self.client,
+            upstream,
+            registry: stores.for_repo(local),
+            local,
+            convert: self.convert,
+            platforms: self.platforms_of(rule),
+        }
+    }
+
     fn platforms_of<'s>(&'s self, rule: Option<&'s Rule>) -> &'s [crate::platforms::Platform] {
         match rule {
             Some(r) if !r.platforms.is_empty() => &r.platforms,
@@ -274,15 +292,7 @@ impl Upstream {
         let local: RepoName = local_name
             .parse()
             .map_err(|e| SyncError::Invalid(format!("local name {local_name:?}: {e}")))?;
-        let registry = stores.for_repo(&local);
-        let pair = RepoPair {
-            client: &self.client,
-            upstream: repo,
-            registry,
-            local: &local,
-            convert: self.convert,
-            platforms: self.platforms_of(Some(rule)),
-        };
+        let pair = self.pair(repo, (stores, &local), Some(rule));
         let tags = self.client.tags(repo).await?;
         let all: HashSet<&str> = tags.iter().map(String::as_str).collect();
         for tag in tags
@@ -364,14 +374,7 @@ impl Upstream {
         let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
-        let pair = RepoPair {
-            client: &self.client,
-            upstream: &upstream,
-            registry: stores.for_repo(local),
-            local,
-            convert: self.convert,
-            platforms: self.platforms_of(rule),
-        };
+        let pair = self.pair(&upstream, (stores, local), rule);
         if self.only_signed {
             let manifest = self
                 .client
@@ -400,14 +403,7 @@ impl Upstream {
         let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
-        let pair = RepoPair {
-            client: &self.client,
-            upstream: &upstream,
-            registry: stores.for_repo(local),
-            local,
-            convert: self.convert,
-            platforms: self.platforms_of(rule),
-        };
+        let pair = self.pair(&upstream, (stores, local), rule);
         self.copy_referrers(&pair, subject).await?;
         Ok(true)
     }
