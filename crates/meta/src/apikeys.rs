@@ -16,23 +16,15 @@
 //!   seconds of use times to a crash is harmless); a use of a key revoked
 //!   meanwhile is dropped.
 
-use redb::{Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use crate::kv::{Read, all, k2, key, read_u64, u64_bytes, under};
+use crate::{MetaStore, Result};
 
-use crate::{MAX, MetaStore, Result};
-
-/// SHA-256 of the key's secret -> (owner, id, record).
-const KEYS: TableDefinition<&[u8], (&str, &str, &[u8])> = TableDefinition::new("api_keys");
+/// SHA-256 of the key's secret -> owner, 0, id, 0, record.
+const KEYS: &str = "api_keys";
 /// (owner, id) -> SHA-256 of the key's secret.
-const KEY_IDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("api_key_ids");
+const KEY_IDS: &str = "api_key_ids";
 /// (owner, id) -> last use, seconds since the Unix epoch.
-const KEY_USES: TableDefinition<(&str, &str), u64> = TableDefinition::new("api_key_uses");
-
-pub(crate) fn create(txn: &redb::WriteTransaction) -> Result<()> {
-    txn.open_table(KEYS)?;
-    txn.open_table(KEY_IDS)?;
-    txn.open_table(KEY_USES)?;
-    Ok(())
-}
+const KEY_USES: &str = "api_key_uses";
 
 /// One stored key: its record and when it was last used (as written).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,157 +33,118 @@ pub struct ApiKeyRow {
     pub last_used: Option<u64>,
 }
 
+/// (owner, id, record) of a `KEYS` value.
+fn split(v: &[u8]) -> (String, String, Vec<u8>) {
+    let mut it = v.splitn(3, |b| *b == 0);
+    let text = |p: Option<&[u8]>| String::from_utf8_lossy(p.unwrap_or(&[])).into_owned();
+    let owner = text(it.next());
+    let id = text(it.next());
+    (owner, id, it.next().unwrap_or(&[]).to_vec())
+}
+
+fn last_used(r: &mut dyn Read, owner: &str, id: &str) -> Result<Option<u64>> {
+    Ok(r.get(KEY_USES, &k2(owner, id))?.map(|v| read_u64(&v)))
+}
+
 impl MetaStore {
     /// Stores a key of `owner` named `id` under `hash`, durably.
     pub fn put_api_key(&self, hash: &[u8], owner: &str, id: &str, record: &[u8]) -> Result<()> {
-        self.watch((|| {
-            let mut txn = self.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            {
-                txn.open_table(KEYS)?.insert(hash, (owner, id, record))?;
-                txn.open_table(KEY_IDS)?.insert((owner, id), hash)?;
-            }
-            txn.commit()?;
-            Ok(())
-        })())
+        self.write(true, |w| {
+            w.put(KEYS, hash, &key(&[owner.as_bytes(), id.as_bytes(), record]))?;
+            w.put(KEY_IDS, &k2(owner, id), hash)
+        })
     }
 
     /// The key stored under `hash`, with its owner and id.
     pub fn api_key(&self, hash: &[u8]) -> Result<Option<(String, String, ApiKeyRow)>> {
-        self.watch((|| {
-            let txn = self.db()?.begin_read()?;
-            let keys = txn.open_table(KEYS)?;
-            let Some(v) = keys.get(hash)? else {
+        self.read(|r| {
+            let Some(v) = r.get(KEYS, hash)? else {
                 return Ok(None);
             };
-            let (owner, id, record) = v.value();
-            let used = txn.open_table(KEY_USES)?;
-            let last_used = used.get((owner, id))?.map(|t| t.value());
-            Ok(Some((
-                owner.to_owned(),
-                id.to_owned(),
-                ApiKeyRow {
-                    record: record.to_vec(),
-                    last_used,
-                },
-            )))
-        })())
+            let (owner, id, record) = split(&v);
+            let last_used = last_used(r, &owner, &id)?;
+            Ok(Some((owner, id, ApiKeyRow { record, last_used })))
+        })
     }
 
     /// The key `id` of `owner`.
     pub fn api_key_by_id(&self, owner: &str, id: &str) -> Result<Option<ApiKeyRow>> {
-        self.watch((|| {
-            let txn = self.db()?.begin_read()?;
-            let ids = txn.open_table(KEY_IDS)?;
-            let Some(hash) = ids.get((owner, id))? else {
+        self.read(|r| {
+            let Some(hash) = r.get(KEY_IDS, &k2(owner, id))? else {
                 return Ok(None);
             };
-            let keys = txn.open_table(KEYS)?;
-            let Some(v) = keys.get(hash.value())? else {
+            let Some(v) = r.get(KEYS, &hash)? else {
                 return Ok(None);
             };
-            let last_used = txn
-                .open_table(KEY_USES)?
-                .get((owner, id))?
-                .map(|t| t.value());
             Ok(Some(ApiKeyRow {
-                record: v.value().2.to_vec(),
-                last_used,
+                record: split(&v).2,
+                last_used: last_used(r, owner, id)?,
             }))
-        })())
+        })
     }
 
     /// Every key of `owner`, in id order.
     pub fn api_keys_of(&self, owner: &str) -> Result<Vec<ApiKeyRow>> {
-        self.watch((|| {
-            let txn = self.db()?.begin_read()?;
-            let ids = txn.open_table(KEY_IDS)?;
-            let keys = txn.open_table(KEYS)?;
-            let uses = txn.open_table(KEY_USES)?;
+        self.read(|r| {
             let mut out = Vec::new();
-            for item in ids.range((owner, "")..(owner, MAX))? {
-                let (k, hash) = item?;
-                let (_, id) = k.value();
-                if let Some(v) = keys.get(hash.value())? {
+            for (k, hash) in all(r, KEY_IDS, &under(&[owner]))? {
+                if let Some(v) = r.get(KEYS, &hash)? {
                     out.push(ApiKeyRow {
-                        record: v.value().2.to_vec(),
-                        last_used: uses.get((owner, id))?.map(|t| t.value()),
+                        record: split(&v).2,
+                        last_used: r.get(KEY_USES, &k)?.map(|t| read_u64(&t)),
                     });
                 }
             }
             Ok(out)
-        })())
+        })
     }
 
     /// Replaces the record of the key `id` of `owner` (its hash kept),
     /// durably; `false` when there is no such key.
     pub fn replace_api_key_record(&self, owner: &str, id: &str, record: &[u8]) -> Result<bool> {
-        self.watch((|| {
-            let mut txn = self.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            let replaced = {
-                let hash = txn
-                    .open_table(KEY_IDS)?
-                    .get((owner, id))?
-                    .map(|h| h.value().to_vec());
-                match hash {
-                    Some(hash) => {
-                        txn.open_table(KEYS)?
-                            .insert(hash.as_slice(), (owner, id, record))?;
-                        true
-                    }
-                    None => false,
-                }
+        self.write(true, |w| {
+            let Some(hash) = w.get(KEY_IDS, &k2(owner, id))? else {
+                return Ok(false);
             };
-            txn.commit()?;
-            Ok(replaced)
-        })())
+            w.put(
+                KEYS,
+                &hash,
+                &key(&[owner.as_bytes(), id.as_bytes(), record]),
+            )?;
+            Ok(true)
+        })
     }
 
     /// Removes the key `id` of `owner`, durably; `false` when there is none.
     pub fn remove_api_key(&self, owner: &str, id: &str) -> Result<bool> {
-        self.watch((|| {
-            let mut txn = self.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            let removed = {
-                let mut ids = txn.open_table(KEY_IDS)?;
-                let hash = ids.remove((owner, id))?.map(|h| h.value().to_vec());
-                match hash {
-                    Some(hash) => {
-                        txn.open_table(KEYS)?.remove(hash.as_slice())?;
-                        txn.open_table(KEY_USES)?.remove((owner, id))?;
-                        true
-                    }
-                    None => false,
-                }
+        self.write(true, |w| {
+            let k = k2(owner, id);
+            let Some(hash) = w.get(KEY_IDS, &k)? else {
+                return Ok(false);
             };
-            txn.commit()?;
-            Ok(removed)
-        })())
+            w.delete(KEY_IDS, &k)?;
+            w.delete(KEYS, &hash)?;
+            w.delete(KEY_USES, &k)?;
+            Ok(true)
+        })
     }
 
     /// Records last uses `(owner, id, seconds)` in one transaction; keys
     /// no longer stored are skipped, and a time never goes back.
     pub fn record_api_key_uses(&self, uses: &[(String, String, u64)]) -> Result<()> {
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            {
-                let ids = txn.open_table(KEY_IDS)?;
-                let mut table = txn.open_table(KEY_USES)?;
-                for (owner, id, at) in uses {
-                    let key = (owner.as_str(), id.as_str());
-                    if ids.get(key)?.is_none() {
-                        continue;
-                    }
-                    let before = table.get(key)?.map_or(0, |t| t.value());
-                    if *at > before {
-                        table.insert(key, *at)?;
-                    }
+        self.write(false, |w| {
+            for (owner, id, at) in uses {
+                let k = k2(owner, id);
+                if w.get(KEY_IDS, &k)?.is_none() {
+                    continue;
+                }
+                let before = w.get(KEY_USES, &k)?.map_or(0, |t| read_u64(&t));
+                if *at > before {
+                    w.put(KEY_USES, &k, &u64_bytes(*at))?;
                 }
             }
-            txn.commit()?;
             Ok(())
-        })())
+        })
     }
 }
 

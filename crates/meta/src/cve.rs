@@ -14,49 +14,38 @@
 //!   the same digest); [`MetaStore::forget_scans`] drops those of digests
 //!   no repository holds any more.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-
+use crate::kv::{all, delete_all, key, part, read_u64, u64_bytes, under};
 use crate::{MANIFESTS, ManifestRecord, MetaStore, Result};
 
 /// manifest digest -> the scanner's record (inventory or failure).
-const SCANS: TableDefinition<&str, &[u8]> = TableDefinition::new("cve_scans");
-/// (manifest digest, database version) -> findings.
-const FINDINGS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("cve_findings");
+const SCANS: &str = "cve_scans";
+/// (manifest digest, database version as 8 big-endian bytes) -> findings.
+const FINDINGS: &str = "cve_findings";
 
-/// Creates the tables (at open).
-pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(SCANS)?;
-    txn.open_table(FINDINGS)?;
-    Ok(())
+fn findings_key(digest: &str, version: u64) -> Vec<u8> {
+    key(&[digest.as_bytes(), &u64_bytes(version)])
+}
+
+/// The database version of a findings key (its last 8 bytes).
+fn version_of(k: &[u8]) -> u64 {
+    read_u64(k.get(k.len().saturating_sub(8)..).unwrap_or(&[]))
 }
 
 impl MetaStore {
     /// Keeps the scanner's record of `digest`.
     pub fn put_scan(&self, digest: &str, record: &[u8]) -> Result<()> {
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            txn.open_table(SCANS)?.insert(digest, record)?;
-            txn.commit()?;
-            Ok(())
-        })())
+        self.write(false, |w| w.put(SCANS, digest.as_bytes(), record))
     }
 
     /// The scanner's record of `digest`, if it was scanned.
     pub fn scan(&self, digest: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(SCANS)?;
-        Ok(t.get(digest)?.map(|v| v.value().to_vec()))
+        self.read(|r| r.get(SCANS, digest.as_bytes()))
     }
 
     /// Every digest with a scanner's record.
     pub fn scanned_digests(&self) -> Result<Vec<String>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(SCANS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            out.push(row?.0.value().to_owned());
-        }
-        Ok(out)
+        let rows = self.read(|r| r.range(SCANS, b"", None, usize::MAX))?;
+        Ok(rows.into_iter().map(|(k, _)| part(&k, 0)).collect())
     }
 
     /// Keeps findings of database `version` for each digest (replacing
@@ -65,50 +54,36 @@ impl MetaStore {
         if rows.is_empty() {
             return Ok(());
         }
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            {
-                let mut t = txn.open_table(FINDINGS)?;
-                for (digest, version, bytes) in rows {
-                    let old: Vec<u64> = t
-                        .range((digest.as_str(), 0)..=(digest.as_str(), u64::MAX))?
-                        .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-                        .collect();
-                    // A slower writer of an older version never wins.
-                    if old.iter().any(|v| v > version) {
-                        continue;
-                    }
-                    for v in old {
-                        t.remove((digest.as_str(), v))?;
-                    }
-                    t.insert((digest.as_str(), *version), bytes.as_slice())?;
+        self.write(false, |w| {
+            for (digest, version, bytes) in rows {
+                let old = all(w, FINDINGS, &under(&[digest]))?;
+                // A slower writer of an older version never wins.
+                if old.iter().any(|(k, _)| version_of(k) > *version) {
+                    continue;
                 }
+                for (k, _) in old {
+                    w.delete(FINDINGS, &k)?;
+                }
+                w.put(FINDINGS, &findings_key(digest, *version), bytes)?;
             }
-            txn.commit()?;
             Ok(())
-        })())
+        })
     }
 
     /// The findings of `digest` and the database version they were made
     /// with, if any.
     pub fn findings(&self, digest: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(FINDINGS)?;
-        let last = t
-            .range((digest, 0)..=(digest, u64::MAX))?
-            .next_back()
-            .transpose()?;
-        Ok(last.map(|(k, v)| (k.value().1, v.value().to_vec())))
+        let (start, end) = under(&[digest]);
+        let last = self.read(|r| r.last(FINDINGS, &start, Some(&end)))?;
+        Ok(last.map(|(k, v)| (version_of(&k), v)))
     }
 
     /// Every manifest of every repository: (repository, record).
     pub fn all_manifests(&self) -> Result<Vec<(String, ManifestRecord)>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(MANIFESTS)?;
-        let mut out = Vec::new();
-        for row in t.iter()? {
-            let (k, v) = row?;
-            out.push((k.value().0.to_owned(), serde_json::from_slice(v.value())?));
+        let rows = self.read(|r| r.range(MANIFESTS, b"", None, usize::MAX))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
+            out.push((part(&k, 0), serde_json::from_slice(&v)?));
         }
         Ok(out)
     }
@@ -123,25 +98,13 @@ impl MetaStore {
         if gone.is_empty() {
             return Ok(0);
         }
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            {
-                let mut scans = txn.open_table(SCANS)?;
-                let mut findings = txn.open_table(FINDINGS)?;
-                for d in &gone {
-                    scans.remove(d.as_str())?;
-                    let versions: Vec<u64> = findings
-                        .range((d.as_str(), 0)..=(d.as_str(), u64::MAX))?
-                        .filter_map(|r| r.ok().map(|(k, _)| k.value().1))
-                        .collect();
-                    for v in versions {
-                        findings.remove((d.as_str(), v))?;
-                    }
-                }
+        self.write(false, |w| {
+            for d in &gone {
+                w.delete(SCANS, d.as_bytes())?;
+                delete_all(w, FINDINGS, &under(&[d]))?;
             }
-            txn.commit()?;
             Ok(())
-        })())?;
+        })?;
         Ok(gone.len())
     }
 }

@@ -16,30 +16,22 @@
 //!   every object with content (a non-empty object, or the empty blob's
 //!   own digest) and records it again.
 
+use crate::kv::Write;
 use crate::{MetaStore, Result};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use zot_oci::Digest;
 
 /// blob digest -> repository whose object holds the content.
-const ORIGINS: TableDefinition<&str, &str> = TableDefinition::new("blob_origins");
-
-pub(crate) fn create(txn: &redb::WriteTransaction) -> Result<()> {
-    txn.open_table(ORIGINS)?;
-    Ok(())
-}
+const ORIGINS: &str = "blob_origins";
 
 /// Records `repo` as the holder of `digest`'s content.
-pub(crate) fn set(txn: &redb::WriteTransaction, digest: &str, repo: &str) -> Result<()> {
-    txn.open_table(ORIGINS)?.insert(digest, repo)?;
-    Ok(())
+pub(crate) fn set(w: &mut dyn Write, digest: &str, repo: &str) -> Result<()> {
+    w.put(ORIGINS, digest.as_bytes(), repo.as_bytes())
 }
 
 /// Drops the entry of `digest` if it names `repo`.
-pub(crate) fn drop_if(txn: &redb::WriteTransaction, digest: &str, repo: &str) -> Result<()> {
-    let mut t = txn.open_table(ORIGINS)?;
-    let names_repo = t.get(digest)?.is_some_and(|v| v.value() == repo);
-    if names_repo {
-        t.remove(digest)?;
+pub(crate) fn drop_if(w: &mut dyn Write, digest: &str, repo: &str) -> Result<()> {
+    if w.get(ORIGINS, digest.as_bytes())?.as_deref() == Some(repo.as_bytes()) {
+        w.delete(ORIGINS, digest.as_bytes())?;
     }
     Ok(())
 }
@@ -48,9 +40,7 @@ impl MetaStore {
     /// The repository recorded as holding the content of `digest` on a
     /// store with placeholders (see the module documentation).
     pub fn blob_origin(&self, digest: &Digest) -> Result<Option<String>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(ORIGINS)?;
-        Ok(t.get(digest.to_string().as_str())?
-            .map(|v| v.value().to_owned()))
+        let v = self.read(|r| r.get(ORIGINS, digest.to_string().as_bytes()))?;
+        Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 }

@@ -1,63 +1,72 @@
-//! The embedded metadata store (redb): what must be answered fast without
-//! reading the OCI layouts — tags, the repository list, the manifests of each
-//! repository, referrers, and which repositories hold each blob.
+//! The metadata store: what must be answered fast without reading the OCI
+//! layouts — tags, the repository list, the manifests of each repository,
+//! referrers, and which repositories hold each blob — over an ordered
+//! key-value layer (`kv`) kept either in an embedded redb file (one
+//! process) or in Redis (shared by every instance of a scaled-out
+//! registry; `storage.remoteCache` with a redis `cacheDriver`). The logic
+//! of every table is written once, over that layer.
 //!
 //! Invariants:
-//! - The layouts on disk are the truth; this store is a cache of them. It is
+//! - The layouts are the truth; this store is a cache of them. It is
 //!   written *after* the layout it describes, so a crash can only leave it
-//!   behind the disk, never ahead of it.
-//! - Each repository row carries the fingerprint (size, mtime, inode) of the
-//!   `index.json` it was built from; at start-up a repository whose
-//!   fingerprint differs from the file on disk is rebuilt from the layout.
-//! - Commits are not fsynced (`Durability::None`): redb keeps the file
-//!   consistent, and anything lost is found stale and rebuilt. [`MetaStore::flush`],
-//!   called every few seconds and at shutdown, makes them durable, so that a
-//!   crash costs a rebuild of only the repositories changed since.
-//! - An I/O error (a full disk during a flush, say) leaves redb refusing
-//!   every later operation until it is opened again. The store then reports
-//!   itself failed ([`MetaStore::healthy`] is false) until
-//!   [`MetaStore::reopen`] has opened the file again (redb repairs it to the
-//!   last durable commit) and the owner has brought it back in step with the
-//!   layouts and called [`MetaStore::mark_healthy`].
+//!   behind the layouts, never ahead of them.
+//! - Each repository row carries the fingerprint of the `index.json` it
+//!   was built from; at start-up a repository whose fingerprint differs
+//!   from the layout's is rebuilt from the layout.
+//! - redb commits are not fsynced unless they carry an event or an API key
+//!   (`Durability::None`): redb keeps the file consistent, and anything
+//!   lost is found stale and rebuilt. [`MetaStore::flush`], called every
+//!   few seconds and at shutdown, makes them durable.
+//! - An I/O error (a full disk during a flush; Redis unreachable) leaves
+//!   the store reported failed ([`MetaStore::healthy`] is false) until
+//!   [`MetaStore::reopen`] has reached it again and the owner has brought it
+//!   back in step with the layouts and called [`MetaStore::mark_healthy`].
+//!   Such errors answer [`MetaError::is_unavailable`].
+//! - With Redis, every key starts with the configured key prefix: stores
+//!   with different prefixes on one server never see each other's rows.
 
 mod apikeys;
 mod cve;
 mod dedupe;
 mod fault;
+mod kv;
 mod outbox;
 mod search;
 mod sessions;
+mod sync_mark;
 
 pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
+pub use kv::redis_kv::RedisAddress;
 pub use outbox::{OutboxEvent, Queued};
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 pub use search::cards::SavedCard;
 pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};
 pub use search::{DigestRow, PrefList, Pull, SearchRepo, TagRow};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
 use zot_oci::image_meta::ImageMeta;
 use zot_oci::{Descriptor, Digest, RepoName};
 
+use kv::{Kv, Read, Write, all, delete_all, k2, k3, part, read_u64, under};
+
 /// repo -> fingerprint of its index.json (JSON of [`Fingerprint`]).
-const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("repos");
-/// (repo, tag) -> manifest record.
-const TAGS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("tags");
-/// (repo, digest) -> manifest record.
-const MANIFESTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("manifests");
-/// (repo, subject digest, referrer digest) -> descriptor of the referrer.
-const REFERRERS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("referrers");
-/// (blob digest, repo) -> ().
-const BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("blobs");
-/// (repo, blob digest) -> (): the same rows keyed by repository.
-const REPO_BLOBS: TableDefinition<(&str, &str), ()> = TableDefinition::new("repo_blobs");
-/// (repo, manifest digest) -> (pushed, last pulled), seconds since the Unix
-/// epoch (0: never), for retention policies. Pull times are written in
-/// batches ([`MetaStore::record_pulls`]), never one write per request.
-const TIMES: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("times");
+const REPOS: &str = "repos";
+/// (repo, tag) -> manifest record (JSON).
+const TAGS: &str = "tags";
+/// (repo, digest) -> manifest record (JSON).
+const MANIFESTS: &str = "manifests";
+/// (repo, subject digest, referrer digest) -> descriptor of the referrer (JSON).
+const REFERRERS: &str = "referrers";
+/// (blob digest, repo) -> "".
+const BLOBS: &str = "blobs";
+/// (repo, blob digest) -> "": the same rows keyed by repository.
+const REPO_BLOBS: &str = "repo_blobs";
+/// (repo, manifest digest) -> (pushed, last pulled), seconds since the
+/// Unix epoch (0: never), two big-endian u64, for retention policies. Pull
+/// times are written in batches ([`MetaStore::record_pulls`]), never one
+/// write per request.
+const TIMES: &str = "times";
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -75,15 +84,26 @@ pub enum MetaError {
     Encoding(String),
     #[error("metadata store: not open since an I/O error; it is being reopened")]
     Unavailable,
+    /// Redis answered with an error, or did not answer (`io`).
+    #[error("metadata store (redis): {message}")]
+    Remote { message: String, io: bool },
 }
 
 impl MetaError {
-    /// An I/O error of the store's file, after which redb must be reopened.
+    /// An I/O error of the store, after which it must be reopened.
     fn is_io(&self) -> bool {
         matches!(
             self,
-            MetaError::Db(redb::Error::Io(_) | redb::Error::PreviousIo) | MetaError::Unavailable
+            MetaError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
+                | MetaError::Unavailable
+                | MetaError::Remote { io: true, .. }
         )
+    }
+
+    /// The store cannot be reached (a failed disk, Redis away): the request
+    /// may succeed later (`503`), it is not a bug.
+    pub fn is_unavailable(&self) -> bool {
+        self.is_io()
     }
 }
 
@@ -157,19 +177,20 @@ pub struct Times {
     pub pulled: Option<u64>,
 }
 
-/// Page cache of the store.
-const CACHE_BYTES: usize = 8 << 20;
+fn times_value(pushed: u64, pulled: u64) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[..8].copy_from_slice(&pushed.to_be_bytes());
+    v[8..].copy_from_slice(&pulled.to_be_bytes());
+    v
+}
 
-/// Makes one attempt at opening the database file.
-type Opener = Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
+/// (pushed, pulled) of a `times` value.
+fn times_of(v: &[u8]) -> (u64, u64) {
+    (read_u64(v), read_u64(v.get(8..).unwrap_or(&[])))
+}
 
 pub struct MetaStore {
-    /// `None` only between a failed reopen and the next attempt.
-    db: RwLock<Option<Database>>,
-    path: PathBuf,
-    opener: Opener,
-    /// Whether commits were made since the last durable one.
-    dirty: AtomicBool,
+    kv: Box<dyn Kv>,
     /// An I/O error happened and the store is not back in step yet.
     failed: AtomicBool,
     /// The search tables are kept (see `search`).
@@ -178,122 +199,48 @@ pub struct MetaStore {
     outbox: outbox::OutboxState,
 }
 
-/// The open database, borrowed for the start of a transaction.
-struct Db<'a>(RwLockReadGuard<'a, Option<Database>>);
-
-impl std::ops::Deref for Db<'_> {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        match &*self.0 {
-            Some(db) => db,
-            None => unreachable!("Db is only made from an open database"),
-        }
-    }
-}
-
-/// Sorts after every name, tag and digest: the greatest char, which none contains.
-const MAX: &str = "\u{10FFFF}";
-
-fn prefix_end(s: &str) -> String {
-    format!("{s}{MAX}")
-}
-
 impl MetaStore {
-    /// Opens (or creates) the store at `path`. A file that cannot be opened
-    /// (corrupt, or of another version) is removed and created anew: it is
-    /// rebuilt from the layouts. An I/O error is returned as is.
+    /// Opens (or creates) the embedded store at `path`. A file that cannot
+    /// be opened (corrupt, or of another version) is removed and created
+    /// anew: it is rebuilt from the layouts. An I/O error is returned as is.
     pub fn open(path: &Path) -> Result<MetaStore> {
-        let file = path.to_path_buf();
-        // redb's default page cache is 1 GiB; the hot lookups are few and
-        // small, so a modest cache keeps the registry's memory flat.
-        Self::open_with(
-            path,
-            Box::new(move || {
-                Database::builder()
-                    .set_cache_size(CACHE_BYTES)
-                    .create(&file)
-            }),
-        )
+        let opener = kv::redb_kv::RedbKv::file_opener(path);
+        Ok(Self::over(Box::new(kv::redb_kv::RedbKv::open(
+            path, opener,
+        )?)))
     }
 
     /// [`MetaStore::open`], on a file whose writes fail while `switch` says
     /// so: for tests of the recovery from I/O errors.
     pub fn open_with_faults(path: &Path, switch: FaultSwitch) -> Result<MetaStore> {
-        let file = path.to_path_buf();
-        Self::open_with(
-            path,
-            Box::new(move || {
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&file)?;
-                let backend = fault::FaultyFile {
-                    inner: redb::backends::FileBackend::new(f)?,
-                    switch: switch.clone(),
-                };
-                Database::builder()
-                    .set_cache_size(CACHE_BYTES)
-                    .create_with_backend(backend)
-            }),
-        )
+        let opener = kv::redb_kv::RedbKv::faulty_opener(path, switch);
+        Ok(Self::over(Box::new(kv::redb_kv::RedbKv::open(
+            path, opener,
+        )?)))
     }
 
-    fn open_with(path: &Path, opener: Opener) -> Result<MetaStore> {
-        let db = Self::open_db(path, &opener)?;
-        Ok(MetaStore {
-            db: RwLock::new(Some(db)),
-            path: path.to_path_buf(),
-            opener,
-            dirty: AtomicBool::new(false),
+    /// The store in Redis at `address`, every key under `key_prefix`.
+    /// Nothing is sent yet: when the server cannot be reached, the first
+    /// operation fails with an error that [`MetaError::is_unavailable`]
+    /// (see [`MetaStore::probe`]).
+    pub fn open_redis(address: &RedisAddress, key_prefix: &str) -> Result<MetaStore> {
+        Ok(Self::over(Box::new(kv::redis_kv::RedisKv::connect(
+            address, key_prefix,
+        )?)))
+    }
+
+    fn over(kv: Box<dyn Kv>) -> MetaStore {
+        MetaStore {
+            kv,
             failed: AtomicBool::new(false),
             search: AtomicBool::new(false),
             outbox: outbox::OutboxState::default(),
-        })
+        }
     }
 
-    fn open_db(path: &Path, opener: &Opener) -> Result<Database> {
-        let db = match opener() {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(MetaError::InUse(path.display().to_string()));
-            }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) => {
-                return Err(redb::Error::Io(e).into());
-            }
-            Err(_) => {
-                let _ = std::fs::remove_file(path);
-                opener()?
-            }
-        };
-        let txn = db.begin_write()?;
-        {
-            txn.open_table(REPOS)?;
-            txn.open_table(TAGS)?;
-            txn.open_table(MANIFESTS)?;
-            txn.open_table(REFERRERS)?;
-            txn.open_table(BLOBS)?;
-            txn.open_table(REPO_BLOBS)?;
-            txn.open_table(TIMES)?;
-            search::create(&txn)?;
-            dedupe::create(&txn)?;
-            apikeys::create(&txn)?;
-            cve::create(&txn)?;
-            outbox::create(&txn)?;
-            sessions::create(&txn)?;
-        }
-        txn.commit()?;
-        Ok(db)
-    }
-
-    /// The open database, or `Unavailable` after a failed reopen.
-    fn db(&self) -> Result<Db<'_>> {
-        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none() {
-            return Err(MetaError::Unavailable);
-        }
-        Ok(Db(guard))
+    /// Whether other processes share this store (Redis).
+    pub fn shared(&self) -> bool {
+        self.kv.shared()
     }
 
     /// Notes an I/O error in `r`: the store is failed until reopened and
@@ -307,6 +254,24 @@ impl MetaStore {
         r
     }
 
+    /// Runs `f` over a view of committed data.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+        self.watch((|| {
+            let mut r = self.kv.read()?;
+            f(&mut *r)
+        })())
+    }
+
+    /// Runs `f` in one atomic write (it may run more than once, see `kv`).
+    fn write<T>(&self, durable: bool, mut f: impl FnMut(&mut dyn Write) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        self.watch(self.kv.write(durable, &mut |w| {
+            out = Some(f(w)?);
+            Ok(())
+        }))?;
+        out.ok_or_else(|| MetaError::Encoding("a write returned nothing".to_owned()))
+    }
+
     /// False from an I/O error until [`MetaStore::mark_healthy`].
     pub fn healthy(&self) -> bool {
         !self.failed.load(Ordering::Acquire)
@@ -314,37 +279,15 @@ impl MetaStore {
 
     /// Checks that the store can be read, noting an I/O error.
     pub fn probe(&self) -> Result<()> {
-        self.watch(self.db().and_then(|db| {
-            let txn = db.begin_read()?;
-            txn.open_table(REPOS)?;
-            Ok(())
-        }))
+        self.watch(self.kv.probe())
     }
 
-    /// Opens the file again (redb repairs it to its last durable commit;
-    /// commits made since are lost and must be found stale and rebuilt by
-    /// the owner, who then calls [`MetaStore::mark_healthy`]).
+    /// Opens the store again (redb repairs the file to its last durable
+    /// commit; commits made since are lost and must be found stale and
+    /// rebuilt by the owner, who then calls [`MetaStore::mark_healthy`];
+    /// Redis is reached again).
     pub fn reopen(&self) -> Result<()> {
-        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
-        // The old database must be closed first: it holds the file's lock,
-        // and so does a transaction of it still running on another thread
-        // (transactions outlive the guard they were begun under): give those
-        // a moment to end before calling the file in use. Runs on the
-        // blocking pool.
-        drop(db.take());
-        let mut tries = 0;
-        let reopened = loop {
-            match Self::open_db(&self.path, &self.opener) {
-                Err(MetaError::InUse(_)) if tries < 20 => {
-                    tries += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                other => break other?,
-            }
-        };
-        *db = Some(reopened);
-        self.dirty.store(false, Ordering::Release);
-        Ok(())
+        self.kv.reopen()
     }
 
     /// The store is back in step with the layouts after a [`MetaStore::reopen`].
@@ -354,26 +297,7 @@ impl MetaStore {
 
     /// Makes every commit so far durable, if there were any since the last flush.
     pub fn flush(&self) -> Result<()> {
-        if !self.dirty.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let flushed = self.watch((|| {
-            let mut txn = self.db()?.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            txn.commit()?;
-            Ok(())
-        })());
-        if flushed.is_err() {
-            self.dirty.store(true, Ordering::Release);
-        }
-        flushed
-    }
-
-    fn begin_write(&self) -> Result<redb::WriteTransaction> {
-        let mut txn = self.db()?.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        self.dirty.store(true, Ordering::Release);
-        Ok(txn)
+        self.watch(self.kv.flush())
     }
 
     /// Applies `changes` to `repo` in one transaction, registering the
@@ -381,15 +305,7 @@ impl MetaStore {
     /// A change that carries an event is committed durably (see `outbox`).
     pub fn apply(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
         let event = self.events_enabled() && outbox::carries_event(changes);
-        self.watch((|| {
-            let mut txn = self.begin_write()?;
-            if event {
-                txn.set_durability(Durability::Immediate)?;
-            }
-            self.apply_in(&txn, repo.as_str(), changes)?;
-            txn.commit()?;
-            Ok(())
-        })())?;
+        self.write(event, |w| self.apply_in(w, repo.as_str(), changes))?;
         if event {
             self.outbox.appended();
         }
@@ -400,14 +316,7 @@ impl MetaStore {
     /// layout), in one transaction. Push and pull times are history the
     /// layout does not hold: they are kept for the manifests still there.
     pub fn replace_repo(&self, repo: &RepoName, changes: &[Change]) -> Result<()> {
-        self.watch(self.replace_repo_once(repo.as_str(), changes))
-    }
-
-    fn replace_repo_once(&self, r: &str, changes: &[Change]) -> Result<()> {
-        let txn = self.begin_write()?;
-        self.replace_in(&txn, r, changes)?;
-        txn.commit()?;
-        Ok(())
+        self.write(false, |w| self.replace_in(w, repo.as_str(), changes))
     }
 
     /// [`MetaStore::replace_repo`] of several repositories in one
@@ -418,149 +327,107 @@ impl MetaStore {
         if batch.is_empty() {
             return Ok(());
         }
-        self.watch((|| {
-            let txn = self.begin_write()?;
+        self.write(false, |w| {
             for (repo, changes) in batch {
-                self.replace_in(&txn, repo.as_str(), changes)?;
+                self.replace_in(w, repo.as_str(), changes)?;
             }
-            txn.commit()?;
             Ok(())
-        })())
+        })
     }
 
-    fn replace_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
-        Self::forget_in(txn, r, false)?;
-        self.apply_in(txn, r, changes)?;
-        {
-            let manifests = txn.open_table(MANIFESTS)?;
-            let mut times = txn.open_table(TIMES)?;
-            let mut gone = Vec::new();
-            for item in times.range((r, "")..(r, MAX))? {
-                let d = item?.0.value().1.to_owned();
-                if manifests.get((r, d.as_str()))?.is_none() {
-                    gone.push(d);
-                }
-            }
-            for d in gone {
-                times.remove((r, d.as_str()))?;
+    fn replace_in(&self, w: &mut dyn Write, r: &str, changes: &[Change]) -> Result<()> {
+        Self::forget_in(w, r, false)?;
+        self.apply_in(w, r, changes)?;
+        for (k, _) in all(w, TIMES, &under(&[r]))? {
+            if w.get(MANIFESTS, &k)?.is_none() {
+                w.delete(TIMES, &k)?;
             }
         }
-        search::prune(txn, r)?;
+        search::prune(w, r)?;
         Ok(())
     }
 
-    fn apply_in(&self, txn: &redb::WriteTransaction, r: &str, changes: &[Change]) -> Result<()> {
-        let mut search_rows = search::Rows::new(txn);
+    fn apply_in(&self, w: &mut dyn Write, r: &str, changes: &[Change]) -> Result<()> {
         let mut events = Vec::new();
-        {
-            let mut repos = txn.open_table(REPOS)?;
-            let mut tags = txn.open_table(TAGS)?;
-            let mut manifests = txn.open_table(MANIFESTS)?;
-            let mut referrers = txn.open_table(REFERRERS)?;
-            let mut blobs = txn.open_table(BLOBS)?;
-            let mut repo_blobs = txn.open_table(REPO_BLOBS)?;
-            let mut times = txn.open_table(TIMES)?;
-            if repos.get(r)?.is_none() {
-                let fp = serde_json::to_vec(&Fingerprint::default())?;
-                repos.insert(r, fp.as_slice())?;
-            }
-            for change in changes {
-                search_rows.apply(r, change)?;
-                match change {
-                    Change::SetFingerprint(fp) => {
-                        repos.insert(r, serde_json::to_vec(fp)?.as_slice())?;
-                    }
-                    Change::PutManifest(rec) => {
-                        let d = rec.digest.to_string();
-                        manifests.insert((r, d.as_str()), serde_json::to_vec(rec)?.as_slice())?;
-                    }
-                    Change::RemoveManifest(d) => {
-                        manifests.remove((r, d.to_string().as_str()))?;
-                        times.remove((r, d.to_string().as_str()))?;
-                    }
-                    Change::Pushed(d, secs) => {
-                        let d = d.to_string();
-                        let pulled = times.get((r, d.as_str()))?.map_or(0, |v| v.value().1);
-                        times.insert((r, d.as_str()), (*secs, pulled))?;
-                    }
-                    Change::SetTag(tag, rec) => {
-                        tags.insert((r, tag.as_str()), serde_json::to_vec(rec)?.as_slice())?;
-                    }
-                    Change::RemoveTag(tag) => {
-                        tags.remove((r, tag.as_str()))?;
-                    }
-                    Change::PutReferrer {
-                        subject,
-                        descriptor,
-                    } => {
-                        let s = subject.to_string();
-                        let d = descriptor.digest.to_string();
-                        let v = serde_json::to_vec(descriptor)?;
-                        referrers.insert((r, s.as_str(), d.as_str()), v.as_slice())?;
-                    }
-                    Change::RemoveReferrer { subject, referrer } => {
-                        let s = subject.to_string();
-                        referrers.remove((r, s.as_str(), referrer.to_string().as_str()))?;
-                    }
-                    Change::AddBlob(d) => {
-                        let d = d.to_string();
-                        blobs.insert((d.as_str(), r), ())?;
-                        repo_blobs.insert((r, d.as_str()), ())?;
-                    }
-                    Change::RemoveBlob(d) => {
-                        let d = d.to_string();
-                        blobs.remove((d.as_str(), r))?;
-                        repo_blobs.remove((r, d.as_str()))?;
-                        dedupe::drop_if(txn, &d, r)?;
-                    }
-                    Change::HoldsContent(d) => dedupe::set(txn, &d.to_string(), r)?,
-                    Change::PutImage(_) | Change::PushedBy(..) | Change::Tagged(..) => {}
-                    Change::Event(e) => events.push(&**e),
+        if w.get(REPOS, r.as_bytes())?.is_none() {
+            let fp = serde_json::to_vec(&Fingerprint::default())?;
+            w.put(REPOS, r.as_bytes(), &fp)?;
+        }
+        for change in changes {
+            search::apply(w, r, change)?;
+            match change {
+                Change::SetFingerprint(fp) => {
+                    w.put(REPOS, r.as_bytes(), &serde_json::to_vec(fp)?)?;
                 }
+                Change::PutManifest(rec) => {
+                    let k = k2(r, &rec.digest.to_string());
+                    w.put(MANIFESTS, &k, &serde_json::to_vec(rec)?)?;
+                }
+                Change::RemoveManifest(d) => {
+                    let k = k2(r, &d.to_string());
+                    w.delete(MANIFESTS, &k)?;
+                    w.delete(TIMES, &k)?;
+                }
+                Change::Pushed(d, secs) => {
+                    let k = k2(r, &d.to_string());
+                    let pulled = w.get(TIMES, &k)?.map_or(0, |v| times_of(&v).1);
+                    w.put(TIMES, &k, &times_value(*secs, pulled))?;
+                }
+                Change::SetTag(tag, rec) => {
+                    w.put(TAGS, &k2(r, tag), &serde_json::to_vec(rec)?)?;
+                }
+                Change::RemoveTag(tag) => w.delete(TAGS, &k2(r, tag))?,
+                Change::PutReferrer {
+                    subject,
+                    descriptor,
+                } => {
+                    let k = k3(r, &subject.to_string(), &descriptor.digest.to_string());
+                    w.put(REFERRERS, &k, &serde_json::to_vec(descriptor)?)?;
+                }
+                Change::RemoveReferrer { subject, referrer } => {
+                    let k = k3(r, &subject.to_string(), &referrer.to_string());
+                    w.delete(REFERRERS, &k)?;
+                }
+                Change::AddBlob(d) => {
+                    let d = d.to_string();
+                    w.put(BLOBS, &k2(&d, r), b"")?;
+                    w.put(REPO_BLOBS, &k2(r, &d), b"")?;
+                }
+                Change::RemoveBlob(d) => {
+                    let d = d.to_string();
+                    w.delete(BLOBS, &k2(&d, r))?;
+                    w.delete(REPO_BLOBS, &k2(r, &d))?;
+                    dedupe::drop_if(w, &d, r)?;
+                }
+                Change::HoldsContent(d) => dedupe::set(w, &d.to_string(), r)?,
+                Change::PutImage(_) | Change::PushedBy(..) | Change::Tagged(..) => {}
+                Change::Event(e) => events.push(&**e),
             }
         }
-        drop(search_rows);
-        outbox::append(txn, &events, self.outbox.limit())?;
-        search::touched(txn, r, self.search_enabled())?;
+        outbox::append(w, &events, self.outbox.limit())?;
+        search::touched(w, r, self.search_enabled())?;
         Ok(())
     }
 
     /// Removes every row of `repo` (when it is gone).
     pub fn forget_repo(&self, repo: &str) -> Result<()> {
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            Self::forget_in(&txn, repo, true)?;
-            txn.commit()?;
-            Ok(())
-        })())
+        self.write(false, |w| Self::forget_in(w, repo, true))
     }
 
-    fn forget_in(txn: &redb::WriteTransaction, repo: &str, times_too: bool) -> Result<()> {
-        {
-            let mut repos = txn.open_table(REPOS)?;
-            repos.remove(repo)?;
-            let mut tags = txn.open_table(TAGS)?;
-            tags.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
-            let mut manifests = txn.open_table(MANIFESTS)?;
-            manifests.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
-            let mut referrers = txn.open_table(REFERRERS)?;
-            referrers.retain_in((repo, "", "")..(repo, MAX, ""), |_, _| false)?;
-            let mut repo_blobs = txn.open_table(REPO_BLOBS)?;
-            let mut digests = Vec::new();
-            for item in repo_blobs.range((repo, "")..(repo, MAX))? {
-                digests.push(item?.0.value().1.to_owned());
-            }
-            repo_blobs.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
-            let mut blobs = txn.open_table(BLOBS)?;
-            for d in digests {
-                blobs.remove((d.as_str(), repo))?;
-                dedupe::drop_if(txn, &d, repo)?;
-            }
-            if times_too {
-                let mut times = txn.open_table(TIMES)?;
-                times.retain_in((repo, "")..(repo, MAX), |_, _| false)?;
-                search::forget(txn, repo)?;
-            }
+    fn forget_in(w: &mut dyn Write, repo: &str, times_too: bool) -> Result<()> {
+        let range = under(&[repo]);
+        w.delete(REPOS, repo.as_bytes())?;
+        delete_all(w, TAGS, &range)?;
+        delete_all(w, MANIFESTS, &range)?;
+        delete_all(w, REFERRERS, &range)?;
+        for k in delete_all(w, REPO_BLOBS, &range)? {
+            let d = part(&k, 1);
+            w.delete(BLOBS, &k2(&d, repo))?;
+            dedupe::drop_if(w, &d, repo)?;
+        }
+        if times_too {
+            delete_all(w, TIMES, &range)?;
+            search::forget(w, repo)?;
         }
         Ok(())
     }
@@ -582,12 +449,11 @@ impl MetaStore {
 
     /// When the manifest was pushed and last pulled, as far as recorded.
     pub fn times(&self, repo: &RepoName, digest: &Digest) -> Result<Times> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(TIMES)?;
+        let v = self.read(|r| r.get(TIMES, &k2(repo.as_str(), &digest.to_string())))?;
         let known = |s: u64| (s > 0).then_some(s);
-        Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
+        Ok(match v {
             Some(v) => {
-                let (pushed, pulled) = v.value();
+                let (pushed, pulled) = times_of(&v);
                 Times {
                     pushed: known(pushed),
                     pulled: known(pulled),
@@ -598,82 +464,59 @@ impl MetaStore {
     }
 
     pub fn fingerprint(&self, repo: &str) -> Result<Option<Fingerprint>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(REPOS)?;
-        Ok(match t.get(repo)? {
-            Some(v) => Some(serde_json::from_slice(v.value())?),
-            None => None,
-        })
+        match self.read(|r| r.get(REPOS, repo.as_bytes()))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
 
-    /// The fingerprint of every repository, from one read transaction
-    /// (start-up compares them all with the layouts).
+    /// The fingerprint of every repository, from one read (start-up
+    /// compares them all with the layouts).
     pub fn fingerprints(&self) -> Result<std::collections::HashMap<String, Fingerprint>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(REPOS)?;
+        let rows = self.read(|r| r.range(REPOS, b"", None, usize::MAX))?;
         let mut out = std::collections::HashMap::new();
-        for item in t.range::<&str>(..)? {
-            let (k, v) = item?;
-            out.insert(k.value().to_owned(), serde_json::from_slice(v.value())?);
+        for (k, v) in rows {
+            out.insert(part(&k, 0), serde_json::from_slice(&v)?);
         }
         Ok(out)
     }
 
     pub fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        let txn = self.db()?.begin_read()?;
-        Ok(txn.open_table(REPOS)?.get(repo.as_str())?.is_some())
+        Ok(self
+            .read(|r| r.get(REPOS, repo.as_str().as_bytes()))?
+            .is_some())
     }
 
     /// Repositories in lexical order after `last`, at most `n` (and whether more follow).
     pub fn repos(&self, last: Option<&str>, n: usize) -> Result<(Vec<String>, bool)> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(REPOS)?;
-        let iter = match last {
-            Some(l) => {
-                t.range::<&str>((std::ops::Bound::Excluded(l), std::ops::Bound::Unbounded))?
-            }
-            None => t.range::<&str>(..)?,
-        };
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, _) = item?;
-            if out.len() == n {
-                return Ok((out, true));
-            }
-            out.push(k.value().to_owned());
-        }
-        Ok((out, false))
+        // The least key after `last`: `last` and a 0 byte (no name has one).
+        let start = last.map_or_else(Vec::new, |l| kv::key(&[l.as_bytes(), b""]));
+        let rows = self.read(|r| r.range(REPOS, &start, None, n.saturating_add(1)))?;
+        Ok(page(rows.into_iter().map(|(k, _)| part(&k, 0)), n))
     }
 
     pub fn tag(&self, repo: &RepoName, tag: &str) -> Result<Option<ManifestRecord>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(TAGS)?;
-        Ok(match t.get((repo.as_str(), tag))? {
-            Some(v) => Some(serde_json::from_slice(v.value())?),
-            None => None,
-        })
+        match self.read(|r| r.get(TAGS, &k2(repo.as_str(), tag)))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn manifest(&self, repo: &RepoName, digest: &Digest) -> Result<Option<ManifestRecord>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(MANIFESTS)?;
-        Ok(match t.get((repo.as_str(), digest.to_string().as_str()))? {
-            Some(v) => Some(serde_json::from_slice(v.value())?),
-            None => None,
-        })
+        match self.read(|r| r.get(MANIFESTS, &k2(repo.as_str(), &digest.to_string())))? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
     }
 
     /// Tags of `repo` pointing at `digest`.
     pub fn tags_of(&self, repo: &RepoName, digest: &Digest) -> Result<Vec<String>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(TAGS)?;
-        let r = repo.as_str();
+        let rows = self.read(|r| all(r, TAGS, &under(&[repo.as_str()])))?;
         let mut out = Vec::new();
-        for item in t.range((r, "")..(r, MAX))? {
-            let (k, v) = item?;
-            let rec: ManifestRecord = serde_json::from_slice(v.value())?;
+        for (k, v) in rows {
+            let rec: ManifestRecord = serde_json::from_slice(&v)?;
             if rec.digest == *digest {
-                out.push(k.value().1.to_owned());
+                out.push(part(&k, 1));
             }
         }
         Ok(out)
@@ -686,51 +529,37 @@ impl MetaStore {
         last: Option<&str>,
         n: usize,
     ) -> Result<(Vec<String>, bool)> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(TAGS)?;
         let r = repo.as_str();
-        let start = match last {
-            Some(l) => std::ops::Bound::Excluded((r, l)),
-            None => std::ops::Bound::Included((r, "")),
-        };
-        let mut out = Vec::new();
-        for item in t.range::<(&str, &str)>((start, std::ops::Bound::Excluded((r, MAX))))? {
-            let (k, _) = item?;
-            if out.len() == n {
-                return Ok((out, true));
-            }
-            out.push(k.value().1.to_owned());
-        }
-        Ok((out, false))
+        let (first, end) = under(&[r]);
+        let start = last.map_or(first, |l| kv::key(&[r.as_bytes(), l.as_bytes(), b""]));
+        let rows = self.read(|rd| rd.range(TAGS, &start, Some(&end), n.saturating_add(1)))?;
+        Ok(page(rows.into_iter().map(|(k, _)| part(&k, 1)), n))
     }
 
     pub fn referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Descriptor>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(REFERRERS)?;
-        let r = repo.as_str();
-        let s = subject.to_string();
-        let end = prefix_end(&s);
-        let mut out = Vec::new();
-        for item in t.range((r, s.as_str(), "")..(r, end.as_str(), ""))? {
-            let (_, v) = item?;
-            out.push(serde_json::from_slice(v.value())?);
+        let range = under(&[repo.as_str(), &subject.to_string()]);
+        let rows = self.read(|r| all(r, REFERRERS, &range))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (_, v) in rows {
+            out.push(serde_json::from_slice(&v)?);
         }
         Ok(out)
     }
 
     /// Repositories known to hold blob `digest`.
     pub fn blob_repos(&self, digest: &Digest) -> Result<Vec<String>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(BLOBS)?;
-        let d = digest.to_string();
-        let end = prefix_end(&d);
-        let mut out = Vec::new();
-        for item in t.range((d.as_str(), "")..(end.as_str(), ""))? {
-            let (k, _) = item?;
-            out.push(k.value().1.to_owned());
-        }
-        Ok(out)
+        let rows = self.read(|r| all(r, BLOBS, &under(&[&digest.to_string()])))?;
+        Ok(rows.into_iter().map(|(k, _)| part(&k, 1)).collect())
     }
+}
+
+/// The first `n` of `items` (which holds at most `n + 1`), and whether
+/// there were more.
+fn page(items: impl Iterator<Item = String>, n: usize) -> (Vec<String>, bool) {
+    let mut out: Vec<String> = items.collect();
+    let more = out.len() > n;
+    out.truncate(n);
+    (out, more)
 }
 
 #[cfg(test)]

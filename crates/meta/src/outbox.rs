@@ -6,6 +6,8 @@
 //! - Events are numbered from one store-wide sequence that never goes back
 //!   (the last number handed out is kept in `outbox_state`), so the order of
 //!   the numbers is the order of the changes, for every repository.
+//! - Event numbers are keys of 8 big-endian bytes, so key order is number
+//!   order.
 //! - A transaction that carries an event is committed durably (fsync) by
 //!   [`crate::MetaStore::apply`] and [`MetaStore::append_events`]: an event
 //!   of a change that was answered survives a crash of the process.
@@ -20,23 +22,20 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{
-    Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
 use serde::{Deserialize, Serialize};
 
+use crate::kv::{Write, read_u64, u64_bytes};
 use crate::{MetaStore, Result};
 
 /// Event number -> [`OutboxEvent`] (JSON).
-const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const OUTBOX: &str = "outbox";
 /// Sink name -> number of the last event it acknowledged.
-const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("outbox_cursors");
+const CURSORS: &str = "outbox_cursors";
 /// `seq` -> last number handed out; `dropped` -> events dropped at the limit.
-const STATE: TableDefinition<&str, u64> = TableDefinition::new("outbox_state");
+const STATE: &str = "outbox_state";
 
-const SEQ: &str = "seq";
-const DROPPED: &str = "dropped";
+const SEQ: &[u8] = b"seq";
+const DROPPED: &[u8] = b"dropped";
 
 /// One event as stored: everything a sink needs to send it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,35 +69,35 @@ pub(crate) struct OutboxState {
     hook: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
-/// Creates the tables (at open).
-pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(OUTBOX)?;
-    txn.open_table(CURSORS)?;
-    txn.open_table(STATE)?;
-    Ok(())
+fn get_u64(w: &mut dyn crate::kv::Read, table: &'static str, key: &[u8]) -> Result<u64> {
+    Ok(w.get(table, key)?.map_or(0, |v| read_u64(&v)))
 }
 
 /// Appends `events` in order; drops the oldest beyond `limit`.
-pub(crate) fn append(txn: &WriteTransaction, events: &[&OutboxEvent], limit: u64) -> Result<()> {
+pub(crate) fn append(w: &mut dyn Write, events: &[&OutboxEvent], limit: u64) -> Result<()> {
     if events.is_empty() || limit == 0 {
         return Ok(());
     }
-    let mut state = txn.open_table(STATE)?;
-    let mut outbox = txn.open_table(OUTBOX)?;
-    let mut seq = state.get(SEQ)?.map_or(0, |v| v.value());
+    let mut seq = get_u64(w, STATE, SEQ)?;
     for event in events {
         seq += 1;
-        outbox.insert(seq, serde_json::to_vec(event)?.as_slice())?;
+        w.put(OUTBOX, &u64_bytes(seq), &serde_json::to_vec(event)?)?;
     }
-    state.insert(SEQ, seq)?;
-    let len = outbox.len()?;
+    w.put(STATE, SEQ, &u64_bytes(seq))?;
+    let len = w.len(OUTBOX)?;
     if len > limit {
         let excess = len - limit;
-        for _ in 0..excess {
-            outbox.pop_first()?;
+        let oldest = w.range(
+            OUTBOX,
+            b"",
+            None,
+            usize::try_from(excess).unwrap_or(usize::MAX),
+        )?;
+        for (k, _) in oldest {
+            w.delete(OUTBOX, &k)?;
         }
-        let dropped = state.get(DROPPED)?.map_or(0, |v| v.value());
-        state.insert(DROPPED, dropped + excess)?;
+        let dropped = get_u64(w, STATE, DROPPED)?;
+        w.put(STATE, DROPPED, &u64_bytes(dropped + excess))?;
     }
     Ok(())
 }
@@ -145,28 +144,24 @@ impl MetaStore {
         if events.is_empty() || limit == 0 {
             return Ok(());
         }
-        self.watch((|| {
-            let mut txn = self.begin_write()?;
-            txn.set_durability(Durability::Immediate)?;
-            let refs: Vec<&OutboxEvent> = events.iter().collect();
-            append(&txn, &refs, limit)?;
-            txn.commit()?;
-            Ok(())
-        })())?;
+        let refs: Vec<&OutboxEvent> = events.iter().collect();
+        self.write(true, |w| append(w, &refs, limit))?;
         self.outbox.appended();
         Ok(())
     }
 
     /// Up to `n` events numbered after `after`, in order.
     pub fn outbox_after(&self, after: u64, n: usize) -> Result<Vec<Queued>> {
-        let txn = self.db()?.begin_read()?;
-        let t = txn.open_table(OUTBOX)?;
-        let mut out = Vec::new();
-        for item in t.range(after.saturating_add(1)..)?.take(n) {
-            let (k, v) = item?;
+        let start = u64_bytes(after.saturating_add(1));
+        if after == u64::MAX {
+            return Ok(Vec::new());
+        }
+        let rows = self.read(|r| r.range(OUTBOX, &start, None, n))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, v) in rows {
             out.push(Queued {
-                seq: k.value(),
-                event: serde_json::from_slice(v.value())?,
+                seq: read_u64(&k),
+                event: serde_json::from_slice(&v)?,
             });
         }
         Ok(out)
@@ -174,19 +169,12 @@ impl MetaStore {
 
     /// Whether event `seq` is still in the outbox (not dropped).
     pub fn outbox_contains(&self, seq: u64) -> Result<bool> {
-        let txn = self.db()?.begin_read()?;
-        Ok(txn.open_table(OUTBOX)?.get(seq)?.is_some())
+        Ok(self.read(|r| r.get(OUTBOX, &u64_bytes(seq)))?.is_some())
     }
 
     /// Events in the outbox, and events dropped at the limit so far.
     pub fn outbox_counts(&self) -> Result<(u64, u64)> {
-        let txn = self.db()?.begin_read()?;
-        let len = txn.open_table(OUTBOX)?.len()?;
-        let dropped = txn
-            .open_table(STATE)?
-            .get(DROPPED)?
-            .map_or(0, |v| v.value());
-        Ok((len, dropped))
+        self.read(|r| Ok((r.len(OUTBOX)?, get_u64(r, STATE, DROPPED)?)))
     }
 
     /// Sets the sinks events are delivered to, returning each one's cursor:
@@ -195,65 +183,62 @@ impl MetaStore {
     /// sinks no longer configured are removed, and events every sink has
     /// passed are removed.
     pub fn outbox_sinks(&self, sinks: &[String]) -> Result<Vec<u64>> {
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            let mut cursors_out = Vec::new();
-            {
-                let outbox = txn.open_table(OUTBOX)?;
-                let start = match outbox.first()? {
-                    Some((k, _)) => k.value() - 1,
-                    None => txn.open_table(STATE)?.get(SEQ)?.map_or(0, |v| v.value()),
-                };
-                drop(outbox);
-                let mut cursors = txn.open_table(CURSORS)?;
-                cursors.retain(|k, _| sinks.iter().any(|s| s == k))?;
-                for sink in sinks {
-                    let at = cursors.get(sink.as_str())?.map(|v| v.value());
-                    let at = match at {
-                        Some(at) => at,
-                        None => {
-                            cursors.insert(sink.as_str(), start)?;
-                            start
-                        }
-                    };
-                    cursors_out.push(at);
+        self.write(false, |w| {
+            let start = match w.range(OUTBOX, b"", None, 1)?.first() {
+                Some((k, _)) => read_u64(k) - 1,
+                None => get_u64(w, STATE, SEQ)?,
+            };
+            for (k, _) in w.range(CURSORS, b"", None, usize::MAX)? {
+                if !sinks.iter().any(|s| s.as_bytes() == k.as_slice()) {
+                    w.delete(CURSORS, &k)?;
                 }
             }
-            trim(&txn)?;
-            txn.commit()?;
+            let mut cursors_out = Vec::new();
+            for sink in sinks {
+                let at = match w.get(CURSORS, sink.as_bytes())? {
+                    Some(v) => read_u64(&v),
+                    None => {
+                        w.put(CURSORS, sink.as_bytes(), &u64_bytes(start))?;
+                        start
+                    }
+                };
+                cursors_out.push(at);
+            }
+            trim(w)?;
             Ok(cursors_out)
-        })())
+        })
     }
 
     /// `sink` acknowledged every event up to `seq`: moves its cursor and
     /// removes the events every sink has passed.
     pub fn outbox_ack(&self, sink: &str, seq: u64) -> Result<()> {
-        self.watch((|| {
-            let txn = self.begin_write()?;
-            {
-                let mut cursors = txn.open_table(CURSORS)?;
-                let at = cursors.get(sink)?.map_or(0, |v| v.value());
-                cursors.insert(sink, at.max(seq))?;
-            }
-            trim(&txn)?;
-            txn.commit()?;
-            Ok(())
-        })())
+        self.write(false, |w| {
+            let at = get_u64(w, CURSORS, sink.as_bytes())?;
+            w.put(CURSORS, sink.as_bytes(), &u64_bytes(at.max(seq)))?;
+            trim(w)
+        })
     }
 }
 
 /// Removes the events every sink's cursor has passed.
-fn trim(txn: &WriteTransaction) -> Result<()> {
-    let cursors = txn.open_table(CURSORS)?;
-    let mut low: Option<u64> = None;
-    for item in cursors.iter()? {
-        let v = item?.1.value();
-        low = Some(low.map_or(v, |l| l.min(v)));
-    }
+fn trim(w: &mut dyn Write) -> Result<()> {
+    let low = w
+        .range(CURSORS, b"", None, usize::MAX)?
+        .iter()
+        .map(|(_, v)| read_u64(v))
+        .min();
     let Some(low) = low else {
         return Ok(());
     };
-    let mut outbox = txn.open_table(OUTBOX)?;
-    outbox.retain_in(..=low, |_, _| false)?;
+    // Every event numbered up to `low` (keys before `low + 1`).
+    let end = u64_bytes(low.saturating_add(1));
+    let passed = if low == u64::MAX {
+        w.range(OUTBOX, b"", None, usize::MAX)?
+    } else {
+        w.range(OUTBOX, b"", Some(&end), usize::MAX)?
+    };
+    for (k, _) in passed {
+        w.delete(OUTBOX, &k)?;
+    }
     Ok(())
 }

@@ -27,57 +27,44 @@
 //! - The `indexed` mark says image records were kept for every manifest
 //!   since it was set; it is cleared when the store is opened with search
 //!   off, and the owner fills the missing records before setting it again.
+//! - Search reads ([`crate::MetaStore::search_repo`]) of a shared store
+//!   (Redis) are not one snapshot: a repository changed between two of its
+//!   reads is read again at its next generation.
 
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use zot_oci::image_meta::ImageMeta;
 use zot_oci::{Descriptor, Digest};
 
-use crate::{Change, MAX, Result};
+use crate::kv::{Read, Write, all, delete_all, k2, k3, part, read_u64, u64_bytes, under};
+use crate::{Change, Result};
 
 pub(crate) mod cards;
 pub(crate) mod codec;
 mod store;
 
-/// (repo, manifest digest) -> [`ImageMeta`] (binary, see `codec.rs`; JSON
-/// in stores written before it).
-pub(crate) const IMAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("images");
+/// (repo, manifest digest) -> [`ImageMeta`] (binary, see `codec.rs`).
+pub(crate) const IMAGES: &str = "images";
 /// (repo, manifest digest) -> the user who first pushed it.
-pub(crate) const PUSHERS: TableDefinition<(&str, &str), &str> = TableDefinition::new("pushers");
+pub(crate) const PUSHERS: &str = "pushers";
 /// (repo, tag) -> when the tag was last set, Unix nanoseconds.
-pub(crate) const TAG_TIMES: TableDefinition<(&str, &str), u64> = TableDefinition::new("tag_times");
+pub(crate) const TAG_TIMES: &str = "tag_times";
 /// (repo, manifest digest) -> manifest `GET`s counted as downloads.
-pub(crate) const DOWNLOADS: TableDefinition<(&str, &str), u64> = TableDefinition::new("downloads");
-/// (user, list, repo) -> (): a user's stars (list 0) and bookmarks (list 1).
-pub(crate) const USER_PREFS: TableDefinition<(&str, u8, &str), ()> =
-    TableDefinition::new("user_prefs");
+pub(crate) const DOWNLOADS: &str = "downloads";
+/// (user, list, repo) -> "": a user's stars (list "0") and bookmarks (list "1").
+pub(crate) const USER_PREFS: &str = "user_prefs";
 /// repo -> number of users who starred it.
-pub(crate) const STARS: TableDefinition<&str, u64> = TableDefinition::new("stars");
+pub(crate) const STARS: &str = "stars";
 /// repo -> generation (see the module documentation).
-pub(crate) const GENERATIONS: TableDefinition<&str, u64> = TableDefinition::new("generations");
+pub(crate) const GENERATIONS: &str = "generations";
 /// repo -> (generation, summary): search's summary of the repository
 /// (opaque here), valid while the repository's generation is the one
 /// stored with it (see the module documentation).
-pub(crate) const CARDS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("search_cards");
+pub(crate) const CARDS: &str = "search_cards";
 /// "seq" -> last generation handed out; "indexed" -> 1 when set.
-pub(crate) const STATE: TableDefinition<&str, u64> = TableDefinition::new("search_state");
+pub(crate) const STATE: &str = "search_state";
 
-const SEQ: &str = "seq";
-const INDEXED: &str = "indexed";
-
-/// Creates the tables (at open).
-pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(IMAGES)?;
-    txn.open_table(PUSHERS)?;
-    txn.open_table(TAG_TIMES)?;
-    txn.open_table(DOWNLOADS)?;
-    txn.open_table(USER_PREFS)?;
-    txn.open_table(STARS)?;
-    txn.open_table(GENERATIONS)?;
-    txn.open_table(CARDS)?;
-    txn.open_table(STATE)?;
-    Ok(())
-}
+const SEQ: &[u8] = b"seq";
+const INDEXED: &[u8] = b"indexed";
 
 /// A per-user list of repositories.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -87,17 +74,17 @@ pub enum PrefList {
 }
 
 impl PrefList {
-    fn code(self) -> u8 {
+    fn code(self) -> &'static str {
         match self {
-            PrefList::Starred => 0,
-            PrefList::Bookmarked => 1,
+            PrefList::Starred => "0",
+            PrefList::Bookmarked => "1",
         }
     }
 
-    fn from_code(c: u8) -> Option<PrefList> {
+    fn from_code(c: &str) -> Option<PrefList> {
         match c {
-            0 => Some(PrefList::Starred),
-            1 => Some(PrefList::Bookmarked),
+            "0" => Some(PrefList::Starred),
+            "1" => Some(PrefList::Bookmarked),
             _ => None,
         }
     }
@@ -124,7 +111,7 @@ pub struct TagRow {
     pub tagged_ns: Option<u64>,
 }
 
-/// Everything search reads about one repository, from one read transaction.
+/// Everything search reads about one repository.
 #[derive(Debug, Clone, Default)]
 pub struct SearchRepo {
     pub generation: u64,
@@ -148,182 +135,118 @@ pub struct Pull {
     pub count: u64,
 }
 
-/// The search rows of one write transaction, opened when first needed
-/// (most changes, e.g. blob placements, need none).
-pub(crate) struct Rows<'t> {
-    txn: &'t WriteTransaction,
-    open: Option<Tables<'t>>,
+/// Applies the search part of `change`, if it has one.
+pub(crate) fn apply(w: &mut dyn Write, r: &str, change: &Change) -> Result<()> {
+    match change {
+        Change::PutImage(meta) => {
+            w.put(
+                IMAGES,
+                &k2(r, &meta.digest.to_string()),
+                &codec::encode(meta),
+            )?;
+        }
+        Change::PushedBy(d, user) => {
+            let k = k2(r, &d.to_string());
+            if w.get(PUSHERS, &k)?.is_none() {
+                w.put(PUSHERS, &k, user.as_bytes())?;
+            }
+        }
+        Change::Tagged(tag, ns) => w.put(TAG_TIMES, &k2(r, tag), &u64_bytes(*ns))?,
+        Change::RemoveManifest(d) => {
+            let k = k2(r, &d.to_string());
+            w.delete(IMAGES, &k)?;
+            w.delete(PUSHERS, &k)?;
+            w.delete(DOWNLOADS, &k)?;
+        }
+        Change::RemoveTag(tag) => w.delete(TAG_TIMES, &k2(r, tag))?,
+        _ => {}
+    }
+    Ok(())
 }
 
-pub(crate) struct Tables<'t> {
-    images: redb::Table<'t, (&'static str, &'static str), &'static [u8]>,
-    pushers: redb::Table<'t, (&'static str, &'static str), &'static str>,
-    tag_times: redb::Table<'t, (&'static str, &'static str), u64>,
-    downloads: redb::Table<'t, (&'static str, &'static str), u64>,
-}
-
-impl<'t> Rows<'t> {
-    pub(crate) fn new(txn: &'t WriteTransaction) -> Rows<'t> {
-        Rows { txn, open: None }
-    }
-
-    fn tables(&mut self) -> Result<&mut Tables<'t>> {
-        if self.open.is_none() {
-            self.open = Some(Tables {
-                images: self.txn.open_table(IMAGES)?,
-                pushers: self.txn.open_table(PUSHERS)?,
-                tag_times: self.txn.open_table(TAG_TIMES)?,
-                downloads: self.txn.open_table(DOWNLOADS)?,
-            });
-        }
-        match self.open.as_mut() {
-            Some(t) => Ok(t),
-            None => unreachable!("just opened"),
-        }
-    }
-
-    /// Applies the search part of `change`, if it has one.
-    pub(crate) fn apply(&mut self, r: &str, change: &Change) -> Result<()> {
-        match change {
-            Change::PutImage(meta) => {
-                let d = meta.digest.to_string();
-                let v = codec::encode(meta);
-                self.tables()?
-                    .images
-                    .insert((r, d.as_str()), v.as_slice())?;
-            }
-            Change::PushedBy(d, user) => {
-                let d = d.to_string();
-                let t = self.tables()?;
-                if t.pushers.get((r, d.as_str()))?.is_none() {
-                    t.pushers.insert((r, d.as_str()), user.as_str())?;
-                }
-            }
-            Change::Tagged(tag, ns) => {
-                self.tables()?.tag_times.insert((r, tag.as_str()), *ns)?;
-            }
-            Change::RemoveManifest(d) => {
-                let d = d.to_string();
-                let t = self.tables()?;
-                t.images.remove((r, d.as_str()))?;
-                t.pushers.remove((r, d.as_str()))?;
-                t.downloads.remove((r, d.as_str()))?;
-            }
-            Change::RemoveTag(tag) => {
-                self.tables()?.tag_times.remove((r, tag.as_str()))?;
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// Notes that `txn` changes `repo`: with search on, gives it a new
+/// Notes that the write changes `repo`: with search on, gives it a new
 /// generation; with search off (generations stand still), drops its saved
 /// summary, which would otherwise look current.
-pub(crate) fn touched(txn: &WriteTransaction, repo: &str, search: bool) -> Result<()> {
+pub(crate) fn touched(w: &mut dyn Write, repo: &str, search: bool) -> Result<()> {
     if search {
-        let next = advance(txn)?;
-        txn.open_table(GENERATIONS)?.insert(repo, next)?;
+        let next = advance(w)?;
+        w.put(GENERATIONS, repo.as_bytes(), &u64_bytes(next))?;
     } else {
-        txn.open_table(CARDS)?.remove(repo)?;
+        w.delete(CARDS, repo.as_bytes())?;
     }
     Ok(())
 }
 
 /// Draws the next number of the store-wide sequence: the store's search
 /// version (see [`crate::MetaStore::search_version`]) moves with it.
-fn advance(txn: &WriteTransaction) -> Result<u64> {
-    let mut state = txn.open_table(STATE)?;
-    let next = state.get(SEQ)?.map_or(0, |v| v.value()) + 1;
-    state.insert(SEQ, next)?;
+fn advance(w: &mut dyn Write) -> Result<u64> {
+    let next = w.get(STATE, SEQ)?.map_or(0, |v| read_u64(&v)) + 1;
+    w.put(STATE, SEQ, &u64_bytes(next))?;
     Ok(next)
 }
 
 /// The last number drawn from the sequence (0: none yet).
-pub(crate) fn version(txn: &redb::ReadTransaction) -> Result<u64> {
-    Ok(txn.open_table(STATE)?.get(SEQ)?.map_or(0, |v| v.value()))
+pub(crate) fn version(r: &mut dyn Read) -> Result<u64> {
+    Ok(r.get(STATE, SEQ)?.map_or(0, |v| read_u64(&v)))
 }
 
 /// Removes every search row of `repo` (it is gone).
-pub(crate) fn forget(txn: &WriteTransaction, repo: &str) -> Result<()> {
-    let range = (repo, "")..(repo, MAX);
-    txn.open_table(IMAGES)?
-        .retain_in(range.clone(), |_, _| false)?;
-    txn.open_table(PUSHERS)?
-        .retain_in(range.clone(), |_, _| false)?;
-    txn.open_table(TAG_TIMES)?
-        .retain_in(range.clone(), |_, _| false)?;
-    txn.open_table(DOWNLOADS)?.retain_in(range, |_, _| false)?;
-    txn.open_table(STARS)?.remove(repo)?;
-    txn.open_table(GENERATIONS)?.remove(repo)?;
-    txn.open_table(CARDS)?.remove(repo)?;
+pub(crate) fn forget(w: &mut dyn Write, repo: &str) -> Result<()> {
+    let range = under(&[repo]);
+    for table in [IMAGES, PUSHERS, TAG_TIMES, DOWNLOADS] {
+        delete_all(w, table, &range)?;
+    }
+    w.delete(STARS, repo.as_bytes())?;
+    w.delete(GENERATIONS, repo.as_bytes())?;
+    w.delete(CARDS, repo.as_bytes())?;
     // The listing changed: the store's version moves.
-    advance(txn)?;
+    advance(w)?;
     // Keyed by user first: a repository's rows are found by a scan (rare:
     // a repository is forgotten when it is removed).
-    txn.open_table(USER_PREFS)?
-        .retain(|(_, _, r), _| r != repo)?;
+    for (k, _) in w.range(USER_PREFS, b"", None, usize::MAX)? {
+        if part(&k, 2) == repo {
+            w.delete(USER_PREFS, &k)?;
+        }
+    }
     Ok(())
 }
 
 /// After a rebuild of `repo`: drops the rows of manifests and tags the
 /// layout no longer holds (the others are kept, see the module documentation).
-pub(crate) fn prune(txn: &WriteTransaction, repo: &str) -> Result<()> {
-    let manifests = txn.open_table(crate::MANIFESTS)?;
-    let tags = txn.open_table(crate::TAGS)?;
-    prune_table(txn, IMAGES, repo, |d| {
-        Ok(manifests.get((repo, d))?.is_some())
-    })?;
-    prune_table(txn, PUSHERS, repo, |d| {
-        Ok(manifests.get((repo, d))?.is_some())
-    })?;
-    prune_table(txn, DOWNLOADS, repo, |d| {
-        Ok(manifests.get((repo, d))?.is_some())
-    })?;
-    prune_table(txn, TAG_TIMES, repo, |t| Ok(tags.get((repo, t))?.is_some()))?;
-    Ok(())
-}
-
-/// Removes the rows `(repo, x)` of `table` for which `keep(x)` is false.
-fn prune_table<V: redb::Value + 'static>(
-    txn: &WriteTransaction,
-    table: TableDefinition<(&str, &str), V>,
-    repo: &str,
-    keep: impl Fn(&str) -> Result<bool>,
-) -> Result<()> {
-    let mut t = txn.open_table(table)?;
-    let mut gone = Vec::new();
-    for item in t.range((repo, "")..(repo, MAX))? {
-        let second = item?.0.value().1.to_owned();
-        if !keep(&second)? {
-            gone.push(second);
+pub(crate) fn prune(w: &mut dyn Write, repo: &str) -> Result<()> {
+    let range = under(&[repo]);
+    for (table, of) in [
+        (IMAGES, crate::MANIFESTS),
+        (PUSHERS, crate::MANIFESTS),
+        (DOWNLOADS, crate::MANIFESTS),
+        (TAG_TIMES, crate::TAGS),
+    ] {
+        for (k, _) in all(w, table, &range)? {
+            if w.get(of, &k)?.is_none() {
+                w.delete(table, &k)?;
+            }
         }
     }
-    for second in gone {
-        t.remove((repo, second.as_str()))?;
-    }
     Ok(())
 }
 
-pub(crate) fn indexed(txn: &redb::ReadTransaction) -> Result<bool> {
-    Ok(txn.open_table(STATE)?.get(INDEXED)?.is_some())
+pub(crate) fn indexed(r: &mut dyn Read) -> Result<bool> {
+    Ok(r.get(STATE, INDEXED)?.is_some())
 }
 
-pub(crate) fn set_indexed(txn: &WriteTransaction, on: bool) -> Result<()> {
-    let mut state = txn.open_table(STATE)?;
+pub(crate) fn set_indexed(w: &mut dyn Write, on: bool) -> Result<()> {
     if on {
-        state.insert(INDEXED, 1)?;
+        w.put(STATE, INDEXED, &u64_bytes(1))
     } else {
-        state.remove(INDEXED)?;
+        w.delete(STATE, INDEXED)
     }
-    Ok(())
 }
 
-pub(crate) fn decode_pref(code: u8) -> Option<PrefList> {
+/// The key of a user's list entry.
+pub(crate) fn pref_key(user: &str, list: PrefList, repo: &str) -> Vec<u8> {
+    k3(user, list.code(), repo)
+}
+
+pub(crate) fn decode_pref(code: &str) -> Option<PrefList> {
     PrefList::from_code(code)
-}
-
-pub(crate) fn pref_code(list: PrefList) -> u8 {
-    list.code()
 }

@@ -10,72 +10,63 @@
 //! - Puts and deletes are committed durably (fsync): a session survives a
 //!   crash, and a logout is not undone by one.
 //! - Keys and values are opaque here (the auth crate names and seals them).
+//!   A row's value is the expiry (8 big-endian bytes) then the value.
 
-use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction};
-
+use crate::kv::{read_u64, u64_bytes};
 use crate::{MetaStore, Result};
 
 /// Key -> (expiry, value).
-const SESSIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("sessions");
+const SESSIONS: &str = "sessions";
 
-pub(crate) fn create(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(SESSIONS)?;
-    Ok(())
+/// The value of a row unless expired at `now`.
+fn live(row: &[u8], now: u64) -> Option<Vec<u8>> {
+    (read_u64(row) > now).then(|| row.get(8..).unwrap_or(&[]).to_vec())
 }
 
 impl MetaStore {
     /// Stores `value` under `key` until `expires` (seconds since the epoch),
     /// durably (a login is rare; a session must survive a crash).
     pub fn session_put(&self, key: &str, value: &[u8], expires: u64) -> Result<()> {
-        let txn = self.db()?.begin_write()?;
-        txn.open_table(SESSIONS)?.insert(key, (expires, value))?;
-        self.watch(txn.commit().map_err(Into::into))
+        let mut row = u64_bytes(expires).to_vec();
+        row.extend_from_slice(value);
+        self.write(true, |w| w.put(SESSIONS, key.as_bytes(), &row))
     }
 
     /// The value under `key`, unless absent or expired at `now`.
     pub fn session_get(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>> {
-        let txn = self.db()?.begin_read()?;
-        let table = txn.open_table(SESSIONS)?;
-        let found = table.get(key)?.and_then(|v| {
-            let (expires, value) = v.value();
-            (expires > now).then(|| value.to_vec())
-        });
-        Ok(found)
+        let row = self.read(|r| r.get(SESSIONS, key.as_bytes()))?;
+        Ok(row.and_then(|row| live(&row, now)))
     }
 
     /// Removes `key` and returns its value, unless it was absent or expired.
     pub fn session_take(&self, key: &str, now: u64) -> Result<Option<Vec<u8>>> {
-        let txn = self.begin_write()?;
-        let found = {
-            let mut table = txn.open_table(SESSIONS)?;
-            table.remove(key)?.and_then(|v| {
-                let (expires, value) = v.value();
-                (expires > now).then(|| value.to_vec())
-            })
-        };
-        self.watch(txn.commit().map_err(Into::into))?;
-        Ok(found)
+        self.write(true, |w| {
+            let row = w.get(SESSIONS, key.as_bytes())?;
+            if row.is_some() {
+                w.delete(SESSIONS, key.as_bytes())?;
+            }
+            Ok(row.and_then(|row| live(&row, now)))
+        })
     }
 
     /// Removes `key` (absent is fine), durably: a logout must not come
     /// back after a crash.
     pub fn session_delete(&self, key: &str) -> Result<()> {
-        let txn = self.db()?.begin_write()?;
-        txn.open_table(SESSIONS)?.remove(key)?;
-        self.watch(txn.commit().map_err(Into::into))
+        self.write(true, |w| w.delete(SESSIONS, key.as_bytes()))
     }
 
     /// Removes every record expired at `now`; returns how many.
     pub fn session_purge(&self, now: u64) -> Result<usize> {
-        let txn = self.begin_write()?;
-        let removed = {
-            let mut table = txn.open_table(SESSIONS)?;
-            let before = table.len()?;
-            table.retain(|_, (expires, _)| expires > now)?;
-            before.saturating_sub(table.len()?)
-        };
-        self.watch(txn.commit().map_err(Into::into))?;
-        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+        self.write(true, |w| {
+            let mut removed = 0;
+            for (k, v) in w.range(SESSIONS, b"", None, usize::MAX)? {
+                if read_u64(&v) <= now {
+                    w.delete(SESSIONS, &k)?;
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
     }
 }
 
