@@ -33,6 +33,9 @@ pub enum ErrorCode {
     NotFound,
     /// A cluster member that owns the repository cannot be reached.
     Unavailable,
+    /// The metadata store cannot be reached (Redis away, a failed disk):
+    /// the request may work again later.
+    MetadataUnavailable,
     Unknown,
 }
 
@@ -142,6 +145,11 @@ impl ErrorCode {
                 StatusCode::BAD_GATEWAY,
                 "a cluster member is unavailable",
             ),
+            MetadataUnavailable => (
+                "UNAVAILABLE",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the metadata store is unavailable; retry later",
+            ),
             Unknown => (
                 "UNKNOWN",
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -248,6 +256,10 @@ impl From<StorageError> for ApiError {
             }
             StorageError::NameUnknown => ApiError::new(NameUnknown),
             StorageError::Body(m) => ApiError::msg(BlobUploadInvalid, format!("request body: {m}")),
+            StorageError::Meta(ref m) if m.is_unavailable() => {
+                tracing::warn!(error = %e, "metadata store unavailable");
+                ApiError::new(MetadataUnavailable).header(header::RETRY_AFTER, "5".to_owned())
+            }
             StorageError::Io(_) | StorageError::Meta(_) => {
                 tracing::error!(error = %e, "internal storage error");
                 ApiError::new(Unknown)

@@ -409,11 +409,12 @@ fn probes(state: &AppState, path: &str, method: &Method) -> Response {
         "/readyz" | "/startupz" if !state.ready.load(Ordering::Relaxed) => {
             (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
         }
-        // A metadata store failed by an I/O error answers every write with
-        // 500 until it is recovered: not ready meanwhile.
+        // A metadata store failed by an I/O error (or Redis away) answers
+        // requests needing it with 503 until it is recovered: not ready
+        // meanwhile.
         "/readyz" if !state.stores.distinct().iter().all(|s| s.metadata_healthy()) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "metadata store unusable after an I/O error; recovering",
+            "metadata store unusable after an I/O error (or unreachable); recovering",
         )
             .into_response(),
         "/readyz" | "/startupz" => (StatusCode::OK, "ok").into_response(),

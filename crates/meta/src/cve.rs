@@ -108,27 +108,3 @@ impl MetaStore {
         Ok(gone.len())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::MetaStore;
-
-    #[test]
-    fn findings_keep_one_version_per_digest() -> crate::Result<()> {
-        let dir = tempfile::tempdir().map_err(redb::Error::Io)?;
-        let store = MetaStore::open(&dir.path().join("meta.redb"))?;
-        assert_eq!(store.findings("sha256:a")?, None);
-        store.put_scan("sha256:a", b"inv")?;
-        store.put_findings(&[("sha256:a".into(), 1, b"one".to_vec())])?;
-        store.put_findings(&[("sha256:a".into(), 2, b"two".to_vec())])?;
-        store.put_findings(&[("sha256:a".into(), 1, b"late".to_vec())])?;
-        store.put_findings(&[("sha256:ab".into(), 1, b"other".to_vec())])?;
-        assert_eq!(store.findings("sha256:a")?, Some((2, b"two".to_vec())));
-        assert_eq!(store.scan("sha256:a")?, Some(b"inv".to_vec()));
-        assert_eq!(store.forget_scans(|d| d != "sha256:a")?, 1);
-        assert_eq!(store.findings("sha256:a")?, None);
-        assert_eq!(store.scan("sha256:a")?, None);
-        assert_eq!(store.findings("sha256:ab")?, Some((1, b"other".to_vec())));
-        Ok(())
-    }
-}

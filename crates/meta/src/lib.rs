@@ -575,60 +575,6 @@ mod tests {
     }
 
     #[test]
-    fn tags_repos_and_blobs() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = MetaStore::open(&dir.path().join("m.redb")).unwrap();
-        let a: RepoName = "a".parse().unwrap();
-        let ab: RepoName = "a/b".parse().unwrap();
-        for t in ["v3", "v1", "v2"] {
-            m.apply(
-                &a,
-                &[
-                    Change::PutManifest(rec(1)),
-                    Change::SetTag(t.into(), rec(1)),
-                ],
-            )
-            .unwrap();
-        }
-        m.apply(
-            &ab,
-            &[
-                Change::SetTag("x".into(), rec(2)),
-                Change::AddBlob(rec(2).digest),
-            ],
-        )
-        .unwrap();
-        assert_eq!(
-            m.tags(&a, None, 10).unwrap(),
-            (vec!["v1".into(), "v2".into(), "v3".into()], false)
-        );
-        assert_eq!(
-            m.tags(&a, None, 2).unwrap(),
-            (vec!["v1".into(), "v2".into()], true)
-        );
-        assert_eq!(
-            m.tags(&a, Some("v1"), 5).unwrap(),
-            (vec!["v2".into(), "v3".into()], false)
-        );
-        assert_eq!(m.tags(&ab, None, 5).unwrap().0, vec!["x".to_string()]);
-        assert_eq!(
-            m.repos(None, 10).unwrap().0,
-            vec!["a".to_string(), "a/b".to_string()]
-        );
-        assert_eq!(m.repos(Some("a"), 10).unwrap().0, vec!["a/b".to_string()]);
-        assert_eq!(m.tag(&a, "v2").unwrap(), Some(rec(1)));
-        assert_eq!(m.tags_of(&a, &rec(1).digest).unwrap().len(), 3);
-        assert_eq!(
-            m.blob_repos(&rec(2).digest).unwrap(),
-            vec!["a/b".to_string()]
-        );
-        m.forget_repo("a/b").unwrap();
-        assert!(m.blob_repos(&rec(2).digest).unwrap().is_empty());
-        assert_eq!(m.repos(None, 10).unwrap().0, vec!["a".to_string()]);
-        assert_eq!(m.tags(&a, None, 10).unwrap().0.len(), 3);
-    }
-
-    #[test]
     fn an_io_error_is_recovered_by_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let switch = FaultSwitch::default();
@@ -662,41 +608,5 @@ mod tests {
         assert_eq!(m.tag(&a, "v3").unwrap(), Some(rec(3)));
         m.probe().unwrap();
         assert!(m.healthy());
-    }
-
-    #[test]
-    fn referrers() {
-        let dir = tempfile::tempdir().unwrap();
-        let m = MetaStore::open(&dir.path().join("m.redb")).unwrap();
-        let a: RepoName = "a".parse().unwrap();
-        let subject = rec(9).digest;
-        let desc = Descriptor {
-            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-            digest: rec(1).digest,
-            size: 1,
-            artifact_type: Some("x/y".into()),
-            annotations: None,
-            platform: None,
-            urls: None,
-        };
-        m.apply(
-            &a,
-            &[Change::PutReferrer {
-                subject: subject.clone(),
-                descriptor: desc.clone(),
-            }],
-        )
-        .unwrap();
-        assert_eq!(m.referrers(&a, &subject).unwrap(), vec![desc.clone()]);
-        assert!(m.referrers(&a, &rec(1).digest).unwrap().is_empty());
-        m.apply(
-            &a,
-            &[Change::RemoveReferrer {
-                subject: subject.clone(),
-                referrer: desc.digest,
-            }],
-        )
-        .unwrap();
-        assert!(m.referrers(&a, &subject).unwrap().is_empty());
     }
 }

@@ -69,25 +69,3 @@ impl MetaStore {
         })
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn put_get_take_expire() -> Result<()> {
-        let dir = tempfile::tempdir().map_err(|e| crate::MetaError::Encoding(e.to_string()))?;
-        let store = MetaStore::open(&dir.path().join("meta.db"))?;
-        store.session_put("a", b"one", 100)?;
-        store.session_put("b", b"two", 50)?;
-        assert_eq!(store.session_get("a", 10)?, Some(b"one".to_vec()));
-        assert_eq!(store.session_get("b", 60)?, None, "expired");
-        assert_eq!(store.session_take("a", 10)?, Some(b"one".to_vec()));
-        assert_eq!(store.session_take("a", 10)?, None, "taken once");
-        store.session_put("c", b"three", 100)?;
-        assert_eq!(store.session_purge(60)?, 1);
-        store.session_delete("c")?;
-        assert_eq!(store.session_get("c", 10)?, None);
-        Ok(())
-    }
-}

@@ -23,6 +23,7 @@ pub mod retention;
 mod s3;
 mod scrub;
 mod search;
+mod shared_meta;
 mod stats;
 mod stores;
 mod upload_limits;
@@ -40,11 +41,13 @@ pub use manifests::{PushedManifest, TagPolicy};
 pub use registry::{ManifestListener, Options, Registry, SyncReport};
 pub use s3::{S3Backend, S3Options};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
+pub use shared_meta::{Layouts, open_with_meta};
 pub use stats::{LOCK_WAIT_BUCKETS, LockKind, LockWaits, StorageStats};
 pub use stores::Stores;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
-    Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, SearchRepo, Times,
+    Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
+    SearchRepo, Times,
 };
 
 use std::sync::Arc;

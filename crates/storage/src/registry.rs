@@ -647,6 +647,9 @@ impl Registry {
             .await
             .map_err(std::io::Error::other)??;
         self.sync_from_disk().await?;
+        if self.meta.shared() {
+            self.meta.set_synced_mark()?;
+        }
         self.meta.flush()?;
         self.meta.mark_healthy();
         tracing::warn!(

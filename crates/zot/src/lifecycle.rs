@@ -124,7 +124,11 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
         };
         let (root, commit) = (settings.root_directory.clone(), settings.commit);
         let driver = settings.storage_driver.clone();
+        let shared = settings.cache_driver.clone();
         async move {
+            if let Some(zot_config::CacheDriver::Redis(target)) = shared {
+                return open_shared(&root, commit, driver.as_ref(), &target, options).await;
+            }
             match driver {
                 // The layouts in the bucket; the metadata store under `root`.
                 Some(s3) => {
@@ -171,12 +175,6 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
                 "storage.cacheDriver is ignored: remoteCache is false (the metadata stays under rootDirectory)"
             );
         }
-        if let Some(zot_config::CacheDriver::Redis(target)) = &settings.cache_driver {
-            anyhow::bail!(
-                "store {name}: the shared metadata store in Redis ({}) is not wired into this build yet",
-                target.describe()
-            );
-        }
         let (registry, report) = open(settings).await?;
         tracing::info!(
             store = name,
@@ -220,6 +218,36 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
         }
     }
     Ok((stores, routing))
+}
+
+/// A store whose metadata lives in Redis (see `redis_meta.rs`).
+async fn open_shared(
+    root: &std::path::Path,
+    commit: bool,
+    driver: Option<&zot_config::S3Config>,
+    target: &zot_config::RedisTarget,
+    options: zot_storage::Options,
+) -> anyhow::Result<(zot_storage::Registry, zot_storage::SyncReport)> {
+    let address = crate::redis_meta::address(target)?;
+    tracing::info!(redis = %target.describe(), "metadata in the shared store");
+    let meta = zot_storage::MetaStore::open_redis(&address, &target.key_prefix)
+        .with_context(|| format!("opening the shared metadata store {}", target.describe()))?;
+    let s3_options = zot_storage::S3Options::default();
+    let layouts = match driver {
+        Some(s3) => zot_storage::Layouts::S3 {
+            driver: s3,
+            options: &s3_options,
+        },
+        None => zot_storage::Layouts::Local { root, commit },
+    };
+    zot_storage::open_with_meta(layouts, meta, options)
+        .await
+        .with_context(|| {
+            format!(
+                "opening storage with the shared metadata store {}",
+                target.describe()
+            )
+        })
 }
 
 /// The GC settings of one store.

@@ -13,6 +13,7 @@ mod metrics_ext;
 mod metrics_sampler;
 #[cfg(feature = "metrics")]
 mod metrics_sources;
+mod redis_meta;
 mod reload;
 #[cfg(feature = "cve")]
 mod scan_cmd;

@@ -1,0 +1,106 @@
+//! The shared metadata store of a store with `remoteCache` and a redis
+//! `cacheDriver`: the connection settings of `zot_config::RedisTarget`
+//! turned into what `zot_meta` opens.
+//!
+//! Invariants:
+//! - One server (`redis://`) is built; TLS (`rediss://`), Redis Cluster and
+//!   sentinel settings are read by the configuration but refused here by
+//!   name, at start-up, rather than served by something else.
+//! - The password comes from `passwordfile` (its first line) when given,
+//!   else from the configuration; it is only ever put in the URL handed to
+//!   the client, never logged.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use zot_config::{RedisMode, RedisTarget};
+use zot_storage::RedisAddress;
+
+/// go-redis's default dial timeout.
+const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
+/// go-redis's default read and write timeouts.
+const DEFAULT_IO: Duration = Duration::from_secs(3);
+
+/// Percent-encodes `s` for a URL's user info.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where and how to reach `target`.
+pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
+    match &target.mode {
+        RedisMode::Single => {}
+        RedisMode::Cluster => bail!(
+            "storage.cacheDriver: a Redis Cluster ({}) is not supported by this build's shared metadata store (use one server)",
+            target.addrs.join(",")
+        ),
+        RedisMode::Sentinel { master_name } => bail!(
+            "storage.cacheDriver: sentinels (master {master_name}) are not supported by this build's shared metadata store (use one server)"
+        ),
+    }
+    if target.tls {
+        bail!(
+            "storage.cacheDriver: rediss:// (TLS) is not supported by this build's shared metadata store"
+        );
+    }
+    let password = match &target.password_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| {
+                format!(
+                    "reading storage.cacheDriver.passwordfile {}",
+                    file.display()
+                )
+            })?;
+            Some(text.lines().next().unwrap_or("").to_owned())
+        }
+        None => target.password.clone(),
+    };
+    let user = match (&target.username, &password) {
+        (Some(u), Some(p)) => format!("{}:{}@", encode(u), encode(p)),
+        (None, Some(p)) => format!(":{}@", encode(p)),
+        (Some(u), None) => format!("{}@", encode(u)),
+        (None, None) => String::new(),
+    };
+    let Some(addr) = target.addrs.first() else {
+        bail!("storage.cacheDriver: no address");
+    };
+    let io = match (target.read_timeout, target.write_timeout) {
+        (Some(r), Some(w)) => r.max(w),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => DEFAULT_IO,
+    };
+    Ok(RedisAddress {
+        url: format!("redis://{user}{addr}/{}", target.db),
+        connect_timeout: target.dial_timeout.unwrap_or(DEFAULT_CONNECT),
+        io_timeout: io,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_encoded_and_other_modes_refused() {
+        let mut t = RedisTarget::single("h:6379", "zot");
+        t.username = Some("u@x".into());
+        t.password = Some("p:w/".into());
+        t.db = 2;
+        let a = address(&t).expect("one server");
+        assert_eq!(a.url, "redis://u%40x:p%3Aw%2F@h:6379/2");
+        assert!(!format!("{a:?}").contains("p%3A"), "not shown");
+        t.mode = RedisMode::Cluster;
+        assert!(address(&t).is_err());
+        t.mode = RedisMode::Single;
+        t.tls = true;
+        assert!(address(&t).is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! Scale-out with a shared metadata store: two `zot serve` processes with
+//! one configuration (S3 layouts in one SeaweedFS bucket, metadata in one
+//! `redis-server`, `storage.cacheDriver`), both started by the test.
+//! A push through A is pullable by tag through B at once; tag lists and
+//! catalogs are the same on both; a delete through B is gone on A; with
+//! Redis stopped, requests needing metadata answer `503 UNAVAILABLE`,
+//! and once it is back both serve again without a restart.
+
+mod common;
+
+#[path = "../../storage/tests/s3_common/seaweed.rs"]
+mod seaweed;
+
+#[path = "../../meta/tests/redis_common/mod.rs"]
+mod redis_common;
+
+use std::time::{Duration, Instant};
+
+use common::fixtures;
+use common::registry::Config;
+use common::{Client, Registry};
+use serde_json::json;
+
+fn config(s3: serde_json::Value, redis_url: &str) -> Config {
+    Config::default()
+        .with_storage("storageDriver", s3)
+        // remoteCache is true by default for S3 with dedupe (as zot).
+        .with_storage(
+            "cacheDriver",
+            json!({"name": "redis", "url": redis_url, "keyprefix": "e2e"}),
+        )
+}
+
+fn body(client: &Client, path: &str) -> String {
+    let r = client.get(path);
+    r.expect_status(200, path);
+    r.text()
+}
+
+/// Waits (polling) until `f` holds, or panics after `limit`.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_instances_share_one_bucket_and_one_redis() {
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let mut redis = redis_common::RedisServer::start();
+    let a = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let b = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let (ca, cb) = (a.client(), b.client());
+    let repo = "scale/app";
+
+    let image = fixtures::image(
+        ("linux", "amd64"),
+        &[vec![("etc/motd", b"shared metadata\n".to_vec())]],
+        false,
+    );
+    image.push(&ca, repo, "1.0");
+
+    // Through B at once: by tag, the same manifest and blobs.
+    let got = cb.get_manifest(repo, "1.0");
+    got.expect_status(200, "B: manifest by tag pushed through A");
+    assert_eq!(got.body, image.manifest.bytes);
+    assert_eq!(
+        got.header("docker-content-digest"),
+        Some(image.manifest.digest.as_str())
+    );
+    for blob in image.blobs() {
+        let r = cb.get(&format!("/v2/{repo}/blobs/{}", blob.digest));
+        r.expect_status(200, "B: blob pushed through A");
+        assert!(r.body == blob.bytes, "blob {} differs", blob.digest);
+    }
+
+    // A second tag through B; both list the same tags and catalog.
+    image.push(&cb, repo, "2.0");
+    let other = fixtures::image(("linux", "arm64"), &[vec![("x", b"y".to_vec())]], false);
+    other.push(&cb, "scale/other", "latest");
+    for path in [format!("/v2/{repo}/tags/list"), "/v2/_catalog".to_owned()] {
+        assert_eq!(body(&ca, &path), body(&cb, &path), "{path}");
+    }
+    assert_eq!(
+        body(&ca, &format!("/v2/{repo}/tags/list")),
+        json!({"name": repo, "tags": ["1.0", "2.0"]}).to_string()
+    );
+    let catalog: serde_json::Value = ca.get("/v2/_catalog").json();
+    assert_eq!(catalog["repositories"], json!(["scale/app", "scale/other"]));
+
+    // Deleted through B: gone on A at once.
+    cb.request(
+        "DELETE",
+        &format!("/v2/scale/other/manifests/{}", other.manifest.digest),
+        &[],
+        None,
+    )
+    .expect_status(202, "DELETE through B");
+    ca.get_manifest("scale/other", "latest").expect_oci_error(
+        404,
+        "MANIFEST_UNKNOWN",
+        "A: deleted through B",
+    );
+    ca.get_manifest("scale/other", &other.manifest.digest)
+        .expect_oci_error(404, "MANIFEST_UNKNOWN", "A: deleted through B, by digest");
+
+    // Redis away: requests needing metadata answer 503 with an OCI error.
+    redis.stop();
+    for c in [&ca, &cb] {
+        c.get_manifest(repo, "1.0").expect_oci_error(
+            503,
+            "UNAVAILABLE",
+            "manifest by tag, Redis stopped",
+        );
+        c.get("/v2/_catalog")
+            .expect_oci_error(503, "UNAVAILABLE", "catalog, Redis stopped");
+    }
+    eventually(Duration::from_secs(20), "/readyz reports it", || {
+        ca.get("/readyz").status == 503
+    });
+
+    // Back: both serve again without a restart, data intact.
+    redis.restart();
+    for c in [&ca, &cb] {
+        eventually(Duration::from_secs(30), "serving again", || {
+            c.get_manifest(repo, "1.0").status == 200
+        });
+    }
+    eventually(Duration::from_secs(30), "ready again", || {
+        ca.get("/readyz").status == 200 && cb.get("/readyz").status == 200
+    });
+    let third = fixtures::image(("linux", "amd64"), &[vec![("z", b"3".to_vec())]], false);
+    third.push(&ca, repo, "3.0");
+    cb.get_manifest(repo, "3.0")
+        .expect_status(200, "B: pushed through A after the outage");
+    assert_eq!(
+        body(&cb, &format!("/v2/{repo}/tags/list")),
+        json!({"name": repo, "tags": ["1.0", "2.0", "3.0"]}).to_string()
+    );
+}
+
+#[test]
+fn a_second_instance_does_not_rebuild_a_store_in_step() {
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let redis = redis_common::RedisServer::start();
+    let a = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let image = fixtures::image(("linux", "amd64"), &[vec![("f", b"1".to_vec())]], false);
+    image.push(&a.client(), "first/app", "1.0");
+    let b = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let logs = b.logs();
+    assert!(
+        logs.contains("marked in step with the layouts"),
+        "B compared the store again:\n{logs}"
+    );
+    b.client()
+        .get_manifest("first/app", "1.0")
+        .expect_status(200, "B: pushed through A before B started");
+    assert!(
+        a.logs().contains("metadata in the shared store"),
+        "{}",
+        a.logs()
+    );
+}
