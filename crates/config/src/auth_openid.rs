@@ -116,13 +116,30 @@ impl std::fmt::Debug for ProviderConfig {
 }
 
 /// Where sessions live (`http.auth.sessionDriver`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum SessionDriver {
     /// In the registry's metadata store.
     #[default]
     Local,
     /// In Redis, shared by every instance using it.
     Redis { url: String, key_prefix: String },
+}
+
+impl std::fmt::Debug for SessionDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionDriver::Local => f.write_str("Local"),
+            // The URL may carry a password: shown as the cache driver shows it.
+            SessionDriver::Redis { url, key_prefix } => f
+                .debug_struct("Redis")
+                .field(
+                    "url",
+                    &crate::cache_driver::parse_url(url).map(|t| (t.addrs, t.db)),
+                )
+                .field("key_prefix", key_prefix)
+                .finish(),
+        }
+    }
 }
 
 fn url_ok(url: &str) -> bool {
@@ -308,8 +325,10 @@ pub(crate) fn parse_session_driver(
     let driver = match name.as_deref() {
         None | Some("local") => SessionDriver::Local,
         Some("redis") => {
+            // Read as the cache driver's URL (go-redis `ParseURL`), so both
+            // accept and refuse the same URLs.
             let url = fields::string(&mut section, "url", problems)
-                .filter(|u| u.starts_with("redis://") || u.starts_with("rediss://"));
+                .filter(|u| crate::cache_driver::parse_url(u).is_ok());
             let key_prefix = fields::string(&mut section, "keyprefix", problems)
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "zotsession".to_owned());

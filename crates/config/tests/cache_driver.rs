@@ -217,3 +217,21 @@ fn sub_paths_follow_zot_and_keep_their_keys_apart() {
         None => panic!("sub-path without its driver"),
     }
 }
+
+#[test]
+fn the_session_driver_reads_urls_as_the_cache_driver_and_hides_passwords() {
+    let with = |url: &str| {
+        format!(
+            r#"{{"storage": {{"rootDirectory": "/d"}}, "http": {{"auth": {{"sessionDriver": {{"name": "redis", "url": "{url}"}}}}}}}}"#
+        )
+    };
+    let c = load(&with("redis://u:hunter2@r:6380/1")).unwrap();
+    let shown = format!("{:?}", c.http);
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let problems = load(&with("redis://r?bogus=1")).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("http.auth.sessionDriver.url: required"),
+        "{problems:?}"
+    );
+}

@@ -21,8 +21,12 @@ use common::registry::Config;
 use common::{Client, Registry};
 use serde_json::json;
 
+/// GraphQL `RepoListWithNewestImage` (names and their newest tag).
+const SEARCH: &str = "/v2/_zot/ext/search?query=%7B%20RepoListWithNewestImage%20%7B%20Results%20%7B%20Name%20NewestImage%20%7B%20Tag%20%7D%20%7D%20%7D%20%7D";
+
 fn config(s3: serde_json::Value, redis_url: &str) -> Config {
     Config::default()
+        .with_extensions(json!({"search": {"enable": true}}))
         .with_storage("storageDriver", s3)
         // remoteCache is true by default for S3 with dedupe (as zot).
         .with_storage(
@@ -90,6 +94,10 @@ fn two_instances_share_one_bucket_and_one_redis() {
     );
     let catalog: serde_json::Value = ca.get("/v2/_catalog").json();
     assert_eq!(catalog["repositories"], json!(["scale/app", "scale/other"]));
+    // Search reads the shared store too: the same answer everywhere.
+    let found = body(&ca, SEARCH);
+    assert!(found.contains("scale/other"), "{found}");
+    assert_eq!(found, body(&cb, SEARCH), "search through A and B");
 
     // Deleted through B: gone on A at once.
     cb.request(
@@ -106,6 +114,9 @@ fn two_instances_share_one_bucket_and_one_redis() {
     );
     ca.get_manifest("scale/other", &other.manifest.digest)
         .expect_oci_error(404, "MANIFEST_UNKNOWN", "A: deleted through B, by digest");
+    let after = body(&ca, SEARCH);
+    assert_ne!(after, found, "A's search saw the delete through B");
+    assert_eq!(after, body(&cb, SEARCH), "search through A and B");
 
     // Redis away: requests needing metadata answer 503 with an OCI error.
     redis.stop();

@@ -173,6 +173,24 @@ impl Pooled<'_> {
     }
 }
 
+impl Pooled<'_> {
+    /// `WATCH key` then `cmd`, in one round trip.
+    fn watched<T: redis::FromRedisValue>(&mut self, key: &[u8], cmd: &redis::Cmd) -> Result<T> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(MetaError::Unavailable);
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("WATCH").arg(key).ignore().add_command(cmd.clone());
+        match pipe.query::<(T,)>(conn) {
+            Ok((v,)) => Ok(v),
+            Err(e) => {
+                self.broken = true;
+                Err(redis_error(e))
+            }
+        }
+    }
+}
+
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if self.broken {
@@ -279,15 +297,14 @@ struct RedisWrite<'a> {
 }
 
 impl RedisWrite<'_> {
-    fn watch(&mut self, key: Vec<u8>) -> Result<()> {
+    /// Runs `cmd` after watching `key` (in the same round trip the first time).
+    fn watch_run<T: redis::FromRedisValue>(&mut self, key: Vec<u8>, cmd: &redis::Cmd) -> Result<T> {
         if self.watched.contains(&key) {
-            return Ok(());
+            return self.conn.run(cmd);
         }
-        let mut cmd = redis::cmd("WATCH");
-        cmd.arg(&key);
-        self.conn.run::<()>(&cmd)?;
+        let v = self.conn.watched(&key, cmd)?;
         self.watched.insert(key);
-        Ok(())
+        Ok(v)
     }
 
     /// The pending changes of `table` with `start <= key < end`.
@@ -351,10 +368,9 @@ impl Read for RedisWrite<'_> {
             return Ok(v.clone());
         }
         let row = self.kv.row_key(table, key);
-        self.watch(row.clone())?;
         let mut cmd = redis::cmd("GET");
-        cmd.arg(row);
-        self.conn.run(&cmd)
+        cmd.arg(&row);
+        self.watch_run(row, &cmd)
     }
 
     fn range(
@@ -367,7 +383,6 @@ impl Read for RedisWrite<'_> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.watch(self.kv.version_key(table).into_bytes())?;
         // Pending deletes may hide rows: read that many more.
         let hidden = self.pending_in(table, start, end).count();
         let cmd = range_cmd(
@@ -407,10 +422,10 @@ impl Read for RedisWrite<'_> {
     }
 
     fn len(&mut self, table: &'static str) -> Result<u64> {
-        self.watch(self.kv.version_key(table).into_bytes())?;
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(self.kv.index_key(table));
-        let mut n: u64 = self.conn.run(&cmd)?;
+        let version = self.kv.version_key(table).into_bytes();
+        let mut n: u64 = self.watch_run(version, &cmd)?;
         let changes: Vec<(Vec<u8>, bool)> = self
             .pending_in(table, b"", None)
             .map(|(k, v)| (k.clone(), v.is_some()))
