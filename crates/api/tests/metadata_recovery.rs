@@ -79,9 +79,9 @@ async fn readyz_reports_a_failed_metadata_store_until_it_is_recovered() {
     switch.fail_writes(true);
     assert!(registry.flush_metadata().is_err());
     switch.fail_writes(false);
-    // Space is back; until the store is recovered, writes fail and the
-    // registry is not ready.
-    assert_eq!(push(&router, "v2", false).await, 500);
+    // Space is back; until the store is recovered, writes fail with 503
+    // (the store is unavailable, not broken) and the registry is not ready.
+    assert_eq!(push(&router, "v2", false).await, 503);
     let (status, text) = call(&router, Method::GET, "/readyz", b"").await;
     assert_eq!(status, 503, "{text}");
     assert_eq!(call(&router, Method::GET, "/livez", b"").await.0, 200);
