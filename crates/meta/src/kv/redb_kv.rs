@@ -35,6 +35,8 @@ pub(crate) type Opener =
     Box<dyn Fn() -> std::result::Result<Database, redb::DatabaseError> + Send + Sync>;
 
 type Def<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
+/// A table opened for reading (`None`: never written, so absent).
+type ReadTable = Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>;
 
 fn def(name: &str) -> Def<'_> {
     TableDefinition::new(name)
@@ -254,7 +256,7 @@ fn collect<'a>(
 
 struct RedbRead {
     txn: redb::ReadTransaction,
-    tables: HashMap<&'static str, Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>>,
+    tables: HashMap<&'static str, ReadTable>,
 }
 
 impl RedbRead {
