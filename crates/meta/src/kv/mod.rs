@@ -18,6 +18,7 @@
 //!   gives it one snapshot, Redis reads each call as it comes (a reader may
 //!   see two writes that happened between its calls).
 
+mod legacy;
 pub(crate) mod redb_kv;
 pub(crate) mod redis_kv;
 

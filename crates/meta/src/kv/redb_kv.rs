@@ -7,7 +7,9 @@
 //!   commits so far durable.
 //! - A file that cannot be opened (corrupt, of another version, or holding
 //!   tables of the typed layout before this layer) is removed and made
-//!   anew: the owner rebuilds it from the layouts. An I/O error is
+//!   anew: the owner rebuilds it from the layouts. From a file of the
+//!   typed layout the API keys and sessions, which nothing could rebuild,
+//!   are carried into the new file first (`legacy.rs`). An I/O error is
 //!   returned as is; a file locked by another process is `InUse`.
 //! - After an I/O error redb refuses everything until reopened:
 //!   [`Kv::reopen`] closes the database and opens the file again (redb
@@ -142,9 +144,20 @@ fn open_db(path: &Path, opener: &Opener) -> Result<Database> {
         txn.list_tables()?.any(|t| !t.name().starts_with("kv:"))
     };
     if old {
+        // API keys and sessions cannot be rebuilt: carried into the new
+        // file (see `legacy.rs`; an old file whose rows cannot be read
+        // carries nothing).
+        let carried = super::legacy::carry_over(&db).unwrap_or_default();
         drop(db);
         std::fs::remove_file(path).map_err(|e| MetaError::Db(redb::Error::Io(e)))?;
-        return Ok(opener()?);
+        let db = opener()?;
+        let txn = db.begin_write()?;
+        for (table, k, v) in &carried {
+            txn.open_table(def(&table_name(table)))?
+                .insert(k.as_slice(), v.as_slice())?;
+        }
+        txn.commit()?;
+        return Ok(db);
     }
     Ok(db)
 }
