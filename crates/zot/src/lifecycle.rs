@@ -202,7 +202,16 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
     for store in &stores {
         // Repositories left in a root that no longer serves them (e.g. in
         // the default root, from before a sub-path was configured).
-        let (names, _) = store.registry.catalog(None, usize::MAX)?;
+        let names = match store.registry.catalog(None, usize::MAX) {
+            Ok((names, _)) => names,
+            // A shared store away at start-up: checked no further (its
+            // instance answers 503 until the store is back).
+            Err(e) if !store.registry.metadata_healthy() => {
+                tracing::warn!(store = store.name, error = %e, "not checking for repositories of other stores' prefixes");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let hidden: Vec<&String> = names
             .iter()
             .filter(|n| !Arc::ptr_eq(routing.route(n), &store.registry))

@@ -176,3 +176,31 @@ fn a_second_instance_does_not_rebuild_a_store_in_step() {
         a.logs()
     );
 }
+
+#[test]
+fn an_instance_starts_while_redis_is_away_and_recovers_when_it_is_back() {
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let mut redis = redis_common::RedisServer::start();
+    redis.stop();
+    let a = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let ca = a.client();
+    ca.get("/v2/_catalog")
+        .expect_oci_error(503, "UNAVAILABLE", "catalog, Redis away at start-up");
+    let r = ca.get("/readyz");
+    assert_eq!(r.status, 503, "{r}");
+    assert!(
+        a.logs().contains("cannot be reached"),
+        "the start-up says why:\n{}",
+        a.logs()
+    );
+
+    redis.restart();
+    eventually(Duration::from_secs(30), "ready once Redis is back", || {
+        ca.get("/readyz").status == 200
+    });
+    let image = fixtures::image(("linux", "amd64"), &[vec![("f", b"up".to_vec())]], false);
+    image.push(&ca, "late/app", "1.0");
+    ca.get_manifest("late/app", "1.0")
+        .expect_status(200, "after Redis came back");
+}
