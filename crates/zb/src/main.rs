@@ -13,6 +13,7 @@ mod client;
 mod data;
 mod names;
 mod ops;
+mod raw_s3;
 mod search;
 mod seed;
 mod static_tree;
@@ -108,6 +109,9 @@ enum Command {
     /// root (the registry must be (re)started to serve them); prints a
     /// JSON summary.
     SeedLayouts(SeedArgs),
+    /// Puts and gets one object straight to an S3 server (multipart, the
+    /// registry's part size): the yardstick of `scripts/bench-s3`.
+    RawS3(raw_s3::RawS3Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -222,6 +226,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::RawS3(a)) = &args.command {
+        return match rt.block_on(raw_s3::run(a)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zb: raw-s3: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
