@@ -403,8 +403,29 @@ mod tests {
                 assert_eq!(a.big_repo.as_deref(), Some("seed/big"));
                 assert!((a.index_share - 0.1).abs() < 1e-9);
             }
-            None => panic!("seed-layouts is a subcommand"),
+            _ => panic!("seed-layouts is a subcommand"),
         }
+        let r = Args::try_parse_from([
+            "zb",
+            "raw-s3",
+            "--endpoint",
+            "http://s3",
+            "--bucket",
+            "b",
+            "--size",
+            "64MiB",
+        ])?;
+        match r.command {
+            Some(Command::RawS3(a)) => {
+                assert_eq!((a.size, a.part, a.rounds), (64 << 20, 10 << 20, 3));
+                assert_eq!((a.endpoint.as_str(), a.bucket.as_str()), ("http://s3", "b"));
+            }
+            _ => panic!("raw-s3 is a subcommand"),
+        }
+        assert!(
+            Args::try_parse_from(["zb", "raw-s3", "--bucket", "b"]).is_err(),
+            "--endpoint is required"
+        );
         assert!(
             Args::try_parse_from(["zb", "seed-layouts"]).is_err(),
             "--root"
