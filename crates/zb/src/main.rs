@@ -13,6 +13,7 @@ mod client;
 mod data;
 mod names;
 mod ops;
+mod raw_s3;
 mod search;
 mod seed;
 mod static_tree;
@@ -108,6 +109,9 @@ enum Command {
     /// root (the registry must be (re)started to serve them); prints a
     /// JSON summary.
     SeedLayouts(SeedArgs),
+    /// Puts and gets one object straight to an S3 server (multipart, the
+    /// registry's part size): the yardstick of `scripts/bench-s3`.
+    RawS3(raw_s3::RawS3Args),
 }
 
 #[derive(clap::Args, Debug)]
@@ -222,6 +226,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::RawS3(a)) = &args.command {
+        return match rt.block_on(raw_s3::run(a)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zb: raw-s3: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(run(args)) {
         Ok(code) => code,
         Err(e) => {
@@ -390,8 +403,29 @@ mod tests {
                 assert_eq!(a.big_repo.as_deref(), Some("seed/big"));
                 assert!((a.index_share - 0.1).abs() < 1e-9);
             }
-            None => panic!("seed-layouts is a subcommand"),
+            _ => panic!("seed-layouts is a subcommand"),
         }
+        let r = Args::try_parse_from([
+            "zb",
+            "raw-s3",
+            "--endpoint",
+            "http://s3",
+            "--bucket",
+            "b",
+            "--size",
+            "64MiB",
+        ])?;
+        match r.command {
+            Some(Command::RawS3(a)) => {
+                assert_eq!((a.size, a.part, a.rounds), (64 << 20, 10 << 20, 3));
+                assert_eq!((a.endpoint.as_str(), a.bucket.as_str()), ("http://s3", "b"));
+            }
+            _ => panic!("raw-s3 is a subcommand"),
+        }
+        assert!(
+            Args::try_parse_from(["zb", "raw-s3", "--bucket", "b"]).is_err(),
+            "--endpoint is required"
+        );
         assert!(
             Args::try_parse_from(["zb", "seed-layouts"]).is_err(),
             "--root"

@@ -84,6 +84,24 @@ fn key_for_alice(client: &Client, scopes: &[&str]) -> (String, String) {
     )
 }
 
+/// `DELETE /zot/auth/apikey<query>` (query: "" or "?id=...").
+fn revoke(client: &Client, auth: &str, query: &str) -> Response {
+    let path = format!("/zot/auth/apikey{query}");
+    call(client, Some(auth), "DELETE", &path, &[], None)
+}
+
+/// `POST /zot/auth/apikey` with a body sent as it is.
+fn post_raw(client: &Client, auth: &str, body: &str) -> Response {
+    call(
+        client,
+        Some(auth),
+        "POST",
+        "/zot/auth/apikey",
+        &[],
+        Some(body.as_bytes()),
+    )
+}
+
 fn list(client: &Client, auth: &str) -> Vec<Value> {
     let r = call(client, Some(auth), "GET", "/zot/auth/apikey", &[], None);
     r.expect_status(200, "list keys");
@@ -161,26 +179,11 @@ fn keys_are_made_listed_used_and_revoked_over_http() {
             "bad scope",
         ),
     ] {
-        let r = call(
-            &client,
-            Some(&alice()),
-            "POST",
-            "/zot/auth/apikey",
-            &[],
-            Some(body.as_bytes()),
-        );
+        let r = post_raw(&client, &alice(), &body);
         r.expect_status(400, what);
     }
     let big = json!({"label": "x".repeat(9000)}).to_string();
-    call(
-        &client,
-        Some(&alice()),
-        "POST",
-        "/zot/auth/apikey",
-        &[],
-        Some(big.as_bytes()),
-    )
-    .expect_status(413, "body over 8 KiB");
+    post_raw(&client, &alice(), &big).expect_status(413, "body over 8 KiB");
 
     // Listed for alice only, without the key itself.
     let mine = list(&client, &alice());
@@ -214,58 +217,18 @@ fn keys_are_made_listed_used_and_revoked_over_http() {
     .expect_oci_error(403, "DENIED", "create with a key");
 
     // Revocation: id required; only one's own; then refused at once.
-    call(
-        &client,
-        Some(&alice()),
-        "DELETE",
-        "/zot/auth/apikey",
-        &[],
-        None,
-    )
-    .expect_status(400, "no id");
-    call(
-        &client,
-        Some(&alice()),
-        "DELETE",
-        &format!("/zot/auth/apikey?id={id}&id={id}"),
-        &[],
-        None,
-    )
-    .expect_status(400, "two ids");
-    call(
-        &client,
-        Some(&bob()),
-        "DELETE",
-        &format!("/zot/auth/apikey?id={id}"),
-        &[],
-        None,
-    )
-    .expect_status(404, "bob revoking alice's key");
+    revoke(&client, &alice(), "").expect_status(400, "no id");
+    revoke(&client, &alice(), &format!("?id={id}&id={id}")).expect_status(400, "two ids");
+    revoke(&client, &bob(), &format!("?id={id}")).expect_status(404, "bob revoking alice's key");
     assert_eq!(ping(&client, &basic("alice", &key)), 200);
-    call(
-        &client,
-        Some(&alice()),
-        "DELETE",
-        &format!("/zot/auth/apikey?id={id}"),
-        &[],
-        None,
-    )
-    .expect_status(200, "revoke");
+    revoke(&client, &alice(), &format!("?id={id}")).expect_status(200, "revoke");
     assert_eq!(
         ping(&client, &basic("alice", &key)),
         401,
         "revoked key refused at once"
     );
     assert!(list(&client, &alice()).is_empty());
-    call(
-        &client,
-        Some(&alice()),
-        "DELETE",
-        &format!("/zot/auth/apikey?id={id}"),
-        &[],
-        None,
-    )
-    .expect_status(404, "revoked twice");
+    revoke(&client, &alice(), &format!("?id={id}")).expect_status(404, "revoked twice");
 }
 
 /// mgmt (anonymous, with search on) tells zot's UI that keys are on.
@@ -513,15 +476,7 @@ fn a_key_through_the_token_service() {
     );
     r.expect_status(401, "token for a wrong key");
     // Revoked: the key's token stops at once.
-    call(
-        &client,
-        Some(&alice()),
-        "DELETE",
-        &format!("/zot/auth/apikey?id={id}"),
-        &[],
-        None,
-    )
-    .expect_status(200, "revoke");
+    revoke(&client, &alice(), &format!("?id={id}")).expect_status(200, "revoke");
     let r = call(
         &client,
         Some(&key_token),

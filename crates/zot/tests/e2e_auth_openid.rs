@@ -141,23 +141,48 @@ fn push(
     )
 }
 
-#[test]
-fn login_session_push_pull_by_group_csrf_and_logout() {
+/// A registry and the provider it trusts, with client `id` (and `secret`,
+/// else a public client that must use PKCE) registered at the provider.
+struct Setup {
+    registry: Registry,
+    /// The session keys (hash key, encryption key) the registry uses.
+    keys: (String, String),
+    /// The provider's URL.
+    issuer: String,
+    _provider: Provider,
+    _dir: tempfile::TempDir,
+}
+
+fn setup(id: &str, secret: Option<&str>) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys = dir.path().join("session-keys.json");
-    write_session_keys(&keys);
+    let keys_path = dir.path().join("session-keys.json");
+    let keys = write_session_keys(&keys_path);
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let registry = registry(
-        &issuer,
-        json!({ "clientid": "zot", "clientsecret": "zot-secret" }),
-        &keys,
-    );
-    let _provider = Provider::start(
+    let mut client = json!({ "clientid": id });
+    if let Some(secret) = secret {
+        client["clientsecret"] = json!(secret);
+    }
+    let registry = registry(&issuer, client, &keys_path);
+    let provider = Provider::start(
         port,
-        json!([client_metadata("zot", Some("zot-secret"), &registry)]),
+        json!([client_metadata(id, secret, &registry)]),
         users(),
     );
+    Setup {
+        registry,
+        keys,
+        issuer,
+        _provider: provider,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn login_session_push_pull_by_group_csrf_and_logout() {
+    let mut setup = setup("zot", Some("zot-secret"));
+    let issuer = setup.issuer.clone();
+    let registry = &setup.registry;
 
     // An unknown provider is a bad request; nothing is anonymous here.
     let mut b = Browser::default();
@@ -375,7 +400,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     .expect_status(403, "bob's session lives on");
 
     // Sessions are kept in the metadata store: they survive a restart.
-    let mut registry = registry;
+    let registry = &mut setup.registry;
     let addr_before = registry.url();
     registry.restart();
     let bob_after = call(
@@ -397,21 +422,8 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
 #[test]
 fn state_is_bound_checked_and_single_use() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys_path = dir.path().join("session-keys.json");
-    let keys = write_session_keys(&keys_path);
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let registry = registry(
-        &issuer,
-        json!({ "clientid": "zot", "clientsecret": "zot-secret" }),
-        &keys_path,
-    );
-    let _provider = Provider::start(
-        port,
-        json!([client_metadata("zot", Some("zot-secret"), &registry)]),
-        users(),
-    );
+    let setup = setup("zot", Some("zot-secret"));
+    let (registry, keys) = (&setup.registry, &setup.keys);
     let origin = registry.url();
 
     // callback_ui: a foreign origin is refused before anything happens; an
@@ -528,18 +540,9 @@ fn state_is_bound_checked_and_single_use() {
 
 #[test]
 fn pkce_for_a_client_without_secret() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let keys = dir.path().join("session-keys.json");
-    write_session_keys(&keys);
-    let port = free_port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let registry = registry(&issuer, json!({ "clientid": "zot-public" }), &keys);
     // The provider requires PKCE of this public client.
-    let _provider = Provider::start(
-        port,
-        json!([client_metadata("zot-public", None, &registry)]),
-        users(),
-    );
+    let setup = setup("zot-public", None);
+    let registry = &setup.registry;
     let mut b = Browser::default();
     let started = start_login(&mut b, &registry, "provider=oidc");
     let to_provider = started.header("location").expect("location").to_owned();
