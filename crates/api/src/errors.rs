@@ -248,7 +248,7 @@ impl From<StorageError> for ApiError {
             }
             StorageError::NameUnknown => ApiError::new(NameUnknown),
             StorageError::Body(m) => ApiError::msg(BlobUploadInvalid, format!("request body: {m}")),
-            StorageError::Io(_) | StorageError::Meta(_) => {
+            StorageError::Io(_) | StorageError::Meta(_) | StorageError::Shared(_) => {
                 tracing::error!(error = %e, "internal storage error");
                 ApiError::new(Unknown)
             }

@@ -23,6 +23,8 @@ pub mod retention;
 mod s3;
 mod scrub;
 mod search;
+pub mod shared;
+mod shared_uploads;
 mod stats;
 mod stores;
 mod upload_limits;
@@ -30,7 +32,7 @@ mod upload_writer;
 mod uploads;
 mod walk;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
+pub use backend::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
