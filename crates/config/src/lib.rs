@@ -23,6 +23,7 @@
 mod auth;
 mod auth_oidc;
 mod auth_openid;
+pub mod cache_driver;
 mod cluster;
 mod duration;
 mod events;
@@ -50,6 +51,7 @@ pub use auth::{
 };
 pub use auth_oidc::{IssuerCa, OidcIssuerConfig};
 pub use auth_openid::{OpenIdConfig, ProviderConfig, ProviderKind, SessionDriver};
+pub use cache_driver::{CacheDriver, RedisMode, RedisTarget};
 pub use cluster::{ClusterConfig, ClusterTls};
 pub use duration::parse_duration;
 pub use events::{

@@ -11,9 +11,20 @@
 //! - `retention` is read by [`crate::retention`].
 //! - `storageDriver` (`name: s3`) is read by [`crate::storage_driver`];
 //!   `rootDirectory` stays a local folder (the metadata store) then.
-//! - `remoteCache: false` is accepted (it is this build's behaviour: a local
-//!   dedupe cache); `remoteCache: true` and every other key zot knows but this
-//!   build does not implement is a `not supported by this build` problem.
+//! - `remoteCache` says whether the store's metadata lives outside the
+//!   process, in `cacheDriver` (read by [`crate::cache_driver`]). As zot
+//!   decides: unset, it is true for remote storage (`storageDriver`) with
+//!   `dedupe`, else false; true without `cacheDriver` is a problem (the
+//!   fix is a `cacheDriver`, or `remoteCache: false` to keep the metadata
+//!   under `rootDirectory`); `cacheDriver` with `remoteCache` false is
+//!   ignored ([`StorageConfig::cache_driver_ignored`], which the server logs
+//!   as a warning). A sub-path on local storage cannot have `remoteCache`
+//!   (zot: "cannot have local storage driver with remote caching").
+//!   [`StorageConfig::cache_driver`] is `Some` exactly when the metadata
+//!   lives in Redis.
+//! - Two stores (the default and the sub-paths, or two sub-paths with
+//!   different roots) never share a Redis key prefix on one server and
+//!   database: each store's keys are its own.
 //! - `subPaths` maps a route prefix (`/a`, or deeper such as `/a/b`: slash
 //!   first, then repository-name components) to a store of its own, read
 //!   with the same keys as `storage` itself (no `subPaths` inside). As in
@@ -41,9 +52,6 @@ pub const DEFAULT_GC_DELAY: Duration = Duration::from_secs(3600);
 /// zot's default period between garbage collection runs.
 pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// Keys zot knows under `storage` that this build does not implement.
-const UNSUPPORTED: &[&str] = &["cacheDriver"];
-
 /// Where and how images are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageConfig {
@@ -70,6 +78,13 @@ pub struct StorageConfig {
     /// [`crate::storage_driver`]); `None`: under `root_directory`, which
     /// holds the metadata store either way.
     pub storage_driver: Option<crate::storage_driver::S3Config>,
+    /// The shared metadata store (`storage.remoteCache` with
+    /// `storage.cacheDriver`, see [`crate::cache_driver`]); `None`: the
+    /// embedded store under `root_directory`.
+    pub cache_driver: Option<crate::cache_driver::CacheDriver>,
+    /// `cacheDriver` was given with `remoteCache: false`, and is ignored
+    /// (the server warns).
+    pub cache_driver_ignored: bool,
 }
 
 /// A daily window of UTC time, `HH:MM-HH:MM`; it wraps past midnight when
@@ -149,6 +164,8 @@ impl StorageConfig {
             retention: RetentionConfig::default(),
             sub_paths: BTreeMap::new(),
             storage_driver: None,
+            cache_driver: None,
+            cache_driver_ignored: false,
         }
     }
 
@@ -198,10 +215,24 @@ pub(crate) fn parse(value: Option<&Value>, problems: &mut Vec<Problem>) -> Optio
     )
 }
 
+/// Whether two stores would write the same Redis keys.
+fn same_redis_keys(a: &StorageConfig, b: &StorageConfig) -> bool {
+    use crate::cache_driver::CacheDriver::Redis;
+    match (&a.cache_driver, &b.cache_driver) {
+        (Some(Redis(x)), Some(Redis(y))) => {
+            x.key_prefix == y.key_prefix
+                && x.db == y.db
+                && x.addrs.iter().any(|h| y.addrs.contains(h))
+        }
+        _ => false,
+    }
+}
+
 /// Reads the `subPaths` of `section` (whose root is `root`, when valid).
 fn parse_sub_paths(
     section: &mut Section<'_>,
     root: Option<&str>,
+    global_cache: Option<&crate::cache_driver::CacheDriver>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, StorageConfig> {
     let mut out = BTreeMap::new();
@@ -237,6 +268,16 @@ fn parse_sub_paths(
     let subs: Vec<(&String, &StorageConfig)> = out.iter().collect();
     for (i, (key, sub)) in subs.iter().enumerate() {
         let at = format!("{path}.{key}.rootDirectory");
+        let global = StorageConfig {
+            cache_driver: global_cache.cloned(),
+            ..StorageConfig::with_root("")
+        };
+        if same_redis_keys(sub, &global) {
+            problems.push(Problem::new(
+                format!("{path}.{key}.cacheDriver.keyprefix"),
+                "the same Redis and keyprefix as storage.cacheDriver: each store needs a keyprefix of its own",
+            ));
+        }
         if let Some(root) = root
             && overlapping(&sub.root_directory, Path::new(root))
         {
@@ -255,6 +296,13 @@ fn parse_sub_paths(
                         ),
                     ));
                 }
+            } else if same_redis_keys(sub, other) {
+                problems.push(Problem::new(
+                    format!("{path}.{key}.cacheDriver.keyprefix"),
+                    format!(
+                        "the same Redis and keyprefix as subPaths.{other_key}: each store needs a keyprefix of its own"
+                    ),
+                ));
             } else if overlapping(&sub.root_directory, &other.root_directory) {
                 problems.push(Problem::new(
                     at.clone(),
@@ -295,20 +343,18 @@ fn parse_section(
         section.get("retention"),
         problems,
     );
-    if fields::boolean(&mut section, "remoteCache", problems) == Some(true) {
-        problems.push(Problem::new(
-            section.child("remoteCache"),
-            "not supported by this build",
-        ));
-    }
-    section.unsupported(UNSUPPORTED, problems);
     let storage_driver = section
         .get("storageDriver")
         .and_then(|v| crate::storage_driver::parse(section.child("storageDriver"), v, problems));
+    // An unusable storageDriver has its problem already: no second one here.
+    let remote_storage = storage_driver.is_some();
+    let (cache_driver, cache_driver_ignored) =
+        cache_settings(&mut section, global, remote_storage, dedupe, problems);
     let sub_paths = if global {
         parse_sub_paths(
             &mut section,
             root.as_deref().filter(|r| !r.trim().is_empty()),
+            cache_driver.as_ref(),
             problems,
         )
     } else {
@@ -353,5 +399,53 @@ fn parse_section(
         retention,
         sub_paths,
         storage_driver,
+        cache_driver,
+        cache_driver_ignored,
     })
+}
+
+/// Reads `remoteCache` and `cacheDriver` of one store (see the module
+/// documentation): the driver when the metadata lives there, and whether a
+/// `cacheDriver` was ignored.
+fn cache_settings(
+    section: &mut Section<'_>,
+    global: bool,
+    remote_storage: bool,
+    dedupe: bool,
+    problems: &mut Vec<Problem>,
+) -> (Option<crate::cache_driver::CacheDriver>, bool) {
+    let explicit = fields::boolean(section, "remoteCache", problems);
+    let remote_cache = explicit.unwrap_or(remote_storage && dedupe);
+    let has_driver = section.has("cacheDriver");
+    if !remote_cache {
+        // zot: "remoteCache set to false but cacheDriver config is provided, ignoring it".
+        let _ = section.get_even_null("cacheDriver");
+        return (None, has_driver);
+    }
+    if !global && !remote_storage {
+        problems.push(Problem::new(
+            section.child("remoteCache"),
+            "cannot be true for a sub-path on local storage (as zot)",
+        ));
+        let _ = section.get_even_null("cacheDriver");
+        return (None, false);
+    }
+    let Some(value) = section.get("cacheDriver") else {
+        let why = if explicit.is_some() {
+            "needs storage.cacheDriver"
+        } else {
+            "is true by default for remote storage with dedupe (as zot), and needs storage.cacheDriver"
+        };
+        problems.push(Problem::new(
+            section.child("remoteCache"),
+            format!(
+                "{why}: configure a redis cacheDriver (the shared metadata store), or set remoteCache: false to keep the metadata under rootDirectory"
+            ),
+        ));
+        return (None, false);
+    };
+    (
+        crate::cache_driver::parse(section.child("cacheDriver"), value, problems),
+        false,
+    )
 }

@@ -27,7 +27,7 @@ fn zot_cluster_examples_are_read() {
         // `cluster` itself is accepted: only the DynamoDB cache is refused.
         assert_eq!(
             paths(&problems),
-            ["storage.cacheDriver", "storage.remoteCache"],
+            ["storage.cacheDriver"],
             "{}: {problems:?}",
             file.display()
         );

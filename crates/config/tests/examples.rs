@@ -17,11 +17,7 @@ const EXPECTED: &[(&str, Outcome)] = &[
     (
         "config-all-remote.json",
         // No rootDirectory at all; search has enable: false (accepted).
-        Err(&[
-            "storage.rootDirectory",
-            "storage.remoteCache",
-            "storage.cacheDriver",
-        ]),
+        Err(&["storage.rootDirectory", "storage.cacheDriver"]),
     ),
     // metrics `{}` and sync without `enable` are enabled by presence.
     ("config-allextensions.json", Ok(())),
@@ -37,10 +33,8 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-cve.json", Ok(())),
     ("config-docker-compat-sync.json", Ok(())),
     ("config-docker-compat.json", Ok(())),
-    (
-        "config-dynamodb.json",
-        Err(&["storage.remoteCache", "storage.cacheDriver"]),
-    ),
+    // remoteCache: true is built; DynamoDB is not.
+    ("config-dynamodb.json", Err(&["storage.cacheDriver"])),
     ("config-events.json", Ok(())),
     ("config-example.json", Ok(())),
     ("config-gc.json", Ok(())),
@@ -83,22 +77,17 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-openid.json", Ok(())),
     ("config-popular-registries.json", Ok(())),
     ("config-ratelimit.json", Ok(())),
-    (
-        "config-redis-all-options.json",
-        Err(&["storage.cacheDriver"]),
-    ),
-    ("config-redis-cluster.json", Err(&["storage.cacheDriver"])),
-    ("config-redis.json", Err(&["storage.cacheDriver"])),
+    // S3 with dedupe: remoteCache defaults to true, the metadata in Redis
+    // (sentinel: master_name; cluster: addr= in the URL).
+    ("config-redis-all-options.json", Ok(())),
+    ("config-redis-cluster.json", Ok(())),
+    ("config-redis.json", Ok(())),
     // search (no `enable`: enabled by presence) and ui are accepted.
     ("config-remote-session-store-redis.json", Ok(())),
     (
         "config-s3.json",
-        // The S3 drivers are read; the cache drivers are not supported.
-        Err(&[
-            "storage.cacheDriver",
-            "storage.subPaths./c.remoteCache",
-            "storage.subPaths./c.cacheDriver",
-        ]),
+        // The S3 drivers are read; the DynamoDB cache drivers are not supported.
+        Err(&["storage.cacheDriver", "storage.subPaths./c.cacheDriver"]),
     ),
     ("config-sbom-trivy.json", Ok(())),
     ("config-scheduler.json", Ok(())),
@@ -106,8 +95,8 @@ const EXPECTED: &[(&str, Outcome)] = &[
     ("config-search.json", Ok(())),
     (
         "config-sync-cloud-storage.json",
-        // S3 storage with sync's downloadDir: only the cache is refused.
-        Err(&["storage.remoteCache", "storage.cacheDriver"]),
+        // S3 storage with sync's downloadDir: only the DynamoDB cache is refused.
+        Err(&["storage.cacheDriver"]),
     ),
     // Credential helpers are validated; sync says at start-up that this
     // build has none.

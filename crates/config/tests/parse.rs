@@ -269,16 +269,12 @@ fn unsupported_keys_name_their_path() {
             "storage.storageDriver",
         ),
         (
-            r#"{"storage": {"rootDirectory": "/d", "cacheDriver": {}}}"#,
+            r#"{"storage": {"rootDirectory": "/d", "remoteCache": true, "cacheDriver": {"name": "dynamodb", "region": "r"}}}"#,
             "storage.cacheDriver",
         ),
         (
             r#"{"storage": {"rootDirectory": "/d", "subPaths": {"/a": {"rootDirectory": "/e", "storageDriver": {"name": "azure"}}}}}"#,
             "storage.subPaths./a.storageDriver",
-        ),
-        (
-            r#"{"storage": {"rootDirectory": "/d", "remoteCache": true}}"#,
-            "storage.remoteCache",
         ),
         (
             r#"{"storage": {"rootDirectory": "/d"}, "http": {"auth": {"sessionHashKey": "k"}}}"#,

@@ -17,7 +17,7 @@ fn driver(text: &str) -> S3Config {
 #[test]
 fn zot_keys_are_read() {
     let d = driver(
-        r#"{"storage": {"rootDirectory": "/var/lib/zot", "storageDriver": {
+        r#"{"storage": {"rootDirectory": "/var/lib/zot", "remoteCache": false, "storageDriver": {
             "name": "s3", "bucket": "b", "region": "eu-west-1",
             "regionendpoint": "http://127.0.0.1:8333", "forcepathstyle": "false",
             "secure": false, "skipverify": "true", "rootdirectory": "/zot/",
@@ -40,7 +40,7 @@ fn zot_keys_are_read() {
 #[test]
 fn defaults_follow_zot() {
     let d = driver(
-        r#"{"storage": {"rootDirectory": "/d", "storageDriver": {"name": "s3", "bucket": "b",
+        r#"{"storage": {"rootDirectory": "/d", "dedupe": false, "storageDriver": {"name": "s3", "bucket": "b",
             "regionendpoint": "localhost:8333", "storageclass": "NONE",
             "credentialsfile": "/etc/zot/aws"}}}"#,
     );

@@ -157,7 +157,7 @@ fn each_rule_names_its_key() {
     .is_ok());
     // Remote storage needs downloadDir.
     let list = paths(Config::from_str(
-        r#"{"storage": {"rootDirectory": "/d", "storageDriver": {"name": "s3", "bucket": "b", "region": "r"}},
+        r#"{"storage": {"rootDirectory": "/d", "remoteCache": false, "storageDriver": {"name": "s3", "bucket": "b", "region": "r"}},
             "extensions": {"sync": {"registries": [{"urls": ["https://r"]}]}}}"#,
         Format::Json,
     ));

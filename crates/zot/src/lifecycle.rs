@@ -165,6 +165,18 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             routes.push((name, shared.registry.clone()));
             continue;
         }
+        if settings.cache_driver_ignored {
+            tracing::warn!(
+                store = name,
+                "storage.cacheDriver is ignored: remoteCache is false (the metadata stays under rootDirectory)"
+            );
+        }
+        if let Some(zot_config::CacheDriver::Redis(target)) = &settings.cache_driver {
+            anyhow::bail!(
+                "store {name}: the shared metadata store in Redis ({}) is not wired into this build yet",
+                target.describe()
+            );
+        }
         let (registry, report) = open(settings).await?;
         tracing::info!(
             store = name,

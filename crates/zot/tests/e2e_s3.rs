@@ -21,8 +21,13 @@ fn skopeo_round_trips_through_s3_storage() {
     let server = seaweed::shared();
     let bucket = server.bucket();
     let driver = server.driver_json(&bucket);
-    let mut registry =
-        Registry::start_with(Config::default().with_storage("storageDriver", driver));
+    let mut registry = Registry::start_with(
+        Config::default()
+            .with_storage("storageDriver", driver)
+            // The metadata store stays under rootDirectory (zot would want
+            // a cacheDriver for S3 with dedupe).
+            .with_storage("remoteCache", serde_json::json!(false)),
+    );
     let work = registry.work_dir();
     let repo = "e2e/s3/app";
 

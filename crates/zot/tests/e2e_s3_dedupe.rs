@@ -25,6 +25,9 @@ fn an_image_in_two_repositories_is_stored_once_and_survives_gc_of_its_holder() {
     let registry = Registry::start_with(
         Config::default()
             .with_storage("storageDriver", driver)
+            // The metadata store stays under rootDirectory (zot would want
+            // a cacheDriver for S3 with dedupe).
+            .with_storage("remoteCache", serde_json::json!(false))
             .with_gc(true)
             .with_storage("gcDelay", json!("1s"))
             .with_storage("gcInterval", json!("1s")),

@@ -149,6 +149,12 @@ fn store(names: &mut Vec<String>, at: &str, running: &StorageConfig, next: &mut 
         &running.commit,
         &mut next.commit,
     );
+    keep(
+        names,
+        &format!("{at}.cacheDriver"),
+        &running.cache_driver,
+        &mut next.cache_driver,
+    );
 }
 
 /// An extension section compared as a whole (`search` without its `cve`,
