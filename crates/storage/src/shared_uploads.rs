@@ -57,12 +57,23 @@ fn now_secs() -> u64 {
 
 impl Registry {
     /// Keeps this registry's upload sessions in `shared` (Redis) from now
-    /// on, so that every instance using it can continue them. Called once,
-    /// before requests are served; `false` if sessions were shared already.
-    pub fn share_uploads(&self, shared: SharedState) -> bool {
+    /// on, so that every instance using it can continue them, and takes
+    /// the leases of its background work there ([`Registry::leases`]).
+    /// Called once, before requests are served; `false` if the state was
+    /// shared already.
+    pub fn share_state(&self, shared: SharedState) -> bool {
         self.shared_uploads
             .set(SharedUploads::new(shared, self.options.upload_ttl))
             .is_ok()
+    }
+
+    /// Where background work that must run once across instances takes
+    /// its lease: Redis once [`Registry::share_state`] was called, else
+    /// nowhere (granted at once).
+    pub fn leases(&self) -> Leases {
+        self.shared_uploads
+            .get()
+            .map_or_else(Leases::local, |s| s.leases.clone())
     }
 
     /// Whether upload sessions are shared between instances.

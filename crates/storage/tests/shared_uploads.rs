@@ -67,7 +67,7 @@ async fn instances(n: usize, redis: &Redis) -> Instances {
             .await
             .unwrap();
         let shared = SharedState::connect(&redis.url, "zt").await.unwrap();
-        assert!(reg.share_uploads(shared));
+        assert!(reg.share_state(shared));
         regs.push(reg);
         meta.push(dir);
     }
@@ -310,7 +310,7 @@ async fn shared_sessions_over_the_local_driver() {
     let (reg, _) = open_local(root.path(), false, Options::default())
         .await
         .unwrap();
-    assert!(reg.share_uploads(SharedState::connect(&redis.url, "loc").await.unwrap()));
+    assert!(reg.share_state(SharedState::connect(&redis.url, "loc").await.unwrap()));
     let r: RepoName = "local/one".parse().unwrap();
     let data = content(3 << 20, 5);
     let id = reg.start_upload(&r).await.unwrap();
