@@ -34,16 +34,23 @@ use bytes::Bytes;
 use futures_util::Stream;
 use zot_oci::{Algorithm, Digest, HashState, RepoName};
 
-/// The shared session table and the leases that serialize each session.
+/// How long a session's lease outlives a crashed holder: a request that
+/// continues the session on another instance waits at most this long.
+const SESSION_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The shared session table, the leases that serialize each session, and
+/// the leases of the store's background work.
 pub(crate) struct SharedUploads {
     records: SessionRecords,
-    leases: Leases,
+    session_leases: Leases,
+    pub(crate) leases: Leases,
 }
 
 impl SharedUploads {
     pub(crate) fn new(shared: SharedState, ttl: std::time::Duration) -> SharedUploads {
         SharedUploads {
             records: SessionRecords::new(shared.clone(), ttl),
+            session_leases: Leases::redis(shared.clone()).with_ttl(SESSION_LEASE_TTL),
             leases: Leases::redis(shared),
         }
     }
@@ -129,7 +136,7 @@ impl Registry {
         F: FnOnce(LeaseGuard) -> Fut,
         Fut: Future<Output = (LeaseGuard, Result<T>)>,
     {
-        let lease = sh.leases.acquire(&format!("upload:{id}")).await?;
+        let lease = sh.session_leases.acquire(&format!("upload:{id}")).await?;
         let (lease, result) = f(lease).await;
         if let Err(e) = lease.release().await {
             tracing::debug!(upload = %id, error = %e, "releasing an upload lease (it expires)");
