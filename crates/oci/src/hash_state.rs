@@ -73,7 +73,12 @@ pub struct HashState {
 
 impl std::fmt::Debug for HashState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "HashState({}, {} bytes)", self.algorithm().as_str(), self.len)
+        write!(
+            f,
+            "HashState({}, {} bytes)",
+            self.algorithm().as_str(),
+            self.len
+        )
     }
 }
 
@@ -207,7 +212,9 @@ impl TryFrom<SavedHashState> for HashState {
         };
         let buf = hex::decode(&s.buf).map_err(|_| HashStateError("buffer is not hex"))?;
         if buf.len() >= words.block_len() || buf.len() as u64 != s.len % words.block_len() as u64 {
-            return Err(HashStateError("buffer length does not match the length hashed"));
+            return Err(HashStateError(
+                "buffer length does not match the length hashed",
+            ));
         }
         Ok(HashState {
             words,

@@ -419,7 +419,12 @@ impl Registry {
         result.map(|()| s.size)
     }
 
-    pub(crate) async fn hash_object(&self, key: &str, alg: zot_oci::Algorithm, size: u64) -> Result<Digest> {
+    pub(crate) async fn hash_object(
+        &self,
+        key: &str,
+        alg: zot_oci::Algorithm,
+        size: u64,
+    ) -> Result<Digest> {
         let mut chunks = self.backend.read_stream(key, 0, size).await?;
         let mut hasher = alg.hasher();
         while let Some(chunk) = chunks.next().await {

@@ -88,7 +88,11 @@ impl Registry {
         self.shared_uploads.get().is_some()
     }
 
-    pub(crate) async fn shared_start(&self, sh: &SharedUploads, repo: &RepoName) -> Result<uuid::Uuid> {
+    pub(crate) async fn shared_start(
+        &self,
+        sh: &SharedUploads,
+        repo: &RepoName,
+    ) -> Result<uuid::Uuid> {
         let id = uuid::Uuid::new_v4();
         let key = paths::upload(repo, &id);
         let empty = UploadState::default();
@@ -116,7 +120,7 @@ impl Registry {
         id: &uuid::Uuid,
     ) -> Result<SessionRecord> {
         match sh.records.get(id).await? {
-            Some(Session::Open(r)) if r.repo == repo.as_str() => Ok(r),
+            Some(Session::Open(r)) if r.repo == repo.as_str() => Ok(*r),
             _ => Err(StorageError::UploadUnknown),
         }
     }
@@ -131,7 +135,12 @@ impl Registry {
     }
 
     /// Runs `f` holding the session's lease, then releases it.
-    async fn with_session_lease<T, F, Fut>(&self, sh: &SharedUploads, id: &uuid::Uuid, f: F) -> Result<T>
+    async fn with_session_lease<T, F, Fut>(
+        &self,
+        sh: &SharedUploads,
+        id: &uuid::Uuid,
+        f: F,
+    ) -> Result<T>
     where
         F: FnOnce(LeaseGuard) -> Fut,
         Fut: Future<Output = (LeaseGuard, Result<T>)>,
@@ -164,7 +173,10 @@ impl Registry {
                 {
                     return Err(StorageError::RangeInvalid { size: rec.size });
                 }
-                Ok(self.shared_stream(sh, repo, id, rec, &lease, body).await?.size)
+                Ok(self
+                    .shared_stream(sh, repo, id, rec, &lease, body)
+                    .await?
+                    .size)
             }
             .await;
             (lease, result)
@@ -212,7 +224,11 @@ impl Registry {
             ..rec.clone()
         };
         if !sh.records.commit(id, rec.size, &new).await? {
-            if let Err(e) = self.backend.forget_shared(&key, &new.data, Some(&rec.data)).await {
+            if let Err(e) = self
+                .backend
+                .forget_shared(&key, &new.data, Some(&rec.data))
+                .await
+            {
                 tracing::warn!(upload = %id, error = %e, "removing the data of a write that lost its race");
             }
             return match sh.records.get(id).await? {
@@ -220,7 +236,11 @@ impl Registry {
                 _ => Err(StorageError::UploadUnknown),
             };
         }
-        if let Err(e) = self.backend.forget_shared(&key, &rec.data, Some(&new.data)).await {
+        if let Err(e) = self
+            .backend
+            .forget_shared(&key, &rec.data, Some(&new.data))
+            .await
+        {
             tracing::warn!(upload = %id, error = %e, "removing a replaced upload tail");
         }
         match outcome.body_error {
@@ -286,10 +306,13 @@ impl Registry {
         let actual = if digest.algorithm() == rec.hash.algorithm() {
             rec.hash.finish()
         } else {
-            self.hash_object(&object, digest.algorithm(), rec.size).await?
+            self.hash_object(&object, digest.algorithm(), rec.size)
+                .await?
         };
         if actual != *digest {
-            return Err(StorageError::DigestInvalid(format!("content has digest {actual}")));
+            return Err(StorageError::DigestInvalid(format!(
+                "content has digest {actual}"
+            )));
         }
         self.place_blob(repo, digest, &object, rec.size).await
     }

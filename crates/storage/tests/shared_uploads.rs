@@ -63,9 +63,14 @@ async fn instances(n: usize, redis: &Redis) -> Instances {
     let mut meta = Vec::new();
     for _ in 0..n {
         let dir = tempfile::tempdir().unwrap();
-        let (reg, _) = open_s3(dir.path(), &config, &S3Options::default(), Options::default())
-            .await
-            .unwrap();
+        let (reg, _) = open_s3(
+            dir.path(),
+            &config,
+            &S3Options::default(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
         let shared = SharedState::connect(&redis.url, "zt").await.unwrap();
         assert!(reg.share_state(shared));
         regs.push(reg);
@@ -88,8 +93,14 @@ async fn session_records_compare_and_set_on_the_size() {
         created: 1,
     };
     assert!(records.create(&id, &rec).await.unwrap());
-    assert!(!records.create(&id, &rec).await.unwrap(), "an id is created once");
-    assert_eq!(records.get(&id).await.unwrap(), Some(Session::Open(rec.clone())));
+    assert!(
+        !records.create(&id, &rec).await.unwrap(),
+        "an id is created once"
+    );
+    assert_eq!(
+        records.get(&id).await.unwrap(),
+        Some(Session::Open(Box::new(rec.clone())))
+    );
 
     // Two writers at offset 0: the first to commit wins, the second fails.
     let mut first = rec.clone();
@@ -99,7 +110,10 @@ async fn session_records_compare_and_set_on_the_size() {
     second.size = 3;
     assert!(records.commit(&id, 0, &first).await.unwrap());
     assert!(!records.commit(&id, 0, &second).await.unwrap());
-    assert_eq!(records.get(&id).await.unwrap(), Some(Session::Open(first.clone())));
+    assert_eq!(
+        records.get(&id).await.unwrap(),
+        Some(Session::Open(Box::new(first.clone())))
+    );
 
     // Closing is a compare-and-set too; a closed session takes no write.
     assert!(!records.close(&id, 3).await.unwrap());
@@ -109,7 +123,10 @@ async fn session_records_compare_and_set_on_the_size() {
     assert_eq!(records.get(&id).await.unwrap(), Some(Session::Closed));
     records.delete(&id).await.unwrap();
     assert_eq!(records.get(&id).await.unwrap(), None);
-    assert!(!records.commit(&id, 10, &rec).await.unwrap(), "a gone session takes no write");
+    assert!(
+        !records.commit(&id, 10, &rec).await.unwrap(),
+        "a gone session takes no write"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,16 +269,28 @@ async fn a_chunked_upload_moves_between_three_registries_on_one_bucket() {
     h.update(&small);
     let d512 = h.finish();
     let id = b.start_upload(&r).await.unwrap();
-    a.append_upload(&r, &id, Some(0), body(&small)).await.unwrap();
-    c.complete_upload(&r, &id, &d512, None, no_body()).await.unwrap();
+    a.append_upload(&r, &id, Some(0), body(&small))
+        .await
+        .unwrap();
+    c.complete_upload(&r, &id, &d512, None, no_body())
+        .await
+        .unwrap();
     assert_eq!(read_blob(a, &r, &d512, 1000).await, small);
     let id = b.start_upload(&r).await.unwrap();
-    a.append_upload(&r, &id, Some(0), body(b"abc")).await.unwrap();
+    a.append_upload(&r, &id, Some(0), body(b"abc"))
+        .await
+        .unwrap();
     let wrong = c
         .complete_upload(&r, &id, &Digest::sha256_of(b"abd"), None, no_body())
         .await;
-    assert!(matches!(wrong, Err(StorageError::DigestInvalid(_))), "{wrong:?}");
-    assert_eq!(a.blob_size(&r, &Digest::sha256_of(b"abc")).await.unwrap(), None);
+    assert!(
+        matches!(wrong, Err(StorageError::DigestInvalid(_))),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        a.blob_size(&r, &Digest::sha256_of(b"abc")).await.unwrap(),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +313,9 @@ async fn concurrent_chunks_at_one_offset_and_a_cancel_elsewhere() {
         other => panic!("expected one success and one 416: {other:?}"),
     };
     let digest = Digest::sha256_of(won);
-    b.complete_upload(&r, &id, &digest, None, no_body()).await.unwrap();
+    b.complete_upload(&r, &id, &digest, None, no_body())
+        .await
+        .unwrap();
     assert_eq!(read_blob(a, &r, &digest, won.len() as u64).await, *won);
 
     // Cancelled on B, the session is gone on A.
@@ -322,11 +353,15 @@ async fn shared_sessions_over_the_local_driver() {
         assert_eq!(size, (i * 700_001 + piece.len()) as u64);
     }
     let d = Digest::sha256_of(&data);
-    reg.complete_upload(&r, &id, &d, None, no_body()).await.unwrap();
+    reg.complete_upload(&r, &id, &d, None, no_body())
+        .await
+        .unwrap();
     assert_eq!(read_blob(&reg, &r, &d, data.len() as u64).await, data);
     // An empty upload completes too.
     let id = reg.start_upload(&r).await.unwrap();
     let empty = Digest::sha256_of(b"");
-    reg.complete_upload(&r, &id, &empty, None, no_body()).await.unwrap();
+    reg.complete_upload(&r, &id, &empty, None, no_body())
+        .await
+        .unwrap();
     assert_eq!(reg.blob_size(&r, &empty).await.unwrap(), Some(0));
 }

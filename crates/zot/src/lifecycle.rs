@@ -494,7 +494,8 @@ fn schedule_store(
             let round = tokio::spawn(async move {
                 let lease_name = format!("scrub:{store}");
                 let Some(lease) =
-                    crate::shared_ext::take(&reg, &lease_name, "scrub", &rec, TaskKind::Scrub).await
+                    crate::shared_ext::take(&reg, &lease_name, "scrub", &rec, TaskKind::Scrub)
+                        .await
                 else {
                     return;
                 };

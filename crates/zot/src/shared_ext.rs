@@ -12,7 +12,11 @@ use zot_storage::shared::lease::LeaseGuard;
 use crate::metrics_ext::{Recorder, TaskKind};
 
 /// Connects `registry` to the Redis of `settings`, if it has one.
-pub async fn share(name: &str, settings: &StorageConfig, registry: &Registry) -> anyhow::Result<()> {
+pub async fn share(
+    name: &str,
+    settings: &StorageConfig,
+    registry: &Registry,
+) -> anyhow::Result<()> {
     let Some(CacheDriver::Redis(target)) = &settings.cache_driver else {
         return Ok(());
     };

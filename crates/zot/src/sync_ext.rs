@@ -332,9 +332,14 @@ async fn run(
         // instance's run mirrors into the same bucket.
         let lease_name = format!("sync:{}", upstream.name);
         let registry = stores.default_store().clone();
-        let Some(lease) =
-            crate::shared_ext::take(&registry, &lease_name, "sync", &tasks.0, crate::metrics_ext::TaskKind::Sync)
-                .await
+        let Some(lease) = crate::shared_ext::take(
+            &registry,
+            &lease_name,
+            "sync",
+            &tasks.0,
+            crate::metrics_ext::TaskKind::Sync,
+        )
+        .await
         else {
             tokio::time::sleep(period).await;
             continue;

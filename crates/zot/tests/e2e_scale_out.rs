@@ -86,7 +86,11 @@ fn pull_everywhere(regs: &[&Registry], repo: &str, digest: &str, data: &[u8]) {
     for reg in regs {
         let got = reg.client().get(&format!("/v2/{repo}/blobs/{digest}"));
         got.expect_status(200, "GET blob");
-        assert!(got.body == data, "the blob pulled from {} differs", reg.addr());
+        assert!(
+            got.body == data,
+            "the blob pulled from {} differs",
+            reg.addr()
+        );
     }
 }
 
@@ -143,8 +147,8 @@ fn a_chunked_upload_spreads_over_instances_and_survives_a_crash() {
         .strip_prefix(&regs[0].url())
         .unwrap_or(&location)
         .to_owned();
-    let mut socket = std::net::TcpStream::connect(regs[0].addr())
-        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let mut socket =
+        std::net::TcpStream::connect(regs[0].addr()).unwrap_or_else(|e| panic!("connect: {e}"));
     let head = format!(
         "PATCH {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/octet-stream\r\nContent-Range: {}-{}\r\nContent-Length: {}\r\n\r\n",
         regs[0].addr(),
@@ -167,12 +171,7 @@ fn a_chunked_upload_spreads_over_instances_and_survives_a_crash() {
     let digest = sha256_digest(&data);
     regs[2]
         .client()
-        .request(
-            "PUT",
-            &with_digest(&location, &digest),
-            &[],
-            None,
-        )
+        .request("PUT", &with_digest(&location, &digest), &[], None)
         .expect_status(201, "PUT on C");
     pull_everywhere(&[&regs[1], &regs[2]], repo, &digest, &data);
 }
@@ -225,10 +224,12 @@ fn rounds(regs: &[&Registry], what: &str) -> Vec<Round> {
 /// No round starts before the previous one (on any instance) finished.
 fn assert_never_overlap(rounds: &[Round], what: &str) {
     for pair in rounds.windows(2) {
-        let finished = pair[0]
-            .finished
-            .as_deref()
-            .unwrap_or_else(|| panic!("{what} round {:?} still running when {:?} started", pair[0], pair[1]));
+        let finished = pair[0].finished.as_deref().unwrap_or_else(|| {
+            panic!(
+                "{what} round {:?} still running when {:?} started",
+                pair[0], pair[1]
+            )
+        });
         assert!(
             finished.len() == pair[1].started.len() && finished <= pair[1].started.as_str(),
             "{what} rounds overlap: {:?} and {:?}",
@@ -240,7 +241,11 @@ fn assert_never_overlap(rounds: &[Round], what: &str) {
 
 fn seconds(rfc3339: &str) -> f64 {
     // `YYYY-MM-DDTHH:MM:SS.ffffffZ`: seconds of the day are enough here.
-    let time = rfc3339.split('T').nth(1).unwrap_or_default().trim_end_matches('Z');
+    let time = rfc3339
+        .split('T')
+        .nth(1)
+        .unwrap_or_default()
+        .trim_end_matches('Z');
     let mut parts = time.split(':');
     let h: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
     let m: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
@@ -286,7 +291,10 @@ fn gc_and_scrub_run_on_one_instance_at_a_time_and_a_crashed_holder_is_replaced()
         .iter()
         .map(|r| metric(r, "zot_lease_skipped_total{task=\"scrub\"}"))
         .sum();
-    assert!(skipped >= 1.0, "no scrub round was ever skipped for the lease");
+    assert!(
+        skipped >= 1.0,
+        "no scrub round was ever skipped for the lease"
+    );
 
     // Kill -9 the instance in a scrub round: the others wait for its lease
     // to expire (30 s after its last renewal, at most 10 s before the kill).

@@ -134,7 +134,13 @@ impl Leases {
 }
 
 /// Renews the lease every third of `ttl` while it holds `token`.
-async fn renew(shared: SharedState, key: String, token: String, ttl: Duration, lost: Arc<AtomicBool>) {
+async fn renew(
+    shared: SharedState,
+    key: String,
+    token: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+) {
     let mut last_ok = Instant::now();
     loop {
         tokio::time::sleep(ttl / 3).await;

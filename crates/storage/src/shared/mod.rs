@@ -56,8 +56,14 @@ impl SharedState {
 
     /// Connects to the server of a `storage.cacheDriver` (one server;
     /// sentinel, cluster and TLS targets are refused by name).
-    pub async fn connect_target(target: &zot_config::RedisTarget) -> Result<SharedState, SharedError> {
-        let refuse = |what: &str| Err(SharedError::Config(format!("{what} is not supported for shared upload sessions and leases")));
+    pub async fn connect_target(
+        target: &zot_config::RedisTarget,
+    ) -> Result<SharedState, SharedError> {
+        let refuse = |what: &str| {
+            Err(SharedError::Config(format!(
+                "{what} is not supported for shared upload sessions and leases"
+            )))
+        };
         if target.tls {
             return refuse("rediss:// (TLS)");
         }

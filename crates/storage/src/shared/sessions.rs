@@ -47,7 +47,7 @@ pub struct SessionRecord {
 /// A session as read: open with its record, or closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Session {
-    Open(SessionRecord),
+    Open(Box<SessionRecord>),
     Closed,
 }
 
@@ -107,7 +107,7 @@ impl SessionRecords {
             (None, _) => Ok(None),
             (Some("closed"), _) => Ok(Some(Session::Closed)),
             (Some(_), Some(rec)) => serde_json::from_str(&rec)
-                .map(|r| Some(Session::Open(r)))
+                .map(|r| Some(Session::Open(Box::new(r))))
                 .map_err(|e| SharedError::Corrupt {
                     key,
                     reason: e.to_string(),

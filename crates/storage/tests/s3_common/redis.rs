@@ -51,7 +51,10 @@ impl Redis {
             .unwrap_or_else(|e| panic!("bash: {e}"));
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Redis {
