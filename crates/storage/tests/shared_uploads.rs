@@ -16,7 +16,10 @@ use zot_oci::{Algorithm, Digest, HashState, RepoName};
 use zot_storage::shared::SharedState;
 use zot_storage::shared::lease::Leases;
 use zot_storage::shared::sessions::{Session, SessionRecord, SessionRecords};
-use zot_storage::{Options, Registry, S3Options, StorageError, UploadState, open_local, open_s3};
+use zot_storage::{
+    Backend, Options, Registry, S3Backend, S3Options, StorageError, UploadState, open_local,
+    open_s3,
+};
 
 const CHUNK: u64 = 5 << 20;
 
@@ -51,7 +54,21 @@ async fn read_blob(reg: &Registry, r: &RepoName, d: &Digest, len: u64) -> Vec<u8
 
 struct Instances {
     regs: Vec<Registry>,
+    config: zot_config::S3Config,
     _meta: Vec<tempfile::TempDir>,
+}
+
+impl Instances {
+    /// What the bucket holds in `repo`'s upload folder (tails left over).
+    async fn leftovers(&self, repo: &RepoName) -> Vec<String> {
+        let raw = S3Backend::open(&self.config, &S3Options::default()).unwrap();
+        raw.list(&format!("{repo}/.uploads"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    }
 }
 
 /// `n` registries on one bucket, each with its own metadata store, sharing
@@ -76,7 +93,11 @@ async fn instances(n: usize, redis: &Redis) -> Instances {
         regs.push(reg);
         meta.push(dir);
     }
-    Instances { regs, _meta: meta }
+    Instances {
+        regs,
+        config,
+        _meta: meta,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -245,6 +266,11 @@ async fn a_chunked_upload_moves_between_three_registries_on_one_bucket() {
         Err(StorageError::UploadUnknown)
     ));
     // The last chunk comes with the PUT, on C.
+    // Between chunks the bucket holds one tail object (the bytes after
+    // the last whole part), never the replaced ones.
+    let tails = set.leftovers(&r).await;
+    assert_eq!(tails.len(), 1, "{tails:?}");
+    assert!(tails[0].starts_with(&format!("{id}.tail-")), "{tails:?}");
     let last = content(4 << 20, 9);
     let mut all = data.clone();
     all.extend_from_slice(&last);
@@ -261,6 +287,8 @@ async fn a_chunked_upload_moves_between_three_registries_on_one_bucket() {
         let got = read_blob(reg, &r, &digest_all, all.len() as u64).await;
         assert_eq!(Digest::sha256_of(&got), digest_all);
     }
+
+    assert_eq!(set.leftovers(&r).await, Vec::<String>::new());
 
     // A small upload finished elsewhere with a SHA-512 digest (hashed from
     // the stored data), and a wrong digest storing nothing.
@@ -291,6 +319,7 @@ async fn a_chunked_upload_moves_between_three_registries_on_one_bucket() {
         a.blob_size(&r, &Digest::sha256_of(b"abc")).await.unwrap(),
         None
     );
+    assert_eq!(set.leftovers(&r).await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,6 +361,8 @@ async fn concurrent_chunks_at_one_offset_and_a_cancel_elsewhere() {
         a.append_upload(&r, &id, None, body(b"late")).await,
         Err(StorageError::UploadUnknown)
     ));
+    // Nothing is left behind: completion and cancel removed the tails.
+    assert_eq!(set.leftovers(&r).await, Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

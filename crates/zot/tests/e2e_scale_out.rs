@@ -11,7 +11,10 @@
 //! - GC and scrub configured on every instance run on one at a time (their
 //!   rounds, read from the logs, never overlap), and when the holder of the
 //!   scrub lease is killed with `kill -9` another instance takes over only
-//!   once the lease has expired.
+//!   once the lease has expired;
+//! - skopeo pushes an image through nginx (Debian's, round robin, no
+//!   stickiness) in front of two instances: its uploads' POST, PATCH and
+//!   PUT land on different instances.
 
 mod common;
 
@@ -26,11 +29,15 @@ use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// Three instances of one configuration on a new bucket and `redis`.
-fn instances(redis: &redis_server::Redis, extra: impl Fn(Config) -> Config) -> Vec<Registry> {
+/// `n` instances of one configuration on a new bucket and `redis`.
+fn instances(
+    n: usize,
+    redis: &redis_server::Redis,
+    extra: impl Fn(Config) -> Config,
+) -> Vec<Registry> {
     let server = seaweed::shared();
     let bucket = server.bucket();
-    (0..3)
+    (0..n)
         .map(|_| {
             let config = Config::default()
                 .with_storage("storageDriver", server.driver_json(&bucket))
@@ -97,7 +104,7 @@ fn pull_everywhere(regs: &[&Registry], repo: &str, digest: &str, data: &[u8]) {
 #[test]
 fn a_chunked_upload_spreads_over_instances_and_survives_a_crash() {
     let redis = redis_server::Redis::start();
-    let mut regs = instances(&redis, |c| c);
+    let mut regs = instances(3, &redis, |c| c);
     let repo = "scale/app";
 
     // POST on A, PATCHes alternating A/B/C (smaller and larger than the
@@ -263,7 +270,7 @@ fn metric(reg: &Registry, name: &str) -> f64 {
 #[test]
 fn gc_and_scrub_run_on_one_instance_at_a_time_and_a_crashed_holder_is_replaced() {
     let redis = redis_server::Redis::start();
-    let mut regs = instances(&redis, |c| {
+    let mut regs = instances(3, &redis, |c| {
         c.with_gc(true)
             .with_storage("gcDelay", json!("1h"))
             .with_storage("gcInterval", json!("1s"))
@@ -345,4 +352,161 @@ fn gc_and_scrub_run_on_one_instance_at_a_time_and_a_crashed_holder_is_replaced()
     });
     assert!(skipped_logged, "no skipped round was logged");
     assert_never_overlap(&rounds(&survivors, "gc"), "gc");
+}
+
+/// nginx in front of `upstreams`, round robin, bodies streamed both ways.
+struct Nginx {
+    addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    fn start(upstreams: &[&Registry]) -> Nginx {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let d = dir.path().display();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let servers: String = upstreams
+            .iter()
+            .map(|r| format!("server {};", r.addr()))
+            .collect();
+        // As root, nginx's workers would switch to `nobody`; stay this user.
+        let user = if run_stdout_id() == "0" {
+            "user root;"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "{user}\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n access_log {d}/access.log;\n client_body_temp_path {d}/body;\n\
+             proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n\
+             scgi_temp_path {d}/scgi;\n upstream zot {{ {servers} }}\n\
+             server {{\n  listen 127.0.0.1:{port};\n  client_max_body_size 0;\n\
+               proxy_request_buffering off;\n  proxy_buffering off;\n  proxy_http_version 1.1;\n\
+               location / {{ proxy_pass http://zot; proxy_set_header Host $http_host; }}\n }}\n}}\n"
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap_or_else(|e| panic!("{e}"));
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("nginx (scripts/test installs it): {e}"));
+        let addr = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers (SIGKILL would orphan them).
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_stdout_id() -> String {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Upload requests (method, path) an instance answered, from its access log.
+fn upload_requests(reg: &Registry) -> Vec<(String, String)> {
+    log_lines(reg)
+        .iter()
+        .filter(|l| l["message"] == "request")
+        .filter_map(|l| {
+            let path = l["path"].as_str()?;
+            path.contains("/blobs/uploads/").then(|| {
+                (
+                    l["method"].as_str().unwrap_or_default().to_owned(),
+                    path.to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn skopeo_pushes_through_nginx_round_robin_over_two_instances() {
+    use common::fixtures::{self, OciLayout};
+    let redis = redis_server::Redis::start();
+    let regs = instances(2, &redis, |c| c);
+    let nginx = Nginx::start(&regs.iter().collect::<Vec<_>>());
+    let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let image = fixtures::image(
+        ("linux", "amd64"),
+        // One layer: skopeo then sends its requests one after another, so
+        // nginx's round robin alternates them: each upload's PATCH and PUT
+        // land on different instances.
+        &[vec![(
+            "big.bin",
+            fixtures::noise("scale-out-big", 11 << 20),
+        )]],
+        false,
+    );
+    let src = OciLayout::create(&work.path().join("src"));
+    src.add_image(&image, "1.0");
+    let pushed = common::tools::skopeo_copy(
+        &["--preserve-digests"],
+        &src.reference("1.0"),
+        &format!("docker://{}/lb/app:1.0", nginx.addr),
+        work.path(),
+    );
+    assert_eq!(pushed, image.manifest.digest);
+
+    // The uploads were spread: both instances answered upload requests,
+    // and some session was started on one and continued on the other.
+    let a = upload_requests(&regs[0]);
+    let b = upload_requests(&regs[1]);
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "uploads not spread: {a:?} {b:?}"
+    );
+    let session = |p: &str| p.rsplit('/').next().unwrap_or_default().to_owned();
+    let crossed = a.iter().any(|(_, pa)| {
+        b.iter()
+            .any(|(_, pb)| session(pa) == session(pb) && !session(pa).is_empty())
+    });
+    assert!(crossed, "no session used on both instances: {a:?} {b:?}");
+
+    // Every blob reads back, byte for byte, through each instance.
+    for reg in &regs {
+        for blob in image.blobs() {
+            let got = reg
+                .client()
+                .get(&format!("/v2/lb/app/blobs/sha256:{}", blob.hex()));
+            got.expect_status(200, "blob through an instance");
+            assert!(got.body == blob.bytes, "blob {} differs", blob.hex());
+        }
+    }
+    // And the manifest is served (by the instance that stored it, at
+    // least, until the metadata store is shared too).
+    let listed = regs
+        .iter()
+        .any(|reg| reg.client().get("/v2/lb/app/manifests/1.0").status == 200);
+    assert!(listed, "the manifest is served by no instance");
+    drop(nginx);
 }
