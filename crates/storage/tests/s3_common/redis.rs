@@ -36,8 +36,7 @@ impl Redis {
             while kill -0 "$OWNER" 2>/dev/null && kill -0 "$r" 2>/dev/null && [ ! -e "$DIR/stop" ]; do
                 sleep 0.3
             done
-            kill -9 "$r" 2>/dev/null
-            wait "$r" 2>/dev/null
+            { kill "$r"; wait "$r"; } 2>/dev/null
             rm -rf "$DIR"
         "#;
         let watchdog = Command::new("bash")
