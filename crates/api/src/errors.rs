@@ -227,6 +227,11 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::BlobUnknown => ApiError::new(BlobUnknown),
             StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
+            // Redis (shared upload sessions) away or a record unreadable.
+            StorageError::Shared(_) => {
+                tracing::error!(error = %e, "shared upload state");
+                ApiError::new(Unknown)
+            }
             StorageError::BlobIsManifest => ApiError::msg(Unsupported, e.to_string()),
             StorageError::TagExists => ApiError::msg(Denied, e.to_string()),
             StorageError::TooManyUploads(_) | StorageError::TooManyOpenUploads(_) => {
@@ -248,7 +253,7 @@ impl From<StorageError> for ApiError {
             }
             StorageError::NameUnknown => ApiError::new(NameUnknown),
             StorageError::Body(m) => ApiError::msg(BlobUploadInvalid, format!("request body: {m}")),
-            StorageError::Io(_) | StorageError::Meta(_) | StorageError::Shared(_) => {
+            StorageError::Io(_) | StorageError::Meta(_) => {
                 tracing::error!(error = %e, "internal storage error");
                 ApiError::new(Unknown)
             }
