@@ -28,7 +28,7 @@ use crate::paths;
 use crate::registry::Registry;
 use crate::shared::SharedState;
 use crate::shared::lease::{LeaseGuard, Leases};
-use crate::shared::sessions::{Session, SessionRecord, SessionRecords};
+use crate::shared::sessions::{Caps, Created, Session, SessionRecord, SessionRecords};
 use crate::upload_writer::IoLock;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -94,20 +94,33 @@ impl Registry {
         repo: &RepoName,
     ) -> Result<uuid::Uuid> {
         let id = uuid::Uuid::new_v4();
-        let key = paths::upload(repo, &id);
-        let empty = UploadState::default();
-        // The local driver's file exists from the start (S3 writes nothing).
-        let unused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        drop(self.backend.shared_sink(&key, 0, &empty, unused).await?);
         let rec = SessionRecord {
             repo: repo.as_str().to_owned(),
             size: 0,
             hash: HashState::new(Algorithm::Sha256),
-            data: empty,
+            data: UploadState::default(),
             created: now_secs(),
         };
-        if !sh.records.create(&id, &rec).await? {
-            return Err(std::io::Error::other("upload session id already in use").into());
+        let caps = Caps {
+            per_repo: self.options.max_uploads_per_repo,
+            total: self.options.max_uploads,
+        };
+        match sh.records.create(&id, &rec, caps).await? {
+            Created::Yes => {}
+            Created::RepoFull => return Err(StorageError::TooManyUploads(caps.per_repo)),
+            Created::AllFull => return Err(StorageError::TooManyOpenUploads(caps.total)),
+            Created::Taken => {
+                return Err(std::io::Error::other("upload session id already in use").into());
+            }
+        }
+        // The local driver's file exists from the start (S3 writes nothing).
+        let key = paths::upload(repo, &id);
+        let unused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Err(e) = self.backend.shared_sink(&key, 0, &rec.data, unused).await {
+            if sh.records.close(&id, &rec.repo, 0).await.is_ok() {
+                let _ = sh.records.delete(&id).await;
+            }
+            return Err(e.into());
         }
         Ok(id)
     }
@@ -273,7 +286,7 @@ impl Registry {
                     }
                     rec = self.shared_stream(sh, repo, id, rec, &lease, body).await?;
                 }
-                if !sh.records.close(id, rec.size).await? {
+                if !sh.records.close(id, &rec.repo, rec.size).await? {
                     return Err(StorageError::UploadUnknown);
                 }
                 let key = paths::upload(repo, id);
@@ -326,7 +339,7 @@ impl Registry {
         self.with_session_lease(sh, id, |lease| async move {
             let result = async {
                 let rec = self.shared_record(sh, repo, id).await?;
-                if !sh.records.close(id, rec.size).await? {
+                if !sh.records.close(id, &rec.repo, rec.size).await? {
                     return Err(StorageError::UploadUnknown);
                 }
                 let removed = self

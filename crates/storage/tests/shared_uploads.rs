@@ -15,7 +15,7 @@ use std::time::Duration;
 use zot_oci::{Algorithm, Digest, HashState, RepoName};
 use zot_storage::shared::SharedState;
 use zot_storage::shared::lease::Leases;
-use zot_storage::shared::sessions::{Session, SessionRecord, SessionRecords};
+use zot_storage::shared::sessions::{Caps, Created, Session, SessionRecord, SessionRecords};
 use zot_storage::{
     Backend, Options, Registry, S3Backend, S3Options, StorageError, UploadState, open_local,
     open_s3,
@@ -124,9 +124,14 @@ async fn session_records_compare_and_set_on_the_size() {
         data: UploadState::default(),
         created: 1,
     };
-    assert!(records.create(&id, &rec).await.unwrap());
-    assert!(
-        !records.create(&id, &rec).await.unwrap(),
+    let caps = Caps {
+        per_repo: 2,
+        total: 3,
+    };
+    assert_eq!(records.create(&id, &rec, caps).await.unwrap(), Created::Yes);
+    assert_eq!(
+        records.create(&id, &rec, caps).await.unwrap(),
+        Created::Taken,
         "an id is created once"
     );
     assert_eq!(
@@ -148,8 +153,46 @@ async fn session_records_compare_and_set_on_the_size() {
     );
 
     // Closing is a compare-and-set too; a closed session takes no write.
-    assert!(!records.close(&id, 3).await.unwrap());
-    assert!(records.close(&id, 10).await.unwrap());
+    assert!(!records.close(&id, "a/b", 3).await.unwrap());
+
+    // Caps: two open sessions in a/b, three in all; closing uncounts.
+    let other = uuid::Uuid::new_v4();
+    assert_eq!(
+        records.create(&other, &rec, caps).await.unwrap(),
+        Created::Yes
+    );
+    assert_eq!(
+        records
+            .create(&uuid::Uuid::new_v4(), &rec, caps)
+            .await
+            .unwrap(),
+        Created::RepoFull
+    );
+    let mut elsewhere = rec.clone();
+    elsewhere.repo = "c".into();
+    assert_eq!(
+        records
+            .create(&uuid::Uuid::new_v4(), &elsewhere, caps)
+            .await
+            .unwrap(),
+        Created::Yes
+    );
+    assert_eq!(
+        records
+            .create(&uuid::Uuid::new_v4(), &elsewhere, caps)
+            .await
+            .unwrap(),
+        Created::AllFull
+    );
+    assert!(records.close(&other, "a/b", 0).await.unwrap());
+    assert_eq!(
+        records
+            .create(&uuid::Uuid::new_v4(), &elsewhere, caps)
+            .await
+            .unwrap(),
+        Created::Yes
+    );
+    assert!(records.close(&id, "a/b", 10).await.unwrap());
     rec.size = 20;
     assert!(!records.commit(&id, 10, &rec).await.unwrap());
     assert_eq!(records.get(&id).await.unwrap(), Some(Session::Closed));
