@@ -171,15 +171,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
                 "storage.cacheDriver is ignored: remoteCache is false (the metadata stays under rootDirectory)"
             );
         }
-        if let Some(zot_config::CacheDriver::Redis(target)) = &settings.cache_driver {
-            tracing::warn!(
-                store = name,
-                redis = %target.describe(),
-                "the metadata store stays local under rootDirectory (not yet in Redis); upload sessions and leases are shared"
-            );
-        }
         let (registry, report) = open(settings).await?;
-        crate::shared_ext::share(&name, settings, &registry).await?;
         tracing::info!(
             store = name,
             root = %settings.root_directory.display(),
@@ -193,6 +185,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             "storage synchronised with the layouts on disk"
         );
         let registry = Arc::new(registry);
+        crate::shared_ext::share(&name, settings, &registry).await?;
         if name != "default" {
             routes.push((name.clone(), registry.clone()));
         }
