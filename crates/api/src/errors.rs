@@ -235,6 +235,11 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::BlobUnknown => ApiError::new(BlobUnknown),
             StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
+            // Redis (shared upload sessions) away or a record unreadable.
+            StorageError::Shared(_) => {
+                tracing::error!(error = %e, "shared upload state");
+                ApiError::new(Unknown)
+            }
             StorageError::BlobIsManifest => ApiError::msg(Unsupported, e.to_string()),
             StorageError::TagExists => ApiError::msg(Denied, e.to_string()),
             StorageError::TooManyUploads(_) | StorageError::TooManyOpenUploads(_) => {

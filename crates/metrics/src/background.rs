@@ -92,6 +92,9 @@ pub struct Background {
     scrub: [AtomicU64; 3],
     uploads_open: AtomicU64,
     meta_bytes: Mutex<Vec<(String, u64)>>,
+    /// `zot_lease_skipped_total{task}`: rounds skipped because another
+    /// instance held the lease, by [`Task`].
+    lease_skipped: [AtomicU64; Task::ALL.len()],
 }
 
 impl Default for Background {
@@ -110,6 +113,7 @@ impl Default for Background {
             scrub: Default::default(),
             uploads_open: AtomicU64::new(UNSET),
             meta_bytes: Mutex::new(Vec::new()),
+            lease_skipped: Default::default(),
         }
     }
 }
@@ -161,6 +165,13 @@ impl Background {
     /// Abandoned upload sessions removed.
     pub fn uploads_expired(&self, n: u64) {
         add(&self.gc_deleted[2], n);
+    }
+
+    /// A round of `kind` skipped: another instance held its lease.
+    pub fn lease_skipped(&self, kind: Task) {
+        if let Some(i) = Task::ALL.iter().position(|t| *t == kind) {
+            add(&self.lease_skipped[i], 1);
+        }
     }
 
     /// One scrub round ended.
@@ -282,6 +293,18 @@ impl Background {
         ] {
             header(out, om, name, "counter", help);
             let _ = writeln!(out, "{name} {}", load(n));
+        }
+
+        let name = "zot_lease_skipped_total";
+        header(
+            out,
+            om,
+            name,
+            "counter",
+            "Background rounds skipped because another instance held the lease",
+        );
+        for (task, n) in Task::ALL.iter().zip(&self.lease_skipped) {
+            let _ = writeln!(out, "{name}{{task=\"{}\"}} {}", task.name(), load(n));
         }
 
         let open = load(&self.uploads_open);

@@ -62,6 +62,12 @@ impl Digest {
         &self.hex
     }
 
+    /// A digest of `algorithm` from hex the caller produced itself (a hash
+    /// it computed), so already of the right form.
+    pub(crate) fn from_parts(algorithm: Algorithm, hex: String) -> Digest {
+        Digest { algorithm, hex }
+    }
+
     /// SHA-256 digest of `data`.
     pub fn sha256_of(data: &[u8]) -> Digest {
         let mut h = Algorithm::Sha256.hasher();

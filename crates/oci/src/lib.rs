@@ -8,11 +8,13 @@
 //! header without further checks. Nothing in this crate does I/O.
 
 mod digest;
+mod hash_state;
 pub mod image_meta;
 mod manifest;
 pub mod media_types;
 mod name;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
+pub use hash_state::{HashState, HashStateError, SavedHashState};
 pub use manifest::{Descriptor, ManifestError, ManifestKind, ParsedManifest};
 pub use name::{NameError, Reference, RepoName, Tag};

@@ -20,6 +20,36 @@ use std::io;
 use std::pin::Pin;
 use zot_meta::Fingerprint;
 
+/// Where a shared upload's data stands (see `shared/sessions.rs`): saved
+/// in the session record, so that any process can continue the upload. The
+/// local driver keeps everything in the upload's file (on a file system
+/// all instances mount) and leaves it empty; the S3 driver keeps the
+/// multipart upload, its parts and the object holding the tail (the bytes
+/// after the last whole part).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UploadState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<String>,
+    /// Content ids (ETags) of the parts, in order, each `chunk_size` bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
+    #[serde(default)]
+    pub parts_len: u64,
+    /// Key of the object holding the bytes after the parts (fewer than a
+    /// part), if there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<String>,
+    #[serde(default)]
+    pub tail_len: u64,
+}
+
+/// The writer of a shared upload ([`Backend::shared_sink`]): once its
+/// `flush` returned, `committed` holds the upload's new state.
+pub struct SharedSink {
+    pub sink: BoxSink,
+    pub committed: std::sync::Arc<std::sync::Mutex<Option<UploadState>>>,
+}
+
 /// The content of an object as a stream of chunks.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 pub type BoxSink = Box<dyn std::io::Write + Send>;
@@ -144,6 +174,55 @@ pub trait Backend: Send + Sync + 'static {
     /// committed by `flush`, and not visible under any other key until
     /// [`Backend::publish`].
     async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink>;
+    /// A blocking writer continuing the shared upload at `key`, whose first
+    /// `len` bytes are acknowledged and stand at `state`; anything a dropped
+    /// writer left past `len` is cut off. Its flush commits what was
+    /// written and leaves the new state in [`SharedSink::committed`] for
+    /// the caller to save; objects of the old state it no longer needs are
+    /// left for [`Backend::forget_shared`], so a state not saved (a lost
+    /// race) still describes whole data. When `lost` turns true (the
+    /// session's lease was lost) it writes nothing more. The default suits
+    /// a driver whose [`Backend::sink`] works across processes (a file on
+    /// a shared file system).
+    async fn shared_sink(
+        &self,
+        key: &str,
+        len: u64,
+        state: &UploadState,
+        lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> io::Result<SharedSink> {
+        let _ = lost;
+        let sink = self.sink(key, len).await?;
+        let committed = std::sync::Arc::new(std::sync::Mutex::new(None));
+        Ok(SharedSink {
+            sink: Box::new(crate::backend::CommitOnFlush {
+                sink,
+                state: state.clone(),
+                committed: committed.clone(),
+            }),
+            committed,
+        })
+    }
+    /// Removes what `old` holds and `new` does not (a replaced tail); with
+    /// `new` absent, the whole upload at `key` (a cancelled or expired one).
+    async fn forget_shared(
+        &self,
+        key: &str,
+        old: &UploadState,
+        new: Option<&UploadState>,
+    ) -> io::Result<()> {
+        let _ = old;
+        if new.is_none() {
+            self.delete(key).await?;
+        }
+        Ok(())
+    }
+    /// Makes the shared upload at `key` one object and returns its key
+    /// (read it, publish it, delete it like any object).
+    async fn finish_shared(&self, key: &str, state: &UploadState) -> io::Result<String> {
+        let _ = state;
+        Ok(key.to_owned())
+    }
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes `to` share the content of `from` (a hard link on disk), so that
@@ -198,6 +277,29 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Seconds since the object was last modified.
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>>;
+}
+
+/// The default shared sink: a sink whose state is the file itself.
+struct CommitOnFlush {
+    sink: BoxSink,
+    state: UploadState,
+    committed: std::sync::Arc<std::sync::Mutex<Option<UploadState>>>,
+}
+
+impl std::io::Write for CommitOnFlush {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.sink.write(data)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.sink.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()?;
+        *self.committed.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.state.clone());
+        Ok(())
+    }
 }
 
 /// The error of [`Backend::read_at_most`] for an object over the limit.

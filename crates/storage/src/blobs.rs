@@ -200,6 +200,9 @@ impl Registry {
     /// The repository itself is created when its first blob or manifest is
     /// stored, so a failed or abandoned upload leaves no repository behind.
     pub async fn start_upload(&self, repo: &RepoName) -> Result<uuid::Uuid> {
+        if let Some(sh) = self.shared_uploads.get() {
+            return self.shared_start(sh, repo).await;
+        }
         let id = uuid::Uuid::new_v4();
         let caps = crate::uploads::Caps {
             per_repo: self.options.max_uploads_per_repo,
@@ -248,6 +251,9 @@ impl Registry {
 
     /// Bytes received so far by an upload session.
     pub async fn upload_size(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<u64> {
+        if let Some(sh) = self.shared_uploads.get() {
+            return self.shared_size(sh, repo, id).await;
+        }
         Ok(self.open_session(repo, id).await?.size)
     }
 
@@ -264,6 +270,9 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        if let Some(sh) = self.shared_uploads.get() {
+            return self.shared_append(sh, repo, id, start, body).await;
+        }
         let mut s = self.open_session(repo, id).await?;
         if let Some(start) = start
             && start != s.size
@@ -351,6 +360,11 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
+        if let Some(sh) = self.shared_uploads.get() {
+            return self
+                .shared_complete(sh, repo, id, digest, start, body)
+                .await;
+        }
         let mut s = self.open_session(repo, id).await?;
         let key = paths::upload(repo, id);
         if let Some(body) = body {
@@ -405,7 +419,12 @@ impl Registry {
         result.map(|()| s.size)
     }
 
-    async fn hash_object(&self, key: &str, alg: zot_oci::Algorithm, size: u64) -> Result<Digest> {
+    pub(crate) async fn hash_object(
+        &self,
+        key: &str,
+        alg: zot_oci::Algorithm,
+        size: u64,
+    ) -> Result<Digest> {
         let mut chunks = self.backend.read_stream(key, 0, size).await?;
         let mut hasher = alg.hasher();
         while let Some(chunk) = chunks.next().await {
@@ -474,6 +493,9 @@ impl Registry {
 
     /// Cancels an upload and removes its data.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &uuid::Uuid) -> Result<()> {
+        if let Some(sh) = self.shared_uploads.get() {
+            return self.shared_cancel(sh, repo, id).await;
+        }
         let mut s = self.open_session(repo, id).await?;
         self.uploads.close(repo, &mut s);
         let deleted = self.backend.delete(&paths::upload(repo, id)).await;
@@ -504,9 +526,12 @@ impl Registry {
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;
                 let key = format!("{dir}/{name}");
-                let live = name
-                    .parse::<uuid::Uuid>()
-                    .is_ok_and(|id| self.uploads.get(&repo, &id).is_some());
+                let live = match self.shared_uploads.get() {
+                    Some(sh) => self.shared_upload_live(sh, &name).await?,
+                    None => name
+                        .parse::<uuid::Uuid>()
+                        .is_ok_and(|id| self.uploads.get(&repo, &id).is_some()),
+                };
                 let old = self
                     .backend
                     .age_secs(&key)

@@ -46,6 +46,9 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Meta(#[from] zot_meta::MetaError),
+    /// The state shared between instances (Redis) could not be used.
+    #[error("shared state: {0}")]
+    Shared(#[from] crate::shared::SharedError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -24,6 +24,8 @@ mod s3;
 mod scrub;
 mod search;
 mod shared_meta;
+pub mod shared;
+mod shared_uploads;
 mod stats;
 mod stores;
 mod upload_limits;
@@ -31,7 +33,7 @@ mod upload_writer;
 mod uploads;
 mod walk;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
+pub use backend::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};

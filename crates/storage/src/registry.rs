@@ -104,6 +104,9 @@ pub struct Registry {
     /// The mandatory annotations lint checks now: `options`' at first,
     /// replaced by a configuration reload (`lint.rs`).
     pub(crate) lint: std::sync::RwLock<Arc<Vec<String>>>,
+    /// Upload sessions kept in Redis for every instance (`shared_uploads.rs`);
+    /// unset: in this process's memory (`uploads`).
+    pub(crate) shared_uploads: std::sync::OnceLock<crate::shared_uploads::SharedUploads>,
 }
 
 /// Called with (repository, digest, media type) after a manifest was
@@ -185,6 +188,7 @@ impl Registry {
             initialised: Mutex::default(),
             lifecycle: crate::gc::Lifecycle::new(),
             stored_listener: std::sync::OnceLock::new(),
+            shared_uploads: std::sync::OnceLock::new(),
         }
     }
 

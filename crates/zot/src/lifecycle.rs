@@ -189,6 +189,7 @@ pub async fn open_stores(cfg: &Config) -> anyhow::Result<(Vec<Store>, zot_storag
             "storage synchronised with the layouts on disk"
         );
         let registry = Arc::new(registry);
+        crate::shared_ext::share(&name, settings, &registry).await?;
         if name != "default" {
             routes.push((name.clone(), registry.clone()));
         }
@@ -465,10 +466,24 @@ fn schedule_store(
                 );
                 // Its own task: a reload aborting the schedule lets it finish.
                 let round = tokio::spawn(async move {
+                    // Once across the instances sharing the store.
+                    let lease_name = format!("gc:{store}");
+                    let Some(lease) =
+                        crate::shared_ext::take(&reg, &lease_name, "gc", &rec, TaskKind::Gc).await
+                    else {
+                        return;
+                    };
+                    let lost = lease.lost_flag();
+                    tracing::info!(%store, "gc: round started");
                     let started = std::time::Instant::now();
                     let reports = for_each_repo(&reg, &p, &rec, TaskKind::Gc, move |reg, repo| {
                         let options = options.clone();
+                        let lost = lost.clone();
                         async move {
+                            if lost.load(std::sync::atomic::Ordering::SeqCst) {
+                                tracing::warn!(%repo, "gc: repository skipped: the round's lease was lost");
+                                return None;
+                            }
                             match reg.gc_repo(&repo, &options).await {
                                 Ok(r) if r == zot_storage::GcReport::default() => Some(r),
                                 Ok(r) => {
@@ -489,6 +504,7 @@ fn schedule_store(
                     rec.gc_round(&total, error, started.elapsed());
                     let repos = reports.len();
                     tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "gc: round finished");
+                    crate::shared_ext::release(lease).await;
                 });
                 async move {
                     let _ = round.await;
@@ -512,6 +528,14 @@ fn schedule_store(
             let (reg, p, store, rec) = (reg.clone(), p.clone(), store.clone(), rec.clone());
             // Its own task: a reload aborting the schedule lets it finish.
             let round = tokio::spawn(async move {
+                let lease_name = format!("scrub:{store}");
+                let Some(lease) =
+                    crate::shared_ext::take(&reg, &lease_name, "scrub", &rec, TaskKind::Scrub)
+                        .await
+                else {
+                    return;
+                };
+                tracing::info!(%store, "scrub: round started");
                 let started = std::time::Instant::now();
                 let reports = for_each_repo(&reg, &p, &rec, TaskKind::Scrub, |reg, repo| async move {
                     let r = reg.scrub_repo(&repo).await;
@@ -528,6 +552,7 @@ fn schedule_store(
                 rec.scrub_round(sum(|r| r.0), sum(|r| r.1), sum(|r| r.2));
                 let repos = reports.len();
                 tracing::info!(%store, repositories = repos, elapsed_ms = started.elapsed().as_millis() as u64, "scrub: round finished");
+                crate::shared_ext::release(lease).await;
             });
             async move {
                 let _ = round.await;

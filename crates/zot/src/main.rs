@@ -21,6 +21,7 @@ mod scrub_cmd;
 mod search_ext;
 mod serve;
 mod sessions_ext;
+mod shared_ext;
 mod sync_ext;
 
 use clap::{Parser, Subcommand};

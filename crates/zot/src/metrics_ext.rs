@@ -123,6 +123,19 @@ pub enum TaskKind {
     Sync,
 }
 
+#[cfg(feature = "metrics")]
+impl TaskKind {
+    fn metric(self) -> zot_metrics::Task {
+        match self {
+            TaskKind::Gc => zot_metrics::Task::Gc,
+            TaskKind::Scrub => zot_metrics::Task::Scrub,
+            TaskKind::UploadExpiry => zot_metrics::Task::UploadExpiry,
+            #[cfg(feature = "sync")]
+            TaskKind::Sync => zot_metrics::Task::Sync,
+        }
+    }
+}
+
 /// What background tasks report to the metrics: a no-op without the
 /// feature or with `extensions.metrics` off. Every call is a few atomic
 /// additions.
@@ -164,13 +177,7 @@ impl Recorder {
     }
 
     pub fn finished(&self, kind: TaskKind, elapsed: std::time::Duration) {
-        let kind = match kind {
-            TaskKind::Gc => zot_metrics::Task::Gc,
-            TaskKind::Scrub => zot_metrics::Task::Scrub,
-            TaskKind::UploadExpiry => zot_metrics::Task::UploadExpiry,
-            #[cfg(feature = "sync")]
-            TaskKind::Sync => zot_metrics::Task::Sync,
-        };
+        let kind = kind.metric();
         self.with(|m| m.background().finished(kind, elapsed));
     }
 
@@ -185,6 +192,12 @@ impl Recorder {
             error,
         };
         self.with(|m| m.background().gc_round(&round, elapsed));
+    }
+
+    /// A round skipped: another instance held its lease.
+    pub fn lease_skipped(&self, kind: TaskKind) {
+        let kind = kind.metric();
+        self.with(|m| m.background().lease_skipped(kind));
     }
 
     pub fn uploads_expired(&self, n: usize) {
@@ -217,5 +230,6 @@ impl Recorder {
     pub fn finished(&self, _kind: TaskKind, _elapsed: std::time::Duration) {}
     pub fn gc_round(&self, _r: &zot_storage::GcReport, _error: bool, _e: std::time::Duration) {}
     pub fn uploads_expired(&self, _n: usize) {}
+    pub fn lease_skipped(&self, _kind: TaskKind) {}
     pub fn scrub_round(&self, _blobs: usize, _manifests: usize, _problems: usize) {}
 }

@@ -328,6 +328,22 @@ async fn run(
     const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_secs(2);
     let mut backoff = FIRST_BACKOFF;
     loop {
+        // Once across the instances sharing the default store: another
+        // instance's run mirrors into the same bucket.
+        let lease_name = format!("sync:{}", upstream.name);
+        let registry = stores.default_store().clone();
+        let Some(lease) = crate::shared_ext::take(
+            &registry,
+            &lease_name,
+            "sync",
+            &tasks.0,
+            crate::metrics_ext::TaskKind::Sync,
+        )
+        .await
+        else {
+            tokio::time::sleep(period).await;
+            continue;
+        };
         status.started(i);
         // Its own task: a reload stopping this loop lets the run finish.
         let (up, st, p, t) = (
@@ -340,6 +356,7 @@ async fn run(
         let Ok(outcome) = once.await else {
             return;
         };
+        crate::shared_ext::release(lease).await;
         let wait = match outcome {
             Ok(report) => {
                 backoff = FIRST_BACKOFF;

@@ -21,14 +21,17 @@
 //!   a folder exists while an object lies under it.
 //!
 //! Reading an upload key that is still pending completes it first: it is
-//! an ordinary object from then on.
+//! an ordinary object from then on. Uploads shared between instances keep
+//! their state in the session record instead of this process's memory
+//! ([`shared`]).
 
 mod open;
+mod shared;
 mod upload;
 
 pub use open::S3Options;
 
-use crate::backend::{Backend, BoxSink, ByteStream, Entry, Versioned};
+use crate::backend::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -368,6 +371,29 @@ impl Backend for S3Backend {
         };
         let sink = upload::Sink::open(self.store.clone(), path, self.chunk_size, state, offset)?;
         Ok(Box::new(sink))
+    }
+
+    async fn shared_sink(
+        &self,
+        key: &str,
+        len: u64,
+        state: &UploadState,
+        lost: Arc<std::sync::atomic::AtomicBool>,
+    ) -> io::Result<SharedSink> {
+        self.shared_sink_s3(key, len, state, lost).await
+    }
+
+    async fn forget_shared(
+        &self,
+        key: &str,
+        old: &UploadState,
+        new: Option<&UploadState>,
+    ) -> io::Result<()> {
+        self.forget_shared_s3(key, old, new).await
+    }
+
+    async fn finish_shared(&self, key: &str, state: &UploadState) -> io::Result<String> {
+        self.finish_shared_s3(key, state).await
     }
 
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {

@@ -5,6 +5,7 @@
 //!   private temporary directory, and stop it (gracefully or with SIGKILL).
 //! - [`http`]: a small plain-HTTP client for protocol-level assertions, plus a
 //!   raw-socket request for paths that HTTP libraries would normalise.
+//! - [`nginx`]: nginx as a round robin load balancer in front of instances.
 //! - [`fixtures`]: OCI image layouts built by hand from bytes the test
 //!   creates (no network), with real sha256 digests.
 //! - [`tools`]: running external clients (skopeo, podman, umoci) and failing
@@ -21,6 +22,7 @@
 pub mod docker;
 pub mod fixtures;
 pub mod http;
+pub mod nginx;
 pub mod podman;
 pub mod registry;
 pub mod tools;

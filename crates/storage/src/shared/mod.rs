@@ -1,0 +1,119 @@
+//! State shared by several registry processes serving one bucket, kept in
+//! Redis (`storage.remoteCache: true` with a redis `storage.cacheDriver`):
+//! upload sessions ([`sessions`]) and leases on background work
+//! ([`lease`]). Every key lives under the configured key prefix, so several
+//! registries (or other users) can share one Redis.
+//!
+//! Without Redis there is no [`SharedState`]: leases are then granted
+//! locally at once ([`lease::Leases::local`]) and upload sessions stay in
+//! the process's memory (`uploads.rs`), exactly as before.
+
+pub mod lease;
+pub mod sessions;
+
+/// An error talking to Redis, or a record in it that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SharedError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("shared record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("storage.cacheDriver: {0}")]
+    Config(String),
+}
+
+/// A connection to the Redis all instances share, and the key prefix.
+/// Cloning is cheap (one multiplexed connection, re-established by
+/// `redis`' connection manager after a failure).
+#[derive(Clone)]
+pub struct SharedState {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for SharedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedState({})", self.prefix)
+    }
+}
+
+impl SharedState {
+    /// Connects to `url` (checked with a `PING`); keys are put under
+    /// `<prefix>:`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<SharedState, SharedError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
+            .set_number_of_retries(2);
+        let mut conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(SharedState {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// Connects to the server of a `storage.cacheDriver` (one server;
+    /// sentinel, cluster and TLS targets are refused by name).
+    pub async fn connect_target(
+        target: &zot_config::RedisTarget,
+    ) -> Result<SharedState, SharedError> {
+        let refuse = |what: &str| {
+            Err(SharedError::Config(format!(
+                "{what} is not supported for shared upload sessions and leases"
+            )))
+        };
+        if target.tls {
+            return refuse("rediss:// (TLS)");
+        }
+        match (&target.mode, target.addrs.as_slice()) {
+            (zot_config::RedisMode::Single, [addr]) => {
+                let password = match &target.password_file {
+                    Some(file) => Some(
+                        std::fs::read_to_string(file)
+                            .map_err(|e| SharedError::Config(format!("{}: {e}", file.display())))?
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    ),
+                    None => target.password.clone(),
+                };
+                let mut userinfo = String::new();
+                if target.username.is_some() || password.is_some() {
+                    userinfo = format!(
+                        "{}:{}@",
+                        percent(target.username.as_deref().unwrap_or("")),
+                        percent(password.as_deref().unwrap_or(""))
+                    );
+                }
+                let url = format!("redis://{userinfo}{addr}/{}", target.db);
+                SharedState::connect(&url, &target.key_prefix).await
+            }
+            (zot_config::RedisMode::Single, _) => refuse("several addresses"),
+            (zot_config::RedisMode::Cluster, _) => refuse("a Redis cluster"),
+            (zot_config::RedisMode::Sentinel { .. }, _) => refuse("Redis sentinel"),
+        }
+    }
+
+    pub(crate) fn key(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.prefix)
+    }
+
+    pub(crate) fn conn(&self) -> redis::aio::ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+/// Percent-encodes everything but unreserved characters (user info of a URL).
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
