@@ -235,7 +235,12 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::BlobUnknown => ApiError::new(BlobUnknown),
             StorageError::UploadUnknown => ApiError::new(BlobUploadUnknown),
-            // Redis (shared upload sessions) away or a record unreadable.
+            // Redis (shared upload sessions) away: retry later, as when the
+            // metadata store is away; a record unreadable is a server error.
+            StorageError::Shared(zot_storage::shared::SharedError::Redis(_)) => {
+                tracing::warn!(error = %e, "shared upload state unavailable");
+                ApiError::new(MetadataUnavailable).header(header::RETRY_AFTER, "5".to_owned())
+            }
             StorageError::Shared(_) => {
                 tracing::error!(error = %e, "shared upload state");
                 ApiError::new(Unknown)
