@@ -38,20 +38,28 @@ impl std::fmt::Debug for SharedState {
 }
 
 impl SharedState {
-    /// Connects to `url` (checked with a `PING`); keys are put under
-    /// `<prefix>:`.
+    /// Connects to `url`; keys are put under `<prefix>:`. The connection
+    /// is made lazily: an unreachable server is logged, not an error, so an
+    /// instance starts while Redis is away (its requests that need the
+    /// shared state answer 503 until it is back).
     pub async fn connect(url: &str, prefix: &str) -> Result<SharedState, SharedError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
             .set_response_timeout(Some(std::time::Duration::from_secs(5)))
             .set_number_of_retries(2);
-        let mut conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(SharedState {
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+        let state = SharedState {
             conn,
             prefix: prefix.to_owned(),
-        })
+        };
+        if let Err(e) = redis::cmd("PING")
+            .query_async::<String>(&mut state.conn())
+            .await
+        {
+            tracing::warn!(error = %e, "the shared upload state is unreachable for now");
+        }
+        Ok(state)
     }
 
     /// Connects to the server of a `storage.cacheDriver` (one server;
@@ -101,8 +109,50 @@ impl SharedState {
         format!("{}:{rest}", self.prefix)
     }
 
-    pub(crate) fn conn(&self) -> redis::aio::ConnectionManager {
-        self.conn.clone()
+    pub(crate) fn conn(&self) -> Retrying {
+        Retrying(self.conn.clone())
+    }
+}
+
+/// The connection manager, with a command that failed on a dropped
+/// connection sent once more: the manager reconnects after such an
+/// error, so without this the first request after a Redis restart would
+/// fail. A command the old server had already run before the connection
+/// dropped may run twice; every write here is a compare-and-set or
+/// idempotent, so the second run is refused or changes nothing.
+pub(crate) struct Retrying(redis::aio::ConnectionManager);
+
+impl redis::aio::ConnectionLike for Retrying {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            match self.0.req_packed_command(cmd).await {
+                Err(e) if e.is_connection_dropped() => self.0.req_packed_command(cmd).await,
+                other => other,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            match self.0.req_packed_commands(pipeline, offset, count).await {
+                Err(e) if e.is_connection_dropped() => {
+                    self.0.req_packed_commands(pipeline, offset, count).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
     }
 }
 
