@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
-use zot_client::{ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
+use zot_client::{ClientError, ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
 use zot_config::SyncRegistry;
 use zot_oci::{Digest, Reference, RepoName, Tag};
 use zot_storage::Stores;
@@ -56,7 +56,7 @@ pub struct Upstream {
     pub name: String,
     /// `urls`, for the status.
     pub urls: Vec<String>,
-    client: RegistryClient,
+    client: Arc<RegistryClient>,
     content: Content,
     poll_interval: Option<Duration>,
     only_signed: bool,
@@ -111,7 +111,7 @@ pub fn client_options(cfg: &SyncRegistry, credentials: &CredentialsFile) -> Clie
 
 impl Upstream {
     pub fn new(cfg: &SyncRegistry, credentials: &CredentialsFile) -> Result<Upstream, SyncError> {
-        let client = RegistryClient::new(&client_options(cfg, credentials))?;
+        let client = Arc::new(RegistryClient::new(&client_options(cfg, credentials))?);
         let content = Content::new(&cfg.content).map_err(|e| SyncError::Invalid(e.to_string()))?;
         Ok(Upstream {
             name: cfg.urls.first().cloned().unwrap_or_default(),
@@ -174,6 +174,7 @@ impl Upstream {
             local,
             convert: self.convert,
             platforms: self.platforms_of(rule),
+            pulls: None,
         }
     }
 
@@ -365,16 +366,20 @@ impl Upstream {
     /// On demand: copies `reference` of the local repository `local` from
     /// this upstream (only the image: referrers come with a referrers
     /// request). `Ok(false)` when this upstream does not map `local`.
+    /// Blobs come through `pulls`; `fetched` is told what was fetched
+    /// before it is stored.
     pub(crate) async fn fetch_image(
         &self,
         stores: &Stores,
-        local: &RepoName,
-        reference: &Reference,
+        (local, reference): (&RepoName, &Reference),
+        pulls: &Arc<crate::pull::Pulls>,
+        fetched: &mut (dyn FnMut(&crate::copy::Fetched) + Send),
     ) -> Result<bool, SyncError> {
         let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
-        let pair = self.pair(&upstream, (stores, local), rule);
+        let mut pair = self.pair(&upstream, (stores, local), rule);
+        pair.pulls = Some(pulls);
         if self.only_signed {
             let manifest = self
                 .client
@@ -386,11 +391,32 @@ impl Upstream {
                 return Err(SyncError::NotSigned);
             }
         }
-        let (digest, stats) = pair.copy_reference(reference).await?;
+        let (digest, stats) = pair.copy_reference_then(reference, fetched).await?;
         if stats.manifests > 0 {
             tracing::info!(upstream = %self.name, repo = %local, %reference, %digest, blobs = stats.blobs, bytes = stats.bytes, "sync: image fetched on demand");
         }
         Ok(true)
+    }
+
+    /// On demand: the stream of blob `digest` of the local repository
+    /// `local` from this upstream; `Ok(None)` when this upstream does not
+    /// map `local`, or has no such blob (or refuses it).
+    pub(crate) async fn blob_stream(
+        &self,
+        local: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<zot_client::BlobStream>, SyncError> {
+        let Some((upstream, _)) = self.content.upstream_rule(local.as_str()) else {
+            return Ok(None);
+        };
+        match self.client.blob(&upstream, digest, None).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e @ (ClientError::NotFound { .. } | ClientError::Unauthorized { .. })) => {
+                tracing::debug!(upstream = %self.name, repo = %local, %digest, reason = %e, "sync: blob not on this upstream");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// On demand: the referrers of `subject` in `local` from this upstream.
