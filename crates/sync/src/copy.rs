@@ -260,6 +260,7 @@ impl RepoPair<'_> {
             })
             .ok_or_else(|| SyncError::Invalid("too many blobs pulled through at once".into()))?;
         match pull.ended().await {
+            Phase::Present => Ok(CopyStats::default()),
             Phase::Stored => Ok(CopyStats {
                 manifests: 0,
                 blobs: 1,

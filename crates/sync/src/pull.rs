@@ -57,6 +57,9 @@ pub enum Phase {
     Connecting,
     /// No upstream has the blob (or none could be asked).
     Absent,
+    /// Already stored in the repository when the pull began (by a
+    /// transfer that just ended): read it there.
+    Present,
     /// Bytes arriving.
     Streaming,
     /// Transfer failed (transport, digest or size mismatch, spool I/O).
@@ -76,7 +79,7 @@ impl Phase {
     fn ended(self) -> bool {
         matches!(
             self,
-            Phase::Absent | Phase::Failed | Phase::Stored | Phase::NotStored
+            Phase::Absent | Phase::Present | Phase::Failed | Phase::Stored | Phase::NotStored
         )
     }
 }
@@ -195,7 +198,7 @@ impl Pull {
             .map(|p| *p)
             .map_err(|_| Phase::Failed)?;
         match p.phase {
-            Phase::Absent | Phase::Failed => Err(p.phase),
+            Phase::Absent | Phase::Present | Phase::Failed => Err(p.phase),
             _ => Ok(p.size),
         }
     }
@@ -245,7 +248,7 @@ impl ReadState {
     async fn next(&mut self) -> io::Result<Option<Bytes>> {
         loop {
             let p = *self.rx.borrow_and_update();
-            if matches!(p.phase, Phase::Failed | Phase::Absent) {
+            if matches!(p.phase, Phase::Failed | Phase::Absent | Phase::Present) {
                 return Err(io::Error::other("the upstream transfer failed"));
             }
             let verified = p.phase.verified();
@@ -334,6 +337,14 @@ impl Transfer {
         .map_err(|e| SyncError::Invalid(format!("spool file: {e}")))?;
         let file = Arc::new(file);
         let _ = self.pull.spool.set(file.clone());
+        if self
+            .registry
+            .blob_size(&self.repo, &self.digest)
+            .await?
+            .is_some()
+        {
+            return Ok(Phase::Present);
+        }
         let Some(stream) = source.await? else {
             return Ok(Phase::Absent);
         };
