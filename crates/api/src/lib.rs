@@ -24,9 +24,9 @@ mod metrics_route;
 pub mod mgmt;
 pub mod mutations;
 mod panic_guard;
-mod security;
 #[cfg(feature = "sync")]
 mod pull_through;
+mod security;
 #[cfg(feature = "sync")]
 pub mod sync_hook;
 mod token;

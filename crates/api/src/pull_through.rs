@@ -78,7 +78,11 @@ pub async fn blob(
     };
     let paid = send
         .budget
-        .pay(send.load.as_ref(), len.unwrap_or(STREAM_RESERVE_MAX), STREAM_RESERVE_MAX)
+        .pay(
+            send.load.as_ref(),
+            len.unwrap_or(STREAM_RESERVE_MAX),
+            STREAM_RESERVE_MAX,
+        )
         .await?;
     let chunks = pulled.read(start, end);
     finish(builder, Body::from_stream(metered(chunks, paid, send.load)))

@@ -251,14 +251,20 @@ impl RepoPair<'_> {
 
     /// Joins (or starts) the pull of one blob and waits for it to be
     /// stored.
-    async fn pull_blob(&self, pulls: &Arc<Pulls>, desc: &Descriptor) -> Result<CopyStats, SyncError> {
+    async fn pull_blob(
+        &self,
+        pulls: &Arc<Pulls>,
+        desc: &Descriptor,
+    ) -> Result<CopyStats, SyncError> {
         let (client, upstream) = (self.client.clone(), self.upstream.to_owned());
         let (digest, size) = (desc.digest.clone(), desc.size);
         let pull = pulls
             .pull(self.registry, self.local, &desc.digest, move || {
-                Box::pin(async move { Ok(Some(client.blob(&upstream, &digest, Some(size)).await?)) })
+                Box::pin(
+                    async move { Ok(Some(client.blob(&upstream, &digest, Some(size)).await?)) },
+                )
             })
-            .ok_or_else(|| SyncError::Invalid("too many blobs pulled through at once".into()))?;
+            .ok_or_else(|| SyncError::NotStored(format!("{} (too many pulls)", desc.digest)))?;
         match pull.ended().await {
             Phase::Present => Ok(CopyStats::default()),
             Phase::Stored => Ok(CopyStats {
@@ -266,10 +272,7 @@ impl RepoPair<'_> {
                 blobs: 1,
                 bytes: desc.size,
             }),
-            phase => Err(SyncError::Invalid(format!(
-                "blob {} not stored ({phase:?})",
-                desc.digest
-            ))),
+            phase => Err(SyncError::NotStored(format!("{} ({phase:?})", desc.digest))),
         }
     }
 }

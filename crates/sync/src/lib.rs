@@ -58,6 +58,9 @@ pub enum SyncError {
     Invalid(String),
     #[error("the image is not signed (onlySigned)")]
     NotSigned,
+    /// A blob's pull-through failed (transport, mismatch, storage).
+    #[error("blob {0} was not stored")]
+    NotStored(String),
 }
 
 impl SyncError {
@@ -67,6 +70,7 @@ impl SyncError {
     pub fn skips_image(&self) -> bool {
         match self {
             SyncError::NotSigned | SyncError::Invalid(_) => true,
+            SyncError::NotStored(_) => false,
             SyncError::Client(e) => matches!(
                 e,
                 zot_client::ClientError::NotFound { .. }

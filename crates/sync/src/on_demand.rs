@@ -159,7 +159,9 @@ impl OnDemandSync {
         if !map.contains_key(key) && map.len() >= MAX_TRACKED {
             let unused = |c: &Cell| Arc::strong_count(c) == 1 && c.try_lock().is_ok();
             map.retain(|_, c| {
-                !unused(c) || c.try_lock().is_ok_and(|t| t.is_some_and(|t| t.elapsed() < interval))
+                !unused(c)
+                    || c.try_lock()
+                        .is_ok_and(|t| t.is_some_and(|t| t.elapsed() < interval))
             });
             if map.len() >= MAX_TRACKED {
                 map.retain(|_, c| !unused(c));
@@ -195,7 +197,8 @@ impl OnDemandSync {
         reference: &Reference,
         ns: Option<&str>,
     ) -> Option<Arc<Manifest>> {
-        if let Some(m) = self.pending.get(repo, &reference.to_string()) {
+        let ns_key = ns.unwrap_or_default();
+        if let Some(m) = self.pending.get((repo, ns_key), &reference.to_string()) {
             return Some(m);
         }
         let present = self
@@ -212,7 +215,8 @@ impl OnDemandSync {
             for up in this.upstreams.iter().filter(serving) {
                 let mut published = Vec::new();
                 let mut publish = |f: &crate::copy::Fetched| {
-                    published = this.publish(&repo, &reference, f);
+                    let ns = ns.as_deref().unwrap_or_default();
+                    published = this.publish((&repo, ns), &reference, f);
                     if !published.is_empty() {
                         ready.0.send_replace(true);
                     }
@@ -220,8 +224,9 @@ impl OnDemandSync {
                 let fetched = up
                     .fetch_image(&this.stores, (&repo, &reference), &this.pulls, &mut publish)
                     .await;
+                let ns = ns.as_deref().unwrap_or_default();
                 for (refs, m) in published.drain(..) {
-                    this.pending.retract(&repo, &refs, &m);
+                    this.pending.retract((&repo, ns), &refs, &m);
                 }
                 up.counters
                     .on_demand(fetched.as_ref().is_err_and(|e| !e.skips_image()));
@@ -239,7 +244,7 @@ impl OnDemandSync {
             }
         })
         .await;
-        self.pending.get(repo, &reference.to_string())
+        self.pending.get((repo, ns_key), &reference.to_string())
     }
 
     /// Publishes what a fetch got (the manifest under the reference asked
@@ -247,7 +252,7 @@ impl OnDemandSync {
     /// stored; returns what to retract then (nothing when refused).
     fn publish(
         &self,
-        repo: &RepoName,
+        repo: (&RepoName, &str),
         reference: &Reference,
         f: &crate::copy::Fetched,
     ) -> Vec<(Vec<String>, Arc<Manifest>)> {

@@ -20,8 +20,9 @@ use zot_oci::RepoName;
 pub const MAX_PENDING: usize = 1024;
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
 
-/// Key: local repository and the reference asked for (tag or digest).
-type Key = (RepoName, String);
+/// Key: local repository, the reference asked for (tag or digest), and
+/// containerd's `?ns=` (empty without).
+type Key = (RepoName, String, String);
 
 #[derive(Default)]
 pub struct Pending {
@@ -30,14 +31,19 @@ pub struct Pending {
 
 impl Pending {
     /// The manifest pending for `repo:reference`.
-    pub fn get(&self, repo: &RepoName, reference: &str) -> Option<Arc<Manifest>> {
-        let key = (repo.clone(), reference.to_owned());
+    pub fn get(&self, (repo, ns): (&RepoName, &str), reference: &str) -> Option<Arc<Manifest>> {
+        let key = (repo.clone(), reference.to_owned(), ns.to_owned());
         self.map.lock().ok()?.0.get(&key).cloned()
     }
 
     /// Publishes `manifest` under each of `references`; false when the
     /// bounds refuse it.
-    pub fn publish(&self, repo: &RepoName, references: &[String], manifest: &Arc<Manifest>) -> bool {
+    pub fn publish(
+        &self,
+        (repo, ns): (&RepoName, &str),
+        references: &[String],
+        manifest: &Arc<Manifest>,
+    ) -> bool {
         let Ok(mut guard) = self.map.lock() else {
             return false;
         };
@@ -47,7 +53,8 @@ impl Pending {
             return false;
         }
         for r in references {
-            if let Some(old) = map.insert((repo.clone(), r.clone()), manifest.clone()) {
+            let key = (repo.clone(), r.clone(), ns.to_owned());
+            if let Some(old) = map.insert(key, manifest.clone()) {
                 *bytes -= old.bytes.len();
             }
             *bytes += manifest.bytes.len();
@@ -56,13 +63,18 @@ impl Pending {
     }
 
     /// Drops the entries of `references` that still hold `manifest`.
-    pub fn retract(&self, repo: &RepoName, references: &[String], manifest: &Arc<Manifest>) {
+    pub fn retract(
+        &self,
+        (repo, ns): (&RepoName, &str),
+        references: &[String],
+        manifest: &Arc<Manifest>,
+    ) {
         let Ok(mut guard) = self.map.lock() else {
             return;
         };
         let (map, bytes) = &mut *guard;
         for r in references {
-            let key = (repo.clone(), r.clone());
+            let key = (repo.clone(), r.clone(), ns.to_owned());
             if map.get(&key).is_some_and(|m| Arc::ptr_eq(m, manifest)) {
                 map.remove(&key);
                 *bytes -= manifest.bytes.len();

@@ -172,7 +172,9 @@ impl Pulls {
             let phase = transfer.run(&this.spool_dir, source).await;
             tracing::debug!(repo = %key.0, digest = %key.1, ?phase, "sync: pull-through ended");
             if let Ok(mut map) = this.map.lock()
-                && map.get(&key).is_some_and(|p| Arc::ptr_eq(p, &transfer.pull))
+                && map
+                    .get(&key)
+                    .is_some_and(|p| Arc::ptr_eq(p, &transfer.pull))
             {
                 map.remove(&key);
             }
@@ -333,8 +335,8 @@ impl Transfer {
             tempfile::tempfile_in(&dir)
         })
         .await
-        .map_err(|e| SyncError::Invalid(e.to_string()))?
-        .map_err(|e| SyncError::Invalid(format!("spool file: {e}")))?;
+        .map_err(|e| SyncError::NotStored(e.to_string()))?
+        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
         let file = Arc::new(file);
         let _ = self.pull.spool.set(file.clone());
         if self
@@ -396,12 +398,12 @@ impl Transfer {
                     let (f, d, at) = (file.clone(), data.clone(), offset);
                     tokio::task::spawn_blocking(move || f.write_all_at(&d, at))
                         .await
-                        .map_err(|e| SyncError::Invalid(e.to_string()))?
-                        .map_err(|e| SyncError::Invalid(format!("spool file: {e}")))?;
+                        .map_err(|e| SyncError::NotStored(e.to_string()))?
+                        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
                     offset += data.len() as u64;
                     self.set(|p| p.received = offset);
                     if tx.send(Ok(data)).await.is_err() {
-                        return Err(SyncError::Invalid("the upload ended early".into()));
+                        return Err(SyncError::NotStored("the upload ended early".into()));
                     }
                 }
                 if let Some(e) = failed {
@@ -414,9 +416,7 @@ impl Transfer {
             Ok(())
         };
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let upload = self
-            .registry
-            .append_upload(&self.repo, id, Some(0), body);
+        let upload = self.registry.append_upload(&self.repo, id, Some(0), body);
         let (fed, appended) = tokio::join!(feed, upload);
         fed?;
         appended?;

@@ -18,16 +18,19 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::{Config, Registry};
-use sync_common::{FaultProxy, ThrottleProxy};
+use sync_common::FaultProxy;
+use sync_common::throttle::ThrottleProxy;
 
 /// A registry fetching on demand from `url`.
 fn mirror(url: &str) -> Registry {
-    Registry::start_with(Config::default().with_extensions(json!({ "sync": { "registries": [{
-        "urls": [url],
-        "onDemand": true,
-        "maxRetries": 0,
-        "retryDelay": "10ms",
-    }]}})))
+    Registry::start_with(
+        Config::default().with_extensions(json!({ "sync": { "registries": [{
+            "urls": [url],
+            "onDemand": true,
+            "maxRetries": 0,
+            "retryDelay": "10ms",
+        }]}})),
+    )
 }
 
 /// What a streamed `GET` got.
@@ -135,9 +138,7 @@ fn two_clients_read_a_blob_while_it_arrives_from_one_upstream_transfer() {
         std::thread::spawn(move || get(&addr, &target, &[], &sent))
     };
     // The second client (and a range) come once a part has arrived.
-    wait_until("a part of the blob arrives", &down, || {
-        sent() > 1024 * 1024
-    });
+    wait_until("a part of the blob arrives", &down, || sent() > 1024 * 1024);
     let joined_at = sent();
     let second = {
         let (addr, target, sent) = (addr.clone(), target.clone(), sent.clone());
@@ -267,7 +268,10 @@ fn a_manifest_is_answered_while_its_image_is_copied() {
         let r = client.get(&format!("/v2/app/blobs/{}", blob.digest));
         assert!(r.body == blob.bytes, "blob {}", blob.digest);
     }
-    assert_eq!(proxy.requests(&format!("GET /v2/app/blobs/{}", big.digest)), 1);
+    assert_eq!(
+        proxy.requests(&format!("GET /v2/app/blobs/{}", big.digest)),
+        1
+    );
     // The image is then stored and tagged.
     wait_until("the image is stored", &down, || {
         let tags = client.get("/v2/app/tags/list");

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod throttle;
-pub use throttle::ThrottleProxy;
+pub mod throttle;
 
 /// A running `docker-registry serve`.
 pub struct Distribution {

@@ -90,7 +90,10 @@ async fn pipe(client: tokio::net::TcpStream, upstream: String, seen: Arc<Seen>, 
             if n == 0 || uw.write_all(&buf[..n]).await.is_err() {
                 break;
             }
-            s.requests.lock().expect("requests").extend_from_slice(&buf[..n]);
+            s.requests
+                .lock()
+                .expect("requests")
+                .extend_from_slice(&buf[..n]);
         }
         let _ = uw.shutdown().await;
     });
