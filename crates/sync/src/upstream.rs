@@ -1,7 +1,7 @@
 //! [`Upstream`]: one `registries[]` entry: its client, its content rules,
 //! and a periodic run over its catalog.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,9 @@ use zot_storage::Stores;
 use crate::SyncError;
 use crate::content::{Content, Rule, is_subject_tag};
 use crate::copy::{CopyStats, RepoPair};
+
+mod referrers;
+pub(crate) use referrers::Subject;
 
 /// Artifact types that make an image signed (notation, cosign).
 const SIGNATURE_TYPES: &[&str] = &[
@@ -345,9 +348,14 @@ impl Upstream {
         if copied {
             stats += pair.store(&fetched, Reference::Tag(tag.clone())).await?;
         }
-        // Referrers and signatures name the upstream digest.
-        stats += self.copy_referrers(pair, upstream_digest).await?;
+        // Referrers and signatures name the upstream digest; those of a
+        // converted image are re-pointed at the digest stored here.
+        let local = Subject::converted(&fetched);
+        stats += self
+            .copy_referrers(pair, upstream_digest, local.clone())
+            .await?;
         if self.legacy_cosign_tags {
+            let here = local.as_ref().map_or(upstream_digest, |s| &s.digest);
             for suffix in [".sig", ".sbom", ".att"] {
                 let legacy = format!("sha256-{}{suffix}", upstream_digest.hex());
                 if upstream_digest.algorithm() != zot_oci::Algorithm::Sha256
@@ -355,8 +363,9 @@ impl Upstream {
                 {
                     continue;
                 }
-                if let Ok(t) = legacy.parse::<Tag>() {
-                    stats += pair.copy_reference(&Reference::Tag(t)).await?.1;
+                let renamed = format!("sha256-{}{suffix}", here.hex());
+                if let (Ok(from), Ok(to)) = (legacy.parse::<Tag>(), renamed.parse::<Tag>()) {
+                    stats += self.copy_legacy_tag(pair, &from, &to).await?;
                 }
             }
         }
@@ -391,7 +400,21 @@ impl Upstream {
                 return Err(SyncError::NotSigned);
             }
         }
-        let (digest, stats) = pair.copy_reference_then(reference, fetched).await?;
+        let mut converted = None;
+        let mut tell = |f: &crate::copy::Fetched| {
+            converted = Subject::converted(f).map(|s| (f.upstream_digest.clone(), s));
+            fetched(f);
+        };
+        let (digest, stats) = pair.copy_reference_then(reference, &mut tell).await?;
+        // A converted image's referrers cannot be found upstream by the
+        // digest stored here: they come with it, re-pointed.
+        if let Some((upstream_digest, subject)) = converted
+            && let Err(e) = self
+                .copy_referrers(&pair, &upstream_digest, Some(subject))
+                .await
+        {
+            tracing::warn!(upstream = %self.name, repo = %local, %digest, error = %e, "sync: referrers of a converted image not copied");
+        }
         if stats.manifests > 0 {
             tracing::info!(upstream = %self.name, repo = %local, %reference, %digest, blobs = stats.blobs, bytes = stats.bytes, "sync: image fetched on demand");
         }
@@ -430,35 +453,8 @@ impl Upstream {
             return Ok(false);
         };
         let pair = self.pair(&upstream, (stores, local), rule);
-        self.copy_referrers(&pair, subject).await?;
+        self.copy_referrers(&pair, subject, None).await?;
         Ok(true)
-    }
-
-    /// Referrers of `subject` (and theirs, to a bounded depth) that the
-    /// local repository lacks.
-    async fn copy_referrers(
-        &self,
-        pair: &RepoPair<'_>,
-        subject: &Digest,
-    ) -> Result<CopyStats, SyncError> {
-        let mut stats = CopyStats::default();
-        let mut queue = VecDeque::from([(subject.clone(), 0usize)]);
-        let mut seen = HashSet::new();
-        while let Some((digest, depth)) = queue.pop_front() {
-            if depth >= MAX_REFERRER_DEPTH || !seen.insert(digest.clone()) {
-                continue;
-            }
-            for desc in self.client.referrers(pair.upstream, &digest).await? {
-                if !pair.has_manifest(&desc.digest) {
-                    stats += pair
-                        .copy_reference(&Reference::Digest(desc.digest.clone()))
-                        .await?
-                        .1;
-                }
-                queue.push_back((desc.digest, depth + 1));
-            }
-        }
-        Ok(stats)
     }
 
     /// Whether the image `digest` has a signature upstream.
