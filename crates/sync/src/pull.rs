@@ -14,13 +14,12 @@
 //!   its transfer has ended (stored or not), and holds at most
 //!   [`MAX_PULLS`].
 //! - A reader never completes a body that was not verified: until the
-//!   upstream stream ended with the right digest and size, the last byte
-//!   a reader asked for is held back, so a mismatch or a dropped upstream
-//!   ends every reader with an error (a truncated response), never a
-//!   complete-looking wrong body.
-//! - The blob is stored only through `complete_upload` with its digest
-//!   (verified again by storage); a failed transfer cancels the session,
-//!   so nothing is stored.
+//!   blob is stored (storage's `complete_upload` checked its digest; the
+//!   size was checked as it arrived), the last byte a reader asked for is
+//!   held back, so a mismatch or a dropped upstream ends every reader with
+//!   an error (a truncated response), never a complete-looking wrong body.
+//!   The bytes are hashed once, by the upload session as it writes them.
+//! - A failed transfer cancels the upload session, so nothing is stored.
 //! - The transfer is a task of its own: clients leaving do not stop it.
 
 use std::collections::HashMap;
@@ -62,25 +61,16 @@ pub enum Phase {
     Present,
     /// Bytes arriving.
     Streaming,
-    /// Transfer failed (transport, digest or size mismatch, spool I/O).
+    /// Transfer failed (transport, digest or size mismatch, spool or
+    /// storage I/O); nothing stored.
     Failed,
-    /// Every byte arrived and matched the digest; being stored.
-    Verified,
-    /// Verified and stored in the repository.
+    /// Every byte arrived, matched the digest and is stored.
     Stored,
-    /// Verified but storing failed (clients were served; nothing stored).
-    NotStored,
 }
 
 impl Phase {
-    fn verified(self) -> bool {
-        matches!(self, Phase::Verified | Phase::Stored | Phase::NotStored)
-    }
     fn ended(self) -> bool {
-        matches!(
-            self,
-            Phase::Absent | Phase::Present | Phase::Failed | Phase::Stored | Phase::NotStored
-        )
+        !matches!(self, Phase::Connecting | Phase::Streaming)
     }
 }
 
@@ -253,7 +243,7 @@ impl ReadState {
             if matches!(p.phase, Phase::Failed | Phase::Absent | Phase::Present) {
                 return Err(io::Error::other("the upstream transfer failed"));
             }
-            let verified = p.phase.verified();
+            let verified = p.phase == Phase::Stored;
             // How far this reader may go now: to its end once verified,
             // else up to what arrived, holding back its last byte.
             let limit = match (verified, self.end) {
@@ -313,11 +303,7 @@ impl Transfer {
             Ok(phase) => phase,
             Err(e) => {
                 tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
-                if self.progress.borrow().phase.verified() {
-                    Phase::NotStored
-                } else {
-                    Phase::Failed
-                }
+                Phase::Failed
             }
         };
         self.set(|p| p.phase = phase);
@@ -350,6 +336,7 @@ impl Transfer {
         let Some(stream) = source.await? else {
             return Ok(Phase::Absent);
         };
+        let stream = stream.unhashed();
         let size = stream.size();
         self.set(|p| {
             p.size = size;
@@ -369,8 +356,8 @@ impl Transfer {
     }
 
     /// Writes each batch to the spool file (then tells readers) and queues
-    /// it for the upload session; marks the pull verified when the stream
-    /// ended cleanly; completes the upload with the digest.
+    /// it for the upload session, which hashes it; completes the upload
+    /// with the digest (the caller then marks the pull stored).
     async fn spool_and_store(
         &self,
         file: Arc<File>,
@@ -410,9 +397,6 @@ impl Transfer {
                     return Err(e.into());
                 }
             }
-            // The client's stream ended without error: size and digest
-            // matched.
-            self.set(|p| p.phase = Phase::Verified);
             Ok(())
         };
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
