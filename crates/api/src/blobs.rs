@@ -45,6 +45,17 @@ pub async fn get(
         .blob_size(repo, d)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::BlobUnknown))?;
+    serve(reg, repo, (d, size), range, send).await
+}
+
+/// [`get`] of a blob of known `size`.
+pub async fn serve(
+    reg: &Registry,
+    repo: &RepoName,
+    (d, size): (&Digest, u64),
+    range: Option<String>,
+    send: Option<Download<'_>>,
+) -> ApiResult {
     let base = empty(StatusCode::OK)
         .header("docker-content-digest", d.to_string())
         .header(header::ACCEPT_RANGES, "bytes")

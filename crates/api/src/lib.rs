@@ -24,6 +24,8 @@ mod metrics_route;
 pub mod mgmt;
 pub mod mutations;
 mod panic_guard;
+#[cfg(feature = "sync")]
+mod pull_through;
 mod security;
 #[cfg(feature = "sync")]
 pub mod sync_hook;
@@ -486,18 +488,42 @@ async fn route(
         (Endpoint::Manifest(repo, r), Method::GET | Method::HEAD)
             if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
         {
+            let mut pending = None;
             if let Some(od) = &state.sync
                 && (matches!(r, zot_oci::Reference::Tag(_))
                     || reg.manifest_record(&repo, &r).is_err())
             {
                 let ns = http_util::query(&req, "ns");
-                od.manifest(&repo, &r, ns.as_deref()).await;
+                pending = od.manifest(&repo, &r, ns.as_deref()).await;
             }
             let send = (req.method() == Method::GET).then(|| connection::Download {
                 budget: &state.send_budget,
                 load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
             });
-            manifests::get(reg, &repo, &r, send).await
+            match pending {
+                Some(m) => pull_through::manifest(m, send).await,
+                None => manifests::get(reg, &repo, &r, send).await,
+            }
+        }
+        #[cfg(feature = "sync")]
+        (Endpoint::Blob(repo, d), Method::GET)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            let send = connection::Download {
+                budget: &state.send_budget,
+                load: req.extensions().get::<Arc<ConnectionLoad>>().cloned(),
+            };
+            if let Some(size) = reg.blob_size(&repo, &d).await? {
+                return blobs::serve(reg, &repo, (&d, size), range(&req), Some(send)).await;
+            }
+            match &state.sync {
+                Some(od) => match od.blob(&repo, &d).await {
+                    Some(pulled) => pull_through::blob(pulled, &d, range(&req), send).await,
+                    // Stored meanwhile, or nowhere.
+                    None => blobs::get(reg, &repo, &d, range(&req), Some(send)).await,
+                },
+                None => blobs::get(reg, &repo, &d, range(&req), Some(send)).await,
+            }
         }
         #[cfg(feature = "sync")]
         (Endpoint::Referrers(repo, d), Method::GET)

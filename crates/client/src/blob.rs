@@ -56,6 +56,14 @@ impl BlobStream {
         }
     }
 
+    /// The same stream without hashing (the size is still checked): for a
+    /// consumer that verifies the digest itself, as storage does on
+    /// completing an upload, so the bytes are hashed once.
+    pub fn unhashed(mut self) -> BlobStream {
+        self.hasher = None;
+        self
+    }
+
     /// The size the blob must have, when known (given, or `Content-Length`).
     pub fn size(&self) -> Option<u64> {
         self.size

@@ -15,6 +15,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use zot_client::{Manifest, RegistryClient};
@@ -23,6 +24,7 @@ use zot_oci::{Descriptor, Digest, ParsedManifest, Reference, RepoName, Tag};
 use zot_storage::Registry;
 
 use crate::SyncError;
+use crate::pull::{Phase, Pulls};
 
 /// How much a copy moved.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,14 +44,17 @@ impl std::ops::AddAssign for CopyStats {
 
 /// One upstream repository and the local repository it is mirrored into.
 pub struct RepoPair<'a> {
-    pub client: &'a RegistryClient,
+    pub client: &'a Arc<RegistryClient>,
     pub upstream: &'a str,
-    pub registry: &'a Registry,
+    pub registry: &'a Arc<Registry>,
     pub local: &'a RepoName,
     /// Docker images are converted to OCI (`preserveDigest: false`).
     pub convert: bool,
     /// Only these children of an index are synced (empty: all).
     pub platforms: &'a [crate::platforms::Platform],
+    /// On demand: blobs come through the pulls in flight, so a client
+    /// asking for one while the image is copied shares its transfer.
+    pub pulls: Option<&'a Arc<Pulls>>,
 }
 
 /// A manifest fetched from upstream, as it will be stored.
@@ -163,6 +168,16 @@ impl RepoPair<'_> {
         &self,
         reference: &Reference,
     ) -> Result<(Digest, CopyStats), SyncError> {
+        self.copy_reference_then(reference, &mut |_| {}).await
+    }
+
+    /// [`RepoPair::copy_reference`], calling `fetched` with what was
+    /// fetched once it is known to be copied, before anything is stored.
+    pub async fn copy_reference_then(
+        &self,
+        reference: &Reference,
+        fetched: &mut (dyn FnMut(&Fetched) + Send),
+    ) -> Result<(Digest, CopyStats), SyncError> {
         let f = self.fetch(&reference.to_string()).await?;
         let digest = f.manifest.digest.clone();
         let (present, reference) = match reference {
@@ -178,6 +193,7 @@ impl RepoPair<'_> {
         if present {
             return Ok((digest, CopyStats::default()));
         }
+        fetched(&f);
         let stats = self.store(&f, reference).await?;
         Ok((digest, stats))
     }
@@ -194,6 +210,9 @@ impl RepoPair<'_> {
             .is_some()
         {
             return Ok(CopyStats::default());
+        }
+        if let Some(pulls) = self.pulls {
+            return self.pull_blob(pulls, desc).await;
         }
         let stream = self
             .client
@@ -227,6 +246,33 @@ impl RepoPair<'_> {
                 }
                 Err(e.into())
             }
+        }
+    }
+
+    /// Joins (or starts) the pull of one blob and waits for it to be
+    /// stored.
+    async fn pull_blob(
+        &self,
+        pulls: &Arc<Pulls>,
+        desc: &Descriptor,
+    ) -> Result<CopyStats, SyncError> {
+        let (client, upstream) = (self.client.clone(), self.upstream.to_owned());
+        let (digest, size) = (desc.digest.clone(), desc.size);
+        let pull = pulls
+            .pull(self.registry, self.local, &desc.digest, move || {
+                Box::pin(
+                    async move { Ok(Some(client.blob(&upstream, &digest, Some(size)).await?)) },
+                )
+            })
+            .ok_or_else(|| SyncError::NotStored(format!("{} (too many pulls)", desc.digest)))?;
+        match pull.ended().await {
+            Phase::Present => Ok(CopyStats::default()),
+            Phase::Stored => Ok(CopyStats {
+                manifests: 0,
+                blobs: 1,
+                bytes: desc.size,
+            }),
+            phase => Err(SyncError::NotStored(format!("{} ({phase:?})", desc.digest))),
         }
     }
 }

@@ -15,7 +15,9 @@
 //!   repository is logged and counted, and the others go on. Each
 //!   repository holds one of the scheduler's permits while it syncs.
 //! - On demand ([`OnDemandSync`]), a manifest or referrers request for a
-//!   name an `onDemand` upstream maps is fetched from there first.
+//!   name an `onDemand` upstream maps is fetched from there first; a blob
+//!   not here is pulled through: served while it arrives, verified and
+//!   stored by the same transfer ([`pull`]).
 //! - Each upstream counts its runs, failures and on-demand fetches
 //!   ([`UpstreamCounters`], read by the metrics), and a run reports each
 //!   repository to the scheduler's metrics through [`TaskHooks`].
@@ -31,13 +33,15 @@ pub mod convert;
 pub mod copy;
 mod counters;
 mod on_demand;
+mod pending;
 pub mod platforms;
+pub mod pull;
 pub mod self_urls;
 mod status;
 mod upstream;
 
 pub use counters::{NoHooks, TaskHooks, UpstreamCounters, UpstreamCounts};
-pub use on_demand::OnDemandSync;
+pub use on_demand::{MAX_TRACKED, OnDemandSync};
 pub use status::SyncStatus;
 
 pub use upstream::{RepoFilter, RunReport, Upstream, client_options};
@@ -54,6 +58,9 @@ pub enum SyncError {
     Invalid(String),
     #[error("the image is not signed (onlySigned)")]
     NotSigned,
+    /// A blob's pull-through failed (transport, mismatch, storage).
+    #[error("blob {0} was not stored")]
+    NotStored(String),
 }
 
 impl SyncError {
@@ -63,6 +70,7 @@ impl SyncError {
     pub fn skips_image(&self) -> bool {
         match self {
             SyncError::NotSigned | SyncError::Invalid(_) => true,
+            SyncError::NotStored(_) => false,
             SyncError::Client(e) => matches!(
                 e,
                 zot_client::ClientError::NotFound { .. }

@@ -1,13 +1,13 @@
 //! [`Upstream`]: one `registries[]` entry: its client, its content rules,
 //! and a periodic run over its catalog.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
-use zot_client::{ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
+use zot_client::{ClientError, ClientOptions, CredentialsFile, RegistryClient, RetryPolicy};
 use zot_config::SyncRegistry;
 use zot_oci::{Digest, Reference, RepoName, Tag};
 use zot_storage::Stores;
@@ -15,6 +15,9 @@ use zot_storage::Stores;
 use crate::SyncError;
 use crate::content::{Content, Rule, is_subject_tag};
 use crate::copy::{CopyStats, RepoPair};
+
+mod referrers;
+pub(crate) use referrers::Subject;
 
 /// Artifact types that make an image signed (notation, cosign).
 const SIGNATURE_TYPES: &[&str] = &[
@@ -56,7 +59,7 @@ pub struct Upstream {
     pub name: String,
     /// `urls`, for the status.
     pub urls: Vec<String>,
-    client: RegistryClient,
+    client: Arc<RegistryClient>,
     content: Content,
     poll_interval: Option<Duration>,
     only_signed: bool,
@@ -111,7 +114,7 @@ pub fn client_options(cfg: &SyncRegistry, credentials: &CredentialsFile) -> Clie
 
 impl Upstream {
     pub fn new(cfg: &SyncRegistry, credentials: &CredentialsFile) -> Result<Upstream, SyncError> {
-        let client = RegistryClient::new(&client_options(cfg, credentials))?;
+        let client = Arc::new(RegistryClient::new(&client_options(cfg, credentials))?);
         let content = Content::new(&cfg.content).map_err(|e| SyncError::Invalid(e.to_string()))?;
         Ok(Upstream {
             name: cfg.urls.first().cloned().unwrap_or_default(),
@@ -174,6 +177,7 @@ impl Upstream {
             local,
             convert: self.convert,
             platforms: self.platforms_of(rule),
+            pulls: None,
         }
     }
 
@@ -344,9 +348,14 @@ impl Upstream {
         if copied {
             stats += pair.store(&fetched, Reference::Tag(tag.clone())).await?;
         }
-        // Referrers and signatures name the upstream digest.
-        stats += self.copy_referrers(pair, upstream_digest).await?;
+        // Referrers and signatures name the upstream digest; those of a
+        // converted image are re-pointed at the digest stored here.
+        let local = Subject::converted(&fetched);
+        stats += self
+            .copy_referrers(pair, upstream_digest, local.clone())
+            .await?;
         if self.legacy_cosign_tags {
+            let here = local.as_ref().map_or(upstream_digest, |s| &s.digest);
             for suffix in [".sig", ".sbom", ".att"] {
                 let legacy = format!("sha256-{}{suffix}", upstream_digest.hex());
                 if upstream_digest.algorithm() != zot_oci::Algorithm::Sha256
@@ -354,8 +363,9 @@ impl Upstream {
                 {
                     continue;
                 }
-                if let Ok(t) = legacy.parse::<Tag>() {
-                    stats += pair.copy_reference(&Reference::Tag(t)).await?.1;
+                let renamed = format!("sha256-{}{suffix}", here.hex());
+                if let (Ok(from), Ok(to)) = (legacy.parse::<Tag>(), renamed.parse::<Tag>()) {
+                    stats += self.copy_legacy_tag(pair, &from, &to).await?;
                 }
             }
         }
@@ -365,16 +375,20 @@ impl Upstream {
     /// On demand: copies `reference` of the local repository `local` from
     /// this upstream (only the image: referrers come with a referrers
     /// request). `Ok(false)` when this upstream does not map `local`.
+    /// Blobs come through `pulls`; `fetched` is told what was fetched
+    /// before it is stored.
     pub(crate) async fn fetch_image(
         &self,
         stores: &Stores,
-        local: &RepoName,
-        reference: &Reference,
+        (local, reference): (&RepoName, &Reference),
+        pulls: &Arc<crate::pull::Pulls>,
+        fetched: &mut (dyn FnMut(&crate::copy::Fetched) + Send),
     ) -> Result<bool, SyncError> {
         let Some((upstream, rule)) = self.content.upstream_rule(local.as_str()) else {
             return Ok(false);
         };
-        let pair = self.pair(&upstream, (stores, local), rule);
+        let mut pair = self.pair(&upstream, (stores, local), rule);
+        pair.pulls = Some(pulls);
         if self.only_signed {
             let manifest = self
                 .client
@@ -386,11 +400,46 @@ impl Upstream {
                 return Err(SyncError::NotSigned);
             }
         }
-        let (digest, stats) = pair.copy_reference(reference).await?;
+        let mut converted = None;
+        let mut tell = |f: &crate::copy::Fetched| {
+            converted = Subject::converted(f).map(|s| (f.upstream_digest.clone(), s));
+            fetched(f);
+        };
+        let (digest, stats) = pair.copy_reference_then(reference, &mut tell).await?;
+        // A converted image's referrers cannot be found upstream by the
+        // digest stored here: they come with it, re-pointed.
+        if let Some((upstream_digest, subject)) = converted
+            && let Err(e) = self
+                .copy_referrers(&pair, &upstream_digest, Some(subject))
+                .await
+        {
+            tracing::warn!(upstream = %self.name, repo = %local, %digest, error = %e, "sync: referrers of a converted image not copied");
+        }
         if stats.manifests > 0 {
             tracing::info!(upstream = %self.name, repo = %local, %reference, %digest, blobs = stats.blobs, bytes = stats.bytes, "sync: image fetched on demand");
         }
         Ok(true)
+    }
+
+    /// On demand: the stream of blob `digest` of the local repository
+    /// `local` from this upstream; `Ok(None)` when this upstream does not
+    /// map `local`, or has no such blob (or refuses it).
+    pub(crate) async fn blob_stream(
+        &self,
+        local: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<zot_client::BlobStream>, SyncError> {
+        let Some((upstream, _)) = self.content.upstream_rule(local.as_str()) else {
+            return Ok(None);
+        };
+        match self.client.blob(&upstream, digest, None).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e @ (ClientError::NotFound { .. } | ClientError::Unauthorized { .. })) => {
+                tracing::debug!(upstream = %self.name, repo = %local, %digest, reason = %e, "sync: blob not on this upstream");
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// On demand: the referrers of `subject` in `local` from this upstream.
@@ -404,35 +453,8 @@ impl Upstream {
             return Ok(false);
         };
         let pair = self.pair(&upstream, (stores, local), rule);
-        self.copy_referrers(&pair, subject).await?;
+        self.copy_referrers(&pair, subject, None).await?;
         Ok(true)
-    }
-
-    /// Referrers of `subject` (and theirs, to a bounded depth) that the
-    /// local repository lacks.
-    async fn copy_referrers(
-        &self,
-        pair: &RepoPair<'_>,
-        subject: &Digest,
-    ) -> Result<CopyStats, SyncError> {
-        let mut stats = CopyStats::default();
-        let mut queue = VecDeque::from([(subject.clone(), 0usize)]);
-        let mut seen = HashSet::new();
-        while let Some((digest, depth)) = queue.pop_front() {
-            if depth >= MAX_REFERRER_DEPTH || !seen.insert(digest.clone()) {
-                continue;
-            }
-            for desc in self.client.referrers(pair.upstream, &digest).await? {
-                if !pair.has_manifest(&desc.digest) {
-                    stats += pair
-                        .copy_reference(&Reference::Digest(desc.digest.clone()))
-                        .await?
-                        .1;
-                }
-                queue.push_back((desc.digest, depth + 1));
-            }
-        }
-        Ok(stats)
     }
 
     /// Whether the image `digest` has a signature upstream.

@@ -68,12 +68,27 @@ impl zot_api::sync_hook::SyncHook for Hook {
         repo: &'a zot_oci::RepoName,
         reference: &'a zot_oci::Reference,
         ns: Option<&'a str>,
-    ) -> zot_api::sync_hook::Fetch<'a> {
+    ) -> zot_api::sync_hook::Fetch<'a, Option<zot_api::sync_hook::PendingManifest>> {
         let on_demand = self.current.load().on_demand.clone();
         Box::pin(async move {
-            if let Some(o) = on_demand {
-                o.manifest(repo, reference, ns).await;
-            }
+            let m = on_demand?.manifest(repo, reference, ns).await?;
+            Some(zot_api::sync_hook::PendingManifest {
+                digest: m.digest.clone(),
+                media_type: m.media_type.clone(),
+                bytes: m.bytes.clone(),
+            })
+        })
+    }
+
+    fn blob<'a>(
+        &'a self,
+        repo: &'a zot_oci::RepoName,
+        digest: &'a zot_oci::Digest,
+    ) -> zot_api::sync_hook::Fetch<'a, Option<Box<dyn zot_api::sync_hook::PulledBlob>>> {
+        let on_demand = self.current.load().on_demand.clone();
+        Box::pin(async move {
+            let (pull, size) = on_demand?.blob(repo, digest).await?;
+            Some(Box::new(Pulled { pull, size }) as Box<dyn zot_api::sync_hook::PulledBlob>)
         })
     }
 
@@ -88,6 +103,24 @@ impl zot_api::sync_hook::SyncHook for Hook {
                 o.referrers(repo, subject).await;
             }
         })
+    }
+}
+
+/// A blob being pulled through, as the API reads it.
+#[cfg(feature = "sync")]
+struct Pulled {
+    pull: Arc<zot_sync::pull::Pull>,
+    size: Option<u64>,
+}
+
+#[cfg(feature = "sync")]
+impl zot_api::sync_hook::PulledBlob for Pulled {
+    fn size(&self) -> Option<u64> {
+        self.size
+    }
+
+    fn read(self: Box<Self>, start: u64, end: Option<u64>) -> zot_api::sync_hook::PulledBody {
+        Box::pin(self.pull.reader(start, end))
     }
 }
 
@@ -164,7 +197,10 @@ pub fn prepare(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Syn
         }
         upstreams.push(Arc::new(upstream));
     }
-    let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone());
+    // Blobs pulled through spool into anonymous files on the root's disk
+    // (the metadata store is there, whatever the storage driver).
+    let spool = cfg.storage.root_directory.join("_zot/tmp");
+    let on_demand = zot_sync::OnDemandSync::new(&upstreams, stores.clone(), spool);
     if on_demand.is_some() {
         tracing::info!("sync: on-demand fetches on");
     }

@@ -2,7 +2,8 @@
 //! 2.8) started on a free port, and a tiny fault-injecting HTTP/1.1 proxy
 //! put in front of a real registry (answers a status instead of
 //! forwarding, flips the last byte of chosen responses, delays blob
-//! requests, counts requests in flight).
+//! requests, counts requests in flight), and a throttling TCP proxy
+//! (`throttle.rs`) that passes responses on slowly as they come.
 #![allow(
     dead_code,
     reason = "each test crate uses a different subset of the helpers"
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub mod throttle;
 
 /// A running `docker-registry serve`.
 pub struct Distribution {

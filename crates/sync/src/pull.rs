@@ -1,0 +1,418 @@
+//! Streaming pull-through: one upstream transfer of a blob, stored and
+//! served to any number of clients while it arrives.
+//!
+//! A [`Pull`] is one blob (per local repository and digest) coming from
+//! upstream. Its task writes each batch of bytes to a spool file (an
+//! anonymous file under the root's `_zot/tmp`: nothing is left by a
+//! crash) and, at the same time, into an upload session of the store.
+//! Readers ([`Pull::reader`]) follow the spool file, never a buffer of
+//! the blob, so memory is a few batches per pull whatever the size.
+//!
+//! Invariants:
+//! - At most one transfer per (repository, digest) is in flight: a caller
+//!   finding one joins it ([`Pulls::pull`]); the table forgets a pull when
+//!   its transfer has ended (stored or not), and holds at most
+//!   [`MAX_PULLS`].
+//! - A reader never completes a body that was not verified: until the
+//!   blob is stored (storage's `complete_upload` checked its digest; the
+//!   size was checked as it arrived), the last byte a reader asked for is
+//!   held back, so a mismatch or a dropped upstream ends every reader with
+//!   an error (a truncated response), never a complete-looking wrong body.
+//!   The bytes are hashed once, by the upload session as it writes them.
+//! - A failed transfer cancels the upload session, so nothing is stored.
+//! - The transfer is a task of its own: clients leaving do not stop it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{mpsc, watch};
+use zot_client::BlobStream;
+use zot_oci::{Digest, RepoName};
+use zot_storage::Registry;
+
+use crate::SyncError;
+
+/// Pulls in flight at most; beyond, a blob request is not pulled through
+/// (it is answered from local content, so 404).
+pub const MAX_PULLS: usize = 1024;
+/// Largest chunk a reader sends at once.
+const READ_CHUNK: u64 = 256 * 1024;
+/// Batches (of up to this many upstream chunks) queued for the upload.
+const BATCH_CHUNKS: usize = 16;
+const QUEUED_BATCHES: usize = 4;
+
+/// Where a pull is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Asking upstream.
+    Connecting,
+    /// No upstream has the blob (or none could be asked).
+    Absent,
+    /// Already stored in the repository when the pull began (by a
+    /// transfer that just ended): read it there.
+    Present,
+    /// Bytes arriving.
+    Streaming,
+    /// Transfer failed (transport, digest or size mismatch, spool or
+    /// storage I/O); nothing stored.
+    Failed,
+    /// Every byte arrived, matched the digest and is stored.
+    Stored,
+}
+
+impl Phase {
+    fn ended(self) -> bool {
+        !matches!(self, Phase::Connecting | Phase::Streaming)
+    }
+}
+
+/// The state readers watch.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub phase: Phase,
+    /// Bytes in the spool file.
+    pub received: u64,
+    /// The blob's size, when upstream (or the descriptor) said.
+    pub size: Option<u64>,
+}
+
+/// The upstream side of a pull: resolves to the blob's stream, or `None`
+/// when no upstream has it.
+pub type Source = Pin<Box<dyn Future<Output = Result<Option<BlobStream>, SyncError>> + Send>>;
+
+/// One blob arriving from upstream.
+pub struct Pull {
+    progress: watch::Receiver<Progress>,
+    spool: OnceLock<Arc<File>>,
+}
+
+/// The pulls in flight.
+pub struct Pulls {
+    spool_dir: PathBuf,
+    map: Mutex<HashMap<(RepoName, Digest), Arc<Pull>>>,
+}
+
+impl Pulls {
+    /// Pulls spooling into `spool_dir` (created when missing).
+    pub fn new(spool_dir: PathBuf) -> Pulls {
+        Pulls {
+            spool_dir,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Pulls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.map.lock().map_or(0, |m| m.len())
+    }
+
+    /// The pull of `digest` into `repo` in flight, if any.
+    pub fn find(&self, repo: &RepoName, digest: &Digest) -> Option<Arc<Pull>> {
+        let key = (repo.clone(), digest.clone());
+        self.map.lock().ok()?.get(&key).cloned()
+    }
+
+    /// The pull of `digest` into `repo`: the one in flight, or a new one
+    /// whose task gets the stream from `source` (called only then). `None`
+    /// when [`MAX_PULLS`] are in flight.
+    pub fn pull(
+        self: &Arc<Self>,
+        registry: &Arc<Registry>,
+        repo: &RepoName,
+        digest: &Digest,
+        source: impl FnOnce() -> Source,
+    ) -> Option<Arc<Pull>> {
+        let key = (repo.clone(), digest.clone());
+        let mut map = self.map.lock().ok()?;
+        if let Some(p) = map.get(&key) {
+            return Some(p.clone());
+        }
+        if map.len() >= MAX_PULLS {
+            tracing::warn!(%repo, %digest, "sync: too many blobs pulled through at once; not pulling this one");
+            return None;
+        }
+        let (tx, rx) = watch::channel(Progress {
+            phase: Phase::Connecting,
+            received: 0,
+            size: None,
+        });
+        let pull = Arc::new(Pull {
+            progress: rx,
+            spool: OnceLock::new(),
+        });
+        map.insert(key.clone(), pull.clone());
+        drop(map);
+        let transfer = Transfer {
+            pull: pull.clone(),
+            progress: tx,
+            registry: registry.clone(),
+            repo: repo.clone(),
+            digest: digest.clone(),
+        };
+        let (this, source) = (self.clone(), source());
+        tokio::spawn(async move {
+            let phase = transfer.run(&this.spool_dir, source).await;
+            tracing::debug!(repo = %key.0, digest = %key.1, ?phase, "sync: pull-through ended");
+            if let Ok(mut map) = this.map.lock()
+                && map
+                    .get(&key)
+                    .is_some_and(|p| Arc::ptr_eq(p, &transfer.pull))
+            {
+                map.remove(&key);
+            }
+        });
+        Some(pull)
+    }
+}
+
+impl Pull {
+    /// The state now.
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// Waits until upstream answered: the blob's size (`None`: unknown)
+    /// once bytes may flow, or `Err(phase)` when the pull ended without
+    /// any (absent, failed).
+    pub async fn started(&self) -> Result<Option<u64>, Phase> {
+        let mut rx = self.progress.clone();
+        let p = rx
+            .wait_for(|p| p.phase != Phase::Connecting)
+            .await
+            .map(|p| *p)
+            .map_err(|_| Phase::Failed)?;
+        match p.phase {
+            Phase::Absent | Phase::Present | Phase::Failed => Err(p.phase),
+            _ => Ok(p.size),
+        }
+    }
+
+    /// Waits for the end of the transfer.
+    pub async fn ended(&self) -> Phase {
+        let mut rx = self.progress.clone();
+        rx.wait_for(|p| p.phase.ended())
+            .await
+            .map_or(Phase::Failed, |p| p.phase)
+    }
+
+    /// Bytes `start..end` (`end`: `None` to the end of the blob), as they
+    /// arrive. The last byte is sent only once the blob is verified; a
+    /// failed transfer ends the stream with an error.
+    pub fn reader(
+        self: Arc<Self>,
+        start: u64,
+        end: Option<u64>,
+    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
+        let rx = self.progress.clone();
+        let state = Some(ReadState {
+            pull: self,
+            rx,
+            pos: start,
+            end,
+        });
+        futures_util::stream::unfold(state, |state| async move {
+            let mut st = state?;
+            match st.next().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(st))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}
+
+struct ReadState {
+    pull: Arc<Pull>,
+    rx: watch::Receiver<Progress>,
+    pos: u64,
+    end: Option<u64>,
+}
+
+impl ReadState {
+    async fn next(&mut self) -> io::Result<Option<Bytes>> {
+        loop {
+            let p = *self.rx.borrow_and_update();
+            if matches!(p.phase, Phase::Failed | Phase::Absent | Phase::Present) {
+                return Err(io::Error::other("the upstream transfer failed"));
+            }
+            let verified = p.phase == Phase::Stored;
+            // How far this reader may go now: to its end once verified,
+            // else up to what arrived, holding back its last byte.
+            let limit = match (verified, self.end) {
+                (true, Some(end)) => end.min(p.received),
+                (true, None) => p.received,
+                (false, Some(end)) => p.received.min(end.saturating_sub(1)),
+                (false, None) => p.received.saturating_sub(1),
+            };
+            if self.pos < limit {
+                let len = (limit - self.pos).min(READ_CHUNK);
+                let chunk = self.read(self.pos, len).await?;
+                self.pos += len;
+                return Ok(Some(chunk));
+            }
+            if verified {
+                return Ok(None);
+            }
+            if self.rx.changed().await.is_err() {
+                return Err(io::Error::other("the upstream transfer stopped"));
+            }
+        }
+    }
+
+    async fn read(&self, pos: u64, len: u64) -> io::Result<Bytes> {
+        let file = self
+            .pull
+            .spool
+            .get()
+            .cloned()
+            .ok_or_else(|| io::Error::other("no spool file"))?;
+        tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
+            file.read_exact_at(&mut buf, pos)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+}
+
+/// The task side of a pull.
+struct Transfer {
+    pull: Arc<Pull>,
+    progress: watch::Sender<Progress>,
+    registry: Arc<Registry>,
+    repo: RepoName,
+    digest: Digest,
+}
+
+impl Transfer {
+    fn set(&self, f: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(f);
+    }
+
+    async fn run(&self, spool_dir: &std::path::Path, source: Source) -> Phase {
+        let phase = match self.transfer(spool_dir, source).await {
+            Ok(phase) => phase,
+            Err(e) => {
+                tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
+                Phase::Failed
+            }
+        };
+        self.set(|p| p.phase = phase);
+        phase
+    }
+
+    async fn transfer(
+        &self,
+        spool_dir: &std::path::Path,
+        source: Source,
+    ) -> Result<Phase, SyncError> {
+        let dir = spool_dir.to_owned();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            tempfile::tempfile_in(&dir)
+        })
+        .await
+        .map_err(|e| SyncError::NotStored(e.to_string()))?
+        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
+        let file = Arc::new(file);
+        let _ = self.pull.spool.set(file.clone());
+        if self
+            .registry
+            .blob_size(&self.repo, &self.digest)
+            .await?
+            .is_some()
+        {
+            return Ok(Phase::Present);
+        }
+        let Some(stream) = source.await? else {
+            return Ok(Phase::Absent);
+        };
+        let stream = stream.unhashed();
+        let size = stream.size();
+        self.set(|p| {
+            p.size = size;
+            p.phase = Phase::Streaming;
+        });
+        let id = self.registry.start_upload(&self.repo).await?;
+        let stored = self.spool_and_store(file, stream, &id).await;
+        match stored {
+            Ok(()) => Ok(Phase::Stored),
+            Err(e) => {
+                if let Err(c) = self.registry.cancel_upload(&self.repo, &id).await {
+                    tracing::debug!(error = %c, "cancelling a failed pull-through upload");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes each batch to the spool file (then tells readers) and queues
+    /// it for the upload session, which hashes it; completes the upload
+    /// with the digest (the caller then marks the pull stored).
+    async fn spool_and_store(
+        &self,
+        file: Arc<File>,
+        stream: BlobStream,
+        id: &uuid::Uuid,
+    ) -> Result<(), SyncError> {
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(QUEUED_BATCHES);
+        let feed = async move {
+            let mut batches = stream.ready_chunks(BATCH_CHUNKS);
+            let mut offset = 0u64;
+            while let Some(batch) = batches.next().await {
+                let mut data = BytesMut::new();
+                let mut failed = None;
+                for item in batch {
+                    match item {
+                        Ok(b) => data.extend_from_slice(&b),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                if !data.is_empty() {
+                    let data = data.freeze();
+                    let (f, d, at) = (file.clone(), data.clone(), offset);
+                    tokio::task::spawn_blocking(move || f.write_all_at(&d, at))
+                        .await
+                        .map_err(|e| SyncError::NotStored(e.to_string()))?
+                        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
+                    offset += data.len() as u64;
+                    self.set(|p| p.received = offset);
+                    if tx.send(Ok(data)).await.is_err() {
+                        return Err(SyncError::NotStored("the upload ended early".into()));
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e.into());
+                }
+            }
+            Ok(())
+        };
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let upload = self.registry.append_upload(&self.repo, id, Some(0), body);
+        let (fed, appended) = tokio::join!(feed, upload);
+        fed?;
+        appended?;
+        self.registry
+            .complete_upload(
+                &self.repo,
+                id,
+                &self.digest,
+                None,
+                None::<futures_util::stream::Empty<Result<Bytes, io::Error>>>,
+            )
+            .await?;
+        Ok(())
+    }
+}
