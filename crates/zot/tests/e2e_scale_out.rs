@@ -14,7 +14,13 @@
 //!   once the lease has expired;
 //! - skopeo pushes an image through nginx (Debian's, round robin, no
 //!   stickiness) in front of two instances: its uploads' POST, PATCH and
-//!   PUT land on different instances.
+//!   PUT land on different instances; every instance serves the result;
+//! - three instances behind nginx: six clients push different images to
+//!   the same three tags at once (through nginx and straight to each
+//!   instance); every instance then names the same manifest per tag, lists
+//!   the same tags and catalog, and serves every pushed image by digest;
+//!   and the bucket's layouts agree (Redis emptied, an instance rebuilds
+//!   the same tags from the bucket).
 
 mod common;
 
@@ -425,11 +431,133 @@ fn skopeo_pushes_through_nginx_round_robin_over_two_instances() {
             assert!(got.body == blob.bytes, "blob {} differs", blob.hex());
         }
     }
-    // And the manifest is served (by the instance that stored it, at
-    // least, until the metadata store is shared too).
-    let listed = regs
-        .iter()
-        .any(|reg| reg.client().get("/v2/lb/app/manifests/1.0").status == 200);
-    assert!(listed, "the manifest is served by no instance");
+    // And the manifest is served by every instance (one metadata store).
+    for reg in &regs {
+        let got = reg.client().get("/v2/lb/app/manifests/1.0");
+        got.expect_status(200, "manifest through an instance");
+        assert_eq!(sha256_digest(&got.body), image.manifest.digest);
+    }
     drop(nginx);
+}
+
+/// Three instances behind nginx: clients push different images to the
+/// same tags at once, through the balancer and straight to each instance;
+/// afterwards every instance names the same manifest for each tag (one of
+/// those pushed), lists the same tags and catalog, and serves every image
+/// pushed, by digest, through the balancer and directly.
+#[test]
+fn concurrent_pushes_of_the_same_tags_through_three_instances_agree() {
+    use common::fixtures;
+    let redis = redis_server::Redis::start();
+    let regs = instances(3, &redis, |c| c);
+    let nginx = Nginx::start(&regs.iter().map(|r| r.addr()).collect::<Vec<_>>());
+    let lb = format!("http://{}", nginx.addr);
+    let tags = ["1.0", "latest", "stable"];
+    // Six pushers: three through nginx, one straight to each instance.
+    let targets: Vec<String> = (0..3)
+        .map(|_| lb.clone())
+        .chain(regs.iter().map(|r| r.url()))
+        .collect();
+    let images: Vec<fixtures::Image> = (0..targets.len())
+        .map(|i| {
+            fixtures::image(
+                ("linux", "amd64"),
+                &[vec![(
+                    "layer.bin",
+                    fixtures::noise(&format!("scale-out-tag-{i}"), 64 << 10),
+                )]],
+                false,
+            )
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (target, image) in targets.iter().zip(&images) {
+            scope.spawn(move || {
+                let client = common::Client::new(target);
+                for tag in tags {
+                    image.push(&client, "race/app", tag);
+                }
+            });
+        }
+    });
+
+    let pushed: Vec<&str> = images.iter().map(|i| i.manifest.digest.as_str()).collect();
+    let lb_client = common::Client::new(&lb);
+    let mut clients: Vec<common::Client> = regs.iter().map(|r| r.client()).collect();
+    clients.push(lb_client);
+    let mut winners = Vec::new();
+    for tag in tags {
+        let answers: Vec<String> = clients
+            .iter()
+            .map(|c| {
+                let r = c.get(&format!("/v2/race/app/manifests/{tag}"));
+                r.expect_status(200, "tag after the race");
+                sha256_digest(&r.body)
+            })
+            .collect();
+        assert!(
+            answers.iter().all(|d| d == &answers[0]),
+            "instances disagree on {tag}: {answers:?}"
+        );
+        assert!(
+            pushed.contains(&answers[0].as_str()),
+            "{tag} names no pushed image"
+        );
+        winners.push(answers[0].clone());
+    }
+    let listing = |c: &common::Client, path: &str| {
+        let r = c.get(path);
+        r.expect_status(200, path);
+        r.json()
+    };
+    for c in &clients {
+        let t = listing(c, "/v2/race/app/tags/list");
+        let mut got: Vec<String> = t["tags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.sort();
+        assert_eq!(got, tags, "tags listed");
+        assert_eq!(
+            listing(c, "/v2/_catalog")["repositories"],
+            json!(["race/app"]),
+            "catalog"
+        );
+        // Every pushed image stays readable by digest (tags moved, the
+        // manifests and their layers were not lost).
+        for image in &images {
+            let r = c.get(&format!("/v2/race/app/manifests/{}", image.manifest.digest));
+            r.expect_status(200, "a pushed manifest by digest");
+            for blob in image.blobs() {
+                let got = c.get(&format!("/v2/race/app/blobs/sha256:{}", blob.hex()));
+                got.expect_status(200, "a pushed blob");
+                assert!(got.body == blob.bytes, "blob {} differs", blob.hex());
+            }
+        }
+    }
+    drop(nginx);
+
+    // The bucket agrees with the metadata: with the shared store emptied,
+    // an instance rebuilds it from the layouts and names the same winners.
+    let mut regs = regs;
+    for reg in &mut regs {
+        reg.kill9();
+    }
+    let flushed = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "FLUSHALL"])
+        .status()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    assert!(flushed.success(), "redis-cli FLUSHALL");
+    regs[0].restart();
+    for (tag, winner) in tags.iter().zip(&winners) {
+        let r = regs[0]
+            .client()
+            .get(&format!("/v2/race/app/manifests/{tag}"));
+        r.expect_status(200, "tag rebuilt from the bucket");
+        assert_eq!(&sha256_digest(&r.body), winner, "{tag} in the bucket");
+    }
 }
