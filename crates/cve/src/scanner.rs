@@ -26,6 +26,7 @@ use zot_storage::{Registry, Stores};
 use zot_vulndb::{Snapshot, VulnDb, match_inventory};
 
 use crate::record::{ScanRecord, StoredCve, group, to_record};
+use crate::sbom::SbomFormat;
 
 /// Findings written per metadata transaction during a re-match.
 const REMATCH_BATCH: usize = 256;
@@ -64,6 +65,8 @@ pub struct CveScanner {
     /// An inventory was stored while there was no database: the next
     /// refresh re-matches even when the database did not change.
     unmatched: AtomicBool,
+    /// Attach an SBOM of this format to every manifest scanned (`sbom.rs`).
+    sbom: Option<SbomFormat>,
 }
 
 /// Why a manifest was not scanned this time.
@@ -83,6 +86,15 @@ enum Skip {
 
 impl CveScanner {
     pub fn new(stores: Stores, db: Arc<VulnDb>) -> Arc<CveScanner> {
+        Self::with_sbom(stores, db, None)
+    }
+
+    /// A scanner that also attaches an SBOM to each manifest it scans.
+    pub fn with_sbom(
+        stores: Stores,
+        db: Arc<VulnDb>,
+        sbom: Option<SbomFormat>,
+    ) -> Arc<CveScanner> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(CveScanner {
             stores,
@@ -94,6 +106,7 @@ impl CveScanner {
             counters: Counters::default(),
             wanted: Notify::new(),
             unmatched: AtomicBool::new(false),
+            sbom,
         })
     }
 
@@ -209,6 +222,9 @@ impl CveScanner {
                 self.counters
                     .manifests_scanned
                     .fetch_add(1, Ordering::Relaxed);
+                if let (ScanRecord::Inventory(inventory), Some(format)) = (&record, self.sbom) {
+                    self.attach_sbom(&reg, job, inventory, format).await;
+                }
                 record
             }
         };
@@ -315,6 +331,42 @@ impl CveScanner {
             self.remember(digest, scanned(list.clone()));
         }
         Ok(found)
+    }
+
+    /// Attaches the SBOM of a fresh inventory (failures are logged: the
+    /// scan's results stand without it).
+    async fn attach_sbom(
+        &self,
+        reg: &Registry,
+        job: &Job,
+        inventory: &Inventory,
+        format: SbomFormat,
+    ) {
+        let Ok(repo) = job.repo.parse::<RepoName>() else {
+            return;
+        };
+        let record = match reg.manifest_record(&repo, &Reference::Digest(job.digest.clone())) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: SBOM not attached");
+                return;
+            }
+        };
+        let subject = crate::sbom::Subject {
+            repo: &repo,
+            digest: &job.digest,
+            media_type: &record.media_type,
+            size: record.size,
+        };
+        match crate::sbom::attach(reg, &subject, inventory, format).await {
+            Ok(Some(d)) => {
+                tracing::debug!(repo = %job.repo, digest = %job.digest, sbom = %d, "cve: SBOM attached")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: SBOM not attached")
+            }
+        }
     }
 
     /// zot's `image.scanned` event of a fresh result.
