@@ -90,11 +90,7 @@ impl CveScanner {
     }
 
     /// A scanner that also attaches an SBOM to each manifest it scans.
-    pub fn with_sbom(
-        stores: Stores,
-        db: Arc<VulnDb>,
-        sbom: Option<SbomFormat>,
-    ) -> Arc<CveScanner> {
+    pub fn with_sbom(stores: Stores, db: Arc<VulnDb>, sbom: Option<SbomFormat>) -> Arc<CveScanner> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(CveScanner {
             stores,

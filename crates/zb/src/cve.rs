@@ -103,7 +103,13 @@ fn osv(ctx: &Ctx) -> anyhow::Result<&Path> {
 /// The registry's metrics: `name value` lines.
 async fn metric(c: &Client, name: &str) -> anyhow::Result<u64> {
     let answer = c
-        .send(Method::GET, &c.url("/metrics"), &[], Parts::empty(), 8 << 20)
+        .send(
+            Method::GET,
+            &c.url("/metrics"),
+            &[],
+            Parts::empty(),
+            8 << 20,
+        )
         .await
         .context("is extensions.metrics on?")?;
     let text = String::from_utf8_lossy(&answer.body);
@@ -225,7 +231,8 @@ async fn put_image(
 
 /// Waits until `image`'s scan shows a finding (`MaxSeverity` set).
 async fn wait_scanned(c: &Client, image: &str, limit: Duration) -> anyhow::Result<()> {
-    let query = format!("{{ CVEListForImage(image: \"{image}\") {{ Summary {{ MaxSeverity }} }} }}");
+    let query =
+        format!("{{ CVEListForImage(image: \"{image}\") {{ Summary {{ MaxSeverity }} }} }}");
     let deadline = Instant::now() + limit;
     loop {
         let body = search::post(c, &query).await?;

@@ -218,12 +218,18 @@ pub fn big_image(size: u64) -> anyhow::Result<Vec<Layer>> {
         match i {
             0 => {
                 add(&mut b, "etc/os-release", 0o644, OS_RELEASE.as_bytes())?;
-                add(&mut b, "var/lib/dpkg/status", 0o644, dpkg_status(0).as_bytes())?;
+                add(
+                    &mut b,
+                    "var/lib/dpkg/status",
+                    0o644,
+                    dpkg_status(0).as_bytes(),
+                )?;
             }
             3 => {
                 for p in 0..40 {
                     let meta = format!("Metadata-Version: 2.1\nName: zbpy{p}\nVersion: 1.{p}.0\n");
-                    let path = format!("usr/lib/python3/dist-packages/zbpy{p}-1.{p}.0.dist-info/METADATA");
+                    let path =
+                        format!("usr/lib/python3/dist-packages/zbpy{p}-1.{p}.0.dist-info/METADATA");
                     add(&mut b, &path, 0o644, meta.as_bytes())?;
                 }
             }
@@ -298,7 +304,10 @@ mod tests {
         let layers = big_image(4 << 20)?;
         assert_eq!(layers.len(), 5);
         let total: u64 = layers.iter().map(|l| l.blob.size()).sum();
-        assert!((4 << 20..(4 << 20) + (400 << 10)).contains(&total), "{total}");
+        assert!(
+            (4 << 20..(4 << 20) + (400 << 10)).contains(&total),
+            "{total}"
+        );
         let again = big_image(4 << 20)?;
         assert_eq!(layers[0].blob.digest, again[0].blob.digest, "seeded");
         let bytes: Vec<u8> = layers[0].blob.body().concat();

@@ -11,8 +11,8 @@
 
 mod client;
 mod cve;
-mod debian;
 mod data;
+mod debian;
 mod names;
 mod ops;
 mod search;

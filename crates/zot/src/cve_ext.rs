@@ -45,11 +45,18 @@ pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option
         None => tracing::info!("cve: no database yet; the first update runs now"),
     }
     // `trivy.sbom`: an SBOM referrer per scanned manifest (zot's keys).
-    let sbom = settings.trivy.sbom.then_some(match settings.trivy.sbom_format {
-        zot_config::SbomFormat::SpdxJson => zot_cve::SbomFormat::Spdx,
-        zot_config::SbomFormat::CycloneDx => zot_cve::SbomFormat::CycloneDx,
-    });
-    Ok(Some(CveScanner::with_sbom(stores.clone(), Arc::new(db), sbom)))
+    let sbom = settings
+        .trivy
+        .sbom
+        .then_some(match settings.trivy.sbom_format {
+            zot_config::SbomFormat::SpdxJson => zot_cve::SbomFormat::Spdx,
+            zot_config::SbomFormat::CycloneDx => zot_cve::SbomFormat::CycloneDx,
+        });
+    Ok(Some(CveScanner::with_sbom(
+        stores.clone(),
+        Arc::new(db),
+        sbom,
+    )))
 }
 
 /// The database refresh as the configuration says: started with the

@@ -11,6 +11,7 @@ mod common;
 mod cve_common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::fixtures::{self, Blob, OCI_INDEX, OCI_MANIFEST};
 use common::{Client, OciLayout, Registry};

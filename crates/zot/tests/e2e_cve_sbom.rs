@@ -65,7 +65,13 @@ fn spdx_packages(doc: &Value) -> Vec<String> {
         .expect("packages")
         .iter()
         .filter(|p| p["primaryPackagePurpose"] == "INSTALL")
-        .map(|p| format!("{} {}", p["name"].as_str().unwrap_or(""), p["versionInfo"].as_str().unwrap_or("")))
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap_or(""),
+                p["versionInfo"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     out.sort();
     out
@@ -87,15 +93,25 @@ fn an_spdx_sbom_is_attached_once_per_manifest() {
     wait_for("app:1.0 scanned", || {
         cve_list(&client, "app:1.0", "")["Summary"]["MaxSeverity"] != ""
     });
-    wait_for("the SBOM", || !referrers(&client, "app", &digest).is_empty());
+    wait_for("the SBOM", || {
+        !referrers(&client, "app", &digest).is_empty()
+    });
 
     let doc = sbom_of(&client, "app", &digest, "application/spdx+json");
     assert_eq!(doc["spdxVersion"], "SPDX-2.3");
     assert_eq!(doc["dataLicense"], "CC0-1.0");
     assert_eq!(doc["SPDXID"], "SPDXRef-DOCUMENT");
     assert_eq!(doc["name"], format!("app@{digest}"));
-    assert!(doc["documentNamespace"].as_str().is_some_and(|n| n.starts_with("https://")));
-    assert!(doc["creationInfo"]["created"].as_str().is_some_and(|c| c.ends_with('Z')));
+    assert!(
+        doc["documentNamespace"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("https://"))
+    );
+    assert!(
+        doc["creationInfo"]["created"]
+            .as_str()
+            .is_some_and(|c| c.ends_with('Z'))
+    );
     assert_eq!(
         spdx_packages(&doc),
         [
@@ -111,7 +127,9 @@ fn an_spdx_sbom_is_attached_once_per_manifest() {
         .filter_map(|p| p["externalRefs"][0]["referenceLocator"].as_str())
         .collect();
     assert!(
-        purls.iter().any(|p| p.starts_with("pkg:deb/debian/libssl3@3.0.11-1~deb12u1")),
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:deb/debian/libssl3@3.0.11-1~deb12u1")),
         "{purls:?}"
     );
     assert!(
@@ -125,7 +143,12 @@ fn an_spdx_sbom_is_attached_once_per_manifest() {
     // The same manifest pushed again, then a newer image: once the newer
     // one is scanned the queue has passed the re-push (one scan at a time).
     client
-        .put_manifest("app", "again", &app.manifest.media_type, &app.manifest.bytes)
+        .put_manifest(
+            "app",
+            "again",
+            &app.manifest.media_type,
+            &app.manifest.bytes,
+        )
         .expect_status(201, "PUT the same manifest");
     let next = debian_image("amd64", "2024-02-01T00:00:00Z", "3.0.13-1~deb12u1");
     next.push(&client, "app", "1.1");
@@ -174,17 +197,32 @@ fn a_cyclonedx_sbom_when_the_format_says_so() {
     wait_for("the SBOM", || {
         !referrers(&client, "cdx/app", &digest).is_empty()
     });
-    let doc = sbom_of(&client, "cdx/app", &digest, "application/vnd.cyclonedx+json");
+    let doc = sbom_of(
+        &client,
+        "cdx/app",
+        &digest,
+        "application/vnd.cyclonedx+json",
+    );
     assert_eq!(doc["bomFormat"], "CycloneDX");
     assert_eq!(doc["specVersion"], "1.5");
-    assert!(doc["serialNumber"].as_str().is_some_and(|s| s.starts_with("urn:uuid:")));
+    assert!(
+        doc["serialNumber"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("urn:uuid:"))
+    );
     assert_eq!(doc["metadata"]["component"]["type"], "container");
     let mut libraries: Vec<String> = doc["components"]
         .as_array()
         .expect("components")
         .iter()
         .filter(|c| c["type"] == "library")
-        .map(|c| format!("{} {}", c["name"].as_str().unwrap_or(""), c["version"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["name"].as_str().unwrap_or(""),
+                c["version"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     libraries.sort();
     assert_eq!(

@@ -52,7 +52,10 @@ fn answer(stream: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
         out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
         404
     } else if if_none_match.as_deref() == Some(s.etag.as_str()) {
-        let head = format!("HTTP/1.1 304 Not Modified\r\nETag: {}\r\nConnection: close\r\n\r\n", s.etag);
+        let head = format!(
+            "HTTP/1.1 304 Not Modified\r\nETag: {}\r\nConnection: close\r\n\r\n",
+            s.etag
+        );
         out.write_all(head.as_bytes())?;
         304
     } else {
@@ -62,7 +65,11 @@ fn answer(stream: TcpStream, state: &Mutex<Served>) -> std::io::Result<()> {
             s.etag
         );
         out.write_all(head.as_bytes())?;
-        let end = if s.truncate { s.zip.len() / 2 } else { s.zip.len() };
+        let end = if s.truncate {
+            s.zip.len() / 2
+        } else {
+            s.zip.len()
+        };
         out.write_all(&s.zip[..end])?;
         200
     };
@@ -135,10 +142,23 @@ fn the_database_comes_from_a_url_with_conditional_requests() {
     // A second refresh: 304, the database kept.
     reload_with_interval(&registry, "3h");
     wait_for("a conditional request", || requests(&state).len() == 2);
-    assert_eq!(requests(&state)[1], ("/osv/Debian/all.zip".to_owned(), Some("\"v1\"".to_owned()), 304));
-    wait_for("the metrics", || metric(&client, "zot_cve_db_version") == Some(1));
+    assert_eq!(
+        requests(&state)[1],
+        (
+            "/osv/Debian/all.zip".to_owned(),
+            Some("\"v1\"".to_owned()),
+            304
+        )
+    );
+    wait_for("the metrics", || {
+        metric(&client, "zot_cve_db_version") == Some(1)
+    });
     std::thread::sleep(std::time::Duration::from_secs(3));
-    assert_eq!(metric(&client, "zot_cve_db_version"), Some(1), "a 304 keeps the database");
+    assert_eq!(
+        metric(&client, "zot_cve_db_version"),
+        Some(1),
+        "a 304 keeps the database"
+    );
 
     // An update between two scans: the stored image is re-matched, the
     // next one is scanned against the new database.
@@ -147,9 +167,13 @@ fn the_database_comes_from_a_url_with_conditional_requests() {
     wait_for("a match against the updated zip", || {
         findings("app:1.0") == ["CVE-2099-0201", "CVE-2099-0202"]
     });
-    wait_for("version 2", || metric(&client, "zot_cve_db_version") == Some(2));
+    wait_for("version 2", || {
+        metric(&client, "zot_cve_db_version") == Some(2)
+    });
     debian_image("amd64", "2024-06-01T00:00:00Z", "3.0.13-1~deb12u1").push(&client, "app", "2.0");
-    wait_for("app:2.0 scanned", || findings("app:2.0") == ["CVE-2099-0202"]);
+    wait_for("app:2.0 scanned", || {
+        findings("app:2.0") == ["CVE-2099-0202"]
+    });
 
     // A truncated download: the database in use stays, and is retried with
     // the validators of the zip in use.
@@ -164,8 +188,14 @@ fn the_database_comes_from_a_url_with_conditional_requests() {
         assert_eq!((inm.as_deref(), *status), (Some("\"v2\""), 200));
     }
     let logs = registry.logs();
-    assert!(logs.contains("truncated download") || logs.contains("download interrupted"), "{logs}");
-    assert!(logs.contains("the previous database stays in use"), "{logs}");
+    assert!(
+        logs.contains("truncated download") || logs.contains("download interrupted"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("the previous database stays in use"),
+        "{logs}"
+    );
     assert_eq!(metric(&client, "zot_cve_db_version"), Some(2));
     assert_eq!(findings("app:1.0"), ["CVE-2099-0201", "CVE-2099-0202"]);
 

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::Client;
-use crate::common::fixtures::{self, Blob, Image, ImageIndex, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST};
+use crate::common::fixtures::{
+    self, Blob, Image, ImageIndex, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_MANIFEST,
+};
 
 pub const OS_RELEASE: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\n";
 
@@ -182,7 +184,7 @@ pub fn images_for_cve(client: &Client, id: &str) -> Vec<String> {
 }
 
 /// The zip of OSV records, as OSV's bucket serves `<ecosystem>/all.zip`.
-pub pub fn osv_zip(records: &[Value]) -> Vec<u8> {
+pub fn osv_zip(records: &[Value]) -> Vec<u8> {
     use std::io::Write;
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for r in records {
@@ -194,4 +196,3 @@ pub pub fn osv_zip(records: &[Value]) -> Vec<u8> {
     }
     zip.finish().expect("zip").into_inner()
 }
-
