@@ -9,9 +9,11 @@
 //! - `refresh.rs`: the periodic database update with back-off.
 //! - `record.rs`: the stored formats.
 //! - `artifact.rs`: the OCI-artifact database source.
+//! - `idle.rs`: the niced thread the CPU work of scans runs on.
 //! - `sbom.rs`: SBOM referrers of scanned manifests (`trivy.sbom`).
 
 pub mod artifact;
+mod idle;
 mod record;
 mod refresh;
 pub mod sbom;

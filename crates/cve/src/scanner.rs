@@ -3,7 +3,8 @@
 //! Invariants:
 //! - One scan runs at a time, and only with one of the scheduler's
 //!   `numWorkers` permits: scanning never takes more than one background
-//!   worker, and requests never wait for it (low priority).
+//!   worker, and requests never wait for it (low priority). Its CPU work
+//!   (layers, matching, re-matching) runs on a niced thread (`idle.rs`).
 //! - A manifest's layers are read once (through the storage's blob
 //!   streams, so on any backend); its inventory is kept in the metadata
 //!   store of the store its repository routes to, keyed by digest. A later
@@ -82,6 +83,8 @@ enum Skip {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Name(String),
+    #[error("{0}")]
+    Idle(#[from] crate::idle::Gone),
 }
 
 impl CveScanner {
@@ -281,8 +284,17 @@ impl CveScanner {
                 Err(e) => return Err(e.into()),
             };
             self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
-            let reader = tokio_util::io::StreamReader::new(stream);
-            if let Err(e) = scanner.add_layer(&layer.media_type, reader).await {
+            let reader =
+                tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+            let media_type = layer.media_type.clone();
+            // Read on the low-priority thread (`idle.rs`): requests first.
+            let (back, result) = crate::idle::run(move || {
+                let result = scanner.add_layer_sync(&media_type, reader);
+                (scanner, result)
+            })
+            .await?;
+            scanner = back;
+            if let Err(e) = result {
                 tracing::warn!(repo = %job.repo, digest = %job.digest, layer = %layer.digest, error = %e, "cve: layer could not be read");
                 return Ok(Some(ScanRecord::Unscannable(e.to_string())));
             }
@@ -305,7 +317,7 @@ impl CveScanner {
             return Ok(None);
         };
         let (r, d, inv) = (Arc::clone(reg), digest.clone(), inventory.clone());
-        let found = tokio::task::spawn_blocking(move || -> Result<_, Skip> {
+        let found = crate::idle::run(move || -> Result<_, Skip> {
             let version = snapshot.info().version;
             if r.metadata()
                 .findings(&d.to_string())?
@@ -412,7 +424,8 @@ impl CveScanner {
         let mut total = 0;
         for reg in self.stores.distinct() {
             let (r, s, me) = (Arc::clone(reg), Arc::clone(&snapshot), Arc::clone(self));
-            match tokio::task::spawn_blocking(move || me.rematch_store(&r, &s)).await {
+            // On the low-priority thread (`idle.rs`): requests first.
+            match crate::idle::run(move || me.rematch_store(&r, &s)).await {
                 Ok(Ok(n)) => total += n,
                 Ok(Err(e)) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
                 Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
