@@ -10,10 +10,12 @@
 //! - `record.rs`: the stored formats.
 //! - `artifact.rs`: the OCI-artifact database source.
 //! - `idle.rs`: the niced thread the CPU work of scans runs on.
+//! - `index.rs`: the CVE-id index `ImageListForCVE` reads.
 //! - `sbom.rs`: SBOM referrers of scanned manifests (`trivy.sbom`).
 
 pub mod artifact;
 mod idle;
+mod index;
 mod record;
 mod refresh;
 pub mod sbom;

@@ -156,3 +156,35 @@ pub async fn attach(
     .await?;
     Ok(Some(digest))
 }
+
+/// [`attach`] for the scan queue: the subject looked up, failures logged
+/// (the scan's results stand without the SBOM).
+pub(crate) async fn attach_logged(
+    reg: &Registry,
+    repo: &str,
+    digest: &Digest,
+    inventory: &Inventory,
+    format: SbomFormat,
+) {
+    let Ok(name) = repo.parse::<RepoName>() else {
+        return;
+    };
+    let record = match reg.manifest_record(&name, &Reference::Digest(digest.clone())) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(repo, %digest, error = %e, "cve: SBOM not attached");
+            return;
+        }
+    };
+    let subject = Subject {
+        repo: &name,
+        digest,
+        media_type: &record.media_type,
+        size: record.size,
+    };
+    match attach(reg, &subject, inventory, format).await {
+        Ok(Some(d)) => tracing::debug!(repo, %digest, sbom = %d, "cve: SBOM attached"),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(repo, %digest, error = %e, "cve: SBOM not attached"),
+    }
+}

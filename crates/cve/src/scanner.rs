@@ -26,6 +26,7 @@ use zot_search::cve::{CveRecord, CveSource, ScanState};
 use zot_storage::{Registry, Stores};
 use zot_vulndb::{Snapshot, VulnDb, match_inventory};
 
+use crate::index::CveIndex;
 use crate::record::{ScanRecord, StoredCve, group, to_record};
 use crate::sbom::SbomFormat;
 
@@ -68,6 +69,8 @@ pub struct CveScanner {
     unmatched: AtomicBool,
     /// Attach an SBOM of this format to every manifest scanned (`sbom.rs`).
     sbom: Option<SbomFormat>,
+    /// CVE id → digests, for `ImageListForCVE` (`index.rs`).
+    index: CveIndex,
 }
 
 /// Why a manifest was not scanned this time.
@@ -106,6 +109,7 @@ impl CveScanner {
             wanted: Notify::new(),
             unmatched: AtomicBool::new(false),
             sbom,
+            index: CveIndex::default(),
         })
     }
 
@@ -222,7 +226,8 @@ impl CveScanner {
                     .manifests_scanned
                     .fetch_add(1, Ordering::Relaxed);
                 if let (ScanRecord::Inventory(inventory), Some(format)) = (&record, self.sbom) {
-                    self.attach_sbom(&reg, job, inventory, format).await;
+                    crate::sbom::attach_logged(&reg, &job.repo, &job.digest, inventory, format)
+                        .await;
                 }
                 record
             }
@@ -333,48 +338,13 @@ impl CveScanner {
         })
         .await??;
         if let Some(list) = &found {
+            self.index.update(digest, list);
             self.counters
                 .manifests_matched
                 .fetch_add(1, Ordering::Relaxed);
             self.remember(digest, scanned(list.clone()));
         }
         Ok(found)
-    }
-
-    /// Attaches the SBOM of a fresh inventory (failures are logged: the
-    /// scan's results stand without it).
-    async fn attach_sbom(
-        &self,
-        reg: &Registry,
-        job: &Job,
-        inventory: &Inventory,
-        format: SbomFormat,
-    ) {
-        let Ok(repo) = job.repo.parse::<RepoName>() else {
-            return;
-        };
-        let record = match reg.manifest_record(&repo, &Reference::Digest(job.digest.clone())) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: SBOM not attached");
-                return;
-            }
-        };
-        let subject = crate::sbom::Subject {
-            repo: &repo,
-            digest: &job.digest,
-            media_type: &record.media_type,
-            size: record.size,
-        };
-        match crate::sbom::attach(reg, &subject, inventory, format).await {
-            Ok(Some(d)) => {
-                tracing::debug!(repo = %job.repo, digest = %job.digest, sbom = %d, "cve: SBOM attached")
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: SBOM not attached")
-            }
-        }
     }
 
     /// zot's `image.scanned` event of a fresh result.
@@ -432,6 +402,7 @@ impl CveScanner {
             }
         }
         *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = (HashMap::new(), 0);
+        self.index.discard();
         total
     }
 
@@ -585,6 +556,10 @@ fn is_index(media_type: &str) -> bool {
 }
 
 impl CveSource for CveScanner {
+    fn digests_with(&self, id: &str) -> Option<Arc<HashSet<Digest>>> {
+        self.index.digests_with(&self.stores, id)
+    }
+
     fn state(&self, repo: &str, digest: &Digest) -> ScanState {
         if let Some(hit) = self
             .cache
