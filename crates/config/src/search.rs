@@ -52,7 +52,7 @@ pub struct CveConfig {
     /// How often the vulnerability database is refreshed (`updateInterval`,
     /// at least [`MIN_CVE_UPDATE_INTERVAL`]).
     pub update_interval: Duration,
-    /// `trivy` (accepted, not used)
+    /// `trivy` (accepted; only `sbom` is used)
     pub trivy: TrivyConfig,
     /// `osv`: where the vulnerability database comes from.
     pub osv: OsvConfig,

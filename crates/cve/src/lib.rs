@@ -9,14 +9,21 @@
 //! - `refresh.rs`: the periodic database update with back-off.
 //! - `record.rs`: the stored formats.
 //! - `artifact.rs`: the OCI-artifact database source.
+//! - `idle.rs`: the niced thread the CPU work of scans runs on.
+//! - `index.rs`: the CVE-id index `ImageListForCVE` reads.
+//! - `sbom.rs`: SBOM referrers of scanned manifests (`trivy.sbom`).
 
 pub mod artifact;
+mod idle;
+mod index;
 mod record;
 mod refresh;
+pub mod sbom;
 mod scanner;
 
 pub use record::{ScanRecord, StoredCve, StoredPackage, group};
 pub use refresh::{DbObserver, MAX_BACKOFF, RefreshSettings};
+pub use sbom::SbomFormat;
 pub use scanner::{Counters, CveScanner};
 
 use std::sync::Arc;

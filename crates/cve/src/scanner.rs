@@ -3,7 +3,8 @@
 //! Invariants:
 //! - One scan runs at a time, and only with one of the scheduler's
 //!   `numWorkers` permits: scanning never takes more than one background
-//!   worker, and requests never wait for it (low priority).
+//!   worker, and requests never wait for it (low priority). Its CPU work
+//!   (layers, matching, re-matching) runs on a niced thread (`idle.rs`).
 //! - A manifest's layers are read once (through the storage's blob
 //!   streams, so on any backend); its inventory is kept in the metadata
 //!   store of the store its repository routes to, keyed by digest. A later
@@ -25,7 +26,9 @@ use zot_search::cve::{CveRecord, CveSource, ScanState};
 use zot_storage::{Registry, Stores};
 use zot_vulndb::{Snapshot, VulnDb, match_inventory};
 
+use crate::index::CveIndex;
 use crate::record::{ScanRecord, StoredCve, group, to_record};
+use crate::sbom::SbomFormat;
 
 /// Findings written per metadata transaction during a re-match.
 const REMATCH_BATCH: usize = 256;
@@ -64,6 +67,10 @@ pub struct CveScanner {
     /// An inventory was stored while there was no database: the next
     /// refresh re-matches even when the database did not change.
     unmatched: AtomicBool,
+    /// Attach an SBOM of this format to every manifest scanned (`sbom.rs`).
+    sbom: Option<SbomFormat>,
+    /// CVE id → digests, for `ImageListForCVE` (`index.rs`).
+    index: CveIndex,
 }
 
 /// Why a manifest was not scanned this time.
@@ -79,10 +86,17 @@ enum Skip {
     Join(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Name(String),
+    #[error("{0}")]
+    Idle(#[from] crate::idle::Gone),
 }
 
 impl CveScanner {
     pub fn new(stores: Stores, db: Arc<VulnDb>) -> Arc<CveScanner> {
+        Self::with_sbom(stores, db, None)
+    }
+
+    /// A scanner that also attaches an SBOM to each manifest it scans.
+    pub fn with_sbom(stores: Stores, db: Arc<VulnDb>, sbom: Option<SbomFormat>) -> Arc<CveScanner> {
         let (tx, rx) = mpsc::unbounded_channel();
         Arc::new(CveScanner {
             stores,
@@ -94,6 +108,8 @@ impl CveScanner {
             counters: Counters::default(),
             wanted: Notify::new(),
             unmatched: AtomicBool::new(false),
+            sbom,
+            index: CveIndex::default(),
         })
     }
 
@@ -209,6 +225,10 @@ impl CveScanner {
                 self.counters
                     .manifests_scanned
                     .fetch_add(1, Ordering::Relaxed);
+                if let (ScanRecord::Inventory(inventory), Some(format)) = (&record, self.sbom) {
+                    crate::sbom::attach_logged(&reg, &job.repo, &job.digest, inventory, format)
+                        .await;
+                }
                 record
             }
         };
@@ -269,8 +289,17 @@ impl CveScanner {
                 Err(e) => return Err(e.into()),
             };
             self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
-            let reader = tokio_util::io::StreamReader::new(stream);
-            if let Err(e) = scanner.add_layer(&layer.media_type, reader).await {
+            let reader =
+                tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+            let media_type = layer.media_type.clone();
+            // Read on the low-priority thread (`idle.rs`): requests first.
+            let (back, result) = crate::idle::run(move || {
+                let result = scanner.add_layer_sync(&media_type, reader);
+                (scanner, result)
+            })
+            .await?;
+            scanner = back;
+            if let Err(e) = result {
                 tracing::warn!(repo = %job.repo, digest = %job.digest, layer = %layer.digest, error = %e, "cve: layer could not be read");
                 return Ok(Some(ScanRecord::Unscannable(e.to_string())));
             }
@@ -293,7 +322,7 @@ impl CveScanner {
             return Ok(None);
         };
         let (r, d, inv) = (Arc::clone(reg), digest.clone(), inventory.clone());
-        let found = tokio::task::spawn_blocking(move || -> Result<_, Skip> {
+        let found = crate::idle::run(move || -> Result<_, Skip> {
             let version = snapshot.info().version;
             if r.metadata()
                 .findings(&d.to_string())?
@@ -309,6 +338,7 @@ impl CveScanner {
         })
         .await??;
         if let Some(list) = &found {
+            self.index.update(digest, list);
             self.counters
                 .manifests_matched
                 .fetch_add(1, Ordering::Relaxed);
@@ -364,13 +394,15 @@ impl CveScanner {
         let mut total = 0;
         for reg in self.stores.distinct() {
             let (r, s, me) = (Arc::clone(reg), Arc::clone(&snapshot), Arc::clone(self));
-            match tokio::task::spawn_blocking(move || me.rematch_store(&r, &s)).await {
+            // On the low-priority thread (`idle.rs`): requests first.
+            match crate::idle::run(move || me.rematch_store(&r, &s)).await {
                 Ok(Ok(n)) => total += n,
                 Ok(Err(e)) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
                 Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
             }
         }
         *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = (HashMap::new(), 0);
+        self.index.discard();
         total
     }
 
@@ -524,6 +556,10 @@ fn is_index(media_type: &str) -> bool {
 }
 
 impl CveSource for CveScanner {
+    fn digests_with(&self, id: &str) -> Option<Arc<HashSet<Digest>>> {
+        self.index.digests_with(&self.stores, id)
+    }
+
     fn state(&self, repo: &str, digest: &Digest) -> ScanState {
         if let Some(hit) = self
             .cache

@@ -44,4 +44,4 @@ pub use error::{ParseError, ScanError};
 pub use inventory::{Ecosystem, Inventory, OsRelease, Package, Problem, SourcePackage};
 pub use layers::{SCANNABLE_LAYER_TYPES, Scanner, is_scannable_layer};
 pub use limits::Limits;
-pub use sbom::{SbomInfo, purl, to_cyclonedx, to_spdx};
+pub use sbom::{SbomInfo, purl, timestamp as rfc3339_utc, to_cyclonedx, to_spdx};

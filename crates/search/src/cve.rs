@@ -63,6 +63,14 @@ pub enum ScanState {
 pub trait CveSource: Send + Sync + 'static {
     /// The state of the manifest `digest` (never an index) of `repo`.
     fn state(&self, repo: &str, digest: &Digest) -> ScanState;
+
+    /// Every manifest digest whose current findings name `id`, when the
+    /// source keeps such an index (`ImageListForCVE` then checks
+    /// membership instead of reading each image's state).
+    fn digests_with(&self, id: &str) -> Option<Arc<std::collections::HashSet<Digest>>> {
+        let _ = id;
+        None
+    }
 }
 
 /// The CVE source in the schema's data (absent: CVE search is off).

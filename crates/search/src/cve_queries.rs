@@ -168,15 +168,20 @@ impl Lookup {
     ) -> Result<ImagePage> {
         let mut rows = Vec::new();
         let mut seeds = Vec::new();
+        let index = cve.digests_with(id);
+        let named = |repo: &str, digest: &Digest| match &index {
+            Some(set) => set.contains(digest),
+            None => has(&cve.state(repo, digest), id),
+        };
         for card in self.cards()? {
             let seed = self.tag_rows(&card, sieve, &mut rows, |ctx, meta| {
                 if manifest_of(meta).is_some() {
-                    return has(&cve.state(ctx.name(), &meta.digest), id).then_some(None);
+                    return named(ctx.name(), &meta.digest).then_some(None);
                 }
                 let children = ctx.manifests(meta);
                 let with: Vec<u64> = children
                     .iter()
-                    .filter(|m| has(&cve.state(ctx.name(), &m.meta.digest), id))
+                    .filter(|m| named(ctx.name(), &m.meta.digest))
                     .map(|m| digest_key(&m.meta.digest))
                     .collect();
                 match with.len() {

@@ -10,7 +10,9 @@
 //! storage root instead; see [`seed`].
 
 mod client;
+mod cve;
 mod data;
+mod debian;
 mod names;
 mod ops;
 mod raw_s3;
@@ -101,6 +103,10 @@ struct Args {
     /// Search workloads: tags of the big repository.
     #[arg(long, default_value_t = 1000)]
     big_tags: usize,
+    /// CVE workloads: the registry's OSV folder (`extensions.search.cve.osv.path`),
+    /// which they write records into.
+    #[arg(long, value_name = "DIR")]
+    osv: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,11 +182,14 @@ fn seed_layouts(a: &SeedArgs) -> anyhow::Result<()> {
 fn workload_help() -> String {
     let names: Vec<_> = workload::all().into_iter().map(|w| w.name).collect();
     let search: Vec<_> = workload::search_all().into_iter().map(|w| w.name).collect();
+    let cve: Vec<_> = workload::cve_all().into_iter().map(|w| w.name).collect();
     format!(
         "Workloads: {}\nSearch workloads (chosen only when -t contains \"search\"; \
-         data set from `zb seed-layouts`): {}",
+         data set from `zb seed-layouts`): {}\nCVE workloads (chosen only when -t contains \
+         \"cve\"; need extensions.search.cve with osv.path = --osv, and metrics): {}",
         names.join(", "),
-        search.join(", ")
+        search.join(", "),
+        cve.join(", ")
     )
 }
 
@@ -287,6 +296,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             big: args.big_repo.clone(),
             big_tags: args.big_tags,
         },
+        cve: cve::CveSet::new(args.osv.clone()),
     });
     let text = args.output == Output::Text;
     let mut rows = Vec::new();

@@ -23,6 +23,7 @@ use hyper::Method;
 use regex::Regex;
 
 use crate::client::Client;
+use crate::cve::{self, CveOp, CveSet};
 use crate::data::BlobSource;
 use crate::ops::{self, Image, Upload};
 use crate::search::{self, DataSet, Query};
@@ -61,6 +62,8 @@ pub enum Kind {
     Dedupe(u64),
     /// A GraphQL query of the search extension.
     Search(Query),
+    /// Vulnerability scanning (ours only; see [`crate::cve`]).
+    Cve(CveOp),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,13 +141,30 @@ pub fn search_all() -> Vec<Workload> {
         .collect()
 }
 
+/// The CVE workloads, in the order they run.
+pub fn cve_all() -> Vec<Workload> {
+    cve::WORKLOADS
+        .iter()
+        .map(|&(name, op, concurrency, operations)| Workload {
+            name: name.into(),
+            kind: Kind::Cve(op),
+            concurrency,
+            operations,
+        })
+        .collect()
+}
+
 /// The workloads whose name matches `pattern` (anywhere in the name); the
-/// search workloads only when `pattern` contains `search`.
+/// search workloads only when `pattern` contains `search`, the CVE ones
+/// only when it contains `cve`.
 pub fn select(pattern: &str) -> anyhow::Result<Vec<Workload>> {
     let re = Regex::new(pattern).map_err(|e| anyhow::anyhow!("-t {pattern:?}: {e}"))?;
     let mut candidates = all();
     if pattern.contains("search") {
         candidates.extend(search_all());
+    }
+    if pattern.contains("cve") {
+        candidates.extend(cve_all());
     }
     let chosen: Vec<_> = candidates
         .into_iter()
@@ -154,6 +174,7 @@ pub fn select(pattern: &str) -> anyhow::Result<Vec<Workload>> {
         let names: Vec<_> = all()
             .into_iter()
             .chain(search_all())
+            .chain(cve_all())
             .map(|w| w.name)
             .collect();
         anyhow::bail!(
@@ -187,6 +208,8 @@ pub struct Ctx {
     pub chunk: Option<u64>,
     /// The seeded data set the search workloads query.
     pub search: DataSet,
+    /// What the CVE workloads share.
+    pub cve: CveSet,
 }
 
 /// A set-up image: repository, tag, the layer's size and its label.
@@ -217,7 +240,11 @@ impl Workload {
     pub fn read_only(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::PushMonolithic(_) | Kind::PushChunked(_) | Kind::Pull75Push25 | Kind::Dedupe(_)
+            Kind::PushMonolithic(_)
+                | Kind::PushChunked(_)
+                | Kind::Pull75Push25
+                | Kind::Dedupe(_)
+                | Kind::Cve(_)
         )
     }
 
@@ -229,12 +256,15 @@ impl Workload {
     /// Every blob size this workload generates (set-up included).
     pub fn sizes(&self) -> Vec<u64> {
         match self.kind {
-            Kind::Catalog | Kind::ManifestHead | Kind::ManifestGet => vec![TINY],
+            Kind::Catalog
+            | Kind::ManifestHead
+            | Kind::ManifestGet
+            | Kind::Cve(CveOp::StormHead | CveOp::StormGet) => vec![TINY],
             Kind::PushMonolithic(s) | Kind::PushChunked(s) | Kind::Pull(s) | Kind::Dedupe(s) => {
                 vec![s]
             }
             Kind::PullMixed | Kind::Pull75Push25 => MIX.iter().map(|m| m.0).collect(),
-            Kind::Search(_) => Vec::new(),
+            Kind::Search(_) | Kind::Cve(_) => Vec::new(),
         }
     }
 
@@ -247,12 +277,15 @@ impl Workload {
             size: TINY,
         };
         match self.kind {
-            Kind::ManifestHead | Kind::ManifestGet => vec![tiny()],
+            Kind::ManifestHead
+            | Kind::ManifestGet
+            | Kind::Cve(CveOp::StormHead | CveOp::StormGet) => vec![tiny()],
             Kind::Catalog
             | Kind::PushMonolithic(_)
             | Kind::PushChunked(_)
             | Kind::Dedupe(_)
-            | Kind::Search(_) => Vec::new(),
+            | Kind::Search(_)
+            | Kind::Cve(_) => Vec::new(),
             Kind::Pull(s) => vec![Fixture {
                 repo: pull_repo(prefix, s),
                 tag: "latest",
@@ -291,6 +324,7 @@ impl Workload {
         match self.kind {
             Kind::Catalog => setup_catalog(ctx).await?,
             Kind::Search(q) => search::verify(&ctx.client, &ctx.search, q).await?,
+            Kind::Cve(op) => cve::setup(ctx, op, &self.name).await?,
             _ => {}
         }
         Ok(())
@@ -343,6 +377,7 @@ impl Workload {
                 ops::push_image(c, &repo, &ctx.nonce, &image, Upload::Monolithic).await
             }
             Kind::Search(q) => search::op(c, &ctx.search, q, i).await,
+            Kind::Cve(op) => cve::op(ctx, op, i, &self.name).await,
         }
     }
 }
@@ -419,6 +454,9 @@ mod tests {
         assert!(!names(".*").iter().any(|n| n.starts_with("search")));
         assert_eq!(names("^search-").len(), 5);
         assert_eq!(names("search-expanded"), vec!["search-expanded"]);
+        assert!(!names(".*").iter().any(|n| n.starts_with("cve")));
+        assert_eq!(names("^cve-").len(), 5);
+        assert_eq!(names("cve-storm").len(), 2);
         assert_eq!(
             names("^search-imagelist"),
             vec!["search-imagelist-page", "search-imagelist-all"]

@@ -2,7 +2,8 @@
 //! `search`): on when search is on and `extensions.search.cve` is present.
 //! Opens the database under the default store's root (`_zot/cve/`), hands
 //! the scanner to search, and starts its background work on the
-//! scheduler's permits (see `zot_cve`). Without the feature the settings
+//! scheduler's permits (see `zot_cve`); `trivy.sbom` makes it attach an
+//! SBOM referrer to each manifest it scans. Without the feature the settings
 //! are read, checked and noted as not used (`search_ext::notes`).
 
 use std::sync::Arc;
@@ -31,9 +32,9 @@ pub fn settings(cfg: &Config) -> Option<zot_config::CveConfig> {
 /// The scanner, when scanning is on: its database opened (the index
 /// in use at the last shutdown, if any).
 pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option<Arc<CveScanner>>> {
-    if settings(cfg).is_none() {
+    let Some(settings) = settings(cfg) else {
         return Ok(None);
-    }
+    };
     let dir = cfg.storage.root_directory.join(DB_DIR);
     let db = zot_vulndb::VulnDb::open(&dir)
         .with_context(|| format!("opening the vulnerability database at {}", dir.display()))?;
@@ -43,7 +44,19 @@ pub fn open(cfg: &Config, stores: &zot_storage::Stores) -> anyhow::Result<Option
         }
         None => tracing::info!("cve: no database yet; the first update runs now"),
     }
-    Ok(Some(CveScanner::new(stores.clone(), Arc::new(db))))
+    // `trivy.sbom`: an SBOM referrer per scanned manifest (zot's keys).
+    let sbom = settings
+        .trivy
+        .sbom
+        .then_some(match settings.trivy.sbom_format {
+            zot_config::SbomFormat::SpdxJson => zot_cve::SbomFormat::Spdx,
+            zot_config::SbomFormat::CycloneDx => zot_cve::SbomFormat::CycloneDx,
+        });
+    Ok(Some(CveScanner::with_sbom(
+        stores.clone(),
+        Arc::new(db),
+        sbom,
+    )))
 }
 
 /// The database refresh as the configuration says: started with the
