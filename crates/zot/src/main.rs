@@ -8,6 +8,7 @@ mod cve_ext;
 mod events_ext;
 mod lifecycle;
 mod listener;
+mod log_queue;
 mod metrics_ext;
 #[cfg(feature = "metrics")]
 mod metrics_sampler;
