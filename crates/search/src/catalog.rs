@@ -309,6 +309,23 @@ impl Catalog {
         Ok(map.get(name).cloned())
     }
 
+    /// Whether the cards are current without a listing or a rebuild: the
+    /// source is versioned and its version is the snapshot's. A query
+    /// that reads one repository may then run on an async worker (a read
+    /// transaction, no blocking-pool hand-off); a change racing this call
+    /// costs that query at most the rebuild of the cards that changed,
+    /// never the start-up build of all of them (no snapshot yet: false).
+    pub fn is_current(&self) -> bool {
+        let Some(v) = self.source.version() else {
+            return false;
+        };
+        self.snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|s| s.version == Some(v))
+    }
+
     /// Cards of every repository, current as of this call. When the
     /// source lists the same repositories and generations as last time,
     /// the previous snapshot is returned as is (no per-repository work

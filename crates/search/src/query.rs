@@ -1,6 +1,9 @@
 //! The `Query` root: zot's queries, each validating its arguments, then
 //! doing its work on tokio's blocking pool (the [`Source`](crate::Source)
-//! may block) through [`Lookup`].
+//! may block) through [`Lookup`]. `ExpandedRepoInfo`, which reads one
+//! repository, runs on the async worker when the catalog's cards are
+//! current ([`Catalog::is_current`]): one read transaction costs less than
+//! the hand-off to a blocking thread and back.
 //!
 //! Complexity: a paginated list costs `(limit or 1000) × its children`,
 //! `RepoInfo.Images` 100 × its children; with scalars at 0 (see
@@ -68,6 +71,18 @@ impl Query {
             catalog: Arc::clone(&self.catalog),
             viewer: viewer(ctx),
         }
+    }
+
+    /// `f` on the async worker when the cards are current (so `f` reads
+    /// no more than a repository or two), on the blocking pool otherwise.
+    async fn run_small<T: Send + 'static>(
+        lookup: Lookup,
+        f: impl FnOnce(&Lookup) -> Result<T, LookupError> + Send + 'static,
+    ) -> async_graphql::Result<T> {
+        if lookup.catalog.is_current() {
+            return f(&lookup).map_err(gql);
+        }
+        Query::run(lookup, f).await
     }
 
     async fn run<T: Send + 'static>(
@@ -256,7 +271,7 @@ impl Query {
         ctx: &Context<'_>,
         repo: String,
     ) -> async_graphql::Result<RepoInfo> {
-        Query::run(self.lookup(ctx), move |l| {
+        Query::run_small(self.lookup(ctx), move |l| {
             if !l.readable(&repo) {
                 return Ok(RepoInfo::default());
             }

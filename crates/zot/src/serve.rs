@@ -51,7 +51,7 @@ fn log_accept_error(peer: Option<&std::net::SocketAddr>, error: &std::io::Error)
 fn init_logging(
     cfg: &Config,
 ) -> anyhow::Result<(
-    tracing_appender::non_blocking::WorkerGuard,
+    crate::log_queue::LogGuard,
     Option<crate::reload::LogLevelSetter>,
 )> {
     let for_level = |level: &str| {
@@ -77,10 +77,8 @@ fn init_logging(
     // The writer thread drains every queued line, then flushes: buffered,
     // a burst of lines costs one write, not one per line.
     let sink = std::io::BufWriter::with_capacity(64 * 1024, sink);
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(128 * 1024)
-        .finish(sink);
+    let (writer, guard) =
+        crate::log_queue::start(Box::new(sink)).context("starting the log writer")?;
     // The filter can be swapped by a reload of `log.level`.
     let subscriber = tracing_subscriber::fmt()
         .json()
