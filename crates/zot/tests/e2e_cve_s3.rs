@@ -30,6 +30,7 @@ fn images_on_s3_are_scanned_and_queried() {
     let registry = Registry::start_with(
         Config::default()
             .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage("remoteCache", serde_json::json!(false))
             .with_extensions(json!({
                 "search": { "cve": { "osv": { "path": osv } } },
                 "metrics": { "prometheus": { "path": "/metrics" } },
