@@ -186,14 +186,14 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
     // An unknown provider is a bad request; nothing is anonymous here.
     let mut b = Browser::default();
-    start_login(&mut b, &registry, "provider=github").expect_status(400, "unknown provider");
+    start_login(&mut b, registry, "provider=github").expect_status(400, "unknown provider");
     registry
         .client()
         .get("/v2/dev/app/tags/list")
         .expect_status(401, "anonymous");
 
     // alice (groups dev, ops): the whole dance, then a session.
-    let done = login(&mut b, &registry, "alice", "provider=oidc");
+    let done = login(&mut b, registry, "alice", "provider=oidc");
     done.expect_status(201, "callback without callback_ui");
     let session = b
         .cookie(&registry.url(), "session")
@@ -229,10 +229,10 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
     // Her group may push and pull under dev/.
     let ui = session_headers(&session, true);
-    push(&registry, &ui, "dev/app", "v1", "alice").expect_status(201, "alice pushes");
+    push(registry, &ui, "dev/app", "v1", "alice").expect_status(201, "alice pushes");
     let plain = session_headers(&session, false);
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/manifests/v1",
         &plain,
@@ -241,7 +241,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     )
     .expect_status(200, "alice pulls with her cookie alone (a read)");
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/other/app/tags/list",
         &plain,
@@ -252,19 +252,12 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
     // CSRF: a state-changing request with only the cookie is refused, and
     // changes nothing.
-    let r = push(&registry, &plain, "dev/app", "v2", "forged");
+    let r = push(registry, &plain, "dev/app", "v2", "forged");
     r.expect_oci_error(403, "DENIED", "push with the cookie and no header");
-    call(
-        &registry,
-        "GET",
-        "/v2/dev/app/manifests/v2",
-        &ui,
-        None,
-        None,
-    )
-    .expect_status(404, "nothing pushed");
+    call(registry, "GET", "/v2/dev/app/manifests/v2", &ui, None, None)
+        .expect_status(404, "nothing pushed");
     let digest = call(
-        &registry,
+        registry,
         "HEAD",
         "/v2/dev/app/manifests/v1",
         &ui,
@@ -275,7 +268,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     .expect("digest")
     .to_owned();
     call(
-        &registry,
+        registry,
         "DELETE",
         &format!("/v2/dev/app/manifests/{digest}"),
         &plain,
@@ -284,7 +277,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     )
     .expect_oci_error(403, "DENIED", "DELETE with the cookie and no header");
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/manifests/v1",
         &plain,
@@ -297,7 +290,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     // the key then pushes as alice with Basic.
     let body = br#"{"label": "ci", "scopes": []}"#;
     call(
-        &registry,
+        registry,
         "POST",
         "/zot/auth/apikey",
         &plain,
@@ -306,7 +299,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     )
     .expect_status(403, "key creation with the cookie and no header");
     let made = call(
-        &registry,
+        registry,
         "POST",
         "/zot/auth/apikey",
         &ui,
@@ -317,7 +310,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     let key = made.json()["apiKey"].as_str().expect("apiKey").to_owned();
     let with_key = vec![("authorization", auth_common::basic("alice", &key))];
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/tags/list",
         &with_key,
@@ -332,7 +325,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/tags/list",
         &session_headers(&tampered, true),
@@ -343,12 +336,12 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
     // bob (group qa) logs in too, but may not touch dev/.
     let mut b2 = Browser::default();
-    login(&mut b2, &registry, "bob", "provider=oidc").expect_status(201, "bob logs in");
+    login(&mut b2, registry, "bob", "provider=oidc").expect_status(201, "bob logs in");
     let bob = b2
         .cookie(&registry.url(), "session")
         .expect("bob's session");
     push(
-        &registry,
+        registry,
         &session_headers(&bob, true),
         "dev/app",
         "bob",
@@ -356,7 +349,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     )
     .expect_status(403, "bob may not push");
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/tags/list",
         &session_headers(&bob, true),
@@ -367,9 +360,9 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
 
     // Logout: needs the header too; ends the session; names the provider's
     // end-session URL.
-    call(&registry, "POST", "/zot/auth/logout", &plain, None, None)
+    call(registry, "POST", "/zot/auth/logout", &plain, None, None)
         .expect_status(403, "logout without the header");
-    let out = call(&registry, "POST", "/zot/auth/logout", &ui, None, None);
+    let out = call(registry, "POST", "/zot/auth/logout", &ui, None, None);
     out.expect_status(200, "logout");
     let end = out.json()["endSessionUrl"]
         .as_str()
@@ -387,10 +380,10 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
             && v.contains("Max-Age=0")),
         "{out}"
     );
-    call(&registry, "GET", "/v2/dev/app/tags/list", &ui, None, None)
+    call(registry, "GET", "/v2/dev/app/tags/list", &ui, None, None)
         .expect_status(401, "the session is gone");
     call(
-        &registry,
+        registry,
         "GET",
         "/v2/dev/app/tags/list",
         &session_headers(&bob, true),
@@ -404,7 +397,7 @@ fn login_session_push_pull_by_group_csrf_and_logout() {
     let addr_before = registry.url();
     registry.restart();
     let bob_after = call(
-        &registry,
+        registry,
         "GET",
         "/v2/",
         &session_headers(&bob, true),
@@ -440,11 +433,11 @@ fn state_is_bound_checked_and_single_use() {
                 .replace(':', "%3A")
                 .replace('@', "%40")
         );
-        start_login(&mut b, &registry, &q).expect_status(400, &format!("callback_ui {bad}"));
+        start_login(&mut b, registry, &q).expect_status(400, &format!("callback_ui {bad}"));
     }
     let done = login(
         &mut b,
-        &registry,
+        registry,
         "alice",
         "provider=oidc&callback_ui=http%3A%2F%2F127.0.0.1%3A3000%2Fhome",
     );
@@ -452,7 +445,7 @@ fn state_is_bound_checked_and_single_use() {
     assert_eq!(done.header("location"), Some(format!("{UI}/home").as_str()));
     let done = login(
         &mut Browser::default(),
-        &registry,
+        registry,
         "alice",
         "provider=oidc&callback_ui=%2Fexplore",
     );
@@ -461,7 +454,7 @@ fn state_is_bound_checked_and_single_use() {
 
     // Replayed: the same callback (code, state and state cookie) twice.
     let mut b = Browser::default();
-    let started = start_login(&mut b, &registry, "provider=oidc");
+    let started = start_login(&mut b, registry, "provider=oidc");
     let state_cookie = b.cookie(&origin, "statecookie").expect("state cookie");
     let callback = b.through_provider(
         started.header("location").expect("location"),
@@ -480,7 +473,7 @@ fn state_is_bound_checked_and_single_use() {
 
     // Tampered state cookie.
     let mut b = Browser::default();
-    let started = start_login(&mut b, &registry, "provider=oidc");
+    let started = start_login(&mut b, registry, "provider=oidc");
     let callback = b.through_provider(
         started.header("location").expect("location"),
         "alice",
@@ -503,9 +496,9 @@ fn state_is_bound_checked_and_single_use() {
 
     // Mismatch: the state cookie of one login with the state of another.
     let mut b = Browser::default();
-    start_login(&mut b, &registry, "provider=oidc").expect_status(302, "first login");
+    start_login(&mut b, registry, "provider=oidc").expect_status(302, "first login");
     let first_cookie = b.cookie(&origin, "statecookie").expect("state cookie");
-    let second = start_login(&mut b, &registry, "provider=oidc");
+    let second = start_login(&mut b, registry, "provider=oidc");
     let callback = b.through_provider(
         second.header("location").expect("location"),
         "alice",
@@ -519,20 +512,20 @@ fn state_is_bound_checked_and_single_use() {
     // authentic) whose time has passed is refused; the same state sealed
     // with a future expiry goes through, so only the expiry differed.
     let mut b = Browser::default();
-    let started = start_login(&mut b, &registry, "provider=oidc");
+    let started = start_login(&mut b, registry, "provider=oidc");
     let to_provider = started.header("location").expect("location").to_owned();
     let state = query_param(&to_provider, "state").expect("state");
     let callback = b.through_provider(&to_provider, "alice", &origin);
     b.set_cookie(
         &origin,
         "statecookie",
-        &seal(&keys, "statecookie", &state, now() - 1),
+        &seal(keys, "statecookie", &state, now() - 1),
     );
     b.get(&callback).expect_status(401, "expired state cookie");
     b.set_cookie(
         &origin,
         "statecookie",
-        &seal(&keys, "statecookie", &state, now() + 60),
+        &seal(keys, "statecookie", &state, now() + 60),
     );
     b.get(&callback)
         .expect_status(201, "the same state, not expired");
@@ -544,7 +537,7 @@ fn pkce_for_a_client_without_secret() {
     let setup = setup("zot-public", None);
     let registry = &setup.registry;
     let mut b = Browser::default();
-    let started = start_login(&mut b, &registry, "provider=oidc");
+    let started = start_login(&mut b, registry, "provider=oidc");
     let to_provider = started.header("location").expect("location").to_owned();
     assert_eq!(
         query_param(&to_provider, "code_challenge_method").as_deref(),
@@ -555,7 +548,7 @@ fn pkce_for_a_client_without_secret() {
     b.get(&callback).expect_status(201, "public client login");
     let session = b.cookie(&registry.url(), "session").expect("session");
     push(
-        &registry,
+        registry,
         &session_headers(&session, true),
         "dev/public",
         "v1",
