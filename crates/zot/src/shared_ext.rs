@@ -20,7 +20,10 @@ pub async fn share(
     let Some(CacheDriver::Redis(target)) = &settings.cache_driver else {
         return Ok(());
     };
-    let shared = zot_storage::shared::SharedState::connect_target(target)
+    // The same server, credentials and refusals as the shared metadata
+    // store (`redis_meta::address`).
+    let address = crate::redis_meta::address(target)?;
+    let shared = zot_storage::shared::SharedState::connect(&address.url, &target.key_prefix)
         .await
         .with_context(|| format!("store {name}: connecting to Redis at {}", target.describe()))?;
     registry.share_state(shared);

@@ -18,8 +18,6 @@ pub enum SharedError {
     Redis(#[from] redis::RedisError),
     #[error("shared record {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    #[error("storage.cacheDriver: {0}")]
-    Config(String),
 }
 
 /// A connection to the Redis all instances share, and the key prefix.
@@ -60,49 +58,6 @@ impl SharedState {
             tracing::warn!(error = %e, "the shared upload state is unreachable for now");
         }
         Ok(state)
-    }
-
-    /// Connects to the server of a `storage.cacheDriver` (one server;
-    /// sentinel, cluster and TLS targets are refused by name).
-    pub async fn connect_target(
-        target: &zot_config::RedisTarget,
-    ) -> Result<SharedState, SharedError> {
-        let refuse = |what: &str| {
-            Err(SharedError::Config(format!(
-                "{what} is not supported for shared upload sessions and leases"
-            )))
-        };
-        if target.tls {
-            return refuse("rediss:// (TLS)");
-        }
-        match (&target.mode, target.addrs.as_slice()) {
-            (zot_config::RedisMode::Single, [addr]) => {
-                let password = match &target.password_file {
-                    Some(file) => Some(
-                        std::fs::read_to_string(file)
-                            .map_err(|e| SharedError::Config(format!("{}: {e}", file.display())))?
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    ),
-                    None => target.password.clone(),
-                };
-                let mut userinfo = String::new();
-                if target.username.is_some() || password.is_some() {
-                    userinfo = format!(
-                        "{}:{}@",
-                        percent(target.username.as_deref().unwrap_or("")),
-                        percent(password.as_deref().unwrap_or(""))
-                    );
-                }
-                let url = format!("redis://{userinfo}{addr}/{}", target.db);
-                SharedState::connect(&url, &target.key_prefix).await
-            }
-            (zot_config::RedisMode::Single, _) => refuse("several addresses"),
-            (zot_config::RedisMode::Cluster, _) => refuse("a Redis cluster"),
-            (zot_config::RedisMode::Sentinel { .. }, _) => refuse("Redis sentinel"),
-        }
     }
 
     pub(crate) fn key(&self, rest: &str) -> String {
@@ -154,16 +109,4 @@ impl redis::aio::ConnectionLike for Retrying {
     fn get_db(&self) -> i64 {
         self.0.get_db()
     }
-}
-
-/// Percent-encodes everything but unreserved characters (user info of a URL).
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
