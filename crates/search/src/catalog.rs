@@ -315,7 +315,12 @@ impl Catalog {
     /// transaction, no blocking-pool hand-off); a change racing this call
     /// costs that query at most the rebuild of the cards that changed,
     /// never the start-up build of all of them (no snapshot yet: false).
+    /// A source read over the network is never taken as current here
+    /// (asking its version is itself a network read).
     pub fn is_current(&self) -> bool {
+        if !self.source.local() {
+            return false;
+        }
         let Some(v) = self.source.version() else {
             return false;
         };

@@ -86,6 +86,13 @@ pub trait Source: Send + Sync + 'static {
     fn version(&self) -> Option<u64> {
         None
     }
+    /// Whether every read is served by this process (an embedded
+    /// database), so a short one may run on an async worker. A source
+    /// reading over the network (the shared metadata store in Redis) says
+    /// false: its reads stay on the blocking pool. False by default.
+    fn local(&self) -> bool {
+        false
+    }
     /// Summaries saved by [`Source::save_cards`] (by this run or an
     /// earlier one) whose repository still has the generation saved with
     /// them: (name, generation, bytes). None by default.

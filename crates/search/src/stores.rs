@@ -97,6 +97,14 @@ impl Source for StoresSource {
         Ok(out)
     }
 
+    /// Every store's metadata is embedded (none shared in Redis).
+    fn local(&self) -> bool {
+        self.stores
+            .distinct()
+            .iter()
+            .all(|store| !store.metadata().shared())
+    }
+
     /// The sum of the stores' search versions: each only grows, so the sum
     /// moves whenever any store's listing does.
     fn version(&self) -> Option<u64> {
