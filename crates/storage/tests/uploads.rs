@@ -85,7 +85,8 @@ async fn completions_dropped_midway_free_their_session() {
     };
     let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
     // Rarely, every wait of a completion is over before it is polled
-    // again and it completes: that attempt does not count.
+    // again and it completes (or its blob is placed): that attempt does
+    // not count.
     let (mut dropped, mut attempts) = (0, 0u8);
     while dropped < 6 {
         assert!(attempts < 60, "completions always finished");
@@ -106,9 +107,11 @@ async fn completions_dropped_midway_free_their_session() {
             completed = futures_util::poll!(completing.as_mut()).is_ready();
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        if !completed {
-            let file = dir.path().join(format!("dropped/r{i}/.uploads/{id}"));
-            assert!(file.exists(), "dropped before the blob was placed");
+        // The placement runs on a blocking thread of its own: on a loaded
+        // machine it may have moved the file before this drop, and then
+        // the attempt was not dropped midway either (it does not count).
+        let file = dir.path().join(format!("dropped/r{i}/.uploads/{id}"));
+        if !completed && file.exists() {
             dropped += 1;
         }
     }
