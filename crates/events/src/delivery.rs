@@ -13,6 +13,12 @@
 //!   before that sends it again (at least once, never lost while kept).
 //! - Lanes wait on the store's append hook, never poll the request path;
 //!   redb reads and writes run on the blocking pool.
+//! - With shared leases (several instances, one outbox) a lane sends only
+//!   while it holds its lease: it takes it (trying again every
+//!   [`IDLE_CHECK`] while another instance has it), then resumes from the
+//!   sink's cursor in the store, not its own; a lost lease stops it before
+//!   the next send or retry. Events appended by other instances do not
+//!   wake it: it finds them within [`IDLE_CHECK`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use zot_meta::{MetaStore, Queued};
 
-use crate::Sink;
+use crate::{HeldLease, LaneLeases, Sink};
 
 /// The first wait after a failed send.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
@@ -40,6 +46,8 @@ pub(crate) struct Lane {
     pub cursor: u64,
     pub wake: Arc<Notify>,
     pub max_backoff: Duration,
+    pub leases: Option<Arc<dyn LaneLeases>>,
+    pub held: Option<Box<dyn HeldLease>>,
 }
 
 /// Runs `f` on the blocking pool (redb may wait for another writer).
@@ -57,6 +65,10 @@ async fn blocking<T: Send + 'static>(
 impl Lane {
     pub(crate) async fn run(mut self) {
         loop {
+            if !self.hold_lease().await {
+                tokio::time::sleep(IDLE_CHECK).await;
+                continue;
+            }
             let cursor = self.cursor;
             let next = blocking(&self.meta, move |m| m.outbox_after(cursor, 1)).await;
             let queued = match next {
@@ -71,7 +83,9 @@ impl Lane {
                     continue;
                 }
             };
-            self.deliver(&queued).await;
+            if !self.deliver(&queued).await {
+                continue;
+            }
             self.cursor = queued.seq;
             let (name, seq) = (self.name.clone(), queued.seq);
             // A failed acknowledgement only means a resend after a restart.
@@ -81,8 +95,58 @@ impl Lane {
         }
     }
 
-    /// Sends until the sink accepts the event or it leaves the outbox.
-    async fn deliver(&self, q: &Queued) {
+    /// Whether this lane may send now: always without shared leases;
+    /// with them, once it holds its lease (taken here, the cursor then
+    /// read back from the store, where the last holder left it).
+    async fn hold_lease(&mut self) -> bool {
+        let Some(leases) = &self.leases else {
+            return true;
+        };
+        if self.held.as_ref().is_some_and(|h| !h.is_lost()) {
+            return true;
+        }
+        if self.held.take().is_some() {
+            tracing::warn!(
+                store = self.store,
+                sink = self.name,
+                "events: delivery lease lost; another instance delivers"
+            );
+        }
+        let Some(held) = leases
+            .try_take(format!("events:{}:{}", self.store, self.name))
+            .await
+        else {
+            return false;
+        };
+        let sink = self.name.clone();
+        match blocking(&self.meta, move |m| m.outbox_cursor(&sink)).await {
+            Ok(cursor) => {
+                self.cursor = self.cursor.max(cursor);
+                self.held = Some(held);
+                tracing::info!(
+                    store = self.store,
+                    sink = self.name,
+                    from = self.cursor,
+                    "events: this instance delivers"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(store = self.store, error = %e, "events: reading the sink's cursor");
+                false
+            }
+        }
+    }
+
+    /// Whether the lane lost its shared lease (it must stop sending).
+    fn lost(&self) -> bool {
+        self.held.as_ref().is_some_and(|h| h.is_lost())
+    }
+
+    /// Sends until the sink accepts the event (true) or it leaves the
+    /// outbox (true: nothing more to do for it), or the lane's lease is
+    /// lost (false: the event is left to the new holder).
+    async fn deliver(&self, q: &Queued) -> bool {
         let mut backoff = FIRST_BACKOFF;
         let mut attempts = 0u64;
         let mut logged: Option<Instant> = None;
@@ -98,7 +162,7 @@ impl Lane {
                             "events: sink accepts events again"
                         );
                     }
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     if logged.is_none_or(|at| at.elapsed() >= FAILURE_LOG_EVERY) {
@@ -118,10 +182,13 @@ impl Lane {
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.max_backoff);
+            if self.lost() {
+                return false;
+            }
             let seq = q.seq;
             if let Ok(false) = blocking(&self.meta, move |m| m.outbox_contains(seq)).await {
                 // Dropped at the outbox's bound (counted and logged there).
-                return;
+                return true;
             }
         }
     }

@@ -11,6 +11,12 @@
 //! - Each sink's position in each outbox is kept in the store under the
 //!   sink's name ([`zot_config::SinkConfig::name`]), so a restart resumes
 //!   where it stopped; a sink added later starts at the oldest event kept.
+//! - When several instances share one outbox (the metadata store in Redis),
+//!   a lane sends only while it holds the lease `events:<store>:<sink>`
+//!   ([`Outbox::leases`]): one instance at a time delivers each sink, from
+//!   the cursor kept in the shared store, and another takes over once a
+//!   crashed holder's lease expires (an event being sent then may be sent
+//!   again: at least once still, never once per instance).
 
 mod cloudevent;
 mod delivery;
@@ -65,10 +71,38 @@ impl Sink {
     }
 }
 
+/// Leases that let one instance at a time deliver a lane when several
+/// instances share an outbox.
+pub trait LaneLeases: Send + Sync {
+    /// Takes the lease `name` unless another instance holds it; `None`
+    /// then, or when it cannot be asked (logged by the implementation).
+    fn try_take(&self, name: String) -> LeaseFuture;
+}
+
+/// What [`LaneLeases::try_take`] answers.
+pub type LeaseFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<Box<dyn HeldLease>>> + Send>>;
+
+/// A lease taken by [`LaneLeases::try_take`]; given back when dropped.
+pub trait HeldLease: Send + Sync {
+    /// Whether another instance may hold it now: the lane stops sending.
+    fn is_lost(&self) -> bool;
+}
+
+/// One store's outbox to deliver.
+pub struct Outbox {
+    pub name: String,
+    pub meta: Arc<MetaStore>,
+    /// `Some` when other instances deliver the same outbox (shared
+    /// metadata): each lane sends only while holding its lease.
+    pub leases: Option<Arc<dyn LaneLeases>>,
+}
+
 /// One store's outbox as the delivery sees it.
 struct Store {
     name: String,
     meta: Arc<MetaStore>,
+    leases: Option<Arc<dyn LaneLeases>>,
     /// The wakes of the store's current lanes: the append hook (set once
     /// per metadata store) wakes whatever lanes run now.
     wakes: Arc<std::sync::Mutex<Vec<Arc<Notify>>>>,
@@ -143,6 +177,8 @@ impl Delivery {
                     cursor,
                     wake,
                     max_backoff: cfg.max_backoff,
+                    leases: store.leases.clone(),
+                    held: None,
                 };
                 lock(&self.lanes).push(tokio::spawn(lane.run()).abort_handle());
             }
@@ -171,17 +207,14 @@ fn make_sinks(cfg: &EventsConfig) -> Result<Vec<(String, Arc<Sink>)>, SinkError>
 /// Starts delivering the outboxes of `stores` (name, metadata store) to
 /// the sinks of `cfg`. The stores must keep events already
 /// (`MetaStore::set_outbox_limit`).
-pub async fn start(
-    cfg: &EventsConfig,
-    stores: Vec<(String, Arc<MetaStore>)>,
-) -> Result<Delivery, SinkError> {
+pub async fn start(cfg: &EventsConfig, stores: Vec<Outbox>) -> Result<Delivery, SinkError> {
     let sinks = make_sinks(cfg)?;
     let mut delivery = Delivery {
         gauges: Vec::new(),
         stores: Vec::new(),
         lanes: std::sync::Mutex::new(Vec::new()),
     };
-    for (name, meta) in stores {
+    for Outbox { name, meta, leases } in stores {
         let wakes: Arc<std::sync::Mutex<Vec<Arc<Notify>>>> = Arc::default();
         let hook_wakes = wakes.clone();
         meta.on_outbox_append(Box::new(move || {
@@ -192,7 +225,12 @@ pub async fn start(
         let gauge = Arc::new(OutboxGauge::default());
         tokio::spawn(delivery::monitor(meta.clone(), name.clone(), gauge.clone()));
         delivery.gauges.push(gauge);
-        delivery.stores.push(Store { name, meta, wakes });
+        delivery.stores.push(Store {
+            name,
+            meta,
+            leases,
+            wakes,
+        });
     }
     delivery.start_lanes(&sinks, cfg).await?;
     Ok(delivery)

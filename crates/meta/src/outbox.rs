@@ -177,6 +177,12 @@ impl MetaStore {
         self.read(|r| Ok((r.len(OUTBOX)?, get_u64(r, STATE, DROPPED)?)))
     }
 
+    /// The cursor of `sink` (0 when it has none): where a delivery taken
+    /// over from another instance resumes.
+    pub fn outbox_cursor(&self, sink: &str) -> Result<u64> {
+        self.read(|r| get_u64(r, CURSORS, sink.as_bytes()))
+    }
+
     /// Sets the sinks events are delivered to, returning each one's cursor:
     /// a sink not seen before starts before the oldest event kept (so it
     /// receives every event still undelivered somewhere), the cursors of

@@ -100,6 +100,10 @@ on_both! {
         m.outbox_ack("http", 1).unwrap();
         m.outbox_ack("nats", 3).unwrap();
         assert_eq!(ids(&m, 0), vec!["id-4"]);
+        // Where another instance's delivery resumes.
+        assert_eq!(m.outbox_cursor("http").unwrap(), 3);
+        assert_eq!(m.outbox_cursor("nats").unwrap(), 3);
+        assert_eq!(m.outbox_cursor("unknown").unwrap(), 0);
         // A new sink starts before the oldest event kept; a sink no longer
         // configured holds nothing back.
         let cursors = m

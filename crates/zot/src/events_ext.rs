@@ -25,7 +25,19 @@ pub async fn start(
     };
     let outboxes = stores
         .iter()
-        .map(|s| (s.name.clone(), s.registry.outbox()))
+        .map(|s| {
+            let leases = s.registry.leases();
+            zot_events::Outbox {
+                name: s.name.clone(),
+                meta: s.registry.outbox(),
+                // Instances sharing the store's metadata share its outbox:
+                // one of them delivers each sink (see `zot_events`).
+                leases: leases.is_shared().then(|| {
+                    std::sync::Arc::new(SharedLeases(leases))
+                        as std::sync::Arc<dyn zot_events::LaneLeases>
+                }),
+            }
+        })
         .collect();
     let delivery = zot_events::start(&events, outboxes)
         .await
@@ -36,6 +48,39 @@ pub async fn start(
         "events: on"
     );
     Ok(Some(delivery))
+}
+
+/// The store's leases in Redis, as the delivery takes them.
+#[cfg(feature = "events")]
+struct SharedLeases(zot_storage::shared::lease::Leases);
+
+#[cfg(feature = "events")]
+struct HeldLease(zot_storage::shared::lease::LeaseGuard);
+
+#[cfg(feature = "events")]
+impl zot_events::HeldLease for HeldLease {
+    fn is_lost(&self) -> bool {
+        self.0.is_lost()
+    }
+}
+
+#[cfg(feature = "events")]
+impl zot_events::LaneLeases for SharedLeases {
+    fn try_take(&self, name: String) -> zot_events::LeaseFuture {
+        let leases = self.0.clone();
+        Box::pin(async move {
+            match leases.try_acquire(&name).await {
+                Ok(Some(guard)) => {
+                    Some(Box::new(HeldLease(guard)) as Box<dyn zot_events::HeldLease>)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(lease = name, error = %e, "events: the delivery lease could not be taken");
+                    None
+                }
+            }
+        })
+    }
 }
 
 /// Sets the metrics' outbox gauges: (events kept, events dropped).
