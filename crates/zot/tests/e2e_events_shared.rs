@@ -76,7 +76,7 @@ fn each_event_reaches_the_sink_once_and_a_killed_deliverer_is_replaced() {
     let bucket = server.bucket();
     let redis = redis_common::RedisServer::start();
     let receiver = Receiver::start();
-    let mut regs = vec![
+    let mut regs = [
         Registry::start_with(config(server.driver_json(&bucket), &redis.url(), &receiver)),
         Registry::start_with(config(server.driver_json(&bucket), &redis.url(), &receiver)),
     ];
