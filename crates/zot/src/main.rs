@@ -115,6 +115,10 @@ fn start_memory_trimmer() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // TLS clients that build their configuration with the process default
+    // (Redis over `rediss://`, LDAP, NATS) get ring: two providers are
+    // compiled in, so none would be chosen by itself.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Verify { config } => match Config::from_file_with(&config, lifecycle::AVAILABLE) {
             Ok(cfg) => {

@@ -3,9 +3,14 @@
 //! turned into what `zot_meta` opens.
 //!
 //! Invariants:
-//! - One server (`redis://`) is built; TLS (`rediss://`), Redis Cluster and
-//!   sentinel settings are read by the configuration but refused here by
-//!   name, at start-up, rather than served by something else.
+//! - One server (`redis://`, or `rediss://` over TLS) is built; Redis
+//!   Cluster and sentinel settings are read by the configuration but
+//!   refused here by name, at start-up, rather than served by something
+//!   else.
+//! - TLS verifies the server's certificate against the system's roots
+//!   (`SSL_CERT_FILE` / `SSL_CERT_DIR` name a private CA, as for go-redis),
+//!   with the host name of the URL; there is no way to turn verification
+//!   off.
 //! - The password comes from `passwordfile` (its first line) when given,
 //!   else from the configuration; it is only ever put in the URL handed to
 //!   the client, never logged.
@@ -46,11 +51,6 @@ pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
             "storage.cacheDriver: sentinels (master {master_name}) are not supported by this build's shared metadata store (use one server)"
         ),
     }
-    if target.tls {
-        bail!(
-            "storage.cacheDriver: rediss:// (TLS) is not supported by this build's shared metadata store"
-        );
-    }
     let password = match &target.password_file {
         Some(file) => {
             let text = std::fs::read_to_string(file).with_context(|| {
@@ -78,7 +78,11 @@ pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
         (None, None) => DEFAULT_IO,
     };
     Ok(RedisAddress {
-        url: format!("redis://{user}{addr}/{}", target.db),
+        url: format!(
+            "{}://{user}{addr}/{}",
+            if target.tls { "rediss" } else { "redis" },
+            target.db
+        ),
         connect_timeout: target.dial_timeout.unwrap_or(DEFAULT_CONNECT),
         io_timeout: io,
     })
@@ -101,6 +105,7 @@ mod tests {
         assert!(address(&t).is_err());
         t.mode = RedisMode::Single;
         t.tls = true;
-        assert!(address(&t).is_err());
+        let a = address(&t).expect("TLS to one server");
+        assert_eq!(a.url, "rediss://u%40x:p%3Aw%2F@h:6379/2");
     }
 }

@@ -204,3 +204,110 @@ fn an_instance_starts_while_redis_is_away_and_recovers_when_it_is_back() {
     ca.get_manifest("late/app", "1.0")
         .expect_status(200, "after Redis came back");
 }
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with
+/// `openssl`: (CA certificate, server certificate, server key).
+fn private_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=zot test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=redis",
+        "-keyout",
+        "redis.key",
+        "-out",
+        "redis.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "redis.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "redis.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("redis.pem"),
+        dir.join("redis.key"),
+    )
+}
+
+#[test]
+fn rediss_verifies_the_server_against_the_configured_roots() {
+    let certs = tempfile::tempdir().expect("a temporary folder");
+    let (ca, cert, key) = private_ca(certs.path());
+    let redis = redis_common::RedisServer::start_tls(&cert, &key);
+    assert!(redis.url().starts_with("rediss://"));
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let ca = ca.to_str().expect("a UTF-8 path");
+    let trusting =
+        || config(server.driver_json(&bucket), &redis.url()).with_env("SSL_CERT_FILE", ca);
+    let a = Registry::start_with(trusting());
+    let b = Registry::start_with(trusting());
+    let repo = "tls/app";
+    let image = fixtures::image(
+        ("linux", "amd64"),
+        &[vec![("etc/motd", b"metadata over TLS\n".to_vec())]],
+        false,
+    );
+    image.push(&a.client(), repo, "1.0");
+    // B knows the tag only from the shared store, over TLS too.
+    let got = b.client().get_manifest(repo, "1.0");
+    got.expect_status(200, "B: manifest by tag pushed through A");
+    assert_eq!(got.body, image.manifest.bytes);
+
+    // An instance that does not trust the CA never talks to that server:
+    // it starts failed and answers 503 rather than serving without its
+    // metadata.
+    let untrusting = Registry::start_with(config(server.driver_json(&bucket), &redis.url()));
+    let r = untrusting.client().get_manifest(repo, "1.0");
+    r.expect_status(503, "an instance whose roots do not hold the CA");
+    assert!(
+        untrusting.logs().to_lowercase().contains("certificate"),
+        "the refusal names the certificate: {}",
+        untrusting.logs()
+    );
+}

@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// (certificate, key) when it speaks TLS only.
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 fn free_port() -> u16 {
@@ -27,14 +29,39 @@ impl RedisServer {
             port: free_port(),
             child: None,
             dir: tempfile::tempdir().expect("a temporary folder"),
+            tls: None,
+        };
+        s.run();
+        s
+    }
+
+    /// A server that speaks TLS only, with `cert` (PEM, with the chain a
+    /// client needs) and `key`; clients need no certificate of their own.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> RedisServer {
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            tls: Some((cert.to_owned(), key.to_owned())),
         };
         s.run();
         s
     }
 
     fn run(&mut self) {
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some((cert, key)) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let mut child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args([
                 "--save",
                 "",
@@ -68,9 +95,14 @@ impl RedisServer {
         self.child = Some(child);
     }
 
-    /// `redis://127.0.0.1:<port>`
+    /// `redis://127.0.0.1:<port>` (`rediss://` with TLS)
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn addr(&self) -> String {

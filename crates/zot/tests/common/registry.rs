@@ -44,6 +44,8 @@ pub struct Config {
     pub http: serde_json::Map<String, Value>,
     /// More top-level sections (`cluster`, ...).
     pub top: serde_json::Map<String, Value>,
+    /// Environment variables of the process (added to the test's own).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Config {
@@ -58,6 +60,7 @@ impl Default for Config {
             extensions: None,
             http: serde_json::Map::new(),
             top: serde_json::Map::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -97,6 +100,12 @@ impl Config {
     /// Sets one more key of the `http` section, e.g. `("port", "5000")`.
     pub fn with_http(mut self, key: &str, value: Value) -> Self {
         self.http.insert(key.to_owned(), value);
+        self
+    }
+
+    /// Sets an environment variable of the process.
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -144,6 +153,7 @@ pub struct Registry {
     /// Everything the current process printed, stdout and stderr interleaved
     /// by line, for failure messages.
     log: Arc<Mutex<Vec<String>>>,
+    env: Vec<(String, String)>,
 }
 
 impl Registry {
@@ -171,6 +181,7 @@ impl Registry {
             child: None,
             addr: String::new(),
             log: Arc::new(Mutex::new(Vec::new())),
+            env: config.env.clone(),
         };
         registry.spawn();
         registry
@@ -184,6 +195,7 @@ impl Registry {
             .arg("serve")
             .arg(&self.config_path)
             .current_dir(self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
