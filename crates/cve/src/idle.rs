@@ -57,9 +57,6 @@ fn lower_priority() {
     if rc != 0 {
         tracing::warn!(error = %std::io::Error::last_os_error(), "cve: could not lower the scan thread's priority");
     }
-    if std::env::var("ZOT_CVE_SCHED").as_deref() == Ok("nice") {
-        return;
-    }
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler(0, ..) changes only the calling thread's
     // policy; `param` outlives the call.

@@ -4,7 +4,9 @@
 //! - One scan runs at a time, and only with one of the scheduler's
 //!   `numWorkers` permits: scanning never takes more than one background
 //!   worker, and requests never wait for it (low priority). Its CPU work
-//!   (layers, matching, re-matching) runs on a niced thread (`idle.rs`).
+//!   (reading layers, matching, re-matching) runs on the `SCHED_IDLE`
+//!   thread (`idle.rs`); the metadata store is read and written around it,
+//!   on the blocking pool, never from that thread.
 //! - A manifest's layers are read once (through the storage's blob
 //!   streams, so on any backend); its inventory is kept in the metadata
 //!   store of the store its repository routes to, keyed by digest. A later
@@ -321,34 +323,34 @@ impl CveScanner {
         mut scanner: Scanner,
     ) -> Result<(Scanner, LayerRead), Skip> {
         // A foreign layer the registry need not hold.
-        let foreign = zot_oci::media_types::NON_DISTRIBUTABLE_LAYERS
-            .contains(&layer.media_type.as_str());
-        if std::env::var("ZOT_CVE_READ").as_deref() != Ok("stream") {
-            let (r, name, digest) = (Arc::clone(reg), repo.clone(), layer.digest.clone());
-            let (media_type, size) = (layer.media_type.clone(), layer.size);
-            let (back, read) = crate::idle::run(move || {
-                let file = match r.blob_file(&name, &digest) {
-                    Ok(Some(file)) => file,
-                    Ok(None) => return (scanner, None),
-                    Err(e) => return (scanner, Some(Err(e))),
-                };
-                // Reads of 32 KiB and more (the decoders') bypass the buffer.
-                let reader = std::io::BufReader::with_capacity(32 << 10, std::io::Read::take(file, size));
-                let result = scanner.add_layer_sync(&media_type, reader);
-                (scanner, Some(Ok(result)))
-            })
-            .await?;
-            scanner = back;
-            match read {
-                None => {}
-                Some(Err(zot_storage::StorageError::BlobUnknown)) if foreign => {
-                    return Ok((scanner, LayerRead::Absent));
-                }
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(result)) => {
-                    self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
-                    return Ok((scanner, LayerRead::from(result)));
-                }
+        let foreign =
+            zot_oci::media_types::NON_DISTRIBUTABLE_LAYERS.contains(&layer.media_type.as_str());
+        let (r, name, digest) = (Arc::clone(reg), repo.clone(), layer.digest.clone());
+        let (media_type, size) = (layer.media_type.clone(), layer.size);
+        let (back, read) = crate::idle::run(move || {
+            let file = match r.blob_file(&name, &digest) {
+                Ok(Some(file)) => file,
+                Ok(None) => return (scanner, None),
+                Err(e) => return (scanner, Some(Err(e))),
+            };
+            // Reads of 32 KiB and more (the decoders') bypass the buffer.
+            let reader =
+                std::io::BufReader::with_capacity(32 << 10, std::io::Read::take(file, size));
+            let result = scanner.add_layer_sync(&media_type, reader);
+            (scanner, Some(Ok(result)))
+        })
+        .await?;
+        scanner = back;
+        match read {
+            // No local file: the backend's stream, below.
+            None => {}
+            Some(Err(zot_storage::StorageError::BlobUnknown)) if foreign => {
+                return Ok((scanner, LayerRead::Absent));
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(result)) => {
+                self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
+                return Ok((scanner, LayerRead::from(result)));
             }
         }
         let stream = match reg.blob_stream(repo, &layer.digest, 0, layer.size).await {
@@ -519,7 +521,11 @@ impl CveScanner {
                 let mut rows = Vec::with_capacity(stale.len());
                 for (digest, inv) in stale {
                     let list = group(match_inventory(&inv, s.as_ref())?);
-                    rows.push((digest, version, serde_json::to_vec(&list).unwrap_or_default()));
+                    rows.push((
+                        digest,
+                        version,
+                        serde_json::to_vec(&list).unwrap_or_default(),
+                    ));
                 }
                 Ok(rows)
             })

@@ -93,7 +93,7 @@ fn start_memory_trimmer() {
             unsafe {
                 // Few heaps: buffers allocated on blocking threads and freed
                 // on async workers do not spread over one heap per thread.
-                libc::mallopt(libc::M_ARENA_MAX, std::env::var("ZOT_ARENA_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(2));
+                libc::mallopt(libc::M_ARENA_MAX, 2);
                 // Blob-sized buffers stay mmapped, so freeing returns them.
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
             }
@@ -102,10 +102,9 @@ fn start_memory_trimmer() {
         let spawned = std::thread::Builder::new()
             .name("memory-trim".into())
             .spawn(|| {
-                let off = std::env::var("ZOT_TRIM_OFF").is_ok();
                 loop {
                     std::thread::sleep(TRIM_EVERY);
-                    if !off { trim(); }
+                    trim();
                 }
             });
         if let Err(e) = spawned {
