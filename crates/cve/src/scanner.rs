@@ -4,7 +4,9 @@
 //! - One scan runs at a time, and only with one of the scheduler's
 //!   `numWorkers` permits: scanning never takes more than one background
 //!   worker, and requests never wait for it (low priority). Its CPU work
-//!   (layers, matching, re-matching) runs on a niced thread (`idle.rs`).
+//!   (reading layers, matching, re-matching) runs on the `SCHED_IDLE`
+//!   thread (`idle.rs`); the metadata store is read and written around it,
+//!   on the blocking pool, never from that thread.
 //! - A manifest's layers are read once (through the storage's blob
 //!   streams, so on any backend); its inventory is kept in the metadata
 //!   store of the store its repository routes to, keyed by digest. A later
@@ -71,6 +73,24 @@ pub struct CveScanner {
     sbom: Option<SbomFormat>,
     /// CVE id → digests, for `ImageListForCVE` (`index.rs`).
     index: CveIndex,
+}
+
+/// What reading one layer came to.
+enum LayerRead {
+    Done,
+    /// A foreign layer the registry does not hold: skipped.
+    Absent,
+    /// The layer could not be read: the manifest is not scannable.
+    Failed(ScanError),
+}
+
+impl From<Result<(), ScanError>> for LayerRead {
+    fn from(r: Result<(), ScanError>) -> LayerRead {
+        match r {
+            Ok(()) => LayerRead::Done,
+            Err(e) => LayerRead::Failed(e),
+        }
+    }
 }
 
 /// Why a manifest was not scanned this time.
@@ -277,34 +297,78 @@ impl CveScanner {
         }
         let mut scanner = Scanner::new(Limits::default());
         for layer in &parsed.layers {
-            let stream = match reg.blob_stream(&repo, &layer.digest, 0, layer.size).await {
-                Ok(s) => s,
-                // A foreign layer the registry need not hold.
-                Err(zot_storage::StorageError::BlobUnknown)
-                    if zot_oci::media_types::NON_DISTRIBUTABLE_LAYERS
-                        .contains(&layer.media_type.as_str()) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
-            let reader =
-                tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-            let media_type = layer.media_type.clone();
-            // Read on the low-priority thread (`idle.rs`): requests first.
-            let (back, result) = crate::idle::run(move || {
-                let result = scanner.add_layer_sync(&media_type, reader);
-                (scanner, result)
-            })
-            .await?;
+            let (back, read) = self.read_layer(reg, &repo, layer, scanner).await?;
             scanner = back;
-            if let Err(e) = result {
-                tracing::warn!(repo = %job.repo, digest = %job.digest, layer = %layer.digest, error = %e, "cve: layer could not be read");
-                return Ok(Some(ScanRecord::Unscannable(e.to_string())));
+            match read {
+                LayerRead::Done => {}
+                LayerRead::Absent => continue,
+                LayerRead::Failed(e) => {
+                    tracing::warn!(repo = %job.repo, digest = %job.digest, layer = %layer.digest, error = %e, "cve: layer could not be read");
+                    return Ok(Some(ScanRecord::Unscannable(e.to_string())));
+                }
             }
         }
         Ok(Some(ScanRecord::Inventory(scanner.finish())))
+    }
+
+    /// Adds one layer to `scanner`, read on the low-priority thread
+    /// (`idle.rs`): a local blob's file is opened and read there, so the
+    /// reads are that thread's work too; other backends' streams are
+    /// bridged to it.
+    async fn read_layer(
+        &self,
+        reg: &Arc<Registry>,
+        repo: &RepoName,
+        layer: &zot_oci::Descriptor,
+        mut scanner: Scanner,
+    ) -> Result<(Scanner, LayerRead), Skip> {
+        // A foreign layer the registry need not hold.
+        let foreign =
+            zot_oci::media_types::NON_DISTRIBUTABLE_LAYERS.contains(&layer.media_type.as_str());
+        let (r, name, digest) = (Arc::clone(reg), repo.clone(), layer.digest.clone());
+        let (media_type, size) = (layer.media_type.clone(), layer.size);
+        let (back, read) = crate::idle::run(move || {
+            let file = match r.blob_file(&name, &digest) {
+                Ok(Some(file)) => file,
+                Ok(None) => return (scanner, None),
+                Err(e) => return (scanner, Some(Err(e))),
+            };
+            // Reads of 32 KiB and more (the decoders') bypass the buffer.
+            let reader =
+                std::io::BufReader::with_capacity(32 << 10, std::io::Read::take(file, size));
+            let result = scanner.add_layer_sync(&media_type, reader);
+            (scanner, Some(Ok(result)))
+        })
+        .await?;
+        scanner = back;
+        match read {
+            // No local file: the backend's stream, below.
+            None => {}
+            Some(Err(zot_storage::StorageError::BlobUnknown)) if foreign => {
+                return Ok((scanner, LayerRead::Absent));
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(result)) => {
+                self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
+                return Ok((scanner, LayerRead::from(result)));
+            }
+        }
+        let stream = match reg.blob_stream(repo, &layer.digest, 0, layer.size).await {
+            Ok(s) => s,
+            Err(zot_storage::StorageError::BlobUnknown) if foreign => {
+                return Ok((scanner, LayerRead::Absent));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
+        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let media_type = layer.media_type.clone();
+        let (back, result) = crate::idle::run(move || {
+            let result = scanner.add_layer_sync(&media_type, reader);
+            (scanner, result)
+        })
+        .await?;
+        Ok((back, LayerRead::from(result)))
     }
 
     /// Matches one inventory against the current database, unless its
@@ -321,30 +385,31 @@ impl CveScanner {
             self.wanted.notify_one();
             return Ok(None);
         };
-        let (r, d, inv) = (Arc::clone(reg), digest.clone(), inventory.clone());
-        let found = crate::idle::run(move || -> Result<_, Skip> {
-            let version = snapshot.info().version;
-            if r.metadata()
-                .findings(&d.to_string())?
-                .is_some_and(|(v, _)| v == version)
-            {
-                return Ok(None);
-            }
+        let version = snapshot.info().version;
+        let (r, key) = (Arc::clone(reg), digest.to_string());
+        let current = tokio::task::spawn_blocking(move || r.metadata().findings(&key)).await??;
+        if current.is_some_and(|(v, _)| v == version) {
+            return Ok(None);
+        }
+        // Only the matching on the low-priority thread: it takes no lock
+        // a request could wait for (the metadata write below runs at
+        // normal priority, on the blocking pool).
+        let inv = inventory.clone();
+        let (list, bytes) = crate::idle::run(move || -> Result<_, Skip> {
             let list = group(match_inventory(&inv, snapshot.as_ref())?);
             let bytes = serde_json::to_vec(&list).unwrap_or_default();
-            r.metadata()
-                .put_findings(&[(d.to_string(), version, bytes)])?;
-            Ok(Some(list))
+            Ok((list, bytes))
         })
         .await??;
-        if let Some(list) = &found {
-            self.index.update(digest, list);
-            self.counters
-                .manifests_matched
-                .fetch_add(1, Ordering::Relaxed);
-            self.remember(digest, scanned(list.clone()));
-        }
-        Ok(found)
+        let (r, key) = (Arc::clone(reg), digest.to_string());
+        tokio::task::spawn_blocking(move || r.metadata().put_findings(&[(key, version, bytes)]))
+            .await??;
+        self.index.update(digest, &list);
+        self.counters
+            .manifests_matched
+            .fetch_add(1, Ordering::Relaxed);
+        self.remember(digest, scanned(list.clone()));
+        Ok(Some(list))
     }
 
     /// zot's `image.scanned` event of a fresh result.
@@ -385,19 +450,18 @@ impl CveScanner {
 
     /// Re-matches every stored inventory whose findings are not of the
     /// current database version (after an update, and at start-up), and
-    /// drops the rows of digests no repository holds any more. Blocking
-    /// work, on the blocking pool; returns how many were matched.
+    /// drops the rows of digests no repository holds any more; returns how
+    /// many were matched. The matching runs on the low-priority thread,
+    /// batch by batch; the metadata reads and writes between the batches
+    /// on the blocking pool, at normal priority.
     pub async fn rematch(self: &Arc<Self>) -> usize {
         let Some(snapshot) = self.db.current() else {
             return 0;
         };
         let mut total = 0;
         for reg in self.stores.distinct() {
-            let (r, s, me) = (Arc::clone(reg), Arc::clone(&snapshot), Arc::clone(self));
-            // On the low-priority thread (`idle.rs`): requests first.
-            match crate::idle::run(move || me.rematch_store(&r, &s)).await {
-                Ok(Ok(n)) => total += n,
-                Ok(Err(e)) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
+            match self.rematch_store(reg, &snapshot).await {
+                Ok(n) => total += n,
                 Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
             }
         }
@@ -406,47 +470,73 @@ impl CveScanner {
         total
     }
 
-    fn rematch_store(&self, reg: &Registry, snapshot: &Snapshot) -> Result<usize, Skip> {
-        let meta = reg.metadata();
-        let held: HashSet<String> = meta
-            .all_manifests()?
-            .into_iter()
-            .map(|(_, r)| r.digest.to_string())
-            .collect();
-        let forgotten = meta.forget_scans(|d| held.contains(d))?;
-        if forgotten > 0 {
-            tracing::info!(
-                forgotten,
-                "cve: dropped the results of manifests no longer stored"
-            );
-        }
+    async fn rematch_store(
+        &self,
+        reg: &Arc<Registry>,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<usize, Skip> {
+        let r = Arc::clone(reg);
+        let digests = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Skip> {
+            let meta = r.metadata();
+            let held: HashSet<String> = meta
+                .all_manifests()?
+                .into_iter()
+                .map(|(_, r)| r.digest.to_string())
+                .collect();
+            let forgotten = meta.forget_scans(|d| held.contains(d))?;
+            if forgotten > 0 {
+                tracing::info!(
+                    forgotten,
+                    "cve: dropped the results of manifests no longer stored"
+                );
+            }
+            Ok(meta.scanned_digests()?)
+        })
+        .await??;
         let version = snapshot.info().version;
-        let mut rows = Vec::new();
         let mut n = 0;
-        for digest in meta.scanned_digests()? {
-            if meta.findings(&digest)?.is_some_and(|(v, _)| v == version) {
+        for batch in digests.chunks(REMATCH_BATCH) {
+            let (r, batch) = (Arc::clone(reg), batch.to_vec());
+            let stale = tokio::task::spawn_blocking(move || -> Result<Vec<_>, Skip> {
+                let meta = r.metadata();
+                let mut out = Vec::new();
+                for digest in batch {
+                    if meta.findings(&digest)?.is_some_and(|(v, _)| v == version) {
+                        continue;
+                    }
+                    if let Some(ScanRecord::Inventory(inv)) =
+                        meta.scan(&digest)?.and_then(|b| ScanRecord::from_bytes(&b))
+                    {
+                        out.push((digest, inv));
+                    }
+                }
+                Ok(out)
+            })
+            .await??;
+            if stale.is_empty() {
                 continue;
             }
-            let Some(ScanRecord::Inventory(inv)) =
-                meta.scan(&digest)?.and_then(|b| ScanRecord::from_bytes(&b))
-            else {
-                continue;
-            };
-            let list = group(match_inventory(&inv, snapshot)?);
-            rows.push((
-                digest,
-                version,
-                serde_json::to_vec(&list).unwrap_or_default(),
-            ));
-            n += 1;
+            let s = Arc::clone(snapshot);
+            let rows = crate::idle::run(move || -> Result<Vec<_>, Skip> {
+                let mut rows = Vec::with_capacity(stale.len());
+                for (digest, inv) in stale {
+                    let list = group(match_inventory(&inv, s.as_ref())?);
+                    rows.push((
+                        digest,
+                        version,
+                        serde_json::to_vec(&list).unwrap_or_default(),
+                    ));
+                }
+                Ok(rows)
+            })
+            .await??;
+            n += rows.len();
             self.counters
                 .manifests_matched
-                .fetch_add(1, Ordering::Relaxed);
-            if rows.len() >= REMATCH_BATCH {
-                meta.put_findings(&std::mem::take(&mut rows))?;
-            }
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            let r = Arc::clone(reg);
+            tokio::task::spawn_blocking(move || r.metadata().put_findings(&rows)).await??;
         }
-        meta.put_findings(&rows)?;
         Ok(n)
     }
 

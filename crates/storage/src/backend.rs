@@ -120,6 +120,13 @@ pub trait Backend: Send + Sync + 'static {
     /// `len` bytes from `start`, as a stream of chunks (the object must
     /// exist when this returns).
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream>;
+    /// The object as a file opened for reading, blocking (for a caller on
+    /// a thread of its own, not the runtime's); `None` when the backend
+    /// keeps no local files (object storage), and then only
+    /// [`Backend::read_stream`] reads it.
+    fn open_file(&self, _key: &str) -> Option<io::Result<std::fs::File>> {
+        None
+    }
     /// Replaces the object with `data`, atomically.
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()>;
     /// Whether [`Backend::write_atomic_if`] is one atomic conditional write

@@ -29,6 +29,23 @@ impl Registry {
         Ok(self.locate_blob(repo, digest).await?.map(|(_, size)| size))
     }
 
+    /// The blob as an open file, blocking: for background work that reads
+    /// whole blobs on a thread of its own (the vulnerability scanner), so
+    /// the reads are that thread's work rather than the blocking pool's.
+    /// `Ok(None)` when the backend keeps no local files (S3, or a
+    /// placeholder's content elsewhere): use [`Registry::blob_stream`].
+    pub fn blob_file(&self, repo: &RepoName, digest: &Digest) -> Result<Option<std::fs::File>> {
+        if self.uses_placeholders() {
+            return Ok(None);
+        }
+        match self.backend.open_file(&paths::blob(repo, digest)) {
+            None => Ok(None),
+            Some(Ok(file)) => Ok(Some(file)),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::BlobUnknown),
+            Some(Err(e)) => Err(e.into()),
+        }
+    }
+
     /// `len` bytes of the blob from `start`, as a stream of chunks.
     pub async fn blob_stream(
         &self,

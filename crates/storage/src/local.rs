@@ -206,6 +206,10 @@ impl Backend for LocalBackend {
         Ok(Box::pin(FileChunks::new(file, start, len)))
     }
 
+    fn open_file(&self, key: &str) -> Option<io::Result<std::fs::File>> {
+        Some(std::fs::File::open(self.path(key)))
+    }
+
     async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
         let path = self.path(key);
         self.ensure_parent(&path).await?;

@@ -367,3 +367,31 @@ async fn create_only_pushes_never_move_a_tag() {
     .unwrap();
     assert_eq!(reg.tags(&r, None, 10).unwrap().0, vec!["v1", "v2"]);
 }
+
+#[tokio::test]
+async fn blob_file_opens_a_local_blob_deduped_or_not() {
+    use std::io::Read;
+    for dedupe in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            dedupe,
+            ..Options::default()
+        };
+        let (reg, _) = open_local(dir.path(), false, options).await.unwrap();
+        let (a, b) = (repo("a"), repo("b"));
+        let data = b"layer bytes read on a thread of its own";
+        let d = push_blob(&reg, &a, data).await;
+        assert_eq!(push_blob(&reg, &b, data).await, d);
+        for r in [&a, &b] {
+            let mut file = reg.blob_file(r, &d).unwrap().expect("a local file");
+            let mut read = Vec::new();
+            file.read_to_end(&mut read).unwrap();
+            assert_eq!(read, data, "dedupe {dedupe}, repository {r}");
+        }
+        let unknown = Digest::sha256_of(b"never pushed");
+        assert!(matches!(
+            reg.blob_file(&a, &unknown),
+            Err(StorageError::BlobUnknown)
+        ));
+    }
+}
