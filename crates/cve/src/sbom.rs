@@ -10,8 +10,9 @@
 //! - At most one SBOM of the configured format per manifest and
 //!   repository: the repository's referrers of the subject are read
 //!   before pushing, so a re-scan, a re-match or a restart never adds a
-//!   second one. Only a fresh inventory triggers an export: re-matches
-//!   never do.
+//!   second one. A scan job exports (a fresh inventory, or one stored
+//!   when the manifest was scanned in another repository or before SBOMs
+//!   were asked for); re-matches never do.
 //! - The SBOM goes through the registry's own upload sessions and
 //!   manifest push (verified digests, metadata and events in step), on
 //!   any storage backend.

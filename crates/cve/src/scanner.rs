@@ -171,6 +171,7 @@ impl CveScanner {
         let mut n = 0;
         for reg in self.stores.distinct() {
             let r = Arc::clone(reg);
+            let sbom = self.sbom;
             let found = tokio::task::spawn_blocking(move || -> Result<Vec<_>, Skip> {
                 let meta = r.metadata();
                 let mut out = Vec::new();
@@ -178,11 +179,20 @@ impl CveScanner {
                     if is_index(&record.media_type) {
                         continue;
                     }
-                    let current = meta
+                    let stored = meta
                         .scan(&record.digest.to_string())?
                         .and_then(|b| ScanRecord::from_bytes(&b))
-                        .is_some_and(|r| r.is_current());
-                    if !current {
+                        .filter(ScanRecord::is_current);
+                    let wanted = match &stored {
+                        None => true,
+                        // Scanned before SBOMs were asked for, or in
+                        // another repository only: the SBOM is missing.
+                        Some(ScanRecord::Inventory(_)) => {
+                            sbom.is_some_and(|f| !has_sbom(&r, &repo, &record.digest, f))
+                        }
+                        Some(ScanRecord::Unscannable(_)) => false,
+                    };
+                    if wanted {
                         out.push((repo, record.digest));
                     }
                 }
@@ -245,13 +255,16 @@ impl CveScanner {
                 self.counters
                     .manifests_scanned
                     .fetch_add(1, Ordering::Relaxed);
-                if let (ScanRecord::Inventory(inventory), Some(format)) = (&record, self.sbom) {
-                    crate::sbom::attach_logged(&reg, &job.repo, &job.digest, inventory, format)
-                        .await;
-                }
                 record
             }
         };
+        // Whether the inventory is fresh or stored (the same manifest
+        // scanned in another repository, or before SBOMs were asked for):
+        // `attach` reads the repository's referrers first, so each
+        // repository gets one SBOM per manifest.
+        if let (ScanRecord::Inventory(inventory), Some(format)) = (&record, self.sbom) {
+            crate::sbom::attach_logged(&reg, &job.repo, &job.digest, inventory, format).await;
+        }
         match &record {
             ScanRecord::Unscannable(e) => {
                 self.remember(&job.digest, ScanState::Unscannable(e.clone()));
@@ -673,4 +686,15 @@ impl CveSource for CveScanner {
             }
         }
     }
+}
+
+/// Whether `repo` holds an SBOM of `format` for `digest` (a name that does
+/// not parse, or a read that fails, counts as holding one: nothing is
+/// queued for it).
+fn has_sbom(reg: &Registry, repo: &str, digest: &Digest, format: SbomFormat) -> bool {
+    let Ok(name) = repo.parse::<RepoName>() else {
+        return true;
+    };
+    reg.referrers(&name, digest, Some(format.media_type()))
+        .map_or(true, |r| !r.is_empty())
 }

@@ -3,7 +3,10 @@
 //! package inventory as an SPDX 2.3 (or CycloneDX 1.5) JSON artifact whose
 //! subject is the image manifest; the referrers API lists it and its
 //! document lists the image's packages. Pushing the same manifest again,
-//! a database update (re-match) and a restart add no second SBOM.
+//! a database update (re-match) and a restart add no second SBOM. An
+//! image scanned before SBOMs were turned on gets its SBOM at the next
+//! start, and the same manifest in a second repository gets one there,
+//! both from the stored inventory.
 
 mod common;
 mod cve_common;
@@ -244,4 +247,63 @@ fn a_cyclonedx_sbom_when_the_format_says_so() {
             .iter()
             .any(|c| c["type"] == "operating-system" && c["name"] == "debian"),
     );
+}
+
+#[test]
+fn images_scanned_before_sboms_and_copies_in_other_repositories_get_theirs() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let osv = work.path().join("osv");
+    write_record(
+        &osv,
+        &record("CVE-2099-0001", "openssl", "3.0.13-1~deb12u1", HIGH),
+    );
+    let mut registry = Registry::start_with(common::Config::default().with_extensions(json!({
+        "search": { "cve": { "osv": { "path": osv } } },
+        "metrics": { "prometheus": { "path": "/metrics" } },
+    })));
+    let client = registry.client();
+    let app = debian_image("amd64", "2024-01-01T00:00:00Z", "3.0.11-1~deb12u1");
+    app.push(&client, "early/app", "1.0");
+    let digest = app.manifest.digest.clone();
+    wait_for("the scan", || {
+        ids(&cve_list(&client, "early/app:1.0", "")["CVEList"]).len() == 1
+    });
+    assert!(referrers(&client, "early/app", &digest).is_empty());
+
+    // SBOMs asked for from now on: the image scanned before gets its own
+    // at start-up, from the stored inventory (no layer read again).
+    let path = registry.config_path().to_owned();
+    let mut config: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read config")).expect("config");
+    config["extensions"]["search"]["cve"]["trivy"] =
+        json!({ "sbom": { "enable": true, "format": "spdx-json" } });
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
+    // A clean stop (the scan's record is flushed; a crash may lose it and
+    // scan again, which this test would not tell from a re-read).
+    assert!(
+        registry
+            .terminate(std::time::Duration::from_secs(20))
+            .is_some()
+    );
+    registry.restart();
+    let client = registry.client();
+    wait_for("the SBOM of the image scanned before", || {
+        !referrers(&client, "early/app", &digest).is_empty()
+    });
+    let doc = sbom_of(&client, "early/app", &digest, "application/spdx+json");
+    assert!(spdx_packages(&doc).contains(&"libssl3 3.0.11-1~deb12u1".to_owned()));
+
+    // The same manifest pushed to another repository: an SBOM there too.
+    app.push(&client, "early/copy", "1.0");
+    wait_for("the SBOM in the second repository", || {
+        !referrers(&client, "early/copy", &digest).is_empty()
+    });
+    sbom_of(&client, "early/copy", &digest, "application/spdx+json");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        metric(&client, "zot_cve_layers_read_total"),
+        Some(0),
+        "the stored inventory served both SBOMs"
+    );
+    assert_eq!(referrers(&client, "early/app", &digest).len(), 1);
 }
