@@ -281,6 +281,30 @@ impl Seaweed {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The keys of the multipart uploads pending in `bucket` under
+    /// `prefix` (`ListMultipartUploads`, anonymous: the server of
+    /// [`Seaweed::start`] has no identities). `prefix` is sent as is, so
+    /// it holds only characters a query needs no escape for.
+    pub fn multipart_uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| panic!("{e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let req = format!(
+            "GET /{bucket}?uploads&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        s.write_all(req.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|u| Some(u.split_once("<Key>")?.1.split_once("</Key>")?.0.to_owned()))
+            .collect()
+    }
 }
 
 impl Drop for Seaweed {
