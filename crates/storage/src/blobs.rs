@@ -86,7 +86,7 @@ impl Registry {
             return Err(StorageError::BlobIsManifest);
         }
         let deleted = {
-            let _digest_guard = self.lock_digest(digest).await;
+            let _digest_guard = self.lock_digest(digest).await?;
             self.delete_blob_object(repo, digest).await?
         };
         if !deleted {
@@ -128,10 +128,12 @@ impl Registry {
                 // (which decides under the digest lock) sees the blob
                 // recorded as fresh before its link exists.
                 let repo_guard = self.placement_guard(repo).await?;
-                guards = Some((repo_guard, self.lock_digest(digest).await));
+                guards = Some((repo_guard, self.lock_digest(digest).await?));
             }
             self.lifecycle
                 .note_changes(repo, &[Change::AddBlob(digest.clone())]);
+            self.mark_placed(repo, &[Change::AddBlob(digest.clone())])
+                .await?;
             let to_key = paths::blob(repo, digest);
             let added = vec![Change::AddBlob(digest.clone())];
             let linked = if self.uses_placeholders() {
@@ -474,11 +476,12 @@ impl Registry {
         let _repo_guard = self.placement_guard(repo).await?;
         // One placement of a digest at a time, so that concurrent pushes of
         // the same content to several repositories end up sharing one file.
-        let _digest_guard = self.lock_digest(digest).await;
+        let _digest_guard = self.lock_digest(digest).await?;
         if self.uses_placeholders() {
             let changes = self
                 .place_with_placeholders(repo, digest, upload_key, size)
                 .await?;
+            self.mark_placed(repo, &changes).await?;
             return self.apply_meta(repo, changes).await;
         }
         let target = paths::blob(repo, digest);
@@ -514,8 +517,9 @@ impl Registry {
         } else {
             self.backend.publish(upload_key, &target).await?;
         }
-        self.apply_meta(repo, vec![Change::AddBlob(digest.clone())])
-            .await?;
+        let added = vec![Change::AddBlob(digest.clone())];
+        self.mark_placed(repo, &added).await?;
+        self.apply_meta(repo, added).await?;
         Ok(())
     }
 

@@ -60,10 +60,15 @@ async fn setup() -> Setup {
     let bucket = server.bucket();
     let config = server.config(&bucket, ROOT, CHUNK);
     let meta = tempfile::tempdir().unwrap();
-    let reg = open_s3(meta.path(), &config, &S3Options::default(), Options::default())
-        .await
-        .unwrap()
-        .0;
+    let reg = open_s3(
+        meta.path(),
+        &config,
+        &S3Options::default(),
+        Options::default(),
+    )
+    .await
+    .unwrap()
+    .0;
     let reg = std::sync::Arc::new(reg);
     Setup {
         server,
@@ -146,7 +151,13 @@ async fn a_monolithic_push_is_staged_at_its_blob_key_and_seen_only_once_verified
     // Completed there, not copied: nothing pending, nothing in the uploads.
     assert!(t.uploads_at(&key).is_empty());
     assert!(t.uploads_at(&format!("{r}/.uploads")).is_empty());
-    assert!(t.raw.list(&format!("{r}/.uploads")).await.unwrap().is_empty());
+    assert!(
+        t.raw
+            .list(&format!("{r}/.uploads"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +178,10 @@ async fn a_wrong_digest_leaves_nothing_at_the_blob_key() {
         .reg
         .complete_upload(&r, &id, &claimed, None, Some(body))
         .await;
-    assert!(matches!(bad, Err(StorageError::DigestInvalid(_))), "{bad:?}");
+    assert!(
+        matches!(bad, Err(StorageError::DigestInvalid(_))),
+        "{bad:?}"
+    );
     assert_eq!(t.raw.size(&key).await.unwrap(), None);
     assert_eq!(t.reg.blob_size(&r, &claimed).await.unwrap(), None);
     // Its multipart upload at the blob key was aborted.
