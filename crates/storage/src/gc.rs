@@ -18,7 +18,9 @@
 //!   check and the removal run under the blob's digest lock, which a
 //!   placement holds until it is recorded (a mount records the placement
 //!   before it links): a blob uploaded or mounted for a manifest not pushed
-//!   yet survives `gcDelay`.
+//!   yet survives `gcDelay`. With several instances sharing state in
+//!   Redis, the digest lock is also the digest's lease there, and GC reads
+//!   the placement marks other instances wrote (`digest_guard.rs`).
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content; on S3, content that other
 //!   repositories' placeholders stand for is first moved to one of them

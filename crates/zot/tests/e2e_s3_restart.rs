@@ -197,10 +197,11 @@ fn push_through_a_restart(
             }
         }
         (_, Some((status, body))) => {
+            eprintln!("{how:?} push answered {status}: {}", body.trim());
             assert_clean_error(&format!("{how:?} push"), status, &body);
             false
         }
-        (_, None) => false,
+        (_, None) => panic!("{how:?} push: the connection ended without an answer"),
     };
     assert_not_half_served(&client, repo, &digest, data);
     ok
