@@ -129,6 +129,12 @@ impl Registry {
                 // recorded as fresh before its link exists.
                 let repo_guard = self.placement_guard(repo).await?;
                 guards = Some((repo_guard, self.lock_digest(digest).await?));
+                // Found again under the guard: a removal (here or on
+                // another instance) may have taken it meanwhile, and a
+                // placeholder must not stand for content that is gone.
+                if self.locate_blob(&source, digest).await?.is_none() {
+                    continue;
+                }
             }
             self.lifecycle
                 .note_changes(repo, &[Change::AddBlob(digest.clone())]);
