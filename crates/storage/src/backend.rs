@@ -181,6 +181,19 @@ pub trait Backend: Send + Sync + 'static {
     /// committed by `flush`, and not visible under any other key until
     /// [`Backend::publish`].
     async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink>;
+    /// A writer like [`Backend::sink`] at offset 0 of the upload at `key`
+    /// (which must hold nothing yet), whose data goes straight to `target`
+    /// but is seen there only once [`Backend::publish`]`(key, target)`
+    /// commits it (on S3: a multipart upload at `target`, completed by the
+    /// publish, so the usual copy from the upload key is saved). Until
+    /// then it is the upload at `key` for [`Backend::size`] and
+    /// [`Backend::delete`] (which abandons it), but cannot be read back or
+    /// published elsewhere. `None` when the backend has no such thing or
+    /// the upload holds data; the caller then uses [`Backend::sink`].
+    async fn staged_sink(&self, key: &str, target: &str) -> io::Result<Option<BoxSink>> {
+        let _ = (key, target);
+        Ok(None)
+    }
     /// A blocking writer continuing the shared upload at `key`, whose first
     /// `len` bytes are acknowledged and stand at `state`; anything a dropped
     /// writer left past `len` is cut off. Its flush commits what was

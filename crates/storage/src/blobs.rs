@@ -103,7 +103,7 @@ impl Registry {
             return Err(StorageError::BlobIsManifest);
         }
         let deleted = {
-            let _digest_guard = self.lock_digest(digest).await;
+            let _digest_guard = self.lock_digest(digest).await?;
             self.delete_blob_object(repo, digest).await?
         };
         if !deleted {
@@ -145,10 +145,18 @@ impl Registry {
                 // (which decides under the digest lock) sees the blob
                 // recorded as fresh before its link exists.
                 let repo_guard = self.placement_guard(repo).await?;
-                guards = Some((repo_guard, self.lock_digest(digest).await));
+                guards = Some((repo_guard, self.lock_digest(digest).await?));
+                // Found again under the guard: a removal (here or on
+                // another instance) may have taken it meanwhile, and a
+                // placeholder must not stand for content that is gone.
+                if self.locate_blob(&source, digest).await?.is_none() {
+                    continue;
+                }
             }
             self.lifecycle
                 .note_changes(repo, &[Change::AddBlob(digest.clone())]);
+            self.mark_placed(repo, &[Change::AddBlob(digest.clone())])
+                .await?;
             let to_key = paths::blob(repo, digest);
             let added = vec![Change::AddBlob(digest.clone())];
             let linked = if self.uses_placeholders() {
@@ -297,7 +305,7 @@ impl Registry {
             return Err(StorageError::RangeInvalid { size: s.size });
         }
         let key = paths::upload(repo, id);
-        let result = self.stream_into(&key, &mut s, body).await;
+        let result = self.stream_into(&key, &mut s, body, None).await;
         s.touched = Instant::now();
         result.map(|()| s.size)
     }
@@ -308,25 +316,45 @@ impl Registry {
     /// and put back only when it covers exactly the acknowledged bytes: a
     /// request dropped meanwhile leaves the session without one, and
     /// completion hashes the file.
+    /// With `staged_at` (a session holding nothing yet, whose blob key is
+    /// known), the bytes go straight to that key where the backend can
+    /// ([`crate::Backend::staged_sink`]), seen there only once published.
     async fn stream_into<S, E>(
         &self,
         key: &str,
         s: &mut crate::uploads::Session,
         body: S,
+        staged_at: Option<&str>,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
         let mut hasher = s.hasher.take();
-        let outcome = self
-            .write_stream(key, s.size, s.io.clone(), body, |chunk| {
-                if let Some(h) = hasher.as_mut() {
-                    h.update(chunk);
-                }
-            })
-            .await?;
-        if outcome.io_error.is_some() {
+        // A write of a request dropped earlier may still be running.
+        drop(s.io.lock().await);
+        let staged = match staged_at {
+            Some(target) if s.size == 0 => self.backend.staged_sink(key, target).await?,
+            _ => None,
+        };
+        let was_staged = staged.is_some();
+        let sink = match staged {
+            Some(sink) => sink,
+            None => self.backend.sink(key, s.size).await?,
+        };
+        let outcome = crate::upload_writer::write_stream(sink, s.io.clone(), body, |chunk| {
+            if let Some(h) = hasher.as_mut() {
+                h.update(chunk);
+            }
+        })
+        .await;
+        if was_staged && (outcome.io_error.is_some() || outcome.body_error.is_some()) {
+            // Nothing of a failed staged write is kept: a plain sink at 0
+            // abandons it, and the session is empty again.
+            drop(self.backend.sink(key, 0).await?);
+            s.size = 0;
+            s.hasher = Some(zot_oci::Algorithm::Sha256.hasher());
+        } else if outcome.io_error.is_some() {
             // What reached the file is unknown: take its size, rehash later.
             s.size = self.backend.size(key).await?.unwrap_or(0);
         } else {
@@ -390,7 +418,15 @@ impl Registry {
             {
                 return Err(StorageError::RangeInvalid { size: s.size });
             }
-            self.stream_into(&key, &mut s, body).await?;
+            // The digest is known before the body: when the session holds
+            // nothing yet, the bytes are staged at the blob key itself (on
+            // S3, no copy at the end), hashed with the digest's algorithm.
+            let staged_at = (s.size == 0).then(|| paths::blob(repo, digest));
+            if staged_at.is_some() {
+                s.hasher = Some(digest.algorithm().hasher());
+            }
+            self.stream_into(&key, &mut s, body, staged_at.as_deref())
+                .await?;
         } else if s.hasher.is_none() {
             // After a dropped request or a restart (the only ways to lose
             // the running hash): drop whatever lies past the acknowledged size.
@@ -463,11 +499,12 @@ impl Registry {
         let _repo_guard = self.placement_guard(repo).await?;
         // One placement of a digest at a time, so that concurrent pushes of
         // the same content to several repositories end up sharing one file.
-        let _digest_guard = self.lock_digest(digest).await;
+        let _digest_guard = self.lock_digest(digest).await?;
         if self.uses_placeholders() {
             let changes = self
                 .place_with_placeholders(repo, digest, upload_key, size)
                 .await?;
+            self.mark_placed(repo, &changes).await?;
             return self.apply_meta(repo, changes).await;
         }
         let target = paths::blob(repo, digest);
@@ -503,8 +540,9 @@ impl Registry {
         } else {
             self.backend.publish(upload_key, &target).await?;
         }
-        self.apply_meta(repo, vec![Change::AddBlob(digest.clone())])
-            .await?;
+        let added = vec![Change::AddBlob(digest.clone())];
+        self.mark_placed(repo, &added).await?;
+        self.apply_meta(repo, added).await?;
         Ok(())
     }
 

@@ -30,12 +30,12 @@
 //!   repositories recorded for the digest are looked at, and the one found
 //!   is recorded; a rebuild records every object with content.
 //!
-//! Mutations of one digest are serialized by the registry's digest lock
-//! (one process). Across instances sharing a bucket, the order above
-//! (placeholder, record, check again; copy, record, delete) keeps content
-//! whichever step interleaves, except a removal and a placement deciding
-//! at the same instant on different metadata stores: a shared store with a
-//! per-digest lock (issue 9, point 3) closes that.
+//! Mutations of one digest are serialized by the registry's digest lock,
+//! which with shared state is also a lease in Redis (`digest_guard.rs`),
+//! so across instances too. The order above (placeholder, record, check
+//! again; copy, record, delete) keeps content whichever step interleaves
+//! even where the lease is not held (instances with separate metadata
+//! stores and no Redis).
 
 use crate::error::{Result, StorageError};
 use crate::paths;

@@ -18,7 +18,9 @@
 //!   check and the removal run under the blob's digest lock, which a
 //!   placement holds until it is recorded (a mount records the placement
 //!   before it links): a blob uploaded or mounted for a manifest not pushed
-//!   yet survives `gcDelay`.
+//!   yet survives `gcDelay`. With several instances sharing state in
+//!   Redis, the digest lock is also the digest's lease there, and GC reads
+//!   the placement marks other instances wrote (`digest_guard.rs`).
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content; on S3, content that other
 //!   repositories' placeholders stand for is first moved to one of them
@@ -126,6 +128,11 @@ impl Lifecycle {
         if fresh.len() > FRESH_PRUNE_AT {
             fresh.retain(|_, t| t.elapsed() < keep);
         }
+    }
+
+    /// How long placements are remembered (`gcDelay`), if GC is on.
+    pub(crate) fn tracked(&self) -> Option<Duration> {
+        *lock(&self.track)
     }
 
     fn is_fresh(&self, repo: &RepoName, digest: &Digest, delay: Duration) -> bool {
@@ -370,8 +377,11 @@ impl Registry {
         }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {
-            let _digest_guard = self.lock_digest(d).await;
-            if let Err(e) = self.delete_blob_object(repo, d).await {
+            let deleted = match self.lock_digest(d).await {
+                Ok(_digest_guard) => self.delete_blob_object(repo, d).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
                 tracing::warn!(%repo, digest = %d, error = %e, "gc: removing manifest file");
             }
         }
@@ -451,9 +461,18 @@ impl Registry {
             if referenced.contains(&digest) || self.meta.manifest(repo, &digest)?.is_some() {
                 continue;
             }
-            let _placement = self.lock_digest(&digest).await;
+            let _placement = self.lock_digest(&digest).await?;
             if self.lifecycle.is_fresh(repo, &digest, delay) {
                 continue;
+            }
+            match self.placed_elsewhere(repo, &digest).await {
+                Ok(false) => {}
+                Ok(true) => continue,
+                Err(e) => {
+                    tracing::warn!(%repo, %digest, error = %e, "gc: cannot read the placement mark; kept");
+                    report.problems += 1;
+                    continue;
+                }
             }
             match self.backend.age_secs(&key).await {
                 Ok(Some(age)) if age >= delay.as_secs() => {}

@@ -7,6 +7,7 @@ mod backend;
 mod blobs;
 mod cache;
 mod dedupe;
+mod digest_guard;
 mod documents;
 mod error;
 pub mod events;

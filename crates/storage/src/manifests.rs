@@ -386,7 +386,7 @@ impl Registry {
         }
         changes.push(self.write_index(repo, &index).await?);
         if let Reference::Digest(digest) = reference {
-            let _digest_guard = self.lock_digest(digest).await;
+            let _digest_guard = self.lock_digest(digest).await?;
             self.delete_blob_object(repo, digest).await?;
         }
         self.apply_meta(repo, changes).await?;

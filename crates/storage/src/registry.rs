@@ -248,7 +248,12 @@ impl Registry {
         self.repo_locks.len()
     }
 
-    pub(crate) async fn lock_digest(&self, digest: &Digest) -> tokio::sync::MutexGuard<'_, ()> {
+    /// This process's lock of `digest` (see [`Registry::lock_digest`],
+    /// which adds the lease across instances).
+    pub(crate) async fn lock_digest_local(
+        &self,
+        digest: &Digest,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
         let stripe = digest
             .hex()
             .bytes()

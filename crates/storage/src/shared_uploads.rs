@@ -44,6 +44,9 @@ pub(crate) struct SharedUploads {
     records: SessionRecords,
     session_leases: Leases,
     pub(crate) leases: Leases,
+    /// Per-digest leases and placement marks (`digest_guard.rs`).
+    pub(crate) digest_leases: Leases,
+    pub(crate) shared: SharedState,
 }
 
 impl SharedUploads {
@@ -51,7 +54,10 @@ impl SharedUploads {
         SharedUploads {
             records: SessionRecords::new(shared.clone(), ttl),
             session_leases: Leases::redis(shared.clone()).with_ttl(SESSION_LEASE_TTL),
-            leases: Leases::redis(shared),
+            leases: Leases::redis(shared.clone()),
+            digest_leases: Leases::redis(shared.clone())
+                .with_ttl(crate::digest_guard::DIGEST_LEASE_TTL),
+            shared,
         }
     }
 }

@@ -2,9 +2,10 @@
 //! storage rows of `scripts/bench-s3`. It puts one object of `--size`
 //! bytes as a multipart upload with parts of `--part` bytes, one part at a
 //! time (what the registry's S3 driver does with `storageDriver.chunksize`),
-//! then reads it back as one streamed GET, `--rounds` times, and prints one
-//! JSON object per operation (`{"op": "put"|"get", "bytes", "seconds",
-//! "mb_per_sec"}`) and the object is deleted at the end.
+//! then reads it back as one streamed GET, then copies it server-side to
+//! another key (`CopyObject`, what a rename costs on S3), `--rounds` times,
+//! and prints one JSON object per operation (`{"op": "put"|"get"|"copy",
+//! "bytes", "seconds", "mb_per_sec"}`); the objects are deleted at the end.
 //!
 //! The bytes are one random part sent again and again: the object store
 //! does not deduplicate, and the registry's figure includes generating
@@ -58,6 +59,7 @@ pub async fn run(args: &RawS3Args) -> anyhow::Result<()> {
         .context("opening the bucket")?;
     let part = Bytes::from(random_bytes(args.part as usize));
     let path = Path::from(format!("zb-raw/{}", crate::nonce()));
+    let copy = Path::from(format!("zb-raw/{}.copy", crate::nonce()));
     for _ in 0..args.rounds {
         let started = Instant::now();
         let id = store.create_multipart(&path).await.context("create")?;
@@ -88,6 +90,11 @@ pub async fn run(args: &RawS3Args) -> anyhow::Result<()> {
         }
         anyhow::ensure!(got == args.size, "read {got} bytes of {}", args.size);
         report("get", got, started);
+
+        let started = Instant::now();
+        store.copy(&path, &copy).await.context("copy")?;
+        report("copy", args.size, started);
+        store.delete(&copy).await.context("delete the copy")?;
     }
     store.delete(&path).await.context("delete")?;
     Ok(())

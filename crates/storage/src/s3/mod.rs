@@ -12,7 +12,11 @@
 //!   unless it is the length before the last flush.
 //! - `publish` of an upload that never filled a part is one PUT of its
 //!   bytes at the target; a larger one is completed at its upload key,
-//!   then copied server-side to the target and deleted (S3 has no rename).
+//!   then copied server-side to the target and deleted (S3 has no rename),
+//!   unless it was *staged* (`staged_sink`, the digest known before the
+//!   body): then its multipart upload is at the target already, and the
+//!   publish completes it there (no copy). A staged upload is never
+//!   completed otherwise, so nothing unverified is ever seen at a blob key.
 //! - `link` and `copy_over` are server-side copies; with dedupe the
 //!   registry shares content by zero-byte placeholders instead
 //!   (`placeholders()`, see `crate::dedupe`).
@@ -44,7 +48,7 @@ use object_store::{
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
-use upload::{Pending, PendingRef};
+use upload::{Dest, Pending, PendingRef};
 use zot_meta::Fingerprint;
 
 /// The bucket and how objects are written to it.
@@ -153,6 +157,13 @@ impl S3Backend {
             return Ok(());
         };
         let state = upload::lock(&p).clone();
+        if state.dest.is_some() {
+            // Completing it would make it visible at the blob key unverified.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("{key} is a staged upload: only its publish completes it"),
+            ));
+        }
         upload::complete(&self.store, &self.path(key)?, state).await?;
         let mut map = self.pending_map();
         if map.get(key).is_some_and(|q| Arc::ptr_eq(q, &p)) {
@@ -373,6 +384,21 @@ impl Backend for S3Backend {
         Ok(Box::new(sink))
     }
 
+    async fn staged_sink(&self, key: &str, target: &str) -> io::Result<Option<BoxSink>> {
+        let dest = Dest {
+            key: target.to_owned(),
+            path: self.path(target)?,
+        };
+        let state = {
+            let mut map = self.pending_map();
+            map.entry(key.to_owned())
+                .or_insert_with(|| Arc::new(Mutex::new(Pending::new())))
+                .clone()
+        };
+        let sink = upload::Sink::open_staged(self.store.clone(), dest, self.chunk_size, state);
+        Ok(sink.map(|s| Box::new(s) as BoxSink))
+    }
+
     async fn shared_sink(
         &self,
         key: &str,
@@ -398,6 +424,25 @@ impl Backend for S3Backend {
 
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
         let to_path = self.path(to)?;
+        if let Some(p) = self.pending(from) {
+            let state = upload::lock(&p).clone();
+            if let Some(dest) = &state.dest {
+                if dest.key != to {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("{from} is staged for {}, not {to}", dest.key),
+                    ));
+                }
+                // The commit: the multipart upload at `to` completed (or,
+                // under a part, one PUT there).
+                upload::complete(&self.store, &to_path, state).await?;
+                let mut map = self.pending_map();
+                if map.get(from).is_some_and(|q| Arc::ptr_eq(q, &p)) {
+                    map.remove(from);
+                }
+                return Ok(());
+            }
+        }
         let small = self.pending(from).and_then(|p| {
             let state = upload::lock(&p);
             state.multipart.is_none().then(|| state.tail.clone())

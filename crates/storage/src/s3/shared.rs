@@ -115,6 +115,7 @@ impl S3Backend {
             ));
         }
         let pending = Pending {
+            dest: None,
             multipart: state.multipart.clone(),
             parts: state
                 .parts

@@ -18,6 +18,14 @@
 //!   honoured (a part cannot be read back) and fails with `Unsupported`.
 //! - The state lives in memory: after a restart the upload is unknown (its
 //!   multipart upload is left to the bucket's lifecycle rules).
+//! - A *staged* upload ([`Dest`], opened by [`Sink::open_staged`] when the
+//!   digest, and so the blob key, is known before the body) has its
+//!   multipart upload at the blob key itself. Nothing is seen there until
+//!   the multipart upload is completed, which only the publish to that very
+//!   key does (after the registry verified the digest): it cannot be read
+//!   back, continued at another offset, or completed by a read (`settle`).
+//!   A plain sink opened at offset 0 on it (the next request after one
+//!   dropped mid-write) aborts its multipart upload and starts over.
 
 use bytes::{Bytes, BytesMut};
 use object_store::PutPayload;
@@ -29,9 +37,19 @@ use std::time::SystemTime;
 
 use super::{Store, to_io};
 
+/// Where a staged upload's multipart upload lives: the key it may only be
+/// published to, and that key's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Dest {
+    pub key: String,
+    pub path: Path,
+}
+
 /// The committed state of one upload key.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
+    /// Set for a staged upload: its multipart upload is at this key.
+    pub dest: Option<Dest>,
     pub multipart: Option<String>,
     pub parts: Vec<PartId>,
     pub parts_len: u64,
@@ -44,6 +62,7 @@ pub(super) struct Pending {
 impl Pending {
     pub fn new() -> Pending {
         Pending {
+            dest: None,
             multipart: None,
             parts: Vec::new(),
             parts_len: 0,
@@ -56,6 +75,17 @@ impl Pending {
     pub fn len(&self) -> u64 {
         self.parts_len + self.tail.len() as u64
     }
+
+    /// Whether nothing was written (no byte, no multipart upload).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0 && self.multipart.is_none()
+    }
+
+    /// Where the multipart upload lives: the staged key, else `own` (the
+    /// upload key's path).
+    pub fn path<'a>(&'a self, own: &'a Path) -> &'a Path {
+        self.dest.as_ref().map_or(own, |d| &d.path)
+    }
 }
 
 pub(super) type PendingRef = Arc<Mutex<Pending>>;
@@ -67,7 +97,9 @@ pub(super) fn lock(p: &PendingRef) -> std::sync::MutexGuard<'_, Pending> {
 /// A blocking writer appending to a pending upload (see the module doc).
 pub(super) struct Sink {
     store: Arc<Store>,
+    /// Where the multipart upload lives (the staged key's path, if any).
     path: Path,
+    dest: Option<Dest>,
     chunk: usize,
     state: PendingRef,
     multipart: Option<String>,
@@ -89,7 +121,28 @@ impl Sink {
         state: PendingRef,
         offset: u64,
     ) -> io::Result<Sink> {
+        let runtime = tokio::runtime::Handle::current();
         let mut p = lock(&state);
+        if let Some(dest) = p.dest.clone() {
+            // A staged upload is only ever written in one go: a request
+            // dropped mid-write leaves it; the next one starts over.
+            if offset != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a staged S3 upload cannot be continued",
+                ));
+            }
+            if let Some(id) = p.multipart.take() {
+                let store = store.clone();
+                runtime.spawn(async move {
+                    let _ = store.s3.abort_multipart(&dest.path, &id).await;
+                });
+            }
+            *p = Pending {
+                created: p.created,
+                ..Pending::new()
+            };
+        }
         if offset > p.len() {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -128,12 +181,39 @@ impl Sink {
             buf,
             store,
             path,
+            dest: None,
             chunk,
             state: state.clone(),
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
         };
         drop(p);
         Ok(sink)
+    }
+
+    /// A sink writing the empty upload `state` straight to `dest` (see the
+    /// module doc), or `None` when the upload holds anything already.
+    pub fn open_staged(
+        store: Arc<Store>,
+        dest: Dest,
+        chunk: usize,
+        state: PendingRef,
+    ) -> Option<Sink> {
+        if !lock(&state).is_empty() {
+            return None;
+        }
+        Some(Sink {
+            multipart: None,
+            created_here: false,
+            parts: Vec::new(),
+            parts_len: 0,
+            buf: BytesMut::with_capacity(chunk),
+            store,
+            path: dest.path.clone(),
+            dest: Some(dest),
+            chunk,
+            state,
+            runtime: tokio::runtime::Handle::current(),
+        })
     }
 
     /// Uploads the first `chunk` bytes of the buffer as the next part.
@@ -190,6 +270,7 @@ impl io::Write for Sink {
         let mut before = p.clone();
         before.previous = None;
         p.previous = Some(Box::new(before));
+        p.dest = self.dest.clone();
         p.multipart = self.multipart.clone();
         p.parts = self.parts.clone();
         p.parts_len = self.parts_len;
@@ -216,7 +297,10 @@ impl Drop for Sink {
 /// Makes the pending upload `p` an object at `path`: one PUT when it never
 /// filled a part, else the tail as the last part and the multipart upload
 /// completed.
+/// `path` is the upload key's; a staged upload is completed at its own.
 pub(super) async fn complete(store: &Store, path: &Path, p: Pending) -> io::Result<()> {
+    let path = p.path(path).clone();
+    let path = &path;
     let Some(id) = p.multipart else {
         store.put(path, p.tail).await?;
         return Ok(());
@@ -240,7 +324,7 @@ pub(super) async fn complete(store: &Store, path: &Path, p: Pending) -> io::Resu
 
 /// Gives up the pending upload `p` (its multipart upload aborted).
 pub(super) async fn abort(store: &Store, path: &Path, p: Pending) {
-    if let Some(id) = p.multipart {
-        let _ = store.s3.abort_multipart(path, &id).await;
+    if let Some(id) = &p.multipart {
+        let _ = store.s3.abort_multipart(p.path(path), id).await;
     }
 }

@@ -177,12 +177,26 @@ impl Seaweed {
         .chain(extra.iter().cloned())
         .collect::<Vec<String>>();
         std::fs::create_dir_all(dir.join("data")).unwrap_or_else(|e| panic!("{e}"));
-        // The watchdog: stops weed when this process is gone or `stop` appears.
+        // The watchdog: stops weed when this process is gone or `stop`
+        // appears; kills it (`kill -9`, its data kept) while `down` exists
+        // (`is-down` says so), and starts it again on the same folder and
+        // ports once `down` is gone ([`Seaweed::stop_server`], [`Seaweed::restart`]).
         let script = r#"
-            "$WEED" mini "$@" >"$DIR/weed.log" 2>&1 &
+            "$WEED" mini "$@" >>"$DIR/weed.log" 2>&1 &
             w=$!
             while kill -0 "$OWNER" 2>/dev/null && kill -0 "$w" 2>/dev/null && [ ! -e "$DIR/stop" ]; do
-                sleep 0.3
+                if [ -e "$DIR/down" ]; then
+                    kill -9 "$w" 2>/dev/null
+                    wait "$w" 2>/dev/null
+                    touch "$DIR/is-down"
+                    while [ -e "$DIR/down" ] && [ ! -e "$DIR/stop" ] && kill -0 "$OWNER" 2>/dev/null; do
+                        sleep 0.1
+                    done
+                    rm -f "$DIR/is-down"
+                    "$WEED" mini "$@" >>"$DIR/weed.log" 2>&1 &
+                    w=$!
+                fi
+                sleep 0.1
             done
             kill -9 "$w" 2>/dev/null
             wait "$w" 2>/dev/null
@@ -216,6 +230,32 @@ impl Seaweed {
             std::thread::sleep(Duration::from_millis(100));
         }
         server
+    }
+
+    /// Kills the server (`kill -9`; its data stays) and returns once it
+    /// is gone.
+    pub fn stop_server(&self) {
+        std::fs::write(self.dir.join("down"), b"").unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.dir.join("is-down").exists() {
+            assert!(Instant::now() < deadline, "SeaweedFS did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the server stopped by [`Seaweed::stop_server`] again, on the
+    /// same folder and ports, and waits until its S3 gateway answers.
+    pub fn restart(&self) {
+        std::fs::remove_file(self.dir.join("down")).unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while self.dir.join("is-down").exists() || http(self.port, "GET", "/").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS did not come back; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// What the server logged so far.
@@ -280,6 +320,31 @@ impl Seaweed {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The keys of the multipart uploads pending in `bucket` under
+    /// `prefix` (`ListMultipartUploads`, anonymous: the server of
+    /// [`Seaweed::start`] has no identities). `prefix` is sent as is, so
+    /// it holds only characters a query needs no escape for.
+    pub fn multipart_uploads(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap_or_else(|e| panic!("{e}"));
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let req = format!(
+            "GET /{bucket}?uploads&prefix={prefix} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        );
+        s.write_all(req.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answer
+            .split("<Upload>")
+            .skip(1)
+            .filter_map(|u| Some(u.split_once("<Key>")?.1.split_once("</Key>")?.0.to_owned()))
+            .collect()
     }
 }
 
