@@ -16,8 +16,8 @@
 //! Invariants:
 //! - At most one transfer per (repository, digest) is in flight: a caller
 //!   finding one joins it ([`Pulls::pull`]); the table forgets a pull when
-//!   its transfer has ended (stored or not), and holds at most
-//!   [`MAX_PULLS`].
+//!   its transfer has ended (stored or not; one that ended is never
+//!   joined, even before it left), and holds at most [`MAX_PULLS`].
 //! - A reader never completes a body that was not verified: until the
 //!   blob is stored (storage's `complete_upload` checked its digest; the
 //!   size was checked as it arrived), the last byte a reader asked for is
@@ -143,7 +143,12 @@ impl Pulls {
     ) -> Option<Arc<Pull>> {
         let key = (repo.clone(), digest.clone());
         let mut map = self.map.lock().ok()?;
-        if let Some(p) = map.get(&key) {
+        // A pull whose transfer ended (about to leave the table) is not
+        // joined: a new one starts (its bytes are stored by now, or it
+        // failed).
+        if let Some(p) = map.get(&key)
+            && !p.progress().phase.ended()
+        {
             return Some(p.clone());
         }
         if map.len() >= MAX_PULLS {
@@ -201,14 +206,14 @@ impl Transfer {
     }
 
     async fn run(&self, spool_dir: &std::path::Path, source: Source) -> Phase {
-        let phase = match self.transfer(spool_dir, source).await {
-            Ok(phase) => phase,
-            Err(e) => {
-                tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
-                Phase::Failed
-            }
-        };
+        let result = self.transfer(spool_dir, source).await;
+        let phase = *result.as_ref().unwrap_or(&Phase::Failed);
+        // Set before the failure is logged: from then on a request for
+        // the blob starts a new pull rather than join this one.
         self.set(|p| p.phase = phase);
+        if let Err(e) = result {
+            tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
+        }
         phase
     }
 

@@ -184,3 +184,41 @@ impl ReadState {
         .map_err(io::Error::other)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail(chunks: &[(u64, &'static [u8])]) -> Tail {
+        let mut t = Tail::default();
+        for (at, c) in chunks {
+            t.push(*at, Bytes::from_static(c));
+        }
+        t
+    }
+
+    #[test]
+    fn take_gives_the_rest_of_the_chunk_holding_pos_up_to_the_limit() {
+        let t = tail(&[(0, b"abcd"), (4, b"efgh")]);
+        assert_eq!(t.take(0, 100).as_deref(), Some(&b"abcd"[..]));
+        assert_eq!(t.take(2, 100).as_deref(), Some(&b"cd"[..]));
+        assert_eq!(t.take(5, 100).as_deref(), Some(&b"fgh"[..]));
+        assert_eq!(t.take(5, 7).as_deref(), Some(&b"fg"[..]));
+        // At the limit, past the end: nothing.
+        assert_eq!(t.take(7, 7), None);
+        assert_eq!(t.take(8, 100), None);
+    }
+
+    #[test]
+    fn the_oldest_chunks_go_beyond_the_bound_and_are_then_not_taken() {
+        let big: &'static [u8] = Box::leak(vec![7u8; TAIL_BYTES - 4].into_boxed_slice());
+        let n = big.len() as u64;
+        let mut t = tail(&[(0, b"head"), (4, big)]);
+        assert_eq!(t.take(0, u64::MAX).as_deref(), Some(&b"head"[..]));
+        t.push(4 + n, Bytes::from_static(b"next"));
+        assert_eq!(t.take(0, u64::MAX), None, "evicted");
+        assert_eq!(t.take(4, 8).as_deref(), Some(&big[..4]));
+        assert_eq!(t.take(4 + n, u64::MAX).as_deref(), Some(&b"next"[..]));
+        assert_eq!(t.bytes, TAIL_BYTES);
+    }
+}
