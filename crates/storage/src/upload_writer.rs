@@ -101,7 +101,9 @@ impl BatchWriter {
         let guard = self.io.clone().lock_owned().await;
         let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
         self.submitted += len;
-        let (total, hook) = (self.submitted, self.on_written.clone());
+        // An empty (last) batch has nothing new to tell.
+        let hook = self.on_written.clone().filter(|_| len > 0);
+        let total = self.submitted;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let mut result = write_batch(&mut sink, &batch);
