@@ -526,6 +526,18 @@ async fn route(
             }
         }
         #[cfg(feature = "sync")]
+        (Endpoint::Blob(repo, d), Method::HEAD)
+            if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
+        {
+            if reg.blob_size(&repo, &d).await?.is_none()
+                && let Some(od) = &state.sync
+                && let Some(size) = od.blob_size(&repo, &d).await
+            {
+                return pull_through::blob_head(&d, size);
+            }
+            blobs::get(reg, &repo, &d, range(&req), None).await
+        }
+        #[cfg(feature = "sync")]
         (Endpoint::Referrers(repo, d), Method::GET)
             if state.sync.as_ref().is_some_and(|s| s.on_demand()) =>
         {

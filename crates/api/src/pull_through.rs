@@ -40,6 +40,17 @@ pub async fn manifest(m: PendingManifest, send: Option<Download<'_>>) -> ApiResu
     finish(builder, metered_bytes(m.bytes, paid, send.load))
 }
 
+/// `HEAD` of blob `d` arriving from upstream, of `size` bytes: as for a
+/// stored blob.
+pub fn blob_head(d: &Digest, size: u64) -> ApiResult {
+    let builder = empty(StatusCode::OK)
+        .header("docker-content-digest", d.to_string())
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, size);
+    finish(builder, Body::empty())
+}
+
 /// `GET` of blob `d` arriving from upstream.
 pub async fn blob(
     pulled: Box<dyn PulledBlob>,

@@ -12,7 +12,9 @@
 //! blob not stored here asks [`SyncHook::blob`], which joins or starts its
 //! transfer from upstream, and the body follows it as it arrives
 //! ([`PulledBlob`]): its last byte only once the blob is verified, an
-//! error (a cut-off response) when the transfer fails.
+//! error (a cut-off response) when the transfer fails. A blob `HEAD` for
+//! a blob arriving ([`SyncHook::blob_size`]: its pull in flight, or an
+//! image being copied names it) answers as for a stored blob.
 //!
 //! containerd, using this registry as a mirror, adds `?ns=<registry>` to
 //! its requests: the namespace is passed on so that only the upstreams of
@@ -75,6 +77,9 @@ pub trait SyncHook: Send + Sync {
         repo: &'a RepoName,
         digest: &'a Digest,
     ) -> Fetch<'a, Option<Box<dyn PulledBlob>>>;
+    /// The size of blob `digest` of `repo`, not stored here, when it is
+    /// arriving from upstream (a `HEAD` then answers as for a stored blob).
+    fn blob_size<'a>(&'a self, repo: &'a RepoName, digest: &'a Digest) -> Fetch<'a, Option<u64>>;
     /// Brings the referrers of `subject` in `repo` from upstream.
     fn referrers<'a>(&'a self, repo: &'a RepoName, subject: &'a Digest) -> Fetch<'a>;
 }

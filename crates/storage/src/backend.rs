@@ -243,6 +243,13 @@ pub trait Backend: Send + Sync + 'static {
         let _ = state;
         Ok(key.to_owned())
     }
+    /// The file holding the object, where the driver keeps objects as
+    /// files on a local file system (so that a reader may follow one being
+    /// written); `None` for object stores.
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
     /// Makes `to` share the content of `from` (a hard link on disk), so that

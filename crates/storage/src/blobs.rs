@@ -11,11 +11,10 @@ use crate::backend::ByteStream;
 use crate::error::{Result, StorageError};
 use crate::paths;
 use crate::registry::Registry;
-use crate::upload_writer::{IoLock, StreamOutcome};
+use crate::upload_writer::{IoLock, StreamOutcome, WrittenHook};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use std::io;
-use std::time::Instant;
 use zot_meta::Change;
 use zot_oci::{Digest, RepoName};
 
@@ -192,7 +191,7 @@ impl Registry {
         let result = async {
             let chunks = self.backend.read_stream(from, 0, size).await?;
             let outcome = self
-                .write_stream(&tmp, 0, IoLock::default(), chunks, |_| {})
+                .write_stream(&tmp, 0, IoLock::default(), chunks, (|_: &Bytes| {}, None))
                 .await
                 .map_err(io::Error::other)?;
             if let Some(e) = outcome.io_error {
@@ -262,7 +261,7 @@ impl Registry {
     }
 
     /// The session, locked, unless it was closed meanwhile.
-    async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         repo: &RepoName,
         id: &uuid::Uuid,
@@ -295,19 +294,8 @@ impl Registry {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
         E: std::fmt::Display,
     {
-        if let Some(sh) = self.shared_uploads.get() {
-            return self.shared_append(sh, repo, id, start, body).await;
-        }
-        let mut s = self.open_session(repo, id).await?;
-        if let Some(start) = start
-            && start != s.size
-        {
-            return Err(StorageError::RangeInvalid { size: s.size });
-        }
-        let key = paths::upload(repo, id);
-        let result = self.stream_into(&key, &mut s, body, None).await;
-        s.touched = Instant::now();
-        result.map(|()| s.size)
+        self.append_upload_watched(repo, id, start, body, None)
+            .await
     }
 
     /// Writes `body` at the session's acknowledged size (dropping anything
@@ -319,12 +307,13 @@ impl Registry {
     /// With `staged_at` (a session holding nothing yet, whose blob key is
     /// known), the bytes go straight to that key where the backend can
     /// ([`crate::Backend::staged_sink`]), seen there only once published.
-    async fn stream_into<S, E>(
+    pub(crate) async fn stream_into<S, E>(
         &self,
         key: &str,
         s: &mut crate::uploads::Session,
         body: S,
         staged_at: Option<&str>,
+        on_written: Option<WrittenHook>,
     ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -342,11 +331,17 @@ impl Registry {
             Some(sink) => sink,
             None => self.backend.sink(key, s.size).await?,
         };
-        let outcome = crate::upload_writer::write_stream(sink, s.io.clone(), body, |chunk| {
-            if let Some(h) = hasher.as_mut() {
-                h.update(chunk);
-            }
-        })
+        let outcome = crate::upload_writer::write_stream_watched(
+            sink,
+            s.io.clone(),
+            body,
+            |chunk: &Bytes| {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(chunk);
+                }
+            },
+            on_written,
+        )
         .await;
         if was_staged && (outcome.io_error.is_some() || outcome.body_error.is_some()) {
             // Nothing of a failed staged write is kept: a plain sink at 0
@@ -378,7 +373,7 @@ impl Registry {
         offset: u64,
         io: IoLock,
         body: S,
-        on_chunk: impl FnMut(&Bytes),
+        (on_chunk, on_written): (impl FnMut(&Bytes), Option<WrittenHook>),
     ) -> Result<StreamOutcome>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -387,7 +382,7 @@ impl Registry {
         // A write of a request dropped earlier may still be running.
         drop(io.lock().await);
         let sink = self.backend.sink(key, offset).await?;
-        Ok(crate::upload_writer::write_stream(sink, io, body, on_chunk).await)
+        Ok(crate::upload_writer::write_stream_watched(sink, io, body, on_chunk, on_written).await)
     }
 
     /// Completes an upload with an optional last chunk: verifies `digest`
@@ -425,7 +420,7 @@ impl Registry {
             if staged_at.is_some() {
                 s.hasher = Some(digest.algorithm().hasher());
             }
-            self.stream_into(&key, &mut s, body, staged_at.as_deref())
+            self.stream_into(&key, &mut s, body, staged_at.as_deref(), None)
                 .await?;
         } else if s.hasher.is_none() {
             // After a dropped request or a restart (the only ways to lose

@@ -29,6 +29,7 @@ mod shared_meta;
 mod shared_uploads;
 mod stats;
 mod stores;
+mod upload_follow;
 mod upload_limits;
 mod upload_writer;
 mod uploads;
@@ -47,6 +48,7 @@ pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};
 pub use shared_meta::{Layouts, open_with_meta};
 pub use stats::{LOCK_WAIT_BUCKETS, LockKind, LockWaits, StorageStats};
 pub use stores::Stores;
+pub use upload_follow::WrittenHook;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
     Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,

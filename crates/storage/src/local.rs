@@ -198,6 +198,10 @@ impl Backend for LocalBackend {
         read.unwrap_or_else(|_| (0..n).map(|_| None).collect())
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        Some(self.path(key))
+    }
+
     async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
         let file = tokio::fs::File::open(self.path(key))
             .await?

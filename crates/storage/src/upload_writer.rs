@@ -33,6 +33,11 @@ const BATCH_FRAMES: usize = 1024;
 /// Serializes the writes to one file, across requests.
 pub(crate) type IoLock = Arc<tokio::sync::Mutex<()>>;
 
+/// Told, from the blocking thread that wrote them, how many bytes of a
+/// stream are in the file so far (counted from the stream's start): a
+/// reader of the file may read that far.
+pub type WrittenHook = Arc<dyn Fn(u64) + Send + Sync>;
+
 pub(crate) struct StreamOutcome {
     /// Bytes written, all of them handed to `on_chunk` before.
     pub written: u64,
@@ -69,6 +74,9 @@ struct BatchWriter {
     in_flight: Option<WriteTask>,
     io: IoLock,
     written: u64,
+    /// Bytes handed to writes so far (written or being written).
+    submitted: u64,
+    on_written: Option<WrittenHook>,
 }
 
 impl BatchWriter {
@@ -92,9 +100,16 @@ impl BatchWriter {
             .ok_or_else(|| io::Error::other("upload sink lost"))?;
         let guard = self.io.clone().lock_owned().await;
         let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        self.submitted += len;
+        // An empty (last) batch has nothing new to tell.
+        let hook = self.on_written.clone().filter(|_| len > 0);
+        let total = self.submitted;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let _guard = guard;
             let mut result = write_batch(&mut sink, &batch);
+            if let (Ok(()), Some(hook)) = (&result, hook) {
+                hook(total);
+            }
             if last && result.is_ok() {
                 result = sink.flush();
             }
@@ -110,8 +125,24 @@ impl BatchWriter {
 pub(crate) async fn write_stream<S, E>(
     sink: BoxSink,
     io: IoLock,
+    body: S,
+    on_chunk: impl FnMut(&Bytes),
+) -> StreamOutcome
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+    E: std::fmt::Display,
+{
+    write_stream_watched(sink, io, body, on_chunk, None).await
+}
+
+/// [`write_stream`], telling `on_written` of each batch once it is in the
+/// file.
+pub(crate) async fn write_stream_watched<S, E>(
+    sink: BoxSink,
+    io: IoLock,
     mut body: S,
     mut on_chunk: impl FnMut(&Bytes),
+    on_written: Option<WrittenHook>,
 ) -> StreamOutcome
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -122,6 +153,8 @@ where
         in_flight: None,
         io,
         written: 0,
+        submitted: 0,
+        on_written,
     };
     let mut batch = Vec::new();
     let mut batched = 0;

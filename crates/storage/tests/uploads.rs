@@ -128,3 +128,75 @@ async fn completions_dropped_midway_free_their_session() {
         assert!(left.is_empty(), "orphaned upload files: {left:?}");
     }
 }
+
+/// An upload followed while written (the sync pull-through's way): the
+/// hook hears only of bytes in the file, in order, up to the whole body;
+/// the handle reads them, and still reads the blob once completion moved
+/// the file into place.
+#[tokio::test]
+async fn an_upload_is_followed_through_its_file_as_far_as_it_is_written() {
+    use std::os::unix::fs::FileExt;
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = open_local(dir.path(), false, Options::default())
+        .await
+        .unwrap();
+    let r = repo("followed");
+    let id = reg.start_upload(&r).await.unwrap();
+    let file = reg
+        .upload_file(&r, &id)
+        .await
+        .unwrap()
+        .expect("a local file");
+    // Many frames, so that the writer writes several batches.
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let frames: Vec<Result<Bytes, Infallible>> = data
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook: zot_storage::WrittenHook = {
+        let (seen, file) = (seen.clone(), file.try_clone().unwrap());
+        Arc::new(move |n| {
+            // Every byte reported is readable through the handle.
+            let mut buf = vec![0u8; usize::try_from(n).unwrap()];
+            file.read_exact_at(&mut buf, 0).unwrap();
+            seen.lock().unwrap().push((n, buf.len()));
+        })
+    };
+    let size = reg
+        .append_upload_watched(
+            &r,
+            &id,
+            Some(0),
+            futures_util::stream::iter(frames),
+            Some(hook),
+        )
+        .await
+        .unwrap();
+    assert_eq!(size, data.len() as u64);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() > 1, "one report per batch: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "in order: {seen:?}"
+    );
+    assert_eq!(seen.last().map(|s| s.0), Some(data.len() as u64));
+    let digest = Digest::sha256_of(&data);
+    reg.complete_upload(
+        &r,
+        &id,
+        &digest,
+        None,
+        None::<futures_util::stream::Empty<Result<Bytes, Infallible>>>,
+    )
+    .await
+    .unwrap();
+    let mut back = vec![0u8; data.len()];
+    file.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == data, "the handle reads the stored blob");
+    assert_eq!(
+        reg.blob_size(&r, &digest).await.unwrap(),
+        Some(data.len() as u64)
+    );
+}

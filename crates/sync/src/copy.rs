@@ -10,8 +10,9 @@
 //!   repository, or a manifest already recorded there, is skipped.
 //! - A blob is streamed into an upload session (bounded memory) and
 //!   completed with its digest: storage verifies it again and stores
-//!   nothing on a mismatch; a stream that failed (transport, size, digest
-//!   as checked by the client) cancels the session.
+//!   nothing on a mismatch; a stream that failed (transport, size)
+//!   cancels the session. The client does not hash the stream: storage
+//!   hashes it as it writes, so the bytes are hashed once.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -217,7 +218,8 @@ impl RepoPair<'_> {
         let stream = self
             .client
             .blob(self.upstream, &desc.digest, Some(desc.size))
-            .await?;
+            .await?
+            .unhashed();
         let id = self.registry.start_upload(self.local).await?;
         let written = async {
             self.registry

@@ -316,6 +316,19 @@ impl OnDemandSync {
         Some((pull, size))
     }
 
+    /// The size of blob `digest` of `repo`, not stored here, when it is
+    /// arriving: a pull in flight (once upstream answered with its size),
+    /// or a blob of an image being copied (its manifest pending). `None`
+    /// otherwise; nothing is asked upstream.
+    pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Option<u64> {
+        if let Some(pull) = self.pulls.find(repo, digest)
+            && let Ok(Some(size)) = pull.started().await
+        {
+            return Some(size);
+        }
+        self.pending.blob_size(repo, digest)
+    }
+
     /// After a failed fetch (not a "not here"): one background task per
     /// (upstream, repository, reference) tries again `maxRetries` times,
     /// waiting `retryDelay` doubling to `maxRetryDelay` (zot's background

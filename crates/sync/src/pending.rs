@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use zot_client::Manifest;
-use zot_oci::RepoName;
+use zot_oci::{Digest, ParsedManifest, RepoName};
 
 pub const MAX_PENDING: usize = 1024;
 pub const MAX_PENDING_BYTES: usize = 64 * 1024 * 1024;
@@ -80,6 +80,30 @@ impl Pending {
                 *bytes -= manifest.bytes.len();
             }
         }
+    }
+
+    /// The size of blob `digest` when a manifest pending in `repo` (under
+    /// any `?ns=`) names it: its image is being copied, so the blob is on
+    /// its way. Parses each pending manifest of `repo` once (only a `HEAD`
+    /// of a blob not stored here asks).
+    pub fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Option<u64> {
+        let manifests: Vec<Arc<Manifest>> = {
+            let guard = self.map.lock().ok()?;
+            let mut seen: Vec<Arc<Manifest>> = Vec::new();
+            for ((r, _, _), m) in &guard.0 {
+                if r == repo && !seen.iter().any(|s| Arc::ptr_eq(s, m)) {
+                    seen.push(m.clone());
+                }
+            }
+            seen
+        };
+        manifests.iter().find_map(|m| {
+            let parsed = ParsedManifest::parse(&m.bytes, Some(&m.media_type), true).ok()?;
+            parsed
+                .required_blobs()
+                .find(|d| d.digest == *digest)
+                .map(|d| d.size)
+        })
     }
 
     pub fn len(&self) -> usize {

@@ -2,17 +2,22 @@
 //! served to any number of clients while it arrives.
 //!
 //! A [`Pull`] is one blob (per local repository and digest) coming from
-//! upstream. Its task writes each batch of bytes to a spool file (an
-//! anonymous file under the root's `_zot/tmp`: nothing is left by a
-//! crash) and, at the same time, into an upload session of the store.
-//! Readers ([`Pull::reader`]) follow the spool file, never a buffer of
-//! the blob, so memory is a few batches per pull whatever the size.
+//! upstream. Its task streams the bytes into an upload session of the
+//! store, which hashes them as it writes. Readers ([`Pull::reader`],
+//! `reader.rs`) take the newest bytes from the pull's tail (at most
+//! about 1 MiB in memory, the upstream's own buffers) while they keep
+//! pace, and otherwise read a file, never a whole blob in memory: on the
+//! local driver, the upload's own file as far as the session reports it
+//! written (the bytes are written once); where that file cannot be read
+//! (S3's multipart upload, sessions shared through Redis), a spool file
+//! (an anonymous file under the root's `_zot/tmp`: nothing is left by a
+//! crash) that each batch is written to before the upload takes it.
 //!
 //! Invariants:
 //! - At most one transfer per (repository, digest) is in flight: a caller
 //!   finding one joins it ([`Pulls::pull`]); the table forgets a pull when
-//!   its transfer has ended (stored or not), and holds at most
-//!   [`MAX_PULLS`].
+//!   its transfer has ended (stored or not; one that ended is never
+//!   joined, even before it left), and holds at most [`MAX_PULLS`].
 //! - A reader never completes a body that was not verified: until the
 //!   blob is stored (storage's `complete_upload` checked its digest; the
 //!   size was checked as it arrived), the last byte a reader asked for is
@@ -32,7 +37,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch};
 use zot_client::BlobStream;
 use zot_oci::{Digest, RepoName};
@@ -40,11 +45,12 @@ use zot_storage::Registry;
 
 use crate::SyncError;
 
+mod reader;
+use reader::Tail;
+
 /// Pulls in flight at most; beyond, a blob request is not pulled through
 /// (it is answered from local content, so 404).
 pub const MAX_PULLS: usize = 1024;
-/// Largest chunk a reader sends at once.
-const READ_CHUNK: u64 = 256 * 1024;
 /// Batches (of up to this many upstream chunks) queued for the upload.
 const BATCH_CHUNKS: usize = 16;
 const QUEUED_BATCHES: usize = 4;
@@ -78,8 +84,11 @@ impl Phase {
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pub phase: Phase,
-    /// Bytes in the spool file.
+    /// Bytes in the file readers follow.
     pub received: u64,
+    /// Bytes arrived from upstream (in the file, or in the pull's tail on
+    /// their way there).
+    pub arrived: u64,
     /// The blob's size, when upstream (or the descriptor) said.
     pub size: Option<u64>,
 }
@@ -92,6 +101,8 @@ pub type Source = Pin<Box<dyn Future<Output = Result<Option<BlobStream>, SyncErr
 pub struct Pull {
     progress: watch::Receiver<Progress>,
     spool: OnceLock<Arc<File>>,
+    /// The newest bytes, for readers keeping pace.
+    tail: Mutex<Tail>,
 }
 
 /// The pulls in flight.
@@ -132,7 +143,12 @@ impl Pulls {
     ) -> Option<Arc<Pull>> {
         let key = (repo.clone(), digest.clone());
         let mut map = self.map.lock().ok()?;
-        if let Some(p) = map.get(&key) {
+        // A pull whose transfer ended (about to leave the table) is not
+        // joined: a new one starts (its bytes are stored by now, or it
+        // failed).
+        if let Some(p) = map.get(&key)
+            && !p.progress().phase.ended()
+        {
             return Some(p.clone());
         }
         if map.len() >= MAX_PULLS {
@@ -142,17 +158,19 @@ impl Pulls {
         let (tx, rx) = watch::channel(Progress {
             phase: Phase::Connecting,
             received: 0,
+            arrived: 0,
             size: None,
         });
         let pull = Arc::new(Pull {
             progress: rx,
             spool: OnceLock::new(),
+            tail: Mutex::new(Tail::default()),
         });
         map.insert(key.clone(), pull.clone());
         drop(map);
         let transfer = Transfer {
             pull: pull.clone(),
-            progress: tx,
+            progress: Arc::new(tx),
             registry: registry.clone(),
             repo: repo.clone(),
             digest: digest.clone(),
@@ -173,121 +191,10 @@ impl Pulls {
     }
 }
 
-impl Pull {
-    /// The state now.
-    pub fn progress(&self) -> Progress {
-        *self.progress.borrow()
-    }
-
-    /// Waits until upstream answered: the blob's size (`None`: unknown)
-    /// once bytes may flow, or `Err(phase)` when the pull ended without
-    /// any (absent, failed).
-    pub async fn started(&self) -> Result<Option<u64>, Phase> {
-        let mut rx = self.progress.clone();
-        let p = rx
-            .wait_for(|p| p.phase != Phase::Connecting)
-            .await
-            .map(|p| *p)
-            .map_err(|_| Phase::Failed)?;
-        match p.phase {
-            Phase::Absent | Phase::Present | Phase::Failed => Err(p.phase),
-            _ => Ok(p.size),
-        }
-    }
-
-    /// Waits for the end of the transfer.
-    pub async fn ended(&self) -> Phase {
-        let mut rx = self.progress.clone();
-        rx.wait_for(|p| p.phase.ended())
-            .await
-            .map_or(Phase::Failed, |p| p.phase)
-    }
-
-    /// Bytes `start..end` (`end`: `None` to the end of the blob), as they
-    /// arrive. The last byte is sent only once the blob is verified; a
-    /// failed transfer ends the stream with an error.
-    pub fn reader(
-        self: Arc<Self>,
-        start: u64,
-        end: Option<u64>,
-    ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
-        let rx = self.progress.clone();
-        let state = Some(ReadState {
-            pull: self,
-            rx,
-            pos: start,
-            end,
-        });
-        futures_util::stream::unfold(state, |state| async move {
-            let mut st = state?;
-            match st.next().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(st))),
-                Ok(None) => None,
-                Err(e) => Some((Err(e), None)),
-            }
-        })
-    }
-}
-
-struct ReadState {
-    pull: Arc<Pull>,
-    rx: watch::Receiver<Progress>,
-    pos: u64,
-    end: Option<u64>,
-}
-
-impl ReadState {
-    async fn next(&mut self) -> io::Result<Option<Bytes>> {
-        loop {
-            let p = *self.rx.borrow_and_update();
-            if matches!(p.phase, Phase::Failed | Phase::Absent | Phase::Present) {
-                return Err(io::Error::other("the upstream transfer failed"));
-            }
-            let verified = p.phase == Phase::Stored;
-            // How far this reader may go now: to its end once verified,
-            // else up to what arrived, holding back its last byte.
-            let limit = match (verified, self.end) {
-                (true, Some(end)) => end.min(p.received),
-                (true, None) => p.received,
-                (false, Some(end)) => p.received.min(end.saturating_sub(1)),
-                (false, None) => p.received.saturating_sub(1),
-            };
-            if self.pos < limit {
-                let len = (limit - self.pos).min(READ_CHUNK);
-                let chunk = self.read(self.pos, len).await?;
-                self.pos += len;
-                return Ok(Some(chunk));
-            }
-            if verified {
-                return Ok(None);
-            }
-            if self.rx.changed().await.is_err() {
-                return Err(io::Error::other("the upstream transfer stopped"));
-            }
-        }
-    }
-
-    async fn read(&self, pos: u64, len: u64) -> io::Result<Bytes> {
-        let file = self
-            .pull
-            .spool
-            .get()
-            .cloned()
-            .ok_or_else(|| io::Error::other("no spool file"))?;
-        tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
-            file.read_exact_at(&mut buf, pos)?;
-            Ok(Bytes::from(buf))
-        })
-        .await
-        .map_err(io::Error::other)?
-    }
-}
-
 /// The task side of a pull.
 struct Transfer {
     pull: Arc<Pull>,
-    progress: watch::Sender<Progress>,
+    progress: Arc<watch::Sender<Progress>>,
     registry: Arc<Registry>,
     repo: RepoName,
     digest: Digest,
@@ -299,14 +206,14 @@ impl Transfer {
     }
 
     async fn run(&self, spool_dir: &std::path::Path, source: Source) -> Phase {
-        let phase = match self.transfer(spool_dir, source).await {
-            Ok(phase) => phase,
-            Err(e) => {
-                tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
-                Phase::Failed
-            }
-        };
+        let result = self.transfer(spool_dir, source).await;
+        let phase = *result.as_ref().unwrap_or(&Phase::Failed);
+        // Set before the failure is logged: from then on a request for
+        // the blob starts a new pull rather than join this one.
         self.set(|p| p.phase = phase);
+        if let Err(e) = result {
+            tracing::warn!(repo = %self.repo, digest = %self.digest, error = %e, "sync: pull-through failed; nothing stored");
+        }
         phase
     }
 
@@ -315,16 +222,6 @@ impl Transfer {
         spool_dir: &std::path::Path,
         source: Source,
     ) -> Result<Phase, SyncError> {
-        let dir = spool_dir.to_owned();
-        let file = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir)?;
-            tempfile::tempfile_in(&dir)
-        })
-        .await
-        .map_err(|e| SyncError::NotStored(e.to_string()))?
-        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
-        let file = Arc::new(file);
-        let _ = self.pull.spool.set(file.clone());
         if self
             .registry
             .blob_size(&self.repo, &self.digest)
@@ -338,12 +235,12 @@ impl Transfer {
         };
         let stream = stream.unhashed();
         let size = stream.size();
-        self.set(|p| {
-            p.size = size;
-            p.phase = Phase::Streaming;
-        });
         let id = self.registry.start_upload(&self.repo).await?;
-        let stored = self.spool_and_store(file, stream, &id).await;
+        let stored = match self.registry.upload_file(&self.repo, &id).await {
+            Ok(Some(file)) => self.store_once(file, stream, size, &id).await,
+            Ok(None) => self.spool_and_store(spool_dir, stream, size, &id).await,
+            Err(e) => Err(e.into()),
+        };
         match stored {
             Ok(()) => Ok(Phase::Stored),
             Err(e) => {
@@ -355,15 +252,65 @@ impl Transfer {
         }
     }
 
-    /// Writes each batch to the spool file (then tells readers) and queues
-    /// it for the upload session, which hashes it; completes the upload
-    /// with the digest (the caller then marks the pull stored).
-    async fn spool_and_store(
+    /// The bytes go once, straight into the upload session (which hashes
+    /// them); readers follow the upload's own file as far as the session
+    /// says it is written.
+    async fn store_once(
         &self,
-        file: Arc<File>,
+        file: File,
         stream: BlobStream,
+        size: Option<u64>,
         id: &uuid::Uuid,
     ) -> Result<(), SyncError> {
+        let _ = self.pull.spool.set(Arc::new(file));
+        self.set(|p| {
+            p.size = size;
+            p.phase = Phase::Streaming;
+        });
+        let progress = self.progress.clone();
+        let hook: zot_storage::WrittenHook =
+            Arc::new(move |n| progress.send_modify(|p| p.received = n));
+        let (pull, progress) = (self.pull.clone(), self.progress.clone());
+        let mut at = 0u64;
+        let stream = stream.inspect(move |item| {
+            if let Ok(chunk) = item {
+                if let Ok(mut tail) = pull.tail.lock() {
+                    tail.push(at, chunk.clone());
+                }
+                at += chunk.len() as u64;
+                progress.send_modify(|p| p.arrived = at);
+            }
+        });
+        self.registry
+            .append_upload_watched(&self.repo, id, Some(0), stream, Some(hook))
+            .await?;
+        self.complete(id).await
+    }
+
+    /// Where the upload's file cannot be followed (S3, shared sessions):
+    /// writes each batch to a spool file (then tells readers) and queues
+    /// it for the upload session, which hashes it.
+    async fn spool_and_store(
+        &self,
+        spool_dir: &std::path::Path,
+        stream: BlobStream,
+        size: Option<u64>,
+        id: &uuid::Uuid,
+    ) -> Result<(), SyncError> {
+        let dir = spool_dir.to_owned();
+        let file = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)?;
+            tempfile::tempfile_in(&dir)
+        })
+        .await
+        .map_err(|e| SyncError::NotStored(e.to_string()))?
+        .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
+        let file = Arc::new(file);
+        let _ = self.pull.spool.set(file.clone());
+        self.set(|p| {
+            p.size = size;
+            p.phase = Phase::Streaming;
+        });
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(QUEUED_BATCHES);
         let feed = async move {
             let mut batches = stream.ready_chunks(BATCH_CHUNKS);
@@ -388,7 +335,10 @@ impl Transfer {
                         .map_err(|e| SyncError::NotStored(e.to_string()))?
                         .map_err(|e| SyncError::NotStored(format!("spool file: {e}")))?;
                     offset += data.len() as u64;
-                    self.set(|p| p.received = offset);
+                    self.set(|p| {
+                        p.received = offset;
+                        p.arrived = offset;
+                    });
                     if tx.send(Ok(data)).await.is_err() {
                         return Err(SyncError::NotStored("the upload ended early".into()));
                     }
@@ -404,6 +354,12 @@ impl Transfer {
         let (fed, appended) = tokio::join!(feed, upload);
         fed?;
         appended?;
+        self.complete(id).await
+    }
+
+    /// Completes the upload with the digest: storage checks it against
+    /// its running hash and stores nothing on a mismatch.
+    async fn complete(&self, id: &uuid::Uuid) -> Result<(), SyncError> {
         self.registry
             .complete_upload(
                 &self.repo,

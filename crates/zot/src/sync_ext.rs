@@ -92,6 +92,15 @@ impl zot_api::sync_hook::SyncHook for Hook {
         })
     }
 
+    fn blob_size<'a>(
+        &'a self,
+        repo: &'a zot_oci::RepoName,
+        digest: &'a zot_oci::Digest,
+    ) -> zot_api::sync_hook::Fetch<'a, Option<u64>> {
+        let on_demand = self.current.load().on_demand.clone();
+        Box::pin(async move { on_demand?.blob_size(repo, digest).await })
+    }
+
     fn referrers<'a>(
         &'a self,
         repo: &'a zot_oci::RepoName,

@@ -148,6 +148,18 @@ fn two_clients_read_a_blob_while_it_arrives_from_one_upstream_transfer() {
         let (addr, target, sent) = (addr.clone(), target.clone(), sent.clone());
         std::thread::spawn(move || get(&addr, &target, &[("Range", "bytes=100-199")], &sent))
     };
+    // A HEAD of the blob while it arrives answers as for a stored blob.
+    let head = down.client().head(&target);
+    assert_eq!(head.status, 200, "HEAD of a blob arriving");
+    assert_eq!(
+        head.header("content-length"),
+        Some(len.to_string().as_str())
+    );
+    assert_eq!(head.header("docker-content-digest"), Some(digest.as_str()));
+    assert!(
+        sent() < len as u64,
+        "the HEAD came before the upstream finished"
+    );
     let first = first.join().expect("first");
     let second = second.join().expect("second");
     let ranged = ranged.join().expect("ranged");
@@ -184,6 +196,10 @@ fn two_clients_read_a_blob_while_it_arrives_from_one_upstream_transfer() {
     let absent = common::fixtures::sha256_digest(b"absent");
     assert_eq!(
         client.get(&format!("/v2/big/blob/blobs/{absent}")).status,
+        404
+    );
+    assert_eq!(
+        client.head(&format!("/v2/big/blob/blobs/{absent}")).status,
         404
     );
 }
@@ -262,6 +278,17 @@ fn a_manifest_is_answered_while_its_image_is_copied() {
         proxy.sent() < big.size(),
         "answered before the layer arrived ({} sent)",
         proxy.sent()
+    );
+    // Its blobs are on their way: a HEAD answers as for stored ones.
+    let head = client.head(&format!("/v2/app/blobs/{}", big.digest));
+    assert_eq!(head.status, 200, "HEAD of a blob of the image being copied");
+    assert_eq!(
+        head.header("content-length"),
+        Some(big.size().to_string().as_str())
+    );
+    assert!(
+        proxy.sent() < big.size(),
+        "the HEAD came before the layer arrived"
     );
     // The client's blob reads share the copy's transfers.
     for blob in image.blobs() {

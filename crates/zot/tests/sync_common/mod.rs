@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod mirror;
 pub mod throttle;
 
 /// A running `docker-registry serve`.
