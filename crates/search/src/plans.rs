@@ -89,7 +89,10 @@ impl Shape {
                     let start = i + 1;
                     let len = bytes[start..].iter().position(|&b| b == b'"')?;
                     let content = &query[start..start + len];
-                    if !content.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'\\') {
+                    if !content
+                        .bytes()
+                        .all(|b| (b' '..=b'~').contains(&b) && b != b'\\')
+                    {
                         return None;
                     }
                     if len >= MIN_LITERAL {
@@ -133,7 +136,9 @@ fn literal<'a>(s: &str, values: &'a [String]) -> Option<&'a str> {
     if digits == 0 || s.len() < MIN_LITERAL || !rest[digits..].bytes().all(|b| b == b'%') {
         return None;
     }
-    values.get(rest[..digits].parse::<usize>().ok()?).map(String::as_str)
+    values
+        .get(rest[..digits].parse::<usize>().ok()?)
+        .map(String::as_str)
 }
 
 /// Puts the literals back into a copy of a shape's parse; counts the
@@ -325,7 +330,9 @@ mod tests {
         };
         assert_eq!(format!("{parsed:?}"), format!("{expected:?}"));
         // Another length is another shape.
-        let mut req = async_graphql::Request::new(r#"{ ExpandedRepoInfo(repo: "x/y/z") { Summary { Name } } }"#);
+        let mut req = async_graphql::Request::new(
+            r#"{ ExpandedRepoInfo(repo: "x/y/z") { Summary { Name } } }"#,
+        );
         assert!(matches!(plans.prepare(&mut req), Prepared::New(_)));
     }
 }
