@@ -119,6 +119,12 @@ impl Search {
         Ok(self.catalog.cards()?.len())
     }
 
+    /// Queries answered from a kept parse of their shape, and shapes kept
+    /// (`plans.rs`).
+    pub fn plan_stats(&self) -> (u64, usize) {
+        self.plans.stats()
+    }
+
     /// How many repository summaries are cached.
     pub fn cached_repos(&self) -> usize {
         self.catalog.cached()

@@ -43,6 +43,7 @@ pub const MAX_SHAPES: usize = 64;
 #[derive(Default)]
 pub struct Plans {
     shapes: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
+    reused: std::sync::atomic::AtomicU64,
 }
 
 /// What [`Plans::prepare`] did with a request.
@@ -252,7 +253,19 @@ impl Plans {
             return Prepared::Full;
         }
         req.set_parsed_query(doc);
+        self.reused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Prepared::Reused
+    }
+
+    /// Queries given a kept parse so far, and shapes kept.
+    pub fn stats(&self) -> (u64, usize) {
+        let kept = self
+            .shapes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        (self.reused.load(std::sync::atomic::Ordering::Relaxed), kept)
     }
 
     /// Keeps the parse of `shape`, whose query just passed validation.
@@ -334,5 +347,35 @@ mod tests {
             r#"{ ExpandedRepoInfo(repo: "x/y/z") { Summary { Name } } }"#,
         );
         assert!(matches!(plans.prepare(&mut req), Prepared::New(_)));
+    }
+}
+
+#[cfg(test)]
+mod zb_shape {
+    use super::*;
+
+    #[test]
+    fn zb_expanded_query_is_reused() {
+        let q = |r: &str| {
+            format!(
+                "{{ ExpandedRepoInfo(repo: \"{r}\") {{ Summary {{ Name LastUpdated Size Platforms {{ Os Arch }} Vendors IsStarred IsBookmarked DownloadCount StarCount NewestImage {{ RepoName Tag Digest LastUpdated Description IsSigned SignatureInfo {{ Tool IsTrusted Author }} Licenses Vendor Labels Title Size }} }} Images {{ RepoName Tag Digest IsDeletable }} }} }}"
+            )
+        };
+        let plans = Plans::default();
+        let mut req = async_graphql::Request::new(q("seed/team07/nginx-00357"));
+        let Prepared::New(shape) = plans.prepare(&mut req) else {
+            panic!("new")
+        };
+        plans.learn(shape);
+        let mut req = async_graphql::Request::new(q("seed/team08/nginx-00358"));
+        let p = plans.prepare(&mut req);
+        assert!(
+            matches!(p, Prepared::Reused),
+            "{}",
+            match p {
+                Prepared::New(s) => s,
+                _ => "full".into(),
+            }
+        );
     }
 }

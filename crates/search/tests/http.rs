@@ -341,6 +341,7 @@ async fn queries_of_one_shape() {
     );
     let web = h.data(&name("apps/web")).await;
     assert_eq!(web["ExpandedRepoInfo"]["Summary"]["Name"], "apps/web");
+    assert_eq!(h.search.plan_stats(), (1, 1));
     for _ in 0..2 {
         let alpine = h.data(&name("alpine")).await;
         assert_eq!(alpine["ExpandedRepoInfo"]["Summary"]["Name"], "alpine");
