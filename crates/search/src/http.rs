@@ -17,6 +17,7 @@ use axum::response::Response;
 use futures_util::StreamExt as _;
 use serde::Deserialize;
 
+use crate::plans::Prepared;
 use crate::{Search, Viewer};
 
 /// Longest accepted query text.
@@ -218,11 +219,16 @@ impl Search {
                 return resp;
             }
         };
-        let gql = match parsed {
+        let mut gql = match parsed {
             Ok(r) => r.data(viewer),
             Err(refusal) => return refusal.into_response(),
         };
-        let resp = self.schema().execute(gql).await;
+        let prepared = self.plans.prepare(&mut gql);
+        let schema = match prepared {
+            Prepared::Reused => &self.fast,
+            Prepared::New(_) | Prepared::Full => &self.schema,
+        };
+        let resp = schema.execute(gql).await;
         // Errors before execution (parse, validation, limits) carry no
         // path and leave no data: gqlgen answers those with 422.
         let before_execution = !resp.errors.is_empty()
@@ -233,6 +239,11 @@ impl Search {
         } else {
             StatusCode::OK
         };
+        if let Prepared::New(shape) = prepared
+            && !before_execution
+        {
+            self.plans.learn(shape);
+        }
         match serde_json::to_vec(&resp) {
             Ok(body) => json(status, body),
             Err(e) => {

@@ -22,6 +22,7 @@ mod lenient;
 mod lookup;
 mod names;
 mod paging;
+mod plans;
 mod query;
 mod results;
 pub mod schema;
@@ -72,6 +73,10 @@ pub struct Search {
     source: Arc<dyn Source>,
     catalog: Arc<Catalog>,
     schema: SearchSchema,
+    /// The same schema validating only complexity and depth: for queries
+    /// whose shape passed every rule already (`plans.rs`).
+    fast: SearchSchema,
+    plans: plans::Plans,
 }
 
 impl Search {
@@ -87,11 +92,14 @@ impl Search {
 
     fn build(source: Arc<dyn Source>, cve: Option<cve::CveData>) -> Search {
         let catalog = Arc::new(Catalog::new(Arc::clone(&source)));
-        let schema = schema::build(Arc::clone(&catalog), cve);
+        let schema = schema::build(Arc::clone(&catalog), cve.clone(), false);
+        let fast = schema::build(Arc::clone(&catalog), cve, true);
         Search {
             source,
             catalog,
             schema,
+            fast,
+            plans: plans::Plans::default(),
         }
     }
 
@@ -109,6 +117,12 @@ impl Search {
     /// pay for it). Returns how many repositories there are.
     pub fn warm(&self) -> Result<usize, SourceError> {
         Ok(self.catalog.cards()?.len())
+    }
+
+    /// Queries answered from a kept parse of their shape, and shapes kept
+    /// (`plans.rs`).
+    pub fn plan_stats(&self) -> (u64, usize) {
+        self.plans.stats()
     }
 
     /// How many repository summaries are cached.

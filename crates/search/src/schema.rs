@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Schema};
+use async_graphql::{EmptyMutation, EmptySubscription, Schema, ValidationMode};
 
 use crate::catalog::Catalog;
 use crate::cve::CveData;
@@ -19,10 +19,15 @@ pub const MAX_RECURSION: usize = 32;
 
 pub type SearchSchema = Schema<Query, EmptyMutation, EmptySubscription>;
 
-pub(crate) fn build(catalog: Arc<Catalog>, cve: Option<CveData>) -> SearchSchema {
+/// The schema; with `fast`, validating only complexity and depth (for
+/// queries whose shape passed every rule, see `plans.rs`).
+pub(crate) fn build(catalog: Arc<Catalog>, cve: Option<CveData>, fast: bool) -> SearchSchema {
     let mut builder = Schema::build(Query { catalog }, EmptyMutation, EmptySubscription);
     if let Some(cve) = cve {
         builder = builder.data(cve);
+    }
+    if fast {
+        builder = builder.validation_mode(ValidationMode::Fast);
     }
     builder
         .limit_depth(MAX_DEPTH)
@@ -33,7 +38,7 @@ pub(crate) fn build(catalog: Arc<Catalog>, cve: Option<CveData>) -> SearchSchema
 
 /// The schema in SDL, as clients introspecting it see it.
 pub fn sdl() -> String {
-    build(Arc::new(Catalog::new(Arc::new(NoRepos))), None).sdl()
+    build(Arc::new(Catalog::new(Arc::new(NoRepos))), None, false).sdl()
 }
 
 /// A source with nothing in it, for rendering the schema alone.

@@ -319,3 +319,76 @@ async fn bad_variables_and_operations_are_422() {
         StatusCode::NO_CONTENT
     );
 }
+
+/// A query asked again with other string literals reuses the parse of its
+/// shape (`plans.rs`): each answer is still that of its own literals, the
+/// positions in its errors are those of its own text, and a query whose
+/// literals make it invalid is refused though a valid one of the same
+/// length was seen.
+#[tokio::test]
+async fn queries_of_one_shape() {
+    let h = Harness::world();
+    let name = |repo: &str| {
+        format!(
+            r#"{{ ExpandedRepoInfo(repo: "{repo}") {{ Summary {{ Name }} Images {{ Tag }} }} }}"#
+        )
+    };
+    // "nothere1" and "apps/web" have one length, so one shape: the first
+    // (an error from the resolver, so past validation) teaches it.
+    assert_eq!(
+        h.error(&name("nothere1")).await,
+        "repo metadata not found for given repo name"
+    );
+    let web = h.data(&name("apps/web")).await;
+    assert_eq!(web["ExpandedRepoInfo"]["Summary"]["Name"], "apps/web");
+    assert_eq!(h.search.plan_stats(), (1, 1));
+    for _ in 0..2 {
+        let alpine = h.data(&name("alpine")).await;
+        assert_eq!(alpine["ExpandedRepoInfo"]["Summary"]["Name"], "alpine");
+        assert_eq!(pluck(&alpine["ExpandedRepoInfo"]["Images"], "Tag").len(), 3);
+        let web = h.data(&name("apps/web")).await;
+        assert_eq!(web["ExpandedRepoInfo"]["Summary"]["Name"], "apps/web");
+        assert_eq!(
+            {
+                let mut tags = pluck(&web["ExpandedRepoInfo"]["Images"], "Tag");
+                tags.sort();
+                tags
+            },
+            ["1.0", "2.0"]
+        );
+    }
+    // Errors: each answer's own message and position.
+    let missing = |repo: &str| {
+        format!("{{\n  ExpandedRepoInfo(repo: \"{repo}\") {{ Summary {{ Name }} }}\n}}")
+    };
+    let mut seen = Vec::new();
+    for repo in ["nothere1", "nothere2", "nothere1"] {
+        let (status, body) = h.post(admin(), &missing(repo)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            first_error(&body),
+            "repo metadata not found for given repo name"
+        );
+        assert_eq!(
+            body["errors"][0]["locations"],
+            json!([{"line": 2, "column": 3}]),
+            "{body}"
+        );
+        seen.push(body);
+    }
+    assert_eq!(seen[0], seen[2]);
+    // Fields merged under one response name must have equal arguments:
+    // equal literals pass, unequal ones of the same length do not.
+    let merged = |a: &str, b: &str| {
+        format!(
+            r#"{{ ImageList(repo: "{a}") {{ Page {{ TotalCount }} }} ImageList(repo: "{b}") {{ Page {{ ItemCount }} }} }}"#
+        )
+    };
+    let same = h.data(&merged("alpine", "alpine")).await;
+    assert_eq!(same["ImageList"]["Page"]["TotalCount"], 3);
+    for _ in 0..2 {
+        let (status, body) = h.post(admin(), &merged("alpine", "alpinf")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(first_error(&body).contains("conflict"), "{body}");
+    }
+}
