@@ -347,8 +347,10 @@ impl CveScanner {
                 Err(e) => return (scanner, Some(Err(e))),
             };
             // Reads of 32 KiB and more (the decoders') bypass the buffer.
-            let reader =
-                std::io::BufReader::with_capacity(32 << 10, std::io::Read::take(file, size));
+            let reader = crate::idle::Turns(std::io::BufReader::with_capacity(
+                32 << 10,
+                std::io::Read::take(file, size),
+            ));
             let result = scanner.add_layer_sync(&media_type, reader);
             (scanner, Some(Ok(result)))
         })
@@ -374,7 +376,9 @@ impl CveScanner {
             Err(e) => return Err(e.into()),
         };
         self.counters.layers_read.fetch_add(1, Ordering::Relaxed);
-        let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+        let reader = crate::idle::Turns(tokio_util::io::SyncIoBridge::new(
+            tokio_util::io::StreamReader::new(stream),
+        ));
         let media_type = layer.media_type.clone();
         let (back, result) = crate::idle::run(move || {
             let result = scanner.add_layer_sync(&media_type, reader);
@@ -533,6 +537,7 @@ impl CveScanner {
             let rows = crate::idle::run(move || -> Result<Vec<_>, Skip> {
                 let mut rows = Vec::with_capacity(stale.len());
                 for (digest, inv) in stale {
+                    let _ = crate::idle::turn();
                     let list = group(match_inventory(&inv, s.as_ref())?);
                     rows.push((
                         digest,
