@@ -235,13 +235,22 @@ impl AsRef<[u8]> for Unsent {
     }
 }
 
-/// Middleware: counts the request on its connection until its response
-/// body is dropped, and records the waits on its request body.
+/// Middleware: counts the request on its connection and process-wide
+/// (`zot_storage::foreground`) until its response body is dropped, and
+/// records the waits on its request body.
 pub async fn track_requests(req: Request, next: Next) -> Response {
+    // Counted process-wide too, for background work to step aside.
+    let foreground = zot_storage::foreground::Request::start();
     let Some(load) = req.extensions().get::<Arc<ConnectionLoad>>().cloned() else {
-        return next.run(req).await;
+        let resp = next.run(req).await;
+        return resp.map(|body| {
+            Body::new(Held {
+                inner: body,
+                _guard: foreground,
+            })
+        });
     };
-    let in_progress = load.start_request();
+    let in_progress = (load.start_request(), foreground);
     let reads = load.clone();
     // A request without a body (GET, HEAD) needs no read tracking.
     let req = if http_body::Body::is_end_stream(req.body()) {

@@ -11,6 +11,7 @@ mod digest_guard;
 mod documents;
 mod error;
 pub mod events;
+pub mod foreground;
 mod gc;
 mod index;
 mod lint;

@@ -47,18 +47,24 @@ impl Shared {
     }
 
     fn push(&self, line: Vec<u8>) {
-        let mut s = self.lock();
-        while s.lines.len() >= LIMIT && !s.closed {
-            s.waiting_for_room += 1;
-            s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
-            s.waiting_for_room -= 1;
-        }
-        if s.closed {
-            return;
-        }
-        s.lines.push(line);
-        if s.writer_asleep {
-            s.writer_asleep = false;
+        let wake = {
+            let mut s = self.lock();
+            while s.lines.len() >= LIMIT && !s.closed {
+                s.waiting_for_room += 1;
+                s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s.waiting_for_room -= 1;
+            }
+            if s.closed {
+                return;
+            }
+            s.lines.push(line);
+            std::mem::take(&mut s.writer_asleep)
+        };
+        // Woken after the lock is released (the writer, already waiting
+        // since it set `writer_asleep` under the lock, cannot miss it): a
+        // writer woken inside the critical section would only block on the
+        // lock again, and the threads logging behind it with it.
+        if wake {
             self.ready.notify_one();
         }
     }
