@@ -35,7 +35,10 @@ mod upload_writer;
 mod uploads;
 mod walk;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
+pub use backend::{
+    Backend, BoxSink, ByteStream, Entry, SharedSink, Unavailable, UploadState, Versioned,
+    is_unavailable,
+};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
