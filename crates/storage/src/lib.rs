@@ -55,7 +55,7 @@ pub use upload_follow::WrittenHook;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
     Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
-    SearchRepo, Times,
+    SearchRepo, Sentinels, Times,
 };
 
 use std::sync::Arc;

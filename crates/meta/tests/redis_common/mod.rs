@@ -2,8 +2,9 @@
 //! it): on a free port of 127.0.0.1, in a temporary folder, every write in
 //! its append-only file (so a restart keeps the data, as a real server's
 //! would); stopped with the value, or on demand and started again on the
-//! same port (the outage tests). Shared by the meta tests and the zot
-//! end-to-end tests (`#[path]`).
+//! same port (the outage tests); and a sentinel watching one
+//! ([`RedisSentinel`], `redis-server --sentinel`). Shared by the meta tests
+//! and the zot end-to-end tests (`#[path]`).
 #![allow(dead_code, reason = "each test binary uses a part")]
 
 use std::io::{BufRead, BufReader};
@@ -127,5 +128,74 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A sentinel (`redis-server <conf> --sentinel`, the same Debian package)
+/// on a free port, watching `master` under `name` with a quorum of one;
+/// stopped with the value.
+pub struct RedisSentinel {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {} 1\nsentinel down-after-milliseconds {name} 5000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let sentinel = RedisSentinel {
+            port,
+            child,
+            _dir: dir,
+        };
+        // Ready once it names the master.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "SENTINEL",
+                    "get-master-addr-by-name",
+                    name,
+                ])
+                .output();
+            if out.is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains(&master.port.to_string())
+            }) {
+                return sentinel;
+            }
+            assert!(Instant::now() < deadline, "the sentinel did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

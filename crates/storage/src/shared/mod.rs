@@ -41,7 +41,21 @@ impl SharedState {
     /// instance starts while Redis is away (its requests that need the
     /// shared state answer 503 until it is back).
     pub async fn connect(url: &str, prefix: &str) -> Result<SharedState, SharedError> {
-        let client = redis::Client::open(url)?;
+        SharedState::over(redis::Client::open(url)?, prefix).await
+    }
+
+    /// [`SharedState::connect`] to `address`: with sentinels, to the
+    /// master they name now, asked once (a failover is followed by the
+    /// metadata store's next connection, but here only at the next
+    /// start; see ARCHITECTURE.md, The metadata store).
+    pub async fn connect_to(
+        address: &zot_meta::RedisAddress,
+        prefix: &str,
+    ) -> Result<SharedState, SharedError> {
+        SharedState::over(address.client_async().await?, prefix).await
+    }
+
+    async fn over(client: redis::Client, prefix: &str) -> Result<SharedState, SharedError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
             .set_response_timeout(Some(std::time::Duration::from_secs(5)))
