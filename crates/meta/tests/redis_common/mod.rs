@@ -17,6 +17,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// (certificate, key) when it speaks TLS only.
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The master's port when it starts as a replica.
+    replica_of: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -31,6 +33,20 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().expect("a temporary folder"),
             tls: None,
+            replica_of: None,
+        };
+        s.run();
+        s
+    }
+
+    /// A replica of `master` (for a sentinel's failover).
+    pub fn start_replica(master: &RedisServer) -> RedisServer {
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            tls: None,
+            replica_of: Some(master.port),
         };
         s.run();
         s
@@ -44,6 +60,7 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().expect("a temporary folder"),
             tls: Some((cert.to_owned(), key.to_owned())),
+            replica_of: None,
         };
         s.run();
         s
@@ -61,6 +78,9 @@ impl RedisServer {
                 .arg(key)
                 .args(["--tls-auth-clients", "no"]),
         };
+        if let Some(master) = self.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+        }
         let mut child = cmd
             .args(["--bind", "127.0.0.1"])
             .args([
@@ -70,6 +90,8 @@ impl RedisServer {
                 "yes",
                 "--appendfsync",
                 "always",
+                "--repl-diskless-sync-delay",
+                "0",
             ])
             .arg("--dir")
             .arg(self.dir.path())
@@ -94,6 +116,16 @@ impl RedisServer {
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
+    }
+
+    /// `redis-cli` against the server: its output.
+    pub fn ask(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `redis://127.0.0.1:<port>` (`rediss://` with TLS)
@@ -190,6 +222,16 @@ impl RedisSentinel {
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `redis-cli` against the sentinel: its output.
+    pub fn ask(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
 
