@@ -5,7 +5,8 @@
 //! `SentinelClient`: the first sentinel answering names the master, which
 //! must say it is one) each time a client is made: the metadata store does
 //! so for every new connection of its pool, so after a failover its next
-//! connection goes to the new master. The URL gives what the master needs
+//! connection goes to the new master (the shared upload state asks again
+//! when a command fails, `zot_storage`'s `shared/link.rs`). The URL gives what the master needs
 //! (credentials, database, TLS); its host is not used.
 
 use std::time::Duration;

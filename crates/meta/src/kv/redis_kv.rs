@@ -73,11 +73,14 @@ pub(crate) struct RedisKv {
 }
 
 pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
+    // A replica refusing a write is a master gone (a sentinel failover):
+    // unavailable too, until a new connection finds the new master.
     let io = e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || e.is_unrecoverable_error();
+        || e.is_unrecoverable_error()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
     MetaError::Remote {
         message: e.to_string(),
         io,
