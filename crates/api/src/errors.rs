@@ -36,6 +36,7 @@ pub enum ErrorCode {
     /// The metadata store cannot be reached (Redis away, a failed disk):
     /// the request may work again later.
     MetadataUnavailable,
+    StorageUnavailable,
     Unknown,
 }
 
@@ -149,6 +150,11 @@ impl ErrorCode {
                 "UNAVAILABLE",
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the metadata store is unavailable; retry later",
+            ),
+            StorageUnavailable => (
+                "UNAVAILABLE",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the storage is unavailable; retry later",
             ),
             Unknown => (
                 "UNKNOWN",
@@ -269,6 +275,12 @@ impl From<StorageError> for ApiError {
             StorageError::Meta(ref m) if m.is_unavailable() => {
                 tracing::warn!(error = %e, "metadata store unavailable");
                 ApiError::new(MetadataUnavailable).header(header::RETRY_AFTER, "5".to_owned())
+            }
+            // The object store away (connection refused, timeout, 5xx):
+            // retry later, as for Redis; other I/O errors are ours.
+            StorageError::Io(_) if e.is_storage_unavailable() => {
+                tracing::warn!(error = %e, "storage unavailable");
+                ApiError::new(StorageUnavailable).header(header::RETRY_AFTER, "5".to_owned())
             }
             StorageError::Io(_) | StorageError::Meta(_) => {
                 tracing::error!(error = %e, "internal storage error");

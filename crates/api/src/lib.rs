@@ -419,6 +419,21 @@ fn probes(state: &AppState, path: &str, method: &Method) -> Response {
             "metadata store unusable after an I/O error (or unreachable); recovering",
         )
             .into_response(),
+        // The object store failed its latest request (refused, timed
+        // out, 5xx) within the last seconds: not ready until it answers.
+        "/readyz"
+            if !state
+                .stores
+                .distinct()
+                .iter()
+                .all(|s| s.storage_reachable()) =>
+        {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage unreachable (its latest request failed); retrying",
+            )
+                .into_response()
+        }
         "/readyz" | "/startupz" => (StatusCode::OK, "ok").into_response(),
         _ => ApiError::new(ErrorCode::NotFound).into_response(),
     }

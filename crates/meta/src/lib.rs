@@ -37,7 +37,7 @@ mod sync_mark;
 
 pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
-pub use kv::redis_kv::RedisAddress;
+pub use kv::redis_address::{RedisAddress, Sentinels};
 pub use outbox::{OutboxEvent, Queued};
 pub use search::cards::SavedCard;
 pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};

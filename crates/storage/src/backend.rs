@@ -304,6 +304,35 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Seconds since the object was last modified.
     async fn age_secs(&self, key: &str) -> io::Result<Option<u64>>;
+    /// Whether the store answers now, as far as this driver knows without a
+    /// request (an object store's recent connection failures or server
+    /// errors); a local disk always does.
+    fn reachable(&self) -> bool {
+        true
+    }
+}
+
+/// An error of a store that could not be reached, or answered a server
+/// error (5xx): a passing condition, which the API answers `503` with
+/// `Retry-After` rather than as an internal error. Drivers wrap such
+/// errors in it (as the `source` of an [`io::Error`]).
+#[derive(Debug, thiserror::Error)]
+#[error("storage unavailable: {0}")]
+pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+/// Whether `e` (or an error it wraps) is [`Unavailable`].
+pub fn is_unavailable(e: &io::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|e| e as _);
+    while let Some(err) = cur {
+        if err.is::<Unavailable>() {
+            return true;
+        }
+        cur = match err.downcast_ref::<io::Error>() {
+            Some(io) => io.get_ref().map(|e| e as _),
+            None => err.source(),
+        };
+    }
+    false
 }
 
 /// The default shared sink: a sink whose state is the file itself.

@@ -51,4 +51,13 @@ pub enum StorageError {
     Shared(#[from] crate::shared::SharedError),
 }
 
+impl StorageError {
+    /// Whether the storage could not be reached (or answered a server
+    /// error): a passing condition, answered `503` (see
+    /// [`crate::backend::Unavailable`]).
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(self, StorageError::Io(e) if crate::backend::is_unavailable(e))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -19,8 +19,12 @@
 //!   placement holds until it is recorded (a mount records the placement
 //!   before it links): a blob uploaded or mounted for a manifest not pushed
 //!   yet survives `gcDelay`. With several instances sharing state in
-//!   Redis, the digest lock is also the digest's lease there, and GC reads
-//!   the placement marks other instances wrote (`digest_guard.rs`).
+//!   Redis, the digest lock is also the digest's lease there, and GC
+//!   removes a blob only by claiming its mark key, which placements and
+//!   manifest pushes on other instances write (`digest_guard.rs`): a
+//!   manifest pushed elsewhere after this round read `index.json` keeps
+//!   its blobs. Such a round stops sweeping once half of `gcDelay` has
+//!   passed since that read (the marks live `gcDelay`).
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content; on S3, content that other
 //!   repositories' placeholders stand for is first moved to one of them
@@ -216,6 +220,7 @@ impl Registry {
         let _guard = self.lock_repo(repo).await;
         self.reconcile(repo).await?;
         let mut report = GcReport::default();
+        let read_at = Instant::now();
         let mut index = self.read_index(repo).await?;
         let now = now_secs();
         let mut sweep = true;
@@ -291,7 +296,7 @@ impl Registry {
                 .filter(|l| !removed.contains(&l.desc.digest))
                 .collect();
             if let Some(referenced) = self.referenced(repo, &roots, &mut report).await {
-                self.sweep_blobs(repo, &referenced, options.delay, &mut report)
+                self.sweep_blobs(repo, &referenced, options.delay, read_at, &mut report)
                     .await?
             }
         } else {
@@ -451,6 +456,7 @@ impl Registry {
         repo: &RepoName,
         referenced: &HashSet<Digest>,
         delay: Duration,
+        read_at: Instant,
         report: &mut GcReport,
     ) -> Result<()> {
         let mut changes = Vec::new();
@@ -465,15 +471,6 @@ impl Registry {
             if self.lifecycle.is_fresh(repo, &digest, delay) {
                 continue;
             }
-            match self.placed_elsewhere(repo, &digest).await {
-                Ok(false) => {}
-                Ok(true) => continue,
-                Err(e) => {
-                    tracing::warn!(%repo, %digest, error = %e, "gc: cannot read the placement mark; kept");
-                    report.problems += 1;
-                    continue;
-                }
-            }
             match self.backend.age_secs(&key).await {
                 Ok(Some(age)) if age >= delay.as_secs() => {}
                 Ok(_) => continue,
@@ -483,7 +480,24 @@ impl Registry {
                     continue;
                 }
             }
-            match self.delete_blob_object(repo, &digest).await {
+            if self.uploads_shared() && read_at.elapsed() > delay / 2 {
+                // Pushes elsewhere since the read of index.json are known by
+                // their marks, which live gcDelay (`digest_guard.rs`).
+                tracing::info!(%repo, "gc: round longer than half of gcDelay; the rest is swept next round");
+                break;
+            }
+            let claim = match self.claim_removal(repo, &digest).await {
+                Ok(Some(claim)) => claim,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(%repo, %digest, error = %e, "gc: cannot check the placement mark; kept");
+                    report.problems += 1;
+                    continue;
+                }
+            };
+            let deleted = self.delete_blob_object(repo, &digest).await;
+            self.release_removal(claim).await;
+            match deleted {
                 Ok(_) => {
                     tracing::debug!(%repo, %digest, "gc: removed unreferenced blob");
                     report.blobs_removed += 1;

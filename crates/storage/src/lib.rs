@@ -36,7 +36,10 @@ mod upload_writer;
 mod uploads;
 mod walk;
 
-pub use backend::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
+pub use backend::{
+    Backend, BoxSink, ByteStream, Entry, SharedSink, Unavailable, UploadState, Versioned,
+    is_unavailable,
+};
 pub use documents::MAX_MANIFEST_BYTES;
 pub use error::{Result, StorageError};
 pub use gc::{GcOptions, GcReport};
@@ -53,7 +56,7 @@ pub use upload_follow::WrittenHook;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
     Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
-    SearchRepo, Times,
+    SearchRepo, Sentinels, Times,
 };
 
 use std::sync::Arc;

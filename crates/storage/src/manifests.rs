@@ -139,6 +139,11 @@ impl Registry {
         {
             return Err(StorageError::TagExists);
         }
+        // GC on another instance may have read index.json already: its
+        // removals see these marks, or this push waits for them to end.
+        let referenced = parsed.required_blobs().chain(parsed.required_manifests());
+        self.mark_referenced(repo, referenced.map(|d| &d.digest))
+            .await?;
         // Again under the lock: garbage collection (which holds it) may have
         // removed an unreferenced blob since the check above; once the
         // manifest is listed, its blobs are referenced and GC keeps them.

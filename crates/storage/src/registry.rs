@@ -640,6 +640,12 @@ impl Registry {
         self.meta.healthy()
     }
 
+    /// Whether the storage answered its latest request (an object store
+    /// that failed one within the last seconds does not; no I/O here).
+    pub fn storage_reachable(&self) -> bool {
+        self.backend.reachable()
+    }
+
     /// Checks the metadata store and, after an I/O error, reopens it and
     /// brings it back in step with the layouts (commits that were not
     /// durable are lost in the reopen; the repositories they touched are

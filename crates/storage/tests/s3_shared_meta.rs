@@ -58,6 +58,7 @@ async fn open_prefix(
         url: redis.url(),
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(5),
+        sentinel: None,
     };
     let meta = MetaStore::open_redis(&address, prefix).unwrap();
     let layouts = Layouts::S3 {

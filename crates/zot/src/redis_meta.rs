@@ -3,10 +3,12 @@
 //! turned into what `zot_meta` opens.
 //!
 //! Invariants:
-//! - One server (`redis://`, or `rediss://` over TLS) is built; Redis
-//!   Cluster and sentinel settings are read by the configuration but
-//!   refused here by name, at start-up, rather than served by something
-//!   else.
+//! - One server (`redis://`, or `rediss://` over TLS), or the master a set
+//!   of sentinels names (`master_name`; the sentinels reached with
+//!   `sentinel_username`/`sentinel_password`, the master with the
+//!   credentials and database, over TLS for both with `rediss://`). Redis
+//!   Cluster settings are read by the configuration but refused here by
+//!   name, at start-up, rather than served by something else.
 //! - TLS verifies the server's certificate against the system's roots
 //!   (`SSL_CERT_FILE` / `SSL_CERT_DIR` name a private CA, as for go-redis),
 //!   with the host name of the URL; there is no way to turn verification
@@ -19,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use zot_config::{RedisMode, RedisTarget};
-use zot_storage::RedisAddress;
+use zot_storage::{RedisAddress, Sentinels};
 
 /// go-redis's default dial timeout.
 const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
@@ -41,15 +43,11 @@ fn encode(s: &str) -> String {
 
 /// Where and how to reach `target`.
 pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
-    match &target.mode {
-        RedisMode::Single => {}
-        RedisMode::Cluster => bail!(
-            "storage.cacheDriver: a Redis Cluster ({}) is not supported by this build's shared metadata store (use one server)",
+    if target.mode == RedisMode::Cluster {
+        bail!(
+            "storage.cacheDriver: a Redis Cluster ({}) is not supported by this build's shared metadata store (use one server or sentinels)",
             target.addrs.join(",")
-        ),
-        RedisMode::Sentinel { master_name } => bail!(
-            "storage.cacheDriver: sentinels (master {master_name}) are not supported by this build's shared metadata store (use one server)"
-        ),
+        );
     }
     let password = match &target.password_file {
         Some(file) => {
@@ -63,12 +61,8 @@ pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
         }
         None => target.password.clone(),
     };
-    let user = match (&target.username, &password) {
-        (Some(u), Some(p)) => format!("{}:{}@", encode(u), encode(p)),
-        (None, Some(p)) => format!(":{}@", encode(p)),
-        (Some(u), None) => format!("{}@", encode(u)),
-        (None, None) => String::new(),
-    };
+    let user = user_info(&target.username, &password);
+    let scheme = if target.tls { "rediss" } else { "redis" };
     let Some(addr) = target.addrs.first() else {
         bail!("storage.cacheDriver: no address");
     };
@@ -77,15 +71,36 @@ pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => DEFAULT_IO,
     };
+    let sentinel = match &target.mode {
+        RedisMode::Sentinel { master_name } => {
+            let user = user_info(&target.sentinel_username, &target.sentinel_password);
+            Some(Sentinels {
+                urls: target
+                    .addrs
+                    .iter()
+                    .map(|a| format!("{scheme}://{user}{a}"))
+                    .collect(),
+                master_name: master_name.clone(),
+            })
+        }
+        _ => None,
+    };
     Ok(RedisAddress {
-        url: format!(
-            "{}://{user}{addr}/{}",
-            if target.tls { "rediss" } else { "redis" },
-            target.db
-        ),
+        url: format!("{scheme}://{user}{addr}/{}", target.db),
         connect_timeout: target.dial_timeout.unwrap_or(DEFAULT_CONNECT),
         io_timeout: io,
+        sentinel,
     })
+}
+
+/// `user:password@` (percent-encoded; empty without either).
+fn user_info(user: &Option<String>, password: &Option<String>) -> String {
+    match (user, password) {
+        (Some(u), Some(p)) => format!("{}:{}@", encode(u), encode(p)),
+        (None, Some(p)) => format!(":{}@", encode(p)),
+        (Some(u), None) => format!("{}@", encode(u)),
+        (None, None) => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_encoded_and_other_modes_refused() {
+    fn credentials_are_encoded_sentinels_named_and_clusters_refused() {
         let mut t = RedisTarget::single("h:6379", "zot");
         t.username = Some("u@x".into());
         t.password = Some("p:w/".into());
@@ -103,7 +118,22 @@ mod tests {
         assert!(!format!("{a:?}").contains("p%3A"), "not shown");
         t.mode = RedisMode::Cluster;
         assert!(address(&t).is_err());
+        t.mode = RedisMode::Sentinel {
+            master_name: "m".into(),
+        };
+        t.addrs = vec!["s1:26379".into(), "s2:26379".into()];
+        t.sentinel_password = Some("s p".into());
+        let a = address(&t).expect("sentinels");
+        let s = a.sentinel.as_ref().expect("sentinel mode");
+        assert_eq!(s.master_name, "m");
+        assert_eq!(
+            s.urls,
+            ["redis://:s%20p@s1:26379", "redis://:s%20p@s2:26379"]
+        );
+        assert_eq!(a.url, "redis://u%40x:p%3Aw%2F@s1:26379/2");
+        assert!(!format!("{a:?}").contains("s%20p"), "not shown");
         t.mode = RedisMode::Single;
+        t.addrs = vec!["h:6379".into()];
         t.tls = true;
         let a = address(&t).expect("TLS to one server");
         assert_eq!(a.url, "rediss://u%40x:p%3Aw%2F@h:6379/2");

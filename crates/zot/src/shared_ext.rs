@@ -23,7 +23,7 @@ pub async fn share(
     // The same server, credentials and refusals as the shared metadata
     // store (`redis_meta::address`).
     let address = crate::redis_meta::address(target)?;
-    let shared = zot_storage::shared::SharedState::connect(&address.url, &target.key_prefix)
+    let shared = zot_storage::shared::SharedState::connect_to(&address, &target.key_prefix)
         .await
         .with_context(|| format!("store {name}: connecting to Redis at {}", target.describe()))?;
     registry.share_state(shared);

@@ -7,12 +7,16 @@
 //! ?digest=` with the body: staged at the blob key) and streamed chunked
 //! (one `PATCH`, then `PUT ?digest=`: copied from the upload key).
 //!
-//! Checked: the push answers (no hang) either `201` or an OCI error of
-//! status 5xx; while the server is down and after it is back, the blob is
-//! never served unless the push answered `201`; a retry of a failed push
-//! completes; the blob is then served whole with its digest, and a
-//! manifest naming it is pushed and pulled, by the same process (the
-//! registry recovers without a restart).
+//! Checked: the push answers (no hang) either `201` or `503 UNAVAILABLE`
+//! with `Retry-After` (the store was away during it, not an internal
+//! error); while the server is down and after it is back, the blob is
+//! never served unless the push answered `201`, and a read meeting the
+//! outage answers `503` too; a retry of a failed push completes; the blob
+//! is then served whole with its digest, and a manifest naming it is
+//! pushed and pulled, by the same process (the registry recovers without
+//! a restart). And with the server down for good: blob reads and a
+//! manifest push answer `503 UNAVAILABLE` with `Retry-After`, `/readyz`
+//! is `503`, and both recover once it is back.
 
 mod common;
 
@@ -37,16 +41,23 @@ enum Push {
     Streamed,
 }
 
+/// An answer read off a raw socket.
+struct Raw {
+    status: u16,
+    head: String,
+    body: String,
+}
+
 /// One request over a fresh socket whose body is sent by a thread that
-/// calls `midway` once half of it is written. The answer's status and
-/// body; `None` when the connection ended without an answer.
+/// calls `midway` once half of it is written. The answer; `None` when the
+/// connection ended without an answer.
 fn send_with_pause(
     addr: &str,
     method: &str,
     path: &str,
     body: &[u8],
     midway: impl FnOnce() + Send + 'static,
-) -> Option<(u16, String)> {
+) -> Option<Raw> {
     let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
     // The whole exchange must end well within this: a hang fails the test.
     stream
@@ -84,11 +95,12 @@ fn send_with_pause(
             "{method} {path} answered {status} before its body was sent"
         );
     }
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Some((status, body))
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    Some(Raw {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
 }
 
 fn location(client: &Client, repo: &str) -> String {
@@ -129,20 +141,53 @@ fn assert_clean_error(what: &str, status: u16, body: &str) {
     );
 }
 
-/// The blob is not served (404 while unknown; any error while the S3
-/// server is away), or served whole with its digest: never a part.
+/// Whether an answer is the store's outage: `503 UNAVAILABLE` with
+/// `Retry-After` (not `500 UNKNOWN`); `body` is `None` for a `HEAD`.
+fn assert_unavailable(what: &str, status: u16, retry_after: Option<&str>, body: Option<&str>) {
+    let text = body.unwrap_or_default();
+    assert_eq!(status, 503, "{what}: the S3 server was away: {text}");
+    if let Some(body) = body {
+        let v: serde_json::Value = serde_json::from_str(body.trim())
+            .unwrap_or_else(|e| panic!("{what}: 503 without an OCI error body ({e}): {body}"));
+        assert_eq!(v["errors"][0]["code"], "UNAVAILABLE", "{what}: {body}");
+    }
+    assert!(
+        retry_after.is_some_and(|r| r.parse::<u32>().is_ok()),
+        "{what}: no Retry-After"
+    );
+}
+
+/// The value of header `name` in a raw answer's head.
+fn raw_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The blob is not served (404 while unknown; `503 UNAVAILABLE` while the
+/// S3 server is away), or served whole with its digest: never a part.
 fn assert_not_half_served(client: &Client, repo: &str, digest: &str, data: &[u8]) {
     let Ok(got) = client.try_request("GET", &format!("/v2/{repo}/blobs/{digest}"), &[], None)
     else {
         return; // the registry closed the connection: nothing served
     };
-    if got.status == 200 {
-        assert_eq!(got.body.len(), data.len(), "{repo}: a blob served short");
-        assert_eq!(
-            fixtures::sha256_digest(&got.body),
-            digest,
-            "{repo}: served other bytes"
-        );
+    match got.status {
+        200 => {
+            assert_eq!(got.body.len(), data.len(), "{repo}: a blob served short");
+            assert_eq!(
+                fixtures::sha256_digest(&got.body),
+                digest,
+                "{repo}: served other bytes"
+            );
+        }
+        404 => {}
+        s => assert_unavailable(
+            &format!("{repo}: GET blob"),
+            s,
+            got.header("retry-after"),
+            Some(&got.text()),
+        ),
     }
 }
 
@@ -185,8 +230,8 @@ fn push_through_a_restart(
     // SeaweedFS is back (the sender thread restarted it before the body ended).
     assert_not_half_served(&client, repo, &digest, data);
     let ok = match (how, answer) {
-        (Push::Monolithic, Some((201, _))) => true,
-        (Push::Streamed, Some((202, _))) => {
+        (Push::Monolithic, Some(Raw { status: 201, .. })) => true,
+        (Push::Streamed, Some(Raw { status: 202, .. })) => {
             let put = client.request("PUT", &with_digest(&loc, &digest), &[], Some(b""));
             match put.status {
                 201 => true,
@@ -196,9 +241,10 @@ fn push_through_a_restart(
                 }
             }
         }
-        (_, Some((status, body))) => {
+        (_, Some(Raw { status, head, body })) => {
             eprintln!("{how:?} push answered {status}: {}", body.trim());
-            assert_clean_error(&format!("{how:?} push"), status, &body);
+            let retry_after = raw_header(&head, "retry-after");
+            assert_unavailable(&format!("{how:?} push"), status, retry_after, Some(&body));
             false
         }
         (_, None) => panic!("{how:?} push: the connection ended without an answer"),
@@ -265,4 +311,63 @@ fn a_push_survives_or_fails_cleanly_when_the_s3_server_restarts() {
             "{how:?}: the manifest served differs"
         );
     }
+}
+
+#[test]
+fn requests_while_the_s3_server_is_down_answer_503_until_it_is_back() {
+    let server = seaweed::Seaweed::start();
+    let bucket = server.bucket();
+    let registry = Registry::start_with(
+        Config::default()
+            .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage("remoteCache", json!(false)),
+    );
+    let client = registry.client();
+    let repo = "e2e/s3-down";
+    let layer = client.push_blob(repo, b"a layer");
+    let config = client.push_blob(repo, b"{}");
+    client.get("/readyz").expect_status(200, "ready");
+
+    server.stop_server();
+    let blob = format!("/v2/{repo}/blobs/{layer}");
+    let head = client.head(&blob);
+    assert_unavailable("HEAD blob", head.status, head.header("retry-after"), None);
+    let got = client.get(&blob);
+    assert_unavailable(
+        "GET blob",
+        got.status,
+        got.header("retry-after"),
+        Some(&got.text()),
+    );
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2 },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": 7 }],
+    })
+    .to_string();
+    let media = "application/vnd.oci.image.manifest.v1+json";
+    let put = client.put_manifest(repo, "1.0", media, manifest.as_bytes());
+    assert_unavailable(
+        "PUT manifest",
+        put.status,
+        put.header("retry-after"),
+        Some(&put.text()),
+    );
+    let ready = client.get("/readyz");
+    assert_eq!(
+        ready.status, 503,
+        "/readyz while the S3 server is away: {ready}"
+    );
+
+    server.restart();
+    client
+        .head(&blob)
+        .expect_status(200, "HEAD blob once S3 is back");
+    client
+        .get("/readyz")
+        .expect_status(200, "ready once S3 answered");
+    client
+        .put_manifest(repo, "1.0", media, manifest.as_bytes())
+        .expect_status(201, "PUT manifest once S3 is back");
 }

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use redis::{Connection, Value};
 
+use super::redis_address::RedisAddress;
 use super::{Kv, Read, Row, Write};
 use crate::{MetaError, Result};
 
@@ -61,28 +62,10 @@ end
 return out
 ";
 
-/// Where the server is and how long to wait for it.
-#[derive(Clone)]
-pub struct RedisAddress {
-    /// `redis://[user:password@]host:port/db`.
-    pub url: String,
-    pub connect_timeout: Duration,
-    pub io_timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password.
-        let shown = match self.url.rsplit_once('@') {
-            Some((_, host)) => format!("redis://<credentials>@{host}"),
-            None => self.url.clone(),
-        };
-        f.debug_struct("RedisAddress").field("url", &shown).finish()
-    }
-}
-
 pub(crate) struct RedisKv {
-    client: redis::Client,
+    /// The server's client; `None` with sentinels (the master is asked of
+    /// them for each new connection, so a failover is followed).
+    client: Option<redis::Client>,
     address: RedisAddress,
     /// `{<p>}:`
     prefix: String,
@@ -90,11 +73,14 @@ pub(crate) struct RedisKv {
 }
 
 pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
+    // A replica refusing a write is a master gone (a sentinel failover):
+    // unavailable too, until a new connection finds the new master.
     let io = e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
-        || e.is_unrecoverable_error();
+        || e.is_unrecoverable_error()
+        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
     MetaError::Remote {
         message: e.to_string(),
         io,
@@ -103,7 +89,10 @@ pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
 
 impl RedisKv {
     pub(crate) fn connect(address: &RedisAddress, key_prefix: &str) -> Result<RedisKv> {
-        let client = redis::Client::open(address.url.as_str()).map_err(redis_error)?;
+        let client = match address.sentinel {
+            None => Some(redis::Client::open(address.url.as_str()).map_err(redis_error)?),
+            Some(_) => None,
+        };
         let kv = RedisKv {
             client,
             address: address.clone(),
@@ -118,8 +107,11 @@ impl RedisKv {
         let conn = match idle {
             Some(c) => c,
             None => {
-                let c = self
-                    .client
+                let client = match &self.client {
+                    Some(c) => c.clone(),
+                    None => self.address.client().map_err(redis_error)?,
+                };
+                let c = client
                     .get_connection_with_timeout(self.address.connect_timeout)
                     .map_err(redis_error)?;
                 let t = Some(self.address.io_timeout);

@@ -30,6 +30,7 @@ pub fn address(server: &redis::RedisServer) -> RedisAddress {
         url: server.url(),
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(5),
+        sentinel: None,
     }
 }
 

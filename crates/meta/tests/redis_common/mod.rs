@@ -2,8 +2,9 @@
 //! it): on a free port of 127.0.0.1, in a temporary folder, every write in
 //! its append-only file (so a restart keeps the data, as a real server's
 //! would); stopped with the value, or on demand and started again on the
-//! same port (the outage tests). Shared by the meta tests and the zot
-//! end-to-end tests (`#[path]`).
+//! same port (the outage tests); and a sentinel watching one
+//! ([`RedisSentinel`], `redis-server --sentinel`). Shared by the meta tests
+//! and the zot end-to-end tests (`#[path]`).
 #![allow(dead_code, reason = "each test binary uses a part")]
 
 use std::io::{BufRead, BufReader};
@@ -16,6 +17,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     /// (certificate, key) when it speaks TLS only.
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// The master's port when it starts as a replica.
+    replica_of: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -30,6 +33,20 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().expect("a temporary folder"),
             tls: None,
+            replica_of: None,
+        };
+        s.run();
+        s
+    }
+
+    /// A replica of `master` (for a sentinel's failover).
+    pub fn start_replica(master: &RedisServer) -> RedisServer {
+        let mut s = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            tls: None,
+            replica_of: Some(master.port),
         };
         s.run();
         s
@@ -43,6 +60,7 @@ impl RedisServer {
             child: None,
             dir: tempfile::tempdir().expect("a temporary folder"),
             tls: Some((cert.to_owned(), key.to_owned())),
+            replica_of: None,
         };
         s.run();
         s
@@ -60,6 +78,9 @@ impl RedisServer {
                 .arg(key)
                 .args(["--tls-auth-clients", "no"]),
         };
+        if let Some(master) = self.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+        }
         let mut child = cmd
             .args(["--bind", "127.0.0.1"])
             .args([
@@ -69,6 +90,8 @@ impl RedisServer {
                 "yes",
                 "--appendfsync",
                 "always",
+                "--repl-diskless-sync-delay",
+                "0",
             ])
             .arg("--dir")
             .arg(self.dir.path())
@@ -93,6 +116,16 @@ impl RedisServer {
         // Keep draining its output so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         self.child = Some(child);
+    }
+
+    /// `redis-cli` against the server: its output.
+    pub fn ask(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// `redis://127.0.0.1:<port>` (`rediss://` with TLS)
@@ -127,5 +160,84 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A sentinel (`redis-server <conf> --sentinel`, the same Debian package)
+/// on a free port, watching `master` under `name` with a quorum of one;
+/// stopped with the value.
+pub struct RedisSentinel {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start(master: &RedisServer, name: &str) -> RedisSentinel {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor {name} 127.0.0.1 {} 1\nsentinel down-after-milliseconds {name} 5000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .expect("sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel");
+        let sentinel = RedisSentinel {
+            port,
+            child,
+            _dir: dir,
+        };
+        // Ready once it names the master.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("redis-cli")
+                .args([
+                    "-p",
+                    &port.to_string(),
+                    "SENTINEL",
+                    "get-master-addr-by-name",
+                    name,
+                ])
+                .output();
+            if out.is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).contains(&master.port.to_string())
+            }) {
+                return sentinel;
+            }
+            assert!(Instant::now() < deadline, "the sentinel did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `redis-cli` against the sentinel: its output.
+    pub fn ask(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

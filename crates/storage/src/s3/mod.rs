@@ -24,12 +24,17 @@
 //! - Folders are key prefixes: `list` lists with the `/` delimiter, and
 //!   a folder exists while an object lies under it.
 //!
+//! A store that cannot be reached, or answers server errors, fails
+//! requests with [`crate::backend::Unavailable`] (answered `503`) after a
+//! few seconds of retries, and reports itself unreachable ([`reach`]).
+//!
 //! Reading an upload key that is still pending completes it first: it is
 //! an ordinary object from then on. Uploads shared between instances keep
 //! their state in the session record instead of this process's memory
 //! ([`shared`]).
 
 mod open;
+mod reach;
 mod shared;
 mod upload;
 
@@ -93,6 +98,9 @@ pub(crate) fn to_io(e: object_store::Error) -> io::Error {
         E::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => io::ErrorKind::PermissionDenied,
         E::NotSupported { .. } | E::NotImplemented { .. } => io::ErrorKind::Unsupported,
+        _ if reach::is_unavailable(&e) => {
+            return io::Error::other(crate::backend::Unavailable(Box::new(e)));
+        }
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, e)
@@ -130,6 +138,8 @@ pub struct S3Backend {
     chunk_size: usize,
     /// Upload keys being written, by key.
     pending: Mutex<HashMap<String, PendingRef>>,
+    /// Whether the store answered its latest request.
+    reach: Arc<reach::Reachability>,
 }
 
 impl S3Backend {
@@ -619,6 +629,10 @@ impl Backend for S3Backend {
             let age = chrono_now_secs() - m.last_modified.timestamp();
             age.max(0) as u64
         }))
+    }
+
+    fn reachable(&self) -> bool {
+        self.reach.reachable()
     }
 }
 

@@ -78,11 +78,14 @@ impl S3Backend {
         if let Some(t) = options.timeout_secs {
             client = client.with_timeout(std::time::Duration::from_secs(t));
         }
+        let reach = Arc::new(super::reach::Reachability::default());
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
             .with_virtual_hosted_style_request(!config.force_path_style)
-            .with_client_options(client);
+            .with_client_options(client)
+            .with_retry(super::reach::retry_config())
+            .with_http_connector(super::reach::WatchedConnector(reach.clone()));
         if let Some(endpoint) = &config.endpoint {
             let endpoint = if endpoint.contains("://") {
                 endpoint.clone()
@@ -128,6 +131,7 @@ impl S3Backend {
             prefix: config.root_directory.trim_matches('/').to_owned(),
             chunk_size: usize::try_from(config.chunk_size).unwrap_or(usize::MAX),
             pending: Mutex::new(HashMap::new()),
+            reach,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! the process's memory (`uploads.rs`), exactly as before.
 
 pub mod lease;
+mod link;
 pub mod sessions;
 
 /// An error talking to Redis, or a record in it that cannot be read.
@@ -22,10 +23,11 @@ pub enum SharedError {
 
 /// A connection to the Redis all instances share, and the key prefix.
 /// Cloning is cheap (one multiplexed connection, re-established by
-/// `redis`' connection manager after a failure).
+/// `redis`' connection manager after a failure; with sentinels, made
+/// again to the master they name after a failover, see [`link`]).
 #[derive(Clone)]
 pub struct SharedState {
-    conn: redis::aio::ConnectionManager,
+    link: std::sync::Arc<link::Link>,
     prefix: String,
 }
 
@@ -41,14 +43,28 @@ impl SharedState {
     /// instance starts while Redis is away (its requests that need the
     /// shared state answer 503 until it is back).
     pub async fn connect(url: &str, prefix: &str) -> Result<SharedState, SharedError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-            .set_response_timeout(Some(std::time::Duration::from_secs(5)))
-            .set_number_of_retries(2);
-        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)?;
+        let link = link::Link::server(redis::Client::open(url)?)?;
+        SharedState::over(link, prefix).await
+    }
+
+    /// [`SharedState::connect`] to `address`: with sentinels, to the
+    /// master they name, asked again whenever it cannot be reached or
+    /// refuses writes (a failover), and asked at the first request when
+    /// no sentinel answered at start-up.
+    pub async fn connect_to(
+        address: &zot_meta::RedisAddress,
+        prefix: &str,
+    ) -> Result<SharedState, SharedError> {
+        let link = match address.sentinel {
+            None => link::Link::server(address.client()?)?,
+            Some(_) => link::Link::sentinels(address.clone()),
+        };
+        SharedState::over(link, prefix).await
+    }
+
+    async fn over(link: link::Link, prefix: &str) -> Result<SharedState, SharedError> {
         let state = SharedState {
-            conn,
+            link: std::sync::Arc::new(link),
             prefix: prefix.to_owned(),
         };
         if let Err(e) = redis::cmd("PING")
@@ -64,49 +80,7 @@ impl SharedState {
         format!("{}:{rest}", self.prefix)
     }
 
-    pub(crate) fn conn(&self) -> Retrying {
-        Retrying(self.conn.clone())
-    }
-}
-
-/// The connection manager, with a command that failed on a dropped
-/// connection sent once more: the manager reconnects after such an
-/// error, so without this the first request after a Redis restart would
-/// fail. A command the old server had already run before the connection
-/// dropped may run twice; every write here is a compare-and-set or
-/// idempotent, so the second run is refused or changes nothing.
-pub(crate) struct Retrying(redis::aio::ConnectionManager);
-
-impl redis::aio::ConnectionLike for Retrying {
-    fn req_packed_command<'a>(
-        &'a mut self,
-        cmd: &'a redis::Cmd,
-    ) -> redis::RedisFuture<'a, redis::Value> {
-        Box::pin(async move {
-            match self.0.req_packed_command(cmd).await {
-                Err(e) if e.is_connection_dropped() => self.0.req_packed_command(cmd).await,
-                other => other,
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        Box::pin(async move {
-            match self.0.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if e.is_connection_dropped() => {
-                    self.0.req_packed_commands(pipeline, offset, count).await
-                }
-                other => other,
-            }
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.0.get_db()
+    pub(crate) fn conn(&self) -> link::Retrying {
+        link::Retrying(self.link.clone())
     }
 }

@@ -1,0 +1,189 @@
+//! The shared metadata store and upload state through a sentinel (issue
+//! 9, point 3: "sentinel and cluster URLs parsed as zot does, tested at
+//! least with one server"): `storage.cacheDriver.url` naming a sentinel
+//! and `master_name`, as go-redis reads it; a real `redis-server` and a
+//! sentinel watching it (`redis-server --sentinel`), both on free ports.
+//! Two `zot serve` processes on one bucket: a push through A is pulled
+//! through B, its tag listed by both, and its metadata is in the master
+//! the sentinel names (found there with `redis-cli`). And a failover
+//! (`SENTINEL FAILOVER` to a replica; the old master becomes a replica,
+//! refusing writes): pushes succeed again without a restart, both the
+//! metadata and the shared upload sessions now in the new master.
+
+mod common;
+
+#[path = "../../storage/tests/s3_common/seaweed.rs"]
+mod seaweed;
+
+#[path = "../../meta/tests/redis_common/mod.rs"]
+mod redis_common;
+
+use common::Registry;
+use common::fixtures;
+use common::registry::Config;
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The keys of store `prefix` in the server on `port`.
+fn keys(port: u16, prefix: &str) -> String {
+    let out = Command::new("redis-cli")
+        .args([
+            "-p",
+            &port.to_string(),
+            "--scan",
+            "--pattern",
+            &format!("{{{prefix}}}:*"),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("redis-cli: {e}"));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (polling) until `f` holds, or panics after `limit`.
+fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_instances_share_metadata_through_a_sentinel() {
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let master = redis_common::RedisServer::start();
+    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
+    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
+    let config = || {
+        Config::default()
+            .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage(
+                "cacheDriver",
+                json!({"name": "redis", "url": url, "keyprefix": "sentinel"}),
+            )
+    };
+    let a = Registry::start_with(config());
+    let b = Registry::start_with(config());
+    assert!(
+        a.logs().contains("sentinel, master zotmeta"),
+        "{}",
+        a.logs()
+    );
+
+    let image = fixtures::image(
+        ("linux", "amd64"),
+        &[vec![("f", b"via sentinel".to_vec())]],
+        false,
+    );
+    image.push(&a.client(), "sentinel/app", "1.0");
+    let pulled = b.client().get_manifest("sentinel/app", "1.0");
+    pulled.expect_status(200, "B: pushed through A");
+    assert!(pulled.body == image.manifest.bytes, "B serves A's manifest");
+    for c in [a.client(), b.client()] {
+        let tags = c.get("/v2/sentinel/app/tags/list");
+        tags.expect_status(200, "tags");
+        assert_eq!(
+            tags.json(),
+            json!({"name": "sentinel/app", "tags": ["1.0"]})
+        );
+    }
+
+    // The rows are in the master the sentinel named.
+    let found = keys(master.port, "sentinel");
+    assert!(
+        found.lines().any(|k| k.contains("sentinel/app")),
+        "no row of the repository in the master:\n{found}"
+    );
+}
+
+#[test]
+fn pushes_work_again_after_a_failover_without_a_restart() {
+    let server = seaweed::shared();
+    let bucket = server.bucket();
+    let master = redis_common::RedisServer::start();
+    let replica = redis_common::RedisServer::start_replica(&master);
+    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
+    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
+    let a = Registry::start_with(
+        Config::default()
+            .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage(
+                "cacheDriver",
+                json!({"name": "redis", "url": url, "keyprefix": "failover"}),
+            ),
+    );
+    let client = a.client();
+    let first = fixtures::image(
+        ("linux", "amd64"),
+        &[vec![("f", b"before".to_vec())]],
+        false,
+    );
+    first.push(&client, "failover/app", "1.0");
+
+    // The replica holds the data and the sentinel knows it; then it is
+    // promoted, and the old master turned into a replica (refusing writes).
+    eventually(Duration::from_secs(30), "the replica is in sync", || {
+        replica
+            .ask(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    let port = replica.port.to_string();
+    eventually(
+        Duration::from_secs(30),
+        "the sentinel sees the replica",
+        || {
+            sentinel
+                .ask(&["SENTINEL", "replicas", "zotmeta"])
+                .contains(&port)
+        },
+    );
+    let answer = sentinel.ask(&["SENTINEL", "failover", "zotmeta"]);
+    assert!(answer.contains("OK"), "SENTINEL FAILOVER: {answer}");
+    eventually(Duration::from_secs(60), "the replica is the master", || {
+        sentinel
+            .ask(&["SENTINEL", "get-master-addr-by-name", "zotmeta"])
+            .contains(&port)
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the old master is a replica",
+        || master.ask(&["ROLE"]).starts_with("slave"),
+    );
+
+    // A push (its upload sessions in the shared state, its rows in the
+    // metadata store) works again, against the new master.
+    let second = fixtures::image(("linux", "amd64"), &[vec![("f", b"after".to_vec())]], false);
+    let push = || -> Result<(), String> {
+        for blob in second.blobs() {
+            client.try_push_blob("failover/app", &blob.bytes)?;
+        }
+        let put = client.try_put_manifest(
+            "failover/app",
+            "2.0",
+            &second.manifest.media_type,
+            &second.manifest.bytes,
+        )?;
+        (put.status == 201)
+            .then_some(())
+            .ok_or_else(|| put.to_string())
+    };
+    let mut last = String::new();
+    eventually(Duration::from_secs(60), "a push after the failover", || {
+        push().map_err(|e| last = e).is_ok()
+    });
+    eprintln!("last failure before the push went through: {last}");
+    client
+        .get_manifest("failover/app", "2.0")
+        .expect_status(200, "pushed after the failover");
+    client
+        .get_manifest("failover/app", "1.0")
+        .expect_status(200, "pushed before the failover");
+    let found = keys(replica.port, "failover");
+    let manifest = format!("kv:blobs:{}", second.manifest.digest);
+    assert!(
+        found.lines().any(|k| k.ends_with(&manifest)),
+        "the new manifest is not in the new master:\n{found}"
+    );
+}
