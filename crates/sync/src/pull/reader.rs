@@ -20,8 +20,10 @@ use tokio::sync::watch;
 
 use super::{Phase, Progress, Pull};
 
-/// Largest chunk a reader reads from the file at once.
-const READ_CHUNK: u64 = 1024 * 1024;
+/// Largest chunk a reader reads from the file at once: below the size
+/// from which the binary's allocator maps each buffer afresh (512 KiB), so
+/// read buffers are reused rather than faulted in page by page each time.
+const READ_CHUNK: u64 = 256 * 1024;
 /// Newest bytes kept in memory per pull.
 pub(super) const TAIL_BYTES: usize = 1024 * 1024;
 
