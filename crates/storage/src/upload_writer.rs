@@ -9,6 +9,11 @@
 //! the batch size while that write lasts), so receiving, hashing and
 //! writing still overlap; at most about 1 MiB of an upload (a batch being
 //! written and the next being received, each up to 512 KiB) is in memory.
+//! An upload followed by readers (the sync extension's pull-through, whose
+//! bytes arrive from upstream at memory speed and are held by its readers'
+//! tail anyway) is written in batches of [`FOLLOWED_BATCH_BYTES`]: a
+//! quarter of the hand-offs to the blocking pool, up to about 4 MiB in
+//! memory.
 //!
 //! Every write holds the file's I/O lock ([`IoLock`]) for its duration. A
 //! request dropped mid-body (a client that disconnects) may leave its last
@@ -25,6 +30,8 @@ use tokio::task::JoinHandle;
 
 /// Bytes gathered before a write.
 const BATCH_BYTES: usize = 256 * 1024;
+/// Bytes gathered before a write of an upload followed by readers.
+const FOLLOWED_BATCH_BYTES: usize = 1024 * 1024;
 /// Frames gathered before a write: a vectored write takes at most
 /// `IOV_MAX` (1024) slices, and a body of tiny frames must not pile up
 /// thousands of them.
@@ -156,6 +163,11 @@ where
         submitted: 0,
         on_written,
     };
+    let batch_bytes = if writer.on_written.is_some() {
+        FOLLOWED_BATCH_BYTES
+    } else {
+        BATCH_BYTES
+    };
     let mut batch = Vec::new();
     let mut batched = 0;
     let mut body_error = None;
@@ -171,9 +183,9 @@ where
                 // cache reclaim does not stall the client at once.
                 let writing = writer.in_flight.as_ref().is_some_and(|t| !t.is_finished());
                 let full = if writing {
-                    batched >= 2 * BATCH_BYTES
+                    batched >= 2 * batch_bytes
                 } else {
-                    batched >= BATCH_BYTES
+                    batched >= batch_bytes
                 };
                 if full || batch.len() >= BATCH_FRAMES {
                     batched = 0;

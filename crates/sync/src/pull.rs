@@ -45,7 +45,9 @@ use zot_storage::Registry;
 
 use crate::SyncError;
 
+mod pace;
 mod reader;
+use pace::Pace;
 use reader::Tail;
 
 /// Pulls in flight at most; beyond, a blob request is not pulled through
@@ -103,6 +105,8 @@ pub struct Pull {
     spool: OnceLock<Arc<File>>,
     /// The newest bytes, for readers keeping pace.
     tail: Mutex<Tail>,
+    /// The readers keeping pace, which the transfer waits for.
+    pace: Pace,
 }
 
 /// The pulls in flight.
@@ -165,6 +169,7 @@ impl Pulls {
             progress: rx,
             spool: OnceLock::new(),
             tail: Mutex::new(Tail::default()),
+            pace: Pace::default(),
         });
         map.insert(key.clone(), pull.clone());
         drop(map);
@@ -270,17 +275,25 @@ impl Transfer {
         let progress = self.progress.clone();
         let hook: zot_storage::WrittenHook =
             Arc::new(move |n| progress.send_modify(|p| p.received = n));
-        let (pull, progress) = (self.pull.clone(), self.progress.clone());
-        let mut at = 0u64;
-        let stream = stream.inspect(move |item| {
-            if let Ok(chunk) = item {
-                if let Ok(mut tail) = pull.tail.lock() {
-                    tail.push(at, chunk.clone());
+        // Before each chunk, the transfer waits for the readers keeping
+        // pace (bounded, see `pace.rs`); each chunk goes to the tail.
+        let state = (stream, 0u64, self.pull.clone(), self.progress.clone());
+        let stream = Box::pin(futures_util::stream::unfold(
+            state,
+            |(mut stream, at, pull, progress)| async move {
+                pull.pace.wait(at).await;
+                let item = stream.next().await?;
+                let mut next = at;
+                if let Ok(chunk) = &item {
+                    if let Ok(mut tail) = pull.tail.lock() {
+                        tail.push(at, chunk.clone());
+                    }
+                    next += chunk.len() as u64;
+                    progress.send_modify(|p| p.arrived = next);
                 }
-                at += chunk.len() as u64;
-                progress.send_modify(|p| p.arrived = at);
-            }
-        });
+                Some((item, (stream, next, pull, progress)))
+            },
+        ));
         self.registry
             .append_upload_watched(&self.repo, id, Some(0), stream, Some(hook))
             .await?;

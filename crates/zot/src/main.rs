@@ -70,7 +70,14 @@ enum Command {
 /// rather than every five: 16 clients of search queries leave about 25 MiB
 /// free in the heaps (RSS 78.8 MiB half a second after the burst, 54.7
 /// after a trim), and a process measured 2 s after a burst should not
-/// depend on where the trimmer's period happened to fall.
+/// depend on where the trimmer's period happened to fall. Between two
+/// trims the heaps keep up to 32 MiB free at their top instead
+/// of glibc's 128 KiB: a blob arriving from upstream is read into fresh
+/// buffers of a few hundred KiB, and with the default each one freed went
+/// back to the system and the next was faulted in again, page by page
+/// (34,000 page faults and 15 % of the mirror's CPU per 200 MB pulled
+/// through; 7,000 with the threshold). The trimmer still returns it all
+/// within a second.
 fn start_memory_trimmer() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -86,6 +93,8 @@ fn start_memory_trimmer() {
                 libc::malloc_trim(0);
             }
         }
+        /// Free memory a heap keeps at its top between two trims.
+        const TRIM_THRESHOLD: libc::c_int = 32 * 1024 * 1024;
         #[expect(unsafe_code, reason = "mallopt is glibc's switch for this")]
         fn tune() {
             // SAFETY: called before any other thread starts; it only sets
@@ -96,6 +105,9 @@ fn start_memory_trimmer() {
                 libc::mallopt(libc::M_ARENA_MAX, 2);
                 // Blob-sized buffers stay mmapped, so freeing returns them.
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
+                // Freed buffers are reused, not returned and faulted in
+                // again; the trimmer returns them within a second.
+                libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
             }
         }
         tune();

@@ -5,6 +5,8 @@
 //! Invariants:
 //! - A reader's last byte waits for the blob to be stored (verified); a
 //!   failed transfer ends the reader with an error.
+//! - A reader that never read the file paces the transfer (`pace.rs`),
+//!   and leaves it when it reads the file or is dropped.
 //! - The tail holds at most [`TAIL_BYTES`] (plus one chunk) per pull; its
 //!   chunks are the upstream's own buffers (shared with the upload's
 //!   batches being written, not copied), contiguous, in order.
@@ -20,10 +22,13 @@ use tokio::sync::watch;
 
 use super::{Phase, Progress, Pull};
 
-/// Largest chunk a reader reads from the file at once.
-const READ_CHUNK: u64 = 1024 * 1024;
-/// Newest bytes kept in memory per pull.
-pub(super) const TAIL_BYTES: usize = 1024 * 1024;
+/// Largest chunk a reader reads from the file at once: below the size
+/// from which the binary's allocator maps each buffer afresh (512 KiB), so
+/// read buffers are reused rather than faulted in page by page each time.
+const READ_CHUNK: u64 = 256 * 1024;
+/// Newest bytes kept in memory per pull (readers keeping pace are at most
+/// half of it behind, see `pace.rs`).
+pub(super) const TAIL_BYTES: usize = 2 * 1024 * 1024;
 
 /// The newest chunks of a pull, by offset.
 #[derive(Default)]
@@ -99,11 +104,17 @@ impl Pull {
         end: Option<u64>,
     ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
         let rx = self.progress.clone();
+        // A reader starting behind the tail reads the file: it never paces.
+        let arrived = rx.borrow().arrived;
+        let paced = (start.saturating_add(super::pace::LAG_BYTES) >= arrived)
+            .then(|| self.pace.join(start, end))
+            .flatten();
         let state = Some(ReadState {
             pull: self,
             rx,
             pos: start,
             end,
+            paced,
         });
         futures_util::stream::unfold(state, |state| async move {
             let mut st = state?;
@@ -121,6 +132,16 @@ struct ReadState {
     rx: watch::Receiver<Progress>,
     pos: u64,
     end: Option<u64>,
+    /// Its id among the readers pacing the transfer, while it is one.
+    paced: Option<u64>,
+}
+
+impl Drop for ReadState {
+    fn drop(&mut self) {
+        if let Some(id) = self.paced.take() {
+            self.pull.pace.leave(id);
+        }
+    }
 }
 
 impl ReadState {
@@ -148,7 +169,13 @@ impl ReadState {
                     .and_then(|t| t.take(self.pos, limit));
                 if let Some(chunk) = kept {
                     self.pos += chunk.len() as u64;
+                    if let Some(id) = self.paced {
+                        self.pull.pace.advance(id, self.pos);
+                    }
                     return Ok(Some(chunk));
+                }
+                if let Some(id) = self.paced.take() {
+                    self.pull.pace.leave(id);
                 }
                 // Past the tail: the file, as far as it is written.
                 let written = limit.min(p.received);
