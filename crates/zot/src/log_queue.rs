@@ -5,28 +5,36 @@
 //! Invariants:
 //! - Lossless and in order: every line queued before [`LogGuard`] drops is
 //!   written, in the order it was queued, and the sink is flushed last.
-//! - At most [`LIMIT`] lines wait; a thread queueing one more waits until
-//!   the writer has taken the queue (back-pressure rather than loss).
-//! - Memory follows what is queued: nothing is reserved up front (the
-//!   bounded channel this replaces reserved and initialised its 128k slots
-//!   at start-up, 4 MiB resident in an idle server), and the queue's
-//!   capacity is given back after a burst.
+//! - At most [`LIMIT`] bytes wait; a thread queueing more waits until the
+//!   writer has taken the queue (back-pressure rather than loss). A single
+//!   line longer than that is still queued once the queue is empty.
+//! - No allocation per line: a line is copied into one shared buffer under
+//!   the lock, and the writer swaps that buffer for its own (emptied) one
+//!   and writes the whole batch at once. Freeing lines on the writer that
+//!   request threads allocated cost a lock of their allocator heap each,
+//!   which the request threads then waited on.
+//! - Memory follows what is queued: nothing is reserved up front, and the
+//!   buffers' capacity is given back after a burst (down to [`KEEP`]).
 //! - A burst of lines costs one flush of the sink: the writer flushes only
 //!   when it finds the queue empty.
+//! - Waking the writer happens after the lock is released: a writer woken
+//!   inside the critical section would only block on the lock again, and
+//!   the threads logging behind it with it.
 //! - Lines queued after the guard dropped are discarded (the process is
 //!   exiting).
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-/// Lines queued at most before a logging thread waits.
-pub const LIMIT: usize = 128 * 1024;
-/// Queue capacity (lines) kept after a burst; more is given back.
-const KEEP: usize = 1024;
+/// Bytes queued at most before a logging thread waits.
+pub const LIMIT: usize = 32 << 20;
+/// Buffer capacity (bytes) kept after a burst; more is given back.
+const KEEP: usize = 64 << 10;
 
 #[derive(Default)]
 struct State {
-    lines: Vec<Vec<u8>>,
+    /// The queued lines, back to back.
+    buf: Vec<u8>,
     closed: bool,
     /// The writer sleeps on `ready` (so a push must wake it).
     writer_asleep: bool,
@@ -34,22 +42,32 @@ struct State {
     waiting_for_room: usize,
 }
 
-#[derive(Default)]
 struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     room: Condvar,
+    /// Bytes queued at most ([`LIMIT`]; smaller in tests).
+    limit: usize,
 }
 
 impl Shared {
+    fn new(limit: usize) -> Shared {
+        Shared {
+            state: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            room: Condvar::new(),
+            limit,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, line: Vec<u8>) {
+    fn push(&self, line: &[u8]) {
         let wake = {
             let mut s = self.lock();
-            while s.lines.len() >= LIMIT && !s.closed {
+            while !s.closed && !s.buf.is_empty() && s.buf.len() + line.len() > self.limit {
                 s.waiting_for_room += 1;
                 s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
                 s.waiting_for_room -= 1;
@@ -57,13 +75,11 @@ impl Shared {
             if s.closed {
                 return;
             }
-            s.lines.push(line);
+            s.buf.extend_from_slice(line);
+            // The writer, asleep since it set this under the lock, cannot
+            // miss the wake-up below.
             std::mem::take(&mut s.writer_asleep)
         };
-        // Woken after the lock is released (the writer, already waiting
-        // since it set `writer_asleep` under the lock, cannot miss it): a
-        // writer woken inside the critical section would only block on the
-        // lock again, and the threads logging behind it with it.
         if wake {
             self.ready.notify_one();
         }
@@ -71,31 +87,30 @@ impl Shared {
 
     /// The writer thread: takes the whole queue at a time.
     fn drain(&self, sink: &mut dyn Write) {
-        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut batch: Vec<u8> = Vec::new();
         loop {
             let closed = {
                 let mut s = self.lock();
-                while s.lines.is_empty() && !s.closed {
+                while s.buf.is_empty() && !s.closed {
                     s.writer_asleep = true;
                     s = self.ready.wait(s).unwrap_or_else(PoisonError::into_inner);
                 }
-                std::mem::swap(&mut s.lines, &mut batch);
+                std::mem::swap(&mut s.buf, &mut batch);
                 if s.waiting_for_room > 0 {
                     self.room.notify_all();
                 }
                 s.closed
             };
-            for line in batch.drain(..) {
-                // A sink that fails (a closed stdout) cannot be reported
-                // anywhere better; the lines are dropped.
-                let _ = sink.write_all(&line);
-            }
+            // A sink that fails (a closed stdout) cannot be reported
+            // anywhere better; the lines are dropped.
+            let _ = sink.write_all(&batch);
+            batch.clear();
             batch.shrink_to(KEEP);
-            let idle = closed || self.lock().lines.is_empty();
+            let idle = closed || self.lock().buf.is_empty();
             if idle {
                 let _ = sink.flush();
             }
-            if closed && self.lock().lines.is_empty() {
+            if closed && self.lock().buf.is_empty() {
                 return;
             }
         }
@@ -109,7 +124,7 @@ pub struct LogWriter(Arc<Shared>);
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.push(buf.to_vec());
+        self.0.push(buf);
         Ok(buf.len())
     }
 
@@ -147,8 +162,15 @@ impl Drop for LogGuard {
 }
 
 /// Starts the writer thread over `sink`.
-pub fn start(mut sink: Box<dyn Write + Send>) -> std::io::Result<(LogWriter, LogGuard)> {
-    let shared = Arc::new(Shared::default());
+pub fn start(sink: Box<dyn Write + Send>) -> std::io::Result<(LogWriter, LogGuard)> {
+    start_limited(sink, LIMIT)
+}
+
+fn start_limited(
+    mut sink: Box<dyn Write + Send>,
+    limit: usize,
+) -> std::io::Result<(LogWriter, LogGuard)> {
+    let shared = Arc::new(Shared::new(limit));
     let for_thread = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("log-writer".into())
@@ -229,39 +251,56 @@ mod tests {
 
     #[test]
     fn a_full_queue_makes_the_logging_thread_wait_and_loses_nothing() {
+        const SMALL: usize = 4096;
         let rec = Recorder::default();
         let stall = rec.gate.lock().expect("gate");
-        let (writer, guard) = start(Box::new(rec.clone())).expect("writer thread");
+        let (writer, guard) = start_limited(Box::new(rec.clone()), SMALL).expect("writer thread");
         let queued = Arc::new(AtomicUsize::new(0));
+        let lines = SMALL * 2 + 10;
         let producer = {
             let (mut w, queued) = (writer.clone(), Arc::clone(&queued));
             std::thread::spawn(move || {
-                for _ in 0..LIMIT * 2 + 10 {
+                for _ in 0..lines {
                     w.write_all(b"x\n").expect("queued");
-                    queued.fetch_add(1, Ordering::SeqCst);
+                    queued.fetch_add(2, Ordering::SeqCst);
                 }
             })
         };
-        // The writer holds at most one batch (≤ LIMIT) while stalled and
-        // the queue at most LIMIT more: the producer must stop short and
-        // wait, unfinished, until the writer moves again.
+        // The writer holds at most one batch (≤ SMALL bytes) while stalled
+        // and the queue at most SMALL more: the producer must stop short
+        // and wait, unfinished, until the writer moves again.
         let mut last = 0;
         let mut still = 0;
         while still < 4 {
             std::thread::sleep(std::time::Duration::from_millis(50));
             let now = queued.load(Ordering::SeqCst);
-            still = if now == last && now >= LIMIT {
+            still = if now == last && now >= SMALL {
                 still + 1
             } else {
                 0
             };
             last = now;
         }
-        assert!(last <= LIMIT * 2, "queued {last} lines past the limit");
+        assert!(last <= SMALL * 2, "queued {last} bytes past the limit");
         assert!(!producer.is_finished(), "the producer never waited");
         drop(stall);
         producer.join().expect("producer");
         drop(guard);
-        assert_eq!(rec.bytes.lock().expect("bytes").len(), (LIMIT * 2 + 10) * 2);
+        assert_eq!(rec.bytes.lock().expect("bytes").len(), lines * 2);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_still_passes() {
+        let rec = Recorder::default();
+        let (mut writer, guard) = start_limited(Box::new(rec.clone()), 8).expect("writer thread");
+        writer
+            .write_all(b"a line of more than eight bytes\n")
+            .expect("queued");
+        writer.write_all(b"next\n").expect("queued");
+        drop(guard);
+        assert_eq!(
+            rec.bytes.lock().expect("bytes").as_slice(),
+            b"a line of more than eight bytes\nnext\n"
+        );
     }
 }
