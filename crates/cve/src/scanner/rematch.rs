@@ -6,7 +6,9 @@
 //! - Memory does not grow with the number of stored inventories: the
 //!   scan table is walked by key ([`MetaStore::scanned_digests_after`],
 //!   keys only) in pages of at most [`REMATCH_BATCH`] digests, and only
-//!   that page's inventories and findings are held. (Listing the digests
+//!   that page's stored records (as bytes) and findings are held; each
+//!   record is decoded on the low-priority thread just before it is
+//!   matched, so one decoded inventory at a time. (Listing the digests
 //!   through the rows, inventories included, took the server from 85 to
 //!   about 380 MiB for 10,000 images of 180 packages, twice per re-match.)
 //! - Each page's findings are written in one metadata transaction, on the
@@ -27,12 +29,12 @@ use crate::record::{ScanRecord, group};
 
 /// Digests per page of a re-match (inventories held, findings written per
 /// metadata transaction).
-pub(super) const REMATCH_BATCH: usize = 256;
+pub(super) const REMATCH_BATCH: usize = 64;
 
-/// One page of a re-match: the inventories of the digests after `after`
-/// (at most `limit` digests) whose findings are not of `version`, and the
-/// page's last digest (`None`: no digest after `after`).
-type Page = (Option<String>, Vec<(String, Inventory)>);
+/// One page of a re-match: the stored records (undecoded) of the digests
+/// after `after` (at most `limit` digests) whose findings are not of
+/// `version`, and the page's last digest (`None`: no digest after `after`).
+type Page = (Option<String>, Vec<(String, Vec<u8>)>);
 
 fn stale_page(
     meta: &MetaStore,
@@ -47,13 +49,22 @@ fn stale_page(
         if meta.findings(&digest)?.is_some_and(|(v, _)| v == version) {
             continue;
         }
-        if let Some(ScanRecord::Inventory(inv)) =
-            meta.scan(&digest)?.and_then(|b| ScanRecord::from_bytes(&b))
-        {
-            out.push((digest, inv));
+        if let Some(bytes) = meta.scan(&digest)? {
+            out.push((digest, bytes));
         }
     }
     Ok((last, out))
+}
+
+/// The inventories among `records`, decoded one at a time (each record's
+/// bytes are dropped once decoded).
+fn inventories(records: Vec<(String, Vec<u8>)>) -> impl Iterator<Item = (String, Inventory)> {
+    records
+        .into_iter()
+        .filter_map(|(digest, bytes)| match ScanRecord::from_bytes(&bytes) {
+            Some(ScanRecord::Inventory(inv)) => Some((digest, inv)),
+            _ => None,
+        })
 }
 
 /// Drops the rows of digests no repository of `meta` holds any more.
@@ -122,7 +133,7 @@ impl CveScanner {
             let s = Arc::clone(snapshot);
             let rows = crate::idle::run(move || -> Result<Vec<_>, Skip> {
                 let mut rows = Vec::with_capacity(stale.len());
-                for (digest, inv) in stale {
+                for (digest, inv) in inventories(stale) {
                     let list = group(match_inventory(&inv, s.as_ref())?);
                     rows.push((
                         digest,
@@ -198,7 +209,7 @@ mod tests {
                 stale_page(&meta, after.as_deref(), limit, version).expect("a page");
             let Some(last) = last else { break };
             assert!(stale.len() <= limit, "a page of {} > {limit}", stale.len());
-            seen.extend(stale.into_iter().map(|(d, _)| d));
+            seen.extend(inventories(stale).map(|(d, _)| d));
             after = Some(last);
             pages += 1;
         }
