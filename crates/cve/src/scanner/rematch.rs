@@ -12,7 +12,9 @@
 //!   through the rows, inventories included, took the server from 85 to
 //!   about 380 MiB for 10,000 images of 180 packages, twice per re-match.)
 //! - Each page's findings are written in one metadata transaction, on the
-//!   blocking pool; the matching runs on the low-priority thread.
+//!   blocking pool, which then hands glibc's free heap memory back
+//!   ([`release_free_memory`]); the matching runs on the low-priority
+//!   thread.
 //! - Digests no repository holds any more lose their rows first.
 
 use std::collections::{HashMap, HashSet};
@@ -149,9 +151,37 @@ impl CveScanner {
                 .manifests_matched
                 .fetch_add(rows.len() as u64, Ordering::Relaxed);
             let r = Arc::clone(reg);
-            tokio::task::spawn_blocking(move || r.metadata().put_findings(&rows)).await??;
+            tokio::task::spawn_blocking(move || {
+                let written = r.metadata().put_findings(&rows);
+                drop(rows);
+                release_free_memory();
+                written
+            })
+            .await??;
         }
         Ok(n)
+    }
+}
+
+/// Hands the heap memory glibc keeps free back to the system, after each
+/// page of a re-match. A re-match allocates and frees a few hundred MiB a
+/// second (records, decoded inventories, the databases' page buffers)
+/// while holding one page live; glibc keeps 30-90 MiB of it free in its
+/// arenas until the process-wide trim (every second), which was most of
+/// the server's peak (see BENCHMARKS.md, "Peak RSS during re-match and
+/// import"). On the blocking pool, at normal priority: the trim takes
+/// the arenas' locks, which the `SCHED_IDLE` thread must never hold.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim is thread-safe and only releases free memory.
+        #[expect(
+            unsafe_code,
+            reason = "malloc_trim is glibc's way to return free memory"
+        )]
+        unsafe {
+            libc::malloc_trim(0);
+        }
     }
 }
 
