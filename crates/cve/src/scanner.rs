@@ -12,7 +12,8 @@
 //!   store of the store its repository routes to, keyed by digest. A later
 //!   push of the same digest, a restart or a database update reuses it.
 //! - Findings are recomputed from inventories whenever the database
-//!   version changes ([`CveScanner::rematch`]); until then the previous
+//!   version changes ([`CveScanner::rematch`], `scanner/rematch.rs`: a
+//!   page of stored inventories at a time); until then the previous
 //!   findings are shown, never none.
 //! - An index is never scanned itself: search aggregates its manifests.
 //! - A digest is queued at most once at a time.
@@ -26,14 +27,14 @@ use zot_oci::{Digest, ManifestKind, ParsedManifest, Reference, RepoName};
 use zot_scan::{Inventory, Limits, ScanError, Scanner, is_scannable_layer};
 use zot_search::cve::{CveRecord, CveSource, ScanState};
 use zot_storage::{Registry, Stores};
-use zot_vulndb::{Snapshot, VulnDb, match_inventory};
+use zot_vulndb::{VulnDb, match_inventory};
 
 use crate::index::CveIndex;
 use crate::record::{ScanRecord, StoredCve, group, to_record};
 use crate::sbom::SbomFormat;
 
-/// Findings written per metadata transaction during a re-match.
-const REMATCH_BATCH: usize = 256;
+mod rematch;
+
 /// Bytes of cached states (roughly: their strings) kept before the cache
 /// is emptied.
 const CACHE_BYTES: usize = 32 << 20;
@@ -463,99 +464,6 @@ impl CveScanner {
         if let Err(e) = reg.record_scanned(&repo, &image, &summary).await {
             tracing::warn!(repo = %job.repo, error = %e, "cve: recording image.scanned");
         }
-    }
-
-    /// Re-matches every stored inventory whose findings are not of the
-    /// current database version (after an update, and at start-up), and
-    /// drops the rows of digests no repository holds any more; returns how
-    /// many were matched. The matching runs on the low-priority thread,
-    /// batch by batch; the metadata reads and writes between the batches
-    /// on the blocking pool, at normal priority.
-    pub async fn rematch(self: &Arc<Self>) -> usize {
-        let Some(snapshot) = self.db.current() else {
-            return 0;
-        };
-        let mut total = 0;
-        for reg in self.stores.distinct() {
-            match self.rematch_store(reg, &snapshot).await {
-                Ok(n) => total += n,
-                Err(e) => tracing::warn!(error = %e, "cve: re-matching stored inventories"),
-            }
-        }
-        *self.cache.lock().unwrap_or_else(PoisonError::into_inner) = (HashMap::new(), 0);
-        self.index.discard();
-        total
-    }
-
-    async fn rematch_store(
-        &self,
-        reg: &Arc<Registry>,
-        snapshot: &Arc<Snapshot>,
-    ) -> Result<usize, Skip> {
-        let r = Arc::clone(reg);
-        let digests = tokio::task::spawn_blocking(move || -> Result<Vec<String>, Skip> {
-            let meta = r.metadata();
-            let held: HashSet<String> = meta
-                .all_manifests()?
-                .into_iter()
-                .map(|(_, r)| r.digest.to_string())
-                .collect();
-            let forgotten = meta.forget_scans(|d| held.contains(d))?;
-            if forgotten > 0 {
-                tracing::info!(
-                    forgotten,
-                    "cve: dropped the results of manifests no longer stored"
-                );
-            }
-            Ok(meta.scanned_digests()?)
-        })
-        .await??;
-        let version = snapshot.info().version;
-        let mut n = 0;
-        for batch in digests.chunks(REMATCH_BATCH) {
-            let (r, batch) = (Arc::clone(reg), batch.to_vec());
-            let stale = tokio::task::spawn_blocking(move || -> Result<Vec<_>, Skip> {
-                let meta = r.metadata();
-                let mut out = Vec::new();
-                for digest in batch {
-                    if meta.findings(&digest)?.is_some_and(|(v, _)| v == version) {
-                        continue;
-                    }
-                    if let Some(ScanRecord::Inventory(inv)) =
-                        meta.scan(&digest)?.and_then(|b| ScanRecord::from_bytes(&b))
-                    {
-                        out.push((digest, inv));
-                    }
-                }
-                Ok(out)
-            })
-            .await??;
-            if stale.is_empty() {
-                continue;
-            }
-            let s = Arc::clone(snapshot);
-            let rows = crate::idle::run(move || -> Result<Vec<_>, Skip> {
-                let mut rows = Vec::with_capacity(stale.len());
-                for (digest, inv) in stale {
-                    let _ = crate::idle::turn();
-                    let list = group(match_inventory(&inv, s.as_ref())?);
-                    rows.push((
-                        digest,
-                        version,
-                        serde_json::to_vec(&list).unwrap_or_default(),
-                    ));
-                }
-                Ok(rows)
-            })
-            .await??;
-            n += rows.len();
-            self.counters
-                .manifests_matched
-                .fetch_add(rows.len() as u64, Ordering::Relaxed);
-            let r = Arc::clone(reg);
-            tokio::task::spawn_blocking(move || r.metadata().put_findings(&rows)).await??;
-        }
-        Ok(n)
     }
 
     /// Whether inventories were stored without a database since the last

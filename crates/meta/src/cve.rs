@@ -42,10 +42,24 @@ impl MetaStore {
         self.read(|r| r.get(SCANS, digest.as_bytes()))
     }
 
-    /// Every digest with a scanner's record.
+    /// Every digest with a scanner's record (the keys only: the records,
+    /// inventories of tens of KiB each, are not read).
     pub fn scanned_digests(&self) -> Result<Vec<String>> {
-        let rows = self.read(|r| r.range(SCANS, b"", None, usize::MAX))?;
-        Ok(rows.into_iter().map(|(k, _)| part(&k, 0)).collect())
+        self.scanned_digests_after(None, usize::MAX)
+    }
+
+    /// At most `limit` digests with a scanner's record, in order, those
+    /// after `after` (from the first when `None`): a caller walks them a
+    /// page at a time, whatever their number.
+    pub fn scanned_digests_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let start = after.map_or_else(Vec::new, |d| {
+            // The least key greater than `d`.
+            let mut k = d.as_bytes().to_vec();
+            k.push(0);
+            k
+        });
+        let keys = self.read(|r| r.keys(SCANS, &start, None, limit))?;
+        Ok(keys.iter().map(|k| part(k, 0)).collect())
     }
 
     /// Keeps findings of database `version` for each digest (replacing

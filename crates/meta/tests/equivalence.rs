@@ -268,6 +268,12 @@ fn observe(m: &MetaStore) -> String {
             m.user_prefs(&format!("user{u}")).unwrap()
         ));
     }
+    say(format!("scanned {:?}", m.scanned_digests().unwrap()));
+    say(format!(
+        "scanned after 0 {:?}",
+        m.scanned_digests_after(Some(&digest(0).to_string()), 1)
+            .unwrap()
+    ));
     for d in 0..3 {
         let d = digest(d).to_string();
         say(format!(

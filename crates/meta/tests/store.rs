@@ -193,6 +193,37 @@ on_both! {
         .unwrap();
     }
 
+    fn scanned_digests_come_a_page_at_a_time(kind) {
+        (|| -> zot_meta::Result<()> {
+            let (_place, store) = common::open(kind);
+            assert_eq!(store.scanned_digests_after(None, 2)?, Vec::<String>::new());
+            for d in ["sha256:c", "sha256:a", "sha256:ab", "sha256:b", "sha256:d"] {
+                store.put_scan(d, d.as_bytes())?;
+            }
+            store.put_findings(&[("sha256:a".into(), 1, b"one".to_vec())])?;
+            let (mut pages, mut after) = (Vec::new(), None::<String>);
+            loop {
+                let page = store.scanned_digests_after(after.as_deref(), 2)?;
+                let Some(last) = page.last().cloned() else { break };
+                pages.push(page);
+                after = Some(last);
+            }
+            assert_eq!(
+                pages,
+                [
+                    vec!["sha256:a", "sha256:ab"],
+                    vec!["sha256:b", "sha256:c"],
+                    vec!["sha256:d"],
+                ]
+            );
+            assert_eq!(store.scanned_digests()?.len(), 5);
+            assert_eq!(store.scanned_digests_after(Some("sha256:aa"), 9)?[0], "sha256:ab");
+            assert_eq!(store.scanned_digests_after(Some("sha256:b"), 0)?, Vec::<String>::new());
+            Ok(())
+        })()
+        .unwrap();
+    }
+
     fn put_get_take_expire(kind) {
         (|| -> zot_meta::Result<()> {
             let (_place, store) = common::open(kind);

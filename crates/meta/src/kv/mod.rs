@@ -40,6 +40,16 @@ pub(crate) trait Read {
         end: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<Row>>;
+    /// The keys of the rows with `start <= key < end`, in key order, at
+    /// most `limit`, without reading their values (a listing of digests
+    /// must not hold every inventory in memory at once).
+    fn keys(
+        &mut self,
+        table: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>>;
     /// The greatest row with `start <= key < end`.
     fn last(
         &mut self,

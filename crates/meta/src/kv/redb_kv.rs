@@ -247,6 +247,26 @@ fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound
     )
 }
 
+/// The keys of a range; the values' guards are dropped unread.
+fn collect_keys<'a>(
+    iter: impl Iterator<
+        Item = std::result::Result<
+            (
+                redb::AccessGuard<'a, &'static [u8]>,
+                redb::AccessGuard<'a, &'static [u8]>,
+            ),
+            redb::StorageError,
+        >,
+    >,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for item in iter.take(limit) {
+        out.push(item?.0.value().to_vec());
+    }
+    Ok(out)
+}
+
 fn collect<'a>(
     iter: impl Iterator<
         Item = std::result::Result<
@@ -312,6 +332,19 @@ impl Read for RedbRead {
         collect(t.range::<&[u8]>(bounds(start, end))?, limit)
     }
 
+    fn keys(
+        &mut self,
+        table: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(t) = self.table(table)? else {
+            return Ok(Vec::new());
+        };
+        collect_keys(t.range::<&[u8]>(bounds(start, end))?, limit)
+    }
+
     fn last(
         &mut self,
         table: &'static str,
@@ -367,6 +400,19 @@ impl Read for RedbWrite<'_> {
         limit: usize,
     ) -> Result<Vec<Row>> {
         collect(
+            self.table(table)?.range::<&[u8]>(bounds(start, end))?,
+            limit,
+        )
+    }
+
+    fn keys(
+        &mut self,
+        table: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        collect_keys(
             self.table(table)?.range::<&[u8]>(bounds(start, end))?,
             limit,
         )

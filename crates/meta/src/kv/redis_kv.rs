@@ -262,6 +262,29 @@ impl Read for RedisRead<'_> {
         Ok(pairs(self.conn.run(&cmd)?))
     }
 
+    fn keys(
+        &mut self,
+        table: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // The index alone: an entry is there exactly when its value is.
+        let max = end.map_or_else(|| b"+".to_vec(), |e| lex(false, e));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX).min(1 << 40);
+        let mut cmd = redis::cmd("ZRANGEBYLEX");
+        cmd.arg(self.kv.index_key(table))
+            .arg(lex(true, start))
+            .arg(max)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        self.conn.run(&cmd)
+    }
+
     fn last(
         &mut self,
         table: &'static str,
@@ -402,6 +425,19 @@ impl Read for RedisWrite<'_> {
             }
         }
         Ok(rows.into_iter().take(limit).collect())
+    }
+
+    fn keys(
+        &mut self,
+        table: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>> {
+        // Inside a write the pending changes decide: through `range`
+        // (values read too; no write lists a large table).
+        let rows = self.range(table, start, end, limit)?;
+        Ok(rows.into_iter().map(|(k, _)| k).collect())
     }
 
     fn last(
