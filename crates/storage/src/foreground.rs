@@ -47,7 +47,8 @@ impl Request {
 
 impl Drop for Request {
     fn drop(&mut self) {
-        LAST_END_US.store(now_us(), Ordering::Relaxed);
+        // Never 0, which stands for "no request yet".
+        LAST_END_US.store(now_us().max(1), Ordering::Relaxed);
         IN_PROGRESS.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -55,11 +56,16 @@ impl Drop for Request {
 /// Whether a request is in progress or one ended less than
 /// [`QUIET_AFTER`] ago.
 pub fn busy() -> bool {
+    busy_at(now_us())
+}
+
+/// [`busy`] at `now` (microseconds since [`epoch`]).
+fn busy_at(now: u64) -> bool {
     if IN_PROGRESS.load(Ordering::Relaxed) > 0 {
         return true;
     }
     let last = LAST_END_US.load(Ordering::Relaxed);
-    last != 0 && now_us().saturating_sub(last) < QUIET_AFTER.as_micros() as u64
+    last != 0 && now.saturating_sub(last) < QUIET_AFTER.as_micros() as u64
 }
 
 #[cfg(test)]
@@ -69,14 +75,19 @@ mod tests {
     #[test]
     fn busy_while_a_request_runs_and_briefly_after() {
         // Other tests of this crate do not count requests; this one owns
-        // the counters.
+        // the counters. Times after the last request are given, not
+        // waited for (a loaded machine may stall the test for longer).
+        let quiet = QUIET_AFTER.as_micros() as u64;
         let r = Request::start();
         assert!(busy());
         let r2 = Request::start();
         drop(r);
-        assert!(busy(), "one request still in progress");
+        assert!(busy_at(u64::MAX), "one request still in progress");
         drop(r2);
-        assert!(busy(), "just ended: still busy for QUIET_AFTER");
+        let ended = LAST_END_US.load(Ordering::Relaxed);
+        assert_ne!(ended, 0);
+        assert!(busy_at(ended + quiet - 1), "just ended: still busy");
+        assert!(!busy_at(ended + quiet), "quiet after QUIET_AFTER");
         std::thread::sleep(QUIET_AFTER * 3);
         assert!(!busy());
     }
