@@ -53,6 +53,21 @@ pub struct Counters {
 struct Job {
     repo: String,
     digest: Digest,
+    /// Earlier tries that failed on a passing condition ([`Skip::is_passing`]).
+    attempt: u32,
+}
+
+/// A scan that failed because the storage or the metadata store could not
+/// be reached (S3 or Redis away, `503`) is tried again after
+/// `RETRY_AFTER × 2^attempt`, at most [`RETRIES`] times (15 s to 8 min,
+/// about 16 min in all), instead of waiting for the next start-up's sweep.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+const RETRIES: u32 = 6;
+
+/// When to try a scan again after `attempt` earlier failures; `None`:
+/// given up (the next start-up's sweep queues it again).
+fn retry_delay(attempt: u32) -> Option<std::time::Duration> {
+    (attempt < RETRIES).then(|| RETRY_AFTER * 2u32.saturating_pow(attempt))
 }
 
 /// The scanner of one registry (all its stores).
@@ -111,6 +126,25 @@ enum Skip {
     Idle(#[from] crate::idle::Gone),
 }
 
+impl Skip {
+    /// A condition that passes (the storage or the metadata store could
+    /// not be reached): the scan is worth trying again later.
+    fn is_passing(&self) -> bool {
+        match self {
+            Skip::Storage(e) => {
+                e.is_storage_unavailable()
+                    || matches!(
+                        e,
+                        zot_storage::StorageError::Io(_) | zot_storage::StorageError::Shared(_)
+                    )
+                    || matches!(e, zot_storage::StorageError::Meta(m) if m.is_unavailable())
+            }
+            Skip::Meta(m) => m.is_unavailable(),
+            _ => false,
+        }
+    }
+}
+
 impl CveScanner {
     pub fn new(stores: Stores, db: Arc<VulnDb>) -> Arc<CveScanner> {
         Self::with_sbom(stores, db, None)
@@ -162,7 +196,20 @@ impl CveScanner {
             let _ = self.tx.send(Job {
                 repo: repo.to_owned(),
                 digest: digest.clone(),
+                attempt: 0,
             });
+        }
+    }
+
+    /// Queues a job again (a retry), unless the digest is queued already.
+    fn requeue(&self, job: Job) {
+        let fresh = self
+            .queued
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(job.digest.clone());
+        if fresh {
+            let _ = self.tx.send(job);
         }
     }
 
@@ -226,9 +273,24 @@ impl CveScanner {
                 Ok(()) => {
                     tracing::debug!(repo = %job.repo, digest = %job.digest, ms = started.elapsed().as_millis() as u64, "cve: manifest scanned")
                 }
-                Err(e) => {
-                    tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: scan skipped")
-                }
+                Err(e) => match retry_delay(job.attempt).filter(|_| e.is_passing()) {
+                    Some(delay) => {
+                        tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, retry_in_s = delay.as_secs(), "cve: scan failed; tried again later");
+                        let me = Arc::clone(&self);
+                        let again = Job {
+                            repo: job.repo.clone(),
+                            digest: job.digest.clone(),
+                            attempt: job.attempt + 1,
+                        };
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            me.requeue(again);
+                        });
+                    }
+                    None => {
+                        tracing::warn!(repo = %job.repo, digest = %job.digest, error = %e, "cve: scan skipped")
+                    }
+                },
             }
             drop(permit);
             self.queued
@@ -610,4 +672,21 @@ fn has_sbom(reg: &Registry, repo: &str, digest: &Digest, format: SbomFormat) -> 
     };
     reg.referrers(&name, digest, Some(format.media_type()))
         .map_or(true, |r| !r.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passing_failures_are_tried_again_with_back_off_then_given_up() {
+        assert_eq!(retry_delay(0), Some(RETRY_AFTER));
+        assert_eq!(retry_delay(1), Some(RETRY_AFTER * 2));
+        assert_eq!(retry_delay(RETRIES - 1), Some(RETRY_AFTER * 32));
+        assert_eq!(retry_delay(RETRIES), None);
+        let away = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "S3 away");
+        assert!(Skip::Storage(zot_storage::StorageError::Io(away)).is_passing());
+        assert!(!Skip::Name("not a repository name".into()).is_passing());
+        assert!(!Skip::Storage(zot_storage::StorageError::NameUnknown).is_passing());
+    }
 }
