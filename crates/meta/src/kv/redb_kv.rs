@@ -247,17 +247,18 @@ fn bounds<'k>(start: &'k [u8], end: Option<&'k [u8]>) -> (Bound<&'k [u8]>, Bound
     )
 }
 
+/// One row of a byte-keyed range, as redb yields it.
+type RangeItem<'a> = std::result::Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
 /// The keys of a range; the values' guards are dropped unread.
 fn collect_keys<'a>(
-    iter: impl Iterator<
-        Item = std::result::Result<
-            (
-                redb::AccessGuard<'a, &'static [u8]>,
-                redb::AccessGuard<'a, &'static [u8]>,
-            ),
-            redb::StorageError,
-        >,
-    >,
+    iter: impl Iterator<Item = RangeItem<'a>>,
     limit: usize,
 ) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
@@ -267,18 +268,7 @@ fn collect_keys<'a>(
     Ok(out)
 }
 
-fn collect<'a>(
-    iter: impl Iterator<
-        Item = std::result::Result<
-            (
-                redb::AccessGuard<'a, &'static [u8]>,
-                redb::AccessGuard<'a, &'static [u8]>,
-            ),
-            redb::StorageError,
-        >,
-    >,
-    limit: usize,
-) -> Result<Vec<Row>> {
+fn collect<'a>(iter: impl Iterator<Item = RangeItem<'a>>, limit: usize) -> Result<Vec<Row>> {
     let mut out = Vec::new();
     for item in iter.take(limit) {
         let (k, v) = item?;
