@@ -55,7 +55,7 @@ pub use stores::Stores;
 pub use upload_follow::WrittenHook;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
-    Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
+    ClusterNodes, Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
     SearchRepo, Sentinels, Times,
 };
 

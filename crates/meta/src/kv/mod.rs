@@ -21,6 +21,7 @@
 mod legacy;
 pub(crate) mod redb_kv;
 pub(crate) mod redis_address;
+pub(crate) mod redis_cluster;
 pub(crate) mod redis_kv;
 
 use crate::Result;

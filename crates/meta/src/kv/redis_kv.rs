@@ -26,12 +26,23 @@
 //! - A connection that failed is dropped, never reused; an I/O error is
 //!   `MetaError::Remote { io: true }`, which the store reports as
 //!   unavailable until [`Kv::reopen`] reaches the server again.
+//! - In a Redis Cluster every key above is in the slot of `{<p>}`, served
+//!   by one master (`redis_cluster.rs`). A command refused because the
+//!   slot moved or is moving (`MOVED`, `ASK`, `TRYAGAIN`, ...) ran
+//!   nothing: the idle connections are dropped, and the read is sent again
+//!   (the write run again from the start) on a connection to the slot's
+//!   master of the moment, pausing while the slot migrates, for at most
+//!   [`REDIRECT_WAIT`]. A range read whose index names a row without its
+//!   value (the row already migrated) is refused the same way (a row and
+//!   its index entry are otherwise always together).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::{Connection, Value};
+
+use super::redis_cluster::is_redirect;
 
 use super::redis_address::RedisAddress;
 use super::{Kv, Read, Row, Write};
@@ -41,6 +52,8 @@ use crate::{MetaError, Result};
 pub(crate) const MAX_ATTEMPTS: u32 = 200;
 /// Idle connections kept.
 const POOL: usize = 16;
+/// How long a command refused by a cluster whose slot moves is tried again.
+pub(crate) const REDIRECT_WAIT: Duration = Duration::from_secs(15);
 
 /// `ZRANGEBYLEX` (or `ZREVRANGEBYLEX` when ARGV[5] is `1`) with the rows'
 /// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max, limit, rev.
@@ -54,28 +67,34 @@ end
 local out = {}
 for _, k in ipairs(ks) do
   local v = redis.call('GET', ARGV[1] .. k)
-  if v then
-    out[#out + 1] = k
-    out[#out + 1] = v
+  if not v then
+    return redis.error_reply('TRYAGAIN a row of the range is moving to another cluster node')
   end
+  out[#out + 1] = k
+  out[#out + 1] = v
 end
 return out
 ";
 
 pub(crate) struct RedisKv {
-    /// The server's client; `None` with sentinels (the master is asked of
-    /// them for each new connection, so a failover is followed).
+    /// The server's client; `None` with sentinels or a cluster (the master
+    /// is asked of them for each new connection, so a failover is
+    /// followed).
     client: Option<redis::Client>,
     address: RedisAddress,
     /// `{<p>}:`
     prefix: String,
+    /// The cluster slot of every key (`{<p>}`).
+    slot: u16,
     idle: Mutex<Vec<Connection>>,
 }
 
 pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
-    // A replica refusing a write is a master gone (a sentinel failover):
+    // A replica refusing a write is a master gone (a sentinel failover),
+    // and a cluster still refusing after `REDIRECT_WAIT` is reorganizing:
     // unavailable too, until a new connection finds the new master.
-    let io = e.is_io_error()
+    let io = is_redirect(&e)
+        || e.is_io_error()
         || e.is_connection_dropped()
         || e.is_connection_refusal()
         || e.is_timeout()
@@ -89,42 +108,75 @@ pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
 
 impl RedisKv {
     pub(crate) fn connect(address: &RedisAddress, key_prefix: &str) -> Result<RedisKv> {
-        let client = match address.sentinel {
-            None => Some(redis::Client::open(address.url.as_str()).map_err(redis_error)?),
-            Some(_) => None,
+        let client = match address.resolved() {
+            false => Some(redis::Client::open(address.url.as_str()).map_err(redis_error)?),
+            true => None,
         };
+        let prefix = format!("{{{key_prefix}}}:");
         let kv = RedisKv {
             client,
             address: address.clone(),
-            prefix: format!("{{{key_prefix}}}:"),
+            slot: super::redis_cluster::key_slot(prefix.as_bytes()),
+            prefix,
             idle: Mutex::new(Vec::new()),
         };
         Ok(kv)
     }
 
+    fn cluster(&self) -> bool {
+        self.address.cluster.is_some()
+    }
+
+    fn new_connection(&self) -> redis::RedisResult<Connection> {
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => self.address.client(self.slot)?,
+        };
+        let c = client.get_connection_with_timeout(self.address.connect_timeout)?;
+        let t = Some(self.address.io_timeout);
+        c.set_read_timeout(t)?;
+        c.set_write_timeout(t)?;
+        Ok(c)
+    }
+
     fn conn(&self) -> Result<Pooled<'_>> {
+        self.try_conn().map_err(|(e, _)| e)
+    }
+
+    /// A connection, or the error and whether it is a cluster's refusal
+    /// (no master named for the slot yet: a failover).
+    fn try_conn(&self) -> std::result::Result<Pooled<'_>, (MetaError, bool)> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let conn = match idle {
             Some(c) => c,
-            None => {
-                let client = match &self.client {
-                    Some(c) => c.clone(),
-                    None => self.address.client().map_err(redis_error)?,
-                };
-                let c = client
-                    .get_connection_with_timeout(self.address.connect_timeout)
-                    .map_err(redis_error)?;
-                let t = Some(self.address.io_timeout);
-                c.set_read_timeout(t).map_err(redis_error)?;
-                c.set_write_timeout(t).map_err(redis_error)?;
-                c
-            }
+            None => self.new_connection().map_err(|e| {
+                let redirect = self.cluster() && is_redirect(&e);
+                (redis_error(e), redirect)
+            })?,
         };
         Ok(Pooled {
             kv: self,
             conn: Some(conn),
             broken: false,
+            redirected: false,
         })
+    }
+
+    /// A connection, waiting (within `wait`) while the cluster names no
+    /// master for the slot.
+    fn conn_within(&self, wait: &mut RedirectWait) -> Result<Pooled<'_>> {
+        loop {
+            match self.try_conn() {
+                Ok(c) => return Ok(c),
+                Err((_, true)) if wait.pause() => {}
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// The slot moved: connections to its old master are of no more use.
+    fn forget_idle(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn row_key(&self, table: &str, key: &[u8]) -> Vec<u8> {
@@ -146,22 +198,57 @@ impl RedisKv {
     }
 }
 
+/// Pauses between tries of a command a cluster refused while its slot
+/// moves, for at most [`REDIRECT_WAIT`] in all.
+pub(crate) struct RedirectWait {
+    start: std::time::Instant,
+    pause: Duration,
+}
+
+impl RedirectWait {
+    fn new() -> RedirectWait {
+        RedirectWait {
+            start: std::time::Instant::now(),
+            pause: Duration::from_millis(20),
+        }
+    }
+
+    /// Sleeps before the next try; `false` (no sleep) once the time is up.
+    fn pause(&mut self) -> bool {
+        if self.start.elapsed() >= REDIRECT_WAIT {
+            return false;
+        }
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(Duration::from_millis(500));
+        true
+    }
+}
+
 /// A connection borrowed from the pool; back to it when dropped, unless broken.
 struct Pooled<'a> {
     kv: &'a RedisKv,
     conn: Option<Connection>,
     broken: bool,
+    /// A cluster refused a command because the slot moved (see the module
+    /// doc): nothing ran; try again on a new connection.
+    redirected: bool,
 }
 
 impl Pooled<'_> {
+    fn failed(&mut self, e: redis::RedisError) -> MetaError {
+        self.broken = true;
+        if self.kv.cluster() && is_redirect(&e) {
+            self.redirected = true;
+            self.kv.forget_idle();
+        }
+        redis_error(e)
+    }
+
     fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(MetaError::Unavailable);
         };
-        cmd.query(conn).map_err(|e| {
-            self.broken = true;
-            redis_error(e)
-        })
+        cmd.query(conn).map_err(|e| self.failed(e))
     }
 }
 
@@ -175,10 +262,7 @@ impl Pooled<'_> {
         pipe.cmd("WATCH").arg(key).ignore().add_command(cmd.clone());
         match pipe.query::<(T,)>(conn) {
             Ok((v,)) => Ok(v),
-            Err(e) => {
-                self.broken = true;
-                Err(redis_error(e))
-            }
+            Err(e) => Err(self.failed(e)),
         }
     }
 }
@@ -241,11 +325,27 @@ struct RedisRead<'a> {
     conn: Pooled<'a>,
 }
 
+impl RedisRead<'_> {
+    /// Runs `cmd`, again on a new connection while a cluster refuses it
+    /// because the slot moved (see the module doc).
+    fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
+        let mut wait = RedirectWait::new();
+        loop {
+            match self.conn.run(cmd) {
+                Err(_) if self.conn.redirected && wait.pause() => {
+                    self.conn = self.kv.conn_within(&mut wait)?;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl Read for RedisRead<'_> {
     fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.kv.row_key(table, key));
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 
     fn range(
@@ -259,7 +359,7 @@ impl Read for RedisRead<'_> {
             return Ok(Vec::new());
         }
         let cmd = range_cmd(self.kv, table, start, end, limit, false);
-        Ok(pairs(self.conn.run(&cmd)?))
+        Ok(pairs(self.run(&cmd)?))
     }
 
     fn keys(
@@ -282,7 +382,7 @@ impl Read for RedisRead<'_> {
             .arg("LIMIT")
             .arg(0)
             .arg(limit);
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 
     fn last(
@@ -292,13 +392,13 @@ impl Read for RedisRead<'_> {
         end: Option<&[u8]>,
     ) -> Result<Option<Row>> {
         let cmd = range_cmd(self.kv, table, start, end, 1, true);
-        Ok(pairs(self.conn.run(&cmd)?).pop())
+        Ok(pairs(self.run(&cmd)?).pop())
     }
 
     fn len(&mut self, table: &'static str) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(self.kv.index_key(table));
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 }
 
@@ -336,7 +436,7 @@ impl RedisWrite<'_> {
             .map(|((_, k), v)| (k, v))
     }
 
-    fn commit(mut self) -> Result<bool> {
+    fn commit(&mut self) -> Result<bool> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut tables = BTreeSet::new();
@@ -369,10 +469,7 @@ impl RedisWrite<'_> {
         };
         match pipe.query::<Option<()>>(conn) {
             Ok(done) => Ok(done.is_some()),
-            Err(e) => {
-                self.conn.broken = true;
-                Err(redis_error(e))
-            }
+            Err(e) => Err(self.conn.failed(e)),
         }
     }
 }
@@ -494,14 +591,19 @@ impl Kv for RedisKv {
     }
 
     fn write(&self, _durable: bool, f: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<()> {
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut wait = RedirectWait::new();
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
             let mut w = RedisWrite {
                 kv: self,
-                conn: self.conn()?,
+                conn: self.conn_within(&mut wait)?,
                 pending: BTreeMap::new(),
                 watched: HashSet::new(),
             };
             if let Err(e) = f(&mut w) {
+                if w.conn.redirected && wait.pause() {
+                    continue;
+                }
                 if !w.watched.is_empty() && !w.conn.broken {
                     let _ = w.conn.run::<()>(&redis::cmd("UNWATCH"));
                 }
@@ -513,9 +615,13 @@ impl Kv for RedisKv {
                 }
                 return Ok(());
             }
-            if w.commit()? {
-                return Ok(());
+            match w.commit() {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(_) if w.conn.redirected && wait.pause() => continue,
+                Err(e) => return Err(e),
             }
+            attempt += 1;
             // Another writer changed what this one read: run it again,
             // after a pause that grows and differs between writers.
             let spread = u64::from(attempt.min(20)) * 200 + 50;
@@ -538,6 +644,13 @@ impl Kv for RedisKv {
     fn probe(&self) -> Result<()> {
         let mut conn = self.conn()?;
         let _: Value = conn.run(&redis::cmd("PING"))?;
+        if self.cluster() {
+            // The node must serve the slot as its master (a PING does not
+            // tell): a key command is refused with MOVED otherwise.
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(self.version_key("repos"));
+            let _: Value = conn.run(&cmd)?;
+        }
         Ok(())
     }
 
