@@ -134,7 +134,10 @@ mod tests {
         let c = a.cluster.as_ref().expect("cluster mode");
         assert_eq!(
             c.urls,
-            ["redis://u%40x:p%3Aw%2F@h:6379", "redis://u%40x:p%3Aw%2F@h2:7000"]
+            [
+                "redis://u%40x:p%3Aw%2F@h:6379",
+                "redis://u%40x:p%3Aw%2F@h2:7000"
+            ]
         );
         assert!(!format!("{a:?}").contains("p%3A"), "not shown");
         t.key_prefix = "a{b}".into();

@@ -34,11 +34,8 @@ fn prefix_off_the_first_node(cluster: &RedisCluster, base: &str) -> (String, u16
     (0..)
         .map(|i| {
             let p = format!("{base}{i}");
-            let slot: u16 = cluster.nodes[0].query(
-                redis::cmd("CLUSTER")
-                    .arg("KEYSLOT")
-                    .arg(format!("{{{p}}}")),
-            );
+            let slot: u16 = cluster.nodes[0]
+                .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(format!("{{{p}}}")));
             (p, slot)
         })
         .find(|(_, slot)| cluster.owner(*slot) != 0)
@@ -187,12 +184,19 @@ fn both_instances_keep_working_through_a_slot_migration_and_a_failover() {
             let mut n = 0u32;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                let (via, other) = if n % 2 == 0 { (&ca, &cb) } else { (&cb, &ca) };
+                let (via, other) = if n.is_multiple_of(2) {
+                    (&ca, &cb)
+                } else {
+                    (&cb, &ca)
+                };
                 let image = small(&format!("during {n}"));
                 image.push(via, "mv/app", &n.to_string());
                 let got = other.get_manifest("mv/app", &n.to_string());
                 got.expect_status(200, "pulled through the other instance");
-                assert!(got.body == image.manifest.bytes, "tag {n} names its manifest");
+                assert!(
+                    got.body == image.manifest.bytes,
+                    "tag {n} names its manifest"
+                );
             }
             n
         });
@@ -205,7 +209,9 @@ fn both_instances_keep_working_through_a_slot_migration_and_a_failover() {
         cluster.failover(replica);
         std::thread::sleep(Duration::from_secs(1));
         drop(stopping);
-        pusher.join().unwrap_or_else(|_| panic!("the pusher failed"))
+        pusher
+            .join()
+            .unwrap_or_else(|_| panic!("the pusher failed"))
     });
     assert!(pushed > 1, "pushes ran meanwhile: {pushed}");
     let digest = finish_upload(&a, &location, &data);

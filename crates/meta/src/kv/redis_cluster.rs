@@ -277,7 +277,9 @@ mod tests {
 
     #[test]
     fn the_master_keeps_the_seed_credentials_and_tls() {
-        let seed = "rediss://u:p@seed:7000".into_connection_info().expect("url");
+        let seed = "rediss://u:p@seed:7000"
+            .into_connection_info()
+            .expect("url");
         let m = at(&seed, Some("10.0.0.2".into()), 7002);
         assert_eq!(m.addr().to_string(), "10.0.0.2:7002");
         assert!(matches!(m.addr(), ConnectionAddr::TcpTls { .. }));

@@ -32,29 +32,22 @@
 //!   nothing: the idle connections are dropped, and the read is sent again
 //!   (the write run again from the start) on a connection to the slot's
 //!   master of the moment, pausing while the slot migrates, for at most
-//!   [`REDIRECT_WAIT`]. A range read whose index names a row without its
-//!   value (the row already migrated) is refused the same way (a row and
-//!   its index entry are otherwise always together).
+//!   `redis_pool::REDIRECT_WAIT`. A range read whose index names a row
+//!   without its value (the row already migrated) is refused the same way
+//!   (a row and its index entry are otherwise always together).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::{Connection, Value};
-
-use super::redis_cluster::is_redirect;
+use redis::Value;
 
 use super::redis_address::RedisAddress;
+use super::redis_pool::{Pooled, RedirectWait, RedisPool};
 use super::{Kv, Read, Row, Write};
 use crate::{MetaError, Result};
 
 /// Attempts of one write before it gives up (conflicts with other writers).
 pub(crate) const MAX_ATTEMPTS: u32 = 200;
-/// Idle connections kept.
-const POOL: usize = 16;
-/// How long a command refused by a cluster whose slot moves is tried again.
-pub(crate) const REDIRECT_WAIT: Duration = Duration::from_secs(15);
-
 /// `ZRANGEBYLEX` (or `ZREVRANGEBYLEX` when ARGV[5] is `1`) with the rows'
 /// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max, limit, rev.
 const RANGE_SCRIPT: &str = r"
@@ -77,106 +70,19 @@ return out
 ";
 
 pub(crate) struct RedisKv {
-    /// The server's client; `None` with sentinels or a cluster (the master
-    /// is asked of them for each new connection, so a failover is
-    /// followed).
-    client: Option<redis::Client>,
-    address: RedisAddress,
+    pool: RedisPool,
     /// `{<p>}:`
     prefix: String,
-    /// The cluster slot of every key (`{<p>}`).
-    slot: u16,
-    idle: Mutex<Vec<Connection>>,
-}
-
-pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
-    // A replica refusing a write is a master gone (a sentinel failover),
-    // and a cluster still refusing after `REDIRECT_WAIT` is reorganizing:
-    // unavailable too, until a new connection finds the new master.
-    let io = is_redirect(&e)
-        || e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_unrecoverable_error()
-        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
-    MetaError::Remote {
-        message: e.to_string(),
-        io,
-    }
 }
 
 impl RedisKv {
     pub(crate) fn connect(address: &RedisAddress, key_prefix: &str) -> Result<RedisKv> {
-        let client = match address.resolved() {
-            false => Some(redis::Client::open(address.url.as_str()).map_err(redis_error)?),
-            true => None,
-        };
         let prefix = format!("{{{key_prefix}}}:");
-        let kv = RedisKv {
-            client,
-            address: address.clone(),
-            slot: super::redis_cluster::key_slot(prefix.as_bytes()),
+        let slot = super::redis_cluster::key_slot(prefix.as_bytes());
+        Ok(RedisKv {
+            pool: RedisPool::new(address, slot)?,
             prefix,
-            idle: Mutex::new(Vec::new()),
-        };
-        Ok(kv)
-    }
-
-    fn cluster(&self) -> bool {
-        self.address.cluster.is_some()
-    }
-
-    fn new_connection(&self) -> redis::RedisResult<Connection> {
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => self.address.client(self.slot)?,
-        };
-        let c = client.get_connection_with_timeout(self.address.connect_timeout)?;
-        let t = Some(self.address.io_timeout);
-        c.set_read_timeout(t)?;
-        c.set_write_timeout(t)?;
-        Ok(c)
-    }
-
-    fn conn(&self) -> Result<Pooled<'_>> {
-        self.try_conn().map_err(|(e, _)| e)
-    }
-
-    /// A connection, or the error and whether it is a cluster's refusal
-    /// (no master named for the slot yet: a failover).
-    fn try_conn(&self) -> std::result::Result<Pooled<'_>, (MetaError, bool)> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => self.new_connection().map_err(|e| {
-                let redirect = self.cluster() && is_redirect(&e);
-                (redis_error(e), redirect)
-            })?,
-        };
-        Ok(Pooled {
-            kv: self,
-            conn: Some(conn),
-            broken: false,
-            redirected: false,
         })
-    }
-
-    /// A connection, waiting (within `wait`) while the cluster names no
-    /// master for the slot.
-    fn conn_within(&self, wait: &mut RedirectWait) -> Result<Pooled<'_>> {
-        loop {
-            match self.try_conn() {
-                Ok(c) => return Ok(c),
-                Err((_, true)) if wait.pause() => {}
-                Err((e, _)) => return Err(e),
-            }
-        }
-    }
-
-    /// The slot moved: connections to its old master are of no more use.
-    fn forget_idle(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     fn row_key(&self, table: &str, key: &[u8]) -> Vec<u8> {
@@ -195,89 +101,6 @@ impl RedisKv {
 
     fn version_key(&self, table: &str) -> String {
         format!("{}ver:{table}", self.prefix)
-    }
-}
-
-/// Pauses between tries of a command a cluster refused while its slot
-/// moves, for at most [`REDIRECT_WAIT`] in all.
-pub(crate) struct RedirectWait {
-    start: std::time::Instant,
-    pause: Duration,
-}
-
-impl RedirectWait {
-    fn new() -> RedirectWait {
-        RedirectWait {
-            start: std::time::Instant::now(),
-            pause: Duration::from_millis(20),
-        }
-    }
-
-    /// Sleeps before the next try; `false` (no sleep) once the time is up.
-    fn pause(&mut self) -> bool {
-        if self.start.elapsed() >= REDIRECT_WAIT {
-            return false;
-        }
-        std::thread::sleep(self.pause);
-        self.pause = (self.pause * 2).min(Duration::from_millis(500));
-        true
-    }
-}
-
-/// A connection borrowed from the pool; back to it when dropped, unless broken.
-struct Pooled<'a> {
-    kv: &'a RedisKv,
-    conn: Option<Connection>,
-    broken: bool,
-    /// A cluster refused a command because the slot moved (see the module
-    /// doc): nothing ran; try again on a new connection.
-    redirected: bool,
-}
-
-impl Pooled<'_> {
-    fn failed(&mut self, e: redis::RedisError) -> MetaError {
-        self.broken = true;
-        if self.kv.cluster() && is_redirect(&e) {
-            self.redirected = true;
-            self.kv.forget_idle();
-        }
-        redis_error(e)
-    }
-
-    fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(MetaError::Unavailable);
-        };
-        cmd.query(conn).map_err(|e| self.failed(e))
-    }
-}
-
-impl Pooled<'_> {
-    /// `WATCH key` then `cmd`, in one round trip.
-    fn watched<T: redis::FromRedisValue>(&mut self, key: &[u8], cmd: &redis::Cmd) -> Result<T> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(MetaError::Unavailable);
-        };
-        let mut pipe = redis::pipe();
-        pipe.cmd("WATCH").arg(key).ignore().add_command(cmd.clone());
-        match pipe.query::<(T,)>(conn) {
-            Ok((v,)) => Ok(v),
-            Err(e) => Err(self.failed(e)),
-        }
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if self.broken {
-            return;
-        }
-        if let Some(conn) = self.conn.take() {
-            let mut idle = self.kv.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < POOL {
-                idle.push(conn);
-            }
-        }
     }
 }
 
@@ -333,7 +156,7 @@ impl RedisRead<'_> {
         loop {
             match self.conn.run(cmd) {
                 Err(_) if self.conn.redirected && wait.pause() => {
-                    self.conn = self.kv.conn_within(&mut wait)?;
+                    self.conn = self.kv.pool.conn_within(&mut wait)?;
                 }
                 other => return other,
             }
@@ -586,7 +409,7 @@ impl Kv for RedisKv {
     fn read(&self) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(RedisRead {
             kv: self,
-            conn: self.conn()?,
+            conn: self.pool.conn()?,
         }))
     }
 
@@ -596,7 +419,7 @@ impl Kv for RedisKv {
         while attempt < MAX_ATTEMPTS {
             let mut w = RedisWrite {
                 kv: self,
-                conn: self.conn_within(&mut wait)?,
+                conn: self.pool.conn_within(&mut wait)?,
                 pending: BTreeMap::new(),
                 watched: HashSet::new(),
             };
@@ -642,9 +465,9 @@ impl Kv for RedisKv {
     }
 
     fn probe(&self) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.pool.conn()?;
         let _: Value = conn.run(&redis::cmd("PING"))?;
-        if self.cluster() {
+        if self.pool.cluster() {
             // The node must serve the slot as its master (a PING does not
             // tell): a key command is refused with MOVED otherwise.
             let mut cmd = redis::cmd("EXISTS");
@@ -655,7 +478,7 @@ impl Kv for RedisKv {
     }
 
     fn reopen(&self) -> Result<()> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pool.forget_idle();
         self.probe()
     }
 

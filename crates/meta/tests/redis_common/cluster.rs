@@ -31,7 +31,12 @@ impl ClusterNode {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes", "--cluster-port", &bus.to_string()])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus.to_string(),
+            ])
             .arg("--cluster-config-file")
             .arg(dir.path().join("nodes.conf"))
             .args(["--cluster-node-timeout", "5000", "--save", ""])
@@ -51,7 +56,10 @@ impl ClusterNode {
                 Some(Ok(_)) => {}
                 _ => panic!("redis-server (cluster node) did not start"),
             }
-            assert!(Instant::now() < deadline, "redis-server did not start in time");
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start in time"
+            );
         }
         std::thread::spawn(move || for _ in lines {});
         ClusterNode {
@@ -213,12 +221,8 @@ impl RedisCluster {
         setslot(src, "MIGRATING", &dst_id);
         let mut moved = 0;
         loop {
-            let keys: Vec<Vec<u8>> = src.query(
-                redis::cmd("CLUSTER")
-                    .arg("GETKEYSINSLOT")
-                    .arg(slot)
-                    .arg(20),
-            );
+            let keys: Vec<Vec<u8>> =
+                src.query(redis::cmd("CLUSTER").arg("GETKEYSINSLOT").arg(slot).arg(20));
             if keys.is_empty() {
                 break;
             }
@@ -259,10 +263,14 @@ impl RedisCluster {
                 .arg(first.bus),
         );
         let id = self.nodes[master].id();
-        wait_for(Duration::from_secs(30), "the new node knows the master", || {
-            let nodes: String = node.query(redis::cmd("CLUSTER").arg("NODES"));
-            nodes.contains(&id)
-        });
+        wait_for(
+            Duration::from_secs(30),
+            "the new node knows the master",
+            || {
+                let nodes: String = node.query(redis::cmd("CLUSTER").arg("NODES"));
+                nodes.contains(&id)
+            },
+        );
         let _: () = node.query(redis::cmd("CLUSTER").arg("REPLICATE").arg(&id));
         wait_for(Duration::from_secs(30), "the replica is in sync", || {
             let info: String = node.query(redis::cmd("INFO").arg("replication"));

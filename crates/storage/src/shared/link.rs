@@ -126,7 +126,8 @@ impl Link {
     /// Whether an answer is a refusal calling for a new master: a
     /// read-only replica's (sentinels) or a cluster's (slot moved).
     fn refused(&self, v: &Value) -> bool {
-        self.sentinels.is_some() && (read_only(v) || (self.cluster() && zot_meta::is_redirect_value(v)))
+        self.sentinels.is_some()
+            && (read_only(v) || (self.cluster() && zot_meta::is_redirect_value(v)))
     }
 }
 
@@ -142,11 +143,7 @@ fn read_only(v: &Value) -> bool {
 /// Sends a command with `send` on the link's connection, and again after
 /// asking for the master as the module doc says; `refused` tells an
 /// answer that calls for a new master.
-async fn retrying<'a, T, F>(
-    link: &'a Link,
-    send: F,
-    refused: impl Fn(&T) -> bool,
-) -> RedisResult<T>
+async fn retrying<'a, T, F>(link: &'a Link, send: F, refused: impl Fn(&T) -> bool) -> RedisResult<T>
 where
     F: Fn(ConnectionManager) -> RedisFuture<'a, T>,
 {
