@@ -5,7 +5,8 @@
 //! seed does not serve it); and two handles (instances) writing without a
 //! pause keep working, losing no write and drawing one gapless event
 //! sequence, while the slot migrates to another master key by key and then
-//! fails over to a replica of that master.
+//! fails over to a replica of that master. And a cluster requiring a
+//! password: the seeds and the master are reached with the URL's.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 #[path = "redis_common/cluster.rs"]
@@ -21,16 +22,12 @@ use zot_oci::{Digest, RepoName};
 
 fn address(cluster: &RedisCluster) -> RedisAddress {
     RedisAddress {
-        url: format!("redis://{}/0", cluster.nodes[0].addr()),
+        url: format!("{}/0", cluster.nodes[0].url()),
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(5),
         sentinel: None,
         cluster: Some(ClusterNodes {
-            urls: cluster
-                .nodes
-                .iter()
-                .map(|n| format!("redis://{}", n.addr()))
-                .collect(),
+            urls: cluster.nodes.iter().map(|n| n.url()).collect(),
         }),
     }
 }
@@ -163,4 +160,35 @@ fn a_store_follows_its_slot_through_a_migration_and_a_failover() {
     assert_eq!(ids.len(), (total - 1) as usize, "every event once");
     let found = keys_of(&cluster, new_owner, &prefix);
     assert!(found.iter().all(|k| k.starts_with(&tag)), "{found:?}");
+}
+
+#[test]
+fn the_master_is_reached_with_the_seed_urls_credentials() {
+    let cluster = RedisCluster::start_with(3, Some("s3cret"));
+    let (prefix, slot) = prefix_off_the_first_seed(&cluster);
+    let address = address(&cluster);
+    let store = MetaStore::open_redis(&address, &prefix).unwrap();
+    let repo: RepoName = "a".parse().unwrap();
+    store
+        .apply(&repo, &[Change::SetTag("v1".into(), rec(1))])
+        .unwrap();
+    assert_eq!(store.tag(&repo, "v1").unwrap(), Some(rec(1)));
+    assert!(!keys_of(&cluster, cluster.owner(slot), &prefix).is_empty());
+
+    let mut wrong = address.clone();
+    wrong.url = wrong.url.replace("s3cret", "wrong");
+    if let Some(c) = wrong.cluster.as_mut() {
+        c.urls = c
+            .urls
+            .iter()
+            .map(|u| u.replace("s3cret", "wrong"))
+            .collect();
+    }
+    let refused = MetaStore::open_redis(&wrong, &prefix)
+        .and_then(|s| s.tag(&repo, "v1"))
+        .expect_err("a wrong password");
+    assert!(
+        refused.to_string().to_lowercase().contains("pass"),
+        "{refused}"
+    );
 }

@@ -32,9 +32,10 @@
 //!   nothing: the idle connections are dropped, and the read is sent again
 //!   (the write run again from the start) on a connection to the slot's
 //!   master of the moment, pausing while the slot migrates, for at most
-//!   `redis_pool::REDIRECT_WAIT`. A range read whose index names a row
-//!   without its value (the row already migrated) is refused the same way
-//!   (a row and its index entry are otherwise always together).
+//!   `redis_pool::REDIRECT_WAIT`. In a cluster, a range read whose index
+//!   names a row without its value (the row already migrated) is refused
+//!   the same way (a row and its index entry are otherwise always
+//!   together).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -49,7 +50,9 @@ use crate::{MetaError, Result};
 /// Attempts of one write before it gives up (conflicts with other writers).
 pub(crate) const MAX_ATTEMPTS: u32 = 200;
 /// `ZRANGEBYLEX` (or `ZREVRANGEBYLEX` when ARGV[5] is `1`) with the rows'
-/// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max, limit, rev.
+/// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max,
+/// limit, rev, and whether a missing row is a cluster's migration under
+/// way (`1`: refused with `TRYAGAIN`; else skipped, as it cannot happen).
 const RANGE_SCRIPT: &str = r"
 local ks
 if ARGV[5] == '1' then
@@ -60,11 +63,12 @@ end
 local out = {}
 for _, k in ipairs(ks) do
   local v = redis.call('GET', ARGV[1] .. k)
-  if not v then
+  if v then
+    out[#out + 1] = k
+    out[#out + 1] = v
+  elseif ARGV[6] == '1' then
     return redis.error_reply('TRYAGAIN a row of the range is moving to another cluster node')
   end
-  out[#out + 1] = k
-  out[#out + 1] = v
 end
 return out
 ";
@@ -129,7 +133,8 @@ fn range_cmd(
         .arg(lex(true, start))
         .arg(max)
         .arg(limit)
-        .arg(if rev { "1" } else { "0" });
+        .arg(if rev { "1" } else { "0" })
+        .arg(if kv.pool.cluster() { "1" } else { "0" });
     cmd
 }
 

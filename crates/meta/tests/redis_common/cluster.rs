@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub struct ClusterNode {
     pub port: u16,
     pub bus: u16,
+    /// `requirepass` (and `masterauth`) when set.
+    password: Option<String>,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -26,10 +28,14 @@ fn free_port() -> u16 {
 }
 
 impl ClusterNode {
-    fn start() -> ClusterNode {
+    fn start(password: Option<&str>) -> ClusterNode {
         let (port, bus) = (free_port(), free_port());
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let mut child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p, "--masterauth", p]);
+        }
+        let mut child = cmd
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args([
                 "--cluster-enabled",
@@ -65,6 +71,7 @@ impl ClusterNode {
         ClusterNode {
             port,
             bus,
+            password: password.map(str::to_owned),
             child,
             _dir: dir,
         }
@@ -74,8 +81,16 @@ impl ClusterNode {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// `redis://[:password@]127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@{}", self.addr()),
+            None => format!("redis://{}", self.addr()),
+        }
+    }
+
     pub fn conn(&self) -> redis::Connection {
-        let client = redis::Client::open(format!("redis://{}", self.addr())).expect("client");
+        let client = redis::Client::open(self.url()).expect("client");
         client
             .get_connection_with_timeout(Duration::from_secs(5))
             .expect("a connection to a cluster node")
@@ -131,8 +146,18 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// `masters` nodes sharing the 16384 slots, no replicas.
     pub fn start(masters: usize) -> RedisCluster {
-        let nodes: Vec<ClusterNode> = (0..masters).map(|_| ClusterNode::start()).collect();
-        let out = Command::new("redis-cli")
+        RedisCluster::start_with(masters, None)
+    }
+
+    /// [`RedisCluster::start`], every node requiring `password` (of
+    /// clients and of each other).
+    pub fn start_with(masters: usize, password: Option<&str>) -> RedisCluster {
+        let nodes: Vec<ClusterNode> = (0..masters).map(|_| ClusterNode::start(password)).collect();
+        let mut cli = Command::new("redis-cli");
+        if let Some(p) = password {
+            cli.args(["-a", p, "--no-auth-warning"]);
+        }
+        let out = cli
             .args(["--cluster", "create"])
             .args(nodes.iter().map(ClusterNode::addr))
             .args(["--cluster-replicas", "0", "--cluster-yes"])
@@ -253,7 +278,7 @@ impl RedisCluster {
 
     /// A new node, a replica of node `master`, in sync with it.
     pub fn add_replica(&mut self, master: usize) -> usize {
-        let node = ClusterNode::start();
+        let node = ClusterNode::start(self.nodes[0].password.as_deref());
         let first = &self.nodes[0];
         let _: () = node.query(
             redis::cmd("CLUSTER")
