@@ -4,8 +4,11 @@
 //!
 //! Invariants:
 //! - A connection whose command failed is dropped, never pooled again.
-//! - With sentinels or a cluster, each new connection asks them where the
-//!   master is (`RedisAddress::client`), so a failover is followed.
+//! - With sentinels, each new connection asks them where the master is
+//!   (`RedisAddress::client`), so a failover is followed. In a cluster the
+//!   master the seed nodes named is kept for new connections until a
+//!   command fails (refused, or its connection failed): the next new
+//!   connection asks the seed nodes again.
 //! - In a cluster, a command refused because the slot moved or is moving
 //!   (`zot_meta::is_redirect`: nothing ran) marks the connection
 //!   `redirected` and empties the pool (its connections go to the old
@@ -52,6 +55,8 @@ pub(crate) struct RedisPool {
     address: RedisAddress,
     /// The cluster slot of every key of the store.
     slot: u16,
+    /// In a cluster: the slot's master as last named by the seed nodes.
+    master: Mutex<Option<redis::Client>>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -65,6 +70,7 @@ impl RedisPool {
             client,
             address: address.clone(),
             slot,
+            master: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -76,6 +82,21 @@ impl RedisPool {
     fn new_connection(&self) -> redis::RedisResult<Connection> {
         let client = match &self.client {
             Some(c) => c.clone(),
+            None if self.cluster() => {
+                let known = self
+                    .master
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                match known {
+                    Some(c) => c,
+                    None => {
+                        let c = self.address.client(self.slot)?;
+                        *self.master.lock().unwrap_or_else(|e| e.into_inner()) = Some(c.clone());
+                        c
+                    }
+                }
+            }
             None => self.address.client(self.slot)?,
         };
         let c = client.get_connection_with_timeout(self.address.connect_timeout)?;
@@ -96,6 +117,8 @@ impl RedisPool {
         let conn = match idle {
             Some(c) => c,
             None => self.new_connection().map_err(|e| {
+                // The master named may be gone: ask the seeds next time.
+                *self.master.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 let redirect = self.cluster() && is_redirect(&e);
                 (redis_error(e), redirect)
             })?,
@@ -120,9 +143,11 @@ impl RedisPool {
         }
     }
 
-    /// The slot moved: connections to its old master are of no more use.
+    /// The slot moved (or its master failed): connections to its old
+    /// master are of no more use, and the master is asked again.
     pub(crate) fn forget_idle(&self) {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.master.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -165,9 +190,13 @@ pub(crate) struct Pooled<'a> {
 impl Pooled<'_> {
     pub(crate) fn failed(&mut self, e: redis::RedisError) -> MetaError {
         self.broken = true;
-        if self.pool.cluster() && is_redirect(&e) {
-            self.redirected = true;
-            self.pool.forget_idle();
+        if self.pool.cluster() {
+            if is_redirect(&e) {
+                self.redirected = true;
+                self.pool.forget_idle();
+            } else {
+                *self.pool.master.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
         }
         redis_error(e)
     }
