@@ -172,6 +172,10 @@ fn bad_redis_settings_name_their_key() {
             r#"{"name": "redis", "bogus": 1}"#,
             "storage.cacheDriver.bogus: unknown key",
         ),
+        (
+            r#"{"name": "redis", "url": "redis://a?addr=b", "keyprefix": "z{1}"}"#,
+            "storage.cacheDriver.keyprefix: with a Redis Cluster the prefix may not hold",
+        ),
     ] {
         let problems = load(&with_storage(&format!(
             r#""remoteCache": true, "cacheDriver": {driver}"#
