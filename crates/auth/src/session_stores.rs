@@ -3,7 +3,9 @@
 //! (`sessionDriver.name: redis`), shared by every instance using it.
 //!
 //! Invariants: metadata-store calls run on the blocking pool (a redb
-//! writer may wait); Redis keys are `<keyprefix>:<key>` and expire in Redis
+//! writer may wait); Redis is one server (the configuration refuses
+//! sentinel and cluster URLs for sessions, whose nodes would otherwise be
+//! used as one server); keys are `<keyprefix>:<key>` and expire in Redis
 //! itself at the record's expiry; a take is `GETDEL`, atomic in Redis.
 //! Without `sessionKeysFile`, instances sharing a Redis share the cookie
 //! secret through it (the first one to start stores it).

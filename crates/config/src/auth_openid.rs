@@ -327,14 +327,25 @@ pub(crate) fn parse_session_driver(
         Some("redis") => {
             // Read as the cache driver's URL (go-redis `ParseURL`), so both
             // accept and refuse the same URLs.
-            let url = fields::string(&mut section, "url", problems)
-                .filter(|u| crate::cache_driver::parse_url(u).is_ok());
+            let url = fields::string(&mut section, "url", problems);
+            let target = url.as_deref().map(crate::cache_driver::parse_url);
             let key_prefix = fields::string(&mut section, "keyprefix", problems)
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "zotsession".to_owned());
-            match url {
-                Some(url) => SessionDriver::Redis { url, key_prefix },
-                None => {
+            match (url, target) {
+                (Some(url), Some(Ok(t))) if t.mode == crate::cache_driver::RedisMode::Single => {
+                    SessionDriver::Redis { url, key_prefix }
+                }
+                (Some(_), Some(Ok(_))) => {
+                    // The session store talks to one server: a sentinel's
+                    // or a cluster node's address would be used as one.
+                    problems.push(Problem::new(
+                        section.child("url"),
+                        "sessions are kept on one Redis server: sentinels (`master_name`) and Redis Cluster URLs (several addresses) are not supported here",
+                    ));
+                    SessionDriver::Local
+                }
+                _ => {
                     problems.push(Problem::new(
                         section.child("url"),
                         "required: a redis:// or rediss:// URL",

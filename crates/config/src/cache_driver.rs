@@ -19,7 +19,8 @@
 //!   (this build's key: a file whose first line is the password, read by
 //!   the server at start-up, so no secret needs to sit in the config).
 //!   `Debug` never shows it.
-//! - `key_prefix` (`keyprefix`) is non-empty, default `zot`; every key the
+//! - `key_prefix` (`keyprefix`) is non-empty, default `zot`, without `{`
+//!   or `}` with a cluster (in braces it is the store's hash tag); every key the
 //!   store writes starts with it, so registries with different prefixes
 //!   share a Redis without seeing each other.
 //! - Connection-tuning keys of go-redis (pool sizes, retries, ...) are
@@ -216,6 +217,15 @@ pub(crate) fn parse(
         }
         None => individual_keys(&mut section, problems),
     };
+    let cluster = target
+        .as_ref()
+        .is_some_and(|t| t.mode == RedisMode::Cluster);
+    if cluster && key_prefix.contains(['{', '}']) {
+        problems.push(Problem::new(
+            section.child("keyprefix"),
+            "with a Redis Cluster the prefix may not hold `{` or `}` (in braces, it is the hash tag that keeps the store's keys in one slot)",
+        ));
+    }
     section.finish(problems);
     let mut target = target?;
     target.key_prefix = key_prefix;

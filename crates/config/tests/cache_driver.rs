@@ -172,6 +172,10 @@ fn bad_redis_settings_name_their_key() {
             r#"{"name": "redis", "bogus": 1}"#,
             "storage.cacheDriver.bogus: unknown key",
         ),
+        (
+            r#"{"name": "redis", "url": "redis://a?addr=b", "keyprefix": "z{1}"}"#,
+            "storage.cacheDriver.keyprefix: with a Redis Cluster the prefix may not hold",
+        ),
     ] {
         let problems = load(&with_storage(&format!(
             r#""remoteCache": true, "cacheDriver": {driver}"#
@@ -234,4 +238,13 @@ fn the_session_driver_reads_urls_as_the_cache_driver_and_hides_passwords() {
         problems[0].starts_with("http.auth.sessionDriver.url: required"),
         "{problems:?}"
     );
+    // One server only: a cluster or sentinel URL is named, not used as one.
+    for url in ["redis://a:1?addr=b:2", "redis://s:26379?master_name=m"] {
+        let problems = load(&with(url)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("http.auth.sessionDriver.url: sessions are kept on one"),
+            "{problems:?}"
+        );
+    }
 }

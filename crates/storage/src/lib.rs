@@ -55,8 +55,8 @@ pub use stores::Stores;
 pub use upload_follow::WrittenHook;
 pub use upload_limits::BodyPermit;
 pub use zot_meta::{
-    Change, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull, RedisAddress,
-    SearchRepo, Sentinels, Times,
+    Change, ClusterNodes, FaultSwitch, ManifestRecord, MetaError, MetaStore, PrefList, Pull,
+    RedisAddress, SearchRepo, Sentinels, Times,
 };
 
 use std::sync::Arc;

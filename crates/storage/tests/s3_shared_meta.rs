@@ -59,6 +59,7 @@ async fn open_prefix(
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(5),
         sentinel: None,
+        cluster: None,
     };
     let meta = MetaStore::open_redis(&address, prefix).unwrap();
     let layouts = Layouts::S3 {

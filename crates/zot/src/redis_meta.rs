@@ -3,12 +3,15 @@
 //! turned into what `zot_meta` opens.
 //!
 //! Invariants:
-//! - One server (`redis://`, or `rediss://` over TLS), or the master a set
+//! - One server (`redis://`, or `rediss://` over TLS), the master a set
 //!   of sentinels names (`master_name`; the sentinels reached with
 //!   `sentinel_username`/`sentinel_password`, the master with the
-//!   credentials and database, over TLS for both with `rediss://`). Redis
-//!   Cluster settings are read by the configuration but refused here by
-//!   name, at start-up, rather than served by something else.
+//!   credentials and database, over TLS for both with `rediss://`), or
+//!   the master of a Redis Cluster serving the slot of `{<keyprefix>}`
+//!   (several addresses without `master_name`: each a seed node, reached,
+//!   like the master, with the credentials and TLS; database 0 only).
+//! - In a cluster the key prefix holds no `{` or `}`: the prefix in braces
+//!   is the hash tag that keeps every key of the store in one slot.
 //! - TLS verifies the server's certificate against the system's roots
 //!   (`SSL_CERT_FILE` / `SSL_CERT_DIR` name a private CA, as for go-redis),
 //!   with the host name of the URL; there is no way to turn verification
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use zot_config::{RedisMode, RedisTarget};
-use zot_storage::{RedisAddress, Sentinels};
+use zot_storage::{ClusterNodes, RedisAddress, Sentinels};
 
 /// go-redis's default dial timeout.
 const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
@@ -43,10 +46,10 @@ fn encode(s: &str) -> String {
 
 /// Where and how to reach `target`.
 pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
-    if target.mode == RedisMode::Cluster {
+    if target.mode == RedisMode::Cluster && target.key_prefix.contains(['{', '}']) {
         bail!(
-            "storage.cacheDriver: a Redis Cluster ({}) is not supported by this build's shared metadata store (use one server or sentinels)",
-            target.addrs.join(",")
+            "storage.cacheDriver.keyprefix {:?}: with a Redis Cluster the prefix may not hold `{{` or `}}` (in braces, it is the hash tag that keeps the store's keys in one slot)",
+            target.key_prefix
         );
     }
     let password = match &target.password_file {
@@ -85,11 +88,19 @@ pub fn address(target: &RedisTarget) -> anyhow::Result<RedisAddress> {
         }
         _ => None,
     };
+    let cluster = (target.mode == RedisMode::Cluster).then(|| ClusterNodes {
+        urls: target
+            .addrs
+            .iter()
+            .map(|a| format!("{scheme}://{user}{a}"))
+            .collect(),
+    });
     Ok(RedisAddress {
         url: format!("{scheme}://{user}{addr}/{}", target.db),
         connect_timeout: target.dial_timeout.unwrap_or(DEFAULT_CONNECT),
         io_timeout: io,
         sentinel,
+        cluster,
     })
 }
 
@@ -108,7 +119,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_are_encoded_sentinels_named_and_clusters_refused() {
+    fn credentials_are_encoded_sentinels_and_cluster_nodes_named() {
         let mut t = RedisTarget::single("h:6379", "zot");
         t.username = Some("u@x".into());
         t.password = Some("p:w/".into());
@@ -116,8 +127,23 @@ mod tests {
         let a = address(&t).expect("one server");
         assert_eq!(a.url, "redis://u%40x:p%3Aw%2F@h:6379/2");
         assert!(!format!("{a:?}").contains("p%3A"), "not shown");
+        assert!(a.cluster.is_none() && a.sentinel.is_none());
         t.mode = RedisMode::Cluster;
-        assert!(address(&t).is_err());
+        t.addrs = vec!["h:6379".into(), "h2:7000".into()];
+        let a = address(&t).expect("a cluster");
+        let c = a.cluster.as_ref().expect("cluster mode");
+        assert_eq!(
+            c.urls,
+            [
+                "redis://u%40x:p%3Aw%2F@h:6379",
+                "redis://u%40x:p%3Aw%2F@h2:7000"
+            ]
+        );
+        assert!(!format!("{a:?}").contains("p%3A"), "not shown");
+        t.key_prefix = "a{b}".into();
+        let refused = address(&t).expect_err("a brace in the prefix");
+        assert!(refused.to_string().contains("keyprefix"), "{refused}");
+        t.key_prefix = "zot".into();
         t.mode = RedisMode::Sentinel {
             master_name: "m".into(),
         };

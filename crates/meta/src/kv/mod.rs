@@ -21,7 +21,9 @@
 mod legacy;
 pub(crate) mod redb_kv;
 pub(crate) mod redis_address;
+pub(crate) mod redis_cluster;
 pub(crate) mod redis_kv;
+pub(crate) mod redis_pool;
 
 use crate::Result;
 

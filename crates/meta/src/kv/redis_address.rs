@@ -1,5 +1,7 @@
-//! Where the Redis of a shared store is: one server, or the master that a
-//! set of sentinels names (`storage.cacheDriver` with `master_name`).
+//! Where the Redis of a shared store is: one server, the master that a
+//! set of sentinels names (`storage.cacheDriver` with `master_name`), or
+//! the master serving the store's slot in a Redis Cluster (several
+//! addresses without `master_name`; see `redis_cluster.rs`).
 //!
 //! With sentinels, the master is asked of them (the `redis` crate's
 //! `SentinelClient`: the first sentinel answering names the master, which
@@ -7,12 +9,16 @@
 //! so for every new connection of its pool, so after a failover its next
 //! connection goes to the new master (the shared upload state asks again
 //! when a command fails, `zot_storage`'s `shared/link.rs`). The URL gives what the master needs
-//! (credentials, database, TLS); its host is not used.
+//! (credentials, database, TLS); its host is not used. In a cluster, the
+//! master of the store's slot is asked of the seed nodes each time a
+//! client is made, in the same way.
 
 use std::time::Duration;
 
 use redis::IntoConnectionInfo;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
+
+use super::redis_cluster::ClusterNodes;
 
 /// Where the server is and how long to wait for it.
 #[derive(Clone)]
@@ -25,6 +31,8 @@ pub struct RedisAddress {
     pub io_timeout: Duration,
     /// Sentinel mode: the master is the one these sentinels name.
     pub sentinel: Option<Sentinels>,
+    /// Cluster mode: the master is the one serving the store's slot.
+    pub cluster: Option<ClusterNodes>,
 }
 
 /// Sentinels and the name of the master they watch.
@@ -46,16 +54,26 @@ impl std::fmt::Debug for RedisAddress {
             let urls: Vec<String> = s.urls.iter().map(|u| hide(u)).collect();
             (s.master_name.clone(), urls)
         });
+        let cluster = self
+            .cluster
+            .as_ref()
+            .map(|c| c.urls.iter().map(|u| hide(u)).collect::<Vec<_>>());
         f.debug_struct("RedisAddress")
             .field("url", &hide(&self.url))
             .field("sentinel", &sentinels)
+            .field("cluster", &cluster)
             .finish()
     }
 }
 
 impl RedisAddress {
-    /// A client of the server, or of the master the sentinels name now.
-    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+    /// A client of the server, of the master the sentinels name now, or
+    /// of the cluster master serving `slot` now (the slot of the store's
+    /// keys, [`crate::key_slot`]; unused without a cluster).
+    pub fn client(&self, slot: u16) -> redis::RedisResult<redis::Client> {
+        if let Some(c) = &self.cluster {
+            return c.master(slot, self.connect_timeout, self.io_timeout);
+        }
         match &self.sentinel {
             None => redis::Client::open(self.url.as_str()),
             Some(s) => self.sentinel_client(s)?.get_client(),
@@ -63,11 +81,22 @@ impl RedisAddress {
     }
 
     /// [`RedisAddress::client`] for async code.
-    pub async fn client_async(&self) -> redis::RedisResult<redis::Client> {
+    pub async fn client_async(&self, slot: u16) -> redis::RedisResult<redis::Client> {
+        if let Some(c) = &self.cluster {
+            return c
+                .master_async(slot, self.connect_timeout, self.io_timeout)
+                .await;
+        }
         match &self.sentinel {
             None => redis::Client::open(self.url.as_str()),
             Some(s) => self.sentinel_client(s)?.async_get_client().await,
         }
+    }
+
+    /// Whether the server is found anew for each client (sentinels or a
+    /// cluster), so that a failover is followed.
+    pub fn resolved(&self) -> bool {
+        self.sentinel.is_some() || self.cluster.is_some()
     }
 
     fn sentinel_client(&self, s: &Sentinels) -> redis::RedisResult<SentinelClient> {

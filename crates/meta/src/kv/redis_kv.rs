@@ -26,24 +26,33 @@
 //! - A connection that failed is dropped, never reused; an I/O error is
 //!   `MetaError::Remote { io: true }`, which the store reports as
 //!   unavailable until [`Kv::reopen`] reaches the server again.
+//! - In a Redis Cluster every key above is in the slot of `{<p>}`, served
+//!   by one master (`redis_cluster.rs`). A command refused because the
+//!   slot moved or is moving (`MOVED`, `ASK`, `TRYAGAIN`, ...) ran
+//!   nothing: the idle connections are dropped, and the read is sent again
+//!   (the write run again from the start) on a connection to the slot's
+//!   master of the moment, pausing while the slot migrates, for at most
+//!   `redis_pool::REDIRECT_WAIT`. In a cluster, a range read whose index
+//!   names a row without its value (the row already migrated) is refused
+//!   the same way (a row and its index entry are otherwise always
+//!   together).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::{Connection, Value};
+use redis::Value;
 
 use super::redis_address::RedisAddress;
+use super::redis_pool::{Pooled, RedirectWait, RedisPool};
 use super::{Kv, Read, Row, Write};
 use crate::{MetaError, Result};
 
 /// Attempts of one write before it gives up (conflicts with other writers).
 pub(crate) const MAX_ATTEMPTS: u32 = 200;
-/// Idle connections kept.
-const POOL: usize = 16;
-
 /// `ZRANGEBYLEX` (or `ZREVRANGEBYLEX` when ARGV[5] is `1`) with the rows'
-/// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max, limit, rev.
+/// values, atomically. KEYS[1]: index; ARGV: row key prefix, min, max,
+/// limit, rev, and whether a missing row is a cluster's migration under
+/// way (`1`: refused with `TRYAGAIN`; else skipped, as it cannot happen).
 const RANGE_SCRIPT: &str = r"
 local ks
 if ARGV[5] == '1' then
@@ -57,73 +66,26 @@ for _, k in ipairs(ks) do
   if v then
     out[#out + 1] = k
     out[#out + 1] = v
+  elseif ARGV[6] == '1' then
+    return redis.error_reply('TRYAGAIN a row of the range is moving to another cluster node')
   end
 end
 return out
 ";
 
 pub(crate) struct RedisKv {
-    /// The server's client; `None` with sentinels (the master is asked of
-    /// them for each new connection, so a failover is followed).
-    client: Option<redis::Client>,
-    address: RedisAddress,
+    pool: RedisPool,
     /// `{<p>}:`
     prefix: String,
-    idle: Mutex<Vec<Connection>>,
-}
-
-pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
-    // A replica refusing a write is a master gone (a sentinel failover):
-    // unavailable too, until a new connection finds the new master.
-    let io = e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
-        || e.is_unrecoverable_error()
-        || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
-    MetaError::Remote {
-        message: e.to_string(),
-        io,
-    }
 }
 
 impl RedisKv {
     pub(crate) fn connect(address: &RedisAddress, key_prefix: &str) -> Result<RedisKv> {
-        let client = match address.sentinel {
-            None => Some(redis::Client::open(address.url.as_str()).map_err(redis_error)?),
-            Some(_) => None,
-        };
-        let kv = RedisKv {
-            client,
-            address: address.clone(),
-            prefix: format!("{{{key_prefix}}}:"),
-            idle: Mutex::new(Vec::new()),
-        };
-        Ok(kv)
-    }
-
-    fn conn(&self) -> Result<Pooled<'_>> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => {
-                let client = match &self.client {
-                    Some(c) => c.clone(),
-                    None => self.address.client().map_err(redis_error)?,
-                };
-                let c = client
-                    .get_connection_with_timeout(self.address.connect_timeout)
-                    .map_err(redis_error)?;
-                let t = Some(self.address.io_timeout);
-                c.set_read_timeout(t).map_err(redis_error)?;
-                c.set_write_timeout(t).map_err(redis_error)?;
-                c
-            }
-        };
-        Ok(Pooled {
-            kv: self,
-            conn: Some(conn),
-            broken: false,
+        let prefix = format!("{{{key_prefix}}}:");
+        let slot = super::redis_cluster::key_slot(prefix.as_bytes());
+        Ok(RedisKv {
+            pool: RedisPool::new(address, slot)?,
+            prefix,
         })
     }
 
@@ -143,57 +105,6 @@ impl RedisKv {
 
     fn version_key(&self, table: &str) -> String {
         format!("{}ver:{table}", self.prefix)
-    }
-}
-
-/// A connection borrowed from the pool; back to it when dropped, unless broken.
-struct Pooled<'a> {
-    kv: &'a RedisKv,
-    conn: Option<Connection>,
-    broken: bool,
-}
-
-impl Pooled<'_> {
-    fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(MetaError::Unavailable);
-        };
-        cmd.query(conn).map_err(|e| {
-            self.broken = true;
-            redis_error(e)
-        })
-    }
-}
-
-impl Pooled<'_> {
-    /// `WATCH key` then `cmd`, in one round trip.
-    fn watched<T: redis::FromRedisValue>(&mut self, key: &[u8], cmd: &redis::Cmd) -> Result<T> {
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(MetaError::Unavailable);
-        };
-        let mut pipe = redis::pipe();
-        pipe.cmd("WATCH").arg(key).ignore().add_command(cmd.clone());
-        match pipe.query::<(T,)>(conn) {
-            Ok((v,)) => Ok(v),
-            Err(e) => {
-                self.broken = true;
-                Err(redis_error(e))
-            }
-        }
-    }
-}
-
-impl Drop for Pooled<'_> {
-    fn drop(&mut self) {
-        if self.broken {
-            return;
-        }
-        if let Some(conn) = self.conn.take() {
-            let mut idle = self.kv.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < POOL {
-                idle.push(conn);
-            }
-        }
     }
 }
 
@@ -222,7 +133,8 @@ fn range_cmd(
         .arg(lex(true, start))
         .arg(max)
         .arg(limit)
-        .arg(if rev { "1" } else { "0" });
+        .arg(if rev { "1" } else { "0" })
+        .arg(if kv.pool.cluster() { "1" } else { "0" });
     cmd
 }
 
@@ -241,11 +153,27 @@ struct RedisRead<'a> {
     conn: Pooled<'a>,
 }
 
+impl RedisRead<'_> {
+    /// Runs `cmd`, again on a new connection while a cluster refuses it
+    /// because the slot moved (see the module doc).
+    fn run<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T> {
+        let mut wait = RedirectWait::new();
+        loop {
+            match self.conn.run(cmd) {
+                Err(_) if self.conn.redirected && wait.pause() => {
+                    self.conn = self.kv.pool.conn_within(&mut wait)?;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl Read for RedisRead<'_> {
     fn get(&mut self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.kv.row_key(table, key));
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 
     fn range(
@@ -259,7 +187,7 @@ impl Read for RedisRead<'_> {
             return Ok(Vec::new());
         }
         let cmd = range_cmd(self.kv, table, start, end, limit, false);
-        Ok(pairs(self.conn.run(&cmd)?))
+        Ok(pairs(self.run(&cmd)?))
     }
 
     fn keys(
@@ -282,7 +210,7 @@ impl Read for RedisRead<'_> {
             .arg("LIMIT")
             .arg(0)
             .arg(limit);
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 
     fn last(
@@ -292,13 +220,13 @@ impl Read for RedisRead<'_> {
         end: Option<&[u8]>,
     ) -> Result<Option<Row>> {
         let cmd = range_cmd(self.kv, table, start, end, 1, true);
-        Ok(pairs(self.conn.run(&cmd)?).pop())
+        Ok(pairs(self.run(&cmd)?).pop())
     }
 
     fn len(&mut self, table: &'static str) -> Result<u64> {
         let mut cmd = redis::cmd("ZCARD");
         cmd.arg(self.kv.index_key(table));
-        self.conn.run(&cmd)
+        self.run(&cmd)
     }
 }
 
@@ -336,7 +264,7 @@ impl RedisWrite<'_> {
             .map(|((_, k), v)| (k, v))
     }
 
-    fn commit(mut self) -> Result<bool> {
+    fn commit(&mut self) -> Result<bool> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut tables = BTreeSet::new();
@@ -369,10 +297,7 @@ impl RedisWrite<'_> {
         };
         match pipe.query::<Option<()>>(conn) {
             Ok(done) => Ok(done.is_some()),
-            Err(e) => {
-                self.conn.broken = true;
-                Err(redis_error(e))
-            }
+            Err(e) => Err(self.conn.failed(e)),
         }
     }
 }
@@ -489,19 +414,24 @@ impl Kv for RedisKv {
     fn read(&self) -> Result<Box<dyn Read + '_>> {
         Ok(Box::new(RedisRead {
             kv: self,
-            conn: self.conn()?,
+            conn: self.pool.conn()?,
         }))
     }
 
     fn write(&self, _durable: bool, f: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<()> {
-        for attempt in 0..MAX_ATTEMPTS {
+        let mut wait = RedirectWait::new();
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
             let mut w = RedisWrite {
                 kv: self,
-                conn: self.conn()?,
+                conn: self.pool.conn_within(&mut wait)?,
                 pending: BTreeMap::new(),
                 watched: HashSet::new(),
             };
             if let Err(e) = f(&mut w) {
+                if w.conn.redirected && wait.pause() {
+                    continue;
+                }
                 if !w.watched.is_empty() && !w.conn.broken {
                     let _ = w.conn.run::<()>(&redis::cmd("UNWATCH"));
                 }
@@ -513,9 +443,13 @@ impl Kv for RedisKv {
                 }
                 return Ok(());
             }
-            if w.commit()? {
-                return Ok(());
+            match w.commit() {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(_) if w.conn.redirected && wait.pause() => continue,
+                Err(e) => return Err(e),
             }
+            attempt += 1;
             // Another writer changed what this one read: run it again,
             // after a pause that grows and differs between writers.
             let spread = u64::from(attempt.min(20)) * 200 + 50;
@@ -536,13 +470,20 @@ impl Kv for RedisKv {
     }
 
     fn probe(&self) -> Result<()> {
-        let mut conn = self.conn()?;
+        let mut conn = self.pool.conn()?;
         let _: Value = conn.run(&redis::cmd("PING"))?;
+        if self.pool.cluster() {
+            // The node must serve the slot as its master (a PING does not
+            // tell): a key command is refused with MOVED otherwise.
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(self.version_key("repos"));
+            let _: Value = conn.run(&cmd)?;
+        }
         Ok(())
     }
 
     fn reopen(&self) -> Result<()> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pool.forget_idle();
         self.probe()
     }
 

@@ -31,6 +31,7 @@ pub fn address(server: &redis::RedisServer) -> RedisAddress {
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(5),
         sentinel: None,
+        cluster: None,
     }
 }
 

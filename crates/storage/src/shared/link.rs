@@ -1,6 +1,7 @@
 //! The connection behind [`super::SharedState`]: one multiplexed
 //! connection (`redis`' `ConnectionManager`, which reconnects by itself)
-//! to the server, or to the master that the sentinels name.
+//! to the server, to the master that the sentinels name, or to the master
+//! serving the slot of the store's keys in a Redis Cluster.
 //!
 //! Invariants:
 //! - A command that failed on a dropped connection is sent once more: the
@@ -14,11 +15,20 @@
 //!   old master after a failover) makes the link ask the sentinels for the
 //!   master again and sends the command once more there. When no sentinel
 //!   answered at start-up, the first command asks them.
+//! - In a cluster, the same on a failed connection; and a command the
+//!   cluster refused because the slot moved or is moving (`MOVED`, `ASK`,
+//!   `TRYAGAIN`, `CLUSTERDOWN`: nothing ran, `zot_meta::is_redirect`)
+//!   makes the link ask the seed nodes for the slot's master again and
+//!   send it there, pausing and asking again while the refusals last
+//!   (a migration in progress), for at most [`REDIRECT_WAIT`].
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long commands refused by a cluster whose slot moves are sent again.
+const REDIRECT_WAIT: Duration = Duration::from_secs(15);
 
 fn config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
@@ -28,10 +38,13 @@ fn config() -> ConnectionManagerConfig {
 }
 
 pub(crate) struct Link {
-    /// The connection; `None` until the sentinels named a master.
+    /// The connection; `None` until the sentinels (or the cluster's seed
+    /// nodes) named a master.
     current: Mutex<Option<ConnectionManager>>,
-    /// With sentinels: where to ask for the master again.
+    /// With sentinels or a cluster: where to ask for the master again.
     sentinels: Option<zot_meta::RedisAddress>,
+    /// The cluster slot of the store's keys (`{<keyprefix>}`).
+    slot: u16,
 }
 
 impl Link {
@@ -43,15 +56,22 @@ impl Link {
                 config(),
             )?)),
             sentinels: None,
+            slot: 0,
         })
     }
 
-    /// The master `address`'s sentinels name (asked at the first command).
-    pub(crate) fn sentinels(address: zot_meta::RedisAddress) -> Link {
+    /// The master `address`'s sentinels name, or the master its cluster's
+    /// seed nodes name for `slot` (asked at the first command).
+    pub(crate) fn resolving(address: zot_meta::RedisAddress, slot: u16) -> Link {
         Link {
             current: Mutex::new(None),
             sentinels: Some(address),
+            slot,
         }
+    }
+
+    fn cluster(&self) -> bool {
+        self.sentinels.as_ref().is_some_and(|a| a.cluster.is_some())
     }
 
     fn current(&self) -> Option<ConnectionManager> {
@@ -75,21 +95,39 @@ impl Link {
                 RedisError::from((redis::ErrorKind::Client, "no connection to Redis"))
             });
         };
-        let manager =
-            ConnectionManager::new_lazy_with_config(address.client_async().await?, config())?;
+        let client = address.client_async(self.slot).await?;
+        let manager = ConnectionManager::new_lazy_with_config(client, config())?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(manager.clone());
-        tracing::info!("shared state: connected to the master the sentinels name");
+        let what = if self.cluster() {
+            "the cluster master serving the slot of the store's keys"
+        } else {
+            "the master the sentinels name"
+        };
+        tracing::info!("shared state: connected to {what}");
         Ok(manager)
     }
 
-    /// Whether `e` calls for asking the sentinels again.
+    /// Whether `e` calls for asking the sentinels (or seed nodes) again.
     fn moved(&self, e: &RedisError) -> bool {
         self.sentinels.is_some()
             && (e.is_connection_dropped()
                 || e.is_connection_refusal()
                 || e.is_io_error()
                 || e.is_timeout()
-                || e.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly))
+                || e.kind() == redis::ErrorKind::Server(ServerErrorKind::ReadOnly)
+                || self.redirected(e))
+    }
+
+    /// Whether a cluster refused `e`'s command because the slot moved.
+    fn redirected(&self, e: &RedisError) -> bool {
+        self.cluster() && zot_meta::is_redirect(e)
+    }
+
+    /// Whether an answer is a refusal calling for a new master: a
+    /// read-only replica's (sentinels) or a cluster's (slot moved).
+    fn refused(&self, v: &Value) -> bool {
+        self.sentinels.is_some()
+            && (read_only(v) || (self.cluster() && zot_meta::is_redirect_value(v)))
     }
 }
 
@@ -102,23 +140,49 @@ fn read_only(v: &Value) -> bool {
     }
 }
 
+/// Sends a command with `send` on the link's connection, and again after
+/// asking for the master as the module doc says; `refused` tells an
+/// answer that calls for a new master.
+async fn retrying<'a, T, F>(link: &'a Link, send: F, refused: impl Fn(&T) -> bool) -> RedisResult<T>
+where
+    F: Fn(ConnectionManager) -> RedisFuture<'a, T>,
+{
+    let m = link.manager().await?;
+    match send(m.clone()).await {
+        Err(e) if link.moved(&e) => {}
+        Ok(v) if refused(&v) => {}
+        Err(e) if e.is_connection_dropped() => return send(m).await,
+        other => return other,
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let answer = send(link.resolve().await?).await;
+        // A cluster that keeps refusing is moving the slot: ask again
+        // after a pause; anything else is sent to the new master once.
+        let again = match &answer {
+            Err(e) => link.redirected(e),
+            Ok(v) => link.cluster() && refused(v),
+        };
+        if !again || start.elapsed() >= REDIRECT_WAIT {
+            return answer;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// The link, as a connection that retries as the module doc says.
 pub(crate) struct Retrying(pub(crate) Arc<Link>);
 
 impl ConnectionLike for Retrying {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let link = &self.0;
-            let mut m = link.manager().await?;
-            match m.req_packed_command(cmd).await {
-                Err(e) if link.moved(&e) => link.resolve().await?.req_packed_command(cmd).await,
-                Ok(v) if link.sentinels.is_some() && read_only(&v) => {
-                    link.resolve().await?.req_packed_command(cmd).await
-                }
-                Err(e) if e.is_connection_dropped() => m.req_packed_command(cmd).await,
-                other => other,
-            }
-        })
+        let link = &*self.0;
+        Box::pin(retrying(
+            link,
+            move |mut m| Box::pin(async move { m.req_packed_command(cmd).await }),
+            |v| link.refused(v),
+        ))
     }
 
     fn req_packed_commands<'a>(
@@ -127,24 +191,14 @@ impl ConnectionLike for Retrying {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let link = &self.0;
-            let mut m = link.manager().await?;
-            match m.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if link.moved(&e) => {
-                    let mut m = link.resolve().await?;
-                    m.req_packed_commands(pipeline, offset, count).await
-                }
-                Ok(v) if link.sentinels.is_some() && v.iter().any(read_only) => {
-                    let mut m = link.resolve().await?;
-                    m.req_packed_commands(pipeline, offset, count).await
-                }
-                Err(e) if e.is_connection_dropped() => {
-                    m.req_packed_commands(pipeline, offset, count).await
-                }
-                other => other,
-            }
-        })
+        let link = &*self.0;
+        Box::pin(retrying(
+            link,
+            move |mut m| {
+                Box::pin(async move { m.req_packed_commands(pipeline, offset, count).await })
+            },
+            |v: &Vec<Value>| v.iter().any(|x| link.refused(x)),
+        ))
     }
 
     fn get_db(&self) -> i64 {

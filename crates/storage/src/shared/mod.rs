@@ -4,6 +4,13 @@
 //! ([`lease`]). Every key lives under the configured key prefix, so several
 //! registries (or other users) can share one Redis.
 //!
+//! Keys are `<keyprefix>:...` on one server or behind sentinels (the names
+//! earlier builds wrote, so instances of both keep excluding each other
+//! through the same leases during a rolling upgrade), and
+//! `{<keyprefix>}:...` in a Redis Cluster: the hash tag puts every key in
+//! the slot of the metadata store's keys (`{<keyprefix>}:kv:...`), so the
+//! multi-key scripts and pipelines here run on the one master serving it.
+//!
 //! Without Redis there is no [`SharedState`]: leases are then granted
 //! locally at once ([`lease::Leases::local`]) and upload sessions stay in
 //! the process's memory (`uploads.rs`), exactly as before.
@@ -50,16 +57,23 @@ impl SharedState {
     /// [`SharedState::connect`] to `address`: with sentinels, to the
     /// master they name, asked again whenever it cannot be reached or
     /// refuses writes (a failover), and asked at the first request when
-    /// no sentinel answered at start-up.
+    /// no sentinel answered at start-up; in a cluster, to the master
+    /// serving the slot of `{<prefix>}`, asked of the seed nodes in the
+    /// same way and again when the slot moves.
     pub async fn connect_to(
         address: &zot_meta::RedisAddress,
         prefix: &str,
     ) -> Result<SharedState, SharedError> {
-        let link = match address.sentinel {
-            None => link::Link::server(address.client()?)?,
-            Some(_) => link::Link::sentinels(address.clone()),
+        let prefix = match address.cluster {
+            Some(_) => format!("{{{prefix}}}"),
+            None => prefix.to_owned(),
         };
-        SharedState::over(link, prefix).await
+        let slot = zot_meta::key_slot(prefix.as_bytes());
+        let link = match address.resolved() {
+            false => link::Link::server(address.client(slot)?)?,
+            true => link::Link::resolving(address.clone(), slot),
+        };
+        SharedState::over(link, &prefix).await
     }
 
     async fn over(link: link::Link, prefix: &str) -> Result<SharedState, SharedError> {
