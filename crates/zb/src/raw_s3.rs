@@ -3,13 +3,19 @@
 //! bytes as a multipart upload with parts of `--part` bytes, one part at a
 //! time (what the registry's S3 driver does with `storageDriver.chunksize`),
 //! then reads it back as one streamed GET, then copies it server-side to
-//! another key (`CopyObject`, what a rename costs on S3), `--rounds` times,
-//! and prints one JSON object per operation (`{"op": "put"|"get"|"copy",
-//! "bytes", "seconds", "mb_per_sec"}`); the objects are deleted at the end.
+//! another key (`CopyObject`, what a rename costs on S3), then copies it
+//! again as a parallel multipart copy (`UploadPartCopy` of `--part`-sized
+//! ranges, `--copy-concurrency` at a time, what distribution's S3 driver
+//! does for large objects; its content read back and checked),
+//! `--rounds` times, and prints one JSON object per operation (`{"op":
+//! "put"|"get"|"copy"|"copy-parts", "bytes", "seconds", "mb_per_sec"}`);
+//! the objects are deleted at the end.
 //!
 //! The bytes are one random part sent again and again: the object store
 //! does not deduplicate, and the registry's figure includes generating
 //! and hashing its bytes, so this side is not slowed by either.
+
+mod copy_parts;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -41,6 +47,9 @@ pub struct RawS3Args {
     pub part: u64,
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Part copies in flight in the `copy-parts` operation.
+    #[arg(long, default_value_t = 16)]
+    pub copy_concurrency: usize,
 }
 
 /// Puts and gets `args.rounds` times; prints a JSON line per operation.
@@ -94,6 +103,12 @@ pub async fn run(args: &RawS3Args) -> anyhow::Result<()> {
         let started = Instant::now();
         store.copy(&path, &copy).await.context("copy")?;
         report("copy", args.size, started);
+        store.delete(&copy).await.context("delete the copy")?;
+
+        let started = Instant::now();
+        copy_parts::run(&store, args, &path, &copy).await?;
+        report("copy-parts", args.size, started);
+        copy_parts::check(&store, &copy, &part, args.size).await?;
         store.delete(&copy).await.context("delete the copy")?;
     }
     store.delete(&path).await.context("delete")?;
