@@ -38,6 +38,7 @@ mod sync_mark;
 pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
 pub use kv::redis_address::{RedisAddress, Sentinels};
+pub use kv::sentinel_watch::MasterWatch;
 pub use outbox::{OutboxEvent, Queued};
 pub use search::cards::SavedCard;
 pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};

@@ -22,6 +22,7 @@ mod legacy;
 pub(crate) mod redb_kv;
 pub(crate) mod redis_address;
 pub(crate) mod redis_kv;
+pub(crate) mod sentinel_watch;
 
 use crate::Result;
 

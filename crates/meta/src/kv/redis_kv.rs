@@ -26,6 +26,10 @@
 //! - A connection that failed is dropped, never reused; an I/O error is
 //!   `MetaError::Remote { io: true }`, which the store reports as
 //!   unavailable until [`Kv::reopen`] reaches the server again.
+//! - With sentinels, a pooled connection is used only in the generation
+//!   of the master it was made in (`sentinel_watch.rs`): after a switch
+//!   the pool is emptied and connections in use are not returned, so no
+//!   read is answered by the old master once the switch is announced.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Mutex;
@@ -69,7 +73,10 @@ pub(crate) struct RedisKv {
     address: RedisAddress,
     /// `{<p>}:`
     prefix: String,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, with the master generation each was made in.
+    idle: Mutex<Vec<(u64, Connection)>>,
+    /// With sentinels: the master's switches.
+    watch: Option<std::sync::Arc<super::sentinel_watch::MasterWatch>>,
 }
 
 pub(crate) fn redis_error(e: redis::RedisError) -> MetaError {
@@ -98,12 +105,23 @@ impl RedisKv {
             address: address.clone(),
             prefix: format!("{{{key_prefix}}}:"),
             idle: Mutex::new(Vec::new()),
+            watch: address.watch_master(),
         };
         Ok(kv)
     }
 
+    /// The master's generation now (0 for one server).
+    fn generation(&self) -> u64 {
+        self.watch.as_ref().map_or(0, |w| w.generation())
+    }
+
     fn conn(&self) -> Result<Pooled<'_>> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let generation = self.generation();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|(g, _)| *g == generation);
+            idle.pop().map(|(_, c)| c)
+        };
         let conn = match idle {
             Some(c) => c,
             None => {
@@ -123,6 +141,7 @@ impl RedisKv {
         Ok(Pooled {
             kv: self,
             conn: Some(conn),
+            generation,
             broken: false,
         })
     }
@@ -150,6 +169,8 @@ impl RedisKv {
 struct Pooled<'a> {
     kv: &'a RedisKv,
     conn: Option<Connection>,
+    /// The master generation it was made in.
+    generation: u64,
     broken: bool,
 }
 
@@ -185,13 +206,13 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if self.broken {
+        if self.broken || self.generation != self.kv.generation() {
             return;
         }
         if let Some(conn) = self.conn.take() {
             let mut idle = self.kv.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < POOL {
-                idle.push(conn);
+                idle.push((self.generation, conn));
             }
         }
     }

@@ -14,6 +14,10 @@
 //!   old master after a failover) makes the link ask the sentinels for the
 //!   master again and sends the command once more there. When no sentinel
 //!   answered at start-up, the first command asks them.
+//! - With sentinels, the connection is used only in the generation of the
+//!   master it was made in (`zot_meta::MasterWatch`, bumped when the
+//!   sentinels announce a switch): the first command after a switch asks
+//!   them again, so reads too go to the new master at once.
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
@@ -28,21 +32,23 @@ fn config() -> ConnectionManagerConfig {
 }
 
 pub(crate) struct Link {
-    /// The connection; `None` until the sentinels named a master.
-    current: Mutex<Option<ConnectionManager>>,
+    /// The connection and the master generation it was made in; `None`
+    /// until the sentinels named a master.
+    current: Mutex<Option<(u64, ConnectionManager)>>,
     /// With sentinels: where to ask for the master again.
     sentinels: Option<zot_meta::RedisAddress>,
+    /// With sentinels: the master's switches.
+    watch: Option<Arc<zot_meta::MasterWatch>>,
 }
 
 impl Link {
     /// One server (connected lazily).
     pub(crate) fn server(client: redis::Client) -> RedisResult<Link> {
+        let manager = ConnectionManager::new_lazy_with_config(client, config())?;
         Ok(Link {
-            current: Mutex::new(Some(ConnectionManager::new_lazy_with_config(
-                client,
-                config(),
-            )?)),
+            current: Mutex::new(Some((0, manager))),
             sentinels: None,
+            watch: None,
         })
     }
 
@@ -50,19 +56,33 @@ impl Link {
     pub(crate) fn sentinels(address: zot_meta::RedisAddress) -> Link {
         Link {
             current: Mutex::new(None),
+            watch: address.watch_master(),
             sentinels: Some(address),
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.watch.as_ref().map_or(0, |w| w.generation())
     }
 
     fn current(&self) -> Option<ConnectionManager> {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(_, m)| m.clone())
     }
 
     async fn manager(&self) -> RedisResult<ConnectionManager> {
-        match self.current() {
+        let now = self.generation();
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(g, _)| *g == now)
+            .map(|(_, m)| m.clone());
+        match current {
             Some(m) => Ok(m),
             None => self.resolve().await,
         }
@@ -75,9 +95,11 @@ impl Link {
                 RedisError::from((redis::ErrorKind::Client, "no connection to Redis"))
             });
         };
+        let generation = self.generation();
         let manager =
             ConnectionManager::new_lazy_with_config(address.client_async().await?, config())?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(manager.clone());
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((generation, manager.clone()));
         tracing::info!("shared state: connected to the master the sentinels name");
         Ok(manager)
     }
