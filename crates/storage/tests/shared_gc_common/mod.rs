@@ -28,6 +28,7 @@ pub struct Pair {
     pub b: Registry,
     /// A's driver.
     pub gate: Arc<Pausing>,
+    config: zot_config::S3Config,
     _dir: tempfile::TempDir,
 }
 
@@ -67,8 +68,24 @@ impl Pair {
             a,
             b,
             gate,
+            config,
             _dir: dir,
         }
+    }
+
+    /// A third registry on the bucket, with a metadata store of its own
+    /// built from the layouts: what the bucket holds, no cache involved.
+    pub async fn fresh(&self) -> (Registry, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let (reg, _) = zot_storage::open_s3(
+            dir.path(),
+            &self.config,
+            &S3Options::default(),
+            Options::default(),
+        )
+        .await
+        .unwrap();
+        (reg, dir)
     }
 
     /// The lease `name`, taken as another instance would.
