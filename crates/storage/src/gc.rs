@@ -47,10 +47,10 @@
 
 use crate::documents::ListedManifest;
 use crate::error::Result;
+use crate::gc_retention::Removals;
 use crate::manifest_claims::ManifestClaims;
 use crate::paths;
 use crate::registry::Registry;
-use crate::gc_retention::Removals;
 use crate::retention::Retention;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -372,7 +372,9 @@ impl Registry {
             );
         }
         if claims.lost() {
-            return Err(std::io::Error::other(format!("{repo}: gc's removal lease was lost")).into());
+            return Err(
+                std::io::Error::other(format!("{repo}: gc's removal lease was lost")).into(),
+            );
         }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {

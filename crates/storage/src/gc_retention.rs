@@ -159,4 +159,3 @@ fn manifests_to_remove(
         removed.extend(more);
     }
 }
-

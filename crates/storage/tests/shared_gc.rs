@@ -7,6 +7,7 @@
 //! placement waits while another instance holds the digest's lease.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod pausing_common;
 mod s3_common;
 mod shared_gc_common;
 

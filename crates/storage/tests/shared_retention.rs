@@ -9,15 +9,16 @@
 //! never an index naming a missing child, nor a tag acknowledged and gone.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod pausing_common;
 mod s3_common;
 mod shared_gc_common;
 
-use shared_gc_common::pausing::Stop;
+use pausing_common::Stop;
 use shared_gc_common::{Pair, manifest, push};
 use std::time::Duration;
 use zot_oci::{Digest, Reference, RepoName};
 use zot_storage::retention::Retention;
-use zot_storage::{GcOptions, Registry, StorageError};
+use zot_storage::{GcOptions, GcReport, Registry, StorageError};
 
 /// `gcDelay` here: long enough for a round held up while B pushes to
 /// stay within half of it (the marks live `gcDelay`); the tests remove
@@ -49,7 +50,10 @@ async fn untagged(pair: &Pair, r: &RepoName) -> (Digest, Vec<u8>) {
     let body = manifest(&config, &layer, 28);
     let digest = Digest::sha256_of(&body);
     let reference = Reference::Digest(digest.clone());
-    pair.a.put_manifest(r, &reference, None, &body).await.unwrap();
+    pair.a
+        .put_manifest(r, &reference, None, &body)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     pair.forget_marks().await;
     (digest, body)
@@ -75,6 +79,27 @@ fn tag(t: &str) -> Reference {
     t.parse().unwrap()
 }
 
+/// A's retention round on `r`, stopped at `stop` on its `index.json`
+/// while `meanwhile` (B's push) runs: the round's report, and what
+/// `meanwhile` gave.
+async fn round_while<T>(
+    pair: &Pair,
+    r: &RepoName,
+    stop: Stop,
+    meanwhile: impl Future<Output = T>,
+) -> (GcReport, T) {
+    pair.gate.stop_at(stop, &format!("{r}/index.json"));
+    let elsewhere = async {
+        pair.gate.reached.notified().await;
+        let out = meanwhile.await;
+        pair.gate.go.notify_one();
+        out
+    };
+    let gc = retention();
+    let (report, out) = tokio::join!(pair.a.gc_repo(r, &gc), elsewhere);
+    (report.unwrap(), out)
+}
+
 /// Every child of the index tagged `t` in `r`, through `reg`, is present.
 async fn children_present(reg: &Registry, r: &RepoName, t: &str) {
     let record = reg.manifest_record(r, &tag(t)).unwrap();
@@ -97,21 +122,10 @@ async fn an_index_pushed_elsewhere_during_retention_keeps_its_child() {
     let r: RepoName = "retention/child".parse().unwrap();
     let (child, body) = untagged(&pair, &r).await;
 
-    pair.gate
-        .stop_at(Stop::AfterRead, &format!("{r}/index.json"));
-    let elsewhere = async {
-        // A's round has read index.json, where the child is untagged.
-        pair.gate.reached.notified().await;
-        let pushed = pair
-            .b
-            .put_manifest(&r, &tag("multi"), None, &index(&child, body.len()))
-            .await;
-        pair.gate.go.notify_one();
-        pushed
-    };
-    let gc = retention();
-    let (report, pushed) = tokio::join!(pair.a.gc_repo(&r, &gc), elsewhere);
-    let report = report.unwrap();
+    // A's round has read index.json, where the child is untagged.
+    let (multi, index) = (tag("multi"), index(&child, body.len()));
+    let push = pair.b.put_manifest(&r, &multi, None, &index);
+    let (report, pushed) = round_while(&pair, &r, Stop::AfterRead, push).await;
     pushed.unwrap();
     assert_eq!(report.manifests_removed, 0, "{report:?}");
     children_present(&pair.b, &r, "multi").await;
@@ -119,7 +133,7 @@ async fn an_index_pushed_elsewhere_during_retention_keeps_its_child() {
 
     // Later rounds keep it: the index names it now.
     pair.forget_marks().await;
-    let report = pair.a.gc_repo(&r, &gc).await.unwrap();
+    let report = pair.a.gc_repo(&r, &retention()).await.unwrap();
     assert_eq!(report.manifests_removed, 0, "{report:?}");
     children_present(&pair.a, &r, "multi").await;
 }
@@ -170,17 +184,9 @@ async fn a_manifest_pushed_again_elsewhere_during_retention_keeps_its_tag() {
     let r: RepoName = "retention/again".parse().unwrap();
     let (digest, body) = untagged(&pair, &r).await;
 
-    pair.gate
-        .stop_at(Stop::AfterRead, &format!("{r}/index.json"));
-    let elsewhere = async {
-        pair.gate.reached.notified().await;
-        let pushed = pair.b.put_manifest(&r, &tag("again"), None, &body).await;
-        pair.gate.go.notify_one();
-        pushed
-    };
-    let gc = retention();
-    let (report, pushed) = tokio::join!(pair.a.gc_repo(&r, &gc), elsewhere);
-    let report = report.unwrap();
+    let again = tag("again");
+    let push = pair.b.put_manifest(&r, &again, None, &body);
+    let (report, pushed) = round_while(&pair, &r, Stop::AfterRead, push).await;
     assert_eq!(pushed.unwrap().digest, digest);
     assert_eq!(report.manifests_removed, 0, "{report:?}");
     let (fresh, _dir) = pair.fresh().await;

@@ -54,23 +54,52 @@ fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn two_instances_share_metadata_through_a_sentinel() {
-    let server = seaweed::shared();
-    let bucket = server.bucket();
-    let master = redis_common::RedisServer::start();
-    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
-    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
-    let config = || {
+/// A master watched by a sentinel (with a replica to promote, when
+/// asked), and one bucket.
+struct Sentinelled {
+    bucket: String,
+    master: redis_common::RedisServer,
+    replica: Option<redis_common::RedisServer>,
+    sentinel: redis_common::RedisSentinel,
+}
+
+impl Sentinelled {
+    fn start(with_replica: bool) -> Sentinelled {
+        let master = redis_common::RedisServer::start();
+        let replica = with_replica.then(|| redis_common::RedisServer::start_replica(&master));
+        let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
+        Sentinelled {
+            bucket: seaweed::shared().bucket(),
+            master,
+            replica,
+            sentinel,
+        }
+    }
+
+    /// An instance's configuration: the bucket, the metadata through the
+    /// sentinel under `keyprefix`.
+    fn config(&self, keyprefix: &str) -> Config {
+        let url = format!("redis://{}?master_name=zotmeta", self.sentinel.addr());
         Config::default()
-            .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage("storageDriver", seaweed::shared().driver_json(&self.bucket))
             .with_storage(
                 "cacheDriver",
-                json!({"name": "redis", "url": url, "keyprefix": "sentinel"}),
+                json!({"name": "redis", "url": url, "keyprefix": keyprefix}),
             )
-    };
-    let a = Registry::start_with(config());
-    let b = Registry::start_with(config());
+    }
+
+    /// Promotes the replica (see [`fail_over`]).
+    fn fail_over(&self) {
+        let replica = self.replica.as_ref().expect("started with a replica");
+        fail_over(&self.master, replica, &self.sentinel);
+    }
+}
+
+#[test]
+fn two_instances_share_metadata_through_a_sentinel() {
+    let set = Sentinelled::start(false);
+    let a = Registry::start_with(set.config("sentinel"));
+    let b = Registry::start_with(set.config("sentinel"));
     assert!(
         a.logs().contains("sentinel, master zotmeta"),
         "{}",
@@ -96,7 +125,7 @@ fn two_instances_share_metadata_through_a_sentinel() {
     }
 
     // The rows are in the master the sentinel named.
-    let found = keys(master.port, "sentinel");
+    let found = keys(set.master.port, "sentinel");
     assert!(
         found.lines().any(|k| k.contains("sentinel/app")),
         "no row of the repository in the master:\n{found}"
@@ -105,20 +134,8 @@ fn two_instances_share_metadata_through_a_sentinel() {
 
 #[test]
 fn pushes_work_again_after_a_failover_without_a_restart() {
-    let server = seaweed::shared();
-    let bucket = server.bucket();
-    let master = redis_common::RedisServer::start();
-    let replica = redis_common::RedisServer::start_replica(&master);
-    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
-    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
-    let a = Registry::start_with(
-        Config::default()
-            .with_storage("storageDriver", server.driver_json(&bucket))
-            .with_storage(
-                "cacheDriver",
-                json!({"name": "redis", "url": url, "keyprefix": "failover"}),
-            ),
-    );
+    let set = Sentinelled::start(true);
+    let a = Registry::start_with(set.config("failover"));
     let client = a.client();
     let first = fixtures::image(
         ("linux", "amd64"),
@@ -127,7 +144,7 @@ fn pushes_work_again_after_a_failover_without_a_restart() {
     );
     first.push(&client, "failover/app", "1.0");
 
-    fail_over(&master, &replica, &sentinel);
+    set.fail_over();
 
     // A push (its upload sessions in the shared state, its rows in the
     // metadata store) works again, against the new master.
@@ -157,7 +174,7 @@ fn pushes_work_again_after_a_failover_without_a_restart() {
     client
         .get_manifest("failover/app", "1.0")
         .expect_status(200, "pushed before the failover");
-    let found = keys(replica.port, "failover");
+    let found = keys(set.replica.as_ref().map_or(0, |r| r.port), "failover");
     let manifest = format!("kv:blobs:{}", second.manifest.digest);
     assert!(
         found.lines().any(|k| k.ends_with(&manifest)),
@@ -204,21 +221,9 @@ fn fail_over(
 
 #[test]
 fn reads_follow_a_failover_at_once() {
-    let server = seaweed::shared();
-    let bucket = server.bucket();
-    let master = redis_common::RedisServer::start();
-    let replica = redis_common::RedisServer::start_replica(&master);
-    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
-    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
-    let config = || {
-        Config::default()
-            .with_storage("storageDriver", server.driver_json(&bucket))
-            .with_storage(
-                "cacheDriver",
-                json!({"name": "redis", "url": url, "keyprefix": "reads"}),
-            )
-    };
-    let (a, b) = (Registry::start_with(config()), Registry::start_with(config()));
+    let set = Sentinelled::start(true);
+    let a = Registry::start_with(set.config("reads"));
+    let b = Registry::start_with(set.config("reads"));
     let (ca, cb) = (a.client(), b.client());
     let image = |text: &str| {
         fixtures::image(
@@ -236,7 +241,7 @@ fn reads_follow_a_failover_at_once() {
         got.expect_status(200, "B before the failover");
     }
 
-    fail_over(&master, &replica, &sentinel);
+    set.fail_over();
 
     // B, which wrote nothing, answers from the new master, without an
     // error on a connection the old one closed.
@@ -245,7 +250,8 @@ fn reads_follow_a_failover_at_once() {
         got.expect_status(200, "B after the failover");
         assert!(got.body == first.manifest.bytes);
     }
-    cb.get("/readyz").expect_status(200, "B ready after the failover");
+    cb.get("/readyz")
+        .expect_status(200, "B ready after the failover");
 
     // Through A: a tag moved, one pushed, one deleted, an upload started.
     second.push(&ca, "reads/app", "1.0");

@@ -1,16 +1,15 @@
 //! Two registries on one bucket sharing state in one Redis and one
-//! metadata store, each with GC on (`gcDelay` of [`DELAY`] tracked), the first over a driver that can
-//! stop at a chosen point ([`pausing`]): the set-up of the tests of GC on
-//! one instance racing pushes on another (`shared_gc.rs`,
-//! `shared_retention.rs`). The including crate declares `mod s3_common`.
+//! metadata store, each with GC on (`gcDelay` of [`DELAY`] tracked), the
+//! first over a driver that can stop at a chosen point
+//! (`pausing_common`): the set-up of the tests of GC on one instance
+//! racing pushes on another (`shared_gc.rs`, `shared_retention.rs`). The
+//! including crate declares `mod s3_common` and `mod pausing_common`.
 #![allow(dead_code, reason = "each test binary including this uses part of it")]
 
-pub mod pausing;
-
+use crate::pausing_common::Pausing;
 use crate::s3_common::redis::Redis;
 use crate::s3_common::seaweed;
 use bytes::Bytes;
-use pausing::Pausing;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;

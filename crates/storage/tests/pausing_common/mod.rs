@@ -1,19 +1,22 @@
 //! A driver over another that stops one chosen operation until the test
-//! lets it go: after reading `index.json` (a GC round has read it), or
-//! before writing it conditionally. Everything else is passed through.
+//! lets it go (a placement half-way, a GC round after reading
+//! `index.json` or before writing it); everything else is passed through.
+#![allow(dead_code, reason = "each test binary including this uses part of it")]
 
 use async_trait::async_trait;
 use std::io;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use zot_meta::Fingerprint;
-use zot_storage::{
-    Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned,
-};
+use zot_storage::{Backend, BoxSink, ByteStream, Entry, SharedSink, UploadState, Versioned};
 
 /// Where the driver stops, on the first key ending with the given text.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Stop {
+    /// Before a `publish` to it.
+    BeforePublish,
+    /// After a `link` to it.
+    AfterLink,
     /// After a versioned read (of `index.json`) returned.
     AfterRead,
     /// Before a conditional write (of `index.json`).
@@ -131,10 +134,13 @@ impl Backend for Pausing {
         self.inner.finish_shared(key, state).await
     }
     async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
+        self.maybe_stop(Stop::BeforePublish, to).await;
         self.inner.publish(from, to).await
     }
     async fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.link(from, to).await
+        let linked = self.inner.link(from, to).await;
+        self.maybe_stop(Stop::AfterLink, to).await;
+        linked
     }
     fn placeholders(&self) -> bool {
         self.inner.placeholders()
@@ -165,5 +171,11 @@ impl Backend for Pausing {
     }
     fn reachable(&self) -> bool {
         self.inner.reachable()
+    }
+    fn open_file(&self, key: &str) -> Option<io::Result<std::fs::File>> {
+        self.inner.open_file(key)
+    }
+    fn local_path(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.inner.local_path(key)
     }
 }
