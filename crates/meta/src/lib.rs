@@ -39,6 +39,7 @@ pub use apikeys::ApiKeyRow;
 pub use fault::FaultSwitch;
 pub use kv::redis_address::{RedisAddress, Sentinels};
 pub use kv::redis_cluster::{ClusterNodes, is_redirect, is_redirect_value, key_slot};
+pub use kv::sentinel_watch::MasterWatch;
 pub use outbox::{OutboxEvent, Queued};
 pub use search::cards::SavedCard;
 pub use search::codec::{Reader as RecordReader, Writer as RecordWriter};

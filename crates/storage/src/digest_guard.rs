@@ -71,16 +71,28 @@ const CLAIM_PREFIX: &str = "gc:";
 /// longer than any removal (a server-side copy of moved content
 /// included); meanwhile GC keeps the blob and a push referencing it waits
 /// for the digest's lease once.
-const CLAIM_TTL: Duration = Duration::from_secs(600);
+pub(crate) const CLAIM_TTL: Duration = Duration::from_secs(600);
 /// Deletes the claim only if it still holds the token.
-const RELEASE_CLAIM: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+pub(crate) const RELEASE_CLAIM: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('DEL', KEYS[1]) else return 0 end";
 
 /// GC's claim of one removal (`None` inside: no shared state).
 pub(crate) struct RemovalClaim(Option<(String, String)>);
 
-fn mark_key(repo: &RepoName, digest: &Digest) -> String {
+pub(crate) fn mark_key(repo: &RepoName, digest: &Digest) -> String {
     format!("placed:{repo}@{digest}")
+}
+
+/// A removal claim's value: `gc:<token>`.
+pub(crate) fn claim_value(token: &str) -> String {
+    format!("{CLAIM_PREFIX}{token}")
+}
+
+/// The lease a claim's holder keeps until its removals end: a push that
+/// met the claim waits for it (`manifest_claims.rs`; a blob's removal
+/// holds no such lease, only the digest's).
+pub(crate) fn removal_lease(token: &str) -> String {
+    format!("removal:{token}")
 }
 
 impl Registry {
@@ -134,8 +146,10 @@ impl Registry {
     /// Marks the blobs (and child manifests) a manifest push references as
     /// just referenced, for GC on every instance: one pipelined request of
     /// `SET ... PX <gcDelay> GET`. Where GC's removal claim was found, waits
-    /// for the digest's lease (the removal in progress ends), so that the
-    /// presence check that follows sees its outcome. Call with the
+    /// for the digest's lease and the claim's removal lease (the removal in
+    /// progress ends), so that the presence check that follows sees its
+    /// outcome. A push passes its own digest too: retention removing it
+    /// elsewhere claims it the same way (`manifest_claims.rs`). Call with the
     /// repository's lock held, before that check (with shared state and
     /// GC on; otherwise nothing).
     pub(crate) async fn mark_referenced<'d>(
@@ -164,9 +178,12 @@ impl Registry {
             .await
             .map_err(crate::shared::SharedError::from)?;
         for (d, old) in digests.into_iter().zip(before) {
-            if old.is_some_and(|v| v.starts_with(CLAIM_PREFIX)) {
+            if let Some(token) = old.as_deref().and_then(|v| v.strip_prefix(CLAIM_PREFIX)) {
                 tracing::debug!(%repo, digest = %d, "manifest push: waiting for a removal in progress");
                 drop(self.lock_digest(d).await?);
+                sh.digest_leases
+                    .wait_released(&removal_lease(token))
+                    .await?;
             }
         }
         Ok(())
@@ -186,7 +203,7 @@ impl Registry {
             return Ok(Some(RemovalClaim(None)));
         };
         let key = sh.shared.key(&mark_key(repo, digest));
-        let token = format!("{CLAIM_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let token = claim_value(&uuid::Uuid::new_v4().simple().to_string());
         let set: Option<String> = redis::cmd("SET")
             .arg(&key)
             .arg(&token)

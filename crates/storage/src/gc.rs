@@ -24,7 +24,10 @@
 //!   manifest pushes on other instances write (`digest_guard.rs`): a
 //!   manifest pushed elsewhere after this round read `index.json` keeps
 //!   its blobs. Such a round stops sweeping once half of `gcDelay` has
-//!   passed since that read (the marks live `gcDelay`).
+//!   passed since that read (the marks live `gcDelay`). Retention claims
+//!   the manifests it removes the same way (`gc_retention.rs`,
+//!   `manifest_claims.rs`): one that an index pushed elsewhere names, or
+//!   that is pushed again elsewhere, during the round is kept.
 //! - Blobs are removed from this repository only: with dedupe, another
 //!   repository's hard link keeps the content; on S3, content that other
 //!   repositories' placeholders stand for is first moved to one of them
@@ -44,9 +47,11 @@
 
 use crate::documents::ListedManifest;
 use crate::error::Result;
+use crate::gc_retention::Removals;
+use crate::manifest_claims::ManifestClaims;
 use crate::paths;
 use crate::registry::Registry;
-use crate::retention::{Retention, TagTimes, tags_to_remove};
+use crate::retention::Retention;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -148,13 +153,13 @@ impl Lifecycle {
 }
 
 /// A manifest listed in `index.json`.
-struct Listed {
-    desc: Descriptor,
-    tags: Vec<String>,
-    parsed: Option<ParsedManifest>,
+pub(crate) struct Listed {
+    pub(crate) desc: Descriptor,
+    pub(crate) tags: Vec<String>,
+    pub(crate) parsed: Option<ParsedManifest>,
     /// What it names, when it is not a manifest this registry parses.
-    mentions: Vec<Digest>,
-    times: Times,
+    pub(crate) mentions: Vec<Digest>,
+    pub(crate) times: Times,
 }
 
 /// The references of a listed manifest, as far as GC can know them.
@@ -249,31 +254,13 @@ impl Registry {
         }
 
         let retention = &options.retention;
-        let (removed_tags, removed) = match retention.policy_for(repo.as_str()) {
-            Some(policy) => {
-                let tag_times: Vec<TagTimes> = listed
-                    .values()
-                    .flat_map(|l| {
-                        l.tags.iter().map(|t| TagTimes {
-                            tag: t.clone(),
-                            times: l.times,
-                        })
-                    })
-                    .collect();
-                let removed_tags: HashSet<String> = tags_to_remove(policy, &tag_times, now)
-                    .into_iter()
-                    .collect();
-                let removed = manifests_to_remove(
-                    &listed,
-                    &removed_tags,
-                    policy.delete_untagged,
-                    policy.delete_referrers,
-                    now.saturating_sub(retention.delay.as_secs()),
-                );
-                (removed_tags, removed)
-            }
-            None => Default::default(),
-        };
+        let Removals {
+            tags: removed_tags,
+            manifests: removed,
+            mut claims,
+        } = self
+            .retention_removals(repo, &listed, options, (now, read_at), &mut report)
+            .await;
         for tag in &removed_tags {
             tracing::info!(%repo, tag, dry_run = retention.dry_run, "gc: removing tag per retention policy");
         }
@@ -285,8 +272,11 @@ impl Registry {
         let removed = if retention.dry_run {
             HashSet::new()
         } else {
-            self.remove_manifests(repo, &mut index, &listed, &removed_tags, &removed)
-                .await?;
+            let done = self
+                .remove_manifests(repo, &mut index, &listed, &removed_tags, &removed, &claims)
+                .await;
+            self.release_claims(&mut claims, None).await;
+            done?;
             removed
         };
 
@@ -349,6 +339,7 @@ impl Registry {
         listed: &HashMap<Digest, Listed>,
         removed_tags: &HashSet<String>,
         removed: &HashSet<Digest>,
+        claims: &ManifestClaims,
     ) -> Result<()> {
         if removed_tags.is_empty() && removed.is_empty() {
             return Ok(());
@@ -380,8 +371,19 @@ impl Registry {
                     .map(|e| Change::Event(Box::new(e))),
             );
         }
+        if claims.lost() {
+            return Err(
+                std::io::Error::other(format!("{repo}: gc's removal lease was lost")).into(),
+            );
+        }
         changes.push(self.write_index(repo, index).await?);
         for d in removed {
+            if claims.lost() {
+                // A push elsewhere may no longer wait: the files stay (as
+                // unreferenced blobs for a later round's sweep).
+                tracing::warn!(%repo, "gc: removal lease lost; manifest files left for a later round");
+                break;
+            }
             let deleted = match self.lock_digest(d).await {
                 Ok(_digest_guard) => self.delete_blob_object(repo, d).await,
                 Err(e) => Err(e),
@@ -537,54 +539,6 @@ impl Registry {
             .map_err(std::io::Error::other)??;
         tracing::info!(%repo, "gc: removed empty repository");
         Ok(())
-    }
-}
-
-/// The manifests retention removes: untagged ones (no tag left, not a child
-/// of a kept index, no subject) and referrers whose subject is gone, once
-/// pushed before `cutoff`; repeated until nothing changes, so the children
-/// of a removed index and the referrers of a removed subject follow.
-fn manifests_to_remove(
-    listed: &HashMap<Digest, Listed>,
-    removed_tags: &HashSet<String>,
-    delete_untagged: bool,
-    delete_referrers: bool,
-    cutoff: u64,
-) -> HashSet<Digest> {
-    let mut removed = HashSet::new();
-    loop {
-        let kept = || {
-            listed
-                .values()
-                .filter(|l| !removed.contains(&l.desc.digest))
-        };
-        let children: HashSet<&Digest> = kept()
-            .filter_map(|l| l.parsed.as_ref())
-            .flat_map(|p| p.manifests.iter().map(|m| &m.digest))
-            .collect();
-        let mut more = Vec::new();
-        for l in kept() {
-            let d = &l.desc.digest;
-            let tagged = l.tags.iter().any(|t| !removed_tags.contains(t));
-            if tagged || children.contains(d) || l.times.pushed.unwrap_or(0) > cutoff {
-                continue;
-            }
-            let subject = l.parsed.as_ref().and_then(|p| p.subject.as_ref());
-            let remove = match subject {
-                Some(s) => {
-                    delete_referrers
-                        && (removed.contains(&s.digest) || !listed.contains_key(&s.digest))
-                }
-                None => delete_untagged,
-            };
-            if remove {
-                more.push(d.clone());
-            }
-        }
-        if more.is_empty() {
-            return removed;
-        }
-        removed.extend(more);
     }
 }
 

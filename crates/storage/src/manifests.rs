@@ -140,9 +140,11 @@ impl Registry {
             return Err(StorageError::TagExists);
         }
         // GC on another instance may have read index.json already: its
-        // removals see these marks, or this push waits for them to end.
+        // removals see these marks, or this push waits for them to end
+        // (the manifest's own: retention there may be removing it).
         let referenced = parsed.required_blobs().chain(parsed.required_manifests());
-        self.mark_referenced(repo, referenced.map(|d| &d.digest))
+        let referenced = referenced.map(|d| &d.digest);
+        self.mark_referenced(repo, referenced.chain(std::iter::once(&digest)))
             .await?;
         // Again under the lock: garbage collection (which holds it) may have
         // removed an unreferenced blob since the check above; once the

@@ -2,105 +2,21 @@
 //! by a driver that stops a placement half-way until the test lets it go.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
-use async_trait::async_trait;
+mod pausing_common;
+
 use bytes::Bytes;
+use pausing_common::{Pausing, Stop};
 use std::convert::Infallible;
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
-use zot_meta::Fingerprint;
 use zot_oci::{Digest, RepoName};
-use zot_storage::{
-    Backend, BoxSink, ByteStream, Entry, GcOptions, LocalBackend, MetaStore, Options, Registry,
-};
-
-/// Where the driver stops: before a `publish` to, or after a `link` to, a
-/// key ending with the given text.
-#[derive(Clone, Copy, PartialEq)]
-enum Stop {
-    BeforePublish,
-    AfterLink,
-}
-
-struct Pausing {
-    inner: LocalBackend,
-    stop: Mutex<Option<(Stop, String)>>,
-    reached: Notify,
-    go: Notify,
-}
-
-impl Pausing {
-    async fn maybe_stop(&self, at: Stop, key: &str) {
-        let hit = {
-            let mut stop = self.stop.lock().unwrap();
-            let hit = stop
-                .as_ref()
-                .is_some_and(|(s, suffix)| *s == at && key.ends_with(suffix.as_str()));
-            if hit {
-                *stop = None;
-            }
-            hit
-        };
-        if hit {
-            self.reached.notify_one();
-            self.go.notified().await;
-        }
-    }
-}
-
-#[async_trait]
-impl Backend for Pausing {
-    async fn size(&self, key: &str) -> io::Result<Option<u64>> {
-        self.inner.size(key).await
-    }
-    async fn read(&self, key: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(key).await
-    }
-    async fn read_stream(&self, key: &str, start: u64, len: u64) -> io::Result<ByteStream> {
-        self.inner.read_stream(key, start, len).await
-    }
-    async fn write_atomic(&self, key: &str, data: &[u8]) -> io::Result<()> {
-        self.inner.write_atomic(key, data).await
-    }
-    async fn sink(&self, key: &str, offset: u64) -> io::Result<BoxSink> {
-        self.inner.sink(key, offset).await
-    }
-    async fn publish(&self, from: &str, to: &str) -> io::Result<()> {
-        self.maybe_stop(Stop::BeforePublish, to).await;
-        self.inner.publish(from, to).await
-    }
-    async fn link(&self, from: &str, to: &str) -> io::Result<()> {
-        let linked = self.inner.link(from, to).await;
-        self.maybe_stop(Stop::AfterLink, to).await;
-        linked
-    }
-    async fn delete(&self, key: &str) -> io::Result<bool> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> io::Result<()> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn list(&self, prefix: &str) -> io::Result<Vec<Entry>> {
-        self.inner.list(prefix).await
-    }
-    async fn fingerprint(&self, key: &str) -> io::Result<Option<Fingerprint>> {
-        self.inner.fingerprint(key).await
-    }
-    async fn age_secs(&self, key: &str) -> io::Result<Option<u64>> {
-        self.inner.age_secs(key).await
-    }
-}
+use zot_storage::{GcOptions, LocalBackend, MetaStore, Options, Registry};
 
 fn open(root: &std::path::Path) -> (Arc<Registry>, Arc<Pausing>) {
     std::fs::create_dir_all(root.join("_zot")).unwrap();
     let meta = MetaStore::open(&root.join("_zot/meta.redb")).unwrap();
-    let backend = Arc::new(Pausing {
-        inner: LocalBackend::new(root.to_path_buf(), false).unwrap(),
-        stop: Mutex::new(None),
-        reached: Notify::new(),
-        go: Notify::new(),
-    });
+    let local = LocalBackend::new(root.to_path_buf(), false).unwrap();
+    let backend = Arc::new(Pausing::new(Arc::new(local)));
     let reg = Registry::new(backend.clone(), meta, Options::default());
     (Arc::new(reg), backend)
 }
@@ -130,7 +46,7 @@ async fn gc_does_not_remove_a_repository_whose_first_blob_is_being_placed() {
     let r = repo("first/blob");
     let data = b"the first blob of a new repository";
     let digest = Digest::sha256_of(data);
-    *backend.stop.lock().unwrap() = Some((Stop::BeforePublish, digest.hex().to_owned()));
+    backend.stop_at(Stop::BeforePublish, digest.hex());
 
     let id = reg.start_upload(&r).await.unwrap();
     let (reg2, r2, d2) = (reg.clone(), r.clone(), digest.clone());
@@ -189,10 +105,10 @@ async fn gc_keeps_a_blob_mounted_while_it_runs() {
         .unwrap();
     tokio::time::sleep(delay + Duration::from_millis(100)).await;
 
-    *backend.stop.lock().unwrap() = Some((
+    backend.stop_at(
         Stop::AfterLink,
-        format!("mount/dst/blobs/sha256/{}", digest.hex()),
-    ));
+        &format!("mount/dst/blobs/sha256/{}", digest.hex()),
+    );
     let (reg2, d2, src2, dst2) = (reg.clone(), digest.clone(), src.clone(), dst.clone());
     let mount = tokio::spawn(async move { reg2.mount_blob(&dst2, &d2, Some(&src2)).await });
     backend.reached.notified().await;

@@ -7,64 +7,20 @@
 //! placement waits while another instance holds the digest's lease.
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
+mod pausing_common;
 mod s3_common;
+mod shared_gc_common;
 
-use bytes::Bytes;
-use s3_common::redis::Redis;
-use s3_common::seaweed;
-use std::convert::Infallible;
+use shared_gc_common::{DELAY, Pair, gc, manifest, push};
 use std::time::Duration;
 use zot_oci::{Digest, RepoName};
-use zot_storage::shared::SharedState;
-use zot_storage::shared::lease::Leases;
-use zot_storage::{GcOptions, Options, Registry, S3Options, open_s3};
-
-const DELAY: Duration = Duration::from_secs(3);
-
-async fn push(reg: &Registry, r: &RepoName, data: &[u8]) -> Digest {
-    let d = Digest::sha256_of(data);
-    let id = reg.start_upload(r).await.unwrap();
-    let body = futures_util::stream::iter(vec![Ok::<_, Infallible>(Bytes::copy_from_slice(data))]);
-    reg.complete_upload(r, &id, &d, None, Some(body))
-        .await
-        .unwrap();
-    d
-}
-
-/// Two registries on one bucket, sharing state in `redis`, GC on.
-async fn two(redis: &Redis) -> (Vec<Registry>, Vec<tempfile::TempDir>) {
-    let server = seaweed::shared();
-    let config = server.config(&server.bucket(), "zot", 5 << 20);
-    let mut regs = Vec::new();
-    let mut dirs = Vec::new();
-    for _ in 0..2 {
-        let dir = tempfile::tempdir().unwrap();
-        let (reg, _) = open_s3(
-            dir.path(),
-            &config,
-            &S3Options::default(),
-            Options::default(),
-        )
-        .await
-        .unwrap();
-        assert!(reg.share_state(SharedState::connect(&redis.url, "gc").await.unwrap()));
-        reg.track_placements(DELAY);
-        regs.push(reg);
-        dirs.push(dir);
-    }
-    (regs, dirs)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_placed_again_elsewhere_survives_gc_for_gc_delay() {
-    let redis = Redis::start();
-    let (regs, _dirs) = two(&redis).await;
-    let (a, b) = (&regs[0], &regs[1]);
+    let pair = Pair::start().await;
+    let (a, b) = (&pair.a, &pair.b);
     let r: RepoName = "shared/gc".parse().unwrap();
-    let gc = GcOptions {
-        delay: DELAY,
-        ..Default::default()
-    };
+    let gc = gc();
 
     // An unreferenced blob, older than gcDelay (and both instances too).
     let d = push(a, &r, b"an old layer").await;
@@ -85,20 +41,14 @@ async fn a_blob_placed_again_elsewhere_survives_gc_for_gc_delay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_placement_waits_for_the_digests_lease_held_elsewhere() {
-    let redis = Redis::start();
-    let (regs, _dirs) = two(&redis).await;
+    let pair = Pair::start().await;
     let r: RepoName = "shared/lease".parse().unwrap();
     let data = b"a layer".to_vec();
     let d = Digest::sha256_of(&data);
 
     // Another instance (GC removing the digest, say) holds its lease.
-    let leases = Leases::redis(SharedState::connect(&redis.url, "gc").await.unwrap());
-    let held = leases
-        .try_acquire(&format!("digest:{d}"))
-        .await
-        .unwrap()
-        .unwrap();
-    let reg = &regs[0];
+    let held = pair.hold(&format!("digest:{d}")).await;
+    let reg = &pair.a;
     let placing = push(reg, &r, &data);
     tokio::pin!(placing);
     // The upload is received, but not placed while the lease is held.
@@ -107,22 +57,10 @@ async fn a_placement_waits_for_the_digests_lease_held_elsewhere() {
         waited.is_err(),
         "placed while another instance held the digest"
     );
-    assert_eq!(regs[1].blob_size(&r, &d).await.unwrap(), None);
+    assert_eq!(pair.b.blob_size(&r, &d).await.unwrap(), None);
     held.release().await.unwrap();
     assert_eq!(placing.await, d);
-    assert_eq!(regs[1].blob_size(&r, &d).await.unwrap(), Some(7));
-}
-
-/// An image manifest naming `config` (2 bytes) and one layer.
-fn manifest(config: &Digest, layer: &Digest, layer_size: usize) -> Vec<u8> {
-    serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2 },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer, "size": layer_size }],
-    })
-    .to_string()
-    .into_bytes()
+    assert_eq!(pair.b.blob_size(&r, &d).await.unwrap(), Some(7));
 }
 
 /// How many `SET` commands `redis` has run (leases are taken with them).
@@ -138,28 +76,16 @@ async fn set_calls(redis: &mut redis::aio::MultiplexedConnection) -> u64 {
         .map_or(0, |n| n.parse().unwrap())
 }
 
-async fn redis_conn(redis: &Redis) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(redis.url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
 /// GC on A reads `index.json`, then a manifest naming an old unreferenced
 /// blob (present, so not uploaded again) is pushed through B before A's
 /// sweep reaches that blob: the blob must stay, as on one instance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_pushed_elsewhere_during_gc_keeps_its_old_blob() {
-    let redis = Redis::start();
-    let mut stats = redis_conn(&redis).await;
-    let (regs, _dirs) = two(&redis).await;
-    let (a, b) = (&regs[0], &regs[1]);
+    let pair = Pair::start().await;
+    let mut stats = pair.conn().await;
+    let (a, b) = (&pair.a, &pair.b);
     let r: RepoName = "shared/manifest".parse().unwrap();
-    let gc = GcOptions {
-        delay: DELAY,
-        ..Default::default()
-    };
+    let gc = gc();
 
     // An unreferenced layer, older than gcDelay (and both instances too).
     let layer = push(a, &r, b"an old layer, pushed long ago").await;
@@ -168,12 +94,7 @@ async fn a_manifest_pushed_elsewhere_during_gc_keeps_its_old_blob() {
 
     // A's round stops at the layer: the test holds its lease, as another
     // removal or placement would.
-    let leases = Leases::redis(SharedState::connect(&redis.url, "gc").await.unwrap());
-    let held = leases
-        .try_acquire(&format!("digest:{layer}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let held = pair.hold(&format!("digest:{layer}")).await;
     let before = set_calls(&mut stats).await;
     let body = manifest(&config, &layer, 29);
     let tag: zot_oci::Reference = "1.0".parse().unwrap();
@@ -211,21 +132,15 @@ async fn a_manifest_pushed_elsewhere_during_gc_keeps_its_old_blob() {
 /// for the removal (the digest's lease) before it checks the blob present.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_push_waits_for_a_removal_in_progress_elsewhere() {
-    let redis = Redis::start();
-    let mut conn = redis_conn(&redis).await;
-    let (regs, _dirs) = two(&redis).await;
-    let (a, b) = (&regs[0], &regs[1]);
+    let pair = Pair::start().await;
+    let mut conn = pair.conn().await;
+    let (a, b) = (&pair.a, &pair.b);
     let r: RepoName = "shared/claimed".parse().unwrap();
     let layer = push(a, &r, b"a layer being collected").await;
     let config = push(a, &r, b"{}").await;
 
     // Another instance's GC, removing the layer: its lease and its claim.
-    let leases = Leases::redis(SharedState::connect(&redis.url, "gc").await.unwrap());
-    let held = leases
-        .try_acquire(&format!("digest:{layer}"))
-        .await
-        .unwrap()
-        .unwrap();
+    let held = pair.hold(&format!("digest:{layer}")).await;
     let mark = format!("gc:placed:{r}@{layer}");
     let () = redis::cmd("SET")
         .arg(&mark)

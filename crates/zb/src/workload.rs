@@ -11,6 +11,12 @@
 //! `dedupe-100x100MiB`) runs with that concurrency or operation count
 //! whatever `-c` and `-n` say.
 //!
+//! `manifest-put` (one operation: the PUT of a set-up image's manifest by
+//! its tag again, the same bytes each time, so `index.json` keeps its size)
+//! times what a manifest push costs beyond its blobs; it is chosen only
+//! when the `-t` pattern names it (`scripts/bench-s3` compares it with and
+//! without shared state).
+//!
 //! The `search-*` workloads ([`crate::search`]) query a data set written by
 //! `zb seed-layouts` and need zot's search extension; they are chosen only
 //! when the `-t` pattern itself contains `search`, so that `-t '.*'` (every
@@ -49,6 +55,8 @@ pub enum Kind {
     Catalog,
     ManifestHead,
     ManifestGet,
+    /// The set-up image's manifest put again by its tag.
+    ManifestPut,
     PushMonolithic(u64),
     /// The layer by PATCH: one streamed by default, or chunks of
     /// `--chunk-size`.
@@ -128,6 +136,16 @@ pub fn all() -> Vec<Workload> {
     list
 }
 
+/// `manifest-put`, chosen only by name (see the module doc).
+pub fn manifest_put() -> Workload {
+    Workload {
+        name: "manifest-put".into(),
+        kind: Kind::ManifestPut,
+        concurrency: None,
+        operations: None,
+    }
+}
+
 /// The search workloads, in the order they run.
 pub fn search_all() -> Vec<Workload> {
     search::WORKLOADS
@@ -160,6 +178,9 @@ pub fn cve_all() -> Vec<Workload> {
 pub fn select(pattern: &str) -> anyhow::Result<Vec<Workload>> {
     let re = Regex::new(pattern).map_err(|e| anyhow::anyhow!("-t {pattern:?}: {e}"))?;
     let mut candidates = all();
+    if pattern.contains("manifest-put") {
+        candidates.push(manifest_put());
+    }
     if pattern.contains("search") {
         candidates.extend(search_all());
     }
@@ -173,6 +194,7 @@ pub fn select(pattern: &str) -> anyhow::Result<Vec<Workload>> {
     if chosen.is_empty() {
         let names: Vec<_> = all()
             .into_iter()
+            .chain([manifest_put()])
             .chain(search_all())
             .chain(cve_all())
             .map(|w| w.name)
@@ -226,6 +248,16 @@ impl Fixture {
     }
 }
 
+/// The image `manifest-put` puts again (a repository of its own, so
+/// that its pushes do not touch what the manifest reads are served).
+fn put_fixture(prefix: &str) -> Fixture {
+    Fixture {
+        repo: format!("{prefix}/manifest-put"),
+        tag: "latest",
+        size: TINY,
+    }
+}
+
 fn pull_repo(prefix: &str, size: u64) -> String {
     format!("{prefix}/pull-{}", size_label(size).to_ascii_lowercase())
 }
@@ -240,7 +272,8 @@ impl Workload {
     pub fn read_only(&self) -> bool {
         !matches!(
             self.kind,
-            Kind::PushMonolithic(_)
+            Kind::ManifestPut
+                | Kind::PushMonolithic(_)
                 | Kind::PushChunked(_)
                 | Kind::Pull75Push25
                 | Kind::Dedupe(_)
@@ -259,6 +292,7 @@ impl Workload {
             Kind::Catalog
             | Kind::ManifestHead
             | Kind::ManifestGet
+            | Kind::ManifestPut
             | Kind::Cve(CveOp::StormHead | CveOp::StormGet) => vec![TINY],
             Kind::PushMonolithic(s) | Kind::PushChunked(s) | Kind::Pull(s) | Kind::Dedupe(s) => {
                 vec![s]
@@ -280,6 +314,7 @@ impl Workload {
             Kind::ManifestHead
             | Kind::ManifestGet
             | Kind::Cve(CveOp::StormHead | CveOp::StormGet) => vec![tiny()],
+            Kind::ManifestPut => vec![put_fixture(prefix)],
             Kind::Catalog
             | Kind::PushMonolithic(_)
             | Kind::PushChunked(_)
@@ -349,6 +384,12 @@ impl Workload {
             Kind::Catalog => ops::catalog(c, CATALOG_PAGE, CATALOG_REPOS).await,
             Kind::ManifestHead => ops::manifest(c, Method::HEAD, &tiny, "latest").await,
             Kind::ManifestGet => ops::manifest(c, Method::GET, &tiny, "latest").await,
+            Kind::ManifestPut => {
+                let f = put_fixture(&ctx.prefix);
+                let image = f.image(&ctx.source)?;
+                ops::put_manifest(c, &f.repo, f.tag, &image).await?;
+                Ok(image.manifest.len() as u64)
+            }
             Kind::PushMonolithic(s) => self.push(ctx, i, s, Upload::Monolithic).await,
             Kind::PushChunked(s) => {
                 let how = ctx.chunk.map_or(Upload::Streamed, Upload::Chunked);
@@ -451,6 +492,7 @@ mod tests {
         );
         assert_eq!(names("100MiB").len(), 5);
         assert!(select("nothing-like-this").is_err());
+        assert_eq!(names("^manifest-put$"), vec!["manifest-put"]);
         assert!(!names(".*").iter().any(|n| n.starts_with("search")));
         assert_eq!(names("^search-").len(), 5);
         assert_eq!(names("search-expanded"), vec!["search-expanded"]);

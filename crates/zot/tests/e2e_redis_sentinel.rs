@@ -8,7 +8,12 @@
 //! the sentinel names (found there with `redis-cli`). And a failover
 //! (`SENTINEL FAILOVER` to a replica; the old master becomes a replica,
 //! refusing writes): pushes succeed again without a restart, both the
-//! metadata and the shared upload sessions now in the new master.
+//! metadata and the shared upload sessions now in the new master. And
+//! reads after a failover: an instance that only reads serves no error
+//! and nothing stale (the sentinel's `+switch-master` is followed at
+//! once), and what another instance changes after the failover is served
+//! within a second (issue 9: "no instance serves a deleted or moved tag
+//! for more than one second").
 
 mod common;
 
@@ -49,23 +54,52 @@ fn eventually(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn two_instances_share_metadata_through_a_sentinel() {
-    let server = seaweed::shared();
-    let bucket = server.bucket();
-    let master = redis_common::RedisServer::start();
-    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
-    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
-    let config = || {
+/// A master watched by a sentinel (with a replica to promote, when
+/// asked), and one bucket.
+struct Sentinelled {
+    bucket: String,
+    master: redis_common::RedisServer,
+    replica: Option<redis_common::RedisServer>,
+    sentinel: redis_common::RedisSentinel,
+}
+
+impl Sentinelled {
+    fn start(with_replica: bool) -> Sentinelled {
+        let master = redis_common::RedisServer::start();
+        let replica = with_replica.then(|| redis_common::RedisServer::start_replica(&master));
+        let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
+        Sentinelled {
+            bucket: seaweed::shared().bucket(),
+            master,
+            replica,
+            sentinel,
+        }
+    }
+
+    /// An instance's configuration: the bucket, the metadata through the
+    /// sentinel under `keyprefix`.
+    fn config(&self, keyprefix: &str) -> Config {
+        let url = format!("redis://{}?master_name=zotmeta", self.sentinel.addr());
         Config::default()
-            .with_storage("storageDriver", server.driver_json(&bucket))
+            .with_storage("storageDriver", seaweed::shared().driver_json(&self.bucket))
             .with_storage(
                 "cacheDriver",
-                json!({"name": "redis", "url": url, "keyprefix": "sentinel"}),
+                json!({"name": "redis", "url": url, "keyprefix": keyprefix}),
             )
-    };
-    let a = Registry::start_with(config());
-    let b = Registry::start_with(config());
+    }
+
+    /// Promotes the replica (see [`fail_over`]).
+    fn fail_over(&self) {
+        let replica = self.replica.as_ref().expect("started with a replica");
+        fail_over(&self.master, replica, &self.sentinel);
+    }
+}
+
+#[test]
+fn two_instances_share_metadata_through_a_sentinel() {
+    let set = Sentinelled::start(false);
+    let a = Registry::start_with(set.config("sentinel"));
+    let b = Registry::start_with(set.config("sentinel"));
     assert!(
         a.logs().contains("sentinel, master zotmeta"),
         "{}",
@@ -91,7 +125,7 @@ fn two_instances_share_metadata_through_a_sentinel() {
     }
 
     // The rows are in the master the sentinel named.
-    let found = keys(master.port, "sentinel");
+    let found = keys(set.master.port, "sentinel");
     assert!(
         found.lines().any(|k| k.contains("sentinel/app")),
         "no row of the repository in the master:\n{found}"
@@ -100,20 +134,8 @@ fn two_instances_share_metadata_through_a_sentinel() {
 
 #[test]
 fn pushes_work_again_after_a_failover_without_a_restart() {
-    let server = seaweed::shared();
-    let bucket = server.bucket();
-    let master = redis_common::RedisServer::start();
-    let replica = redis_common::RedisServer::start_replica(&master);
-    let sentinel = redis_common::RedisSentinel::start(&master, "zotmeta");
-    let url = format!("redis://{}?master_name=zotmeta", sentinel.addr());
-    let a = Registry::start_with(
-        Config::default()
-            .with_storage("storageDriver", server.driver_json(&bucket))
-            .with_storage(
-                "cacheDriver",
-                json!({"name": "redis", "url": url, "keyprefix": "failover"}),
-            ),
-    );
+    let set = Sentinelled::start(true);
+    let a = Registry::start_with(set.config("failover"));
     let client = a.client();
     let first = fixtures::image(
         ("linux", "amd64"),
@@ -122,35 +144,7 @@ fn pushes_work_again_after_a_failover_without_a_restart() {
     );
     first.push(&client, "failover/app", "1.0");
 
-    // The replica holds the data and the sentinel knows it; then it is
-    // promoted, and the old master turned into a replica (refusing writes).
-    eventually(Duration::from_secs(30), "the replica is in sync", || {
-        replica
-            .ask(&["INFO", "replication"])
-            .contains("master_link_status:up")
-    });
-    let port = replica.port.to_string();
-    eventually(
-        Duration::from_secs(30),
-        "the sentinel sees the replica",
-        || {
-            sentinel
-                .ask(&["SENTINEL", "replicas", "zotmeta"])
-                .contains(&port)
-        },
-    );
-    let answer = sentinel.ask(&["SENTINEL", "failover", "zotmeta"]);
-    assert!(answer.contains("OK"), "SENTINEL FAILOVER: {answer}");
-    eventually(Duration::from_secs(60), "the replica is the master", || {
-        sentinel
-            .ask(&["SENTINEL", "get-master-addr-by-name", "zotmeta"])
-            .contains(&port)
-    });
-    eventually(
-        Duration::from_secs(60),
-        "the old master is a replica",
-        || master.ask(&["ROLE"]).starts_with("slave"),
-    );
+    set.fail_over();
 
     // A push (its upload sessions in the shared state, its rows in the
     // metadata store) works again, against the new master.
@@ -180,10 +174,99 @@ fn pushes_work_again_after_a_failover_without_a_restart() {
     client
         .get_manifest("failover/app", "1.0")
         .expect_status(200, "pushed before the failover");
-    let found = keys(replica.port, "failover");
+    let found = keys(set.replica.as_ref().map_or(0, |r| r.port), "failover");
     let manifest = format!("kv:blobs:{}", second.manifest.digest);
     assert!(
         found.lines().any(|k| k.ends_with(&manifest)),
         "the new manifest is not in the new master:\n{found}"
     );
+}
+
+/// Waits until the replica holds the data and the sentinel knows it, then
+/// promotes it (`SENTINEL FAILOVER`) and waits until the old master is a
+/// replica (the sentinel closed its client connections then).
+fn fail_over(
+    master: &redis_common::RedisServer,
+    replica: &redis_common::RedisServer,
+    sentinel: &redis_common::RedisSentinel,
+) {
+    eventually(Duration::from_secs(30), "the replica is in sync", || {
+        replica
+            .ask(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    let port = replica.port.to_string();
+    eventually(
+        Duration::from_secs(30),
+        "the sentinel sees the replica",
+        || {
+            sentinel
+                .ask(&["SENTINEL", "replicas", "zotmeta"])
+                .contains(&port)
+        },
+    );
+    let answer = sentinel.ask(&["SENTINEL", "failover", "zotmeta"]);
+    assert!(answer.contains("OK"), "SENTINEL FAILOVER: {answer}");
+    eventually(Duration::from_secs(60), "the replica is the master", || {
+        sentinel
+            .ask(&["SENTINEL", "get-master-addr-by-name", "zotmeta"])
+            .contains(&port)
+    });
+    eventually(
+        Duration::from_secs(60),
+        "the old master is a replica",
+        || master.ask(&["ROLE"]).starts_with("slave"),
+    );
+}
+
+#[test]
+fn reads_follow_a_failover_at_once() {
+    let set = Sentinelled::start(true);
+    let a = Registry::start_with(set.config("reads"));
+    let b = Registry::start_with(set.config("reads"));
+    let (ca, cb) = (a.client(), b.client());
+    let image = |text: &str| {
+        fixtures::image(
+            ("linux", "amd64"),
+            &[vec![("f", text.as_bytes().to_vec())]],
+            false,
+        )
+    };
+    let (first, second, doomed) = (image("first"), image("second"), image("doomed"));
+    first.push(&ca, "reads/app", "1.0");
+    doomed.push(&ca, "reads/app", "old");
+    // B reads: its pool holds connections to the master.
+    for _ in 0..4 {
+        let got = cb.get_manifest("reads/app", "1.0");
+        got.expect_status(200, "B before the failover");
+    }
+
+    set.fail_over();
+
+    // B, which wrote nothing, answers from the new master, without an
+    // error on a connection the old one closed.
+    for _ in 0..4 {
+        let got = cb.get_manifest("reads/app", "1.0");
+        got.expect_status(200, "B after the failover");
+        assert!(got.body == first.manifest.bytes);
+    }
+    cb.get("/readyz")
+        .expect_status(200, "B ready after the failover");
+
+    // Through A: a tag moved, one pushed, one deleted, an upload started.
+    second.push(&ca, "reads/app", "1.0");
+    second.push(&ca, "reads/app", "2.0");
+    ca.request("DELETE", "/v2/reads/app/manifests/old", &[], None)
+        .expect_status(202, "DELETE tag old");
+    let post = ca.request("POST", "/v2/reads/app/blobs/uploads/", &[], None);
+    post.expect_status(202, "POST upload");
+    let upload = post.header("location").unwrap_or_default().to_owned();
+
+    // B serves every change within the second.
+    eventually(Duration::from_secs(1), "B serves A's changes", || {
+        cb.get_manifest("reads/app", "1.0").body == second.manifest.bytes
+            && cb.get_manifest("reads/app", "2.0").status == 200
+            && cb.get_manifest("reads/app", "old").status == 404
+            && cb.get(&upload).status == 204
+    });
 }

@@ -24,6 +24,7 @@ pub(crate) mod redis_address;
 pub(crate) mod redis_cluster;
 pub(crate) mod redis_kv;
 pub(crate) mod redis_pool;
+pub(crate) mod sentinel_watch;
 
 use crate::Result;
 

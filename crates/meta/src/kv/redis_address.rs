@@ -6,12 +6,14 @@
 //! With sentinels, the master is asked of them (the `redis` crate's
 //! `SentinelClient`: the first sentinel answering names the master, which
 //! must say it is one) each time a client is made: the metadata store does
-//! so for every new connection of its pool, so after a failover its next
-//! connection goes to the new master (the shared upload state asks again
-//! when a command fails, `zot_storage`'s `shared/link.rs`). The URL gives what the master needs
-//! (credentials, database, TLS); its host is not used. In a cluster, the
-//! master of the store's slot is asked of the seed nodes each time a
-//! client is made, in the same way.
+//! so for every new connection of its pool, and the shared upload state
+//! (`zot_storage`'s `shared/link.rs`) when it connects again. Both connect
+//! again when a command fails and when the sentinels announce a switch
+//! ([`RedisAddress::watch_master`], `sentinel_watch.rs`), so reads follow
+//! a failover too. The URL gives what the master needs (credentials,
+//! database, TLS); its host is not used. In a cluster, the master of the
+//! store's slot is asked of the seed nodes each time a client is made, in
+//! the same way.
 
 use std::time::Duration;
 
@@ -97,6 +99,14 @@ impl RedisAddress {
     /// cluster), so that a failover is followed.
     pub fn resolved(&self) -> bool {
         self.sentinel.is_some() || self.cluster.is_some()
+    }
+
+    /// With sentinels, a watch of the master's switches (a thread; see
+    /// `sentinel_watch.rs`); `None` for one server.
+    pub fn watch_master(&self) -> Option<std::sync::Arc<super::sentinel_watch::MasterWatch>> {
+        self.sentinel
+            .as_ref()
+            .map(super::sentinel_watch::MasterWatch::start)
     }
 
     fn sentinel_client(&self, s: &Sentinels) -> redis::RedisResult<SentinelClient> {

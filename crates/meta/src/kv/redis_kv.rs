@@ -36,6 +36,11 @@
 //!   names a row without its value (the row already migrated) is refused
 //!   the same way (a row and its index entry are otherwise always
 //!   together).
+//! - With sentinels, a pooled connection is used only in the generation
+//!   of the master it was made in (`sentinel_watch.rs`, kept by
+//!   `redis_pool.rs`): after a switch the pool is emptied and connections
+//!   in use are not returned, so no read is answered by the old master
+//!   once the switch is announced.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;

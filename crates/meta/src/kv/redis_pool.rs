@@ -57,7 +57,10 @@ pub(crate) struct RedisPool {
     slot: u16,
     /// In a cluster: the slot's master as last named by the seed nodes.
     master: Mutex<Option<redis::Client>>,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections, with the master generation each was made in.
+    idle: Mutex<Vec<(u64, Connection)>>,
+    /// With sentinels: the master's switches (`sentinel_watch.rs`).
+    watch: Option<std::sync::Arc<super::sentinel_watch::MasterWatch>>,
 }
 
 impl RedisPool {
@@ -72,7 +75,13 @@ impl RedisPool {
             slot,
             master: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
+            watch: address.watch_master(),
         })
+    }
+
+    /// The master's generation now (0 without sentinels).
+    fn generation(&self) -> u64 {
+        self.watch.as_ref().map_or(0, |w| w.generation())
     }
 
     pub(crate) fn cluster(&self) -> bool {
@@ -113,7 +122,12 @@ impl RedisPool {
     /// A connection, or the error and whether it is a cluster's refusal
     /// (no master named for the slot yet: a failover).
     fn try_conn(&self) -> std::result::Result<Pooled<'_>, (MetaError, bool)> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let generation = self.generation();
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|(g, _)| *g == generation);
+            idle.pop().map(|(_, c)| c)
+        };
         let conn = match idle {
             Some(c) => c,
             None => self.new_connection().map_err(|e| {
@@ -126,6 +140,7 @@ impl RedisPool {
         Ok(Pooled {
             pool: self,
             conn: Some(conn),
+            generation,
             broken: false,
             redirected: false,
         })
@@ -181,6 +196,8 @@ impl RedirectWait {
 pub(crate) struct Pooled<'a> {
     pool: &'a RedisPool,
     pub(crate) conn: Option<Connection>,
+    /// The master generation it was made in.
+    generation: u64,
     pub(crate) broken: bool,
     /// A cluster refused a command because the slot moved (see the module
     /// doc): nothing ran; try again on a new connection.
@@ -230,13 +247,13 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if self.broken {
+        if self.broken || self.generation != self.pool.generation() {
             return;
         }
         if let Some(conn) = self.conn.take() {
             let mut idle = self.pool.idle.lock().unwrap_or_else(|e| e.into_inner());
             if idle.len() < POOL {
-                idle.push(conn);
+                idle.push((self.generation, conn));
             }
         }
     }

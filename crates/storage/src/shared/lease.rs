@@ -121,6 +121,17 @@ impl Leases {
         }
     }
 
+    /// Waits (polling as [`Leases::acquire`] does) until nobody holds the
+    /// lease `name`, without taking it.
+    pub async fn wait_released(&self, name: &str) -> Result<(), SharedError> {
+        let mut pause = Duration::from_millis(10);
+        while self.holder(name).await?.is_some() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
     /// The token of the holder of lease `name`, if any (for logs, tests).
     pub async fn holder(&self, name: &str) -> Result<Option<String>, SharedError> {
         let Some(shared) = &self.shared else {

@@ -21,6 +21,10 @@
 //!   makes the link ask the seed nodes for the slot's master again and
 //!   send it there, pausing and asking again while the refusals last
 //!   (a migration in progress), for at most [`REDIRECT_WAIT`].
+//! - With sentinels, the connection is used only in the generation of the
+//!   master it was made in (`zot_meta::MasterWatch`, bumped when the
+//!   sentinels announce a switch): the first command after a switch asks
+//!   them again, so reads too go to the new master at once.
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value};
@@ -38,25 +42,26 @@ fn config() -> ConnectionManagerConfig {
 }
 
 pub(crate) struct Link {
-    /// The connection; `None` until the sentinels (or the cluster's seed
-    /// nodes) named a master.
-    current: Mutex<Option<ConnectionManager>>,
+    /// The connection and the master generation it was made in; `None`
+    /// until the sentinels (or the cluster's seed nodes) named a master.
+    current: Mutex<Option<(u64, ConnectionManager)>>,
     /// With sentinels or a cluster: where to ask for the master again.
     sentinels: Option<zot_meta::RedisAddress>,
     /// The cluster slot of the store's keys (`{<keyprefix>}`).
     slot: u16,
+    /// With sentinels: the master's switches.
+    watch: Option<Arc<zot_meta::MasterWatch>>,
 }
 
 impl Link {
     /// One server (connected lazily).
     pub(crate) fn server(client: redis::Client) -> RedisResult<Link> {
+        let manager = ConnectionManager::new_lazy_with_config(client, config())?;
         Ok(Link {
-            current: Mutex::new(Some(ConnectionManager::new_lazy_with_config(
-                client,
-                config(),
-            )?)),
+            current: Mutex::new(Some((0, manager))),
             sentinels: None,
             slot: 0,
+            watch: None,
         })
     }
 
@@ -65,6 +70,7 @@ impl Link {
     pub(crate) fn resolving(address: zot_meta::RedisAddress, slot: u16) -> Link {
         Link {
             current: Mutex::new(None),
+            watch: address.watch_master(),
             sentinels: Some(address),
             slot,
         }
@@ -74,15 +80,28 @@ impl Link {
         self.sentinels.as_ref().is_some_and(|a| a.cluster.is_some())
     }
 
+    fn generation(&self) -> u64 {
+        self.watch.as_ref().map_or(0, |w| w.generation())
+    }
+
     fn current(&self) -> Option<ConnectionManager> {
         self.current
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .as_ref()
+            .map(|(_, m)| m.clone())
     }
 
     async fn manager(&self) -> RedisResult<ConnectionManager> {
-        match self.current() {
+        let now = self.generation();
+        let current = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .filter(|(g, _)| *g == now)
+            .map(|(_, m)| m.clone());
+        match current {
             Some(m) => Ok(m),
             None => self.resolve().await,
         }
@@ -95,9 +114,11 @@ impl Link {
                 RedisError::from((redis::ErrorKind::Client, "no connection to Redis"))
             });
         };
+        let generation = self.generation();
         let client = address.client_async(self.slot).await?;
         let manager = ConnectionManager::new_lazy_with_config(client, config())?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(manager.clone());
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((generation, manager.clone()));
         let what = if self.cluster() {
             "the cluster master serving the slot of the store's keys"
         } else {
