@@ -24,7 +24,9 @@ fn address(cluster: &RedisCluster) -> RedisAddress {
     RedisAddress {
         url: format!("{}/0", cluster.nodes[0].url()),
         connect_timeout: Duration::from_secs(2),
-        io_timeout: Duration::from_secs(5),
+        // A manual failover pauses the old master's writes for up to
+        // 5 s (longer on a busy machine): waited out, not an outage.
+        io_timeout: Duration::from_secs(15),
         sentinel: None,
         cluster: Some(ClusterNodes {
             urls: cluster.nodes.iter().map(|n| n.url()).collect(),

@@ -31,13 +31,16 @@
 //!   but claims the key (`SET NX`, value `gc:<token>`) and removes the blob
 //!   only when the claim succeeds (no mark), releasing the claim after the
 //!   removal (compare-and-delete), still under the lease. A manifest push
-//!   writes its marks with `SET ... GET`: either its mark came first (GC's
+//!   writes its marks with one script that answers each key's value
+//!   before and never overwrites a claim (so a command sent again after a
+//!   dropped connection answers the same): either its mark came first (GC's
 //!   claim fails, the blob stays) or GC's claim did (the push sees the
 //!   claim, waits for the digest's lease, so for the removal to end, and
 //!   only then checks the blob present: it is refused with
 //!   `MANIFEST_BLOB_UNKNOWN` rather than listing a manifest whose blob is
-//!   going). Nothing is added to a push's latency but the one pipelined
-//!   request, unless it meets a removal in progress.
+//!   going; a removal that failed and kept the blob is marked again after
+//!   the wait). Nothing is added to a push's latency but the one script
+//!   call, unless it meets a removal in progress.
 //!
 //! The marks live `gcDelay`: a push spending longer than that between its
 //! marks and its `index.json` write, or a GC round spending longer than
@@ -72,6 +75,23 @@ const CLAIM_PREFIX: &str = "gc:";
 /// included); meanwhile GC keeps the blob and a push referencing it waits
 /// for the digest's lease once.
 pub(crate) const CLAIM_TTL: Duration = Duration::from_secs(600);
+/// A manifest push's marks (`KEYS`: the marks, `ARGV[1]`: their lifetime
+/// in ms): each key holding a removal claim is left as it is, every other
+/// one is set to `1`; answers each key's value before. One script, so a
+/// command sent again (after a dropped connection, or a cluster's refusal
+/// of part of a pipeline during a slot migration) answers the same: a
+/// claim is never overwritten, so it cannot be missed by a second run.
+const MARK_SCRIPT: &str = "local out = {} \
+     for i, k in ipairs(KEYS) do \
+       local v = redis.call('GET', k) \
+       if v and string.sub(v, 1, 3) == 'gc:' then out[i] = v \
+       else redis.call('SET', k, '1', 'PX', ARGV[1]); out[i] = v or false end \
+     end \
+     return out";
+/// Rounds of marking at most for one push: each round after the first
+/// follows a removal of one of its digests (GC claims again only in a new
+/// round); past them the presence check decides.
+const MARK_ROUNDS: usize = 3;
 /// Deletes the claim only if it still holds the token.
 pub(crate) const RELEASE_CLAIM: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
      return redis.call('DEL', KEYS[1]) else return 0 end";
@@ -164,27 +184,35 @@ impl Registry {
         if digests.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for d in &digests {
-            pipe.cmd("SET")
-                .arg(sh.shared.key(&mark_key(repo, d)))
-                .arg(1)
-                .arg("PX")
-                .arg(delay.as_millis().max(1) as u64)
-                .arg("GET");
-        }
-        let before: Vec<Option<String>> = pipe
-            .query_async(&mut sh.shared.conn())
-            .await
-            .map_err(crate::shared::SharedError::from)?;
-        for (d, old) in digests.into_iter().zip(before) {
-            if let Some(token) = old.as_deref().and_then(|v| v.strip_prefix(CLAIM_PREFIX)) {
-                tracing::debug!(%repo, digest = %d, "manifest push: waiting for a removal in progress");
-                drop(self.lock_digest(d).await?);
-                sh.digest_leases
-                    .wait_released(&removal_lease(token))
-                    .await?;
+        // Marks again after waiting for a removal: it may have failed and
+        // kept the blob, which then needs the mark like any other.
+        let mut pending = digests;
+        for _ in 0..MARK_ROUNDS {
+            let mut script = redis::cmd("EVAL");
+            script.arg(MARK_SCRIPT).arg(pending.len());
+            for d in &pending {
+                script.arg(sh.shared.key(&mark_key(repo, d)));
             }
+            script.arg(delay.as_millis().max(1) as u64);
+            let before: Vec<Option<String>> = script
+                .query_async(&mut sh.shared.conn())
+                .await
+                .map_err(crate::shared::SharedError::from)?;
+            let mut claimed = Vec::new();
+            for (d, old) in pending.into_iter().zip(before) {
+                if let Some(token) = old.as_deref().and_then(|v| v.strip_prefix(CLAIM_PREFIX)) {
+                    tracing::debug!(%repo, digest = %d, "manifest push: waiting for a removal in progress");
+                    drop(self.lock_digest(d).await?);
+                    sh.digest_leases
+                        .wait_released(&removal_lease(token))
+                        .await?;
+                    claimed.push(d);
+                }
+            }
+            if claimed.is_empty() {
+                break;
+            }
+            pending = claimed;
         }
         Ok(())
     }

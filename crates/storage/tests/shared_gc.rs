@@ -160,8 +160,20 @@ async fn a_manifest_push_waits_for_a_removal_in_progress_elsewhere() {
     );
     assert!(b.manifest_record(&r, &tag).is_err());
 
-    // The removal ends (here without removing): the push goes on, and its
-    // mark has replaced the claim.
+    // The removal ends (here without removing; the claim released as GC
+    // releases it, then the lease): the push goes on, and marks the blob
+    // again (the claim was never overwritten).
+    let claim: String = redis::cmd("GET")
+        .arg(&mark)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(claim, "gc:another-instance", "a push overwrote the claim");
+    let () = redis::cmd("DEL")
+        .arg(&mark)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     held.release().await.unwrap();
     pushing.await.unwrap();
     let now: String = redis::cmd("GET")

@@ -52,7 +52,13 @@ fn instances(cluster: &RedisCluster, prefix: &str) -> (Registry, Registry) {
             .with_storage("remoteCache", json!(true))
             .with_storage(
                 "cacheDriver",
-                json!({"name": "redis", "url": cluster.url(), "keyprefix": prefix}),
+                // A manual failover pauses the old master's writes for
+                // up to 5 s (longer on a busy machine): waited out.
+                json!({
+                    "name": "redis",
+                    "url": format!("{}&read_timeout=15s&write_timeout=15s", cluster.url()),
+                    "keyprefix": prefix,
+                }),
             )
     };
     (

@@ -39,8 +39,9 @@
 //! - With sentinels, a pooled connection is used only in the generation
 //!   of the master it was made in (`sentinel_watch.rs`, kept by
 //!   `redis_pool.rs`): after a switch the pool is emptied and connections
-//!   in use are not returned, so no read is answered by the old master
-//!   once the switch is announced.
+//!   in use are not returned, so no read started after the switch is
+//!   announced is answered by the old master, and a write whose
+//!   connection was made before it runs again before its `EXEC`.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
@@ -296,6 +297,13 @@ impl RedisWrite<'_> {
         }
         for table in tables {
             pipe.cmd("INCR").arg(self.kv.version_key(table)).ignore();
+        }
+        if self.conn.stale() {
+            // The sentinels named another master since this connection was
+            // made: the old one may still accept the write, and lose it.
+            // Run it again from the start on the new master.
+            self.conn.broken = true;
+            return Ok(false);
         }
         let Some(conn) = self.conn.conn.as_mut() else {
             return Err(MetaError::Unavailable);

@@ -186,9 +186,24 @@ impl RedirectWait {
         if self.start.elapsed() >= REDIRECT_WAIT {
             return false;
         }
-        std::thread::sleep(self.pause);
+        sleep_aside(self.pause);
         self.pause = (self.pause * 2).min(Duration::from_millis(500));
         true
+    }
+}
+
+/// Sleeps for `d` without holding up other work: on a worker thread of a
+/// multi-threaded tokio runtime (metadata reads run on request tasks), the
+/// runtime first hands this worker's other tasks to another thread
+/// (`block_in_place`); elsewhere (the blocking pool, no runtime) it just
+/// sleeps.
+fn sleep_aside(d: Duration) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| std::thread::sleep(d));
+        }
+        _ => std::thread::sleep(d),
     }
 }
 
@@ -205,11 +220,21 @@ pub(crate) struct Pooled<'a> {
 }
 
 impl Pooled<'_> {
+    /// Whether the sentinels announced another master since this
+    /// connection was made.
+    pub(crate) fn stale(&self) -> bool {
+        self.generation != self.pool.generation()
+    }
+
     pub(crate) fn failed(&mut self, e: redis::RedisError) -> MetaError {
         self.broken = true;
         if self.pool.cluster() {
             if is_redirect(&e) {
                 self.redirected = true;
+                self.pool.forget_idle();
+            } else if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+                // The master is gone: its idle connections would each fail
+                // one more request.
                 self.pool.forget_idle();
             } else {
                 *self.pool.master.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -247,7 +272,7 @@ impl Pooled<'_> {
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        if self.broken || self.generation != self.pool.generation() {
+        if self.broken || self.stale() {
             return;
         }
         if let Some(conn) = self.conn.take() {

@@ -178,7 +178,12 @@ where
     let start = Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
-        let answer = send(link.resolve().await?).await;
+        // In a cluster, no master named for the slot (a failover under way)
+        // is waited out like a refusal.
+        let answer = match link.resolve().await {
+            Ok(m) => send(m).await,
+            Err(e) => Err(e),
+        };
         // A cluster that keeps refusing is moving the slot: ask again
         // after a pause; anything else is sent to the new master once.
         let again = match &answer {
