@@ -21,9 +21,12 @@ use zot_storage::retention::Retention;
 use zot_storage::{GcOptions, GcReport, Registry, StorageError};
 
 /// `gcDelay` here: long enough for a round held up while B pushes to
-/// stay within half of it (the marks live `gcDelay`); the tests remove
-/// the marks of earlier pushes rather than wait for them to expire.
-const GC_DELAY: Duration = Duration::from_secs(10);
+/// stay within half of it (the marks live `gcDelay`) even on a loaded
+/// machine — a round past half of it removes nothing, and the tests
+/// asserting that nothing was removed would then pass for that reason;
+/// the tests remove the marks of earlier pushes rather than wait for
+/// them to expire.
+const GC_DELAY: Duration = Duration::from_secs(40);
 
 /// Two instances with `gcDelay` [`GC_DELAY`].
 async fn pair() -> Pair {
