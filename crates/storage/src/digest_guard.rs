@@ -149,29 +149,47 @@ impl Registry {
     /// for the digest's lease and the claim's removal lease (the removal in
     /// progress ends), so that the presence check that follows sees its
     /// outcome. A push passes its own digest too: retention removing it
-    /// elsewhere claims it the same way (`manifest_claims.rs`). Call with the
-    /// repository's lock held, before that check (with shared state and
-    /// GC on; otherwise nothing).
+    /// elsewhere claims it the same way (`manifest_claims.rs`). In the same
+    /// request, an index marks each child as named by it (`named:`, with
+    /// shared state even when GC is off; `manifest_delete.rs`), and waits
+    /// the same way for an explicit delete of a child in progress. Call with
+    /// the repository's lock held, before that check (with shared state;
+    /// otherwise nothing).
     pub(crate) async fn mark_referenced<'d>(
         &self,
         repo: &RepoName,
-        digests: impl Iterator<Item = &'d Digest>,
+        (own, children): (&'d Digest, &[&'d Digest]),
+        blobs: impl Iterator<Item = &'d Digest>,
     ) -> Result<()> {
-        let (Some(sh), Some(delay)) = (self.shared_uploads.get(), self.lifecycle.tracked()) else {
+        let Some(sh) = self.shared_uploads.get() else {
             return Ok(());
         };
-        let digests: Vec<&Digest> = digests.collect();
+        let mut digests: Vec<&Digest> = Vec::new();
+        let mut pipe = redis::pipe();
+        if let Some(delay) = self.lifecycle.tracked() {
+            digests.extend(blobs);
+            digests.extend(children);
+            digests.push(own);
+            for d in &digests {
+                pipe.cmd("SET")
+                    .arg(sh.shared.key(&mark_key(repo, d)))
+                    .arg(1)
+                    .arg("PX")
+                    .arg(delay.as_millis().max(1) as u64)
+                    .arg("GET");
+            }
+        }
+        for child in children {
+            pipe.cmd("SET")
+                .arg(sh.shared.key(&crate::manifest_delete::named_key(repo, child)))
+                .arg(own.to_string())
+                .arg("PX")
+                .arg(crate::manifest_delete::NAMED_TTL.as_millis() as u64)
+                .arg("GET");
+            digests.push(child);
+        }
         if digests.is_empty() {
             return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for d in &digests {
-            pipe.cmd("SET")
-                .arg(sh.shared.key(&mark_key(repo, d)))
-                .arg(1)
-                .arg("PX")
-                .arg(delay.as_millis().max(1) as u64)
-                .arg("GET");
         }
         let before: Vec<Option<String>> = pipe
             .query_async(&mut sh.shared.conn())

@@ -142,9 +142,11 @@ impl Registry {
         // GC on another instance may have read index.json already: its
         // removals see these marks, or this push waits for them to end
         // (the manifest's own: retention there may be removing it).
-        let referenced = parsed.required_blobs().chain(parsed.required_manifests());
-        let referenced = referenced.map(|d| &d.digest);
-        self.mark_referenced(repo, referenced.chain(std::iter::once(&digest)))
+        // An explicit delete of a child elsewhere sees its `named:` mark and
+        // is refused, or this push waits for it (`manifest_delete.rs`).
+        let children: Vec<&Digest> = parsed.required_manifests().map(|d| &d.digest).collect();
+        let blobs = parsed.required_blobs().map(|d| &d.digest);
+        self.mark_referenced(repo, (&digest, &children), blobs)
             .await?;
         // Again under the lock: garbage collection (which holds it) may have
         // removed an unreferenced blob since the check above; once the
@@ -344,12 +346,14 @@ impl Registry {
     }
 
     /// Deletes by digest (the manifest and every tag pointing at it) or by
-    /// tag (only the tag).
+    /// tag (only the tag). A manifest an index of the repository names is
+    /// not deleted by digest (`manifest_delete.rs`).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
         self.reconcile(repo).await?;
         let mut index = self.read_index(repo).await?;
         let mut changes = Vec::new();
+        let mut children = Vec::new();
         let deleted = match reference {
             Reference::Tag(tag) => {
                 let record = self.meta.tag(repo, tag.as_str())?;
@@ -363,6 +367,12 @@ impl Registry {
                 let Some(record) = self.meta.manifest(repo, digest)? else {
                     return Err(StorageError::ManifestUnknown);
                 };
+                if let Some(parent) = self.listed_parent(repo, &index, digest).await? {
+                    return Err(StorageError::ManifestReferenced {
+                        digest: digest.clone(),
+                        index: Some(parent),
+                    });
+                }
                 let mut tags = index.remove_digest(digest);
                 tags.extend(self.meta.tags_of(repo, digest)?);
                 tags.sort();
@@ -371,12 +381,14 @@ impl Registry {
                 if let Ok(bytes) = self.read_document(repo, digest).await
                     && let Ok(parsed) =
                         ParsedManifest::parse(&bytes, Some(&record.media_type), true)
-                    && let Some(subject) = parsed.subject
                 {
-                    changes.push(Change::RemoveReferrer {
-                        subject: subject.digest,
-                        referrer: digest.clone(),
-                    });
+                    children = parsed.manifests.iter().map(|m| m.digest.clone()).collect();
+                    if let Some(subject) = parsed.subject {
+                        changes.push(Change::RemoveReferrer {
+                            subject: subject.digest,
+                            referrer: digest.clone(),
+                        });
+                    }
                 }
                 changes.push(Change::RemoveManifest(digest.clone()));
                 changes.push(Change::RemoveBlob(digest.clone()));
@@ -391,13 +403,22 @@ impl Registry {
             };
             changes.push(Change::Event(Box::new(events::image_deleted(repo, &image))));
         }
-        changes.push(self.write_index(repo, &index).await?);
-        if let Reference::Digest(digest) = reference {
-            let _digest_guard = self.lock_digest(digest).await?;
+        let Reference::Digest(digest) = reference else {
+            changes.push(self.write_index(repo, &index).await?);
+            return self.apply_meta(repo, changes).await;
+        };
+        // Held until the metadata is written: an index pushed elsewhere that
+        // meets the claim waits for it, then finds the manifest gone.
+        let _digest_guard = self.lock_digest(digest).await?;
+        let claim = self.claim_delete(repo, digest).await?;
+        let done = async {
+            changes.push(self.write_index(repo, &index).await?);
             self.delete_blob_object(repo, digest).await?;
+            self.apply_meta(repo, changes).await
         }
-        self.apply_meta(repo, changes).await?;
-        Ok(())
+        .await;
+        self.release_delete(repo, (claim, digest), &children).await;
+        done
     }
 
     /// Tags of `repo` in lexical order after `last`, at most `n`, and

@@ -1,0 +1,145 @@
+//! An explicit manifest delete by digest, and the indexes that name the
+//! manifest (issue 9, point 4).
+//!
+//! As zot does, a manifest that an index of its repository names as a child
+//! is not deleted: `405 DENIED` ([`StorageError::ManifestReferenced`]);
+//! delete the index first. Checked on the `index.json` the delete read
+//! (every listed index is parsed; a child is listed too, since a push by
+//! digest lists it).
+//!
+//! Across instances that check alone would race with an index pushed
+//! elsewhere: the push checks the child present, the delete (which read
+//! `index.json` before the push wrote it) removes the child, and the
+//! conditional write of `index.json` merges the removal into the pushed
+//! index, which then names a missing child. So, with shared state:
+//!
+//! - an index push writes `named:<repo>@<child>` = its own digest for each
+//!   child (`SET ... PX` [`NAMED_TTL`] `GET`), in the pipelined request
+//!   that writes its placement marks, before it checks the children;
+//! - the delete, under the manifest's digest lease and before writing
+//!   `index.json`, claims that key (`SET gc:<token> NX GET`). A value there
+//!   means an index naming it was pushed (or is being pushed) within
+//!   [`NAMED_TTL`]: refused as above. Claimed, a push that comes later
+//!   finds the claim, waits for the digest lease (held until the removal
+//!   and its metadata are done), then finds the child gone:
+//!   `MANIFEST_BLOB_UNKNOWN`. The claim is released by compare-and-delete;
+//! - deleting an index removes the marks it wrote for its children
+//!   (compare-and-delete on its digest), so its children can be deleted at
+//!   once; only a failed index push, or one removed by retention, leaves
+//!   its children refused for up to [`NAMED_TTL`].
+//!
+//! Cost: no new round trip for a push (its marks' request holds one more
+//! `SET` per child; with GC off, an index push makes that one request);
+//! two or three per delete.
+
+use crate::digest_guard::{CLAIM_TTL, RELEASE_CLAIM, claim_value};
+use crate::error::{Result, StorageError};
+use crate::index::LayoutIndex;
+use crate::registry::Registry;
+use std::time::Duration;
+use zot_oci::{Digest, ManifestKind, ParsedManifest, RepoName};
+
+/// How long an index push's mark on a child lives: longer than a push takes
+/// between its marks and its `index.json` write.
+pub(crate) const NAMED_TTL: Duration = Duration::from_secs(300);
+
+pub(crate) fn named_key(repo: &RepoName, child: &Digest) -> String {
+    format!("named:{repo}@{child}")
+}
+
+/// A delete's claim on a manifest's `named:` key (`None` inside: no shared
+/// state).
+pub(crate) struct DeleteClaim(Option<(String, String)>);
+
+impl Registry {
+    /// The first index listed in `index` that names `digest` as a child.
+    pub(crate) async fn listed_parent(
+        &self,
+        repo: &RepoName,
+        index: &LayoutIndex,
+        digest: &Digest,
+    ) -> Result<Option<Digest>> {
+        for (desc, _) in index.descriptors() {
+            let is_index = ManifestKind::from_media_type(&desc.media_type)
+                .is_some_and(ManifestKind::is_index);
+            if !is_index || desc.digest == *digest {
+                continue;
+            }
+            let body = match self.manifests.get(&desc.digest) {
+                Some(b) => b.to_vec(),
+                None => match self.read_document(repo, &desc.digest).await {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            let Ok(parsed) = ParsedManifest::parse(&body, Some(&desc.media_type), true) else {
+                continue;
+            };
+            if parsed.manifests.iter().any(|m| m.digest == *digest) {
+                return Ok(Some(desc.digest));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims the delete of manifest `digest` against index pushes on other
+    /// instances (see the module doc): refused when one named it within
+    /// [`NAMED_TTL`]. Call under the digest's guard, before writing
+    /// `index.json`; release with [`Registry::release_delete`].
+    pub(crate) async fn claim_delete(&self, repo: &RepoName, digest: &Digest) -> Result<DeleteClaim> {
+        let Some(sh) = self.shared_uploads.get() else {
+            return Ok(DeleteClaim(None));
+        };
+        let key = sh.shared.key(&named_key(repo, digest));
+        let value = claim_value(&uuid::Uuid::new_v4().simple().to_string());
+        let before: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&value)
+            .arg("NX")
+            .arg("GET")
+            .arg("PX")
+            .arg(CLAIM_TTL.as_millis() as u64)
+            .query_async(&mut sh.shared.conn())
+            .await
+            .map_err(crate::shared::SharedError::from)?;
+        match before {
+            None => Ok(DeleteClaim(Some((key, value)))),
+            Some(parent) => Err(StorageError::ManifestReferenced {
+                digest: digest.clone(),
+                index: parent.parse().ok(),
+            }),
+        }
+    }
+
+    /// Gives up a delete's claim, and the marks the deleted manifest (an
+    /// index) wrote for `children`. A failure is logged: they expire.
+    pub(crate) async fn release_delete(
+        &self,
+        repo: &RepoName,
+        (claim, deleted): (DeleteClaim, &Digest),
+        children: &[Digest],
+    ) {
+        let (Some(sh), Some((key, value))) = (self.shared_uploads.get(), claim.0) else {
+            return;
+        };
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(RELEASE_CLAIM)
+            .arg(1)
+            .arg(&key)
+            .arg(&value)
+            .ignore();
+        for child in children {
+            pipe.cmd("EVAL")
+                .arg(RELEASE_CLAIM)
+                .arg(1)
+                .arg(sh.shared.key(&named_key(repo, child)))
+                .arg(deleted.to_string())
+                .ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut sh.shared.conn()).await {
+            tracing::warn!(%repo, error = %e, "manifest delete: releasing its marks (they expire by themselves)");
+        }
+    }
+}
