@@ -277,7 +277,10 @@ impl From<StorageError> for ApiError {
                 let detail = serde_json::json!({ "digest": d });
                 ApiError::msg(ManifestBlobUnknown, e.to_string()).detail(detail)
             }
-            StorageError::ManifestReferenced { ref digest, ref index } => {
+            StorageError::ManifestReferenced {
+                ref digest,
+                ref index,
+            } => {
                 let detail = serde_json::json!({ "digest": digest, "index": index });
                 ApiError::msg(ManifestReferenced, e.to_string()).detail(detail)
             }

@@ -181,7 +181,10 @@ impl Registry {
         }
         for child in children {
             pipe.cmd("SET")
-                .arg(sh.shared.key(&crate::manifest_delete::named_key(repo, child)))
+                .arg(
+                    sh.shared
+                        .key(&crate::manifest_delete::named_key(repo, child)),
+                )
                 .arg(own.to_string())
                 .arg("PX")
                 .arg(crate::manifest_delete::NAMED_TTL.as_millis() as u64)

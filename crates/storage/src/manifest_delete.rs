@@ -60,8 +60,8 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Option<Digest>> {
         for (desc, _) in index.descriptors() {
-            let is_index = ManifestKind::from_media_type(&desc.media_type)
-                .is_some_and(ManifestKind::is_index);
+            let is_index =
+                ManifestKind::from_media_type(&desc.media_type).is_some_and(ManifestKind::is_index);
             if !is_index || desc.digest == *digest {
                 continue;
             }
@@ -87,7 +87,11 @@ impl Registry {
     /// instances (see the module doc): refused when one named it within
     /// [`NAMED_TTL`]. Call under the digest's guard, before writing
     /// `index.json`; release with [`Registry::release_delete`].
-    pub(crate) async fn claim_delete(&self, repo: &RepoName, digest: &Digest) -> Result<DeleteClaim> {
+    pub(crate) async fn claim_delete(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<DeleteClaim> {
         let Some(sh) = self.shared_uploads.get() else {
             return Ok(DeleteClaim(None));
         };
