@@ -53,32 +53,48 @@ pub(crate) struct DeleteClaim(Option<(String, String)>);
 
 impl Registry {
     /// The first index listed in `index` that names `digest` as a child.
+    /// The indexes not in the manifest cache are read in batches.
     pub(crate) async fn listed_parent(
         &self,
         repo: &RepoName,
         index: &LayoutIndex,
         digest: &Digest,
     ) -> Result<Option<Digest>> {
+        let names = |body: &[u8], media_type: &str| {
+            ParsedManifest::parse(body, Some(media_type), true)
+                .is_ok_and(|p| p.manifests.iter().any(|m| m.digest == *digest))
+        };
+        let mut unread = Vec::new();
         for (desc, _) in index.descriptors() {
             let is_index =
                 ManifestKind::from_media_type(&desc.media_type).is_some_and(ManifestKind::is_index);
             if !is_index || desc.digest == *digest {
                 continue;
             }
-            let body = match self.manifests.get(&desc.digest) {
-                Some(b) => b.to_vec(),
-                None => match self.read_document(repo, &desc.digest).await {
-                    Ok(b) => b,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e.into()),
-                },
-            };
-            let Ok(parsed) = ParsedManifest::parse(&body, Some(&desc.media_type), true) else {
-                continue;
-            };
-            if parsed.manifests.iter().any(|m| m.digest == *digest) {
-                return Ok(Some(desc.digest));
+            match self.manifests.get(&desc.digest) {
+                Some(body) if names(&body, &desc.media_type) => return Ok(Some(desc.digest)),
+                Some(_) => {}
+                None => unread.push(desc),
             }
+        }
+        while !unread.is_empty() {
+            let digests = unread.iter().map(|d| d.digest.clone()).collect();
+            let mut read = self.read_documents(repo, digests).await;
+            let mut left = Vec::new();
+            for desc in unread {
+                match read.remove(&desc.digest) {
+                    Some(Ok(body)) if names(&body, &desc.media_type) => {
+                        return Ok(Some(desc.digest));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Some(Err(e)) if e.kind() == std::io::ErrorKind::FileTooLarge => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    // Past the batch's memory budget: the next batch.
+                    None => left.push(desc),
+                }
+            }
+            unread = left;
         }
         Ok(None)
     }
