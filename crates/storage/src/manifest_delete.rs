@@ -28,6 +28,19 @@
 //!   once; only a failed index push, or one removed by retention, leaves
 //!   its children refused for up to [`NAMED_TTL`].
 //!
+//! The manifest pushed again itself (by tag, say) through B while A
+//! deletes it: B found its file present, then A wrote `index.json`, B
+//! listed it again over that (its conditional write merges), A removed
+//! the file. No claim helps (the push's mark on its own digest cannot tell
+//! a push in flight from one an hour ago); instead each side looks again
+//! after its `index.json` write. B, when it had found the file, checks it
+//! again after its write ([`Registry::restore_deleted`], one more `HEAD`
+//! for a push of a stored manifest with shared state); A, after removing
+//! the file, reads `index.json` again and writes the file back if the
+//! manifest is listed. Either B's write came after A's re-read, so after
+//! A's removal and before B's check, or A's re-read sees it: the manifest
+//! stays, as if deleted first and pushed after.
+//!
 //! Cost: no new round trip for a push (its marks' request holds one more
 //! `SET` per child; with GC off, an index push makes that one request);
 //! two or three per delete.
@@ -97,6 +110,26 @@ impl Registry {
             unread = left;
         }
         Ok(None)
+    }
+
+    /// Writes the manifest `digest` (`body`) again if a delete removed its
+    /// file after it was found present (with shared state; see the module
+    /// doc).
+    pub(crate) async fn restore_deleted(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        body: &[u8],
+    ) -> Result<()> {
+        if !self.uploads_shared() {
+            return Ok(());
+        }
+        let key = crate::paths::blob(repo, digest);
+        if self.backend.size(&key).await? != Some(body.len() as u64) {
+            tracing::info!(%repo, %digest, "manifest deleted elsewhere while pushed again here: written again");
+            self.backend.write_atomic(&key, body).await?;
+        }
+        Ok(())
     }
 
     /// Claims the delete of manifest `digest` against index pushes on other

@@ -169,7 +169,8 @@ impl Registry {
                 .await?;
         }
         let blob_key = paths::blob(repo, &digest);
-        if self.backend.size(&blob_key).await? != Some(desc.size) {
+        let found = self.backend.size(&blob_key).await? == Some(desc.size);
+        if !found {
             self.backend.write_atomic(&blob_key, body).await?;
         }
         let mut index = self.read_index(repo).await?;
@@ -227,6 +228,12 @@ impl Registry {
             });
         }
         changes.push(self.write_index(repo, &index).await?);
+        if found {
+            // A delete through another instance may have removed the file
+            // found above, its index.json write before this one
+            // (`manifest_delete.rs`).
+            self.restore_deleted(repo, &digest, body).await?;
+        }
         self.apply_meta(repo, changes).await?;
         if let Some(listener) = self.stored_listener.get() {
             listener(repo, &digest, &desc.media_type);
@@ -354,6 +361,7 @@ impl Registry {
         let mut index = self.read_index(repo).await?;
         let mut changes = Vec::new();
         let mut children = Vec::new();
+        let mut body = None;
         let deleted = match reference {
             Reference::Tag(tag) => {
                 let record = self.meta.tag(repo, tag.as_str())?;
@@ -378,9 +386,9 @@ impl Registry {
                 tags.sort();
                 tags.dedup();
                 changes.extend(tags.into_iter().map(Change::RemoveTag));
-                if let Ok(bytes) = self.read_document(repo, digest).await
-                    && let Ok(parsed) =
-                        ParsedManifest::parse(&bytes, Some(&record.media_type), true)
+                let read = self.read_document(repo, digest).await;
+                if let Ok(bytes) = &read
+                    && let Ok(parsed) = ParsedManifest::parse(bytes, Some(&record.media_type), true)
                 {
                     children = parsed.manifests.iter().map(|m| m.digest.clone()).collect();
                     if let Some(subject) = parsed.subject {
@@ -392,6 +400,7 @@ impl Registry {
                 }
                 changes.push(Change::RemoveManifest(digest.clone()));
                 changes.push(Change::RemoveBlob(digest.clone()));
+                body = read.ok();
                 Some(record)
             }
         };
@@ -414,6 +423,17 @@ impl Registry {
         let done = async {
             changes.push(self.write_index(repo, &index).await?);
             self.delete_blob_object(repo, digest).await?;
+            // Pushed again through another instance, its index.json write
+            // after this one: put back what that push found.
+            if let Some(body) = &body
+                && self.uploads_shared()
+                && self.read_index(repo).await?.contains(digest)
+            {
+                self.restore_deleted(repo, digest, body).await?;
+                changes.retain(|c| {
+                    !matches!(c, Change::RemoveManifest(d) | Change::RemoveBlob(d) if d == digest)
+                });
+            }
             self.apply_meta(repo, changes).await
         }
         .await;

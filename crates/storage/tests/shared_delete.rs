@@ -214,3 +214,34 @@ async fn an_index_pushed_elsewhere_during_a_delete_waits_and_fails() {
         assert_eq!(reg.blob_size(&r, &child).await.unwrap(), None);
     }
 }
+
+/// The manifest pushed again by tag through A (stopped before writing
+/// `index.json`, its file found present) while B deletes it: the push's
+/// write comes last, so the manifest stays, its file too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_pushed_again_while_deleted_elsewhere_stays_whole() {
+    let pair = Pair::start().await;
+    let r: RepoName = "delete/again".parse().unwrap();
+    let (digest, _) = image(&pair, &r).await;
+    let record = pair.a.manifest_record(&r, &by_digest(&digest)).unwrap();
+    let body = pair.a.manifest_bytes(&r, &record).await.unwrap();
+
+    pair.gate
+        .stop_at(Stop::BeforeWrite, &format!("{r}/index.json"));
+    let elsewhere = async {
+        pair.gate.reached.notified().await;
+        let deleted = pair.b.delete_manifest(&r, &by_digest(&digest)).await;
+        pair.gate.go.notify_one();
+        deleted
+    };
+    let again = tag("again");
+    let pushing = pair.a.put_manifest(&r, &again, None, &body);
+    let (pushed, deleted) = tokio::join!(pushing, elsewhere);
+    deleted.unwrap();
+    assert_eq!(pushed.unwrap().digest, digest);
+    let (fresh, _dir) = pair.fresh().await;
+    for reg in [&pair.a, &pair.b, &fresh] {
+        let record = reg.manifest_record(&r, &again).unwrap();
+        assert_eq!(reg.manifest_bytes(&r, &record).await.unwrap(), body);
+    }
+}
