@@ -28,6 +28,8 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     PaginationNumberInvalid,
     ManifestTooLarge,
+    /// A delete of a manifest an image index names (zot: `405 DENIED`).
+    ManifestReferenced,
     /// A reference that cannot be a tag (nor a digest) in a manifest `PUT`.
     TagInvalid,
     NotFound,
@@ -134,6 +136,11 @@ impl ErrorCode {
                 "SIZE_INVALID",
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "manifest is larger than the 4 MiB limit",
+            ),
+            ManifestReferenced => (
+                "DENIED",
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the manifest is part of an image index; delete the index first",
             ),
             TagInvalid => (
                 "TAG_INVALID",
@@ -269,6 +276,13 @@ impl From<StorageError> for ApiError {
             StorageError::ManifestBlobUnknown(ref d) => {
                 let detail = serde_json::json!({ "digest": d });
                 ApiError::msg(ManifestBlobUnknown, e.to_string()).detail(detail)
+            }
+            StorageError::ManifestReferenced {
+                ref digest,
+                ref index,
+            } => {
+                let detail = serde_json::json!({ "digest": digest, "index": index });
+                ApiError::msg(ManifestReferenced, e.to_string()).detail(detail)
             }
             StorageError::NameUnknown => ApiError::new(NameUnknown),
             StorageError::Body(m) => ApiError::msg(BlobUploadInvalid, format!("request body: {m}")),

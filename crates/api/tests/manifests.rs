@@ -538,3 +538,24 @@ async fn tag_moves_to_another_manifest() {
         two.digest
     );
 }
+
+/// As zot answers: a manifest an index names is not deleted by digest
+/// (`405 DENIED`), until the index is; deleting its tag alone is allowed.
+#[tokio::test]
+async fn a_child_of_an_index_is_deleted_only_after_the_index() {
+    let (app, img) = app_with_repo(true).await;
+    let index = index_manifest(&[&img.manifest]);
+    let parent = app.push_manifest("r", "multi", OCI_INDEX, &index).await;
+    let child = format!("/v2/r/manifests/{}", sha256(&img.manifest));
+    let r = app.delete(&child).await;
+    r.assert_error(405, "DENIED");
+    assert!(r.text().contains(&parent), "{}", r.text());
+    app.get(&child).await.assert_status(200);
+    app.delete("/v2/r/manifests/multi").await.assert_status(202);
+    app.delete(&child).await.assert_error(405, "DENIED");
+    app.delete(&format!("/v2/r/manifests/{parent}"))
+        .await
+        .assert_status(202);
+    app.delete(&child).await.assert_status(202);
+    app.get(&child).await.assert_error(404, "MANIFEST_UNKNOWN");
+}

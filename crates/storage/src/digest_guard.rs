@@ -21,7 +21,7 @@
 //!   just placed again over an old object (a re-push of an unreferenced
 //!   blob, which writes nothing new) for an old one and remove it;
 //! - the same mark written by every manifest push, for each blob and child
-//!   manifest it references, in one pipelined request under the
+//!   manifest it references, in one script call under the
 //!   repository's lock and before the push checks they are present
 //!   ([`Registry::mark_referenced`]): GC on another instance may have read
 //!   `index.json` before the push lists its manifest, and the blob may be
@@ -75,9 +75,10 @@ const CLAIM_PREFIX: &str = "gc:";
 /// included); meanwhile GC keeps the blob and a push referencing it waits
 /// for the digest's lease once.
 pub(crate) const CLAIM_TTL: Duration = Duration::from_secs(600);
-/// A manifest push's marks (`KEYS`: the marks, `ARGV[1]`: their lifetime
-/// in ms): each key holding a removal claim is left as it is, every other
-/// one is set to `1`; answers each key's value before. One script, so a
+/// A manifest push's marks (`KEYS`: the marks; `ARGV`: for each, the
+/// value to set and its lifetime in ms): each key holding a removal claim
+/// is left as it is, every other one is set; answers each key's value
+/// before. One script, so a
 /// command sent again (after a dropped connection, or a cluster's refusal
 /// of part of a pipeline during a slot migration) answers the same: a
 /// claim is never overwritten, so it cannot be missed by a second run.
@@ -85,7 +86,7 @@ const MARK_SCRIPT: &str = "local out = {} \
      for i, k in ipairs(KEYS) do \
        local v = redis.call('GET', k) \
        if v and string.sub(v, 1, 3) == 'gc:' then out[i] = v \
-       else redis.call('SET', k, '1', 'PX', ARGV[1]); out[i] = v or false end \
+       else redis.call('SET', k, ARGV[2 * i - 1], 'PX', ARGV[2 * i]); out[i] = v or false end \
      end \
      return out";
 /// Rounds of marking at most for one push: each round after the first
@@ -164,55 +165,73 @@ impl Registry {
     }
 
     /// Marks the blobs (and child manifests) a manifest push references as
-    /// just referenced, for GC on every instance: one pipelined request of
-    /// `SET ... PX <gcDelay> GET`. Where GC's removal claim was found, waits
+    /// just referenced, for GC on every instance: one script call
+    /// ([`MARK_SCRIPT`], each mark set for `gcDelay` unless it holds a
+    /// claim). Where GC's removal claim was found, waits
     /// for the digest's lease and the claim's removal lease (the removal in
     /// progress ends), so that the presence check that follows sees its
     /// outcome. A push passes its own digest too: retention removing it
-    /// elsewhere claims it the same way (`manifest_claims.rs`). Call with the
-    /// repository's lock held, before that check (with shared state and
-    /// GC on; otherwise nothing).
+    /// elsewhere claims it the same way (`manifest_claims.rs`). In the same
+    /// request, an index marks each child as named by it (`named:`, with
+    /// shared state even when GC is off; `manifest_delete.rs`), and waits
+    /// the same way for an explicit delete of a child in progress. Call with
+    /// the repository's lock held, before that check (with shared state;
+    /// otherwise nothing).
     pub(crate) async fn mark_referenced<'d>(
         &self,
         repo: &RepoName,
-        digests: impl Iterator<Item = &'d Digest>,
+        (own, children): (&'d Digest, &[&'d Digest]),
+        blobs: impl Iterator<Item = &'d Digest>,
     ) -> Result<()> {
-        let (Some(sh), Some(delay)) = (self.shared_uploads.get(), self.lifecycle.tracked()) else {
+        let Some(sh) = self.shared_uploads.get() else {
             return Ok(());
         };
-        let digests: Vec<&Digest> = digests.collect();
-        if digests.is_empty() {
-            return Ok(());
+        // (the digest, its key, the value and lifetime in ms to set)
+        let mut marks: Vec<(&Digest, String, String, u64)> = Vec::new();
+        if let Some(delay) = self.lifecycle.tracked() {
+            let ttl = delay.as_millis().max(1) as u64;
+            for d in blobs.chain(children.iter().copied()).chain([own]) {
+                marks.push((d, sh.shared.key(&mark_key(repo, d)), "1".to_owned(), ttl));
+            }
+        }
+        for &child in children {
+            let key = sh
+                .shared
+                .key(&crate::manifest_delete::named_key(repo, child));
+            let ttl = crate::manifest_delete::NAMED_TTL.as_millis() as u64;
+            marks.push((child, key, own.to_string(), ttl));
         }
         // Marks again after waiting for a removal: it may have failed and
-        // kept the blob, which then needs the mark like any other.
-        let mut pending = digests;
+        // kept the manifest or blob, which then needs its mark like any
+        // other.
         for _ in 0..MARK_ROUNDS {
-            let mut script = redis::cmd("EVAL");
-            script.arg(MARK_SCRIPT).arg(pending.len());
-            for d in &pending {
-                script.arg(sh.shared.key(&mark_key(repo, d)));
+            if marks.is_empty() {
+                break;
             }
-            script.arg(delay.as_millis().max(1) as u64);
+            let mut script = redis::cmd("EVAL");
+            script.arg(MARK_SCRIPT).arg(marks.len());
+            for (_, key, _, _) in &marks {
+                script.arg(key);
+            }
+            for (_, _, value, ttl) in &marks {
+                script.arg(value).arg(*ttl);
+            }
             let before: Vec<Option<String>> = script
                 .query_async(&mut sh.shared.conn())
                 .await
                 .map_err(crate::shared::SharedError::from)?;
             let mut claimed = Vec::new();
-            for (d, old) in pending.into_iter().zip(before) {
+            for (mark, old) in marks.into_iter().zip(before) {
                 if let Some(token) = old.as_deref().and_then(|v| v.strip_prefix(CLAIM_PREFIX)) {
-                    tracing::debug!(%repo, digest = %d, "manifest push: waiting for a removal in progress");
-                    drop(self.lock_digest(d).await?);
+                    tracing::debug!(%repo, digest = %mark.0, "manifest push: waiting for a removal in progress");
+                    drop(self.lock_digest(mark.0).await?);
                     sh.digest_leases
                         .wait_released(&removal_lease(token))
                         .await?;
-                    claimed.push(d);
+                    claimed.push(mark);
                 }
             }
-            if claimed.is_empty() {
-                break;
-            }
-            pending = claimed;
+            marks = claimed;
         }
         Ok(())
     }

@@ -38,6 +38,12 @@ pub enum StorageError {
     ManifestInvalid(#[from] ManifestError),
     #[error("manifest references {0}, which is unknown to this repository")]
     ManifestBlobUnknown(Digest),
+    /// A delete of a manifest that an index names (`index`, when known).
+    #[error("manifest {digest} is part of an image index{}; delete the index first", index.as_ref().map(|i| format!(" ({i})")).unwrap_or_default())]
+    ManifestReferenced {
+        digest: Digest,
+        index: Option<Digest>,
+    },
     #[error("repository name not known to registry")]
     NameUnknown,
     #[error("upload body: {0}")]

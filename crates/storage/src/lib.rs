@@ -19,6 +19,7 @@ mod lint;
 mod local;
 mod locks;
 mod manifest_claims;
+mod manifest_delete;
 mod manifests;
 pub mod paths;
 mod rebuild_batch;

@@ -142,9 +142,11 @@ impl Registry {
         // GC on another instance may have read index.json already: its
         // removals see these marks, or this push waits for them to end
         // (the manifest's own: retention there may be removing it).
-        let referenced = parsed.required_blobs().chain(parsed.required_manifests());
-        let referenced = referenced.map(|d| &d.digest);
-        self.mark_referenced(repo, referenced.chain(std::iter::once(&digest)))
+        // An explicit delete of a child elsewhere sees its `named:` mark and
+        // is refused, or this push waits for it (`manifest_delete.rs`).
+        let children: Vec<&Digest> = parsed.required_manifests().map(|d| &d.digest).collect();
+        let blobs = parsed.required_blobs().map(|d| &d.digest);
+        self.mark_referenced(repo, (&digest, &children), blobs)
             .await?;
         // Again under the lock: garbage collection (which holds it) may have
         // removed an unreferenced blob since the check above; once the
@@ -167,7 +169,8 @@ impl Registry {
                 .await?;
         }
         let blob_key = paths::blob(repo, &digest);
-        if self.backend.size(&blob_key).await? != Some(desc.size) {
+        let found = self.backend.size(&blob_key).await? == Some(desc.size);
+        if !found {
             self.backend.write_atomic(&blob_key, body).await?;
         }
         let mut index = self.read_index(repo).await?;
@@ -225,6 +228,12 @@ impl Registry {
             });
         }
         changes.push(self.write_index(repo, &index).await?);
+        if found {
+            // A delete through another instance may have removed the file
+            // found above, its index.json write before this one
+            // (`manifest_delete.rs`).
+            self.restore_deleted(repo, &digest, body).await?;
+        }
         self.apply_meta(repo, changes).await?;
         if let Some(listener) = self.stored_listener.get() {
             listener(repo, &digest, &desc.media_type);
@@ -344,12 +353,15 @@ impl Registry {
     }
 
     /// Deletes by digest (the manifest and every tag pointing at it) or by
-    /// tag (only the tag).
+    /// tag (only the tag). A manifest an index of the repository names is
+    /// not deleted by digest (`manifest_delete.rs`).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let _guard = self.lock_repo(repo).await;
         self.reconcile(repo).await?;
         let mut index = self.read_index(repo).await?;
         let mut changes = Vec::new();
+        let mut children = Vec::new();
+        let mut body = None;
         let deleted = match reference {
             Reference::Tag(tag) => {
                 let record = self.meta.tag(repo, tag.as_str())?;
@@ -363,23 +375,32 @@ impl Registry {
                 let Some(record) = self.meta.manifest(repo, digest)? else {
                     return Err(StorageError::ManifestUnknown);
                 };
+                if let Some(parent) = self.listed_parent(repo, &index, digest).await? {
+                    return Err(StorageError::ManifestReferenced {
+                        digest: digest.clone(),
+                        index: Some(parent),
+                    });
+                }
                 let mut tags = index.remove_digest(digest);
                 tags.extend(self.meta.tags_of(repo, digest)?);
                 tags.sort();
                 tags.dedup();
                 changes.extend(tags.into_iter().map(Change::RemoveTag));
-                if let Ok(bytes) = self.read_document(repo, digest).await
-                    && let Ok(parsed) =
-                        ParsedManifest::parse(&bytes, Some(&record.media_type), true)
-                    && let Some(subject) = parsed.subject
+                let read = self.read_document(repo, digest).await;
+                if let Ok(bytes) = &read
+                    && let Ok(parsed) = ParsedManifest::parse(bytes, Some(&record.media_type), true)
                 {
-                    changes.push(Change::RemoveReferrer {
-                        subject: subject.digest,
-                        referrer: digest.clone(),
-                    });
+                    children = parsed.manifests.iter().map(|m| m.digest.clone()).collect();
+                    if let Some(subject) = parsed.subject {
+                        changes.push(Change::RemoveReferrer {
+                            subject: subject.digest,
+                            referrer: digest.clone(),
+                        });
+                    }
                 }
                 changes.push(Change::RemoveManifest(digest.clone()));
                 changes.push(Change::RemoveBlob(digest.clone()));
+                body = read.ok();
                 Some(record)
             }
         };
@@ -391,13 +412,33 @@ impl Registry {
             };
             changes.push(Change::Event(Box::new(events::image_deleted(repo, &image))));
         }
-        changes.push(self.write_index(repo, &index).await?);
-        if let Reference::Digest(digest) = reference {
-            let _digest_guard = self.lock_digest(digest).await?;
+        let Reference::Digest(digest) = reference else {
+            changes.push(self.write_index(repo, &index).await?);
+            return self.apply_meta(repo, changes).await;
+        };
+        // Held until the metadata is written: an index pushed elsewhere that
+        // meets the claim waits for it, then finds the manifest gone.
+        let _digest_guard = self.lock_digest(digest).await?;
+        let claim = self.claim_delete(repo, digest).await?;
+        let done = async {
+            changes.push(self.write_index(repo, &index).await?);
             self.delete_blob_object(repo, digest).await?;
+            // Pushed again through another instance, its index.json write
+            // after this one: put back what that push found.
+            if let Some(body) = &body
+                && self.uploads_shared()
+                && self.read_index(repo).await?.contains(digest)
+            {
+                self.restore_deleted(repo, digest, body).await?;
+                changes.retain(|c| {
+                    !matches!(c, Change::RemoveManifest(d) | Change::RemoveBlob(d) if d == digest)
+                });
+            }
+            self.apply_meta(repo, changes).await
         }
-        self.apply_meta(repo, changes).await?;
-        Ok(())
+        .await;
+        self.release_delete(repo, (claim, digest), &children).await;
+        done
     }
 
     /// Tags of `repo` in lexical order after `last`, at most `n`, and

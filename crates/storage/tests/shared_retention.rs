@@ -14,7 +14,7 @@ mod s3_common;
 mod shared_gc_common;
 
 use pausing_common::Stop;
-use shared_gc_common::{Pair, manifest, push};
+use shared_gc_common::{Pair, index, manifest, push};
 use std::time::Duration;
 use zot_oci::{Digest, Reference, RepoName};
 use zot_storage::retention::Retention;
@@ -60,22 +60,6 @@ async fn untagged(pair: &Pair, r: &RepoName) -> (Digest, Vec<u8>) {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     pair.forget_marks().await;
     (digest, body)
-}
-
-/// An index naming `child` (`size` bytes).
-fn index(child: &Digest, size: usize) -> Vec<u8> {
-    serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": child,
-            "size": size,
-            "platform": { "architecture": "amd64", "os": "linux" },
-        }],
-    })
-    .to_string()
-    .into_bytes()
 }
 
 fn tag(t: &str) -> Reference {

@@ -151,3 +151,19 @@ pub fn manifest(config: &Digest, layer: &Digest, layer_size: usize) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// An index naming the image manifest `child` (`size` bytes).
+pub fn index(child: &Digest, size: usize) -> Vec<u8> {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": child,
+            "size": size,
+            "platform": { "architecture": "amd64", "os": "linux" },
+        }],
+    })
+    .to_string()
+    .into_bytes()
+}
