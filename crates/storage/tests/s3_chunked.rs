@@ -87,6 +87,25 @@ fn blob_key(r: &RepoName, d: &Digest) -> String {
 }
 
 impl Setup<'_> {
+    /// An upload to `r` holding `len` bytes of [`content`] (`seed`), not
+    /// completed: the bytes, their digest, the blob key, the session.
+    async fn appended(
+        &self,
+        r: &RepoName,
+        len: usize,
+        seed: u8,
+    ) -> (Vec<u8>, Digest, String, uuid::Uuid) {
+        let data = content(len, seed);
+        let d = Digest::sha256_of(&data);
+        let key = blob_key(r, &d);
+        let id = self.reg.start_upload(r).await.unwrap();
+        self.reg
+            .append_upload(r, &id, None, body(&data))
+            .await
+            .unwrap();
+        (data, d, key, id)
+    }
+
     fn pending_under(&self, key: &str) -> Vec<String> {
         self.server
             .multipart_uploads(&self.bucket, &format!("{ROOT}/{key}"))
@@ -183,14 +202,7 @@ async fn a_failed_move_leaves_the_blob_key_empty_or_whole_and_a_retry_completes(
 
     // Killed before the PUT: the completion fails, nothing at the blob key.
     let r: RepoName = "moved/before".parse().unwrap();
-    let data = content(3 * CHUNK as usize + 11, 7);
-    let d = Digest::sha256_of(&data);
-    let key = blob_key(&r, &d);
-    let id = t.reg.start_upload(&r).await.unwrap();
-    t.reg
-        .append_upload(&r, &id, None, body(&data))
-        .await
-        .unwrap();
+    let (data, d, key, id) = t.appended(&r, 3 * CHUNK as usize + 11, 7).await;
     tokio::task::block_in_place(|| server.stop_server());
     let failed = t.reg.complete_upload(&r, &id, &d, None, no_body()).await;
     assert!(failed.is_err(), "{failed:?}");
@@ -206,14 +218,7 @@ async fn a_failed_move_leaves_the_blob_key_empty_or_whole_and_a_retry_completes(
     // Killed once the upload is completed at its upload key, i.e. during
     // (or just after) the copy: the blob key is empty or whole.
     let r: RepoName = "moved/during".parse().unwrap();
-    let data = content(12 * CHUNK as usize + 5, 9);
-    let d = Digest::sha256_of(&data);
-    let key = blob_key(&r, &d);
-    let id = t.reg.start_upload(&r).await.unwrap();
-    t.reg
-        .append_upload(&r, &id, None, body(&data))
-        .await
-        .unwrap();
+    let (data, d, key, id) = t.appended(&r, 12 * CHUNK as usize + 5, 9).await;
     let uploads = format!("{ROOT}/{r}/.uploads");
     assert_eq!(server.multipart_uploads(&t.bucket, &uploads).len(), 1);
     let reg = t.reg.clone();

@@ -16,7 +16,9 @@ use std::time::Duration;
 use zot_oci::{Digest, RepoName};
 use zot_storage::shared::SharedState;
 use zot_storage::shared::lease::{LeaseGuard, Leases};
-use zot_storage::{GcOptions, MetaStore, Options, Registry, S3Backend, S3Options, paths};
+use zot_storage::{
+    GcOptions, MetaStore, Options, Registry, S3Backend, S3Options, StorageError, paths,
+};
 
 pub const DELAY: Duration = Duration::from_secs(3);
 
@@ -166,4 +168,27 @@ pub fn index(child: &Digest, size: usize) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+/// After a removal of `child` that a push of an index tagged `tag` met
+/// (it waited): the push was refused with `MANIFEST_BLOB_UNKNOWN`, and
+/// neither instance nor a registry rebuilt from the bucket lists the index
+/// or holds the child.
+pub async fn push_refused_everywhere<T: std::fmt::Debug>(
+    pair: &Pair,
+    r: &RepoName,
+    pushed: Result<T, StorageError>,
+    child: &Digest,
+    tag: &str,
+) {
+    match pushed {
+        Err(StorageError::ManifestBlobUnknown(d)) => assert_eq!(&d, child),
+        other => panic!("expected MANIFEST_BLOB_UNKNOWN, got {other:?}"),
+    }
+    let tag: zot_oci::Reference = tag.parse().unwrap();
+    let (fresh, _dir) = pair.fresh().await;
+    for reg in [&pair.a, &pair.b, &fresh] {
+        assert!(reg.manifest_record(r, &tag).is_err());
+        assert_eq!(reg.blob_size(r, child).await.unwrap(), None);
+    }
 }
