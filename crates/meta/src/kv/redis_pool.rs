@@ -186,24 +186,9 @@ impl RedirectWait {
         if self.start.elapsed() >= REDIRECT_WAIT {
             return false;
         }
-        sleep_aside(self.pause);
+        std::thread::sleep(self.pause);
         self.pause = (self.pause * 2).min(Duration::from_millis(500));
         true
-    }
-}
-
-/// Sleeps for `d` without holding up other work: on a worker thread of a
-/// multi-threaded tokio runtime (metadata reads run on request tasks), the
-/// runtime first hands this worker's other tasks to another thread
-/// (`block_in_place`); elsewhere (the blocking pool, no runtime) it just
-/// sleeps.
-fn sleep_aside(d: Duration) {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| std::thread::sleep(d));
-        }
-        _ => std::thread::sleep(d),
     }
 }
 
