@@ -304,11 +304,14 @@ fn a_manifest_is_answered_while_its_image_is_copied() {
         let tags = client.get("/v2/app/tags/list");
         tags.status == 200 && tags.json()["tags"] == json!(["v1"])
     });
-    let logged: Vec<Value> = down
-        .logs()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|v: &Value| v["message"] == "sync: image fetched on demand")
-        .collect();
-    assert_eq!(logged.len(), 1, "{}", down.logs());
+    // Log lines reach the file up to a couple of milliseconds later.
+    let logged = || -> Vec<Value> {
+        down.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &Value| v["message"] == "sync: image fetched on demand")
+            .collect()
+    };
+    wait_until("the fetch is logged", &down, || !logged().is_empty());
+    assert_eq!(logged().len(), 1, "{}", down.logs());
 }
