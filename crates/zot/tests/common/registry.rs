@@ -317,8 +317,11 @@ impl Registry {
             .expect("VmHWM in /proc/PID/status")
     }
 
-    /// Everything the current process printed so far.
+    /// Everything the current process printed so far, including what it
+    /// logged just before: its log writer gathers lines for up to 2 ms
+    /// before writing them (`log_queue.rs`), so this first gives it time.
     pub fn logs(&self) -> String {
+        std::thread::sleep(Duration::from_millis(20));
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
