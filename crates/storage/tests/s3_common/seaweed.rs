@@ -172,6 +172,13 @@ impl Seaweed {
             format!("-s3.port.iceberg={}", p[12]),
             format!("-s3.port.lance={}", p[13]),
             "-metricsPort=0".into(),
+            // Every bucket is a collection with volumes of its own. Left to
+            // itself, `weed mini` allows free disk / volume size volumes
+            // (nine on a CI machine with 9 GiB free), and the bucket after
+            // the last slot answers every write `500 InternalError`. Volumes
+            // are sparse files: a fixed, generous count and a small size.
+            "-volume.max=2000".into(),
+            "-master.volumeSizeLimitMB=128".into(),
         ]
         .into_iter()
         .chain(extra.iter().cloned())
