@@ -252,6 +252,17 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Moves the object at `from` to `to`, atomically, replacing `to`.
     async fn publish(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Whether [`Backend::publish`] of the upload at `from` would write its
+    /// bytes again (an object store, which has no rename: a server-side
+    /// copy); if so, the upload is made a complete object where it is
+    /// (`true`), so that it can be read at `from` and moved later (parked
+    /// blobs, `parked.rs`). `false` (nothing done) when publishing costs no
+    /// copy: a local rename, an upload staged at its blob key, or one under
+    /// a part (a single `PUT` at the target).
+    async fn settle_for_move(&self, from: &str) -> io::Result<bool> {
+        let _ = from;
+        Ok(false)
+    }
     /// Makes `to` share the content of `from` (a hard link on disk), so that
     /// identical content is stored once. Fails with `AlreadyExists` if `to` exists.
     async fn link(&self, from: &str, to: &str) -> io::Result<()>;

@@ -571,11 +571,19 @@ impl Registry {
         if !sweep_disk {
             return Ok(removed);
         }
+        // Completed uploads holding parked blobs' content (`parked.rs`).
+        let parked = match self.uses_placeholders() {
+            true => self.parked_uploads().await?,
+            false => Default::default(),
+        };
         for repo in self.walk().await?.upload_folders {
             let dir = paths::uploads_dir(&repo);
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;
                 let key = format!("{dir}/{name}");
+                if parked.contains(&key) {
+                    continue;
+                }
                 let live = match self.shared_uploads.get() {
                     Some(sh) => self.shared_upload_live(sh, &name).await?,
                     None => name

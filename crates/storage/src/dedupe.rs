@@ -84,30 +84,42 @@ impl Registry {
         if !self.uses_placeholders() || !is_placeholder(digest, size) {
             return Ok(Some((key, size)));
         }
+        // The origin's zero-byte object is parked content (`parked.rs`);
+        // another repository's is a placeholder, looked up by the map.
+        let origin = self.meta.blob_origin(digest)?;
+        if origin.as_deref() == Some(repo.as_str())
+            && let Some(m) = self.parked_at(repo, digest).await?
+        {
+            return Ok(Some((m.upload, m.size)));
+        }
         match self.content_holder(digest, Some(repo)).await? {
-            Some((holder, size)) => Ok(Some((paths::blob(&holder, digest), size))),
-            None => {
-                tracing::error!(%repo, %digest, "placeholder whose content no repository holds");
-                Ok(None)
-            }
+            Some((_, key, size)) => Ok(Some((key, size))),
+            None => match self.parked_at(repo, digest).await? {
+                Some(m) => Ok(Some((m.upload, m.size))),
+                None => {
+                    tracing::error!(%repo, %digest, "placeholder whose content no repository holds");
+                    Ok(None)
+                }
+            },
         }
     }
 
     /// A repository (not `except`) whose object of `digest` holds the
-    /// content, with its size: the origin the map names, else any
-    /// repository recorded for the digest (then recorded as the origin).
+    /// content, with the key of that content and its size: the origin the
+    /// map names, else any repository recorded for the digest (then
+    /// recorded as the origin).
     pub(crate) async fn content_holder(
         &self,
         digest: &Digest,
         except: Option<&RepoName>,
-    ) -> Result<Option<(RepoName, u64)>> {
+    ) -> Result<Option<(RepoName, String, u64)>> {
         let origin = self.meta.blob_origin(digest)?;
         let origin_repo = origin.as_deref().and_then(|r| r.parse::<RepoName>().ok());
         if let Some(o) = &origin_repo
             && Some(o) != except
-            && let Some(size) = self.content_size(o, digest).await?
+            && let Some((key, size)) = self.content_at(o, digest).await?
         {
-            return Ok(Some((o.clone(), size)));
+            return Ok(Some((o.clone(), key, size)));
         }
         for other in self.meta.blob_repos(digest)? {
             let Ok(other) = other.parse::<RepoName>() else {
@@ -116,26 +128,36 @@ impl Registry {
             if Some(&other) == except || Some(&other) == origin_repo.as_ref() {
                 continue;
             }
-            if let Some(size) = self.content_size(&other, digest).await? {
+            if let Some((key, size)) = self.content_at(&other, digest).await? {
                 tracing::info!(%digest, holder = %other, "dedupe map: origin recorded again");
                 // Best effort: the answer does not depend on it.
                 let repair = vec![Change::HoldsContent(digest.clone())];
                 if let Err(e) = self.apply_meta(&other, repair).await {
                     tracing::warn!(%digest, error = %e, "dedupe map: cannot record the origin");
                 }
-                return Ok(Some((other, size)));
+                return Ok(Some((other, key, size)));
             }
         }
         Ok(None)
     }
 
-    /// The size of `repo`'s object of `digest` when it holds content.
-    async fn content_size(&self, repo: &RepoName, digest: &Digest) -> Result<Option<u64>> {
-        Ok(self
-            .backend
-            .size(&paths::blob(repo, digest))
-            .await?
-            .filter(|&size| !is_placeholder(digest, size)))
+    /// Where `repo`'s content of `digest` is, and its size, when `repo`
+    /// holds content: its blob object, or, for a parked blob (a zero-byte
+    /// object with a marker), the upload key the marker names.
+    pub(crate) async fn content_at(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<(String, u64)>> {
+        let key = paths::blob(repo, digest);
+        match self.backend.size(&key).await? {
+            None => Ok(None),
+            Some(size) if !is_placeholder(digest, size) => Ok(Some((key, size))),
+            Some(_) => Ok(self
+                .parked_at(repo, digest)
+                .await?
+                .map(|m| (m.upload, m.size))),
+        }
     }
 
     /// `read`, the whole-object read of blob `digest` of `repo` (at most
@@ -176,9 +198,11 @@ impl Registry {
         let target = paths::blob(repo, digest);
         let added = vec![Change::AddBlob(digest.clone())];
         if let Some(existing) = self.backend.size(&target).await? {
-            // Already placed; unless it is a placeholder whose content is
-            // gone (left by a crash, say): then this upload is the content.
+            // Already placed (content, parked content, or a placeholder);
+            // unless it is a placeholder whose content is gone (left by a
+            // crash, say): then this upload is the content.
             if !is_placeholder(digest, existing)
+                || self.parked_at(repo, digest).await?.is_some()
                 || self.content_holder(digest, Some(repo)).await?.is_some()
             {
                 self.backend.delete(upload_key).await?;
@@ -186,7 +210,7 @@ impl Registry {
             }
         } else if self.options.dedupe
             && size > 0
-            && let Some((holder, held)) = self.content_holder(digest, Some(repo)).await?
+            && let Some((holder, _, held)) = self.content_holder(digest, Some(repo)).await?
             && held == size
         {
             // Recorded before it exists: a removal of the holder that runs
@@ -204,7 +228,11 @@ impl Registry {
                 return Ok(added);
             }
         }
-        self.backend.publish(upload_key, &target).await?;
+        // A copy on this store (a chunked upload on S3) is made after the
+        // answer (`parked.rs`); otherwise the upload is published now.
+        if !self.try_park(repo, digest, upload_key, size).await? {
+            self.backend.publish(upload_key, &target).await?;
+        }
         Ok(holds_content(digest))
     }
 
@@ -239,19 +267,38 @@ impl Registry {
         digest: &Digest,
     ) -> Result<bool> {
         let key = paths::blob(repo, digest);
-        if self.uses_placeholders()
-            && let Some(size) = self.backend.size(&key).await?
-            && !is_placeholder(digest, size)
-        {
-            self.hand_over_content(repo, digest).await?;
+        if !self.uses_placeholders() {
+            return Ok(self.backend.delete(&key).await?);
         }
-        Ok(self.backend.delete(&key).await?)
+        let Some(size) = self.backend.size(&key).await? else {
+            return Ok(false);
+        };
+        // Parked content (`parked.rs`) is content too: handed over from its
+        // upload key, which then goes with its marker (as it does when the
+        // move copied it and has yet to clean up).
+        let parked = self.parked_at(repo, digest).await?;
+        if !is_placeholder(digest, size) || parked.is_some() {
+            let from = match &parked {
+                Some(m) if is_placeholder(digest, size) => m.upload.clone(),
+                _ => key.clone(),
+            };
+            self.hand_over_content(repo, digest, &from).await?;
+        }
+        let deleted = self.backend.delete(&key).await?;
+        if let Some(m) = parked {
+            self.backend.delete(&m.upload).await?;
+            self.backend
+                .delete(&crate::parked::marker_key(repo, digest))
+                .await?;
+        }
+        Ok(deleted)
     }
 
-    /// Before `repo`'s content of `digest` is deleted: makes another holder
-    /// of content the origin, or copies the content onto the first
-    /// placeholder holder that takes it and records it as the origin.
-    async fn hand_over_content(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+    /// Before `repo`'s content of `digest` (at `from`) is deleted: makes
+    /// another holder of content the origin, or copies the content onto
+    /// the first placeholder holder that takes it and records it as the
+    /// origin.
+    async fn hand_over_content(&self, repo: &RepoName, digest: &Digest, from: &str) -> Result<()> {
         let is_origin = self.meta.blob_origin(digest)?.as_deref() == Some(repo.as_str());
         let mut heirs = Vec::new();
         for other in self.meta.blob_repos(digest)? {
@@ -273,11 +320,10 @@ impl Registry {
                 None => {}
             }
         }
-        let from = paths::blob(repo, digest);
         for heir in &heirs {
             match self
                 .backend
-                .copy_over(&from, &paths::blob(heir, digest))
+                .copy_over(from, &paths::blob(heir, digest))
                 .await
             {
                 Ok(()) => {

@@ -13,9 +13,12 @@
 //!                                   with dedupe, hard links shared across
 //!                                   repositories
 //!     .uploads/<uuid>               data of an open upload session
+//!   .parked/<alg>-<hex>-<repo hex>  object stores: a blob acknowledged
+//!                                   before its move from its upload key
+//!                                   (`parked.rs`)
 //! ```
 //!
-//! `_zot` and `.uploads` can never be repository names: name components start
+//! `_zot`, `.parked` and `.uploads` can never be repository names: name components start
 //! with `[a-z0-9]`.
 
 use zot_oci::{Digest, RepoName};
@@ -24,6 +27,7 @@ pub const META_DIR: &str = "_zot";
 pub const META_DB: &str = "_zot/meta.redb";
 pub const TMP_DIR: &str = "_zot/tmp";
 pub const UPLOADS: &str = ".uploads";
+pub const PARKED: &str = ".parked";
 pub const TMP_PREFIX: &str = ".tmp-";
 pub const OCI_LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 

@@ -63,6 +63,11 @@ pub struct Options {
     /// Events (`extensions.events`): `Some(n)` keeps the events of changes
     /// in the metadata store's outbox, at most `n` (see `events.rs`).
     pub events: Option<u64>,
+    /// On an object store, a verified upload of at least this many bytes
+    /// whose move to its blob key would be a copy is acknowledged before
+    /// the copy ("parked", `parked.rs`); `None`: never (the copy is made
+    /// before the answer).
+    pub park_min_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -78,6 +83,7 @@ impl Default for Options {
             mandatory_annotations: Vec::new(),
             search: false,
             events: None,
+            park_min_bytes: Some(crate::parked::PARK_MIN_BYTES),
         }
     }
 }
@@ -107,6 +113,8 @@ pub struct Registry {
     /// Upload sessions kept in Redis for every instance (`shared_uploads.rs`);
     /// unset: in this process's memory (`uploads`).
     pub(crate) shared_uploads: std::sync::OnceLock<crate::shared_uploads::SharedUploads>,
+    /// The queue of parked blobs' moves (`parked.rs`).
+    pub(crate) parked: crate::parked::Mover,
 }
 
 /// Called with (repository, digest, media type) after a manifest was
@@ -189,6 +197,7 @@ impl Registry {
             lifecycle: crate::gc::Lifecycle::new(),
             stored_listener: std::sync::OnceLock::new(),
             shared_uploads: std::sync::OnceLock::new(),
+            parked: crate::parked::Mover::default(),
         }
     }
 

@@ -8,42 +8,22 @@
 //! PATCH or as PATCHes that do not end on a part; nothing is left at the
 //! upload key; a move that fails (the server killed before or during it)
 //! leaves the blob key empty or whole, never anything else, and a retry
-//! completes.
+//! completes. (Parking, which answers before the copy for uploads of 16
+//! MiB and more, is turned off here; `s3_parked.rs` checks it.)
 #![expect(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 mod s3_common;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
 use s3_common::seaweed::{self, Seaweed};
-use std::convert::Infallible;
+use s3_common::uploads::{await_none_pending, body, content, no_body};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use zot_oci::{Digest, RepoName};
 use zot_storage::{Backend, Options, Registry, S3Backend, S3Options, open_s3};
 
 /// Parts of 5 MiB (the least S3 takes).
 const CHUNK: u64 = 5 << 20;
 const ROOT: &str = "zot";
-
-fn content(n: usize, seed: u8) -> Vec<u8> {
-    (0..n)
-        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
-fn body(data: &[u8]) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, Infallible>>> {
-    futures_util::stream::iter(
-        data.chunks(64 << 10)
-            .map(|c| Ok(Bytes::copy_from_slice(c)))
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// The `PUT ?digest` of a chunked upload: no body.
-fn no_body() -> Option<futures_util::stream::Empty<Result<Bytes, Infallible>>> {
-    None
-}
 
 struct Setup<'a> {
     server: &'a Seaweed,
@@ -58,14 +38,15 @@ async fn setup(server: &Seaweed) -> Setup<'_> {
     let bucket = server.bucket();
     let config = server.config(&bucket, ROOT, CHUNK);
     let meta = tempfile::tempdir().unwrap();
-    let (reg, _) = open_s3(
-        meta.path(),
-        &config,
-        &S3Options::default(),
-        Options::default(),
-    )
-    .await
-    .unwrap();
+    // The copy before the answer, whatever the size: parking (which
+    // answers before it) is `s3_parked.rs`'s.
+    let options = Options {
+        park_min_bytes: None,
+        ..Options::default()
+    };
+    let (reg, _) = open_s3(meta.path(), &config, &S3Options::default(), options)
+        .await
+        .unwrap();
     Setup {
         server,
         raw: S3Backend::open(&config, &S3Options::default()).unwrap(),
@@ -182,15 +163,6 @@ async fn the_blob_key_holds_exactly_the_upload_and_nothing_is_left() {
             assert!(t.pending_under(&upload).is_empty(), "{r}");
             assert!(t.pending_under(&key).is_empty(), "{r}");
         }
-    }
-}
-
-/// Waits until `server` has no multipart upload pending under `prefix`.
-fn await_none_pending(server: &Seaweed, bucket: &str, prefix: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !server.multipart_uploads(bucket, prefix).is_empty() {
-        assert!(Instant::now() < deadline, "{prefix}: still pending");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

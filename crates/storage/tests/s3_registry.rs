@@ -186,6 +186,10 @@ async fn push_pull_tag_delete_gc_on_s3() {
             .is_some()
     );
     let blob_key = format!("library/alpine/blobs/sha256/{}", big_d.hex());
+    // A chunked upload of 16 MiB or more is parked (a placeholder at its
+    // key until the move, `parked.rs`); once moved, the layout is whole.
+    assert_eq!(raw.size(&blob_key).await.unwrap(), Some(0));
+    assert_eq!(reg.move_parked_now().await.unwrap(), 1);
     assert_eq!(raw.size(&blob_key).await.unwrap(), Some(20 << 20));
     assert!(
         raw.list("library/alpine/.uploads")

@@ -348,6 +348,18 @@ async fn a_chunked_upload_moves_between_three_registries_on_one_bucket() {
         let got = read_blob(reg, &r, &digest_all, all.len() as u64).await;
         assert_eq!(Digest::sha256_of(&got), digest_all);
     }
+    // Over 16 MiB: parked by C (served above from the finished upload by
+    // every instance), then moved by another instance.
+    let raw = S3Backend::open(&set.config, &S3Options::default()).unwrap();
+    let blob_key = format!("{r}/blobs/sha256/{}", digest_all.hex());
+    assert_eq!(raw.size(&blob_key).await.unwrap(), Some(0), "parked");
+    assert_eq!(a.move_parked_now().await.unwrap(), 1);
+    assert_eq!(raw.size(&blob_key).await.unwrap(), Some(all.len() as u64));
+    assert!(raw.list(".parked").await.unwrap().is_empty());
+    for reg in [a, b, c] {
+        let got = read_blob(reg, &r, &digest_all, all.len() as u64).await;
+        assert_eq!(Digest::sha256_of(&got), digest_all);
+    }
 
     assert!(tails.len() >= 4, "{tails:?}");
     assert_eq!(set.existing(&tails).await, Vec::<String>::new());

@@ -390,6 +390,22 @@ pub fn start(cfg: &Config, stores: &[Store], recorder: &Recorder) -> Lifecycle {
 /// Starts the background tasks of one store that need no settings.
 fn start_store(store: &Store, permits: &Arc<Semaphore>, recorder: &Recorder) {
     let registry = store.registry.clone();
+    // Parked blobs (object stores): moved in the background; every minute
+    // the markers left by any instance are looked at (see
+    // `zot_storage::parked`).
+    registry.start_parked_mover();
+    let reg = registry.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPLOAD_SWEEP);
+        loop {
+            tick.tick().await;
+            match reg.resume_parked(zot_storage::RESUME_AGE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(queued = n, "resuming the moves of parked blobs"),
+                Err(e) => tracing::warn!(error = %e, "listing parked blobs"),
+            }
+        }
+    });
 
     let reg = registry.clone();
     let p = permits.clone();

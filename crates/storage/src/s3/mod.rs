@@ -472,6 +472,22 @@ impl Backend for S3Backend {
         self.store.s3.delete(&from_path).await.map_err(to_io)
     }
 
+    async fn settle_for_move(&self, from: &str) -> io::Result<bool> {
+        if let Some(p) = self.pending(from) {
+            let copies = {
+                let state = upload::lock(&p);
+                state.dest.is_none() && state.multipart.is_some()
+            };
+            if !copies {
+                return Ok(false);
+            }
+            self.settle(from).await?;
+            return Ok(true);
+        }
+        // A completed object (a finished shared upload): publishing copies.
+        Ok(self.head(from).await?.is_some())
+    }
+
     async fn link(&self, from: &str, to: &str) -> io::Result<()> {
         if self.head(to).await?.is_some() {
             return Err(io::ErrorKind::AlreadyExists.into());

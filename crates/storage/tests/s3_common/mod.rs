@@ -2,3 +2,4 @@
 
 pub mod redis;
 pub mod seaweed;
+pub mod uploads;
