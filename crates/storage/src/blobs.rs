@@ -571,19 +571,12 @@ impl Registry {
         if !sweep_disk {
             return Ok(removed);
         }
-        // Completed uploads holding parked blobs' content (`parked.rs`).
-        let parked = match self.uses_placeholders() {
-            true => self.parked_uploads().await?,
-            false => Default::default(),
-        };
         for repo in self.walk().await?.upload_folders {
             let dir = paths::uploads_dir(&repo);
+            let mut stale = Vec::new();
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;
                 let key = format!("{dir}/{name}");
-                if parked.contains(&key) {
-                    continue;
-                }
                 let live = match self.shared_uploads.get() {
                     Some(sh) => self.shared_upload_live(sh, &name).await?,
                     None => name
@@ -596,9 +589,22 @@ impl Registry {
                     .await?
                     .is_some_and(|age| age > ttl.as_secs());
                 if !live && old {
-                    self.backend.delete(&key).await?;
-                    removed += 1;
+                    stale.push(key);
                 }
+            }
+            if stale.is_empty() {
+                continue;
+            }
+            // Completed uploads holding parked blobs' content (`parked.rs`),
+            // read after the sessions were found gone: a session ends only
+            // once its upload is parked, so none is missed.
+            let parked = match self.uses_placeholders() {
+                true => self.parked_uploads().await?,
+                false => Default::default(),
+            };
+            for key in stale.into_iter().filter(|k| !parked.contains(k)) {
+                self.backend.delete(&key).await?;
+                removed += 1;
             }
         }
         Ok(removed)

@@ -92,14 +92,19 @@ impl Registry {
         {
             return Ok(Some((m.upload, m.size)));
         }
-        match self.content_holder(digest, Some(repo)).await? {
+        match self.holder_of(origin, digest, Some(repo)).await? {
             Some((_, key, size)) => Ok(Some((key, size))),
             None => match self.parked_at(repo, digest).await? {
                 Some(m) => Ok(Some((m.upload, m.size))),
-                None => {
-                    tracing::error!(%repo, %digest, "placeholder whose content no repository holds");
-                    Ok(None)
-                }
+                // The move may have ended between the reads: its content
+                // is then at the key.
+                None => match self.backend.size(&key).await? {
+                    Some(size) if !is_placeholder(digest, size) => Ok(Some((key, size))),
+                    _ => {
+                        tracing::error!(%repo, %digest, "placeholder whose content no repository holds");
+                        Ok(None)
+                    }
+                },
             },
         }
     }
@@ -114,6 +119,16 @@ impl Registry {
         except: Option<&RepoName>,
     ) -> Result<Option<(RepoName, String, u64)>> {
         let origin = self.meta.blob_origin(digest)?;
+        self.holder_of(origin, digest, except).await
+    }
+
+    /// [`Registry::content_holder`] with the map's `origin` already read.
+    async fn holder_of(
+        &self,
+        origin: Option<String>,
+        digest: &Digest,
+        except: Option<&RepoName>,
+    ) -> Result<Option<(RepoName, String, u64)>> {
         let origin_repo = origin.as_deref().and_then(|r| r.parse::<RepoName>().ok());
         if let Some(o) = &origin_repo
             && Some(o) != except
@@ -275,17 +290,23 @@ impl Registry {
         };
         // Parked content (`parked.rs`) is content too: handed over from its
         // upload key, which then goes with its marker (as it does when the
-        // move copied it and has yet to clean up).
-        let parked = self.parked_at(repo, digest).await?;
+        // move copied it and has yet to clean up, or the marker is stale).
+        let marker = self.marker(repo, digest).await?;
+        let parked = match &marker {
+            Some(m) if is_placeholder(digest, size) => self
+                .backend
+                .size(&m.upload)
+                .await?
+                .is_some()
+                .then(|| m.upload.clone()),
+            _ => None,
+        };
         if !is_placeholder(digest, size) || parked.is_some() {
-            let from = match &parked {
-                Some(m) if is_placeholder(digest, size) => m.upload.clone(),
-                _ => key.clone(),
-            };
+            let from = parked.unwrap_or_else(|| key.clone());
             self.hand_over_content(repo, digest, &from).await?;
         }
         let deleted = self.backend.delete(&key).await?;
-        if let Some(m) = parked {
+        if let Some(m) = marker {
             self.backend.delete(&m.upload).await?;
             self.backend
                 .delete(&crate::parked::marker_key(repo, digest))
@@ -308,8 +329,14 @@ impl Registry {
             if other == *repo {
                 continue;
             }
-            match self.backend.size(&paths::blob(&other, digest)).await? {
-                Some(size) if !is_placeholder(digest, size) => {
+            let holds = match self.backend.size(&paths::blob(&other, digest)).await? {
+                None => None,
+                Some(size) if !is_placeholder(digest, size) => Some(true),
+                // Another repository's parked content is content too.
+                Some(_) => Some(self.parked_at(&other, digest).await?.is_some()),
+            };
+            match holds {
+                Some(true) => {
                     if is_origin {
                         self.apply_meta(&other, vec![Change::HoldsContent(digest.clone())])
                             .await?;

@@ -50,7 +50,7 @@ pub use gc::{GcOptions, GcReport};
 pub use index::{LayoutIndex, REF_NAME};
 pub use local::LocalBackend;
 pub use manifests::{PushedManifest, TagPolicy};
-pub use parked::{MoveStep, PARK_MIN_BYTES, RESUME_AGE};
+pub use parked::{MoveStep, PARK_MAX_BYTES, PARK_MIN_BYTES, RESUME_AGE};
 pub use registry::{ManifestListener, Options, Registry, SyncReport};
 pub use s3::{S3Backend, S3Options};
 pub use scrub::{ScrubFault, ScrubItem, ScrubProblem, ScrubReport};

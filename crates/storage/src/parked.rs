@@ -27,10 +27,15 @@
 //! shared state is a lease in Redis): if the blob key still holds the
 //! placeholder, the upload key is copied over it (readers see the
 //! placeholder, resolved to the upload, or the whole content; never a
-//! part). The upload key and then the marker are deleted [`CLEANUP_GRACE`]
-//! later, so a read that resolved to the upload key just before the copy
-//! still finds it. A blob key gone (the blob was removed before the move)
-//! means only the upload and the marker are left to delete.
+//! part). The upload key and then the marker are deleted once the blob
+//! key's content is [`CLEANUP_GRACE`] old, so a read that resolved to the
+//! upload key just before the copy still finds it (whichever instance
+//! cleans up). A blob key gone (the blob was removed, the removal cut
+//! short), or a marker whose upload is gone (stale: it parks nothing, and
+//! a placeholder it leaves dangles, missing for reads and replaced by the
+//! next push), means only the upload and the marker are left to delete.
+//! Blobs over [`PARK_MAX_BYTES`] are not parked (one `CopyObject` could
+//! not move them).
 //!
 //! Resumption: every minute each instance lists the markers and queues the
 //! moves of those older than [`RESUME_AGE`] (younger ones are their
@@ -56,7 +61,11 @@ use zot_oci::{Digest, RepoName};
 /// short; parking costs two small writes and a later copy anyway).
 pub const PARK_MIN_BYTES: u64 = 16 << 20;
 
-/// Time between a move's copy and the deletion of the upload key.
+/// The largest blob parked: one `CopyObject` copies at most 5 GiB on AWS.
+pub const PARK_MAX_BYTES: u64 = 5 << 30;
+
+/// Time between a move's copy and the deletion of the upload key (the
+/// blob key's age, which the copy set, says when it was).
 pub(crate) const CLEANUP_GRACE: Duration = Duration::from_secs(30);
 
 /// Markers at least this old are moved by whichever instance finds them.
@@ -110,6 +119,8 @@ pub enum MoveStep {
     /// The content was copied to the blob key; the upload and the marker
     /// are left for a later step.
     Copied,
+    /// Copied earlier, less than the grace asked for ago: nothing done.
+    Waiting,
     /// The upload and the marker were deleted.
     Cleaned,
 }
@@ -146,13 +157,18 @@ impl Registry {
         let Some(min) = self.options.park_min_bytes else {
             return Ok(false);
         };
-        if size < min.max(1) || !self.backend.settle_for_move(upload_key).await? {
+        // Over S3's limit of one CopyObject the move could never succeed:
+        // the copy in line fails before the answer instead.
+        if size < min.max(1)
+            || size > PARK_MAX_BYTES
+            || !self.backend.settle_for_move(upload_key).await?
+        {
             return Ok(false);
         }
         // A marker left behind (a removal cut short after the blob key went)
         // names an upload that nothing would delete once this marker
         // replaces it.
-        if let Some(old) = self.parked_at(repo, digest).await?
+        if let Some(old) = self.marker(repo, digest).await?
             && old.upload != upload_key
         {
             self.backend.delete(&old.upload).await?;
@@ -175,12 +191,9 @@ impl Registry {
         Ok(true)
     }
 
-    /// The marker of `repo`'s blob `digest`, when it is parked.
-    pub(crate) async fn parked_at(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-    ) -> Result<Option<Marker>> {
+    /// The marker of `repo`'s blob `digest` as stored, whether or not the
+    /// upload it names is still there.
+    pub(crate) async fn marker(&self, repo: &RepoName, digest: &Digest) -> Result<Option<Marker>> {
         let data = match self
             .backend
             .read_at_most(&marker_key(repo, digest), 64 << 10)
@@ -199,21 +212,58 @@ impl Registry {
         }
     }
 
+    /// The marker of `repo`'s blob `digest`, when it is parked: the upload
+    /// it names exists. A marker whose upload is gone (deleted by a failed
+    /// step elsewhere) parks nothing: the placeholder is then a dangling
+    /// one, missing for reads and replaced by the next push, and the
+    /// marker is removed by the next move.
+    pub(crate) async fn parked_at(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<Marker>> {
+        let Some(m) = self.marker(repo, digest).await? else {
+            return Ok(None);
+        };
+        if self.backend.size(&m.upload).await?.is_none() {
+            tracing::warn!(%repo, %digest, upload = %m.upload, "parked marker without its upload");
+            return Ok(None);
+        }
+        Ok(Some(m))
+    }
+
     /// One step of the move of `repo`'s parked blob `digest` (under the
     /// digest lock): the copy when the blob key still holds the
-    /// placeholder, else the clean-up.
-    pub async fn finish_parked(&self, repo: &RepoName, digest: &Digest) -> Result<MoveStep> {
+    /// placeholder; else, once the blob key's content is at least `grace`
+    /// old (a read that resolved to the upload just before the copy keeps
+    /// it), the clean-up.
+    pub async fn finish_parked(
+        &self,
+        repo: &RepoName,
+        digest: &Digest,
+        grace: Duration,
+    ) -> Result<MoveStep> {
         let _digest_guard = self.lock_digest(digest).await?;
-        let Some(marker) = self.parked_at(repo, digest).await? else {
+        let Some(marker) = self.marker(repo, digest).await? else {
             return Ok(MoveStep::Gone);
         };
         let blob = paths::blob(repo, digest);
-        if let Some(size) = self.backend.size(&blob).await?
-            && is_placeholder(digest, size)
-        {
-            self.backend.copy_over(&marker.upload, &blob).await?;
-            tracing::info!(%repo, %digest, size = marker.size, "parked blob moved to its key");
-            return Ok(MoveStep::Copied);
+        let upload_there = self.backend.size(&marker.upload).await?.is_some();
+        match self.backend.size(&blob).await? {
+            Some(size) if is_placeholder(digest, size) && upload_there => {
+                self.backend.copy_over(&marker.upload, &blob).await?;
+                tracing::info!(%repo, %digest, size = marker.size, "parked blob moved to its key");
+                return Ok(MoveStep::Copied);
+            }
+            Some(size) if !is_placeholder(digest, size) && upload_there && !grace.is_zero() => {
+                let age = self.backend.age_secs(&blob).await?.unwrap_or(0);
+                if age < grace.as_secs() {
+                    return Ok(MoveStep::Waiting);
+                }
+            }
+            // The blob was removed (its removal cut short), or the upload
+            // is gone (a stale marker: the placeholder, if any, dangles).
+            _ => {}
         }
         self.backend.delete(&marker.upload).await?;
         self.backend.delete(&marker_key(repo, digest)).await?;
@@ -225,8 +275,8 @@ impl Registry {
     pub async fn move_parked_now(&self) -> Result<usize> {
         let parked = self.parked_blobs(Duration::ZERO).await?;
         for (repo, digest) in &parked {
-            if self.finish_parked(repo, digest).await? == MoveStep::Copied {
-                self.finish_parked(repo, digest).await?;
+            if self.finish_parked(repo, digest, Duration::ZERO).await? == MoveStep::Copied {
+                self.finish_parked(repo, digest, Duration::ZERO).await?;
             }
         }
         Ok(parked.len())
@@ -262,7 +312,7 @@ impl Registry {
     pub(crate) async fn parked_uploads(&self) -> Result<HashSet<String>> {
         let mut out = HashSet::new();
         for (repo, digest) in self.parked_blobs(Duration::ZERO).await? {
-            if let Some(m) = self.parked_at(&repo, &digest).await? {
+            if let Some(m) = self.marker(&repo, &digest).await? {
                 out.insert(m.upload);
             }
         }
@@ -317,19 +367,10 @@ async fn run_mover(reg: Weak<Registry>, mut rx: mpsc::UnboundedReceiver<(RepoNam
         let Some(r) = reg.upgrade() else {
             return;
         };
-        match r.finish_parked(&repo, &digest).await {
-            Ok(MoveStep::Copied) => {
-                let reg = reg.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(CLEANUP_GRACE).await;
-                    let Some(r) = reg.upgrade() else {
-                        return;
-                    };
-                    if let Err(e) = r.finish_parked(&repo, &digest).await {
-                        tracing::warn!(%repo, %digest, error = %e, "parked blob: clean-up failed; retried by the next resume");
-                    }
-                    r.parked.done(&repo, &digest);
-                });
+        match r.finish_parked(&repo, &digest, CLEANUP_GRACE).await {
+            Ok(MoveStep::Copied | MoveStep::Waiting) => {
+                // The clean-up, off the queue: the next moves go on.
+                tokio::spawn(clean_up_later(reg.clone(), repo, digest));
             }
             Ok(_) => r.parked.done(&repo, &digest),
             Err(e) => {
@@ -337,6 +378,29 @@ async fn run_mover(reg: Weak<Registry>, mut rx: mpsc::UnboundedReceiver<(RepoNam
                 r.parked.done(&repo, &digest);
             }
         }
+    }
+}
+
+/// Waits for the grace period, then cleans up (a few more waits if the
+/// blob key is younger than it, e.g. moved again after a new park).
+async fn clean_up_later(reg: Weak<Registry>, repo: RepoName, digest: Digest) {
+    for _ in 0..4 {
+        tokio::time::sleep(CLEANUP_GRACE).await;
+        let Some(r) = reg.upgrade() else {
+            return;
+        };
+        match r.finish_parked(&repo, &digest, CLEANUP_GRACE).await {
+            Ok(MoveStep::Copied | MoveStep::Waiting) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%repo, %digest, error = %e, "parked blob: clean-up failed; retried by the next resume")
+            }
+        }
+        r.parked.done(&repo, &digest);
+        return;
+    }
+    if let Some(r) = reg.upgrade() {
+        r.parked.done(&repo, &digest);
     }
 }
 

@@ -297,7 +297,18 @@ impl Registry {
                 }
                 let key = paths::upload(repo, id);
                 let placed = self.shared_place(repo, digest, &key, &rec).await;
+                // A placement that failed after parking the upload (a later
+                // step's error) keeps it: the marker and the placeholder
+                // name it, and the move will take it.
+                let parked = placed.is_err()
+                    && self
+                        .marker(repo, digest)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|m| m.upload == key);
                 if placed.is_err()
+                    && !parked
                     && let Err(e) = self.backend.forget_shared(&key, &rec.data, None).await
                 {
                     tracing::warn!(upload = %id, error = %e, "removing a failed upload's data");

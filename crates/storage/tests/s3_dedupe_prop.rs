@@ -1,6 +1,8 @@
 //! Property: whatever sequence of pushes, mounts, tag and manifest
-//! deletes, blob deletes, GC runs and losses of the metadata store (a
-//! rebuild from the bucket, then going on) two registries on one bucket
+//! deletes, blob deletes, GC runs, moves of parked blobs (a layer over one
+//! part is pushed chunked and parked, `parked.rs`) and losses of the
+//! metadata store (a rebuild from the bucket, then going on; parked blobs
+//! stay parked through it) two registries on one bucket
 //! (and, for now, one metadata store) go through with dedupe on, every
 //! blob a remaining manifest references reads back whole with its digest,
 //! through either instance, and again after a final rebuild; and each
@@ -14,7 +16,7 @@ mod dedupe_common;
 mod gc_common;
 mod s3_common;
 
-use dedupe_common::{Bucket, dedupe};
+use dedupe_common::{Bucket, CHUNK, dedupe};
 use gc_common::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,11 +35,18 @@ fn layers() -> Vec<Vec<u8>> {
         (0..1200u32).map(|i| (i % 13) as u8 ^ 0x5a).collect(),
         Vec::new(),
         b"small".to_vec(),
+        // Over one part: pushed chunked, so parked.
+        (0..CHUNK as u32 + 4097)
+            .map(|i| (i % 241) as u8 ^ 0x33)
+            .collect(),
     ]
 }
 
+/// The layer pushed as a chunked upload (and so parked).
+const PARKED_LAYER: usize = 4;
+
 /// Images as sets of layers (indexes into [`layers`]).
-const IMAGES: [&[usize]; 5] = [&[0], &[0, 1], &[1, 2, 3], &[3, 0], &[2]];
+const IMAGES: [&[usize]; 6] = [&[0], &[0, 1], &[1, 2, 3], &[3, 0], &[2], &[4, 1]];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -73,6 +82,10 @@ enum Op {
     Gc {
         inst: usize,
     },
+    /// The moves of every parked blob, copy and clean-up.
+    MoveParked {
+        inst: usize,
+    },
     /// The metadata store is lost: both registries restart on a new one,
     /// rebuilt from the bucket.
     Rebuild,
@@ -83,7 +96,7 @@ fn op() -> impl Strategy<Value = Op> {
         0..2usize,
         0..REPOS.len(),
         0..TAGS.len(),
-        0..4usize,
+        0..5usize,
         0..IMAGES.len(),
     );
     prop_oneof![
@@ -94,7 +107,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (i.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::DeleteTag { inst, pick }),
         2 => (i.clone(), any::<usize>()).prop_map(|(inst, pick)| Op::DeleteManifest { inst, pick }),
         1 => (i.clone(), r, l).prop_map(|(inst, repo, layer)| Op::DeleteBlob { inst, repo, layer }),
-        2 => i.prop_map(|inst| Op::Gc { inst }),
+        2 => i.clone().prop_map(|inst| Op::Gc { inst }),
+        1 => i.prop_map(|inst| Op::MoveParked { inst }),
         1 => Just(Op::Rebuild),
     ]
 }
@@ -125,6 +139,26 @@ fn manifest_digest(layers: &[Vec<u8>], image: usize) -> Digest {
     Digest::sha256_of(image_manifest(&layer_refs(layers, image)).as_bytes())
 }
 
+/// Dedupe on; every chunked upload over one part parked.
+fn parking() -> zot_storage::Options {
+    zot_storage::Options {
+        park_min_bytes: Some(1),
+        ..dedupe(true)
+    }
+}
+
+/// A chunked upload (POST, one PATCH, `PUT ?digest` without a body).
+async fn push_chunked(reg: &Registry, r: &zot_oci::RepoName, data: &[u8]) {
+    let d = Digest::sha256_of(data);
+    let id = reg.start_upload(r).await.unwrap();
+    reg.append_upload(r, &id, None, s3_common::uploads::body(data))
+        .await
+        .unwrap();
+    reg.complete_upload(r, &id, &d, None, s3_common::uploads::no_body())
+        .await
+        .unwrap();
+}
+
 async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op) {
     let gc = GcOptions {
         delay: Duration::ZERO,
@@ -137,6 +171,9 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
             image,
             tag: t,
         } => {
+            if IMAGES[image].contains(&PARKED_LAYER) {
+                push_chunked(&regs[inst], &repo(REPOS[r]), &layers[PARKED_LAYER]).await;
+            }
             push_image(
                 &regs[inst],
                 &repo(REPOS[r]),
@@ -206,6 +243,9 @@ async fn apply(regs: &[Registry], model: &mut Model, layers: &[Vec<u8>], op: &Op
             let report = regs[inst].gc_all(&gc).await.unwrap();
             assert_eq!(report.problems, 0, "{report:?}");
         }
+        Op::MoveParked { inst } => {
+            regs[inst].move_parked_now().await.unwrap();
+        }
         Op::Rebuild => unreachable!("done by run"),
     }
 }
@@ -242,12 +282,12 @@ async fn run(ops: Vec<Op>) {
     let layers = layers();
     let b = Bucket::new_prefix();
     let meta = b.fresh_meta();
-    let mut regs = b.registries(&meta, &dedupe(true), 2).await;
+    let mut regs = b.registries(&meta, &parking(), 2).await;
     let mut model = Model::default();
     for (i, op) in ops.iter().enumerate() {
         if let Op::Rebuild = op {
             drop(regs);
-            regs = b.registries(&b.fresh_meta(), &dedupe(true), 2).await;
+            regs = b.registries(&b.fresh_meta(), &parking(), 2).await;
         } else {
             apply(&regs, &mut model, &layers, op).await;
         }
@@ -271,7 +311,7 @@ async fn run(ops: Vec<Op>) {
     }
     drop(regs);
     // The metadata store is lost: rebuilt from the bucket, nothing is.
-    let regs = b.registries(&b.fresh_meta(), &dedupe(true), 1).await;
+    let regs = b.registries(&b.fresh_meta(), &parking(), 1).await;
     check(&regs, &model, &layers, "a rebuild").await;
 }
 

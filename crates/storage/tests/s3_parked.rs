@@ -162,6 +162,17 @@ impl Setup {
         );
     }
 
+    /// Removed: nothing left at the blob key, the upload or the marker.
+    async fn assert_gone(&self, r: &RepoName, p: &Pushed) {
+        for key in [
+            blob_key(r, &p.digest),
+            p.upload.clone(),
+            marker_key(r, &p.digest),
+        ] {
+            assert_eq!(self.raw.size(&key).await.unwrap(), None, "{key} left");
+        }
+    }
+
     /// Whole, and ranges at the start, across a part boundary, the end.
     async fn assert_served(&self, r: &RepoName, p: &Pushed) {
         assert_served(&self.reg, r, p).await;
@@ -198,24 +209,20 @@ async fn a_chunked_upload_is_parked_served_and_then_moved() {
     t.assert_parked(&r, &p).await;
     t.assert_served(&r, &p).await;
 
-    assert_eq!(
-        t.reg.finish_parked(&r, &p.digest).await.unwrap(),
-        MoveStep::Copied
-    );
-    // Copied, not yet cleaned up: both hold the content meanwhile.
+    let hour = Duration::from_secs(3600);
+    let step = |grace| t.reg.finish_parked(&r, &p.digest, grace);
+    assert_eq!(step(hour).await.unwrap(), MoveStep::Copied);
+    // Copied, not yet cleaned up: both hold the content meanwhile, until
+    // the blob key's content is as old as the grace asked for.
     assert!(t.raw_bytes(&blob_key(&r, &p.digest)).await.as_deref() == Some(&p.data[..]));
     assert!(t.raw_bytes(&p.upload).await.as_deref() == Some(&p.data[..]));
     t.assert_served(&r, &p).await;
-    assert_eq!(
-        t.reg.finish_parked(&r, &p.digest).await.unwrap(),
-        MoveStep::Cleaned
-    );
+    assert_eq!(step(hour).await.unwrap(), MoveStep::Waiting);
+    assert!(t.raw_bytes(&p.upload).await.as_deref() == Some(&p.data[..]));
+    assert_eq!(step(Duration::ZERO).await.unwrap(), MoveStep::Cleaned);
     t.assert_moved(&r, &p).await;
     t.assert_served(&r, &p).await;
-    assert_eq!(
-        t.reg.finish_parked(&r, &p.digest).await.unwrap(),
-        MoveStep::Gone
-    );
+    assert_eq!(step(Duration::ZERO).await.unwrap(), MoveStep::Gone);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,6 +291,9 @@ async fn a_registry_started_after_a_crash_serves_and_moves_parked_blobs() {
     // Its mover, resumed: the copy is made; the clean-up waits for the
     // grace period (a read that resolved to the upload key keeps it).
     t.reg.start_parked_mover();
+    // Markers younger than the age asked for are left to their instance.
+    let hour = Duration::from_secs(3600);
+    assert_eq!(t.reg.resume_parked(hour).await.unwrap(), 0);
     assert_eq!(t.reg.resume_parked(Duration::ZERO).await.unwrap(), 1);
     // Queued already: not queued twice.
     assert_eq!(t.reg.resume_parked(Duration::ZERO).await.unwrap(), 0);
@@ -298,14 +308,6 @@ async fn a_registry_started_after_a_crash_serves_and_moves_parked_blobs() {
         "cleaned up before the grace"
     );
     t.assert_served(&r, &p).await;
-    // Markers younger than the age asked for are left to their instance.
-    assert_eq!(
-        t.reg
-            .resume_parked(Duration::from_secs(3600))
-            .await
-            .unwrap(),
-        0
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,13 +334,7 @@ async fn removing_the_parked_origin_hands_its_content_to_a_placeholder() {
         t.raw_bytes(&blob_key(&b, &p.digest)).await.as_deref() == Some(&p.data[..]),
         "the heir holds the content"
     );
-    for key in [
-        blob_key(&a, &p.digest),
-        p.upload.clone(),
-        marker_key(&a, &p.digest),
-    ] {
-        assert_eq!(t.raw.size(&key).await.unwrap(), None, "{key} left");
-    }
+    t.assert_gone(&a, &p).await;
     assert_served(&t.reg, &b, &p).await;
     assert_eq!(t.reg.blob_size(&a, &p.digest).await.unwrap(), None);
 }
@@ -348,23 +344,13 @@ async fn a_removal_after_the_copy_and_before_the_clean_up_leaves_nothing() {
     let t = setup(seaweed::shared()).await;
     let r = repo("parked/late-delete");
     let p = t.push_chunked(&r, &content(SIZE, 7)).await;
-    assert_eq!(
-        t.reg.finish_parked(&r, &p.digest).await.unwrap(),
-        MoveStep::Copied
-    );
+    let hour = Duration::from_secs(3600);
+    let step = |grace| t.reg.finish_parked(&r, &p.digest, grace);
+    assert_eq!(step(hour).await.unwrap(), MoveStep::Copied);
     t.reg.delete_blob(&r, &p.digest).await.unwrap();
     // The marker still stood: the removal took the upload with it.
-    for key in [
-        blob_key(&r, &p.digest),
-        p.upload.clone(),
-        marker_key(&r, &p.digest),
-    ] {
-        assert_eq!(t.raw.size(&key).await.unwrap(), None, "{key} left");
-    }
-    assert_eq!(
-        t.reg.finish_parked(&r, &p.digest).await.unwrap(),
-        MoveStep::Gone
-    );
+    t.assert_gone(&r, &p).await;
+    assert_eq!(step(hour).await.unwrap(), MoveStep::Gone);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -461,4 +447,46 @@ async fn the_store_killed_while_parking_never_acknowledges_what_is_not_served() 
             "round {round}: after the move, the blob key holds the content"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marker_whose_upload_is_gone_parks_nothing() {
+    let t = setup(seaweed::shared()).await;
+    let r = repo("parked/stale");
+    let p = t.push_chunked(&r, &content(SIZE, 11)).await;
+    // Its upload deleted behind the registry's back (a failed step elsewhere).
+    t.raw.delete(&p.upload).await.unwrap();
+    // Missing, not served as a blob whose reads fail.
+    assert_eq!(t.reg.blob_size(&r, &p.digest).await.unwrap(), None);
+    // A push replaces the dangling placeholder and parks again.
+    let again = t.push_chunked(&r, &p.data).await;
+    t.assert_parked(&r, &again).await;
+    t.assert_served(&r, &again).await;
+    // A stale marker is removed by the move, the placeholder left.
+    let r2 = repo("parked/stale2");
+    let q = t.push_chunked(&r2, &content(SIZE, 12)).await;
+    t.raw.delete(&q.upload).await.unwrap();
+    let step = t.reg.finish_parked(&r2, &q.digest, Duration::ZERO).await;
+    assert_eq!(step.unwrap(), MoveStep::Cleaned);
+    assert_eq!(t.raw.size(&marker_key(&r2, &q.digest)).await.unwrap(), None);
+    assert_eq!(
+        t.raw.size(&blob_key(&r2, &q.digest)).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(t.reg.blob_size(&r2, &q.digest).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_an_unreferenced_parked_blob_whole() {
+    let t = setup(seaweed::shared()).await;
+    let r = repo("parked/gc");
+    let p = t.push_chunked(&r, &content(SIZE, 13)).await;
+    let gc = zot_storage::GcOptions {
+        delay: Duration::ZERO,
+        ..zot_storage::GcOptions::default()
+    };
+    let report = t.reg.gc_all(&gc).await.unwrap();
+    assert_eq!(report.problems, 0, "{report:?}");
+    t.assert_gone(&r, &p).await;
+    assert_eq!(t.reg.move_parked_now().await.unwrap(), 0);
 }

@@ -4,8 +4,8 @@
 //! copy to the blob key (`zot_storage` `parked.rs`), pulls byte for byte at
 //! once, and the binary's mover then copies it to its key (logged), and
 //! removes the upload and the marker after the grace period. Killed with
-//! `kill -9` right after a push, the restarted binary serves what was
-//! acknowledged.
+//! `kill -9` right after a push (its marker still there), the restarted
+//! binary serves what was acknowledged and resumes the move.
 
 mod common;
 
@@ -117,25 +117,51 @@ fn a_large_layer_is_acknowledged_before_its_move_and_served_throughout() {
         "the layer was not parked; output:\n{logs}"
     );
     // Upload and marker go after the grace period.
-    let start = Instant::now();
-    while markers() != 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(90),
-            "the marker stayed; output:\n{}",
-            registry.logs()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let no_marker_within = |registry: &Registry, secs: u64, what: &str| {
+        let start = Instant::now();
+        while markers() != 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(secs),
+                "{what}; output:\n{}",
+                registry.logs()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    no_marker_within(&registry, 90, "the marker stayed");
     pull_and_compare(&registry, &image, "parked/first:1", &work.join("pulled-2"));
 
-    // Killed right after an acknowledged push: served after the restart.
+    // Killed right after an acknowledged push, well within the grace
+    // period: its marker is left for the restarted binary, which serves
+    // the blob and (once the marker is a minute old) finishes the move.
     let second = push("parked/second", "e2e-s3-parked-2");
     registry.kill9();
+    assert_eq!(markers(), 1, "the killed binary's marker");
     registry.restart();
     pull_and_compare(
         &registry,
         &second,
         "parked/second:1",
         &work.join("pulled-3"),
+    );
+    no_marker_within(
+        &registry,
+        180,
+        "the restarted binary did not finish the move",
+    );
+    let layer = second
+        .blobs()
+        .into_iter()
+        .max_by_key(|b| b.size())
+        .unwrap_or_else(|| panic!("no layer"));
+    assert_eq!(
+        size(&format!("parked/second/blobs/sha256/{}", layer.hex())),
+        Some(layer.size())
+    );
+    pull_and_compare(
+        &registry,
+        &second,
+        "parked/second:1",
+        &work.join("pulled-4"),
     );
 }

@@ -33,7 +33,7 @@ impl Bucket {
 
     /// A fresh prefix (`rootdirectory`) in one bucket shared by the test
     /// binary: for tests that need many stores (a SeaweedFS server gives
-    /// only some 16 buckets their volumes).
+    /// each bucket volumes of its own).
     pub fn new_prefix() -> Bucket {
         static SHARED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         static PREFIXES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
