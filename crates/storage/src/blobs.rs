@@ -562,8 +562,20 @@ impl Registry {
     pub async fn expire_uploads(&self, sweep_disk: bool) -> Result<usize> {
         let ttl = self.options.upload_ttl;
         let mut removed = 0;
-        for (id, repo) in self.uploads.sweep(ttl) {
-            let deleted = self.backend.delete(&paths::upload(&repo, &id)).await;
+        let swept = self.uploads.sweep(ttl);
+        // A closed session's upload may hold a parked blob (a request
+        // dropped between the park and the session's end).
+        let parked = match !swept.is_empty() && self.uses_placeholders() {
+            true => self.parked_uploads().await?,
+            false => Default::default(),
+        };
+        for (id, repo) in swept {
+            let key = paths::upload(&repo, &id);
+            if parked.contains(&key) {
+                self.uploads.remove(&id);
+                continue;
+            }
+            let deleted = self.backend.delete(&key).await;
             self.uploads.remove(&id);
             deleted?;
             removed += 1;
@@ -571,9 +583,9 @@ impl Registry {
         if !sweep_disk {
             return Ok(removed);
         }
+        let mut stale = Vec::new();
         for repo in self.walk().await?.upload_folders {
             let dir = paths::uploads_dir(&repo);
-            let mut stale = Vec::new();
             for entry in self.backend.list(&dir).await? {
                 let name = entry.name;
                 let key = format!("{dir}/{name}");
@@ -592,20 +604,17 @@ impl Registry {
                     stale.push(key);
                 }
             }
-            if stale.is_empty() {
-                continue;
-            }
-            // Completed uploads holding parked blobs' content (`parked.rs`),
-            // read after the sessions were found gone: a session ends only
-            // once its upload is parked, so none is missed.
-            let parked = match self.uses_placeholders() {
-                true => self.parked_uploads().await?,
-                false => Default::default(),
-            };
-            for key in stale.into_iter().filter(|k| !parked.contains(k)) {
-                self.backend.delete(&key).await?;
-                removed += 1;
-            }
+        }
+        // Completed uploads holding parked blobs' content (`parked.rs`),
+        // read after the sessions were found gone: a session ends only once
+        // its upload is parked, so none is missed.
+        let parked = match !stale.is_empty() && self.uses_placeholders() {
+            true => self.parked_uploads().await?,
+            false => Default::default(),
+        };
+        for key in stale.into_iter().filter(|k| !parked.contains(k)) {
+            self.backend.delete(&key).await?;
+            removed += 1;
         }
         Ok(removed)
     }

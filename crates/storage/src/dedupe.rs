@@ -329,22 +329,19 @@ impl Registry {
             if other == *repo {
                 continue;
             }
-            let holds = match self.backend.size(&paths::blob(&other, digest)).await? {
-                None => None,
-                Some(size) if !is_placeholder(digest, size) => Some(true),
-                // Another repository's parked content is content too.
-                Some(_) => Some(self.parked_at(&other, digest).await?.is_some()),
-            };
-            match holds {
-                Some(true) => {
-                    if is_origin {
-                        self.apply_meta(&other, vec![Change::HoldsContent(digest.clone())])
-                            .await?;
-                    }
-                    return Ok(());
+            match self.backend.size(&paths::blob(&other, digest)).await? {
+                Some(size) if !is_placeholder(digest, size) => {
+                    return self.hold_content_instead(&other, digest, is_origin).await;
                 }
                 Some(_) => heirs.push(other),
                 None => {}
+            }
+        }
+        // Another repository's parked content is content too (looked for
+        // only when no object holds it: one marker read per placeholder).
+        for heir in &heirs {
+            if self.parked_at(heir, digest).await?.is_some() {
+                return self.hold_content_instead(heir, digest, is_origin).await;
             }
         }
         for heir in &heirs {
@@ -372,6 +369,21 @@ impl Registry {
                 heirs.len()
             ))))
         }
+    }
+
+    /// `other` holds `digest`'s content: recorded as the origin when the
+    /// leaving repository was.
+    async fn hold_content_instead(
+        &self,
+        other: &RepoName,
+        digest: &Digest,
+        is_origin: bool,
+    ) -> Result<()> {
+        if is_origin {
+            self.apply_meta(other, vec![Change::HoldsContent(digest.clone())])
+                .await?;
+        }
+        Ok(())
     }
 
     /// The blob rows of `repo`'s layout for a rebuild: every blob object,

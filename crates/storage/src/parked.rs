@@ -261,8 +261,18 @@ impl Registry {
                     return Ok(MoveStep::Waiting);
                 }
             }
-            // The blob was removed (its removal cut short), or the upload
-            // is gone (a stale marker: the placeholder, if any, dangles).
+            // No blob key: the blob was removed (its removal cut short), or
+            // a park on an instance without the shared lease is between its
+            // marker and its placeholder: only an old marker is a leftover.
+            None if upload_there && !grace.is_zero() => {
+                let key = marker_key(repo, digest);
+                let age = self.backend.age_secs(&key).await?.unwrap_or(0);
+                if age < RESUME_AGE.as_secs() {
+                    return Ok(MoveStep::Waiting);
+                }
+            }
+            // The upload is gone (a stale marker: the placeholder, if any,
+            // dangles).
             _ => {}
         }
         self.backend.delete(&marker.upload).await?;

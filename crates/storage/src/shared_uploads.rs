@@ -300,13 +300,12 @@ impl Registry {
                 // A placement that failed after parking the upload (a later
                 // step's error) keeps it: the marker and the placeholder
                 // name it, and the move will take it.
+                // (A marker that cannot be read counts as naming it.)
                 let parked = placed.is_err()
-                    && self
-                        .marker(repo, digest)
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some_and(|m| m.upload == key);
+                    && match self.marker(repo, digest).await {
+                        Ok(m) => m.is_some_and(|m| m.upload == key),
+                        Err(_) => true,
+                    };
                 if placed.is_err()
                     && !parked
                     && let Err(e) = self.backend.forget_shared(&key, &rec.data, None).await

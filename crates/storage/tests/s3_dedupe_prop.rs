@@ -22,7 +22,7 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use zot_oci::{Digest, Reference};
-use zot_storage::{GcOptions, Registry, StorageError};
+use zot_storage::{Backend, GcOptions, Registry, StorageError};
 
 const REPOS: [&str; 3] = ["r0", "r1", "team/r2"];
 const TAGS: [&str; 2] = ["t0", "t1"];
@@ -309,6 +309,11 @@ async fn run(ops: Vec<Op>) {
         }
         assert!(holders.len() <= 1, "{d} stored in {holders:?}");
     }
+    // Every parked blob moved and cleaned up: nothing left parked.
+    regs[0].move_parked_now().await.unwrap();
+    let parked = b.raw().list(".parked").await.unwrap();
+    assert!(parked.is_empty(), "left parked: {parked:?}");
+    check(&regs, &model, &layers, "the moves").await;
     drop(regs);
     // The metadata store is lost: rebuilt from the bucket, nothing is.
     let regs = b.registries(&b.fresh_meta(), &parking(), 1).await;
