@@ -377,40 +377,62 @@ async fn run_mover(reg: Weak<Registry>, mut rx: mpsc::UnboundedReceiver<(RepoNam
         let Some(r) = reg.upgrade() else {
             return;
         };
-        match r.finish_parked(&repo, &digest, CLEANUP_GRACE).await {
+        // Off the queue once done, whatever happens (a panic included).
+        let queued = Queued {
+            reg: reg.clone(),
+            repo,
+            digest,
+        };
+        match r
+            .finish_parked(&queued.repo, &queued.digest, CLEANUP_GRACE)
+            .await
+        {
             Ok(MoveStep::Copied | MoveStep::Waiting) => {
                 // The clean-up, off the queue: the next moves go on.
-                tokio::spawn(clean_up_later(reg.clone(), repo, digest));
+                tokio::spawn(clean_up_later(queued));
             }
-            Ok(_) => r.parked.done(&repo, &digest),
+            Ok(_) => {}
             Err(e) => {
-                tracing::warn!(%repo, %digest, error = %e, "parked blob: move failed; retried by the next resume");
-                r.parked.done(&repo, &digest);
+                tracing::warn!(repo = %queued.repo, digest = %queued.digest, error = %e, "parked blob: move failed; retried by the next resume");
             }
+        }
+    }
+}
+
+/// A move in this process's queue, taken off it when dropped.
+struct Queued {
+    reg: Weak<Registry>,
+    repo: RepoName,
+    digest: Digest,
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if let Some(r) = self.reg.upgrade() {
+            r.parked.done(&self.repo, &self.digest);
         }
     }
 }
 
 /// Waits for the grace period, then cleans up (a few more waits if the
 /// blob key is younger than it, e.g. moved again after a new park).
-async fn clean_up_later(reg: Weak<Registry>, repo: RepoName, digest: Digest) {
+async fn clean_up_later(queued: Queued) {
     for _ in 0..4 {
         tokio::time::sleep(CLEANUP_GRACE).await;
-        let Some(r) = reg.upgrade() else {
+        let Some(r) = queued.reg.upgrade() else {
             return;
         };
-        match r.finish_parked(&repo, &digest, CLEANUP_GRACE).await {
+        match r
+            .finish_parked(&queued.repo, &queued.digest, CLEANUP_GRACE)
+            .await
+        {
             Ok(MoveStep::Copied | MoveStep::Waiting) => continue,
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(%repo, %digest, error = %e, "parked blob: clean-up failed; retried by the next resume")
+                tracing::warn!(repo = %queued.repo, digest = %queued.digest, error = %e, "parked blob: clean-up failed; retried by the next resume")
             }
         }
-        r.parked.done(&repo, &digest);
         return;
-    }
-    if let Some(r) = reg.upgrade() {
-        r.parked.done(&repo, &digest);
     }
 }
 

@@ -59,6 +59,11 @@ use zot_meta::Fingerprint;
 /// The bucket and how objects are written to it.
 pub(crate) struct Store {
     s3: AmazonS3,
+    /// The same bucket with a request timeout for server-side copies,
+    /// which take a while for large objects (SeaweedFS copies about
+    /// 200 MB/s here): [`open::COPY_TIMEOUT`] instead of the 30 s of a
+    /// request.
+    copier: AmazonS3,
     storage_class: Option<String>,
 }
 
@@ -465,7 +470,7 @@ impl Backend for S3Backend {
         self.settle(from).await?;
         let from_path = self.path(from)?;
         self.store
-            .s3
+            .copier
             .copy(&from_path, &to_path)
             .await
             .map_err(to_io)?;
@@ -502,7 +507,7 @@ impl Backend for S3Backend {
     async fn copy_over(&self, from: &str, to: &str) -> io::Result<()> {
         self.settle(from).await?;
         self.store
-            .s3
+            .copier
             .copy(&self.path(from)?, &self.path(to)?)
             .await
             .map_err(to_io)

@@ -15,6 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use zot_config::S3Config;
 
+/// The request timeout of a server-side copy (`CopyObject`): a copy of
+/// several GiB takes minutes on some stores, and the default request
+/// timeout (30 s, or `S3Options::timeout_secs`) would fail it every time.
+pub(super) const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// What [`S3Backend::open`] needs beyond the config.
 #[derive(Debug, Clone, Default)]
 pub struct S3Options {
@@ -83,7 +88,7 @@ impl S3Backend {
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
             .with_virtual_hosted_style_request(!config.force_path_style)
-            .with_client_options(client)
+            .with_client_options(client.clone())
             .with_retry(super::reach::retry_config())
             .with_http_connector(super::reach::WatchedConnector(reach.clone()));
         if let Some(endpoint) = &config.endpoint {
@@ -120,12 +125,18 @@ impl S3Backend {
                 builder = builder.with_token(token);
             }
         }
+        let copier = builder
+            .clone()
+            .with_client_options(client.with_timeout(COPY_TIMEOUT))
+            .build()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let s3 = builder
             .build()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(S3Backend {
             store: Arc::new(Store {
                 s3,
+                copier,
                 storage_class: config.storage_class.clone(),
             }),
             prefix: config.root_directory.trim_matches('/').to_owned(),
