@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use zot_config::S3Config;
 
 /// The request timeout of a server-side copy (`CopyObject`): a copy of
-/// several GiB takes minutes on some stores, and the default request
-/// timeout (30 s, or `S3Options::timeout_secs`) would fail it every time.
+/// several GiB can take minutes, and the default request timeout (30 s,
+/// or `S3Options::timeout_secs`) would fail it every time.
 pub(super) const COPY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// What [`S3Backend::open`] needs beyond the config.
