@@ -321,6 +321,31 @@ impl MetaStore {
         self.write(false, |w| self.replace_in(w, repo.as_str(), changes))
     }
 
+    /// [`MetaStore::replace_repo`] only if the repository's recorded
+    /// fingerprint is still `expected` (checked in the same transaction):
+    /// a rebuild from a layout read before another writer (another
+    /// instance) recorded its change would otherwise undo that change.
+    /// Whether it replaced.
+    pub fn replace_repo_if(
+        &self,
+        repo: &RepoName,
+        changes: &[Change],
+        expected: Option<&Fingerprint>,
+    ) -> Result<bool> {
+        let r = repo.as_str();
+        self.write(false, |w| {
+            let stored = match w.get(REPOS, r.as_bytes())? {
+                Some(v) => Some(serde_json::from_slice::<Fingerprint>(&v)?),
+                None => None,
+            };
+            if stored.as_ref() != expected {
+                return Ok(false);
+            }
+            self.replace_in(w, r, changes)?;
+            Ok(true)
+        })
+    }
+
     /// [`MetaStore::replace_repo`] of several repositories in one
     /// transaction (a start-up rebuild of many layouts): one commit, and
     /// the B-tree pages that neighbouring repositories share are copied

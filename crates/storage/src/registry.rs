@@ -122,6 +122,10 @@ pub struct Registry {
 /// request's task: it must only hand the work on (a channel send).
 pub type ManifestListener = Arc<dyn Fn(&RepoName, &Digest, &str) + Send + Sync>;
 
+/// Rebuilds from the layout tried by [`Registry::reconcile`] while other
+/// writers keep recording changes.
+const RECONCILE_ATTEMPTS: usize = 8;
+
 /// Repositories checked (and rebuilt) at once by start-up synchronisation.
 pub(crate) const SYNC_CONCURRENCY: usize = 16;
 
@@ -513,25 +517,34 @@ impl Registry {
     /// repository's exclusive lock held, before reading `index.json` to
     /// change it.
     pub(crate) async fn reconcile(&self, repo: &RepoName) -> Result<()> {
-        let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
-        if on_disk.is_some() && on_disk != self.meta.fingerprint(repo.as_str())? {
+        for _ in 0..RECONCILE_ATTEMPTS {
+            let stored = self.meta.fingerprint(repo.as_str())?;
+            let on_disk = self.backend.fingerprint(&paths::index(repo)).await?;
+            if on_disk.is_none() || on_disk == stored {
+                return Ok(());
+            }
             tracing::warn!(%repo, "index.json changed behind the registry's back: re-reading the layout");
-            self.rebuild_locked(repo).await?;
-        }
-        Ok(())
-    }
-
-    /// Rebuilds the metadata of one repository from its layout, with the
-    /// repository's exclusive lock held.
-    async fn rebuild_locked(&self, repo: &RepoName) -> Result<()> {
-        let changes = self.layout_changes(repo).await?;
-        let meta = self.meta.clone();
-        let name = repo.clone();
-        tokio::task::spawn_blocking(move || meta.replace_repo(&name, &changes))
+            // Replaced only if no other writer (another instance sharing
+            // the metadata store) recorded a change since `stored` was
+            // read: a layout read before its index.json write would undo
+            // it (a tag it just pushed gone from every listing).
+            let changes = self.layout_changes(repo).await?;
+            let meta = self.meta.clone();
+            let name = repo.clone();
+            let replaced = tokio::task::spawn_blocking(move || {
+                meta.replace_repo_if(&name, &changes, stored.as_ref())
+            })
             .await
             .map_err(std::io::Error::other)??;
-        tracing::info!(%repo, "rebuilt metadata from the layout");
-        Ok(())
+            if replaced {
+                tracing::info!(%repo, "rebuilt metadata from the layout");
+                return Ok(());
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "{repo}: its metadata kept changing while it was rebuilt from the layout"
+        ))
+        .into())
     }
 
     /// Reads the layout of `repo` and returns the changes that make its
