@@ -14,7 +14,6 @@
 
 mod s3_common;
 
-use futures_util::StreamExt;
 use s3_common::seaweed::{self, Seaweed};
 use s3_common::uploads::{await_none_pending, body, content, no_body};
 use std::sync::Arc;
@@ -94,13 +93,7 @@ impl Setup<'_> {
 
     /// The object at `key` as stored (no placeholder resolution).
     async fn raw_bytes(&self, key: &str) -> Option<Vec<u8>> {
-        let size = self.raw.size(key).await.unwrap()?;
-        let mut s = self.raw.read_stream(key, 0, size).await.unwrap();
-        let mut out = Vec::new();
-        while let Some(c) = s.next().await {
-            out.extend_from_slice(&c.unwrap());
-        }
-        Some(out)
+        s3_common::uploads::raw_bytes(&self.raw, key).await
     }
 
     /// POST, the PATCHes of `data` cut every `patch` bytes (one streamed

@@ -114,13 +114,7 @@ impl Setup {
 
     /// The object at `key` as stored (no placeholder resolution).
     async fn raw_bytes(&self, key: &str) -> Option<Vec<u8>> {
-        let size = self.raw.size(key).await.unwrap()?;
-        let mut s = self.raw.read_stream(key, 0, size).await.unwrap();
-        let mut out = Vec::new();
-        while let Some(c) = s.next().await {
-            out.extend_from_slice(&c.unwrap());
-        }
-        Some(out)
+        s3_common::uploads::raw_bytes(&self.raw, key).await
     }
 
     /// Parked: a placeholder at the blob key, the marker, the upload whole.

@@ -4,8 +4,10 @@
 
 use super::seaweed::Seaweed;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
+use zot_storage::{Backend, S3Backend};
 
 pub type Body = futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, Infallible>>>;
 
@@ -37,4 +39,16 @@ pub fn await_none_pending(server: &Seaweed, bucket: &str, prefix: &str) {
         assert!(Instant::now() < deadline, "{prefix}: still pending");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// The object at `key` as stored in the bucket (no placeholder
+/// resolution): what another tool reading the bucket would see.
+pub async fn raw_bytes(raw: &S3Backend, key: &str) -> Option<Vec<u8>> {
+    let size = raw.size(key).await.expect("size")?;
+    let mut s = raw.read_stream(key, 0, size).await.expect("read");
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        out.extend_from_slice(&c.expect("chunk"));
+    }
+    Some(out)
 }
